@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Idempotent installer for what pollhttp's integration tests need on a fresh
+# Debian 12 machine (run as root):
+#   - nginx (Debian package), used by tests/src/nginx.rs
+#   - a Python virtualenv at <workspace>/.ci-venv with httpbin + gunicorn,
+#     used by tests/src/httpbin.rs (override the location with POLLHTTP_VENV)
+# Re-running it is cheap: each step is skipped when already satisfied.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${POLLHTTP_VENV:-$ROOT/.ci-venv}"
+export DEBIAN_FRONTEND=noninteractive
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# --- nginx -------------------------------------------------------------------
+if [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; then
+    echo "install-deps: nginx already present: $(command -v nginx || echo /usr/sbin/nginx)"
+else
+    echo "install-deps: installing nginx (apt-get)"
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends nginx
+fi
+
+# --- httpbin + gunicorn virtualenv --------------------------------------------
+if [ -x "$VENV/bin/gunicorn" ] && "$VENV/bin/python" -c 'import httpbin' >/dev/null 2>&1; then
+    echo "install-deps: httpbin venv already present: $VENV"
+else
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        echo "install-deps: installing python3-venv (apt-get)"
+        as_root apt-get update -q
+        as_root apt-get install -y -q --no-install-recommends python3-venv
+    fi
+    echo "install-deps: creating virtualenv $VENV with httpbin + gunicorn (pip)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --no-cache-dir --disable-pip-version-check httpbin gunicorn
+fi
+
+echo "install-deps: done"

@@ -1,0 +1,7 @@
+//! pollhttp: an HTTP/1.1 client for programs that own their loop.
+//!
+//! The protocol core lives in [`pollhttp_proto`], re-exported here as [`proto`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use pollhttp_proto as proto;

@@ -1,0 +1,1366 @@
+//! The client-role connection state machine.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::fields::{list_has_token, trim_ows, Fields, IndexArena};
+use crate::head::{MessageBodyLength, ResponseHead, Version};
+use crate::request::{self, method, SendFraming};
+
+/// What the connection hands out, in order, for each response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An interim 1xx response (100 Continue, 103 Early Hints, …), fields
+    /// included (RFC 9110 §15.2). The final response follows.
+    Informational(ResponseHead),
+    /// The final response head. For 101 and for a 2xx to CONNECT, `End`
+    /// follows at once and the connection is handed over.
+    Head(ResponseHead),
+    /// Body bytes, at most [`Config::read_chunk_size`] of them, never empty,
+    /// split out of the receive buffer without copying. One event never spans
+    /// two chunks of a chunked body.
+    Body(Bytes),
+    /// The trailer section of a chunked body (RFC 9112 §7.1.2), only when it
+    /// has at least one field.
+    Trailers(Fields),
+    /// The response is complete. See [`Connection::close_reason`] for whether
+    /// the connection can carry another request.
+    End,
+}
+
+/// Why a connection cannot carry another request. Not an error: the response
+/// that ended was complete and valid (except for [`CloseReason::Error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// An HTTP/1.0 response without a `keep-alive` connection option
+    /// (RFC 9112 §9.3).
+    Http10,
+    /// The response carried the `close` connection option (RFC 9112 §9.6), in
+    /// any case and any list position.
+    ConnectionClose,
+    /// The request carried the `close` connection option.
+    RequestedClose,
+    /// The body was close-delimited: it ended with the connection (RFC 9112
+    /// §6.3 rules 4 and 8).
+    CloseDelimited,
+    /// A 101 response: the connection now speaks another protocol.
+    SwitchingProtocols,
+    /// A 2xx response to CONNECT: the connection is now a tunnel.
+    Tunnel,
+    /// The response had both Transfer-Encoding and Content-Length, accepted by
+    /// [`Leniency::content_length_with_transfer_encoding`](crate::Leniency::content_length_with_transfer_encoding),
+    /// which forces a close (RFC 9112 §6.3 rule 3).
+    ContentLengthWithTransferEncoding,
+    /// The final response arrived before the request body was fully sent.
+    EarlyResponse,
+    /// The peer closed the connection.
+    PeerClosed,
+    /// A protocol error occurred.
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendState {
+    Idle,
+    Length(u64),
+    Chunked,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvState {
+    /// No request outstanding.
+    Idle,
+    /// Waiting for a (possibly interim) response head.
+    Head,
+    /// Inside a Content-Length body: bytes left.
+    Length(u64),
+    /// Inside a chunked body.
+    Chunked(Chunk),
+    /// Inside a close-delimited body.
+    Close,
+    /// The response is complete; `End` not yet handed out.
+    PendingEnd,
+    /// `End` was handed out.
+    Done,
+}
+
+/// States of the chunked decoder (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting the first HEXDIG of a chunk-size.
+    Start,
+    /// Inside the chunk-size digits.
+    Size,
+    /// Whitespace after the chunk-size (only `;` may follow).
+    SizeBws,
+    /// After `;`, before the extension name.
+    ExtBws,
+    ExtName,
+    ExtNameBws,
+    ExtValBws,
+    ExtValToken,
+    Quoted,
+    QuotedEscape,
+    ExtAfterValue,
+    /// Saw CR of the chunk line, expecting LF.
+    LineLf,
+    /// Inside chunk-data: bytes left.
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// After the last-chunk: the trailer section.
+    Trailers,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    head: bool,
+    connect: bool,
+}
+
+/// One HTTP/1.1 connection in the client role, without I/O.
+///
+/// # Driving it
+///
+/// The methods come in four kinds (after quinn-proto's `Connection`):
+///
+/// * **Commands** queue output: [`send_request`](Self::send_request),
+///   [`send_body`](Self::send_body), [`finish`](Self::finish),
+///   [`reset`](Self::reset).
+/// * **Input** hands in what the socket gave: [`recv_buf`](Self::recv_buf) +
+///   [`receive_filled`](Self::receive_filled) (read straight into the
+///   connection's buffer: the socket read is the only copy), or
+///   [`receive`](Self::receive); and [`receive_eof`](Self::receive_eof).
+/// * **Output**: [`poll_event`](Self::poll_event) for response events and
+///   [`transmit_buf`](Self::transmit_buf) + [`advance_transmit`](Self::advance_transmit)
+///   for bytes to write.
+/// * **Getters**: [`close_reason`](Self::close_reason),
+///   [`can_reuse`](Self::can_reuse), [`error`](Self::error), …
+///
+/// After any command, write out `transmit_buf()`; after any input, call
+/// `poll_event()` until it returns `Ok(None)` (it needs more input) before
+/// reading again. Nothing here blocks, allocates per body event, or reads a
+/// clock: timeouts belong to the driver.
+///
+/// # Example
+///
+/// ```
+/// use pollhttp_proto::{Connection, Config, Event, method};
+///
+/// let mut conn = Connection::new(Config::default());
+/// conn.send_request(method::GET, "/", [("Host", "example.com")]).unwrap();
+/// assert_eq!(conn.transmit_buf(), b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+/// let n = conn.transmit_buf().len();
+/// conn.advance_transmit(n);
+///
+/// conn.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+/// let Some(Event::Head(head)) = conn.poll_event().unwrap() else { panic!() };
+/// assert_eq!(head.status(), 200);
+/// assert_eq!(conn.poll_event().unwrap(), Some(Event::Body("hello".into())));
+/// assert_eq!(conn.poll_event().unwrap(), Some(Event::End));
+/// assert!(conn.can_reuse());
+/// conn.reset().unwrap();
+/// ```
+pub struct Connection {
+    config: Config,
+    tx: Vec<u8>,
+    tx_pos: usize,
+    send: SendState,
+    /// `rx[..filled]` is unconsumed input; `rx[filled..]` zeroed spare room.
+    rx: BytesMut,
+    filled: usize,
+    /// Input offset of `rx[0]`.
+    consumed: u64,
+    eof: bool,
+    recv: RecvState,
+    req: Outstanding,
+    /// Bytes of `rx` known to hold no end of head/trailers (0: not scanned).
+    scanned: usize,
+    chunk_size: u64,
+    chunk_digits: u8,
+    ext_bytes: usize,
+    body_received: u64,
+    arena: IndexArena,
+    close: Option<CloseReason>,
+    error: Option<Error>,
+    handed_over: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("send", &self.send)
+            .field("recv", &self.recv)
+            .field("buffered", &self.filled)
+            .field("close", &self.close)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+const STACK_FIELDS: usize = 128;
+
+impl Connection {
+    /// A fresh connection, ready for [`send_request`](Self::send_request).
+    pub fn new(config: Config) -> Connection {
+        Connection {
+            config,
+            tx: Vec::new(),
+            tx_pos: 0,
+            send: SendState::Idle,
+            rx: BytesMut::new(),
+            filled: 0,
+            consumed: 0,
+            eof: false,
+            recv: RecvState::Idle,
+            req: Outstanding {
+                head: false,
+                connect: false,
+            },
+            scanned: 0,
+            chunk_size: 0,
+            chunk_digits: 0,
+            ext_bytes: 0,
+            body_received: 0,
+            arena: IndexArena::default(),
+            close: None,
+            error: None,
+            handed_over: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ------------------------------------------------------------ commands
+
+    /// Queue a request head: `method` (any token; see [`method`]), a
+    /// request-target in origin-form (`/path?q`), absolute-form
+    /// (`http://host/path`, for proxies), authority-form (`host:port`, CONNECT
+    /// only) or asterisk-form (`*`, OPTIONS only), and the field lines in the
+    /// caller's order. Exactly one `Host` field is required (RFC 9112 §3.2).
+    ///
+    /// The body framing follows the fields: `Transfer-Encoding: chunked`
+    /// (streamed with [`send_body`](Self::send_body), each call a chunk),
+    /// `Content-Length: N`, or neither (no body; the request is complete).
+    ///
+    /// # Errors
+    /// Caller errors, raised before any byte is queued (the connection stays
+    /// usable): [`Error::InvalidMethod`], [`Error::InvalidRequestTarget`],
+    /// [`Error::InvalidRequestFieldName`], [`Error::InvalidRequestFieldValue`]
+    /// (CR, LF, NUL or another control: no header injection),
+    /// [`Error::MissingHost`], [`Error::InvalidRequestFraming`],
+    /// [`Error::InvalidState`] (a request is already outstanding). Also
+    /// [`Error::ClosedByPeer`] after `receive_eof`, and the connection's error
+    /// if it is dead.
+    pub fn send_request<I, N, V>(&mut self, method: &str, target: &str, fields: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.send != SendState::Idle || self.recv != RecvState::Idle {
+            return Err(Error::InvalidState {
+                expected: "the current response to finish and reset()",
+            });
+        }
+        if self.eof || self.handed_over {
+            return Err(Error::ClosedByPeer);
+        }
+        self.compact_tx();
+        let head = request::encode_head(&mut self.tx, method, target, fields)?;
+        self.req = Outstanding {
+            head: method == method::HEAD,
+            connect: method == method::CONNECT,
+        };
+        self.send = match head.framing {
+            SendFraming::None => SendState::Done,
+            SendFraming::Length(n) => SendState::Length(n),
+            SendFraming::Chunked => SendState::Chunked,
+        };
+        self.recv = RecvState::Head;
+        if head.close {
+            self.close = Some(CloseReason::RequestedClose);
+        }
+        Ok(())
+    }
+
+    /// Queue request body bytes: with chunked framing, one chunk (an empty
+    /// `data` queues nothing); with Content-Length, the bytes as they are.
+    ///
+    /// # Errors
+    /// [`Error::RequestBodyTooLong`] when `data` passes the Content-Length
+    /// (nothing queued); [`Error::InvalidState`] when the request has no body
+    /// or it was finished.
+    pub fn send_body(&mut self, data: &[u8]) -> Result<(), Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.send {
+            SendState::Length(remaining) => {
+                if data.len() as u64 > remaining {
+                    return Err(Error::RequestBodyTooLong { remaining });
+                }
+                self.compact_tx();
+                self.tx.extend_from_slice(data);
+                self.send = SendState::Length(remaining - data.len() as u64);
+            }
+            SendState::Chunked => {
+                if !data.is_empty() {
+                    self.compact_tx();
+                    request::encode_chunk(&mut self.tx, data);
+                }
+            }
+            SendState::Idle | SendState::Done => {
+                return Err(Error::InvalidState {
+                    expected: "no request body",
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// End the request body: with chunked framing, queue the last-chunk and an
+    /// empty trailer section.
+    ///
+    /// # Errors
+    /// [`Error::RequestBodyTooShort`] when Content-Length bytes are still owed;
+    /// [`Error::InvalidState`] when there is no body being sent.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.finish_with_trailers(std::iter::empty::<(&str, &str)>())
+    }
+
+    /// End a chunked request body with a trailer section (RFC 9112 §7.1.2).
+    /// With Content-Length framing `trailers` must be empty.
+    ///
+    /// # Errors
+    /// As [`finish`](Self::finish), plus [`Error::InvalidRequestFieldName`] /
+    /// [`Error::InvalidRequestFieldValue`] for a bad trailer field.
+    pub fn finish_with_trailers<I, N, V>(&mut self, trailers: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.send {
+            SendState::Length(0) => {
+                if trailers.into_iter().next().is_some() {
+                    return Err(Error::InvalidState {
+                        expected: "no trailers with Content-Length framing",
+                    });
+                }
+            }
+            SendState::Length(remaining) => return Err(Error::RequestBodyTooShort { remaining }),
+            SendState::Chunked => {
+                self.compact_tx();
+                request::encode_last_chunk(&mut self.tx, trailers)?;
+            }
+            SendState::Idle | SendState::Done => {
+                return Err(Error::InvalidState {
+                    expected: "no request body",
+                })
+            }
+        }
+        self.send = SendState::Done;
+        Ok(())
+    }
+
+    /// Ready the connection for the next request after [`Event::End`], keeping
+    /// any bytes that already arrived: they belong to the next response.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] before `End` or when
+    /// [`close_reason`](Self::close_reason) says the connection cannot be
+    /// reused; the connection's error if it is dead.
+    pub fn reset(&mut self) -> Result<(), Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if self.recv != RecvState::Done || self.close.is_some() {
+            return Err(Error::InvalidState {
+                expected: "a completed response on a reusable connection",
+            });
+        }
+        self.recv = RecvState::Idle;
+        self.send = SendState::Idle;
+        self.body_received = 0;
+        self.ext_bytes = 0;
+        self.scanned = 0;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// Bytes queued for the socket. Write them and call
+    /// [`advance_transmit`](Self::advance_transmit) with the count written.
+    pub fn transmit_buf(&self) -> &[u8] {
+        &self.tx[self.tx_pos..]
+    }
+
+    /// Whether bytes are queued for the socket.
+    pub fn wants_transmit(&self) -> bool {
+        self.tx_pos < self.tx.len()
+    }
+
+    /// Mark `n` bytes of [`transmit_buf`](Self::transmit_buf) as written.
+    /// `n` larger than what is queued is clamped.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.tx_pos = (self.tx_pos + n).min(self.tx.len());
+        if self.tx_pos == self.tx.len() {
+            self.tx.clear();
+            self.tx_pos = 0;
+        }
+    }
+
+    fn compact_tx(&mut self) {
+        if self.tx_pos > 0 {
+            self.tx.drain(..self.tx_pos);
+            self.tx_pos = 0;
+        }
+    }
+
+    /// The next response event, `Ok(None)` when more input is needed (or no
+    /// request is outstanding).
+    ///
+    /// # Errors
+    /// Any protocol error in the input (each variant names the rule and
+    /// offset). After an error the connection is dead and returns the same
+    /// error from every later call; events handed out before stay valid.
+    pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        match self.poll_inner() {
+            Ok(ev) => Ok(ev),
+            Err(e) => {
+                self.error = Some(e.clone());
+                self.close = Some(CloseReason::Error);
+                Err(e)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ input
+
+    /// Spare room of the receive buffer, at most
+    /// [`Config::recv_buf_size`] bytes: read from the socket straight into it,
+    /// then call [`receive_filled`](Self::receive_filled). Empty when enough
+    /// unprocessed input is buffered: call [`poll_event`](Self::poll_event)
+    /// first (this bounds memory whatever the peer sends).
+    pub fn recv_buf(&mut self) -> &mut [u8] {
+        let want = self.config.recv_buf_size.max(1);
+        let cap = want
+            .max(self.config.max_head_bytes + 1)
+            .max(self.config.max_trailer_bytes + 1);
+        if self.filled >= cap {
+            return &mut [];
+        }
+        let spare = self.rx.len() - self.filled;
+        if spare < want / 2 || spare == 0 {
+            self.rx.truncate(self.filled);
+            self.rx.reserve(want);
+            self.rx.resize(self.filled + want, 0);
+        }
+        let end = self.rx.len().min(self.filled + want);
+        &mut self.rx[self.filled..end]
+    }
+
+    /// Record that `n` bytes were written at the start of
+    /// [`recv_buf`](Self::recv_buf). `n` past the lent room is clamped.
+    pub fn receive_filled(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.rx.len());
+    }
+
+    /// Hand in bytes read from the socket (one copy into the receive buffer).
+    pub fn receive(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.rx.truncate(self.filled);
+        self.rx.extend_from_slice(data);
+        self.filled = self.rx.len();
+    }
+
+    /// The peer closed its side: ends a close-delimited body; a cut-off head
+    /// or body becomes an error at the next [`poll_event`](Self::poll_event).
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// Why the connection cannot carry another request, or `None` when it can
+    /// (so far: the verdict is final once [`Event::End`] was handed out).
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        if self.error.is_some() {
+            return Some(CloseReason::Error);
+        }
+        if self.close.is_none() && self.eof {
+            return Some(CloseReason::PeerClosed);
+        }
+        self.close
+    }
+
+    /// Whether the response ended ([`Event::End`] was handed out) and the
+    /// connection can carry another request after [`reset`](Self::reset).
+    pub fn can_reuse(&self) -> bool {
+        self.recv == RecvState::Done && self.close_reason().is_none()
+    }
+
+    /// Whether no request is outstanding and one may be sent now.
+    pub fn is_idle(&self) -> bool {
+        self.recv == RecvState::Idle && self.send == SendState::Idle && self.error.is_none()
+    }
+
+    /// Whether the current response is complete ([`Event::End`] was handed out).
+    pub fn is_response_complete(&self) -> bool {
+        self.recv == RecvState::Done
+    }
+
+    /// Whether the request body is still being sent (more
+    /// [`send_body`](Self::send_body) or [`finish`](Self::finish) expected).
+    pub fn is_sending_body(&self) -> bool {
+        matches!(self.send, SendState::Length(_) | SendState::Chunked)
+    }
+
+    /// The error that killed the connection, if any.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// Body bytes handed out for the current response.
+    pub fn body_received(&self) -> u64 {
+        self.body_received
+    }
+
+    /// Total bytes of input consumed so far (the offset errors count from).
+    pub fn input_offset(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Bytes received but not yet consumed by events.
+    pub fn buffered(&self) -> usize {
+        self.filled
+    }
+
+    /// After a 101 or a 2xx to CONNECT ended, take the bytes that arrived past
+    /// the head: they belong to the new protocol or the tunnel. Later input is
+    /// the caller's to handle directly. Empty in any other state.
+    pub fn take_remaining(&mut self) -> Bytes {
+        if self.recv == RecvState::Done
+            && matches!(
+                self.close,
+                Some(CloseReason::SwitchingProtocols | CloseReason::Tunnel)
+            )
+        {
+            self.handed_over = true;
+            let n = self.filled;
+            self.consumed += n as u64;
+            self.filled = 0;
+            return self.rx.split_to(n).freeze();
+        }
+        Bytes::new()
+    }
+
+    // ------------------------------------------------------------ internals
+
+    fn take(&mut self, n: usize) -> Bytes {
+        self.filled -= n;
+        self.consumed += n as u64;
+        self.rx.split_to(n).freeze()
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.filled -= n;
+        self.consumed += n as u64;
+        self.rx.advance(n);
+    }
+
+    fn poll_inner(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            match self.recv {
+                RecvState::Idle | RecvState::Done => return Ok(None),
+                RecvState::Head => {
+                    let Some(head) = self.parse_head()? else {
+                        if self.eof {
+                            return Err(Error::IncompleteHead {
+                                offset: self.consumed + self.filled as u64,
+                                received: self.filled,
+                            });
+                        }
+                        return Ok(None);
+                    };
+                    return Ok(Some(head));
+                }
+                RecvState::Length(remaining) => {
+                    if remaining == 0 {
+                        self.recv = RecvState::PendingEnd;
+                        continue;
+                    }
+                    if self.filled == 0 {
+                        if self.eof {
+                            return Err(Error::IncompleteBody {
+                                offset: self.consumed,
+                                expected: self.body_received + remaining,
+                                received: self.body_received,
+                            });
+                        }
+                        return Ok(None);
+                    }
+                    let n = (self.filled as u64)
+                        .min(remaining)
+                        .min(self.read_chunk() as u64) as usize;
+                    self.recv = RecvState::Length(remaining - n as u64);
+                    self.body_received += n as u64;
+                    return Ok(Some(Event::Body(self.take(n))));
+                }
+                RecvState::Close => {
+                    if self.filled == 0 {
+                        if self.eof {
+                            self.recv = RecvState::PendingEnd;
+                            continue;
+                        }
+                        return Ok(None);
+                    }
+                    let mut n = self.filled.min(self.read_chunk()) as u64;
+                    if let Some(limit) = self.config.body_size_limit {
+                        if self.body_received >= limit {
+                            return Err(Error::BodyTooLarge {
+                                offset: self.consumed,
+                                limit,
+                            });
+                        }
+                        n = n.min(limit - self.body_received);
+                    }
+                    self.body_received += n;
+                    return Ok(Some(Event::Body(self.take(n as usize))));
+                }
+                RecvState::Chunked(state) => {
+                    if let Some(ev) = self.poll_chunked(state)? {
+                        return Ok(Some(ev));
+                    }
+                    if self.recv == RecvState::PendingEnd {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                RecvState::PendingEnd => {
+                    self.recv = RecvState::Done;
+                    if self.send != SendState::Done && self.close.is_none() {
+                        self.close = Some(CloseReason::EarlyResponse);
+                    }
+                    return Ok(Some(Event::End));
+                }
+            }
+        }
+    }
+
+    fn read_chunk(&self) -> usize {
+        self.config.read_chunk_size.max(1)
+    }
+
+    fn set_close(&mut self, reason: CloseReason) {
+        if self.close.is_none() {
+            self.close = Some(reason);
+        }
+    }
+
+    /// Parse a response head from the buffer. `Ok(None)`: incomplete.
+    fn parse_head(&mut self) -> Result<Option<Event>, Error> {
+        let filled = self.filled;
+        if filled == 0 {
+            return Ok(None);
+        }
+        let max = self.config.max_head_bytes;
+        // After a partial parse, only re-parse once the new bytes may end the
+        // head: byte-at-a-time input stays linear, not quadratic.
+        if self.scanned > 0 {
+            if !has_blank_line(&self.rx[..filled], self.scanned.saturating_sub(3)) {
+                self.scanned = filled;
+                return self.check_partial_head(filled, max).map(|()| None);
+            }
+        }
+        let mut parser = httparse::ParserConfig::default();
+        parser.allow_obsolete_multiline_headers_in_responses(self.config.lenient.obs_fold);
+        let max_fields = self.config.max_fields;
+        let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_FIELDS] =
+            [const { MaybeUninit::uninit() }; STACK_FIELDS];
+        let mut heap: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
+        let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if max_fields <= STACK_FIELDS {
+            &mut stack[..max_fields]
+        } else {
+            heap.resize_with(max_fields, MaybeUninit::uninit);
+            &mut heap[..]
+        };
+        let buf = &self.rx[..filled];
+        let mut resp = httparse::Response::new(&mut []);
+        let head_len = match parser.parse_response_with_uninit_headers(&mut resp, buf, headers) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                self.scanned = filled;
+                return self.check_partial_head(filled, max).map(|()| None);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::TooManyFields {
+                    offset: self.consumed,
+                    limit: max_fields,
+                })
+            }
+            Err(e) => {
+                let limit = filled.min(max + 1);
+                return Err(head_error(&parser, &self.rx[..limit], e, self.consumed, max_fields));
+            }
+        };
+        if head_len > max {
+            return Err(Error::HeadTooLarge {
+                offset: self.consumed + max as u64,
+                limit: max,
+            });
+        }
+        self.scanned = 0;
+        let base = self.consumed;
+        let head = &buf[..head_len];
+        let status = resp.code.unwrap_or(0);
+        let version = if resp.version == Some(0) {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
+        // Status line: find its end, check the code range and CRLF.
+        let line_end = find_lf(head, 0).unwrap_or(head_len - 1);
+        let code_at = head[..line_end]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(0, |p| p + 1);
+        if status < 100 {
+            return Err(Error::InvalidStatusCode {
+                offset: base + code_at as u64,
+            });
+        }
+        let lenient_lf = self.config.lenient.bare_lf;
+        if !lenient_lf && (line_end == 0 || head[line_end - 1] != b'\r') {
+            return Err(Error::BareLineFeed {
+                offset: base + line_end as u64,
+            });
+        }
+        let reason = match resp.reason {
+            Some(r) if !r.is_empty() => {
+                let start = offset_in(head, r.as_bytes()).unwrap_or(line_end);
+                (start as u32, (start + r.len()) as u32)
+            }
+            _ => (line_end as u32, line_end as u32),
+        };
+        if !lenient_lf && head_len >= 2 && head[head_len - 2] != b'\r' {
+            return Err(Error::BareLineFeed {
+                offset: base + head_len as u64 - 1,
+            });
+        }
+
+        // Field lines: index them, check line endings, pick out framing fields.
+        let mut content_length: Option<u64> = None;
+        let mut te: Option<(bool, usize)> = None; // (final coding chunked, offset)
+        let mut te_bad: Option<usize> = None;
+        let mut conn_close = false;
+        let mut conn_keep_alive = false;
+        let mut folded: Vec<(usize, usize)> = Vec::new();
+        self.arena.start(resp.headers.len());
+        for h in resp.headers.iter() {
+            let n0 = offset_in(head, h.name.as_bytes()).unwrap_or(0);
+            let n1 = n0 + h.name.len();
+            let (v0, v1) = match offset_in(head, h.value) {
+                Some(v0) => (v0, v0 + h.value.len()),
+                None => (n1, n1),
+            };
+            if !lenient_lf {
+                let lf = find_lf(head, v1).unwrap_or(head_len - 1);
+                if head[lf - 1] != b'\r' {
+                    self.arena.discard();
+                    return Err(Error::BareLineFeed {
+                        offset: base + lf as u64,
+                    });
+                }
+            }
+            if self.config.lenient.obs_fold && h.value.contains(&b'\n') {
+                folded.push((v0, v1));
+                if !lenient_lf {
+                    if let Some(i) = bare_lf_in(h.value) {
+                        self.arena.discard();
+                        return Err(Error::BareLineFeed {
+                            offset: base + (v0 + i) as u64,
+                        });
+                    }
+                }
+            }
+            self.arena.push(n0, n1, v0, v1);
+            let name = h.name.as_bytes();
+            match name.len() {
+                14 if name.eq_ignore_ascii_case(b"content-length") => {
+                    let at = base + n0 as u64;
+                    for el in h.value.split(|&b| b == b',') {
+                        let el = trim_ows(el);
+                        if el.is_empty() || !el.iter().all(u8::is_ascii_digit) {
+                            self.arena.discard();
+                            return Err(Error::InvalidContentLength { offset: at });
+                        }
+                        let Some(n) = request::parse_decimal(el) else {
+                            self.arena.discard();
+                            return Err(Error::InvalidContentLength { offset: at });
+                        };
+                        if content_length.is_some_and(|c| c != n) {
+                            self.arena.discard();
+                            return Err(Error::ConflictingContentLength { offset: at });
+                        }
+                        content_length = Some(n);
+                    }
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                    match request::final_coding_is_chunked(h.value) {
+                        // chunked in an earlier field, then more codings: invalid.
+                        Some(c) if te.is_none_or(|(prev, _)| !prev) => te = Some((c, n0)),
+                        _ => te_bad = Some(n0),
+                    }
+                }
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    conn_close |= list_has_token(h.value, "close");
+                    conn_keep_alive |= list_has_token(h.value, "keep-alive");
+                }
+                _ => {}
+            }
+        }
+        let index = self.arena.finish();
+
+        // Message body length, RFC 9112 §6.3, in the RFC's order.
+        let body = if (100..200).contains(&status) && status != 101 {
+            MessageBodyLength::None
+        } else if status == 101 {
+            self.set_close(CloseReason::SwitchingProtocols);
+            MessageBodyLength::None
+        } else if self.req.head || status == 204 || status == 304 {
+            MessageBodyLength::None
+        } else if self.req.connect && (200..300).contains(&status) {
+            self.set_close(CloseReason::Tunnel);
+            MessageBodyLength::None
+        } else if let Some(at) = te_bad {
+            return Err(Error::InvalidTransferEncoding {
+                offset: base + at as u64,
+            });
+        } else if let Some((chunked, at)) = te {
+            if version == Version::Http10 {
+                return Err(Error::TransferEncodingInHttp10 {
+                    offset: base + at as u64,
+                });
+            }
+            if content_length.is_some() {
+                if !self.config.lenient.content_length_with_transfer_encoding {
+                    return Err(Error::ContentLengthWithTransferEncoding { offset: base });
+                }
+                self.set_close(CloseReason::ContentLengthWithTransferEncoding);
+            }
+            if chunked {
+                MessageBodyLength::Chunked
+            } else {
+                MessageBodyLength::CloseDelimited
+            }
+        } else if let Some(n) = content_length {
+            MessageBodyLength::ContentLength(n)
+        } else {
+            MessageBodyLength::CloseDelimited
+        };
+        if let (MessageBodyLength::ContentLength(n), Some(limit)) = (body, self.config.body_size_limit) {
+            if n > limit {
+                return Err(Error::BodyTooLarge {
+                    offset: base + head_len as u64,
+                    limit,
+                });
+            }
+        }
+
+        // Unfold obs-fold in place: each CR and LF of a fold becomes SP, as RFC
+        // 9112 §5.2 allows ("replace each received obs-fold with one or more SP").
+        for (v0, v1) in folded {
+            for b in &mut self.rx[v0..v1] {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
+            }
+        }
+
+        let raw = self.take(head_len);
+        let fields = Fields::from_parts(raw.clone(), index);
+        let head = ResponseHead {
+            version,
+            status,
+            reason,
+            raw,
+            fields,
+            body,
+        };
+        if head.is_informational() && status != 101 {
+            return Ok(Some(Event::Informational(head)));
+        }
+
+        // Reuse verdict from the final head.
+        if version == Version::Http10 && !conn_keep_alive {
+            self.set_close(CloseReason::Http10);
+        }
+        if conn_close {
+            self.set_close(CloseReason::ConnectionClose);
+        }
+        self.recv = match body {
+            MessageBodyLength::None | MessageBodyLength::ContentLength(0) => RecvState::PendingEnd,
+            MessageBodyLength::ContentLength(n) => RecvState::Length(n),
+            MessageBodyLength::Chunked => RecvState::Chunked(Chunk::Start),
+            MessageBodyLength::CloseDelimited => {
+                self.set_close(CloseReason::CloseDelimited);
+                RecvState::Close
+            }
+        };
+        Ok(Some(Event::Head(head)))
+    }
+
+    fn check_partial_head(&self, filled: usize, max: usize) -> Result<(), Error> {
+        if filled > max {
+            return Err(Error::HeadTooLarge {
+                offset: self.consumed + max as u64,
+                limit: max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Advance the chunked decoder. `Ok(None)` with `recv == PendingEnd` means
+    /// the message ended; otherwise more input is needed.
+    fn poll_chunked(&mut self, mut state: Chunk) -> Result<Option<Event>, Error> {
+        loop {
+            match state {
+                Chunk::Data(remaining) => {
+                    if self.filled == 0 {
+                        self.recv = RecvState::Chunked(state);
+                        return self.chunked_eof().map(|()| None);
+                    }
+                    let n = (self.filled as u64)
+                        .min(remaining)
+                        .min(self.read_chunk() as u64) as usize;
+                    let left = remaining - n as u64;
+                    self.recv = RecvState::Chunked(if left == 0 {
+                        Chunk::DataCr
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    self.body_received += n as u64;
+                    return Ok(Some(Event::Body(self.take(n))));
+                }
+                Chunk::Trailers => {
+                    self.recv = RecvState::Chunked(state);
+                    return self.poll_trailers();
+                }
+                _ => {}
+            }
+            // Framing bytes: run the line state machine over what is buffered.
+            let base = self.consumed;
+            let max_ext = self.config.max_chunk_extension_bytes;
+            let mut i = 0;
+            let buf = &self.rx[..self.filled];
+            let mut next: Option<Chunk> = None;
+            while i < buf.len() {
+                let b = buf[i];
+                let at = base + i as u64;
+                if !matches!(state, Chunk::Start | Chunk::Size | Chunk::LineLf | Chunk::DataCr | Chunk::DataLf) {
+                    // Everything between the chunk-size and CR counts as extension.
+                    if b != b'\r' {
+                        self.ext_bytes += 1;
+                        if self.ext_bytes > max_ext {
+                            return Err(Error::ChunkExtensionTooLarge { offset: at, limit: max_ext });
+                        }
+                    }
+                }
+                state = match state {
+                    Chunk::Start => match hex_val(b) {
+                        Some(v) => {
+                            self.chunk_size = u64::from(v);
+                            self.chunk_digits = 1;
+                            Chunk::Size
+                        }
+                        None => return Err(Error::InvalidChunkSize { offset: at }),
+                    },
+                    Chunk::Size => match hex_val(b) {
+                        Some(v) => {
+                            if self.chunk_digits >= 16 {
+                                return Err(Error::ChunkSizeOverflow { offset: at });
+                            }
+                            self.chunk_digits += 1;
+                            self.chunk_size = self.chunk_size << 4 | u64::from(v);
+                            Chunk::Size
+                        }
+                        None => match b {
+                            b'\r' => Chunk::LineLf,
+                            b';' => {
+                                self.ext_bytes += 1;
+                                if self.ext_bytes > max_ext {
+                                    return Err(Error::ChunkExtensionTooLarge { offset: at, limit: max_ext });
+                                }
+                                Chunk::ExtBws
+                            }
+                            b' ' | b'\t' => {
+                                self.ext_bytes += 1;
+                                Chunk::SizeBws
+                            }
+                            b'\n' => return Err(Error::InvalidChunkLineEnding { offset: at }),
+                            _ => return Err(Error::InvalidChunkSize { offset: at }),
+                        },
+                    },
+                    Chunk::SizeBws => match b {
+                        b' ' | b'\t' => Chunk::SizeBws,
+                        b';' => Chunk::ExtBws,
+                        _ => return Err(Error::InvalidChunkSize { offset: at }),
+                    },
+                    Chunk::ExtBws => match b {
+                        b' ' | b'\t' => Chunk::ExtBws,
+                        b if request::is_tchar(b) => Chunk::ExtName,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::ExtName => match b {
+                        b if request::is_tchar(b) => Chunk::ExtName,
+                        b' ' | b'\t' => Chunk::ExtNameBws,
+                        b'=' => Chunk::ExtValBws,
+                        b';' => Chunk::ExtBws,
+                        b'\r' => Chunk::LineLf,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::ExtNameBws => match b {
+                        b' ' | b'\t' => Chunk::ExtNameBws,
+                        b'=' => Chunk::ExtValBws,
+                        b';' => Chunk::ExtBws,
+                        b'\r' => Chunk::LineLf,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::ExtValBws => match b {
+                        b' ' | b'\t' => Chunk::ExtValBws,
+                        b'"' => Chunk::Quoted,
+                        b if request::is_tchar(b) => Chunk::ExtValToken,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::ExtValToken => match b {
+                        b if request::is_tchar(b) => Chunk::ExtValToken,
+                        b' ' | b'\t' => Chunk::ExtAfterValue,
+                        b';' => Chunk::ExtBws,
+                        b'\r' => Chunk::LineLf,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::Quoted => match b {
+                        b'"' => Chunk::ExtAfterValue,
+                        b'\\' => Chunk::QuotedEscape,
+                        b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => Chunk::Quoted,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::QuotedEscape => match b {
+                        b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => Chunk::Quoted,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::ExtAfterValue => match b {
+                        b' ' | b'\t' => Chunk::ExtAfterValue,
+                        b';' => Chunk::ExtBws,
+                        b'\r' => Chunk::LineLf,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::LineLf => {
+                        if b != b'\n' {
+                            return Err(Error::InvalidChunkLineEnding { offset: at });
+                        }
+                        i += 1;
+                        if self.chunk_size == 0 {
+                            next = Some(Chunk::Trailers);
+                        } else {
+                            if let Some(limit) = self.config.body_size_limit {
+                                if self.body_received.saturating_add(self.chunk_size) > limit {
+                                    let off = base + i as u64 + (limit - self.body_received.min(limit));
+                                    return Err(Error::BodyTooLarge { offset: off, limit });
+                                }
+                            }
+                            next = Some(Chunk::Data(self.chunk_size));
+                        }
+                        break;
+                    }
+                    Chunk::DataCr => {
+                        if b != b'\r' {
+                            return Err(Error::MissingChunkDataCrlf { offset: at });
+                        }
+                        Chunk::DataLf
+                    }
+                    Chunk::DataLf => {
+                        if b != b'\n' {
+                            return Err(Error::MissingChunkDataCrlf { offset: at });
+                        }
+                        Chunk::Start
+                    }
+                    Chunk::Data(_) | Chunk::Trailers => unreachable!("handled above"),
+                };
+                i += 1;
+            }
+            self.skip(i);
+            match next {
+                Some(s) => state = s,
+                None => {
+                    self.recv = RecvState::Chunked(state);
+                    return self.chunked_eof().map(|()| None);
+                }
+            }
+        }
+    }
+
+    /// At EOF inside a chunked body: an error unless the last-chunk arrived and
+    /// the leniency accepts a missing final CRLF.
+    fn chunked_eof(&mut self) -> Result<(), Error> {
+        if !self.eof || self.filled > 0 {
+            return Ok(());
+        }
+        if self.recv == RecvState::Chunked(Chunk::Trailers) && self.config.lenient.last_chunk_then_eof {
+            self.recv = RecvState::PendingEnd;
+            return Ok(());
+        }
+        Err(Error::IncompleteChunkedBody {
+            offset: self.consumed,
+            received: self.body_received,
+        })
+    }
+
+    /// The trailer section after the last-chunk.
+    fn poll_trailers(&mut self) -> Result<Option<Event>, Error> {
+        let filled = self.filled;
+        if filled == 0 {
+            return self.chunked_eof().map(|()| None);
+        }
+        let base = self.consumed;
+        let lenient_lf = self.config.lenient.bare_lf;
+        // Empty trailer section: just CRLF.
+        match self.rx[0] {
+            b'\r' => {
+                if filled < 2 {
+                    return self.trailer_eof().map(|()| None);
+                }
+                if self.rx[1] != b'\n' {
+                    return Err(Error::InvalidChunkLineEnding { offset: base + 1 });
+                }
+                self.skip(2);
+                self.recv = RecvState::PendingEnd;
+                return Ok(None);
+            }
+            b'\n' => {
+                if !lenient_lf {
+                    return Err(Error::BareLineFeed { offset: base });
+                }
+                self.skip(1);
+                self.recv = RecvState::PendingEnd;
+                return Ok(None);
+            }
+            _ => {}
+        }
+        let max = self.config.max_trailer_bytes;
+        if self.scanned > 0 && !has_blank_line(&self.rx[..filled], self.scanned.saturating_sub(3)) {
+            self.scanned = filled;
+            return self.check_partial_trailers(filled, max);
+        }
+        let max_fields = self.config.max_trailer_fields;
+        let mut stack: [httparse::Header<'_>; 32] = [httparse::EMPTY_HEADER; 32];
+        let mut heap: Vec<httparse::Header<'_>> = Vec::new();
+        let headers: &mut [httparse::Header<'_>] = if max_fields <= 32 {
+            &mut stack[..max_fields]
+        } else {
+            heap.resize(max_fields, httparse::EMPTY_HEADER);
+            &mut heap[..]
+        };
+        let buf = &self.rx[..filled];
+        let (len, parsed) = match httparse::parse_headers(buf, headers) {
+            Ok(httparse::Status::Complete((len, parsed))) => (len, parsed),
+            Ok(httparse::Status::Partial) => {
+                self.scanned = filled;
+                return self.check_partial_trailers(filled, max);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::TooManyTrailerFields {
+                    offset: base,
+                    limit: max_fields,
+                })
+            }
+            Err(_) => {
+                let limit = filled.min(max + 1);
+                let at = trailer_error_offset(&self.rx[..limit], max_fields);
+                return Err(Error::InvalidTrailerField { offset: base + at as u64 });
+            }
+        };
+        if len > max {
+            return Err(Error::TrailerTooLarge {
+                offset: base + max as u64,
+                limit: max,
+            });
+        }
+        let sect = &buf[..len];
+        if !lenient_lf {
+            if let Some(i) = bare_lf_in(sect) {
+                return Err(Error::BareLineFeed { offset: base + i as u64 });
+            }
+        }
+        self.arena.start(parsed.len());
+        for h in parsed.iter() {
+            let n0 = offset_in(sect, h.name.as_bytes()).unwrap_or(0);
+            let n1 = n0 + h.name.len();
+            let (v0, v1) = match offset_in(sect, h.value) {
+                Some(v0) => (v0, v0 + h.value.len()),
+                None => (n1, n1),
+            };
+            self.arena.push(n0, n1, v0, v1);
+        }
+        let index = self.arena.finish();
+        self.scanned = 0;
+        let raw = self.take(len);
+        self.recv = RecvState::PendingEnd;
+        Ok(Some(Event::Trailers(Fields::from_parts(raw, index))))
+    }
+
+    fn trailer_eof(&mut self) -> Result<(), Error> {
+        if self.eof {
+            return Err(Error::IncompleteChunkedBody {
+                offset: self.consumed + self.filled as u64,
+                received: self.body_received,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_partial_trailers(&mut self, filled: usize, max: usize) -> Result<Option<Event>, Error> {
+        if filled > max {
+            return Err(Error::TrailerTooLarge {
+                offset: self.consumed + max as u64,
+                limit: max,
+            });
+        }
+        self.trailer_eof().map(|()| None)
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Offset of `part` inside `whole`, when `part` is a subslice of it.
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    (start <= whole.len() && part.len() <= whole.len() - start).then_some(start)
+}
+
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| p + from)
+}
+
+/// Index of the first LF not preceded by CR.
+fn bare_lf_in(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = find_lf(buf, from) {
+        if i == 0 || buf[i - 1] != b'\r' {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Whether `buf[from..]` holds an empty line (`\n\n` or `\n\r\n`).
+fn has_blank_line(buf: &[u8], from: usize) -> bool {
+    let mut i = from;
+    while let Some(lf) = find_lf(buf, i) {
+        match buf.get(lf + 1) {
+            Some(b'\n') => return true,
+            Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return true,
+            _ => {}
+        }
+        i = lf + 1;
+    }
+    false
+}
+
+/// Map an httparse error to ours, locating the offending byte: the shortest
+/// prefix of the head that httparse rejects ends at it (partial input is never
+/// an error for httparse).
+fn head_error(
+    parser: &httparse::ParserConfig,
+    buf: &[u8],
+    err: httparse::Error,
+    base: u64,
+    max_fields: usize,
+) -> Error {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_fields.min(STACK_FIELDS * 8)];
+    let mut fails = |len: usize| {
+        let mut resp = httparse::Response::new(&mut headers);
+        parser.parse_response(&mut resp, &buf[..len]).is_err()
+    };
+    let (mut lo, mut hi) = (1, buf.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fails(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let at = lo.saturating_sub(1).min(buf.len().saturating_sub(1));
+    let offset = base + at as u64;
+    let byte = buf.get(at).copied().unwrap_or(0);
+    match err {
+        httparse::Error::Version => Error::InvalidVersion { offset },
+        httparse::Error::Status => {
+            if byte.is_ascii_digit() || at < 12 {
+                Error::InvalidStatusCode { offset }
+            } else {
+                Error::InvalidStatusLine { offset }
+            }
+        }
+        httparse::Error::NewLine => Error::BareCarriageReturn { offset },
+        httparse::Error::HeaderValue => Error::InvalidFieldValue { offset },
+        httparse::Error::HeaderName if byte == b' ' || byte == b'\t' => {
+            if at > 0 && buf[at - 1] == b'\n' {
+                Error::ObsFold { offset }
+            } else {
+                Error::WhitespaceBeforeColon { offset }
+            }
+        }
+        httparse::Error::HeaderName => Error::InvalidFieldName { offset },
+        httparse::Error::TooManyHeaders => Error::TooManyFields { offset: base, limit: max_fields },
+        httparse::Error::Token => Error::InvalidStatusLine { offset },
+    }
+}
+
+fn trailer_error_offset(buf: &[u8], max_fields: usize) -> usize {
+    let mut headers = vec![httparse::EMPTY_HEADER; max_fields.min(1024)];
+    let mut fails = |len: usize| httparse::parse_headers(&buf[..len], &mut headers).is_err();
+    let (mut lo, mut hi) = (1, buf.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fails(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo.saturating_sub(1)
+}

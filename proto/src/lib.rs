@@ -1,0 +1,47 @@
+//! # pollhttp-proto
+//!
+//! A sans-IO HTTP/1.1 protocol state machine for the client role. It
+//! serializes requests and parses responses — heads with
+//! [httparse](https://docs.rs/httparse), bodies with its own decoders for
+//! Content-Length, chunked and close-delimited framing (RFC 9112 §6–§7) — and
+//! never touches a socket, a thread or a clock. Feed it bytes, take events out,
+//! write the bytes it gives you: a mio loop, a game engine's sockets, a WASM
+//! host or a fuzzer can all drive it.
+//!
+//! ```text
+//!  send_request ─► send_body* ─► finish          (commands → transmit_buf)
+//!        │
+//!        ▼
+//!  recv_buf/receive ─► poll_event: Informational* ─► Head ─► Body* ─► Trailers? ─► End
+//!                                                                              │
+//!                                              close_reason() == None ─► reset ┘
+//! ```
+//!
+//! * Strict RFC 9112 by default; each relaxation some real servers need is a
+//!   named, response-only [`Leniency`].
+//! * Every limit ([`Config`]) holds however the input is split: head bytes,
+//!   field count, trailer bytes, chunk extensions, body size.
+//! * Body bytes come out of the receive buffer without copying
+//!   ([`bytes::Bytes`]), at most [`Config::read_chunk_size`] per event.
+//! * One error type, [`Error`], names the rule broken and the input offset.
+//! * After each response, [`Connection::close_reason`] says exactly why the
+//!   connection cannot be reused, or `None` when it can.
+//!
+//! See [`Connection`] for a complete example.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod conn;
+mod error;
+mod fields;
+mod head;
+mod request;
+
+pub use bytes::Bytes;
+pub use config::{Config, Leniency};
+pub use conn::{CloseReason, Connection, Event};
+pub use error::Error;
+pub use fields::{Field, Fields, FieldsIter};
+pub use head::{MessageBodyLength, ResponseHead, Version};
+pub use request::method;

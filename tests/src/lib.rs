@@ -1,0 +1,152 @@
+//! Shared support for pollhttp's integration tests: real servers on 127.0.0.1.
+//!
+//! Everything here binds only to `127.0.0.1`, is bounded in time (socket
+//! timeouts, bounded start-up waits) and cleans up after itself:
+//!
+//! - [`certs`]: a test CA and leaf certificates minted at run time with rcgen,
+//!   plus rustls server and client configurations built from them.
+//! - [`nginx`]: a real nginx (Debian package) in a temporary prefix, plain and
+//!   TLS ports, a generated docroot and fixed locations (gzip, redirects, ...).
+//! - [`httpbin`]: httpbin under gunicorn from a virtualenv.
+//! - [`script`]: scripted, misbehaving servers (plain and TLS) on std sockets.
+//! - [`proxy`]: an HTTP proxy (CONNECT tunnels and absolute-form forwarding).
+//! - [`process`]: external server processes with a watchdog, and temp dirs.
+//!
+//! External servers missing from the machine make `start()` panic with an
+//! install hint (run `.ci/install-deps.sh`), unless `POLLHTTP_SKIP_REAL_SERVERS=1`
+//! is set, in which case `try_start()` returns `None` so a test can skip.
+
+pub mod certs;
+pub mod httpbin;
+pub mod nginx;
+pub mod process;
+pub mod proxy;
+pub mod script;
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+/// The workspace root (the parent of this crate's manifest directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest)
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Lower-case hex encoding of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Whether `POLLHTTP_SKIP_REAL_SERVERS=1` is set: tests may then skip when an
+/// external server (nginx, httpbin) is not installed instead of failing.
+pub fn skip_real_servers() -> bool {
+    std::env::var("POLLHTTP_SKIP_REAL_SERVERS").is_ok_and(|v| v == "1")
+}
+
+/// Deterministic pseudo-random bytes, as served by nginx's `/1k.bin` and
+/// `/1m.bin`: xorshift32 (`x ^= x << 13; x ^= x >> 17; x ^= x << 5`) seeded
+/// with `0x2545_F491`, each step emitting the low 8 bits of the new state.
+pub fn pseudo_random_bytes(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x2545_F491;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// SHA-256 (hex) of 1 GiB of zero bytes: the default `/big.bin`.
+pub const ZEROS_1GIB_SHA256: &str =
+    "49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14";
+
+/// SHA-256 (hex) of `len` zero bytes, computed by streaming (memoised per
+/// length; 1 GiB is answered from [`ZEROS_1GIB_SHA256`] without hashing).
+pub fn zeros_sha256(len: u64) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    if len == 1 << 30 {
+        return ZEROS_1GIB_SHA256.to_string();
+    }
+    static CACHE: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(h) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&len) {
+        return h.clone();
+    }
+    let zeros = vec![0u8; 1 << 16];
+    let mut hasher = Sha256::new();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        hasher.update(&zeros[..n]);
+        left -= n as u64;
+    }
+    let h = hex(&hasher.finalize());
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(len, h.clone());
+    h
+}
+
+/// Test-side helpers shared by the modules (not public API).
+pub(crate) mod util {
+    use std::io::{self, Read};
+
+    /// Position just past the first `\r\n\r\n` in `buf`, if any.
+    pub fn find_head_end(buf: &[u8]) -> Option<usize> {
+        buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+    }
+
+    /// Reads from `r` into `buf` until it holds a full head (`\r\n\r\n`).
+    /// Returns the head length; bytes after it stay in `buf`.
+    pub fn read_head(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let mut tmp = [0u8; 8192];
+        loop {
+            if let Some(end) = find_head_end(buf) {
+                return Ok(end);
+            }
+            if buf.len() > max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "request head too large",
+                ));
+            }
+            let n = r.read(&mut tmp)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("EOF before end of head ({} bytes read)", buf.len()),
+                ));
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    /// Value of header `name` (case-insensitive) in a raw head, trimmed.
+    pub fn header_value(head: &[u8], name: &str) -> Option<String> {
+        let text = String::from_utf8_lossy(head);
+        text.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}

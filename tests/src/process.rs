@@ -1,0 +1,240 @@
+//! External server processes that cannot outlive the test process, temporary
+//! directories, and free-port picking.
+//!
+//! [`ServerProcess::spawn`] starts the server and, next to it, a tiny `sh`
+//! watchdog that polls (every 0.5 s) whether the test process still exists;
+//! when it does not (the test binary exited without running destructors, was
+//! killed, aborted...), the watchdog signals the server, escalates to SIGKILL
+//! after ~3 s, and removes the server's temporary directory. Dropping the
+//! [`ServerProcess`] stops the watchdog first, then the server.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A directory under the system temp dir, removed (recursively) on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<tmp>/pollhttp-<label>-<pid>-<n>-<nanos>`.
+    pub fn new(label: &str) -> io::Result<TempDir> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "pollhttp-{label}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Picks a currently free TCP port on 127.0.0.1 (bind port 0, read, drop).
+/// Another process may grab it before it is used: callers retry on collision.
+pub fn free_port() -> io::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// How to stop a [`ServerProcess`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGKILL right away (fine for single-process servers).
+    Kill,
+    /// This signal name (as understood by `kill -s`, e.g. `"QUIT"`, `"TERM"`)
+    /// first, SIGKILL if the process is still alive after the grace period.
+    Graceful(&'static str, Duration),
+}
+
+/// A running external server plus its watchdog; stopped on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    name: String,
+    child: Child,
+    watchdog: Option<Child>,
+    stop: StopSignal,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` (stdin/stdout/stderr are set to null unless `cmd`
+    /// already redirected them to files; never inherit the test's pipes) and
+    /// its watchdog. `cleanup_dir`, if given, is removed by the watchdog when
+    /// it has to clean up after a vanished test process.
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        stop: StopSignal,
+        cleanup_dir: Option<&Path>,
+    ) -> io::Result<ServerProcess> {
+        cmd.stdin(Stdio::null());
+        let child = cmd.spawn()?;
+        let signal = match stop {
+            StopSignal::Kill => "KILL",
+            StopSignal::Graceful(sig, _) => sig,
+        };
+        let script = r#"
+p=$1; c=$2; sig=$3; d=$4
+while kill -0 "$p" 2>/dev/null && kill -0 "$c" 2>/dev/null; do sleep 0.5; done
+kill -s "$sig" "$c" 2>/dev/null
+i=0
+while kill -0 "$c" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done
+kill -s KILL "$c" 2>/dev/null
+if [ -n "$d" ] && ! kill -0 "$p" 2>/dev/null; then rm -rf "$d"; fi
+"#;
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("pollhttp-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(child.id().to_string())
+            .arg(signal)
+            .arg(cleanup_dir.map(|d| d.as_os_str()).unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut server = ServerProcess {
+            name: name.to_string(),
+            child,
+            watchdog: None,
+            stop,
+        };
+        match watchdog {
+            Ok(w) => server.watchdog = Some(w),
+            Err(e) => {
+                server.stop();
+                return Err(e);
+            }
+        }
+        Ok(server)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(description)` if the server has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!("{} exited: {status}", self.name)),
+            Ok(None) => None,
+            Err(e) => Some(format!("{}: try_wait failed: {e}", self.name)),
+        }
+    }
+
+    /// Stops the watchdog, then the server (idempotent; also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        if let StopSignal::Graceful(sig, grace) = self.stop {
+            let sent = Command::new("kill")
+                .arg("-s")
+                .arg(sig)
+                .arg(self.child.id().to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if sent {
+                let deadline = Instant::now() + grace;
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = self.child.try_wait() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Ok(true)`, the process exits,
+/// or `timeout` passes. Errors describe why (with the log tail, if given).
+pub fn wait_until(
+    server: &mut ServerProcess,
+    timeout: Duration,
+    log: Option<&Path>,
+    mut check: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(why) = server.exited() {
+            return Err(format!("{why}{}", log_tail(log)));
+        }
+        if check() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} not ready after {timeout:?}{}",
+                server.name,
+                log_tail(log)
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn log_tail(log: Option<&Path>) -> String {
+    let Some(path) = log else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("\n--- {} (tail) ---\n{tail}", path.display())
+}
+
+/// A raw HTTP/1.1 `GET path` to 127.0.0.1:`port` with `Connection: close`
+/// and 2 s timeouts; returns the whole raw response, or `None` on any error.
+pub fn raw_get(port: u16, path: &str, extra_headers: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra_headers}Connection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    Some(out)
+}
