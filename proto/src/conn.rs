@@ -260,7 +260,12 @@ impl Connection {
     /// [`Error::InvalidState`] (a request is already outstanding). Also
     /// [`Error::ClosedByPeer`] after `receive_eof`, and the connection's error
     /// if it is dead.
-    pub fn send_request<I, N, V>(&mut self, method: &str, target: &str, fields: I) -> Result<(), Error>
+    pub fn send_request<I, N, V>(
+        &mut self,
+        method: &str,
+        target: &str,
+        fields: I,
+    ) -> Result<(), Error>
     where
         I: IntoIterator<Item = (N, V)>,
         N: AsRef<str>,
@@ -269,13 +274,13 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        if self.eof || self.handed_over {
+            return Err(Error::ClosedByPeer);
+        }
         if self.send != SendState::Idle || self.recv != RecvState::Idle {
             return Err(Error::InvalidState {
                 expected: "the current response to finish and reset()",
             });
-        }
-        if self.eof || self.handed_over {
-            return Err(Error::ClosedByPeer);
         }
         self.compact_tx();
         let head = request::encode_head(&mut self.tx, method, target, fields)?;
@@ -685,13 +690,12 @@ impl Connection {
             return Ok(None);
         }
         let max = self.config.max_head_bytes;
-        // After a partial parse, only re-parse once the new bytes may end the
-        // head: byte-at-a-time input stays linear, not quadratic.
-        if self.scanned > 0 {
-            if !has_blank_line(&self.rx[..filled], self.scanned.saturating_sub(3)) {
-                self.scanned = filled;
-                return self.check_partial_head(filled, max).map(|()| None);
-            }
+        // Re-parse only when bytes arrived since the last partial parse. Each
+        // parse costs at most `max_head_bytes`, so the work per read is bounded
+        // (httparse reports errors at the offending byte, so skipping parses
+        // until a blank line arrives would make errors depend on the splits).
+        if self.scanned == filled && !self.eof {
+            return Ok(None);
         }
         let mut parser = httparse::ParserConfig::default();
         parser.allow_obsolete_multiline_headers_in_responses(self.config.lenient.obs_fold);
@@ -721,7 +725,13 @@ impl Connection {
             }
             Err(e) => {
                 let limit = filled.min(max + 1);
-                return Err(head_error(&parser, &self.rx[..limit], e, self.consumed, max_fields));
+                return Err(head_error(
+                    &parser,
+                    &self.rx[..limit],
+                    e,
+                    self.consumed,
+                    max_fields,
+                ));
             }
         };
         if head_len > max {
@@ -772,6 +782,7 @@ impl Connection {
         // Field lines: index them, check line endings, pick out framing fields.
         let mut content_length: Option<u64> = None;
         let mut te: Option<(bool, usize)> = None; // (final coding chunked, offset)
+        let mut te_chunked = 0usize;
         let mut te_bad: Option<usize> = None;
         let mut conn_close = false;
         let mut conn_keep_alive = false;
@@ -827,9 +838,12 @@ impl Connection {
                     }
                 }
                 17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                    match request::final_coding_is_chunked(h.value) {
-                        // chunked in an earlier field, then more codings: invalid.
-                        Some(c) if te.is_none_or(|(prev, _)| !prev) => te = Some((c, n0)),
+                    // One list across all fields; chunked at most once (RFC 9112 §6.1).
+                    match request::transfer_codings(h.value) {
+                        Some((count, last)) if te_chunked + count <= 1 => {
+                            te_chunked += count;
+                            te = Some((last, n0));
+                        }
                         _ => te_bad = Some(n0),
                     }
                 }
@@ -879,7 +893,9 @@ impl Connection {
         } else {
             MessageBodyLength::CloseDelimited
         };
-        if let (MessageBodyLength::ContentLength(n), Some(limit)) = (body, self.config.body_size_limit) {
+        if let (MessageBodyLength::ContentLength(n), Some(limit)) =
+            (body, self.config.body_size_limit)
+        {
             if n > limit {
                 return Err(Error::BodyTooLarge {
                     offset: base + head_len as u64,
@@ -978,12 +994,18 @@ impl Connection {
             while i < buf.len() {
                 let b = buf[i];
                 let at = base + i as u64;
-                if !matches!(state, Chunk::Start | Chunk::Size | Chunk::LineLf | Chunk::DataCr | Chunk::DataLf) {
+                if !matches!(
+                    state,
+                    Chunk::Start | Chunk::Size | Chunk::LineLf | Chunk::DataCr | Chunk::DataLf
+                ) {
                     // Everything between the chunk-size and CR counts as extension.
                     if b != b'\r' {
                         self.ext_bytes += 1;
                         if self.ext_bytes > max_ext {
-                            return Err(Error::ChunkExtensionTooLarge { offset: at, limit: max_ext });
+                            return Err(Error::ChunkExtensionTooLarge {
+                                offset: at,
+                                limit: max_ext,
+                            });
                         }
                     }
                 }
@@ -1010,7 +1032,10 @@ impl Connection {
                             b';' => {
                                 self.ext_bytes += 1;
                                 if self.ext_bytes > max_ext {
-                                    return Err(Error::ChunkExtensionTooLarge { offset: at, limit: max_ext });
+                                    return Err(Error::ChunkExtensionTooLarge {
+                                        offset: at,
+                                        limit: max_ext,
+                                    });
                                 }
                                 Chunk::ExtBws
                             }
@@ -1063,7 +1088,9 @@ impl Connection {
                     Chunk::Quoted => match b {
                         b'"' => Chunk::ExtAfterValue,
                         b'\\' => Chunk::QuotedEscape,
-                        b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => Chunk::Quoted,
+                        b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => {
+                            Chunk::Quoted
+                        }
                         _ => return Err(Error::InvalidChunkExtension { offset: at }),
                     },
                     Chunk::QuotedEscape => match b {
@@ -1086,7 +1113,8 @@ impl Connection {
                         } else {
                             if let Some(limit) = self.config.body_size_limit {
                                 if self.body_received.saturating_add(self.chunk_size) > limit {
-                                    let off = base + i as u64 + (limit - self.body_received.min(limit));
+                                    let off =
+                                        base + i as u64 + (limit - self.body_received.min(limit));
                                     return Err(Error::BodyTooLarge { offset: off, limit });
                                 }
                             }
@@ -1127,7 +1155,9 @@ impl Connection {
         if !self.eof || self.filled > 0 {
             return Ok(());
         }
-        if self.recv == RecvState::Chunked(Chunk::Trailers) && self.config.lenient.last_chunk_then_eof {
+        if self.recv == RecvState::Chunked(Chunk::Trailers)
+            && self.config.lenient.last_chunk_then_eof
+        {
             self.recv = RecvState::PendingEnd;
             return Ok(());
         }
@@ -1169,9 +1199,8 @@ impl Connection {
             _ => {}
         }
         let max = self.config.max_trailer_bytes;
-        if self.scanned > 0 && !has_blank_line(&self.rx[..filled], self.scanned.saturating_sub(3)) {
-            self.scanned = filled;
-            return self.check_partial_trailers(filled, max);
+        if self.scanned == filled && !self.eof {
+            return Ok(None);
         }
         let max_fields = self.config.max_trailer_fields;
         let mut stack: [httparse::Header<'_>; 32] = [httparse::EMPTY_HEADER; 32];
@@ -1198,7 +1227,9 @@ impl Connection {
             Err(_) => {
                 let limit = filled.min(max + 1);
                 let at = trailer_error_offset(&self.rx[..limit], max_fields);
-                return Err(Error::InvalidTrailerField { offset: base + at as u64 });
+                return Err(Error::InvalidTrailerField {
+                    offset: base + at as u64,
+                });
             }
         };
         if len > max {
@@ -1210,7 +1241,9 @@ impl Connection {
         let sect = &buf[..len];
         if !lenient_lf {
             if let Some(i) = bare_lf_in(sect) {
-                return Err(Error::BareLineFeed { offset: base + i as u64 });
+                return Err(Error::BareLineFeed {
+                    offset: base + i as u64,
+                });
             }
         }
         self.arena.start(parsed.len());
@@ -1240,7 +1273,11 @@ impl Connection {
         Ok(())
     }
 
-    fn check_partial_trailers(&mut self, filled: usize, max: usize) -> Result<Option<Event>, Error> {
+    fn check_partial_trailers(
+        &mut self,
+        filled: usize,
+        max: usize,
+    ) -> Result<Option<Event>, Error> {
         if filled > max {
             return Err(Error::TrailerTooLarge {
                 offset: self.consumed + max as u64,
@@ -1285,20 +1322,6 @@ fn bare_lf_in(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// Whether `buf[from..]` holds an empty line (`\n\n` or `\n\r\n`).
-fn has_blank_line(buf: &[u8], from: usize) -> bool {
-    let mut i = from;
-    while let Some(lf) = find_lf(buf, i) {
-        match buf.get(lf + 1) {
-            Some(b'\n') => return true,
-            Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return true,
-            _ => {}
-        }
-        i = lf + 1;
-    }
-    false
-}
-
 /// Map an httparse error to ours, locating the offending byte: the shortest
 /// prefix of the head that httparse rejects ends at it (partial input is never
 /// an error for httparse).
@@ -1326,6 +1349,9 @@ fn head_error(
     let at = lo.saturating_sub(1).min(buf.len().saturating_sub(1));
     let offset = base + at as u64;
     let byte = buf.get(at).copied().unwrap_or(0);
+    if at > 0 && buf[at - 1] == b'\r' && byte != b'\n' {
+        return Error::BareCarriageReturn { offset };
+    }
     match err {
         httparse::Error::Version => Error::InvalidVersion { offset },
         httparse::Error::Status => {
@@ -1345,7 +1371,10 @@ fn head_error(
             }
         }
         httparse::Error::HeaderName => Error::InvalidFieldName { offset },
-        httparse::Error::TooManyHeaders => Error::TooManyFields { offset: base, limit: max_fields },
+        httparse::Error::TooManyHeaders => Error::TooManyFields {
+            offset: base,
+            limit: max_fields,
+        },
         httparse::Error::Token => Error::InvalidStatusLine { offset },
     }
 }

@@ -74,7 +74,10 @@ impl Fields {
 
     /// All field lines in wire order.
     pub fn iter(&self) -> FieldsIter<'_> {
-        FieldsIter { fields: self, next: 0 }
+        FieldsIter {
+            fields: self,
+            next: 0,
+        }
     }
 
     /// The value of the first field named `name` (case-insensitive).

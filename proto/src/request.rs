@@ -177,7 +177,12 @@ where
             }
             length = Some(parse_decimal(v).ok_or(Error::InvalidRequestFraming)?);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            te = Some(final_coding_is_chunked(value).ok_or(Error::InvalidRequestFraming)?);
+            // chunked MUST be applied once and last (RFC 9112 §6.1).
+            te = match (te, transfer_codings(value)) {
+                (None, Some((0, _))) => Some(false),
+                (None, Some((1, true))) => Some(true),
+                _ => return Err(Error::InvalidRequestFraming),
+            };
         } else if n.eq_ignore_ascii_case(b"connection") && list_has_token(value, "close") {
             close = true;
         }
@@ -208,26 +213,23 @@ pub(crate) fn parse_decimal(v: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-/// For a Transfer-Encoding value: `Some(true)` when its last coding is
-/// chunked, `Some(false)` otherwise, `None` when malformed (an empty element,
-/// a non-token, or chunked not last).
-pub(crate) fn final_coding_is_chunked(value: &[u8]) -> Option<bool> {
+/// For a Transfer-Encoding value: how many times chunked appears and whether
+/// it is the final coding; `None` when malformed (an empty element or a
+/// non-token coding).
+pub(crate) fn transfer_codings(value: &[u8]) -> Option<(usize, bool)> {
+    let mut chunked = 0;
     let mut last_chunked = false;
-    let mut any = false;
     for el in value.split(|&b| b == b',') {
-        let el = trim_ows(el);
         // A coding may carry parameters: token *( OWS ";" OWS transfer-parameter ).
+        let el = trim_ows(el);
         let coding = trim_ows(el.split(|&b| b == b';').next().unwrap_or(el));
         if !is_token(coding) {
             return None;
         }
-        if last_chunked {
-            return None; // chunked MUST be the final coding (RFC 9112 §6.1)
-        }
         last_chunked = coding.eq_ignore_ascii_case(b"chunked");
-        any = true;
+        chunked += usize::from(last_chunked);
     }
-    any.then_some(last_chunked)
+    Some((chunked, last_chunked))
 }
 
 /// Write one chunk of a chunked body.
