@@ -1,6 +1,8 @@
 //! Response parsing and framing, one test per rule (RFC 9112 / RFC 9110),
 //! each input fed whole, byte by byte and in every two-piece split.
 
+#![allow(clippy::field_reassign_with_default)]
+
 mod common;
 use common::{fields, Out, Script};
 use pollhttp_proto::{CloseReason, Config, Error, Leniency};
