@@ -5,3 +5,13 @@
 #![warn(missing_docs)]
 
 pub use pollhttp_proto as proto;
+
+mod client;
+mod connect;
+mod resolve;
+mod tls;
+
+pub use client::{Failure, HttpClient, RequestError, Status};
+pub use pollhttp_proto::method;
+pub use resolve::LookupFn;
+pub use tls::{TlsConfigError, TlsError, TlsOptions};

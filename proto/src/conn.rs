@@ -318,7 +318,13 @@ impl Connection {
                 }
                 self.compact_tx();
                 self.tx.extend_from_slice(data);
-                self.send = SendState::Length(remaining - data.len() as u64);
+                let left = remaining - data.len() as u64;
+                // The request is complete with its last Content-Length byte.
+                self.send = if left == 0 {
+                    SendState::Done
+                } else {
+                    SendState::Length(left)
+                };
             }
             SendState::Chunked => {
                 if !data.is_empty() {
@@ -336,7 +342,8 @@ impl Connection {
     }
 
     /// End the request body: with chunked framing, queue the last-chunk and an
-    /// empty trailer section.
+    /// empty trailer section. A Content-Length body ends by itself with its
+    /// last byte; calling `finish` then is a no-op.
     ///
     /// # Errors
     /// [`Error::RequestBodyTooShort`] when Content-Length bytes are still owed;
@@ -361,21 +368,16 @@ impl Connection {
             return Err(e.clone());
         }
         match self.send {
-            SendState::Length(0) => {
-                if trailers.into_iter().next().is_some() {
-                    return Err(Error::InvalidState {
-                        expected: "no trailers with Content-Length framing",
-                    });
-                }
-            }
             SendState::Length(remaining) => return Err(Error::RequestBodyTooShort { remaining }),
             SendState::Chunked => {
                 self.compact_tx();
                 request::encode_last_chunk(&mut self.tx, trailers)?;
             }
+            // A Content-Length body is complete with its last byte: nothing to do.
+            SendState::Done if trailers.into_iter().next().is_none() => return Ok(()),
             SendState::Idle | SendState::Done => {
                 return Err(Error::InvalidState {
-                    expected: "no request body",
+                    expected: "no request body being sent",
                 })
             }
         }

@@ -198,6 +198,7 @@ fn content_length_body() {
     );
     assert_eq!(c.finish(), Err(Error::RequestBodyTooShort { remaining: 3 }));
     c.send_body(b"llo").unwrap();
+    assert!(!c.is_sending_body(), "complete with its last byte");
     c.finish().unwrap();
     assert!(c.transmit_buf().ends_with(b"\r\n\r\nhello"));
     assert!(matches!(c.send_body(b"x"), Err(Error::InvalidState { .. })));

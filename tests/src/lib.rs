@@ -30,10 +30,7 @@ use sha2::{Digest, Sha256};
 /// The workspace root (the parent of this crate's manifest directory).
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest)
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
 /// Lower-case hex SHA-256 of `data`.
@@ -105,6 +102,28 @@ pub fn zeros_sha256(len: u64) -> String {
     h
 }
 
+/// Decodes a `Transfer-Encoding: chunked` body (as received, starting at the
+/// first chunk-size line): the concatenated chunk data. Stops at the last
+/// chunk or at the first malformed or incomplete chunk; trailers are dropped.
+pub fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = String::from_utf8_lossy(&rest[..eol]);
+        let size_str = line.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_str, 16) else {
+            break;
+        };
+        rest = &rest[eol + 2..];
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = rest.get(size + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
 /// Test-side helpers shared by the modules (not public API).
 pub(crate) mod util {
     use std::io::{self, Read};
@@ -149,4 +168,55 @@ pub(crate) mod util {
                 .then(|| v.trim().to_string())
         })
     }
+}
+
+/// Sends `request` verbatim to `addr` over plain TCP and reads the answer
+/// until the server closes (so send `Connection: close`). 5 s timeouts.
+pub fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(request)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Like [`raw_exchange`] over TLS (rustls, `config`), verifying the server
+/// as `server_name` (a DNS name or an IP address). A TCP close without
+/// `close_notify` ends the read like a clean close. 5 s timeouts.
+pub fn tls_exchange(
+    addr: std::net::SocketAddr,
+    server_name: &str,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    request: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let sock = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+    sock.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(request)?;
+    tls.flush()?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(out),
+        Err(e) => Err(e),
+    }
+}
+
+/// Splits a raw HTTP response into (status code, head text, body bytes as
+/// received, i.e. not de-chunked). `None` if there is no complete head.
+pub fn parse_raw_response(raw: &[u8]) -> Option<(u16, String, Vec<u8>)> {
+    let end = util::find_head_end(raw)?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, head, raw[end..].to_vec()))
 }

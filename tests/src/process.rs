@@ -9,7 +9,7 @@
 //! [`ServerProcess`] stops the watchdog first, then the server.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,12 +96,18 @@ impl ServerProcess {
         };
         let script = r#"
 p=$1; c=$2; sig=$3; d=$4
-while kill -0 "$p" 2>/dev/null && kill -0 "$c" 2>/dev/null; do sleep 0.5; done
+# Alive = exists and is not a zombie (an unreaped zombie passes kill -0).
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+    [ "$st" != Z ]
+}
+while alive "$p" && alive "$c"; do sleep 0.5; done
 kill -s "$sig" "$c" 2>/dev/null
 i=0
-while kill -0 "$c" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done
+while alive "$c" && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done
 kill -s KILL "$c" 2>/dev/null
-if [ -n "$d" ] && ! kill -0 "$p" 2>/dev/null; then rm -rf "$d"; fi
+if [ -n "$d" ] && ! alive "$p"; then rm -rf "$d"; fi
 "#;
         let watchdog = Command::new("sh")
             .arg("-c")
@@ -220,21 +226,4 @@ fn log_tail(log: Option<&Path>) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(20)..].join("\n");
     format!("\n--- {} (tail) ---\n{tail}", path.display())
-}
-
-/// A raw HTTP/1.1 `GET path` to 127.0.0.1:`port` with `Connection: close`
-/// and 2 s timeouts; returns the whole raw response, or `None` on any error.
-pub fn raw_get(port: u16, path: &str, extra_headers: &str) -> Option<Vec<u8>> {
-    use std::io::{Read, Write};
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra_headers}Connection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    Some(out)
 }

@@ -1,0 +1,1807 @@
+//! TLS configuration ([`TlsOptions`]) and the byte transports the HTTP client
+//! runs over: [`PlainStream`] (bare TCP), [`TlsStream`] (rustls over TCP) and
+//! [`Transport`], which dispatches to either so the client has one code path.
+//!
+//! Nothing here blocks: every method does the socket I/O that is possible
+//! right now and reports [`io::ErrorKind::WouldBlock`] (or
+//! [`ReadOutcome::WouldBlock`]) otherwise. Nothing here parses HTTP.
+//!
+//! # Receive path
+//!
+//! rustls, left to itself, asks the socket for about 4 KiB per `read_tls`
+//! call. [`TlsStream`] instead reads the socket into one large ciphertext
+//! buffer ([`TLS_READ_BUFFER_SIZE`] bytes, allocated once per connection) and
+//! feeds rustls from memory, which saves most receive syscalls on fast
+//! transfers. Ciphertext stays in that buffer until rustls has accepted it,
+//! so nothing is lost when rustls applies back-pressure (its received
+//! plaintext buffer is bounded); the socket is read only once rustls has
+//! neither buffered plaintext nor unconsumed ciphertext left.
+// Building blocks for the HttpClient; until it uses all of them, unused
+// items are expected outside tests.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, OnceLock};
+
+use mio::net::TcpStream;
+use mio::Interest;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use crate::resolve::parse_ip_literal;
+
+/// Size in bytes of [`TlsStream`]'s ciphertext receive buffer, allocated once
+/// per TLS connection. The socket is read in chunks of up to this size.
+pub const TLS_READ_BUFFER_SIZE: usize = 128 * 1024;
+
+/// Per-call cap in bytes on socket reads done by
+/// [`TlsStream::drive_handshake`], so a misbehaving server cannot make one
+/// call do unbounded work.
+const HANDSHAKE_READ_BUDGET: usize = 256 * 1024;
+
+/// ALPN protocol list offered on every TLS connection.
+const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Building a [`TlsOptions`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsConfigError {
+    /// The PEM input could not be parsed.
+    Pem(rustls::pki_types::pem::Error),
+    /// The PEM input contained no `CERTIFICATE` section.
+    NoCertificates,
+    /// A certificate from the PEM input was rejected as a trust anchor.
+    BadCertificate(rustls::Error),
+    /// rustls refused the configuration.
+    Rustls(rustls::Error),
+    /// The host (or the server-name override) is neither a valid DNS name
+    /// nor an IP address.
+    InvalidServerName(String),
+}
+
+impl fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pem(e) => write!(f, "invalid PEM: {e}"),
+            Self::NoCertificates => f.write_str("PEM input contains no CERTIFICATE section"),
+            Self::BadCertificate(e) => write!(f, "unusable root certificate: {e}"),
+            Self::Rustls(e) => write!(f, "invalid TLS configuration: {e}"),
+            Self::InvalidServerName(n) => write!(f, "invalid TLS server name {n:?}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Pem(e) => Some(e),
+            Self::BadCertificate(e) | Self::Rustls(e) => Some(e),
+            Self::NoCertificates | Self::InvalidServerName(_) => None,
+        }
+    }
+}
+
+/// A TLS connection failed: a TLS protocol or certificate error reported by
+/// rustls (e.g. [`rustls::CertificateError::UnknownIssuer`],
+/// [`rustls::CertificateError::NotValidForName`], or an alert from the
+/// server), or an I/O error on the socket underneath (including the peer
+/// closing the connection mid-handshake).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// rustls rejected the connection; the original error is kept.
+    Tls(rustls::Error),
+    /// The socket failed (or was closed by the peer) while TLS needed it.
+    Io(io::Error),
+}
+
+impl TlsError {
+    /// The rustls error, if this is a TLS (not an I/O) failure.
+    pub fn rustls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            Self::Tls(e) => Some(e),
+            Self::Io(_) => None,
+        }
+    }
+
+    /// Whether the server's certificate was rejected (unknown issuer, wrong
+    /// name, expired, ...).
+    pub fn is_certificate_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Tls(rustls::Error::InvalidCertificate(_))
+                | Self::Tls(rustls::Error::NoCertificatesPresented)
+        )
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            Self::Io(e) => write!(f, "I/O error during TLS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Tls(e) => Some(e),
+            Self::Io(e) => Some(e),
+        }
+    }
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> Self {
+        Self::Tls(e)
+    }
+}
+
+impl From<io::Error> for TlsError {
+    /// Unwraps a [`rustls::Error`] carried inside an [`io::Error`] (as the
+    /// transports' read/write methods report TLS failures) back into
+    /// [`TlsError::Tls`]; any other I/O error becomes [`TlsError::Io`].
+    fn from(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            let kind = e.kind();
+            match e
+                .into_inner()
+                .map(|inner| inner.downcast::<rustls::Error>())
+            {
+                Some(Ok(tls)) => return Self::Tls(*tls),
+                Some(Err(other)) => return Self::Io(io::Error::new(kind, other)),
+                None => unreachable!("get_ref() was Some"),
+            }
+        }
+        Self::Io(e)
+    }
+}
+
+impl From<TlsError> for io::Error {
+    /// TLS failures become [`io::ErrorKind::InvalidData`] errors whose inner
+    /// error is the [`rustls::Error`] (recoverable with `TlsError::from`).
+    fn from(e: TlsError) -> Self {
+        match e {
+            TlsError::Tls(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+            TlsError::Io(e) => e,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verification {
+    WebPkiRoots,
+    CustomRoots,
+    Disabled,
+    CustomConfig,
+}
+
+/// How HTTPS connections verify servers. Cheap to clone: the rustls
+/// [`ClientConfig`] is built once and shared (which also lets TLS sessions
+/// be resumed across connections made with the same options).
+///
+/// * [`TlsOptions::default()`]: verify against the Mozilla roots bundled in
+///   `webpki-roots` (the config is built once per process).
+/// * [`TlsOptions::with_root_pem`]: verify against your own CA certificates
+///   (private CAs, tests).
+/// * [`TlsOptions::server_name_override`]: verify (and send as SNI) another
+///   name than the URL's host.
+/// * [`TlsOptions::dangerous_disable_verification`]: accept any certificate.
+///
+/// ALPN always offers exactly `http/1.1`.
+#[derive(Clone)]
+pub struct TlsOptions {
+    config: Arc<ClientConfig>,
+    verification: Verification,
+    server_name_override: Option<String>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("verification", &self.verification)
+            .field("server_name_override", &self.server_name_override)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        static WEBPKI: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+        let config = WEBPKI.get_or_init(|| {
+            let roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            build_config(ConfigKind::Roots(roots))
+                .expect("the ring provider supports the safe default protocol versions")
+        });
+        Self {
+            config: Arc::clone(config),
+            verification: Verification::WebPkiRoots,
+            server_name_override: None,
+        }
+    }
+}
+
+impl TlsOptions {
+    /// Same as [`TlsOptions::default()`]: verify against the bundled
+    /// `webpki-roots` Mozilla root store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies servers against the CA certificates in `pem` (one or more
+    /// `-----BEGIN CERTIFICATE-----` sections; other sections are ignored)
+    /// instead of the bundled roots.
+    ///
+    /// # Errors
+    /// [`TlsConfigError::Pem`] if the PEM is malformed,
+    /// [`TlsConfigError::NoCertificates`] if it holds no certificate,
+    /// [`TlsConfigError::BadCertificate`] if a certificate cannot be a trust
+    /// anchor.
+    pub fn with_root_pem(pem: &[u8]) -> Result<Self, TlsConfigError> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(TlsConfigError::Pem)?;
+            roots.add(cert).map_err(TlsConfigError::BadCertificate)?;
+        }
+        if roots.is_empty() {
+            return Err(TlsConfigError::NoCertificates);
+        }
+        Ok(Self {
+            config: build_config(ConfigKind::Roots(roots)).map_err(TlsConfigError::Rustls)?,
+            verification: Verification::CustomRoots,
+            server_name_override: None,
+        })
+    }
+
+    /// Uses a caller-built rustls configuration as is (client certificates,
+    /// custom verifiers, other crypto providers...). The caller is
+    /// responsible for its ALPN list; it should offer `http/1.1` only, since
+    /// the client speaks nothing else.
+    pub fn from_client_config(config: Arc<ClientConfig>) -> Self {
+        Self {
+            config,
+            verification: Verification::CustomConfig,
+            server_name_override: None,
+        }
+    }
+
+    /// Verifies the server certificate against `name` instead of the URL's
+    /// host, and sends `name` as SNI. `name` is a DNS name or an IP address
+    /// (validated when a connection is made: see
+    /// [`server_name`](Self::server_name)).
+    pub fn server_name_override(mut self, name: impl Into<String>) -> Self {
+        self.server_name_override = Some(name.into());
+        self
+    }
+
+    /// **Dangerous**: accepts any server certificate for any name, so a
+    /// man-in-the-middle can read and alter all traffic. Handshake signatures
+    /// are still checked (the server must hold the key of the certificate it
+    /// presents), but the certificate itself is trusted blindly. Only for
+    /// development against self-signed servers. Replaces any root store.
+    pub fn dangerous_disable_verification(mut self) -> Self {
+        static DANGEROUS: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+        let config = DANGEROUS.get_or_init(|| {
+            build_config(ConfigKind::NoVerification)
+                .expect("the ring provider supports the safe default protocol versions")
+        });
+        self.config = Arc::clone(config);
+        self.verification = Verification::Disabled;
+        self
+    }
+
+    /// Whether [`dangerous_disable_verification`](Self::dangerous_disable_verification)
+    /// is in effect.
+    pub fn is_verification_disabled(&self) -> bool {
+        self.verification == Verification::Disabled
+    }
+
+    /// The shared rustls configuration (cloning the `Arc` is cheap).
+    pub fn client_config(&self) -> &Arc<ClientConfig> {
+        &self.config
+    }
+
+    /// The name to verify and send as SNI for a connection to `host`: the
+    /// override if set, else `host` (brackets around IPv6 literals are
+    /// stripped; IP addresses are verified against IP SANs and sent without
+    /// SNI).
+    ///
+    /// # Errors
+    /// [`TlsConfigError::InvalidServerName`] if the name is neither a DNS name
+    /// nor an IP address.
+    pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsConfigError> {
+        let name = self.server_name_override.as_deref().unwrap_or(host);
+        if let Some(ip) = parse_ip_literal(name) {
+            return Ok(ServerName::IpAddress(ip.into()));
+        }
+        ServerName::try_from(name.to_owned())
+            .map_err(|_| TlsConfigError::InvalidServerName(name.to_owned()))
+    }
+}
+
+enum ConfigKind {
+    Roots(RootCertStore),
+    NoVerification,
+}
+
+fn ring_provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
+}
+
+fn build_config(kind: ConfigKind) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let provider = ring_provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let mut config = match kind {
+        ConfigKind::Roots(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+        ConfigKind::NoVerification => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts every certificate and name, but still verifies handshake
+/// signatures with the provider's algorithms (as rustls' examples do).
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------
+
+/// Result of a `read_plain` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes (at least 1, at most `out.len()`) were written to the
+    /// start of `out`.
+    Data(usize),
+    /// No data available right now: the socket has nothing more, or the
+    /// per-call budget ran out (see `has_pending_input` to tell the two
+    /// apart). Call again after a READABLE event or on the next poll.
+    WouldBlock,
+    /// The peer closed its sending side and all data has been returned.
+    /// Every later call returns `Eof` again.
+    Eof,
+}
+
+/// A bare TCP byte stream with the same shape as [`TlsStream`].
+#[derive(Debug)]
+pub struct PlainStream {
+    sock: TcpStream,
+    /// The socket returned end-of-file.
+    eof: bool,
+    /// `Eof` was returned to the caller.
+    eof_returned: bool,
+    maybe_readable: bool,
+    pending_error: Option<io::Error>,
+}
+
+impl PlainStream {
+    /// Wraps a connected non-blocking socket.
+    pub fn new(sock: TcpStream) -> Self {
+        Self {
+            sock,
+            eof: false,
+            eof_returned: false,
+            maybe_readable: true,
+            pending_error: None,
+        }
+    }
+
+    /// Reads received bytes directly into `out` (no intermediate copy),
+    /// looping until the socket would block, `out` is full, or `*budget`
+    /// (bytes; decremented by what was read) is used up. Never blocks.
+    ///
+    /// # Errors
+    /// Socket errors (e.g. connection reset). If an error happens after some
+    /// bytes were read, those bytes are returned first and the error on the
+    /// next call.
+    pub fn read_plain(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let mut n = 0;
+        while n < out.len() && !self.eof && *budget > 0 {
+            let cap = (out.len() - n).min(*budget);
+            match self.sock.read(&mut out[n..n + cap]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => {
+                    n += k;
+                    *budget -= k;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.maybe_readable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if n > 0 => {
+                    self.pending_error = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(if n > 0 {
+            ReadOutcome::Data(n)
+        } else if self.eof {
+            self.eof_returned = true;
+            ReadOutcome::Eof
+        } else {
+            ReadOutcome::WouldBlock
+        })
+    }
+
+    /// Writes as much of `data` to the socket as it accepts now. Never blocks.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] if the socket accepts nothing right now
+    /// (wait for WRITABLE); other socket errors.
+    pub fn write_plain(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.sock.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => return Ok(k),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Nothing is buffered on a plain stream: always `Ok(())`.
+    pub fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Interest the stream itself needs: `READABLE`. Add `WRITABLE` while
+    /// you have bytes that `write_plain` did not accept.
+    pub fn interest(&self) -> Interest {
+        Interest::READABLE
+    }
+
+    /// Whether `read_plain` may make progress without a new readiness event
+    /// (the socket was not yet read until it would block).
+    pub fn has_pending_input(&self) -> bool {
+        self.pending_error.is_some()
+            || (self.eof && !self.eof_returned)
+            || (!self.eof && self.maybe_readable)
+    }
+
+    /// The socket, e.g. to (re)register it with a [`mio::Registry`].
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+
+    /// Takes the socket back (e.g. to start TLS over a proxy tunnel).
+    pub fn into_inner(self) -> TcpStream {
+        self.sock
+    }
+}
+
+/// A TLS client connection (rustls) over a non-blocking TCP socket.
+///
+/// Receive path: socket → one large ciphertext buffer
+/// ([`TLS_READ_BUFFER_SIZE`] bytes) → rustls (fed from memory) → caller.
+pub struct TlsStream {
+    conn: ClientConnection,
+    sock: TcpStream,
+    /// Ciphertext read from the socket; `inbuf[in_start..in_end]` has not
+    /// been accepted by rustls yet.
+    inbuf: Box<[u8]>,
+    in_start: usize,
+    in_end: usize,
+    /// The socket returned end-of-file.
+    tcp_eof: bool,
+    /// `Some(clean)` once the end of the stream was seen (by rustls' reader).
+    eof: Option<bool>,
+    /// `Eof` was returned to the caller.
+    eof_returned: bool,
+    /// The last socket read did not end in `WouldBlock`.
+    maybe_readable: bool,
+    /// An error to report on the next call (data read before it came first).
+    pending_error: Option<io::Error>,
+    socket_reads: u64,
+}
+
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("sock", &self.sock)
+            .field("handshaking", &self.conn.is_handshaking())
+            .field("buffered_ciphertext", &(self.in_end - self.in_start))
+            .field("tcp_eof", &self.tcp_eof)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Internal result of one step of the receive path.
+enum Pump {
+    /// Ciphertext was handed to rustls, or the socket was read.
+    Progress,
+    /// The socket has nothing more right now.
+    WouldBlock,
+    /// The read budget is used up.
+    Budget,
+    /// The socket reached end-of-file and all ciphertext was handed over.
+    Eof,
+    /// rustls' plaintext buffer is full; drain it first.
+    PlaintextFull,
+}
+
+impl TlsStream {
+    /// Starts a TLS client session for `server_name` over the connected
+    /// socket `sock` (the ClientHello is queued; call
+    /// [`drive_handshake`](Self::drive_handshake)). Allocates the
+    /// [`TLS_READ_BUFFER_SIZE`]-byte receive buffer. Does no I/O.
+    ///
+    /// # Errors
+    /// [`TlsError::Tls`] if rustls cannot start a session with `config`.
+    pub fn new(
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+        sock: TcpStream,
+    ) -> Result<Self, TlsError> {
+        Self::with_initial_bytes(config, server_name, sock, &[])
+    }
+
+    /// Like [`new`](Self::new), with `initial` ciphertext that was already
+    /// read from the socket (e.g. bytes that arrived right after a proxy's
+    /// `CONNECT` reply): it is handed to rustls before anything read from the
+    /// socket.
+    ///
+    /// # Errors
+    /// [`TlsError::Tls`] if rustls cannot start a session with `config`.
+    pub fn with_initial_bytes(
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+        sock: TcpStream,
+        initial: &[u8],
+    ) -> Result<Self, TlsError> {
+        Self::with_buffer_size(config, server_name, sock, initial, TLS_READ_BUFFER_SIZE)
+    }
+
+    pub(crate) fn with_buffer_size(
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+        sock: TcpStream,
+        initial: &[u8],
+        buffer_size: usize,
+    ) -> Result<Self, TlsError> {
+        let conn = ClientConnection::new(config, server_name)?;
+        let mut inbuf = vec![0u8; buffer_size.max(initial.len()).max(1)].into_boxed_slice();
+        inbuf[..initial.len()].copy_from_slice(initial);
+        Ok(Self {
+            conn,
+            sock,
+            inbuf,
+            in_start: 0,
+            in_end: initial.len(),
+            tcp_eof: false,
+            eof: None,
+            eof_returned: false,
+            maybe_readable: true,
+            pending_error: None,
+            socket_reads: 0,
+        })
+    }
+
+    /// Whether the TLS handshake is still in progress.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Advances the handshake as far as possible without blocking: writes
+    /// queued handshake records, reads and processes the server's. Returns
+    /// `Ok(true)` once the handshake is complete (a final flight may still be
+    /// queued; it goes out with the next [`flush`](Self::flush)), `Ok(false)`
+    /// if it must wait for the socket (register with
+    /// [`interest`](Self::interest)). Reads at most 256 KiB per call.
+    ///
+    /// # Errors
+    /// [`TlsError::Tls`] with the rustls error for certificate and protocol
+    /// failures (the matching alert is sent best-effort);
+    /// [`TlsError::Io`] for socket errors, and with
+    /// [`io::ErrorKind::UnexpectedEof`] if the server closed the connection
+    /// during the handshake.
+    pub fn drive_handshake(&mut self) -> Result<bool, TlsError> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e.into());
+        }
+        let mut budget = HANDSHAKE_READ_BUDGET;
+        loop {
+            match self.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !self.conn.is_handshaking() {
+                return Ok(true);
+            }
+            if !self.conn.wants_read() {
+                // Records still queued and the socket is full.
+                return Ok(false);
+            }
+            match self.pump(&mut budget)? {
+                Pump::Progress => {}
+                Pump::WouldBlock | Pump::Budget | Pump::PlaintextFull => return Ok(false),
+                Pump::Eof => {
+                    return Err(TlsError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed during the TLS handshake",
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Reads decrypted bytes into `out`, looping until `out` is full, the
+    /// socket would block, or `*budget` (socket bytes; decremented by what
+    /// was read from the socket) is used up. Plaintext rustls already holds
+    /// is returned before the socket is touched. Never returns more than
+    /// `out.len()` bytes and never blocks. Also sends any records rustls
+    /// queued in response (alerts, key updates) if the socket accepts them.
+    ///
+    /// [`ReadOutcome::Eof`] is returned both on a clean TLS close
+    /// (`close_notify`) and on a TCP end-of-file without one; use
+    /// [`eof_was_clean`](Self::eof_was_clean) to tell them apart (the HTTP
+    /// framing decides whether the message was truncated).
+    ///
+    /// # Errors
+    /// Socket errors, and TLS failures as [`io::ErrorKind::InvalidData`]
+    /// errors wrapping the [`rustls::Error`] (`TlsError::from(err)` recovers
+    /// it). Bytes decrypted before an error are returned first; the error
+    /// comes on the next call.
+    pub fn read_plain(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        if self.eof.is_some() {
+            self.eof_returned = true;
+            return Ok(ReadOutcome::Eof);
+        }
+        if out.is_empty() {
+            return Ok(ReadOutcome::WouldBlock);
+        }
+        let mut n = 0;
+        let outcome = loop {
+            if n == out.len() {
+                break ReadOutcome::Data(n);
+            }
+            match self.conn.reader().read(&mut out[n..]) {
+                Ok(0) => {
+                    self.eof = Some(true);
+                    break data_or(n, ReadOutcome::Eof);
+                }
+                Ok(k) => {
+                    n += k;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.eof = Some(false);
+                    break data_or(n, ReadOutcome::Eof);
+                }
+                Err(e) => return self.fail_after(n, e),
+            }
+            match self.pump(budget) {
+                Ok(Pump::Progress) => {}
+                Ok(Pump::WouldBlock) | Ok(Pump::Budget) | Ok(Pump::PlaintextFull) => {
+                    break data_or(n, ReadOutcome::WouldBlock)
+                }
+                Ok(Pump::Eof) => {
+                    // rustls was told about the EOF; this is the unlikely case
+                    // where it still reported no state. Treat as unclean.
+                    self.eof = Some(false);
+                    break data_or(n, ReadOutcome::Eof);
+                }
+                Err(e) => return self.fail_after(n, e),
+            }
+        };
+        if outcome == ReadOutcome::Eof {
+            self.eof_returned = true;
+        }
+        if self.conn.wants_write() {
+            match self.flush() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return self.fail_after(n, e),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// After [`ReadOutcome::Eof`]: `true` if the server closed the TLS
+    /// session cleanly (`close_notify`), `false` if the TCP connection just
+    /// ended (possible truncation, which the HTTP framing must judge).
+    /// `false` before `Eof` was returned.
+    pub fn eof_was_clean(&self) -> bool {
+        self.eof == Some(true)
+    }
+
+    /// Encrypts as much of `data` as rustls' bounded send buffer (64 KiB of
+    /// TLS records) accepts; if it is full, first pushes queued records to
+    /// the socket. Call [`flush`](Self::flush) afterwards to send. Before
+    /// the handshake completes, data is buffered and sent once it is done.
+    /// Never blocks.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] if nothing could be accepted (wait for
+    /// WRITABLE), socket errors, and [`io::ErrorKind::InvalidData`] wrapping
+    /// the [`rustls::Error`] if the session already failed.
+    pub fn write_plain(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let k = self.conn.writer().write(data)?;
+        if k > 0 {
+            return Ok(k);
+        }
+        // Send buffer full: push records out (WouldBlock propagates when the
+        // socket is full too), then retry once.
+        self.flush()?;
+        match self.conn.writer().write(data)? {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            k => Ok(k),
+        }
+    }
+
+    /// Writes queued TLS records to the socket until none are left or the
+    /// socket would block. Never blocks.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] if records remain queued (wait for
+    /// WRITABLE, which [`interest`](Self::interest) then includes); other
+    /// socket errors.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Interest the TLS session needs: always `READABLE`, plus `WRITABLE`
+    /// while TLS records are queued for sending (rustls' `wants_write`).
+    pub fn interest(&self) -> Interest {
+        if self.conn.wants_write() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Whether `read_plain` may make progress without a new readiness event:
+    /// unconsumed ciphertext or plaintext is buffered, an error or EOF is
+    /// waiting to be reported, or the socket was not read until it would
+    /// block (budget or `out` ran out first).
+    pub fn has_pending_input(&self) -> bool {
+        if self.eof_returned {
+            return self.pending_error.is_some();
+        }
+        self.in_start < self.in_end
+            || self.pending_error.is_some()
+            || self.eof.is_some()
+            || self.maybe_readable
+            || self.tcp_eof
+            // Plaintext buffered, or close_notify received but not reported.
+            || (!self.conn.is_handshaking() && !self.conn.wants_read())
+    }
+
+    /// Queues a `close_notify` alert and tries to send it (best effort; any
+    /// remainder goes out with the next [`flush`](Self::flush)). Never blocks.
+    pub fn send_close_notify(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+    }
+
+    /// The socket, e.g. to (re)register it with a [`mio::Registry`].
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+
+    /// The rustls session (negotiated protocol version, ALPN, peer
+    /// certificates...).
+    pub fn connection(&self) -> &ClientConnection {
+        &self.conn
+    }
+
+    /// Number of `read` syscalls made on the socket so far (diagnostics).
+    pub fn socket_reads(&self) -> u64 {
+        self.socket_reads
+    }
+
+    /// After an error: if `n > 0` bytes were already read, returns them and
+    /// keeps `e` for the next call; else returns `e`.
+    fn fail_after(&mut self, n: usize, e: io::Error) -> io::Result<ReadOutcome> {
+        if n > 0 {
+            self.pending_error = Some(e);
+            Ok(ReadOutcome::Data(n))
+        } else {
+            Err(e)
+        }
+    }
+
+    /// One step of the receive path: hand buffered ciphertext to rustls (and
+    /// process it), or, if none is buffered, read the socket once.
+    fn pump(&mut self, budget: &mut usize) -> io::Result<Pump> {
+        if self.in_start < self.in_end {
+            let mut pending = &self.inbuf[self.in_start..self.in_end];
+            match self.conn.read_tls(&mut pending) {
+                // close_notify already received: rustls ignores the rest,
+                // as RFC 8446 requires.
+                Ok(0) => self.in_start = self.in_end,
+                Ok(k) => self.in_start += k,
+                Err(e) if e.kind() == io::ErrorKind::Other && !self.conn.wants_read() => {
+                    // "received plaintext buffer full": keep the ciphertext.
+                    return Ok(Pump::PlaintextFull);
+                }
+                Err(e) => return Err(e),
+            }
+            if self.in_start == self.in_end {
+                self.in_start = 0;
+                self.in_end = 0;
+            }
+            self.process()?;
+            return Ok(Pump::Progress);
+        }
+        if self.tcp_eof {
+            return Ok(Pump::Eof);
+        }
+        if *budget == 0 {
+            return Ok(Pump::Budget);
+        }
+        let cap = self.inbuf.len().min(*budget);
+        loop {
+            self.socket_reads += 1;
+            match self.sock.read(&mut self.inbuf[..cap]) {
+                Ok(0) => {
+                    self.tcp_eof = true;
+                    // Tell rustls (it records the EOF so its reader reports
+                    // a clean or unclean close).
+                    let _ = self.conn.read_tls(&mut &[][..]);
+                    return Ok(Pump::Progress);
+                }
+                Ok(k) => {
+                    self.in_start = 0;
+                    self.in_end = k;
+                    *budget -= k;
+                    self.maybe_readable = true;
+                    return Ok(Pump::Progress);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.maybe_readable = false;
+                    return Ok(Pump::WouldBlock);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn process(&mut self) -> io::Result<()> {
+        match self.conn.process_new_packets() {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Send the alert rustls queued, best effort.
+                let _ = self.flush();
+                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+            }
+        }
+    }
+}
+
+fn data_or(n: usize, otherwise: ReadOutcome) -> ReadOutcome {
+    if n > 0 {
+        ReadOutcome::Data(n)
+    } else {
+        otherwise
+    }
+}
+
+/// A connection's byte stream, plain or TLS, behind one interface.
+#[derive(Debug)]
+pub enum Transport {
+    /// Bare TCP (`http://`, or a proxy connection before `CONNECT`).
+    Plain(PlainStream),
+    /// TLS over TCP (`https://`).
+    Tls(Box<TlsStream>),
+}
+
+impl Transport {
+    /// See [`PlainStream::read_plain`] and [`TlsStream::read_plain`].
+    ///
+    /// # Errors
+    /// Socket errors; TLS failures as [`io::ErrorKind::InvalidData`].
+    pub fn read_plain(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
+        match self {
+            Self::Plain(s) => s.read_plain(out, budget),
+            Self::Tls(s) => s.read_plain(out, budget),
+        }
+    }
+
+    /// See [`PlainStream::write_plain`] and [`TlsStream::write_plain`].
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] if nothing was accepted; socket errors.
+    pub fn write_plain(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write_plain(data),
+            Self::Tls(s) => s.write_plain(data),
+        }
+    }
+
+    /// See [`TlsStream::flush`]; a no-op for plain streams.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] if bytes remain queued; socket errors.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+
+    /// Interest the transport needs (always `READABLE`, plus `WRITABLE`
+    /// while TLS records are queued). Add `WRITABLE` yourself while you have
+    /// unsent bytes.
+    pub fn interest(&self) -> Interest {
+        match self {
+            Self::Plain(s) => s.interest(),
+            Self::Tls(s) => s.interest(),
+        }
+    }
+
+    /// Whether `read_plain` may make progress without a readiness event.
+    pub fn has_pending_input(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.has_pending_input(),
+            Self::Tls(s) => s.has_pending_input(),
+        }
+    }
+
+    /// After `Eof`: `false` only for a TLS stream whose TCP connection ended
+    /// without `close_notify`. Always `true` for plain streams (no TLS layer).
+    pub fn eof_was_clean(&self) -> bool {
+        match self {
+            Self::Plain(_) => true,
+            Self::Tls(s) => s.eof_was_clean(),
+        }
+    }
+
+    /// The socket, e.g. to (re)register it with a [`mio::Registry`].
+    pub fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Self::Plain(s) => s.socket(),
+            Self::Tls(s) => s.socket(),
+        }
+    }
+
+    /// Whether this is a TLS transport.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(_))
+    }
+
+    /// Takes the socket out of a plain transport (e.g. after a proxy's
+    /// `CONNECT` succeeded, to start TLS over the tunnel with
+    /// [`TlsStream::with_initial_bytes`]). A TLS transport is returned
+    /// unchanged as `Err`.
+    ///
+    /// # Errors
+    /// `Err(self)` for a TLS transport.
+    pub fn into_tcp(self) -> Result<TcpStream, Self> {
+        match self {
+            Self::Plain(s) => Ok(s.into_inner()),
+            tls @ Self::Tls(_) => Err(tls),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ServerConfig, ServerConnection, StreamOwned};
+    use std::net::{SocketAddr, TcpListener};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    const TOKEN: mio::Token = mio::Token(0);
+    type ServerStream = StreamOwned<ServerConnection, std::net::TcpStream>;
+
+    struct Pki {
+        ca_pem: String,
+        chain: Vec<CertificateDer<'static>>,
+        key_der: Vec<u8>,
+    }
+
+    /// A CA and a leaf for `localhost`, minted once per test binary.
+    fn pki() -> &'static Pki {
+        static PKI: OnceLock<Pki> = OnceLock::new();
+        PKI.get_or_init(|| {
+            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca_params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "pollhttp test CA");
+            ca_params.key_usages = vec![
+                rcgen::KeyUsagePurpose::KeyCertSign,
+                rcgen::KeyUsagePurpose::CrlSign,
+                rcgen::KeyUsagePurpose::DigitalSignature,
+            ];
+            let ca =
+                rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                    .unwrap();
+            let leaf_key = rcgen::KeyPair::generate().unwrap();
+            let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+                .unwrap()
+                .signed_by(&leaf_key, &ca)
+                .unwrap();
+            Pki {
+                ca_pem: ca.pem(),
+                chain: vec![leaf.der().clone(), ca.der().clone()],
+                key_der: leaf_key.serialize_der(),
+            }
+        })
+    }
+
+    fn server_config() -> Arc<ServerConfig> {
+        let pki = pki();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone()));
+        let mut config = ServerConfig::builder_with_provider(ring_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(pki.chain.clone(), key)
+            .unwrap();
+        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        Arc::new(config)
+    }
+
+    /// A blocking one-connection TLS server thread running `f`.
+    fn spawn_server<T: Send + 'static>(
+        f: impl FnOnce(&mut ServerStream) -> T + Send + 'static,
+    ) -> (SocketAddr, JoinHandle<T>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            tcp.set_write_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let conn = ServerConnection::new(server_config()).unwrap();
+            let mut stream = StreamOwned::new(conn, tcp);
+            f(&mut stream)
+        });
+        (addr, handle)
+    }
+
+    fn tcp_connect(addr: SocketAddr) -> TcpStream {
+        let std = std::net::TcpStream::connect(addr).unwrap();
+        std.set_nonblocking(true).unwrap();
+        TcpStream::from_std(std)
+    }
+
+    fn client(addr: SocketAddr, opts: &TlsOptions, host: &str) -> (mio::Poll, TlsStream) {
+        let poll = mio::Poll::new().unwrap();
+        let name = opts.server_name(host).unwrap();
+        let mut tls =
+            TlsStream::new(Arc::clone(opts.client_config()), name, tcp_connect(addr)).unwrap();
+        let interest = tls.interest();
+        poll.registry()
+            .register(tls.socket(), TOKEN, interest)
+            .unwrap();
+        (poll, tls)
+    }
+
+    fn wait(poll: &mut mio::Poll, tls: &mut TlsStream, deadline: Instant) {
+        assert!(Instant::now() < deadline, "test deadline exceeded");
+        let interest = tls.interest();
+        poll.registry()
+            .reregister(tls.socket(), TOKEN, interest)
+            .unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+    }
+
+    fn handshake(poll: &mut mio::Poll, tls: &mut TlsStream) -> Result<(), TlsError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tls.drive_handshake()? {
+            wait(poll, tls, deadline);
+        }
+        assert!(!tls.is_handshaking());
+        assert_eq!(tls.connection().alpn_protocol(), Some(ALPN_HTTP11));
+        Ok(())
+    }
+
+    fn write_all(poll: &mut mio::Poll, tls: &mut TlsStream, mut data: &[u8]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !data.is_empty() {
+            match tls.write_plain(data) {
+                Ok(k) => data = &data[k..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(poll, tls, deadline),
+                Err(e) => panic!("write failed: {e}"),
+            }
+        }
+        loop {
+            match tls.flush() {
+                Ok(()) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(poll, tls, deadline),
+                Err(e) => panic!("flush failed: {e}"),
+            }
+        }
+    }
+
+    /// Reads until EOF, calling `sink` with every chunk; checks the
+    /// `out.len()` bound with varying `out` sizes and budgets.
+    fn read_to_eof(poll: &mut mio::Poll, tls: &mut TlsStream, sink: impl FnMut(&[u8])) {
+        const OUT_SIZES: [usize; 6] = [16384, 1, 65536, 333, 100_000, 4096];
+        const BUDGETS: [usize; 4] = [1 << 20, 1000, 0, 256 * 1024];
+        read_to_eof_with(poll, tls, &OUT_SIZES, &BUDGETS, sink);
+    }
+
+    fn read_to_eof_with(
+        poll: &mut mio::Poll,
+        tls: &mut TlsStream,
+        out_sizes: &[usize],
+        budgets: &[usize],
+        mut sink: impl FnMut(&[u8]),
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut out = vec![0u8; out_sizes.iter().copied().max().unwrap()];
+        let mut i = 0usize;
+        loop {
+            let len = out_sizes[i % out_sizes.len()];
+            let mut budget = budgets[i % budgets.len()];
+            let budget_before = budget;
+            i += 1;
+            match tls.read_plain(&mut out[..len], &mut budget) {
+                Ok(ReadOutcome::Data(n)) => {
+                    assert!(
+                        n > 0 && n <= len,
+                        "read_plain returned {n} for out.len() {len}"
+                    );
+                    sink(&out[..n]);
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    if !tls.has_pending_input() {
+                        wait(poll, tls, deadline);
+                    }
+                }
+                Ok(ReadOutcome::Eof) => {
+                    assert_eq!(
+                        tls.read_plain(&mut out, &mut 100).unwrap(),
+                        ReadOutcome::Eof
+                    );
+                    return;
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+            assert!(budget <= budget_before);
+            assert!(Instant::now() < deadline, "test deadline exceeded");
+        }
+    }
+
+    fn ping_pong_server(stream: &mut ServerStream) {
+        let mut buf = [0u8; 4];
+        stream.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        stream.write_all(b"pong").unwrap();
+        stream.conn.send_close_notify();
+        stream.flush().unwrap();
+    }
+
+    fn ping_pong(poll: &mut mio::Poll, tls: &mut TlsStream) {
+        write_all(poll, tls, b"ping");
+        let mut got = Vec::new();
+        read_to_eof(poll, tls, |c| got.extend_from_slice(c));
+        assert_eq!(got, b"pong");
+    }
+
+    fn is_name_error(e: &TlsError) -> bool {
+        matches!(
+            e.rustls_error(),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. }
+            ))
+        )
+    }
+
+    #[test]
+    fn verifies_with_root_pem() {
+        let (addr, server) = spawn_server(ping_pong_server);
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let (mut poll, mut tls) = client(addr, &opts, "localhost");
+        handshake(&mut poll, &mut tls).unwrap();
+        ping_pong(&mut poll, &mut tls);
+        assert!(tls.eof_was_clean());
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn default_roots_reject_private_ca() {
+        let (addr, _server) = spawn_server(|s| {
+            let _ = s.read(&mut [0u8; 1]);
+        });
+        let (mut poll, mut tls) = client(addr, &TlsOptions::default(), "localhost");
+        let e = handshake(&mut poll, &mut tls).unwrap_err();
+        assert!(
+            matches!(
+                e.rustls_error(),
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer
+                ))
+            ),
+            "{e}"
+        );
+        assert!(e.is_certificate_error());
+        eprintln!("default roots: {e}");
+    }
+
+    #[test]
+    fn wrong_name_is_rejected() {
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        for (opts, host) in [
+            (
+                opts.clone().server_name_override("wrong.example"),
+                "localhost",
+            ),
+            (opts, "127.0.0.1"),
+        ] {
+            let (addr, _server) = spawn_server(|s| {
+                let _ = s.read(&mut [0u8; 1]);
+            });
+            let (mut poll, mut tls) = client(addr, &opts, host);
+            let e = handshake(&mut poll, &mut tls).unwrap_err();
+            assert!(is_name_error(&e), "{e}");
+        }
+    }
+
+    #[test]
+    fn name_override_is_used_for_verification() {
+        let (addr, server) = spawn_server(|s| {
+            ping_pong_server(s);
+            s.conn.server_name().map(str::to_owned)
+        });
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes())
+            .unwrap()
+            .server_name_override("localhost");
+        let (mut poll, mut tls) = client(addr, &opts, "127.0.0.1");
+        handshake(&mut poll, &mut tls).unwrap();
+        ping_pong(&mut poll, &mut tls);
+        assert_eq!(server.join().unwrap().as_deref(), Some("localhost"));
+    }
+
+    #[test]
+    fn dangerous_disable_verification_accepts_anything() {
+        let (addr, server) = spawn_server(ping_pong_server);
+        let opts = TlsOptions::default()
+            .dangerous_disable_verification()
+            .server_name_override("anything.invalid");
+        assert!(opts.is_verification_disabled());
+        let (mut poll, mut tls) = client(addr, &opts, "localhost");
+        handshake(&mut poll, &mut tls).unwrap();
+        ping_pong(&mut poll, &mut tls);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn configs_are_cached() {
+        let a = TlsOptions::default();
+        let b = TlsOptions::new();
+        assert!(Arc::ptr_eq(a.client_config(), b.client_config()));
+        let c = a.clone().dangerous_disable_verification();
+        let d = TlsOptions::new().dangerous_disable_verification();
+        assert!(Arc::ptr_eq(c.client_config(), d.client_config()));
+        assert!(!Arc::ptr_eq(a.client_config(), c.client_config()));
+        assert_eq!(a.client_config().alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn pem_errors() {
+        assert!(matches!(
+            TlsOptions::with_root_pem(b"not pem at all"),
+            Err(TlsConfigError::NoCertificates)
+        ));
+        let bad = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let e = TlsOptions::with_root_pem(bad).unwrap_err();
+        assert!(matches!(e, TlsConfigError::BadCertificate(_)), "{e}");
+        let e = TlsOptions::default().server_name("bad name!").unwrap_err();
+        assert!(matches!(e, TlsConfigError::InvalidServerName(_)), "{e}");
+        assert!(matches!(
+            TlsOptions::default().server_name("[::1]").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+    }
+
+    #[test]
+    fn unclean_eof_is_reported() {
+        let (addr, server) = spawn_server(|s| {
+            s.write_all(b"partial").unwrap();
+            s.flush().unwrap();
+            s.sock.shutdown(std::net::Shutdown::Both).unwrap();
+        });
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let (mut poll, mut tls) = client(addr, &opts, "localhost");
+        handshake(&mut poll, &mut tls).unwrap();
+        let mut got = Vec::new();
+        read_to_eof(&mut poll, &mut tls, |c| got.extend_from_slice(c));
+        assert_eq!(got, b"partial");
+        assert!(!tls.eof_was_clean());
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn eof_seen_with_data_stays_pending() {
+        let (addr, server) = spawn_server(|s| {
+            s.write_all(b"partial").unwrap();
+            s.flush().unwrap();
+            s.sock.shutdown(std::net::Shutdown::Both).unwrap();
+        });
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let (mut poll, mut tls) = client(addr, &opts, "localhost");
+        handshake(&mut poll, &mut tls).unwrap();
+        server.join().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut out = [0u8; 64];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let n = loop {
+            match tls.read_plain(&mut out, &mut { usize::MAX }).unwrap() {
+                ReadOutcome::Data(n) => break n,
+                ReadOutcome::WouldBlock => wait(&mut poll, &mut tls, deadline),
+                ReadOutcome::Eof => panic!("EOF before data"),
+            }
+        };
+        assert_eq!(&out[..n], b"partial");
+        // The EOF was (most likely) seen in the same call: no readiness event
+        // will come for it, so the stream must say it has more to report.
+        assert!(tls.has_pending_input());
+        assert_eq!(
+            tls.read_plain(&mut out, &mut { usize::MAX }).unwrap(),
+            ReadOutcome::Eof
+        );
+        assert!(!tls.has_pending_input());
+        assert!(!tls.eof_was_clean());
+    }
+
+    #[test]
+    fn eof_during_handshake_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.read(&mut [0u8; 4096]); // ClientHello
+        });
+        let (mut poll, mut tls) = client(addr, &TlsOptions::default(), "localhost");
+        let e = handshake(&mut poll, &mut tls).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof),
+            "{e:?}"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn initial_bytes_are_fed_first() {
+        // The "server" never speaks TLS; the initial bytes must be what
+        // rustls chokes on.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            while matches!(s.read(&mut [0u8; 4096]), Ok(1..)) {}
+        });
+        let opts = TlsOptions::default();
+        let mut tls = TlsStream::with_initial_bytes(
+            Arc::clone(opts.client_config()),
+            opts.server_name("localhost").unwrap(),
+            tcp_connect(addr),
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        )
+        .unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        poll.registry()
+            .register(tls.socket(), TOKEN, Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        let e = handshake(&mut poll, &mut tls).unwrap_err();
+        assert!(matches!(e, TlsError::Tls(_)), "{e:?}");
+        drop(tls);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn tls_over_proxy_tunnel() {
+        // A "proxy" that answers CONNECT, then terminates TLS itself.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut req = Vec::new();
+            while !req.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                assert_eq!(tcp.read(&mut b).unwrap(), 1);
+                req.push(b[0]);
+            }
+            assert!(req.starts_with(b"CONNECT localhost:443 "));
+            tcp.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .unwrap();
+            let conn = ServerConnection::new(server_config()).unwrap();
+            ping_pong_server(&mut StreamOwned::new(conn, tcp));
+        });
+
+        let mut poll = mio::Poll::new().unwrap();
+        let mut transport = Transport::Plain(PlainStream::new(tcp_connect(addr)));
+        assert!(!transport.is_tls());
+        poll.registry()
+            .register(
+                transport.socket(),
+                TOKEN,
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .unwrap();
+        let req = b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n";
+        let mut sent = 0;
+        let mut reply = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = mio::Events::with_capacity(4);
+        let head_end = loop {
+            assert!(Instant::now() < deadline);
+            if sent < req.len() {
+                match transport.write_plain(&req[sent..]) {
+                    Ok(k) => {
+                        sent += k;
+                        transport.flush().unwrap();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let mut buf = [0u8; 1024];
+            match transport.read_plain(&mut buf, &mut 4096).unwrap() {
+                ReadOutcome::Data(n) => reply.extend_from_slice(&buf[..n]),
+                ReadOutcome::WouldBlock => {
+                    poll.poll(&mut events, Some(Duration::from_millis(50)))
+                        .unwrap();
+                }
+                ReadOutcome::Eof => panic!("proxy closed"),
+            }
+            if let Some(p) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+        };
+        assert!(reply.starts_with(b"HTTP/1.1 200"));
+        let mut sock = transport.into_tcp().unwrap();
+        poll.registry().deregister(&mut sock).unwrap();
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let mut tls = TlsStream::with_initial_bytes(
+            Arc::clone(opts.client_config()),
+            opts.server_name("localhost").unwrap(),
+            sock,
+            &reply[head_end..],
+        )
+        .unwrap();
+        poll.registry()
+            .register(tls.socket(), TOKEN, Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        handshake(&mut poll, &mut tls).unwrap();
+        let mut transport = Transport::Tls(Box::new(tls));
+        assert!(transport.is_tls());
+        let Transport::Tls(tls) = &mut transport else {
+            unreachable!()
+        };
+        ping_pong(&mut poll, tls);
+        assert!(transport.eof_was_clean());
+        assert!(transport.into_tcp().is_err());
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn plain_stream_respects_out_and_budget() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let total = 1 << 20;
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+            s.write_all(&data).unwrap();
+        });
+        let mut poll = mio::Poll::new().unwrap();
+        let mut t = Transport::Plain(PlainStream::new(tcp_connect(addr)));
+        let interest = t.interest();
+        poll.registry()
+            .register(t.socket(), TOKEN, interest)
+            .unwrap();
+        let mut got = Vec::new();
+        let mut out = [0u8; 1000];
+        let mut events = mio::Events::with_capacity(4);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline);
+            let mut budget = 700;
+            match t.read_plain(&mut out, &mut budget).unwrap() {
+                ReadOutcome::Data(n) => {
+                    assert!(n <= 700);
+                    assert_eq!(budget, 700 - n);
+                    got.extend_from_slice(&out[..n]);
+                }
+                ReadOutcome::WouldBlock => {
+                    if !t.has_pending_input() {
+                        poll.poll(&mut events, Some(Duration::from_millis(50)))
+                            .unwrap();
+                    }
+                }
+                ReadOutcome::Eof => break,
+            }
+        }
+        assert_eq!(got.len(), total);
+        assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        assert!(t.eof_was_clean());
+        assert_eq!(t.read_plain(&mut out, &mut 10).unwrap(), ReadOutcome::Eof);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn upload_through_tls() {
+        const TOTAL: usize = 4 << 20;
+        let (addr, server) = spawn_server(|s| {
+            let mut n = 0usize;
+            let mut buf = vec![0u8; 65536];
+            let mut sum = 0u64;
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        sum += buf[..k].iter().map(|&b| u64::from(b)).sum::<u64>();
+                        n += k;
+                    }
+                    Err(e) => panic!("server read: {e}"),
+                }
+            }
+            (n, sum)
+        });
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let (mut poll, mut tls) = client(addr, &opts, "localhost");
+        let data: Vec<u8> = (0..TOTAL).map(|i| (i % 253) as u8).collect();
+        // Written before the handshake finished: buffered by rustls.
+        let early = tls.write_plain(&data[..100]).unwrap();
+        assert_eq!(early, 100);
+        handshake(&mut poll, &mut tls).unwrap();
+        write_all(&mut poll, &mut tls, &data[100..]);
+        tls.send_close_notify();
+        write_all(&mut poll, &mut tls, &[]);
+        let (n, sum) = server.join().unwrap();
+        assert_eq!(n, TOTAL);
+        assert_eq!(sum, data.iter().map(|&b| u64::from(b)).sum::<u64>());
+    }
+
+    const PATTERN_LEN: usize = 65_537;
+
+    fn pattern() -> Vec<u8> {
+        (0..PATTERN_LEN)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+            .collect()
+    }
+
+    /// Server that sends `total` pattern bytes, then close_notify.
+    fn bulk_server(total: usize) -> (SocketAddr, JoinHandle<()>) {
+        spawn_server(move |s| {
+            let pat = pattern();
+            let mut sent = 0;
+            let mut chunk = vec![0u8; 1 << 20];
+            while sent < total {
+                let len = chunk.len().min(total - sent);
+                for (j, b) in chunk[..len].iter_mut().enumerate() {
+                    *b = pat[(sent + j) % PATTERN_LEN];
+                }
+                s.write_all(&chunk[..len]).unwrap();
+                sent += len;
+            }
+            s.conn.send_close_notify();
+            s.flush().unwrap();
+        })
+    }
+
+    /// Receives a bulk transfer and checks every byte; returns
+    /// (bytes, elapsed, socket reads). `realistic`: 64 KiB `out`, 1 MiB
+    /// budget per call; otherwise adversarial varying sizes and budgets.
+    fn receive_bulk(total: usize, buffer_size: usize, realistic: bool) -> (usize, Duration, u64) {
+        let (addr, server) = bulk_server(total);
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut tls = TlsStream::with_buffer_size(
+            Arc::clone(opts.client_config()),
+            opts.server_name("localhost").unwrap(),
+            tcp_connect(addr),
+            &[],
+            buffer_size,
+        )
+        .unwrap();
+        poll.registry()
+            .register(tls.socket(), TOKEN, Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        handshake(&mut poll, &mut tls).unwrap();
+        let pat = pattern();
+        let mut off = 0usize;
+        let t0 = Instant::now();
+        let (out_sizes, budgets): (&[usize], &[usize]) = if realistic {
+            (&[64 << 10], &[1 << 20])
+        } else {
+            (
+                &[16384, 1, 65536, 333, 100_000, 4096],
+                &[1 << 20, 1000, 0, 256 * 1024],
+            )
+        };
+        read_to_eof_with(&mut poll, &mut tls, out_sizes, budgets, |mut chunk| {
+            while !chunk.is_empty() {
+                let start = off % PATTERN_LEN;
+                let len = chunk.len().min(PATTERN_LEN - start);
+                assert!(
+                    chunk[..len] == pat[start..start + len],
+                    "corrupt data near offset {off}"
+                );
+                chunk = &chunk[len..];
+                off += len;
+            }
+        });
+        let elapsed = t0.elapsed();
+        assert!(tls.eof_was_clean());
+        server.join().unwrap();
+        (off, elapsed, tls.socket_reads())
+    }
+
+    #[test]
+    fn transfer_64_mib_intact() {
+        const TOTAL: usize = 64 << 20;
+        for realistic in [false, true] {
+            let (n, elapsed, reads) = receive_bulk(TOTAL, TLS_READ_BUFFER_SIZE, realistic);
+            assert_eq!(n, TOTAL);
+            eprintln!(
+                "64 MiB over TLS in {elapsed:?} ({:.0} MiB/s), {reads} socket reads \
+                 (buffer {} KiB, {})",
+                64.0 / elapsed.as_secs_f64(),
+                TLS_READ_BUFFER_SIZE / 1024,
+                if realistic {
+                    "64 KiB out, 1 MiB budget"
+                } else {
+                    "varying out/budget"
+                }
+            );
+        }
+    }
+
+    /// Measurement only: `cargo test -p pollhttp --release -- --ignored
+    /// --nocapture read_buffer_sizes`.
+    #[test]
+    #[ignore]
+    fn read_buffer_sizes() {
+        const TOTAL: usize = 64 << 20;
+        for size in [4 << 10, 16 << 10, 64 << 10, 128 << 10, 256 << 10] {
+            let (n, elapsed, reads) = receive_bulk(TOTAL, size, true);
+            assert_eq!(n, TOTAL);
+            eprintln!(
+                "buffer {:>4} KiB: {elapsed:>10.2?} {:>6.0} MiB/s {reads:>7} socket reads",
+                size / 1024,
+                64.0 / elapsed.as_secs_f64()
+            );
+        }
+        // Baseline: rustls reading the socket itself.
+        let (addr, server) = bulk_server(TOTAL);
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let mut conn = ClientConnection::new(
+            Arc::clone(opts.client_config()),
+            opts.server_name("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        let mut reads = 0u64;
+        let mut got = 0usize;
+        let mut out = vec![0u8; 65536];
+        let t0 = Instant::now();
+        loop {
+            while conn.wants_write() {
+                conn.write_tls(&mut sock).unwrap();
+            }
+            match conn.reader().read(&mut out) {
+                Ok(0) => break,
+                Ok(k) => {
+                    got += k;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+            reads += 1;
+            if conn.read_tls(&mut sock).unwrap() == 0 {
+                break;
+            }
+            conn.process_new_packets().unwrap();
+        }
+        let elapsed = t0.elapsed();
+        server.join().unwrap();
+        assert_eq!(got, TOTAL);
+        eprintln!(
+            "rustls alone:  {elapsed:>10.2?} {:>6.0} MiB/s {reads:>7} socket reads",
+            64.0 / elapsed.as_secs_f64()
+        );
+    }
+}

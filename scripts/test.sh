@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check of the project on a fresh machine: installs what the tests
+# need (nginx, httpbin in a virtualenv, cargo-fuzz), then fmt, clippy, docs,
+# the whole workspace's tests, and a short smoke run of each fuzz target.
+#
+#   scripts/test.sh                  everything (what CI runs)
+#   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing test dependencies"
+.ci/install-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
+
+step "cargo test"
+cargo test --workspace --locked
+
+if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
+  step "fuzz targets: build and smoke-run"
+  .ci/fuzz-smoke.sh
+fi
+
+step "all checks passed"
