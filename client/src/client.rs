@@ -55,7 +55,10 @@ impl Status {
     pub fn is_error(self) -> bool {
         matches!(
             self,
-            Status::CantResolve | Status::CantConnect | Status::ConnectionError | Status::TlsHandshakeError
+            Status::CantResolve
+                | Status::CantConnect
+                | Status::ConnectionError
+                | Status::TlsHandshakeError
         )
     }
 }
@@ -94,13 +97,21 @@ impl fmt::Display for Failure {
         match self {
             Failure::Resolve(e) => write!(f, "cannot resolve host: {e}"),
             Failure::Connect(e) => write!(f, "cannot connect: {e}"),
-            Failure::ConnectTimeout(d) => write!(f, "connect timed out after {:.1} s", d.as_secs_f64()),
-            Failure::ProxyRefused { status } => write!(f, "proxy refused the CONNECT tunnel with status {status}"),
+            Failure::ConnectTimeout(d) => {
+                write!(f, "connect timed out after {:.1} s", d.as_secs_f64())
+            }
+            Failure::ProxyRefused { status } => {
+                write!(f, "proxy refused the CONNECT tunnel with status {status}")
+            }
             Failure::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Failure::Protocol(e) => write!(f, "invalid or truncated response: {e}"),
             Failure::Io(e) => write!(f, "connection error: {e}"),
-            Failure::ClosedWhileIdle => f.write_str("the server closed the idle kept-alive connection"),
-            Failure::UnsolicitedData => f.write_str("the server sent data while no request was outstanding"),
+            Failure::ClosedWhileIdle => {
+                f.write_str("the server closed the idle kept-alive connection")
+            }
+            Failure::UnsolicitedData => {
+                f.write_str("the server sent data while no request was outstanding")
+            }
         }
     }
 }
@@ -362,7 +373,12 @@ impl HttpClient {
     /// # Errors
     /// [`RequestError::InvalidHost`] for an empty or malformed host;
     /// [`RequestError::Tls`] when the TLS options cannot be used for the name.
-    pub fn connect_to_host(&mut self, host: &str, port: Option<u16>, tls: bool) -> Result<(), RequestError> {
+    pub fn connect_to_host(
+        &mut self,
+        host: &str,
+        port: Option<u16>,
+        tls: bool,
+    ) -> Result<(), RequestError> {
         self.close();
         let (host, tls) = if let Some(rest) = host.strip_prefix("https://") {
             (rest, true)
@@ -524,7 +540,9 @@ impl HttpClient {
             Stage::ProxyConnect(_) | Stage::TlsHandshake => self.readable || self.writable,
             Stage::Ready => match self.status {
                 Status::Connected => self.readable,
-                Status::Requesting => self.readable || (self.writable && self.conn.wants_transmit()),
+                Status::Requesting => {
+                    self.readable || (self.writable && self.conn.wants_transmit())
+                }
                 Status::Body => self.readable || self.conn.buffered() > 0,
                 _ => true,
             },
@@ -595,8 +613,9 @@ impl HttpClient {
                 self.stage = Stage::Connecting(connector);
                 self.status = Status::Connecting;
                 self.deadline = Some(Instant::now() + self.connect_timeout);
-                self.writable = true; // a refused connect may already be known
-                self.step_connecting();
+                // Checked at the next poll: a refused or completed connect may
+                // already be known then, without waiting for an event.
+                self.writable = true;
             }
         }
     }
@@ -640,7 +659,9 @@ impl HttpClient {
                 if self.tls && self.https_proxy.is_some() {
                     let mut tunnel = Connection::new(Config::default());
                     let authority = format!("{}:{}", self.host_header_host(), self.port);
-                    if let Err(e) = tunnel.send_request("CONNECT", &authority, [("Host", authority.as_str())]) {
+                    if let Err(e) =
+                        tunnel.send_request("CONNECT", &authority, [("Host", authority.as_str())])
+                    {
                         self.fail(Status::CantConnect, Failure::Protocol(e));
                         return;
                     }
@@ -671,7 +692,14 @@ impl HttpClient {
         let started = options
             .server_name(&self.host)
             .map_err(|e| TlsError::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))
-            .and_then(|name| TlsStream::with_initial_bytes(Arc::clone(options.client_config()), name, stream, initial));
+            .and_then(|name| {
+                TlsStream::with_initial_bytes(
+                    Arc::clone(options.client_config()),
+                    name,
+                    stream,
+                    initial,
+                )
+            });
         match started {
             Ok(tls) => {
                 self.transport = Some(Transport::Tls(Box::new(tls)));
@@ -684,7 +712,10 @@ impl HttpClient {
 
     fn step_tls(&mut self) {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.fail(Status::CantConnect, Failure::ConnectTimeout(self.connect_timeout));
+            self.fail(
+                Status::CantConnect,
+                Failure::ConnectTimeout(self.connect_timeout),
+            );
             return;
         }
         let Some(Transport::Tls(tls)) = self.transport.as_mut() else {
@@ -708,7 +739,10 @@ impl HttpClient {
 
     fn step_proxy(&mut self) {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.fail(Status::CantConnect, Failure::ConnectTimeout(self.connect_timeout));
+            self.fail(
+                Status::CantConnect,
+                Failure::ConnectTimeout(self.connect_timeout),
+            );
             return;
         }
         let Stage::ProxyConnect(tunnel) = &mut self.stage else {
@@ -746,7 +780,10 @@ impl HttpClient {
             match tunnel.poll_event() {
                 Ok(None) => return,
                 Ok(Some(Event::Head(h))) if !(200..300).contains(&h.status()) => {
-                    return self.fail(Status::CantConnect, Failure::ProxyRefused { status: h.status() });
+                    return self.fail(
+                        Status::CantConnect,
+                        Failure::ProxyRefused { status: h.status() },
+                    );
                 }
                 Ok(Some(Event::End)) => break,
                 Ok(Some(_)) => {}
@@ -774,7 +811,9 @@ impl HttpClient {
         match transport.read_plain(&mut probe, &mut budget) {
             Ok(ReadOutcome::WouldBlock) => self.readable = transport.has_pending_input(),
             Ok(ReadOutcome::Eof) => self.fail(Status::ConnectionError, Failure::ClosedWhileIdle),
-            Ok(ReadOutcome::Data(_)) => self.fail(Status::ConnectionError, Failure::UnsolicitedData),
+            Ok(ReadOutcome::Data(_)) => {
+                self.fail(Status::ConnectionError, Failure::UnsolicitedData)
+            }
             Err(e) => self.fail(Status::ConnectionError, Failure::Io(e)),
         }
     }
@@ -983,7 +1022,11 @@ impl HttpClient {
         if self.status != Status::Connected || !matches!(self.stage, Stage::Ready) {
             return Err(RequestError::WrongStatus(self.status));
         }
-        let has = |name: &str| headers.iter().any(|(k, _)| k.as_ref().eq_ignore_ascii_case(name));
+        let has = |name: &str| {
+            headers
+                .iter()
+                .any(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+        };
         let has_framing = has("content-length") || has("transfer-encoding");
         let length;
         let mut extra: [Option<(&str, &str)>; 4] = [None; 4];
@@ -991,7 +1034,10 @@ impl HttpClient {
             extra[0] = Some(("Host", self.host_header.as_str()));
         }
         if !has("user-agent") {
-            extra[1] = Some(("User-Agent", concat!("pollhttp/", env!("CARGO_PKG_VERSION"))));
+            extra[1] = Some((
+                "User-Agent",
+                concat!("pollhttp/", env!("CARGO_PKG_VERSION")),
+            ));
         }
         if !has("accept") {
             extra[2] = Some(("Accept", "*/*"));

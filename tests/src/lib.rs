@@ -17,6 +17,7 @@
 //! is set, in which case `try_start()` returns `None` so a test can skip.
 
 pub mod certs;
+pub mod drive;
 pub mod httpbin;
 pub mod nginx;
 pub mod process;

@@ -1,0 +1,503 @@
+//! HttpClient against real nginx and scripted servers: the exact status
+//! sequence of each scenario.
+
+use std::time::Duration;
+
+use pollhttp::proto::Error as ProtoError;
+use pollhttp::{Failure, HttpClient, Status, TlsOptions};
+use pollhttp_tests::drive::{connect, drive_until, fetch};
+use pollhttp_tests::nginx::{Nginx, HELLO_BODY};
+use pollhttp_tests::script::{ok_response, response, ScriptServer, Step};
+
+use Status::*;
+
+fn client() -> HttpClient {
+    HttpClient::new().expect("a client")
+}
+
+#[test]
+fn plain_get_from_nginx() {
+    let nginx = Nginx::start();
+    let mut c = client();
+    let up = connect(&mut c, "127.0.0.1", nginx.http_port, false);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert_eq!(got.body, HELLO_BODY.as_bytes());
+    assert_eq!(c.response_code(), 200);
+    assert_eq!(c.response_body_length(), Some(13));
+    assert!(!c.is_response_chunked());
+    let headers = c.response_headers().unwrap();
+    assert_eq!(headers.get_str("content-length"), Some("13"));
+    // Reading the headers does not consume them (unlike Godot).
+    assert_eq!(c.response_headers().unwrap().len(), headers.len());
+}
+
+#[test]
+fn name_resolution_goes_through_resolving() {
+    let nginx = Nginx::start();
+    let mut c = client();
+    let up = connect(&mut c, "http://localhost", nginx.http_port, false);
+    assert_eq!(up.statuses, vec![Resolving, Connecting, Connected]);
+    let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
+    assert_eq!(got.body, HELLO_BODY.as_bytes());
+}
+
+#[test]
+fn keep_alive_reuses_one_connection_for_100_requests() {
+    let nginx = Nginx::start();
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", nginx.http_port, false);
+    for i in 0..100 {
+        let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
+        assert_eq!(
+            got.statuses,
+            vec![Requesting, Body, Connected],
+            "request {i}"
+        );
+        assert_eq!(got.body, HELLO_BODY.as_bytes());
+    }
+    c.close();
+    let log = nginx.wait_access_log(100, Duration::from_secs(10));
+    let conns: std::collections::HashSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("/hello.txt"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(conns.len(), 1, "all 100 requests on one connection:\n{log}");
+}
+
+#[test]
+fn chunked_body_from_nginx() {
+    let nginx = Nginx::start();
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", nginx.http_port, false);
+    let got = fetch(&mut c, "GET", "/chunked/hello.txt", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert!(c.is_response_chunked());
+    assert_eq!(c.response_body_length(), None);
+    assert!(
+        String::from_utf8_lossy(&got.body).contains(HELLO_BODY),
+        "{:?}",
+        String::from_utf8_lossy(&got.body)
+    );
+}
+
+#[test]
+fn close_delimited_body_ends_disconnected() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close"),
+        Step::Close,
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Disconnected]);
+    assert_eq!(got.body, b"until close");
+    assert_eq!(c.response_body_length(), None);
+}
+
+#[test]
+fn connection_close_response_ends_disconnected() {
+    let nginx = Nginx::start();
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", nginx.http_port, false);
+    let got = fetch(&mut c, "GET", "/hello.txt", &[("Connection", "close")], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Disconnected]);
+    assert_eq!(got.body, HELLO_BODY.as_bytes());
+}
+
+#[test]
+fn head_204_and_304_have_no_body() {
+    let nginx = Nginx::start();
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", nginx.http_port, false);
+    let got = fetch(&mut c, "HEAD", "/hello.txt", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Connected]);
+    assert_eq!(c.response_code(), 200);
+    assert_eq!(c.response_body_length(), Some(0));
+    assert!(got.body.is_empty());
+
+    let got = fetch(&mut c, "GET", "/status/204", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Connected]);
+    assert_eq!(c.response_code(), 204);
+
+    let got = fetch(&mut c, "GET", "/etag.txt", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    let etag = c
+        .response_headers()
+        .unwrap()
+        .get_str("etag")
+        .unwrap()
+        .to_string();
+    let got = fetch(
+        &mut c,
+        "GET",
+        "/etag.txt",
+        &[("If-None-Match", etag.as_str())],
+        b"",
+    );
+    assert_eq!(got.statuses, vec![Requesting, Connected]);
+    assert_eq!(c.response_code(), 304);
+    // Still usable afterwards.
+    let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
+    assert_eq!(got.body, HELLO_BODY.as_bytes());
+}
+
+#[test]
+fn interim_100_continue_is_not_the_final_response() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequestHead,
+        Step::write("HTTP/1.1 100 Continue\r\n\r\n"),
+        Step::ReadBody,
+        Step::Write(ok_response("stored")),
+        Step::Sleep(Duration::from_millis(500)),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(
+        &mut c,
+        "POST",
+        "/upload",
+        &[("Expect", "100-continue")],
+        b"payload",
+    );
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert_eq!(c.informational_responses().len(), 1);
+    assert_eq!(c.informational_responses()[0].status(), 100);
+    assert_eq!(c.response_code(), 200);
+    assert_eq!(got.body, b"stored");
+    let req = String::from_utf8_lossy(&server.requests()[0]).into_owned();
+    assert!(req.ends_with("\r\n\r\npayload"), "{req}");
+    assert!(req.contains("Content-Length: 7\r\n"), "{req}");
+}
+
+#[test]
+fn default_headers_unless_given() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(ok_response("a")),
+        Step::ReadRequest,
+        Step::Write(ok_response("b")),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    fetch(&mut c, "GET", "/x", &[], b"");
+    fetch(
+        &mut c,
+        "POST",
+        "/y",
+        &[
+            ("user-AGENT", "mine"),
+            ("Accept", "text/plain"),
+            ("X-Accepted", "1"),
+        ],
+        b"",
+    );
+    let reqs = server.requests();
+    let first = String::from_utf8_lossy(&reqs[0]).into_owned();
+    let port = server.port();
+    assert_eq!(
+        first,
+        format!(
+            "GET /x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: pollhttp/{}\r\nAccept: */*\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let second = String::from_utf8_lossy(&reqs[1]).into_owned();
+    assert_eq!(
+        second,
+        format!("POST /y HTTP/1.1\r\nuser-AGENT: mine\r\nAccept: text/plain\r\nX-Accepted: 1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n")
+    );
+}
+
+#[test]
+fn invalid_requests_send_nothing() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(ok_response("ok")),
+    ]]);
+    let mut c = client();
+    assert_eq!(
+        c.request("GET", "/", &[("A", "b")], b""),
+        Err(pollhttp::RequestError::WrongStatus(Disconnected))
+    );
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    assert_eq!(
+        c.request("GET", "/", &[("X", "a\r\nInjected: yes")], b""),
+        Err(pollhttp::RequestError::Invalid(
+            ProtoError::InvalidRequestFieldValue { index: 0 }
+        ))
+    );
+    assert_eq!(
+        c.request("GET", "/a b", &[("X", "1")], b""),
+        Err(pollhttp::RequestError::Invalid(
+            ProtoError::InvalidRequestTarget
+        ))
+    );
+    assert_eq!(c.status(), Connected);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.body, b"ok");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert!(!String::from_utf8_lossy(&reqs[0]).contains("Injected"));
+}
+
+#[test]
+fn streaming_request_body_is_chunked() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(ok_response("got it")),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    c.request_streaming("PUT", "/file", &[("X-Kind", "stream")])
+        .unwrap();
+    c.send_body_chunk(b"hello ").unwrap();
+    c.send_body_chunk(b"world").unwrap();
+    c.finish_body().unwrap();
+    let got = drive_until(&mut c, Duration::from_secs(10), |s| {
+        !matches!(s, Requesting | Body)
+    });
+    assert_eq!(got.body, b"got it");
+    let req = String::from_utf8_lossy(&server.requests()[0]).into_owned();
+    assert!(req.contains("Transfer-Encoding: chunked\r\n"), "{req}");
+    assert!(
+        req.ends_with("\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
+        "{req:?}"
+    );
+}
+
+#[test]
+fn name_that_does_not_resolve() {
+    let mut c = client();
+    let up = connect(&mut c, "nonexistent.invalid", 80, false);
+    assert_eq!(up.statuses, vec![Resolving, CantResolve]);
+    assert!(
+        matches!(c.failure(), Some(Failure::Resolve(_))),
+        "{:?}",
+        c.failure()
+    );
+    // Error states stay until close() or a new connect_to_host.
+    c.poll();
+    assert_eq!(c.status(), CantResolve);
+    c.close();
+    assert_eq!(c.status(), Disconnected);
+    assert!(c.failure().is_none());
+}
+
+#[test]
+fn refused_port() {
+    let port = pollhttp_tests::process::free_port().unwrap();
+    let mut c = client();
+    let up = connect(&mut c, "127.0.0.1", port, false);
+    assert_eq!(up.statuses, vec![Connecting, CantConnect]);
+    match c.failure() {
+        Some(Failure::Connect(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn connect_that_times_out() {
+    // A listener whose accept queue is full drops further SYNs: the connect
+    // hangs like one to an unroutable address.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let _fill: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let mut c = client();
+    c.set_connect_timeout(Duration::from_millis(500));
+    let start = std::time::Instant::now();
+    let up = connect(&mut c, "127.0.0.1", addr.port(), false);
+    assert_eq!(up.statuses, vec![Connecting, CantConnect]);
+    assert!(
+        matches!(c.failure(), Some(Failure::ConnectTimeout(_))),
+        "{:?}",
+        c.failure()
+    );
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        up.polls < 200,
+        "wait() slept instead of spinning: {} polls",
+        up.polls
+    );
+}
+
+#[test]
+fn truncated_content_length_body() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"),
+        Step::Close,
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, ConnectionError]);
+    assert_eq!(got.body, b"only ten b", "bytes received stay received");
+    match c.failure() {
+        Some(Failure::Protocol(ProtoError::IncompleteBody {
+            expected: 100,
+            received: 10,
+            ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn truncated_chunked_body_and_reset() {
+    let server = ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"),
+            Step::Close,
+        ],
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"),
+            Step::Sleep(Duration::from_millis(100)),
+            Step::Reset,
+        ],
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Le"),
+            Step::Close,
+        ],
+    ]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, ConnectionError]);
+    assert_eq!(got.body, b"hello");
+    assert!(matches!(
+        c.failure(),
+        Some(Failure::Protocol(ProtoError::IncompleteChunkedBody {
+            received: 5,
+            ..
+        }))
+    ));
+
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, ConnectionError]);
+    assert_eq!(got.body, b"abc");
+    assert!(
+        matches!(
+            c.failure(),
+            Some(Failure::Protocol(ProtoError::IncompleteBody {
+                received: 3,
+                ..
+            }))
+        ),
+        "{:?}",
+        c.failure()
+    );
+
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, ConnectionError]);
+    assert!(
+        matches!(
+            c.failure(),
+            Some(Failure::Protocol(ProtoError::IncompleteHead {
+                received: 27,
+                offset: 27
+            }))
+        ),
+        "{:?}",
+        c.failure()
+    );
+}
+
+#[test]
+fn server_closing_an_idle_kept_alive_connection_is_reported() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(ok_response("first")),
+        Step::Sleep(Duration::from_millis(50)),
+        Step::Close,
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    let idle = drive_until(&mut c, Duration::from_secs(5), |s| s != Connected);
+    assert_eq!(idle.statuses, vec![Connected, ConnectionError]);
+    assert!(
+        matches!(c.failure(), Some(Failure::ClosedWhileIdle)),
+        "{:?}",
+        c.failure()
+    );
+    assert!(matches!(
+        c.request("GET", "/", &[("A", "b")], b""),
+        Err(pollhttp::RequestError::WrongStatus(ConnectionError))
+    ));
+}
+
+#[test]
+fn malformed_response_is_a_connection_error_with_the_rule() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, ConnectionError]);
+    assert!(
+        matches!(
+            c.failure(),
+            Some(Failure::Protocol(ProtoError::ConflictingContentLength {
+                offset: 36
+            }))
+        ),
+        "{:?}",
+        c.failure()
+    );
+}
+
+#[test]
+fn poll_stays_quick_while_a_server_drips() {
+    let body = "x".repeat(200);
+    let resp = response("200 OK", &[("Content-Length", "200")], &body);
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write_slowly(resp, Duration::from_millis(2)),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.body, body.as_bytes());
+    eprintln!(
+        "drip: max poll/read call {:?} over {} polls",
+        got.max_call, got.polls
+    );
+    assert!(
+        got.max_call < Duration::from_millis(20),
+        "{:?}",
+        got.max_call
+    );
+}
+
+#[test]
+fn tls_options_reject_bad_pem() {
+    assert!(TlsOptions::with_root_pem(b"not a pem").is_err());
+}
