@@ -13,7 +13,6 @@
 //! attempt has taken too long.
 // Building blocks for the HttpClient; until it uses all of them, unused
 // items are expected outside tests.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -141,16 +140,19 @@ impl Connector {
     }
 
     /// The address currently being tried, if any.
+    #[cfg(test)]
     pub fn current_addr(&self) -> Option<SocketAddr> {
         self.current.as_ref().map(|(_, a)| *a)
     }
 
     /// How many addresses are left after the current one.
+    #[cfg(test)]
     pub fn remaining(&self) -> usize {
         self.remaining.len()
     }
 
     /// The error of the most recent failed attempt, if any.
+    #[cfg(test)]
     pub fn last_error(&self) -> Option<&io::Error> {
         self.last_error.as_ref()
     }

@@ -14,7 +14,6 @@
 //! IP literals (`127.0.0.1`, `::1`, `[::1]`) never start a thread.
 // Building blocks for the HttpClient; until it uses all of them, unused
 // items are expected outside tests.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::fmt;
 use std::io;
@@ -215,6 +214,7 @@ impl PendingLookup {
     }
 
     /// Returns `true` while the lookup thread has not delivered a result yet.
+    #[cfg(test)]
     pub fn is_running(&self) -> bool {
         matches!(self.state, State::Running(_))
     }

@@ -18,13 +18,13 @@
 //! neither buffered plaintext nor unconsumed ciphertext left.
 // Building blocks for the HttpClient; until it uses all of them, unused
 // items are expected outside tests.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, OnceLock};
 
 use mio::net::TcpStream;
+#[cfg(test)]
 use mio::Interest;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -528,6 +528,7 @@ impl PlainStream {
 
     /// Interest the stream itself needs: `READABLE`. Add `WRITABLE` while
     /// you have bytes that `write_plain` did not accept.
+    #[cfg(test)]
     pub fn interest(&self) -> Interest {
         Interest::READABLE
     }
@@ -609,6 +610,7 @@ impl TlsStream {
     ///
     /// # Errors
     /// [`TlsError::Tls`] if rustls cannot start a session with `config`.
+    #[cfg(test)]
     pub fn new(
         config: Arc<ClientConfig>,
         server_name: ServerName<'static>,
@@ -659,6 +661,7 @@ impl TlsStream {
     }
 
     /// Whether the TLS handshake is still in progress.
+    #[cfg(test)]
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
@@ -787,6 +790,7 @@ impl TlsStream {
     /// session cleanly (`close_notify`), `false` if the TCP connection just
     /// ended (possible truncation, which the HTTP framing must judge).
     /// `false` before `Eof` was returned.
+    #[cfg(test)]
     pub fn eof_was_clean(&self) -> bool {
         self.eof == Some(true)
     }
@@ -839,6 +843,7 @@ impl TlsStream {
 
     /// Interest the TLS session needs: always `READABLE`, plus `WRITABLE`
     /// while TLS records are queued for sending (rustls' `wants_write`).
+    #[cfg(test)]
     pub fn interest(&self) -> Interest {
         if self.conn.wants_write() {
             Interest::READABLE | Interest::WRITABLE
@@ -878,11 +883,13 @@ impl TlsStream {
 
     /// The rustls session (negotiated protocol version, ALPN, peer
     /// certificates...).
+    #[cfg(test)]
     pub fn connection(&self) -> &ClientConnection {
         &self.conn
     }
 
     /// Number of `read` syscalls made on the socket so far (diagnostics).
+    #[cfg(test)]
     pub fn socket_reads(&self) -> u64 {
         self.socket_reads
     }
@@ -1021,6 +1028,7 @@ impl Transport {
     /// Interest the transport needs (always `READABLE`, plus `WRITABLE`
     /// while TLS records are queued). Add `WRITABLE` yourself while you have
     /// unsent bytes.
+    #[cfg(test)]
     pub fn interest(&self) -> Interest {
         match self {
             Self::Plain(s) => s.interest(),
@@ -1038,6 +1046,7 @@ impl Transport {
 
     /// After `Eof`: `false` only for a TLS stream whose TCP connection ended
     /// without `close_notify`. Always `true` for plain streams (no TLS layer).
+    #[cfg(test)]
     pub fn eof_was_clean(&self) -> bool {
         match self {
             Self::Plain(_) => true,
@@ -1054,6 +1063,7 @@ impl Transport {
     }
 
     /// Whether this is a TLS transport.
+    #[cfg(test)]
     pub fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
     }
@@ -1065,6 +1075,7 @@ impl Transport {
     ///
     /// # Errors
     /// `Err(self)` for a TLS transport.
+    #[cfg(test)]
     pub fn into_tcp(self) -> Result<TcpStream, Self> {
         match self {
             Self::Plain(s) => Ok(s.into_inner()),
