@@ -156,6 +156,24 @@ enum Stage {
     Ready,
 }
 
+/// Wakes an [`HttpClient`] sleeping in [`HttpClient::wait`] from another
+/// thread (e.g. to cancel a worker). Cheap to clone.
+#[derive(Clone)]
+pub struct WakeHandle(Arc<Waker>);
+
+impl WakeHandle {
+    /// Make the client's current or next `wait` return at once. Never blocks.
+    pub fn wake(&self) {
+        let _ = self.0.wake();
+    }
+}
+
+impl fmt::Debug for WakeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WakeHandle")
+    }
+}
+
 /// One HTTP/1.1 connection driven by [`poll`](Self::poll), with Godot's
 /// HTTPClient shape: `connect_to_host`, `poll`, `status`, `request`,
 /// `has_response`, `response_code`, `response_headers`,
@@ -472,6 +490,11 @@ impl HttpClient {
         self.failure = Some(failure);
     }
 
+    /// A handle that wakes this client's [`wait`](Self::wait) from any thread.
+    pub fn wake_handle(&self) -> WakeHandle {
+        WakeHandle(Arc::clone(&self.waker))
+    }
+
     /// The current status.
     pub fn status(&self) -> Status {
         self.status
@@ -504,6 +527,10 @@ impl HttpClient {
             self.collect_events(Some(Duration::ZERO));
         }
         self.fresh_events = false;
+        if !matches!(self.stage, Stage::Resolving(_)) {
+            // A wake from a WakeHandle is for the caller; it has seen it now.
+            self.woken = false;
+        }
         self.step();
         self.status
     }
@@ -531,6 +558,9 @@ impl HttpClient {
     /// without waiting.
     fn has_pending_work(&self) -> bool {
         if self.status.is_error() || self.status == Status::Disconnected {
+            return true;
+        }
+        if self.woken && !matches!(self.stage, Stage::Resolving(_)) {
             return true;
         }
         match self.stage {

@@ -8,10 +8,12 @@ pub use pollhttp_proto as proto;
 
 mod client;
 mod connect;
+mod request;
 mod resolve;
 mod tls;
 
-pub use client::{Failure, HttpClient, RequestError, Status};
+pub use client::{Failure, HttpClient, RequestError, Status, WakeHandle};
 pub use pollhttp_proto::method;
+pub use request::{Completed, HttpRequest, RequestResult, Settings, StartError};
 pub use resolve::LookupFn;
 pub use tls::{TlsConfigError, TlsError, TlsOptions};

@@ -1,0 +1,644 @@
+//! HttpRequest against httpbin, nginx and scripted servers: every
+//! RequestResult produced for real, with its code and reason.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pollhttp::{Completed, HttpRequest, RequestResult, StartError, TlsOptions};
+use pollhttp_tests::certs::untrusted_server_config;
+use pollhttp_tests::httpbin::Httpbin;
+use pollhttp_tests::nginx::{Nginx, NginxOptions, HELLO_BODY};
+use pollhttp_tests::process::TempDir;
+use pollhttp_tests::script::{response, ScriptServer, Step, TlsScriptServer};
+
+use RequestResult::*;
+
+fn run(req: &mut HttpRequest) -> Completed {
+    let start = Instant::now();
+    loop {
+        if let Some(done) = req.poll() {
+            return done;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "request did not finish"
+        );
+        req.wait(Some(Duration::from_millis(100)));
+    }
+}
+
+fn get(url: &str) -> Completed {
+    get_with(url, |_| {})
+}
+
+fn get_with(url: &str, f: impl FnOnce(&mut HttpRequest)) -> Completed {
+    let mut req = HttpRequest::new();
+    f(&mut req);
+    req.request(url, &[], "GET", "").unwrap();
+    run(&mut req)
+}
+
+fn json(done: &Completed) -> serde_json::Value {
+    serde_json::from_slice(&done.body)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&done.body)))
+}
+
+#[test]
+fn success_from_httpbin_and_status_418() {
+    let hb = Httpbin::shared();
+    let done = get(&hb.url("/get?a=1#frag"));
+    assert_eq!(
+        (done.result, done.response_code),
+        (Success, 200),
+        "{}",
+        done.reason
+    );
+    assert_eq!(done.reason, "");
+    let body = json(&done);
+    assert_eq!(body["args"]["a"], "1");
+    assert!(
+        body["url"].as_str().unwrap().ends_with("/get?a=1"),
+        "fragment dropped"
+    );
+    let done = get(&hb.url("/status/418"));
+    assert_eq!((done.result, done.response_code), (Success, 418));
+}
+
+#[test]
+fn bad_input_is_an_error_at_once() {
+    let mut req = HttpRequest::new();
+    assert!(matches!(
+        req.request("not a url", &[], "GET", ""),
+        Err(StartError::InvalidUrl(_))
+    ));
+    assert!(matches!(
+        req.request("ftp://example.com/", &[], "GET", ""),
+        Err(StartError::InvalidUrl(_))
+    ));
+    assert_eq!(
+        req.request("http://127.0.0.1/", &[("X", "a\r\nB: c")], "GET", ""),
+        Err(StartError::InvalidHeader(0))
+    );
+    assert_eq!(
+        req.request("http://127.0.0.1/", &[], "G T", ""),
+        Err(StartError::InvalidMethod)
+    );
+    assert!(!req.is_busy());
+}
+
+#[test]
+fn busy_while_running() {
+    let hb = Httpbin::shared();
+    let mut req = HttpRequest::new();
+    req.request(&hb.url("/delay/1"), &[], "GET", "").unwrap();
+    assert_eq!(
+        req.request(&hb.url("/get"), &[], "GET", ""),
+        Err(StartError::Busy)
+    );
+    req.cancel_request();
+    assert!(!req.is_busy());
+}
+
+#[test]
+fn cant_resolve_and_cant_connect() {
+    let done = get("http://nonexistent.invalid/");
+    assert_eq!((done.result, done.response_code), (CantResolve, 0));
+    assert!(done.reason.contains("cannot resolve"), "{}", done.reason);
+    let port = pollhttp_tests::process::free_port().unwrap();
+    let done = get(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(done.result, CantConnect);
+    assert!(done.reason.contains("refused"), "{}", done.reason);
+}
+
+#[test]
+fn truncated_body_is_a_size_mismatch_never_cant_connect() {
+    let server = ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"),
+            Step::Close,
+        ],
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n"),
+            Step::Close,
+        ],
+    ]);
+    let done = get(&server.base_url());
+    assert_eq!(
+        (done.result, done.response_code),
+        (ChunkedBodySizeMismatch, 200)
+    );
+    assert!(done.reason.contains("10 of 100"), "{}", done.reason);
+    assert!(done.body.is_empty());
+    let done = get(&server.base_url());
+    assert_eq!(done.result, ChunkedBodySizeMismatch);
+    assert!(done.reason.contains("chunked"), "{}", done.reason);
+}
+
+#[test]
+fn no_response_and_connection_error() {
+    let server = ScriptServer::start(vec![
+        vec![Step::ReadRequest, Step::Close],
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+        ],
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"),
+            Step::Reset,
+        ],
+    ]);
+    let done = get(&server.base_url());
+    assert_eq!(done.result, NoResponse);
+    assert!(
+        done.reason.contains("before any response byte"),
+        "{}",
+        done.reason
+    );
+    let done = get(&server.base_url());
+    assert_eq!(done.result, ConnectionError);
+    assert!(
+        done.reason.contains("differing Content-Length"),
+        "{}",
+        done.reason
+    );
+    let done = get(&server.base_url());
+    assert_eq!(done.result, ChunkedBodySizeMismatch, "{}", done.reason);
+}
+
+#[test]
+fn tls_handshake_error() {
+    let server = TlsScriptServer::start(untrusted_server_config(), vec![vec![Step::ReadRequest]]);
+    let done = get(&format!("https://localhost:{}/", server.port()));
+    assert_eq!(done.result, TlsHandshakeError);
+    assert!(
+        done.reason.contains("UnknownIssuer") || done.reason.contains("issuer"),
+        "{}",
+        done.reason
+    );
+}
+
+#[test]
+fn tls_with_custom_roots_and_dangerous_mode() {
+    let nginx = Nginx::start();
+    let ca = nginx.ca_pem.clone();
+    let done = get_with(&nginx.url_tls("/hello.txt"), |r| {
+        r.settings_mut().tls = Some(TlsOptions::with_root_pem(ca.as_bytes()).unwrap())
+    });
+    assert_eq!(
+        (done.result, &done.body[..]),
+        (Success, HELLO_BODY.as_bytes()),
+        "{}",
+        done.reason
+    );
+    let done = get_with(&nginx.url_tls("/hello.txt"), |r| {
+        r.settings_mut().tls = Some(TlsOptions::new().dangerous_disable_verification())
+    });
+    assert_eq!(done.result, Success, "{}", done.reason);
+}
+
+#[test]
+fn body_size_limit_just_under_and_just_over() {
+    let hb = Httpbin::shared();
+    let done = get_with(&hb.url("/bytes/1000"), |r| {
+        r.settings_mut().body_size_limit = Some(1000)
+    });
+    assert_eq!((done.result, done.body.len()), (Success, 1000));
+    let done = get_with(&hb.url("/bytes/1000"), |r| {
+        r.settings_mut().body_size_limit = Some(999)
+    });
+    assert_eq!(
+        (done.result, done.response_code),
+        (BodySizeLimitExceeded, 200)
+    );
+    assert!(
+        done.reason.contains("Content-Length 1000"),
+        "{}",
+        done.reason
+    );
+    // Chunked: stopped as the running total passes the limit.
+    let done = get_with(&hb.url("/stream-bytes/5000?chunk_size=100"), |r| {
+        r.settings_mut().body_size_limit = Some(4999)
+    });
+    assert_eq!(done.result, BodySizeLimitExceeded, "{}", done.reason);
+    let done = get_with(&hb.url("/stream-bytes/5000?chunk_size=100"), |r| {
+        r.settings_mut().body_size_limit = Some(5000)
+    });
+    assert_eq!((done.result, done.body.len()), (Success, 5000));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn decompression_bomb_stops_at_the_limit() {
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    assert!(bomb.len() < 100_000);
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(response(
+            "200 OK",
+            &[
+                ("Content-Encoding", "gzip"),
+                ("Content-Length", &bomb.len().to_string()),
+            ],
+            &bomb,
+        )),
+    ]]);
+    let done = get_with(&server.base_url(), |r| {
+        r.settings_mut().body_size_limit = Some(1 << 20)
+    });
+    assert_eq!(done.result, BodySizeLimitExceeded);
+    assert!(done.reason.contains("after decoding"), "{}", done.reason);
+}
+
+#[test]
+fn gzip_and_deflate_are_decoded() {
+    let hb = Httpbin::shared();
+    let done = get(&hb.url("/gzip"));
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(json(&done)["gzipped"], true);
+    assert_eq!(
+        done.headers.get_str("content-encoding"),
+        Some("gzip"),
+        "headers kept as received"
+    );
+    let done = get(&hb.url("/deflate"));
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(json(&done)["deflated"], true);
+    // Without accept_gzip nothing is asked for and nothing decoded.
+    let done = get_with(&hb.url("/headers"), |r| {
+        r.settings_mut().accept_gzip = false
+    });
+    assert!(json(&done)["headers"].get("Accept-Encoding").is_none());
+    // nginx: gzip over chunked.
+    let nginx = Nginx::start();
+    let done = get(&nginx.url("/gzip/1m.bin"));
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(
+        &done.body[..],
+        &pollhttp_tests::pseudo_random_bytes(1 << 20)[..]
+    );
+}
+
+#[test]
+fn body_decompress_failed() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(response(
+            "200 OK",
+            &[("Content-Encoding", "gzip"), ("Content-Length", "12")],
+            "not gzip!!!!",
+        )),
+    ]]);
+    let done = get(&server.base_url());
+    assert_eq!(
+        (done.result, done.response_code),
+        (BodyDecompressFailed, 200)
+    );
+    assert!(done.reason.contains("decode"), "{}", done.reason);
+}
+
+#[test]
+fn chunked_streams() {
+    let hb = Httpbin::shared();
+    let done = get(&hb.url("/stream/5"));
+    assert_eq!(done.result, Success);
+    assert_eq!(String::from_utf8_lossy(&done.body).lines().count(), 5);
+    let done = get(&hb.url("/stream-bytes/100000?chunk_size=1000&seed=7"));
+    assert_eq!((done.result, done.body.len()), (Success, 100_000));
+}
+
+#[test]
+fn redirect_chains() {
+    let hb = Httpbin::shared();
+    for path in [
+        "/redirect/3",
+        "/absolute-redirect/3",
+        "/relative-redirect/3",
+    ] {
+        let done = get(&hb.url(path));
+        assert_eq!(
+            (done.result, done.response_code, done.redirects),
+            (Success, 200, 3),
+            "{path}"
+        );
+        assert_eq!(done.final_url, hb.url("/get"), "{path}");
+    }
+    let done = get_with(&hb.url("/redirect/10"), |r| {
+        r.settings_mut().max_redirects = 3
+    });
+    assert_eq!(
+        (done.result, done.response_code),
+        (RedirectLimitReached, 302)
+    );
+    assert!(done.reason.contains("more than 3"), "{}", done.reason);
+    let nginx = Nginx::start();
+    let done = get(&nginx.url("/redirect/loop"));
+    assert_eq!((done.result, done.redirects), (RedirectLimitReached, 8));
+    for code in [301, 302, 303, 307, 308] {
+        let done = get(&nginx.url(&format!("/redirect/{code}")));
+        assert_eq!(
+            (done.result, &done.body[..]),
+            (Success, HELLO_BODY.as_bytes()),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn redirect_method_and_body_rules() {
+    let hb = Httpbin::shared();
+    let post = |url: &str| {
+        let mut req = HttpRequest::new();
+        req.request(url, &[("Content-Type", "text/plain")], "POST", "the body")
+            .unwrap();
+        run(&mut req)
+    };
+    // 303 after POST becomes GET without a body.
+    let done = post(&hb.url("/redirect-to?url=/anything&status_code=303"));
+    let body = json(&done);
+    assert_eq!(
+        (body["method"].as_str(), body["data"].as_str()),
+        (Some("GET"), Some(""))
+    );
+    // 302 after POST too.
+    let body = json(&post(&hb.url("/redirect-to?url=/anything&status_code=302")));
+    assert_eq!(body["method"], "GET");
+    // 307 and 308 keep the method and body.
+    for code in [307, 308] {
+        let body = json(&post(
+            &hb.url(&format!("/redirect-to?url=/anything&status_code={code}")),
+        ));
+        assert_eq!(
+            (body["method"].as_str(), body["data"].as_str()),
+            (Some("POST"), Some("the body")),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn credentials_dropped_when_the_origin_changes() {
+    let hb = Httpbin::shared();
+    let req_with_auth = |url: &str| {
+        let mut req = HttpRequest::new();
+        req.request(
+            url,
+            &[
+                ("Authorization", "Bearer secret"),
+                ("Cookie", "a=b"),
+                ("X-Keep", "1"),
+            ],
+            "GET",
+            "",
+        )
+        .unwrap();
+        run(&mut req)
+    };
+    let same = req_with_auth(&hb.url("/redirect-to?url=/headers"));
+    let h = &json(&same)["headers"];
+    assert_eq!(
+        (h["Authorization"].as_str(), h["Cookie"].as_str()),
+        (Some("Bearer secret"), Some("a=b"))
+    );
+    // 127.0.0.1 and localhost are different origins.
+    let other = format!("http://localhost:{}/headers", hb.port);
+    let cross = req_with_auth(&hb.url(&format!("/redirect-to?url={other}")));
+    let h = &json(&cross)["headers"];
+    assert!(
+        h.get("Authorization").is_none() && h.get("Cookie").is_none(),
+        "{h}"
+    );
+    assert_eq!(h["X-Keep"], "1");
+}
+
+#[test]
+fn https_to_http_redirect_refused_unless_allowed() {
+    let nginx = Nginx::start();
+    let tls = TlsOptions::with_root_pem(nginx.ca_pem.as_bytes()).unwrap();
+    let t = tls.clone();
+    let done = get_with(&nginx.url_tls("/redirect/to-http"), |r| {
+        r.settings_mut().tls = Some(t)
+    });
+    assert_eq!((done.result, done.response_code), (RequestFailed, 302));
+    assert!(done.reason.contains("https to http"), "{}", done.reason);
+    let done = get_with(&nginx.url_tls("/redirect/to-http"), |r| {
+        r.settings_mut().tls = Some(tls);
+        r.settings_mut().allow_https_to_http_redirect = true;
+    });
+    assert_eq!(
+        (done.result, &done.body[..]),
+        (Success, HELLO_BODY.as_bytes())
+    );
+}
+
+#[test]
+fn same_origin_redirect_reuses_the_connection() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(response(
+            "302 Found",
+            &[("Location", "/next"), ("Content-Length", "4")],
+            "gone",
+        )),
+        Step::ReadRequest,
+        Step::Write(response("200 OK", &[("Content-Length", "4")], "here")),
+    ]]);
+    let done = get(&server.base_url());
+    assert_eq!(
+        (done.result, &done.body[..], done.redirects),
+        (Success, &b"here"[..], 1)
+    );
+    assert_eq!(server.connections_accepted(), 1);
+}
+
+#[test]
+fn basic_auth_from_url_userinfo() {
+    let hb = Httpbin::shared();
+    let url = format!(
+        "http://user:p%40ss@127.0.0.1:{}/basic-auth/user/p@ss",
+        hb.port
+    );
+    let done = get(&url);
+    assert_eq!(
+        (done.result, done.response_code),
+        (Success, 200),
+        "{}",
+        done.reason
+    );
+    let done = get(&hb.url("/basic-auth/user/p@ss"));
+    assert_eq!(done.response_code, 401);
+}
+
+#[test]
+fn timeouts() {
+    let hb = Httpbin::shared();
+    // One deadline over the whole request: /drip takes ~3 s.
+    let start = Instant::now();
+    let done = get_with(&hb.url("/drip?duration=3&numbytes=3&delay=0"), |r| {
+        r.settings_mut().timeout = Some(Duration::from_millis(700))
+    });
+    assert_eq!(done.result, Timeout);
+    assert!(done.reason.contains("0.700 s"), "{}", done.reason);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // /delay/1 finishes inside a generous deadline.
+    let done = get_with(&hb.url("/delay/1"), |r| {
+        r.settings_mut().timeout = Some(Duration::from_secs(10))
+    });
+    assert_eq!(done.result, Success);
+    // Idle timeout: no byte for 500 ms.
+    let done = get_with(&hb.url("/delay/3"), |r| {
+        r.settings_mut().idle_timeout = Some(Duration::from_millis(500))
+    });
+    assert_eq!(done.result, Timeout);
+    assert!(done.reason.contains("no byte"), "{}", done.reason);
+    // A drip with bytes every 300 ms stays inside a 1 s idle timeout.
+    let done = get_with(&hb.url("/drip?duration=1.5&numbytes=5&delay=0"), |r| {
+        r.settings_mut().idle_timeout = Some(Duration::from_secs(1))
+    });
+    assert_eq!(
+        (done.result, done.body.len()),
+        (Success, 5),
+        "{}",
+        done.reason
+    );
+}
+
+#[test]
+fn download_file_results() {
+    let nginx = Nginx::start();
+    let dir = TempDir::new("dl").unwrap();
+    let path = dir.path().join("hello.txt");
+    let p = path.clone();
+    let done = get_with(&nginx.url("/hello.txt"), |r| {
+        r.settings_mut().download_file = Some(p)
+    });
+    assert_eq!(
+        (done.result, done.body.len(), done.body_bytes),
+        (Success, 0, 13)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), HELLO_BODY.as_bytes());
+
+    let missing = PathBuf::from("/nonexistent-dir/sub/file.bin");
+    let done = get_with(&nginx.url("/hello.txt"), |r| {
+        r.settings_mut().download_file = Some(missing)
+    });
+    assert_eq!(
+        (done.result, done.response_code),
+        (DownloadFileCantOpen, 200)
+    );
+    assert!(
+        done.reason.contains("/nonexistent-dir/sub/file.bin"),
+        "{}",
+        done.reason
+    );
+
+    let done = get_with(&nginx.url("/1m.bin"), |r| {
+        r.settings_mut().download_file = Some("/dev/full".into())
+    });
+    assert_eq!(done.result, DownloadFileWriteError);
+    assert!(done.reason.contains("/dev/full"), "{}", done.reason);
+
+    // A response without a body leaves an existing file untouched.
+    let p = path.clone();
+    let done = get_with(&nginx.url("/status/204"), |r| {
+        r.settings_mut().download_file = Some(p)
+    });
+    assert_eq!(done.result, Success);
+    assert_eq!(std::fs::read(&path).unwrap(), HELLO_BODY.as_bytes());
+}
+
+#[test]
+fn one_gib_download_to_a_file() {
+    let nginx = Nginx::start_with(NginxOptions {
+        big_file_len: 1 << 30,
+    });
+    let dir = TempDir::new("big").unwrap();
+    let path = dir.path().join("big.bin");
+    for threads in [false, true] {
+        let p = path.clone();
+        let done = get_with(&nginx.url("/big.bin"), |r| {
+            r.settings_mut().download_file = Some(p);
+            r.settings_mut().use_threads = threads;
+        });
+        assert_eq!(
+            (done.result, done.body_bytes),
+            (Success, 1 << 30),
+            "{}",
+            done.reason
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 30);
+    }
+    let mut f = std::fs::File::open(&path).unwrap();
+    let mut h = sha2::Sha256::default();
+    std::io::copy(&mut f, &mut h).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        pollhttp_tests::hex(&h.finalize()),
+        pollhttp_tests::ZEROS_1GIB_SHA256
+    );
+}
+
+#[test]
+fn cancel_mid_body_completes_nothing() {
+    let nginx = Nginx::start();
+    for threads in [false, true] {
+        let mut req = HttpRequest::new();
+        req.settings_mut().use_threads = threads;
+        req.request(&nginx.url("/slow/1m.bin"), &[], "GET", "")
+            .unwrap();
+        let start = Instant::now();
+        while req.downloaded_bytes() == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            assert!(req.poll().is_none());
+            req.wait(Some(Duration::from_millis(20)));
+        }
+        assert_eq!(req.body_size(), Some(1 << 20));
+        let t = Instant::now();
+        req.cancel_request();
+        assert!(
+            t.elapsed() < Duration::from_millis(20),
+            "cancel blocked for {:?}",
+            t.elapsed()
+        );
+        assert!(!req.is_busy());
+        for _ in 0..5 {
+            assert!(req.poll().is_none(), "nothing completes after cancel");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(req.http_client_status(), pollhttp::Status::Disconnected);
+    }
+}
+
+#[test]
+fn use_threads_reports_progress() {
+    let nginx = Nginx::start();
+    let mut req = HttpRequest::new();
+    req.settings_mut().use_threads = true;
+    req.request(&nginx.url("/slow/1m.bin"), &[], "GET", "")
+        .unwrap();
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let done = loop {
+        if let Some(done) = req.poll() {
+            break done;
+        }
+        seen.push(req.downloaded_bytes());
+        assert!(start.elapsed() < Duration::from_secs(60));
+        req.wait(Some(Duration::from_millis(200)));
+    };
+    assert_eq!((done.result, done.body.len()), (Success, 1 << 20));
+    seen.dedup();
+    assert!(seen.len() > 3, "progress moved: {seen:?}");
+}
