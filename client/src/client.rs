@@ -239,6 +239,8 @@ pub struct HttpClient {
     writable: bool,
     woken: bool,
     fresh_events: bool,
+    /// proto returned "need more data" and no byte arrived since.
+    needs_input: bool,
     deadline: Option<Instant>,
     bytes_read: u64,
     // response
@@ -300,6 +302,7 @@ impl HttpClient {
             writable: false,
             woken: false,
             fresh_events: false,
+            needs_input: false,
             deadline: None,
             bytes_read: 0,
             response: None,
@@ -573,7 +576,7 @@ impl HttpClient {
                 Status::Requesting => {
                     self.readable || (self.writable && self.conn.wants_transmit())
                 }
-                Status::Body => self.readable || self.conn.buffered() > 0,
+                Status::Body => self.readable || !self.needs_input,
                 _ => true,
             },
         }
@@ -892,6 +895,7 @@ impl HttpClient {
                 Ok(ReadOutcome::Data(n)) => {
                     self.conn.receive_filled(n);
                     self.bytes_read += n as u64;
+                    self.needs_input = false;
                     any = true;
                     if n < room && !transport.has_pending_input() {
                         // A short read drained the socket: the next edge
@@ -907,12 +911,14 @@ impl HttpClient {
                 Ok(ReadOutcome::Eof) => {
                     self.conn.receive_eof();
                     self.readable = false;
+                    self.needs_input = false;
                     break;
                 }
                 Err(e) => {
                     // Keep what arrived before the error: proto reports the
                     // truncation with its exact cause.
                     self.conn.receive_eof();
+                    self.needs_input = false;
                     if self.conn.buffered() == 0 && self.status == Status::Requesting {
                         self.fail_io(e);
                     }
@@ -952,6 +958,7 @@ impl HttpClient {
                     );
                     self.response = Some(h);
                     self.status = Status::Body;
+                    self.needs_input = false;
                     if no_body {
                         // The next event is End.
                         let _ = self.read_response_body_chunk();
@@ -1198,6 +1205,7 @@ impl HttpClient {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     if read {
+                        self.needs_input = true;
                         return None;
                     }
                     read = true;

@@ -498,6 +498,25 @@ fn poll_stays_quick_while_a_server_drips() {
 }
 
 #[test]
+fn waiting_on_a_partial_chunk_line_sleeps_instead_of_spinning() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5"),
+        Step::Sleep(Duration::from_millis(1000)),
+        Step::write("\r\nhello\r\n0\r\n\r\n"),
+        Step::Sleep(Duration::from_millis(300)),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert_eq!(got.body, b"hello");
+    // drive_until waits at most 50 ms per round: a second of stall is ~20
+    // rounds when wait() sleeps, thousands when it spins.
+    assert!(got.polls < 60, "{} polls", got.polls);
+}
+
+#[test]
 fn tls_options_reject_bad_pem() {
     assert!(TlsOptions::with_root_pem(b"not a pem").is_err());
 }
