@@ -134,7 +134,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--max-redirects" => a.max_redirects = Some(number(&flag, &value(&flag)?)?),
             "--timeout" => {
                 let s: f64 = number(&flag, &value(&flag)?)?;
-                a.timeout = Some(Duration::try_from_secs_f64(s).map_err(|_| format!("bad --timeout {s}"))?);
+                a.timeout =
+                    Some(Duration::try_from_secs_f64(s).map_err(|_| format!("bad --timeout {s}"))?);
             }
             "--proxy" => a.proxy = Some(parse_proxy(&value(&flag)?)?),
             "--cacert" => a.cacert = Some(PathBuf::from(value(&flag)?)),
@@ -152,18 +153,31 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{flag}: not a valid number: {v:?}"))
+    v.parse()
+        .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
 }
 
 /// `http://host:port`, `host:port` or `host` (port 1080, as curl).
 fn parse_proxy(s: &str) -> Result<(String, u16), String> {
-    let with_scheme = if s.contains("://") { s.to_string() } else { format!("http://{s}") };
+    let with_scheme = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
     let u = url::Url::parse(&with_scheme).map_err(|e| format!("bad --proxy {s:?}: {e}"))?;
     if u.scheme() != "http" {
-        return Err(format!("bad --proxy {s:?}: only http:// proxies are supported"));
+        return Err(format!(
+            "bad --proxy {s:?}: only http:// proxies are supported"
+        ));
     }
-    let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("bad --proxy {s:?}: no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = u
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("bad --proxy {s:?}: no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Ok((host, u.port().unwrap_or(1080)))
 }
 
@@ -187,8 +201,12 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         }
         let mut tls = match &args.cacert {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                Some(TlsOptions::with_root_pem(&pem).map_err(|e| format!("bad --cacert {}: {e}", path.display()))?)
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Some(
+                    TlsOptions::with_root_pem(&pem)
+                        .map_err(|e| format!("bad --cacert {}: {e}", path.display()))?,
+                )
             }
             None => None,
         };
@@ -202,13 +220,22 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         .method
         .clone()
         .unwrap_or_else(|| if args.data.is_some() { "POST" } else { "GET" }.to_string());
-    let mut headers: Vec<(&str, &str)> = args.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    if args.data.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+    let mut headers: Vec<(&str, &str)> = args
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if args.data.is_some()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         headers.push(("Content-Type", "application/x-www-form-urlencoded"));
     }
 
     let start = Instant::now();
-    req.request_raw(&args.url, &headers, &method, body).map_err(|e| e.to_string())?;
+    req.request_raw(&args.url, &headers, &method, body)
+        .map_err(|e| e.to_string())?;
     let mut bar: Option<ProgressBar> = None;
     let show_progress = io::stderr().is_terminal();
     let done = loop {
@@ -255,7 +282,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             }
         }
     }
-    Ok(if done.result == RequestResult::Success { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if done.result == RequestResult::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Shows (once the download is big or slow) and advances the progress bar.
@@ -294,7 +325,12 @@ fn json_line(done: &Completed, sha: &str, seconds: f64) -> String {
     let headers: Vec<[String; 2]> = done
         .headers
         .iter()
-        .map(|f| [f.name().to_string(), String::from_utf8_lossy(f.value()).into_owned()])
+        .map(|f| {
+            [
+                f.name().to_string(),
+                String::from_utf8_lossy(f.value()).into_owned(),
+            ]
+        })
         .collect();
     serde_json::json!({
         "result": done.result.name(),
@@ -326,8 +362,10 @@ fn sha256_file(path: &std::path::Path) -> io::Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

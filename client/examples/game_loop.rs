@@ -130,7 +130,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--poll-budget-kib" => a.poll_budget_kib = Some(number(&arg, &value(&arg)?)?),
             "--timeout" => {
                 let s: f64 = number(&arg, &value(&arg)?)?;
-                a.timeout = Duration::try_from_secs_f64(s).map_err(|_| format!("bad --timeout {s}"))?;
+                a.timeout =
+                    Duration::try_from_secs_f64(s).map_err(|_| format!("bad --timeout {s}"))?;
             }
             "--plot" => a.plot = Some(PathBuf::from(value(&arg)?)),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
@@ -142,7 +143,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{flag}: not a valid number: {v:?}"))
+    v.parse()
+        .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
 }
 
 fn run(args: &Args) -> Result<bool, String> {
@@ -151,11 +153,14 @@ fn run(args: &Args) -> Result<bool, String> {
     let url = match &args.url {
         Some(u) => u.clone(),
         None => {
-            let addr = start_asset_server(asset_len).map_err(|e| format!("cannot start the asset server: {e}"))?;
+            let addr = start_asset_server(asset_len)
+                .map_err(|e| format!("cannot start the asset server: {e}"))?;
             format!("http://{addr}/asset.bin")
         }
     };
-    let file = (!args.memory).then(|| std::env::temp_dir().join(format!("pollhttp-game-loop-{}.bin", std::process::id())));
+    let file = (!args.memory).then(|| {
+        std::env::temp_dir().join(format!("pollhttp-game-loop-{}.bin", std::process::id()))
+    });
     let _cleanup = file.clone().map(RemoveOnDrop);
 
     let mut req = HttpRequest::new();
@@ -169,13 +174,17 @@ fn run(args: &Args) -> Result<bool, String> {
         }
     }
     let mode = if args.inline {
-        format!("inline, poll budget {} KiB", req.settings().poll_budget / 1024)
+        format!(
+            "inline, poll budget {} KiB",
+            req.settings().poll_budget / 1024
+        )
     } else {
         "worker thread".to_string()
     };
     println!(
         "game_loop: GET {url} ({mode}) into {}",
-        file.as_deref().map_or("memory".to_string(), |p| p.display().to_string())
+        file.as_deref()
+            .map_or("memory".to_string(), |p| p.display().to_string())
     );
 
     let tty = io::stderr().is_terminal();
@@ -183,7 +192,8 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut frames: Vec<Frame> = Vec::with_capacity(4096);
     let mut rate = Rate::default();
     let started = Instant::now();
-    req.request(&url, &[], "GET", "").map_err(|e| e.to_string())?;
+    req.request(&url, &[], "GET", "")
+        .map_err(|e| e.to_string())?;
     let mut next = started;
     let mut last_start: Option<Instant> = None;
     let done = loop {
@@ -201,22 +211,32 @@ fn run(args: &Args) -> Result<bool, String> {
 
         let n = frames.len();
         if tty || n % 30 == 0 || polled.is_some() {
-            let got = polled.as_ref().map_or_else(|| req.downloaded_bytes(), |d| d.body_bytes);
+            let got = polled
+                .as_ref()
+                .map_or_else(|| req.downloaded_bytes(), |d| d.body_bytes);
             let line = format!(
                 "frame {n:5}  {:>15}  {:7.1}/{} MiB  {:7.1} MB/s  frame {:6.3} ms  poll {:7.1} µs",
-                polled
-                    .as_ref()
-                    .map_or_else(|| format!("{:?}", req.http_client_status()), |d| d.result.name().to_string()),
+                polled.as_ref().map_or_else(
+                    || format!("{:?}", req.http_client_status()),
+                    |d| d.result.name().to_string()
+                ),
                 got as f64 / (1 << 20) as f64,
                 req.body_size()
                     .or(polled.as_ref().map(|d| d.body_bytes))
-                    .map_or("?".to_string(), |s| format!("{:.1}", s as f64 / (1 << 20) as f64)),
+                    .map_or("?".to_string(), |s| format!(
+                        "{:.1}",
+                        s as f64 / (1 << 20) as f64
+                    )),
                 rate.update(frame_start, got),
                 ms(frame_start.elapsed()),
                 poll_cost.as_secs_f64() * 1e6,
             );
             let mut err = io::stderr().lock();
-            let _ = if tty { write!(err, "\r{line}\x1b[K") } else { writeln!(err, "{line}") };
+            let _ = if tty {
+                write!(err, "\r{line}\x1b[K")
+            } else {
+                writeln!(err, "{line}")
+            };
         }
 
         frames.push(Frame {
@@ -261,10 +281,19 @@ fn run(args: &Args) -> Result<bool, String> {
     Ok(ok)
 }
 
-fn report(frames: &[Frame], done: &pollhttp::Completed, seconds: f64, check: Option<&Result<(), String>>) {
+fn report(
+    frames: &[Frame],
+    done: &pollhttp::Completed,
+    seconds: f64,
+    check: Option<&Result<(), String>>,
+) {
     let work: Vec<f64> = frames.iter().map(|f| f.work_ms).collect();
     let poll: Vec<f64> = frames.iter().map(|f| f.poll_us).collect();
-    let intervals: Vec<f64> = frames.iter().map(|f| f.interval_ms).filter(|&i| i > 0.0).collect();
+    let intervals: Vec<f64> = frames
+        .iter()
+        .map(|f| f.interval_ms)
+        .filter(|&i| i > 0.0)
+        .collect();
     let budget = ms(FRAME);
     let over = work.iter().filter(|&&w| w > budget).count();
     let late = intervals.iter().filter(|&&i| i > 2.0 * budget).count();
@@ -342,7 +371,9 @@ struct Rate {
 impl Rate {
     fn update(&mut self, now: Instant, bytes: u64) -> f64 {
         self.marks.push_back((now, bytes));
-        while self.marks.len() > 2 && now.duration_since(self.marks[0].0) > Duration::from_millis(500) {
+        while self.marks.len() > 2
+            && now.duration_since(self.marks[0].0) > Duration::from_millis(500)
+        {
             self.marks.pop_front();
         }
         let (t0, b0) = self.marks[0];
@@ -366,7 +397,12 @@ impl World {
         let sprites = (0..20_000)
             .map(|i| {
                 let f = i as f32;
-                [f % 640.0, (f * 7.0) % 480.0, (f % 13.0) - 6.0, (f % 7.0) - 3.0]
+                [
+                    f % 640.0,
+                    (f * 7.0) % 480.0,
+                    (f % 13.0) - 6.0,
+                    (f % 7.0) - 3.0,
+                ]
             })
             .collect();
         World { sprites, frame: 0 }
@@ -410,16 +446,18 @@ fn asset_block() -> Vec<u8> {
 fn start_asset_server(len: u64) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let addr = listener.local_addr()?;
-    std::thread::Builder::new().name("asset-server".into()).spawn(move || {
-        let block = std::sync::Arc::new(asset_block());
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let block = std::sync::Arc::clone(&block);
-            let _ = std::thread::Builder::new()
-                .name("asset-conn".into())
-                .spawn(move || serve(conn, len, &block));
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("asset-server".into())
+        .spawn(move || {
+            let block = std::sync::Arc::new(asset_block());
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let block = std::sync::Arc::clone(&block);
+                let _ = std::thread::Builder::new()
+                    .name("asset-conn".into())
+                    .spawn(move || serve(conn, len, &block));
+            }
+        })?;
     Ok(addr)
 }
 
@@ -439,7 +477,9 @@ fn serve(conn: TcpStream, len: u64, block: &[u8]) -> io::Result<()> {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let mut out = conn;
     if path != "/asset.bin" || !matches!(method, "GET" | "HEAD") {
-        return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     }
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
@@ -522,7 +562,13 @@ fn plot(path: &Path, frames: &[Frame], mode: &str) -> Result<(), Box<dyn std::er
     let caption = ("sans-serif", 18);
 
     let mut chart = ChartBuilder::on(&top)
-        .caption(format!("frame time per frame ({mode}; budget {:.1} ms at 60 fps)", ms(FRAME)), caption)
+        .caption(
+            format!(
+                "frame time per frame ({mode}; budget {:.1} ms at 60 fps)",
+                ms(FRAME)
+            ),
+            caption,
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -533,10 +579,20 @@ fn plot(path: &Path, frames: &[Frame], mode: &str) -> Result<(), Box<dyn std::er
         .y_desc("frame time (ms)")
         .draw()?;
     chart
-        .draw_series(LineSeries::new(frames.iter().enumerate().map(|(i, f)| (i as u32, f.work_ms)), &BLUE))?
+        .draw_series(LineSeries::new(
+            frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (i as u32, f.work_ms)),
+            &BLUE,
+        ))?
         .label("frame time (ms): poll + update/render + status")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
 
     let mut chart = ChartBuilder::on(&bottom)
         .caption("HttpRequest::poll() cost per frame", caption)
@@ -550,10 +606,20 @@ fn plot(path: &Path, frames: &[Frame], mode: &str) -> Result<(), Box<dyn std::er
         .y_desc("poll() cost (µs)")
         .draw()?;
     chart
-        .draw_series(LineSeries::new(frames.iter().enumerate().map(|(i, f)| (i as u32, f.poll_us)), &RED))?
+        .draw_series(LineSeries::new(
+            frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (i as u32, f.poll_us)),
+            &RED,
+        ))?
         .label("poll() (µs)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
