@@ -785,6 +785,7 @@ impl HttpClient {
             return;
         };
         // Write the CONNECT request.
+        self.writable = false;
         while tunnel.wants_transmit() {
             match transport.write_plain(tunnel.transmit_buf()) {
                 Ok(n) => tunnel.advance_transmit(n),
@@ -801,7 +802,10 @@ impl HttpClient {
             }
             match transport.read_plain(out, &mut budget) {
                 Ok(ReadOutcome::Data(n)) => tunnel.receive_filled(n),
-                Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::WouldBlock) => {
+                    self.readable = transport.has_pending_input();
+                    break;
+                }
                 Ok(ReadOutcome::Eof) => {
                     tunnel.receive_eof();
                     break;

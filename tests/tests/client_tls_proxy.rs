@@ -161,6 +161,27 @@ fn https_proxy_tunnels_tls_end_to_end() {
 }
 
 #[test]
+fn waiting_on_a_slow_proxy_sleeps_instead_of_spinning() {
+    // A scripted "proxy" that takes a second to answer CONNECT, then refuses.
+    let proxy = pollhttp_tests::script::ScriptServer::start(vec![vec![
+        Step::ReadRequestHead,
+        Step::Sleep(Duration::from_millis(1000)),
+        Step::write("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"),
+        Step::Sleep(Duration::from_millis(300)),
+    ]]);
+    let mut c = tls_client(&TestCa::shared().ca_pem);
+    c.set_https_proxy("127.0.0.1", proxy.port());
+    let up = connect(&mut c, "https://localhost", 443, false);
+    assert_eq!(up.statuses, vec![Connecting, CantConnect]);
+    assert!(
+        matches!(c.failure(), Some(Failure::ProxyRefused { status: 407 })),
+        "{:?}",
+        c.failure()
+    );
+    assert!(up.polls < 60, "{} polls", up.polls);
+}
+
+#[test]
 fn https_proxy_refusal_is_cant_connect_with_the_code() {
     let proxy = Proxy::start(ProxyOptions {
         refuse_connect_with: Some(403),
