@@ -452,8 +452,11 @@ impl HttpClient {
             .start(&target_host, target_port, Some(Arc::clone(&self.waker)));
         self.stage = Stage::Resolving(lookup);
         self.status = Status::Resolving;
-        // IP literals are resolved already: start connecting now.
-        self.step_resolving();
+        // IP literals are resolved already: start connecting now. A name's
+        // answer is picked up by `poll`, so `Resolving` is always observed.
+        if parse_ip_literal(&target_host).is_some() {
+            self.step_resolving();
+        }
         Ok(())
     }
 
