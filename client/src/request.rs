@@ -695,6 +695,10 @@ fn empty_sink() -> Sink {
 
 // ---------------------------------------------------------------- the job
 
+/// Most bytes of a redirect's body read to keep its connection for the next
+/// hop; past this the connection is dropped instead.
+const MAX_REDIRECT_BODY: u64 = 64 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Connecting,
@@ -1048,6 +1052,12 @@ impl Job {
                 .downloaded
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if self.phase == Phase::SkipBody {
+                // Drain a small redirect body to keep the connection; a large
+                // one is not worth reading: reconnect instead.
+                if self.progress.downloaded.load(Ordering::Relaxed) > MAX_REDIRECT_BODY {
+                    self.client.close();
+                    return self.follow_redirect();
+                }
                 continue;
             }
             if let Some(decoder) = self.decoder.as_mut() {

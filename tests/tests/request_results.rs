@@ -460,6 +460,39 @@ fn same_origin_redirect_reuses_the_connection() {
 }
 
 #[test]
+fn a_large_redirect_body_is_not_read_through() {
+    let server = ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write(
+                "HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 1073741824\r\n\r\n",
+            ),
+            Step::WriteRepeated {
+                chunk: vec![b'x'; 65536],
+                total: 1 << 30,
+            },
+        ],
+        vec![
+            Step::ReadRequest,
+            Step::Write(response("200 OK", &[("Content-Length", "4")], "here")),
+        ],
+    ]);
+    let start = Instant::now();
+    let done = get(&server.base_url());
+    assert_eq!(
+        (done.result, &done.body[..], done.redirects),
+        (Success, &b"here"[..], 1)
+    );
+    assert_eq!(server.connections_accepted(), 2);
+    assert!(
+        done.wire_bytes < 16 << 20,
+        "read {} bytes of the redirect body",
+        done.wire_bytes
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
 fn basic_auth_from_url_userinfo() {
     let hb = Httpbin::shared();
     let url = format!(

@@ -1,0 +1,528 @@
+//! The `fetch` and `game_loop` examples of the `pollhttp` crate, run as real
+//! commands against real servers (nginx, httpbin, the test proxy).
+//!
+//! The examples are built once per test process with
+//! `cargo build -q -p pollhttp --examples` into a dedicated target directory
+//! (`<target>/examples-under-test`), so the inner cargo never waits for the
+//! lock of the outer build's directory. `POLLHTTP_EXAMPLES_DIR=<dir>` uses
+//! already built binaries from `<dir>` instead. Every run is bounded by a
+//! deadline and killed when it passes.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use pollhttp_tests::httpbin::Httpbin;
+use pollhttp_tests::nginx::Nginx;
+use pollhttp_tests::process::{free_port, TempDir};
+use pollhttp_tests::proxy::{Proxy, ProxyOptions};
+use pollhttp_tests::{pseudo_random_bytes, sha256_hex};
+use serde_json::Value;
+
+/// Where the example binaries are (built on first use).
+fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("POLLHTTP_EXAMPLES_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        // This test binary is <target>/<profile>/deps/examples_cli-<hash>.
+        let exe = std::env::current_exe().expect("current_exe");
+        let target = exe
+            .ancestors()
+            .nth(3)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| pollhttp_tests::workspace_root().join("target"));
+        let target = target.join("examples-under-test");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "pollhttp", "--examples"])
+            .current_dir(pollhttp_tests::workspace_root())
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("CARGO_MAKEFLAGS")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS");
+        let out = run_bounded(cmd, Duration::from_secs(20 * 60));
+        assert_eq!(
+            out.code,
+            Some(0),
+            "building the examples failed:\n{}",
+            out.stderr
+        );
+        target.join("debug").join("examples")
+    })
+}
+
+/// What a bounded run produced.
+#[derive(Debug)]
+struct Output {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The stdout parsed as one JSON value (fetch --json prints one line).
+    fn json(&self) -> Value {
+        let text = self.stdout_text();
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "expected one JSON line, got:\n{text}\nstderr:\n{}",
+            self.stderr
+        );
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// Runs `cmd` to completion with piped output; kills it and panics when it
+/// is still running after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().expect("try_wait") {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr =
+                    String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+                panic!("{what} still running after {limit:?}: killed\nstderr:\n{stderr}");
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    Output {
+        code: status.code(),
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+    }
+}
+
+/// Runs an example with `args`, bounded by 60 s.
+fn example(name: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(examples_dir().join(name));
+    cmd.args(args);
+    run_bounded(cmd, Duration::from_secs(60))
+}
+
+fn fetch(args: &[&str]) -> Output {
+    example("fetch", args)
+}
+
+/// One nginx for the whole test binary (its watchdog stops it at exit).
+/// `None` when it is not installed and `POLLHTTP_SKIP_REAL_SERVERS=1`.
+fn nginx() -> Option<&'static Nginx> {
+    static NGINX: OnceLock<Mutex<Option<&'static Nginx>>> = OnceLock::new();
+    let cell = NGINX.get_or_init(|| Mutex::new(None));
+    let mut guard = cell.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_none() {
+        *guard = Nginx::try_start().map(|n| &*Box::leak(Box::new(n)));
+    }
+    *guard
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+}
+
+// ------------------------------------------------------------ fetch
+
+#[test]
+fn fetch_json_reports_a_success() {
+    let Some(nginx) = nginx() else { return };
+    let url = nginx.url("/hello.txt");
+    let out = fetch(&["--json", &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(str_of(&v, "result"), "Success");
+    assert_eq!(str_of(&v, "reason"), "");
+    assert_eq!(v["response_code"], 200);
+    assert_eq!(str_of(&v, "body_sha256"), sha256_hex(b"Hello, world!"));
+    assert_eq!(v["body_bytes"], 13);
+    assert_eq!(v["redirects"], 0);
+    assert_eq!(str_of(&v, "url"), url);
+    assert!(v["wire_bytes"].as_u64().unwrap() > 13, "{v}");
+    assert!(v["seconds"].as_f64().unwrap() >= 0.0, "{v}");
+    let headers = v["headers"].as_array().expect("headers array");
+    assert!(
+        headers.iter().any(|h| h[0]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case("content-length"))
+            && h[1] == "13"),
+        "{v}"
+    );
+}
+
+#[test]
+fn fetch_prints_the_body_to_stdout() {
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&[&nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"Hello, world!");
+
+    let out = fetch(&[&nginx.url("/1m.bin")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        out.stdout == pseudo_random_bytes(1 << 20),
+        "1m.bin differs on stdout"
+    );
+}
+
+#[test]
+fn fetch_output_file() {
+    let Some(nginx) = nginx() else { return };
+    let dir = TempDir::new("fetch-o").unwrap();
+    let file = dir.path().join("1m.bin");
+    let expected = sha256_hex(&pseudo_random_bytes(1 << 20));
+    let out = fetch(&[
+        "--json",
+        "-o",
+        file.to_str().unwrap(),
+        &nginx.url("/1m.bin"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(str_of(&v, "result"), "Success");
+    assert_eq!(str_of(&v, "body_sha256"), expected);
+    assert_eq!(v["body_bytes"], 1 << 20);
+    assert_eq!(sha256_hex(&std::fs::read(&file).unwrap()), expected);
+
+    // Without --json nothing goes to stdout.
+    let file2 = dir.path().join("again.bin");
+    let out = fetch(&["-o", file2.to_str().unwrap(), &nginx.url("/gzip/1m.bin")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        sha256_hex(&std::fs::read(&file2).unwrap()),
+        expected,
+        "gzip body decoded into the file"
+    );
+}
+
+#[test]
+fn fetch_404_is_a_success_with_its_code() {
+    // Godot semantics: Success means a complete response arrived.
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&["--json", &nginx.url("/status/404")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(str_of(&v, "result"), "Success");
+    assert_eq!(v["response_code"], 404);
+}
+
+#[test]
+fn fetch_refused_port_is_cant_connect() {
+    let port = free_port().unwrap();
+    let out = fetch(&["--json", &format!("http://127.0.0.1:{port}/")]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stdout_text().contains(r#""result":"CantConnect""#),
+        "{}",
+        out.stdout_text()
+    );
+    assert_eq!(str_of(&out.json(), "result"), "CantConnect");
+
+    // Without --json the reason goes to stderr.
+    let out = fetch(&[&format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("CantConnect"), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_limit() {
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&["--json", "--limit", "100", &nginx.url("/1m.bin")]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(str_of(&out.json(), "result"), "BodySizeLimitExceeded");
+    // Counted after decoding: a gzip body without Content-Length stops too.
+    let out = fetch(&["--json", "--limit", "100", &nginx.url("/gzip/1m.bin")]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(str_of(&out.json(), "result"), "BodySizeLimitExceeded");
+}
+
+#[test]
+fn fetch_redirects() {
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&["--json", &nginx.url("/redirect/chain/3")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["redirects"], 3);
+    assert_eq!(str_of(&v, "url"), nginx.url("/hello.txt"));
+    assert_eq!(str_of(&v, "body_sha256"), sha256_hex(b"Hello, world!"));
+
+    let out = fetch(&[
+        "--json",
+        "--max-redirects",
+        "1",
+        &nginx.url("/redirect/chain/3"),
+    ]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(str_of(&out.json(), "result"), "RedirectLimitReached");
+}
+
+#[test]
+fn fetch_post_to_httpbin() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let url = httpbin.url("/post");
+    // -d implies POST with a form content type, as in curl.
+    let out = fetch(&["-d", "game=pong&score=42", &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("httpbin JSON");
+    assert_eq!(v["form"]["game"], "pong");
+    assert_eq!(v["form"]["score"], "42");
+
+    // Raw data with its own content type; an extra header arrives too.
+    let out = fetch(&[
+        "-d",
+        "raw payload",
+        "-H",
+        "Content-Type: text/plain",
+        "-H",
+        "X-Test: yes",
+        &url,
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("httpbin JSON");
+    assert_eq!(v["data"], "raw payload");
+    assert_eq!(v["headers"]["X-Test"], "yes");
+
+    // --data-file and an explicit method.
+    let dir = TempDir::new("fetch-data").unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, br#"{"a":1}"#).unwrap();
+    let out = fetch(&[
+        "-X",
+        "PUT",
+        "--data-file",
+        body.to_str().unwrap(),
+        "-H",
+        "Content-Type: application/json",
+        &httpbin.url("/put"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("httpbin JSON");
+    assert_eq!(v["json"]["a"], 1);
+}
+
+#[test]
+fn fetch_tls_cacert_and_insecure() {
+    let Some(nginx) = nginx() else { return };
+    let dir = TempDir::new("fetch-ca").unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &nginx.ca_pem).unwrap();
+    let url = nginx.url_tls("/hello.txt");
+
+    let out = fetch(&["--json", "--cacert", ca.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(str_of(&v, "result"), "Success");
+    assert_eq!(str_of(&v, "body_sha256"), sha256_hex(b"Hello, world!"));
+
+    let out = fetch(&["--json", &url]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(str_of(&out.json(), "result"), "TlsHandshakeError");
+
+    let out = fetch(&["--json", "--insecure", &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(str_of(&out.json(), "result"), "Success");
+}
+
+#[test]
+fn fetch_through_a_proxy() {
+    let Some(nginx) = nginx() else { return };
+    let proxy = Proxy::start(ProxyOptions::default());
+    let out = fetch(&["--json", "--proxy", &proxy.url(), &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(
+        str_of(&out.json(), "body_sha256"),
+        sha256_hex(b"Hello, world!")
+    );
+
+    let dir = TempDir::new("fetch-proxy").unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &nginx.ca_pem).unwrap();
+    let out = fetch(&[
+        "--json",
+        "--proxy",
+        &proxy.url(),
+        "--cacert",
+        ca.to_str().unwrap(),
+        &nginx.url_tls("/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(str_of(&out.json(), "result"), "Success");
+    let lines = proxy.request_lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("GET http://")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("CONNECT ")), "{lines:?}");
+}
+
+#[test]
+fn fetch_usage_errors_exit_2() {
+    let out = fetch(&[]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("usage: fetch"), "{}", out.stderr);
+    let out = fetch(&["--bogus", "http://127.0.0.1/"]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("usage: fetch"), "{}", out.stderr);
+    let out = fetch(&["--limit", "lots", "http://127.0.0.1/"]);
+    assert_eq!(out.code, Some(2));
+    let out = fetch(&["ftp://127.0.0.1/"]);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "an unsupported URL is a usage error: {}",
+        out.stderr
+    );
+    let out = fetch(&["--help"]);
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout_text().contains("usage: fetch"));
+}
+
+// ------------------------------------------------------------ game_loop
+
+/// The values of the last line: `frames=N ... result=Success`.
+fn last_line_values(out: &Output) -> std::collections::HashMap<String, String> {
+    let text = out.stdout_text();
+    let last = text
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output; stderr:\n{}", out.stderr));
+    let values: std::collections::HashMap<String, String> = last
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for key in [
+        "frames",
+        "frame_max_ms",
+        "frame_p99_ms",
+        "poll_max_us",
+        "poll_p99_us",
+        "mb_per_s",
+        "result",
+    ] {
+        assert!(
+            values.contains_key(key),
+            "{key} missing in the last line {last:?}"
+        );
+    }
+    for key in [
+        "frame_max_ms",
+        "frame_p99_ms",
+        "poll_max_us",
+        "poll_p99_us",
+        "mb_per_s",
+    ] {
+        let x: f64 = values[key]
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a number in {last:?}"));
+        assert!(x.is_finite() && x >= 0.0, "{last}");
+    }
+    values
+}
+
+#[test]
+fn game_loop_worker_thread() {
+    let out = example("game_loop", &["--asset-mib", "16"]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout_text(),
+        out.stderr
+    );
+    let v = last_line_values(&out);
+    assert_eq!(v["result"], "Success");
+    assert!(v["frames"].parse::<u64>().unwrap() > 0);
+    assert!(
+        out.stdout_text().contains("content: verified"),
+        "{}",
+        out.stdout_text()
+    );
+}
+
+#[test]
+fn game_loop_inline_with_plot() {
+    let dir = TempDir::new("game-loop").unwrap();
+    let svg = dir.path().join("plot.svg");
+    let out = example(
+        "game_loop",
+        &[
+            "--inline",
+            "--memory",
+            "--asset-mib",
+            "8",
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout_text(),
+        out.stderr
+    );
+    let v = last_line_values(&out);
+    assert_eq!(v["result"], "Success");
+    // 8 MiB at most 1 MiB per poll: at least 8 frames.
+    assert!(v["frames"].parse::<u64>().unwrap() >= 8, "{v:?}");
+    let plot = std::fs::read_to_string(&svg).expect("the plot was written");
+    assert!(
+        plot.contains("<svg") && plot.contains("poll() cost"),
+        "not the expected SVG"
+    );
+}
+
+#[test]
+fn game_loop_fetches_a_url() {
+    let Some(nginx) = nginx() else { return };
+    let out = example("game_loop", &[&nginx.url("/1m.bin")]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout_text(),
+        out.stderr
+    );
+    let v = last_line_values(&out);
+    assert_eq!(v["result"], "Success");
+
+    let port = free_port().unwrap();
+    let out = example("game_loop", &[&format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(last_line_values(&out)["result"], "CantConnect");
+}
