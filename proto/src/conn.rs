@@ -6,7 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::fields::{list_has_token, trim_ows, Fields, IndexArena};
+use crate::fields::{trim_ows, Fields, IndexArena};
 use crate::head::{MessageBodyLength, ResponseHead, Version};
 use crate::request::{self, method, SendFraming};
 
@@ -797,7 +797,10 @@ impl Connection {
                 Some(v0) => (v0, v0 + h.value.len()),
                 None => (n1, n1),
             };
-            if !lenient_lf {
+            // httparse accepts a CR only as part of CRLF, so a CR right after
+            // the value settles it; otherwise (trailing whitespace, bare LF)
+            // look for the LF.
+            if !lenient_lf && head.get(v1) != Some(&b'\r') {
                 let lf = find_lf(head, v1).unwrap_or(head_len - 1);
                 if head[lf - 1] != b'\r' {
                     self.arena.discard();
@@ -850,8 +853,11 @@ impl Connection {
                     }
                 }
                 10 if name.eq_ignore_ascii_case(b"connection") => {
-                    conn_close |= list_has_token(h.value, "close");
-                    conn_keep_alive |= list_has_token(h.value, "keep-alive");
+                    for el in h.value.split(|&b| b == b',') {
+                        let el = trim_ows(el);
+                        conn_close |= el.eq_ignore_ascii_case(b"close");
+                        conn_keep_alive |= el.eq_ignore_ascii_case(b"keep-alive");
+                    }
                 }
                 _ => {}
             }
@@ -917,12 +923,11 @@ impl Connection {
         }
 
         let raw = self.take(head_len);
-        let fields = Fields::from_parts(raw.clone(), index);
+        let fields = Fields::from_parts(raw, index);
         let head = ResponseHead {
             version,
             status,
             reason,
-            raw,
             fields,
             body,
         };

@@ -45,6 +45,10 @@ impl Fields {
         Fields { buf, index }
     }
 
+    pub(crate) fn raw(&self) -> &Bytes {
+        &self.buf
+    }
+
     /// Number of field lines.
     pub fn len(&self) -> usize {
         self.index.len() / ENTRY
@@ -193,11 +197,16 @@ impl IndexArena {
         }
     }
     pub(crate) fn push(&mut self, n0: usize, n1: usize, v0: usize, v1: usize) {
-        for x in [n0, n1, v0, v1] {
-            self.buf.extend_from_slice(&(x as u32).to_le_bytes());
+        let mut e = [0u8; ENTRY];
+        for (i, x) in [n0, n1, v0, v1].into_iter().enumerate() {
+            e[i * 4..i * 4 + 4].copy_from_slice(&(x as u32).to_le_bytes());
         }
+        self.buf.extend_from_slice(&e);
     }
     pub(crate) fn finish(&mut self) -> Bytes {
+        if self.buf.is_empty() {
+            return Bytes::new();
+        }
         self.buf.split().freeze()
     }
     pub(crate) fn discard(&mut self) {

@@ -44,7 +44,6 @@ pub struct ResponseHead {
     pub(crate) version: Version,
     pub(crate) status: u16,
     pub(crate) reason: (u32, u32),
-    pub(crate) raw: Bytes,
     pub(crate) fields: Fields,
     pub(crate) body: MessageBodyLength,
 }
@@ -56,7 +55,7 @@ impl ResponseHead {
     }
     /// The reason phrase as received (may be empty; may hold obs-text).
     pub fn reason(&self) -> &[u8] {
-        &self.raw[self.reason.0 as usize..self.reason.1 as usize]
+        &self.fields.raw()[self.reason.0 as usize..self.reason.1 as usize]
     }
     /// The reason phrase as UTF-8 (lossless when it is ASCII; `""` otherwise).
     pub fn reason_str(&self) -> &str {
@@ -81,7 +80,7 @@ impl ResponseHead {
     /// The head exactly as received, status line through the empty line
     /// (after obs-fold unfolding, when that leniency is on).
     pub fn raw(&self) -> &Bytes {
-        &self.raw
+        self.fields.raw()
     }
 }
 
