@@ -6,7 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::fields::{trim_ows, Fields, IndexArena};
+use crate::fields::{trim_ows, Fields};
 use crate::head::{MessageBodyLength, ResponseHead, Version};
 use crate::request::{self, method, SendFraming};
 
@@ -185,7 +185,6 @@ pub struct Connection {
     chunk_digits: u8,
     ext_bytes: usize,
     body_received: u64,
-    arena: IndexArena,
     close: Option<CloseReason>,
     error: Option<Error>,
     handed_over: bool,
@@ -227,7 +226,6 @@ impl Connection {
             chunk_digits: 0,
             ext_bytes: 0,
             body_received: 0,
-            arena: IndexArena::default(),
             close: None,
             error: None,
             handed_over: false,
@@ -789,13 +787,14 @@ impl Connection {
         let mut conn_close = false;
         let mut conn_keep_alive = false;
         let mut folded: Vec<(usize, usize)> = Vec::new();
-        self.arena.start(resp.headers.len());
         for h in resp.headers.iter() {
-            let n0 = offset_in(head, h.name.as_bytes()).unwrap_or(0);
-            let n1 = n0 + h.name.len();
+            let name_at = || offset_in(head, h.name.as_bytes()).unwrap_or(0);
             let (v0, v1) = match offset_in(head, h.value) {
                 Some(v0) => (v0, v0 + h.value.len()),
-                None => (n1, n1),
+                None => {
+                    let n1 = name_at() + h.name.len();
+                    (n1, n1)
+                }
             };
             // httparse accepts a CR only as part of CRLF, so a CR right after
             // the value settles it; otherwise (trailing whitespace, bare LF)
@@ -803,7 +802,6 @@ impl Connection {
             if !lenient_lf && head.get(v1) != Some(&b'\r') {
                 let lf = find_lf(head, v1).unwrap_or(head_len - 1);
                 if head[lf - 1] != b'\r' {
-                    self.arena.discard();
                     return Err(Error::BareLineFeed {
                         offset: base + lf as u64,
                     });
@@ -813,46 +811,41 @@ impl Connection {
                 folded.push((v0, v1));
                 if !lenient_lf {
                     if let Some(i) = bare_lf_in(h.value) {
-                        self.arena.discard();
                         return Err(Error::BareLineFeed {
                             offset: base + (v0 + i) as u64,
                         });
                     }
                 }
             }
-            self.arena.push(n0, n1, v0, v1);
             let name = h.name.as_bytes();
             match name.len() {
-                14 if name.eq_ignore_ascii_case(b"content-length") => {
-                    let at = base + n0 as u64;
+                14 if token_eq_lower(name, b"content-length") => {
+                    let at = base + name_at() as u64;
                     for el in h.value.split(|&b| b == b',') {
                         let el = trim_ows(el);
                         if el.is_empty() || !el.iter().all(u8::is_ascii_digit) {
-                            self.arena.discard();
                             return Err(Error::InvalidContentLength { offset: at });
                         }
                         let Some(n) = request::parse_decimal(el) else {
-                            self.arena.discard();
                             return Err(Error::InvalidContentLength { offset: at });
                         };
                         if content_length.is_some_and(|c| c != n) {
-                            self.arena.discard();
                             return Err(Error::ConflictingContentLength { offset: at });
                         }
                         content_length = Some(n);
                     }
                 }
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                17 if token_eq_lower(name, b"transfer-encoding") => {
                     // One list across all fields; chunked at most once (RFC 9112 §6.1).
                     match request::transfer_codings(h.value) {
                         Some((count, last)) if te_chunked + count <= 1 => {
                             te_chunked += count;
-                            te = Some((last, n0));
+                            te = Some((last, name_at()));
                         }
-                        _ => te_bad = Some(n0),
+                        _ => te_bad = Some(name_at()),
                     }
                 }
-                10 if name.eq_ignore_ascii_case(b"connection") => {
+                10 if token_eq_lower(name, b"connection") => {
                     for el in h.value.split(|&b| b == b',') {
                         let el = trim_ows(el);
                         conn_close |= el.eq_ignore_ascii_case(b"close");
@@ -862,7 +855,7 @@ impl Connection {
                 _ => {}
             }
         }
-        let index = self.arena.finish();
+        let field_count = resp.headers.len();
 
         // Message body length, RFC 9112 §6.3, in the RFC's order.
         let body = if (100..200).contains(&status) && status != 101 {
@@ -923,7 +916,7 @@ impl Connection {
         }
 
         let raw = self.take(head_len);
-        let fields = Fields::from_parts(raw, index);
+        let fields = Fields::new(raw, line_end + 1, field_count);
         let head = ResponseHead {
             version,
             status,
@@ -1253,21 +1246,11 @@ impl Connection {
                 });
             }
         }
-        self.arena.start(parsed.len());
-        for h in parsed.iter() {
-            let n0 = offset_in(sect, h.name.as_bytes()).unwrap_or(0);
-            let n1 = n0 + h.name.len();
-            let (v0, v1) = match offset_in(sect, h.value) {
-                Some(v0) => (v0, v0 + h.value.len()),
-                None => (n1, n1),
-            };
-            self.arena.push(n0, n1, v0, v1);
-        }
-        let index = self.arena.finish();
+        let field_count = parsed.len();
         self.scanned = 0;
         let raw = self.take(len);
         self.recv = RecvState::PendingEnd;
-        Ok(Some(Event::Trailers(Fields::from_parts(raw, index))))
+        Ok(Some(Event::Trailers(Fields::new(raw, 0, field_count))))
     }
 
     fn trailer_eof(&mut self) -> Result<(), Error> {
@@ -1293,6 +1276,14 @@ impl Connection {
         }
         self.trailer_eof().map(|()| None)
     }
+}
+
+/// ASCII case-insensitive comparison of a token (a field name the parser
+/// accepted) with a lowercase name. `b | 0x20` lowercases letters and leaves
+/// every other tchar unchanged; the only non-tchar it could confuse (CR with
+/// `-`) never occurs in a token.
+fn token_eq_lower(token: &[u8], lower: &[u8]) -> bool {
+    token.len() == lower.len() && token.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
 }
 
 fn hex_val(b: u8) -> Option<u8> {

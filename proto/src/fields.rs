@@ -1,21 +1,37 @@
 //! Field sections (header and trailer fields) in wire order, zero-copy.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::fmt;
+use std::sync::OnceLock;
 
-/// Bytes per field entry in the index: name start, name end, value start,
-/// value end, as little-endian `u32` offsets into the section's bytes.
-const ENTRY: usize = 16;
+/// Offsets of one field line in the section's bytes: name start, name end,
+/// value start, value end.
+type Entry = [u32; 4];
 
 /// A field section as received: every field line in wire order, duplicates
 /// kept, names as sent (compare them case-insensitively, RFC 9110 §5.1).
 ///
-/// The bytes are shared with the receive buffer they arrived in (no copy);
-/// cloning is cheap (two reference-count increments).
-#[derive(Clone, Default)]
+/// The bytes are shared with the receive buffer they arrived in (no copy).
+/// The index of field lines is built on first access (one allocation): a
+/// response whose fields are never read costs no more than its parse.
+#[derive(Default)]
 pub struct Fields {
     buf: Bytes,
-    index: Bytes,
+    /// Where the field lines start in `buf` (after the status line of a head).
+    start: u32,
+    count: u32,
+    index: OnceLock<Box<[Entry]>>,
+}
+
+impl Clone for Fields {
+    fn clone(&self) -> Fields {
+        Fields {
+            buf: self.buf.clone(),
+            start: self.start,
+            count: self.count,
+            index: self.index.clone(),
+        }
+    }
 }
 
 /// One field line: a name and its value with surrounding whitespace removed.
@@ -41,22 +57,34 @@ impl<'a> Field<'a> {
 }
 
 impl Fields {
-    pub(crate) fn from_parts(buf: Bytes, index: Bytes) -> Fields {
-        Fields { buf, index }
+    /// `count` field lines starting at `buf[start..]`, already validated by
+    /// the parser.
+    pub(crate) fn new(buf: Bytes, start: usize, count: usize) -> Fields {
+        Fields {
+            buf,
+            start: start as u32,
+            count: count as u32,
+            index: OnceLock::new(),
+        }
     }
 
     pub(crate) fn raw(&self) -> &Bytes {
         &self.buf
     }
 
+    fn index(&self) -> &[Entry] {
+        self.index
+            .get_or_init(|| build_index(&self.buf, self.start as usize, self.count as usize))
+    }
+
     /// Number of field lines.
     pub fn len(&self) -> usize {
-        self.index.len() / ENTRY
+        self.count as usize
     }
 
     /// Whether there are no field lines.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.count == 0
     }
 
     /// The field line at `i` in wire order.
@@ -64,11 +92,7 @@ impl Fields {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn at(&self, i: usize) -> Field<'_> {
-        let e = &self.index[i * ENTRY..(i + 1) * ENTRY];
-        let n0 = rd(e, 0);
-        let n1 = rd(e, 4);
-        let v0 = rd(e, 8);
-        let v1 = rd(e, 12);
+        let [n0, n1, v0, v1] = self.index()[i].map(|x| x as usize);
         Field {
             // Names were validated as tokens (ASCII) by the parser.
             name: std::str::from_utf8(&self.buf[n0..n1]).unwrap_or(""),
@@ -110,8 +134,41 @@ impl Fields {
     }
 }
 
-fn rd(e: &[u8], at: usize) -> usize {
-    u32::from_le_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]) as usize
+/// Re-run httparse over field lines it accepted before, recording offsets.
+fn build_index(buf: &[u8], start: usize, count: usize) -> Box<[Entry]> {
+    if count == 0 {
+        return Box::new([]);
+    }
+    let section = &buf[start..];
+    let mut stack = [httparse::EMPTY_HEADER; 32];
+    let mut heap = Vec::new();
+    let headers = if count <= stack.len() {
+        &mut stack[..count]
+    } else {
+        heap.resize(count, httparse::EMPTY_HEADER);
+        &mut heap[..]
+    };
+    let Ok(httparse::Status::Complete((_, parsed))) = httparse::parse_headers(section, headers)
+    else {
+        // Unreachable: these bytes were parsed with the same rules before.
+        return Box::new([]);
+    };
+    let base = section.as_ptr() as usize;
+    parsed
+        .iter()
+        .map(|h| {
+            let n0 = h.name.as_ptr() as usize - base + start;
+            let v0 = (h.value.as_ptr() as usize)
+                .wrapping_sub(base)
+                .wrapping_add(start);
+            let v0 = if v0 <= buf.len() {
+                v0
+            } else {
+                n0 + h.name.len()
+            };
+            [n0, n0 + h.name.len(), v0, v0 + h.value.len()].map(|x| x as u32)
+        })
+        .collect()
 }
 
 /// Whether a comma-separated list value contains `token` (ASCII
@@ -181,35 +238,3 @@ impl PartialEq for Fields {
     }
 }
 impl Eq for Fields {}
-
-/// A reusable arena for field indexes: index bytes are split off a shared
-/// buffer, so a warmed-up connection allocates nothing per head.
-#[derive(Default)]
-pub(crate) struct IndexArena {
-    buf: BytesMut,
-}
-
-impl IndexArena {
-    pub(crate) fn start(&mut self, entries: usize) {
-        let need = entries * ENTRY;
-        if self.buf.capacity() - self.buf.len() < need {
-            self.buf.reserve(need.max(4096));
-        }
-    }
-    pub(crate) fn push(&mut self, n0: usize, n1: usize, v0: usize, v1: usize) {
-        let mut e = [0u8; ENTRY];
-        for (i, x) in [n0, n1, v0, v1].into_iter().enumerate() {
-            e[i * 4..i * 4 + 4].copy_from_slice(&(x as u32).to_le_bytes());
-        }
-        self.buf.extend_from_slice(&e);
-    }
-    pub(crate) fn finish(&mut self) -> Bytes {
-        if self.buf.is_empty() {
-            return Bytes::new();
-        }
-        self.buf.split().freeze()
-    }
-    pub(crate) fn discard(&mut self) {
-        self.buf.clear();
-    }
-}
