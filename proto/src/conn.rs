@@ -495,6 +495,11 @@ impl Connection {
             return;
         }
         self.rx.truncate(self.filled);
+        if self.rx.capacity() - self.rx.len() < data.len() {
+            // Room for a whole receive buffer, not just this slice: one
+            // allocation per refill even when the consumer keeps body bytes.
+            self.rx.reserve(data.len().max(self.config.recv_buf_size));
+        }
         self.rx.extend_from_slice(data);
         self.filled = self.rx.len();
     }
