@@ -237,6 +237,8 @@ pub struct HttpClient {
     conn: Connection,
     readable: bool,
     writable: bool,
+    /// The poller reported the peer closed its write side.
+    read_closed: bool,
     woken: bool,
     fresh_events: bool,
     /// proto returned "need more data" and no byte arrived since.
@@ -300,6 +302,7 @@ impl HttpClient {
             conn: Connection::new(proto_config(65_536)),
             readable: false,
             writable: false,
+            read_closed: false,
             woken: false,
             fresh_events: false,
             needs_input: false,
@@ -487,6 +490,7 @@ impl HttpClient {
         }
         self.readable = false;
         self.writable = false;
+        self.read_closed = false;
         self.deadline = None;
     }
 
@@ -598,6 +602,9 @@ impl HttpClient {
                 SOCKET => {
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         self.readable = true;
+                    }
+                    if ev.is_read_closed() || ev.is_error() {
+                        self.read_closed = true;
                     }
                     if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
                         self.writable = true;
@@ -891,6 +898,9 @@ impl HttpClient {
         let Some(transport) = self.transport.as_mut() else {
             return false;
         };
+        if self.read_closed {
+            transport.note_read_closed();
+        }
         let mut any = false;
         while *budget > 0 {
             let out = self.conn.recv_buf();

@@ -444,6 +444,8 @@ pub struct PlainStream {
     /// `Eof` was returned to the caller.
     eof_returned: bool,
     maybe_readable: bool,
+    /// The poller reported the peer's write side closed: read on to EOF.
+    read_closed: bool,
     pending_error: Option<io::Error>,
 }
 
@@ -455,13 +457,24 @@ impl PlainStream {
             eof: false,
             eof_returned: false,
             maybe_readable: true,
+            read_closed: false,
             pending_error: None,
         }
     }
 
+    /// The poller reported that the peer closed its write side: the next reads
+    /// go on to end-of-file, since no further readiness event will come.
+    pub fn note_read_closed(&mut self) {
+        self.read_closed = true;
+        self.maybe_readable = true;
+    }
+
     /// Reads received bytes directly into `out` (no intermediate copy),
     /// looping until the socket would block, `out` is full, or `*budget`
-    /// (bytes; decremented by what was read) is used up. Never blocks.
+    /// (bytes; decremented by what was read) is used up. A short read ends the
+    /// call too: TCP returns everything it has, so the socket is drained and
+    /// the next readiness edge says when more arrives (one `EAGAIN` read saved
+    /// per wakeup). Never blocks.
     ///
     /// # Errors
     /// Socket errors (e.g. connection reset). If an error happens after some
@@ -479,6 +492,10 @@ impl PlainStream {
                 Ok(k) => {
                     n += k;
                     *budget -= k;
+                    if k < cap && !self.read_closed {
+                        self.maybe_readable = false;
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.maybe_readable = false;
@@ -992,6 +1009,14 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The poller reported the peer's write side closed (plain streams then
+    /// read on to EOF after a short read; TLS streams always do).
+    pub fn note_read_closed(&mut self) {
+        if let Self::Plain(s) = self {
+            s.note_read_closed();
+        }
+    }
+
     /// See [`PlainStream::read_plain`] and [`TlsStream::read_plain`].
     ///
     /// # Errors
