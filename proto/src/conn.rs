@@ -106,7 +106,10 @@ enum Chunk {
     ExtValToken,
     Quoted,
     QuotedEscape,
+    /// Right after a quoted chunk-ext-val.
     ExtAfterValue,
+    /// Whitespace after a value: only `;` may follow.
+    ExtValueBws,
     /// Saw CR of the chunk line, expecting LF.
     LineLf,
     /// Inside chunk-data: bytes left.
@@ -394,7 +397,7 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if self.recv != RecvState::Done || self.close.is_some() {
+        if self.recv != RecvState::Done || self.close_reason().is_some() {
             return Err(Error::InvalidState {
                 expected: "a completed response on a reusable connection",
             });
@@ -690,6 +693,23 @@ impl Connection {
 
     /// Parse a response head from the buffer. `Ok(None)`: incomplete.
     fn parse_head(&mut self) -> Result<Option<Event>, Error> {
+        // Empty lines before a status line (a server that sent a stray CRLF
+        // after the previous body) are skipped, as hyper and llhttp do; they
+        // are not part of the head. A bare LF line only with `bare_lf`.
+        loop {
+            match self.rx[..self.filled] {
+                [b'\r', b'\n', ..] => self.skip(2),
+                [b'\n', ..] if self.config.lenient.bare_lf => self.skip(1),
+                [b'\n', ..] => {
+                    return Err(Error::BareLineFeed {
+                        offset: self.consumed,
+                    })
+                }
+                [b'\r'] if !self.eof => return Ok(None),
+                _ => break,
+            }
+            self.scanned = 0;
+        }
         let filled = self.filled;
         if filled == 0 {
             return Ok(None);
@@ -714,7 +734,9 @@ impl Connection {
             heap.resize_with(max_fields, MaybeUninit::uninit);
             &mut heap[..]
         };
-        let buf = &self.rx[..filled];
+        // Never look past the limit: what lies beyond it cannot decide the
+        // outcome, whatever the read sizes.
+        let buf = &self.rx[..filled.min(max.saturating_add(1))];
         let mut resp = httparse::Response::new(&mut []);
         let head_len = match parser.parse_response_with_uninit_headers(&mut resp, buf, headers) {
             Ok(httparse::Status::Complete(n)) => n,
@@ -771,13 +793,15 @@ impl Connection {
                 offset: base + line_end as u64,
             });
         }
-        let reason = match resp.reason {
-            Some(r) if !r.is_empty() => {
-                let start = offset_in(head, r.as_bytes()).unwrap_or(line_end);
-                (start as u32, (start + r.len()) as u32)
-            }
-            _ => (line_end as u32, line_end as u32),
+        // The reason phrase from the raw line (httparse drops one holding
+        // obs-text): after "HTTP/1.x SP 3DIGIT SP", up to the line end.
+        let line_stop = if head[line_end - 1] == b'\r' {
+            line_end - 1
+        } else {
+            line_end
         };
+        let reason_start = (code_at + 4).min(line_stop);
+        let reason = (reason_start as u32, line_stop as u32);
         if !lenient_lf && head_len >= 2 && head[head_len - 2] != b'\r' {
             return Err(Error::BareLineFeed {
                 offset: base + head_len as u64 - 1,
@@ -791,15 +815,11 @@ impl Connection {
         let mut te_bad: Option<usize> = None;
         let mut conn_close = false;
         let mut conn_keep_alive = false;
-        let mut folded: Vec<(usize, usize)> = Vec::new();
         for h in resp.headers.iter() {
             let name_at = || offset_in(head, h.name.as_bytes()).unwrap_or(0);
-            let (v0, v1) = match offset_in(head, h.value) {
-                Some(v0) => (v0, v0 + h.value.len()),
-                None => {
-                    let n1 = name_at() + h.name.len();
-                    (n1, n1)
-                }
+            let v1 = match offset_in(head, h.value) {
+                Some(v0) => v0 + h.value.len(),
+                None => name_at() + h.name.len(),
             };
             // httparse accepts a CR only as part of CRLF, so a CR right after
             // the value settles it; otherwise (trailing whitespace, bare LF)
@@ -810,16 +830,6 @@ impl Connection {
                     return Err(Error::BareLineFeed {
                         offset: base + lf as u64,
                     });
-                }
-            }
-            if self.config.lenient.obs_fold && h.value.contains(&b'\n') {
-                folded.push((v0, v1));
-                if !lenient_lf {
-                    if let Some(i) = bare_lf_in(h.value) {
-                        return Err(Error::BareLineFeed {
-                            offset: base + (v0 + i) as u64,
-                        });
-                    }
                 }
             }
             let name = h.name.as_bytes();
@@ -910,12 +920,30 @@ impl Connection {
             }
         }
 
-        // Unfold obs-fold in place: each CR and LF of a fold becomes SP, as RFC
-        // 9112 §5.2 allows ("replace each received obs-fold with one or more SP").
-        for (v0, v1) in folded {
-            for b in &mut self.rx[v0..v1] {
-                if *b == b'\r' || *b == b'\n' {
-                    *b = b' ';
+        // Unfold obs-fold in place: the line break of every continuation line
+        // becomes SP, as RFC 9112 §5.2 allows ("replace each received obs-fold
+        // with one or more SP octets"), wherever in the field line it is.
+        if self.config.lenient.obs_fold {
+            let fields_at = line_end + 1;
+            let mut folds = false;
+            for i in fields_at..head_len - 1 {
+                if self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t') {
+                    if !lenient_lf && self.rx[i - 1] != b'\r' {
+                        return Err(Error::BareLineFeed {
+                            offset: base + i as u64,
+                        });
+                    }
+                    folds = true;
+                }
+            }
+            if folds {
+                for i in fields_at..head_len - 1 {
+                    if self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t') {
+                        self.rx[i] = b' ';
+                        if self.rx[i - 1] == b'\r' {
+                            self.rx[i - 1] = b' ';
+                        }
+                    }
                 }
             }
         }
@@ -1046,6 +1074,12 @@ impl Connection {
                             }
                             b' ' | b'\t' => {
                                 self.ext_bytes += 1;
+                                if self.ext_bytes > max_ext {
+                                    return Err(Error::ChunkExtensionTooLarge {
+                                        offset: at,
+                                        limit: max_ext,
+                                    });
+                                }
                                 Chunk::SizeBws
                             }
                             b'\n' => return Err(Error::InvalidChunkLineEnding { offset: at }),
@@ -1070,11 +1104,11 @@ impl Connection {
                         b'\r' => Chunk::LineLf,
                         _ => return Err(Error::InvalidChunkExtension { offset: at }),
                     },
+                    // BWS only before ";" or "=", never before the CRLF.
                     Chunk::ExtNameBws => match b {
                         b' ' | b'\t' => Chunk::ExtNameBws,
                         b'=' => Chunk::ExtValBws,
                         b';' => Chunk::ExtBws,
-                        b'\r' => Chunk::LineLf,
                         _ => return Err(Error::InvalidChunkExtension { offset: at }),
                     },
                     Chunk::ExtValBws => match b {
@@ -1085,7 +1119,7 @@ impl Connection {
                     },
                     Chunk::ExtValToken => match b {
                         b if request::is_tchar(b) => Chunk::ExtValToken,
-                        b' ' | b'\t' => Chunk::ExtAfterValue,
+                        b' ' | b'\t' => Chunk::ExtValueBws,
                         b';' => Chunk::ExtBws,
                         b'\r' => Chunk::LineLf,
                         _ => return Err(Error::InvalidChunkExtension { offset: at }),
@@ -1103,9 +1137,14 @@ impl Connection {
                         _ => return Err(Error::InvalidChunkExtension { offset: at }),
                     },
                     Chunk::ExtAfterValue => match b {
-                        b' ' | b'\t' => Chunk::ExtAfterValue,
+                        b' ' | b'\t' => Chunk::ExtValueBws,
                         b';' => Chunk::ExtBws,
                         b'\r' => Chunk::LineLf,
+                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
+                    },
+                    Chunk::ExtValueBws => match b {
+                        b' ' | b'\t' => Chunk::ExtValueBws,
+                        b';' => Chunk::ExtBws,
                         _ => return Err(Error::InvalidChunkExtension { offset: at }),
                     },
                     Chunk::LineLf => {
@@ -1118,9 +1157,11 @@ impl Connection {
                         } else {
                             if let Some(limit) = self.config.body_size_limit {
                                 if self.body_received.saturating_add(self.chunk_size) > limit {
-                                    let off =
-                                        base + i as u64 + (limit - self.body_received.min(limit));
-                                    return Err(Error::BodyTooLarge { offset: off, limit });
+                                    // Offset: the start of the chunk-data that would pass it.
+                                    return Err(Error::BodyTooLarge {
+                                        offset: base + i as u64,
+                                        limit,
+                                    });
                                 }
                             }
                             next = Some(Chunk::Data(self.chunk_size));
@@ -1216,7 +1257,7 @@ impl Connection {
             heap.resize(max_fields, httparse::EMPTY_HEADER);
             &mut heap[..]
         };
-        let buf = &self.rx[..filled];
+        let buf = &self.rx[..filled.min(max.saturating_add(1))];
         let (len, parsed) = match httparse::parse_headers(buf, headers) {
             Ok(httparse::Status::Complete((len, parsed))) => (len, parsed),
             Ok(httparse::Status::Partial) => {

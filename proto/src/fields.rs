@@ -92,7 +92,15 @@ impl Fields {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn at(&self, i: usize) -> Field<'_> {
-        let [n0, n1, v0, v1] = self.index()[i].map(|x| x as usize);
+        assert!(i < self.len(), "field index {i} out of range");
+        // The index re-parses bytes the parser accepted; should it ever come
+        // out short, an empty field is returned rather than a panic.
+        let [n0, n1, v0, v1] = self
+            .index()
+            .get(i)
+            .copied()
+            .unwrap_or_default()
+            .map(|x| x as usize);
         Field {
             // Names were validated as tokens (ASCII) by the parser.
             name: std::str::from_utf8(&self.buf[n0..n1]).unwrap_or(""),

@@ -18,7 +18,9 @@
 //! ```
 //!
 //! * Strict RFC 9112 by default; each relaxation some real servers need is a
-//!   named, response-only [`Leniency`].
+//!   named, response-only [`Leniency`]. One robustness rule is always on, as in
+//!   hyper and llhttp: empty lines (CRLF) before a status line — a stray CRLF
+//!   after the previous body — are skipped, not part of the head.
 //! * Every limit ([`Config`]) holds however the input is split: head bytes,
 //!   field count, trailer bytes, chunk extensions, body size.
 //! * Body bytes come out of the receive buffer without copying

@@ -713,7 +713,7 @@ fn body_limit_for_each_framing() {
     assert_eq!(
         o.error,
         Some(Error::BodyTooLarge {
-            offset: CH.len() as u64 + 12,
+            offset: CH.len() as u64 + 11,
             limit: 4
         })
     );
@@ -769,4 +769,153 @@ fn idle_close_is_detected() {
         conn.send_request("GET", "/", [("Host", "h")]),
         Err(Error::ClosedByPeer)
     );
+}
+
+// ----- regressions found by the fuzz targets (fuzz/FINDINGS.md) -----
+
+#[test]
+fn f1_limits_hold_before_later_errors_whatever_the_split() {
+    let mut c = Config::default();
+    c.max_head_bytes = 20;
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nA: b\x01\r\n\r\n")
+        .config(c.clone())
+        .check();
+    assert_eq!(
+        o.error,
+        Some(Error::HeadTooLarge {
+            offset: 20,
+            limit: 20
+        })
+    );
+    c.max_fields = 0;
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n")
+        .config(c)
+        .check();
+    assert_eq!(
+        o.error,
+        Some(Error::HeadTooLarge {
+            offset: 20,
+            limit: 20
+        })
+    );
+    let mut c = Config::default();
+    c.max_trailer_bytes = 5;
+    let o = Script::new(&chunked(b"0\r\nAAAAAAA: b\x01\r\n\r\n"))
+        .config(c)
+        .check();
+    assert_eq!(
+        o.error,
+        Some(Error::TrailerTooLarge {
+            offset: CH.len() as u64 + 3 + 5,
+            limit: 5
+        })
+    );
+}
+
+#[test]
+fn f2_f9_empty_lines_before_the_status_line() {
+    // CRLF pairs are skipped (a stray CRLF after the previous body); the head
+    // and its checks start at the status line.
+    let o = Script::new(b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+        .no_eof()
+        .check();
+    assert_eq!(
+        o.events[0],
+        Out::Head {
+            status: 200,
+            fields: fields(&[("Content-Length", "1")])
+        }
+    );
+    assert_eq!(o.body(), b"x");
+    assert_eq!(
+        err(b"\r\nHTTP/1.1 200 OK\n\r\n"),
+        Error::BareLineFeed { offset: 17 }
+    );
+    assert_eq!(
+        err(b"\r\n\nHTTP/1.1 103\r\n\r\n"),
+        Error::BareLineFeed { offset: 2 }
+    );
+    assert_eq!(
+        err(b"\r\nHTTP/1.1 099 X\r\n\r\n"),
+        Error::InvalidStatusCode { offset: 11 }
+    );
+    let o = Script::new(b"\nHTTP/1.1 204 X\n\n")
+        .config(lenient(|l| l.bare_lf = true))
+        .no_eof()
+        .check();
+    assert_eq!(o.heads(), vec![204]);
+}
+
+#[test]
+fn f4_f5_chunk_extension_whitespace() {
+    let h = CH.len() as u64;
+    let mut c = Config::default();
+    c.max_chunk_extension_bytes = 0;
+    let o = Script::new(&chunked(b"5\t;a\r\nhello\r\n0\r\n\r\n"))
+        .config(c)
+        .check();
+    assert_eq!(
+        o.error,
+        Some(Error::ChunkExtensionTooLarge {
+            offset: h + 1,
+            limit: 0
+        })
+    );
+    // BWS only before ";" or "=" (RFC 9112 §7.1.1), never before the CRLF.
+    assert_eq!(
+        err(&chunked(b"5;a \r\nhello\r\n0\r\n\r\n")),
+        Error::InvalidChunkExtension { offset: h + 4 }
+    );
+    assert_eq!(
+        err(&chunked(b"5;a=b\t\r\nhello\r\n0\r\n\r\n")),
+        Error::InvalidChunkExtension { offset: h + 6 }
+    );
+    let o = Script::new(&chunked(b"5 ; a = \"q\" ; b\r\nhello\r\n0;z=\"\"\r\n\r\n"))
+        .no_eof()
+        .check();
+    assert_eq!((o.body(), o.error), (b"hello".to_vec(), None));
+}
+
+#[test]
+fn f6_reason_phrase_with_obs_text_is_kept() {
+    let mut conn = pollhttp_proto::Connection::new(Config::default());
+    conn.send_request("GET", "/", [("Host", "h")]).unwrap();
+    conn.receive(b"HTTP/1.1 200 \xc3\xa9t\xc3\xa9 ok\r\nContent-Length: 0\r\n\r\n");
+    let Ok(Some(pollhttp_proto::Event::Head(h))) = conn.poll_event() else {
+        panic!()
+    };
+    assert_eq!(h.reason(), b"\xc3\xa9t\xc3\xa9 ok");
+    assert_eq!(h.reason_str(), "\u{e9}t\u{e9} ok");
+}
+
+#[test]
+fn f7_no_reset_after_the_peer_closed() {
+    let mut conn = pollhttp_proto::Connection::new(Config::default());
+    conn.send_request("GET", "/", [("Host", "h")]).unwrap();
+    conn.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    conn.receive_eof();
+    conn.poll_event().unwrap();
+    assert_eq!(conn.poll_event(), Ok(Some(pollhttp_proto::Event::End)));
+    assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed));
+    assert!(matches!(conn.reset(), Err(Error::InvalidState { .. })));
+}
+
+#[test]
+fn f8_every_obs_fold_is_unfolded() {
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nA: a\r\n \r\nB:\r\n\tb\r\nContent-Length: 0\r\n\r\n")
+        .config(lenient(|l| l.obs_fold = true))
+        .no_eof()
+        .check();
+    assert_eq!(
+        o.events[0],
+        Out::Head {
+            status: 200,
+            fields: fields(&[("A", "a"), ("B", "b"), ("Content-Length", "0")])
+        }
+    );
+    // A fold with a bare LF is still a bare LF in strict line-ending mode.
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nA: a\n b\r\n\r\n")
+        .config(lenient(|l| l.obs_fold = true))
+        .check();
+    assert_eq!(o.error, Some(Error::BareLineFeed { offset: 21 }));
 }
