@@ -515,8 +515,9 @@ impl HttpClient {
         self.failure.as_ref()
     }
 
-    /// Response body bytes read from the socket since `connect_to_host`
-    /// (plaintext bytes for TLS: the HTTP bytes, heads included).
+    /// Bytes of HTTP read from the connections of this client since it was
+    /// created, over every `connect_to_host` (plaintext bytes for TLS: heads
+    /// and bodies, not TLS records).
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
     }

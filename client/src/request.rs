@@ -128,6 +128,9 @@ pub enum StartError {
     InvalidHeader(usize),
     /// The method is not a token.
     InvalidMethod,
+    /// The OS refused what a request needs (an epoll instance, an eventfd, a
+    /// thread), e.g. when the process is out of file descriptors.
+    System(String),
 }
 
 impl fmt::Display for StartError {
@@ -137,6 +140,7 @@ impl fmt::Display for StartError {
             StartError::InvalidUrl(e) => write!(f, "invalid URL: {e}"),
             StartError::InvalidHeader(i) => write!(f, "invalid header field at index {i}"),
             StartError::InvalidMethod => f.write_str("invalid method"),
+            StartError::System(e) => write!(f, "cannot start the request: {e}"),
         }
     }
 }
@@ -333,7 +337,8 @@ impl HttpRequest {
     /// # Errors
     /// [`StartError::Busy`] while a request runs; [`StartError::InvalidUrl`],
     /// [`StartError::InvalidHeader`], [`StartError::InvalidMethod`] at once for
-    /// bad input. Nothing is sent then.
+    /// bad input; [`StartError::System`] when the OS refuses a poller or
+    /// thread. Nothing is sent then.
     pub fn request_raw(
         &mut self,
         url: &str,
@@ -385,7 +390,8 @@ impl HttpRequest {
             Bytes::copy_from_slice(body),
             start,
             Arc::clone(&self.progress),
-        );
+        )
+        .map_err(|e| StartError::System(e.to_string()))?;
         if self.settings.use_threads {
             let (tx, rx) = mpsc::channel();
             let cancel = Arc::new(AtomicBool::new(false));
@@ -395,18 +401,9 @@ impl HttpRequest {
                 .name("pollhttp-request".into())
                 .spawn(move || run_worker(job, flag, tx));
             if let Err(e) = spawned {
-                let mut done = failed(
-                    RequestResult::RequestFailed,
-                    format!("cannot start worker thread: {e}"),
-                );
-                done.final_url = String::new();
-                self.running = Some(Running::Thread {
-                    rx: mpsc::channel().1,
-                    cancel,
-                    wake,
-                    ready: Some(done),
-                });
-                return Ok(());
+                return Err(StartError::System(format!(
+                    "cannot start the worker thread: {e}"
+                )));
             }
             self.running = Some(Running::Thread {
                 rx,
@@ -736,8 +733,8 @@ impl Job {
         body: Bytes,
         start: Instant,
         progress: Arc<Progress>,
-    ) -> Job {
-        let mut client = HttpClient::new().expect("an epoll instance");
+    ) -> io::Result<Job> {
+        let mut client = HttpClient::new()?;
         client.set_read_chunk_size(settings.download_chunk_size);
         if let Some(tls) = &settings.tls {
             client.set_tls_options(tls.clone());
@@ -766,7 +763,10 @@ impl Job {
             progress,
         };
         job.connect();
-        job
+        job.progress
+            .status
+            .store(status_code(job.client.status()), Ordering::Relaxed);
+        Ok(job)
     }
 
     /// (Re)connect to the current URL's origin; the client closes any previous

@@ -1,12 +1,15 @@
 //! The `fetch` and `game_loop` examples of the `pollhttp` crate, run as real
 //! commands against real servers (nginx, httpbin, the test proxy).
 //!
-//! The examples are built once per test process with
-//! `cargo build -q -p pollhttp --examples` into a dedicated target directory
-//! (`<target>/examples-under-test`), so the inner cargo never waits for the
-//! lock of the outer build's directory. `POLLHTTP_EXAMPLES_DIR=<dir>` uses
-//! already built binaries from `<dir>` instead. Every run is bounded by a
-//! deadline and killed when it passes.
+//! Which binaries: `cargo test --workspace` builds the examples into
+//! `<target>/<profile>/examples/` before it runs any test; those are used
+//! when they are newer than every source file they are built from. Otherwise
+//! (e.g. `cargo test -p pollhttp-tests`, or stale binaries) they are built
+//! once per test process with `cargo build -q -p pollhttp --examples` into a
+//! dedicated target directory (`<target>/examples-under-test`), so the inner
+//! cargo never waits for the lock of the outer build's directory.
+//! `POLLHTTP_EXAMPLES_DIR=<dir>` uses the binaries in `<dir>` as they are.
+//! Every run is bounded by a deadline and killed when it passes.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,11 @@ fn examples_dir() -> &'static Path {
         }
         // This test binary is <target>/<profile>/deps/examples_cli-<hash>.
         let exe = std::env::current_exe().expect("current_exe");
+        if let Some(built) = exe.ancestors().nth(2).map(|p| p.join("examples")) {
+            if fresh(&built) {
+                return built;
+            }
+        }
         let target = exe
             .ancestors()
             .nth(3)
@@ -52,6 +60,41 @@ fn examples_dir() -> &'static Path {
             out.stderr
         );
         target.join("debug").join("examples")
+    })
+}
+
+/// Whether `dir` holds both examples, each newer than every file it is built
+/// from (the `proto` and `client` crates, their manifests, `Cargo.lock`).
+fn fresh(dir: &Path) -> bool {
+    fn newest(path: &Path, acc: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                newest(&entry.path(), acc);
+            }
+        } else if let Ok(m) = meta.modified() {
+            *acc = (*acc).max(m);
+        }
+    }
+    let root = pollhttp_tests::workspace_root();
+    let mut sources = std::time::SystemTime::UNIX_EPOCH;
+    for p in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "client/Cargo.toml",
+        "client/src",
+        "client/examples",
+        "proto/Cargo.toml",
+        "proto/src",
+    ] {
+        newest(&root.join(p), &mut sources);
+    }
+    ["fetch", "game_loop"].iter().all(|name| {
+        std::fs::metadata(dir.join(name))
+            .and_then(|m| m.modified())
+            .is_ok_and(|built| built > sources)
     })
 }
 

@@ -87,6 +87,16 @@ fn bad_input_is_an_error_at_once() {
 }
 
 #[test]
+fn status_is_live_right_after_request() {
+    let mut req = HttpRequest::new();
+    req.request("http://127.0.0.1:9/", &[], "GET", "").unwrap();
+    assert_eq!(req.http_client_status(), pollhttp::Status::Connecting);
+    req.cancel_request();
+    req.request("http://localhost:9/", &[], "GET", "").unwrap();
+    assert_eq!(req.http_client_status(), pollhttp::Status::Resolving);
+}
+
+#[test]
 fn busy_while_running() {
     let hb = Httpbin::shared();
     let mut req = HttpRequest::new();
