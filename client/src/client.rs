@@ -51,6 +51,20 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in declaration order (`ALL[s as usize] == s`).
+    pub(crate) const ALL: [Status; 10] = [
+        Status::Disconnected,
+        Status::Resolving,
+        Status::CantResolve,
+        Status::Connecting,
+        Status::CantConnect,
+        Status::Connected,
+        Status::Requesting,
+        Status::Body,
+        Status::ConnectionError,
+        Status::TlsHandshakeError,
+    ];
+
     /// Whether this is one of the four error states.
     pub fn is_error(self) -> bool {
         matches!(

@@ -220,22 +220,7 @@ fn status_code(s: Status) -> u8 {
 }
 
 fn status_from(code: u8) -> Status {
-    use Status::*;
-    [
-        Disconnected,
-        Resolving,
-        CantResolve,
-        Connecting,
-        CantConnect,
-        Connected,
-        Requesting,
-        Body,
-        ConnectionError,
-        TlsHandshakeError,
-    ]
-    .get(code as usize)
-    .copied()
-    .unwrap_or(Disconnected)
+    Status::ALL.get(code as usize).copied().unwrap_or(Status::Disconnected)
 }
 
 /// One HTTP request at a time, driven by [`poll`](Self::poll) from the
