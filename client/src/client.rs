@@ -1097,6 +1097,19 @@ impl HttpClient {
                 .any(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
         };
         let has_framing = has("content-length") || has("transfer-encoding");
+        // A caller's own Content-Length must match the body, checked before
+        // anything is queued.
+        if let Some(body) = body {
+            let declared = headers
+                .iter()
+                .find(|(k, _)| k.as_ref().eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.as_ref().trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n != Some(body.len() as u64)) {
+                return Err(RequestError::Invalid(
+                    pollhttp_proto::Error::InvalidRequestFraming,
+                ));
+            }
+        }
         let length;
         let mut extra: [Option<(&str, &str)>; 4] = [None; 4];
         if !has("host") {
@@ -1145,10 +1158,12 @@ impl HttpClient {
                     return Err(RequestError::Invalid(e));
                 }
             }
+            // A whole body with the caller's chunked framing: end it here.
             if self.conn.is_sending_body() {
-                let e = pollhttp_proto::Error::RequestBodyTooShort { remaining: 0 };
-                self.fail(Status::ConnectionError, Failure::Protocol(e.clone()));
-                return Err(RequestError::Invalid(e));
+                if let Err(e) = self.conn.finish() {
+                    self.fail(Status::ConnectionError, Failure::Protocol(e.clone()));
+                    return Err(RequestError::Invalid(e));
+                }
             }
         }
         self.response = None;

@@ -220,7 +220,10 @@ fn status_code(s: Status) -> u8 {
 }
 
 fn status_from(code: u8) -> Status {
-    Status::ALL.get(code as usize).copied().unwrap_or(Status::Disconnected)
+    Status::ALL
+        .get(code as usize)
+        .copied()
+        .unwrap_or(Status::Disconnected)
 }
 
 /// One HTTP request at a time, driven by [`poll`](Self::poll) from the

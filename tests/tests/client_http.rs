@@ -245,6 +245,54 @@ fn invalid_requests_send_nothing() {
 }
 
 #[test]
+fn callers_own_framing_headers() {
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(ok_response("one")),
+        Step::ReadRequest,
+        Step::Write(ok_response("two")),
+        Step::Sleep(Duration::from_millis(300)),
+    ]]);
+    let mut c = client();
+    connect(&mut c, "127.0.0.1", server.port(), false);
+    // A Content-Length that does not match the body: refused, nothing sent.
+    assert_eq!(
+        c.request("POST", "/", &[("Content-Length", "10")], b"abc"),
+        Err(pollhttp::RequestError::Invalid(
+            ProtoError::InvalidRequestFraming
+        ))
+    );
+    assert_eq!(c.status(), Connected);
+    let got = fetch(&mut c, "POST", "/a", &[("Content-Length", "3")], b"abc");
+    assert_eq!(got.body, b"one");
+    // Chunked framing chosen by the caller, whole body given: one chunk.
+    let got = fetch(
+        &mut c,
+        "POST",
+        "/b",
+        &[("Transfer-Encoding", "chunked")],
+        b"xyz",
+    );
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert_eq!(got.body, b"two");
+    let reqs = server.requests();
+    let first = String::from_utf8_lossy(&reqs[0]).into_owned();
+    assert!(
+        first.starts_with("POST /a HTTP/1.1\r\nContent-Length: 3\r\n"),
+        "{first:?}"
+    );
+    assert!(
+        first.ends_with("\r\n\r\nabc") && first.matches("Content-Length").count() == 1,
+        "{first:?}"
+    );
+    let second = String::from_utf8_lossy(&reqs[1]).into_owned();
+    assert!(
+        second.ends_with("\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"),
+        "{second:?}"
+    );
+}
+
+#[test]
 fn streaming_request_body_is_chunked() {
     let server = ScriptServer::start(vec![vec![
         Step::ReadRequest,
