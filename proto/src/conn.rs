@@ -470,9 +470,12 @@ impl Connection {
     /// first (this bounds memory whatever the peer sends).
     pub fn recv_buf(&mut self) -> &mut [u8] {
         let want = self.config.recv_buf_size.max(1);
+        // Room for a whole over-limit head or trailer section (so the limit,
+        // not the buffer, decides), and at least a CR and its LF.
         let cap = want
-            .max(self.config.max_head_bytes + 1)
-            .max(self.config.max_trailer_bytes + 1);
+            .max(self.config.max_head_bytes.saturating_add(1))
+            .max(self.config.max_trailer_bytes.saturating_add(1))
+            .max(2);
         if self.filled >= cap {
             return &mut [];
         }

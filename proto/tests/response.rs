@@ -919,3 +919,30 @@ fn f8_every_obs_fold_is_unfolded() {
         .check();
     assert_eq!(o.error, Some(Error::BareLineFeed { offset: 21 }));
 }
+
+#[test]
+fn f10_a_lone_cr_never_stalls_a_tiny_buffer() {
+    let mut c = Config::default();
+    c.max_head_bytes = 0;
+    c.max_trailer_bytes = 0;
+    c.recv_buf_size = 1;
+    let mut conn = pollhttp_proto::Connection::new(c);
+    conn.send_request("GET", "/", [("Host", "h")]).unwrap();
+    for (i, &b) in b"\r\nH".iter().enumerate() {
+        let buf = conn.recv_buf();
+        assert!(!buf.is_empty(), "no room for byte {i}");
+        buf[0] = b;
+        conn.receive_filled(1);
+        if let Err(e) = conn.poll_event() {
+            assert_eq!(
+                e,
+                Error::HeadTooLarge {
+                    offset: 2,
+                    limit: 0
+                }
+            );
+            return;
+        }
+    }
+    panic!("expected HeadTooLarge");
+}
