@@ -928,17 +928,17 @@ impl Connection {
         // with one or more SP octets"), wherever in the field line it is.
         if self.config.lenient.obs_fold {
             let fields_at = line_end + 1;
-            let mut folds = false;
-            for i in fields_at..head_len - 1 {
-                if self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t') {
-                    if !lenient_lf && self.rx[i - 1] != b'\r' {
-                        return Err(Error::BareLineFeed {
-                            offset: base + i as u64,
-                        });
-                    }
-                    folds = true;
+            // Folded lines hide LFs from the per-line checks above: check
+            // every LF of the field section once.
+            if !lenient_lf {
+                if let Some(i) = bare_lf_in(&self.rx[fields_at..head_len]) {
+                    return Err(Error::BareLineFeed {
+                        offset: base + (fields_at + i) as u64,
+                    });
                 }
             }
+            let folds = (fields_at..head_len - 1)
+                .any(|i| self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t'));
             if folds {
                 for i in fields_at..head_len - 1 {
                     if self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t') {

@@ -946,3 +946,16 @@ fn f10_a_lone_cr_never_stalls_a_tiny_buffer() {
     }
     panic!("expected HeadTooLarge");
 }
+
+#[test]
+fn f11_bare_lf_ending_a_folded_line_is_still_bare() {
+    let folding = lenient(|l| l.obs_fold = true);
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nA: b\r\n \n\r\n")
+        .config(folding.clone())
+        .check();
+    assert_eq!(o.error, Some(Error::BareLineFeed { offset: 24 }));
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nA: b\r\n c\nContent-Length: 0\r\n\r\n")
+        .config(folding)
+        .check();
+    assert_eq!(o.error, Some(Error::BareLineFeed { offset: 25 }));
+}
