@@ -348,7 +348,8 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::RequestBodyTooShort`] when Content-Length bytes are still owed;
-    /// [`Error::InvalidState`] when there is no body being sent.
+    /// [`Error::InvalidState`] before any request was sent. On a request
+    /// whose body is already complete (or that has none) it does nothing.
     pub fn finish(&mut self) -> Result<(), Error> {
         self.finish_with_trailers(std::iter::empty::<(&str, &str)>())
     }
