@@ -53,13 +53,30 @@ fuzz_target!(|data: &[u8]| {
     };
     let reference = reference_chunked(body, lim);
     assert!(
-        matches!(out.events.first(), Some(Out::Head { body: MessageBodyLength::Chunked, .. })),
+        matches!(
+            out.events.first(),
+            Some(Out::Head {
+                body: MessageBodyLength::Chunked,
+                ..
+            })
+        ),
         "{out:?}"
     );
     let h = HEAD.len();
     match (&out.error, &reference) {
-        (None, RefResult::Ok { body: want, trailers, consumed }) => {
-            assert_eq!(out.first_body(), *want, "decoded body differs from the reference");
+        (
+            None,
+            RefResult::Ok {
+                body: want,
+                trailers,
+                consumed,
+            },
+        ) => {
+            assert_eq!(
+                out.first_body(),
+                *want,
+                "decoded body differs from the reference"
+            );
             let want_trailers: Vec<(String, Vec<u8>)> = trailers
                 .iter()
                 .map(|(n, v)| (String::from_utf8(n.clone()).unwrap(), v.clone()))
@@ -68,24 +85,45 @@ fuzz_target!(|data: &[u8]| {
                 Out::Trailers(t) => Some(t.clone()),
                 _ => None,
             });
-            assert_eq!(got_trailers.unwrap_or_default(), want_trailers, "trailers differ");
+            assert_eq!(
+                got_trailers.unwrap_or_default(),
+                want_trailers,
+                "trailers differ"
+            );
             assert!(matches!(out.events.last(), Some(Out::End(_))));
-            assert_eq!(out.consumed, Some((h + consumed) as u64), "consumed differs");
+            assert_eq!(
+                out.consumed,
+                Some((h + consumed) as u64),
+                "consumed differs"
+            );
 
             // The same body and trailers as one chunk decode the same.
             let again = [HEAD, &encode_chunked(want, trailers)].concat();
-            let rerun = Run { input: &again, ..run.clone() };
+            let rerun = Run {
+                input: &again,
+                ..run.clone()
+            };
             let cuts: Vec<usize> = cuts.iter().copied().filter(|&c| c < again.len()).collect();
             let o2 = check_split_independence(&rerun, &cuts);
             assert_eq!(o2.error, None, "re-encoded body rejected");
             assert_eq!(o2.first_body(), *want);
             assert_eq!(o2.consumed, Some(again.len() as u64));
         }
-        (Some(e), RefResult::Err { kind, offset, trailer_start }) => {
+        (
+            Some(e),
+            RefResult::Err {
+                kind,
+                offset,
+                trailer_start,
+            },
+        ) => {
             let off = e.offset().expect("input errors have an offset") as usize;
             if let Some(t) = trailer_start {
                 // Inside the trailer section: proto locates errors with httparse.
-                assert!(off >= h + t, "trailer error before the trailers: {e:?} vs {reference:?}");
+                assert!(
+                    off >= h + t,
+                    "trailer error before the trailers: {e:?} vs {reference:?}"
+                );
                 assert!(
                     matches!(
                         e,
@@ -114,7 +152,11 @@ fuzz_target!(|data: &[u8]| {
                     RefErr::Trailer => false,
                 };
                 assert!(kind_ok, "error kind: proto {e:?}, reference {reference:?}");
-                assert_eq!(off, h + offset, "error offset: proto {e:?}, reference {reference:?}");
+                assert_eq!(
+                    off,
+                    h + offset,
+                    "error offset: proto {e:?}, reference {reference:?}"
+                );
             }
         }
         _ => panic!("proto and the reference disagree: proto {out:?}, reference {reference:?}"),

@@ -42,7 +42,8 @@ fn check(data: &[u8], lenient: bool) {
     }
     let max_head = config.max_head_bytes;
     let mut conn = Connection::new(config);
-    conn.send_request("GET", "/", [("Host", "example.com")]).unwrap();
+    conn.send_request("GET", "/", [("Host", "example.com")])
+        .unwrap();
     conn.advance_transmit(usize::MAX);
     conn.receive(data);
     let mut proto = conn.poll_event();
@@ -68,7 +69,13 @@ fn check(data: &[u8], lenient: bool) {
             [b'\r', b'\n', ..] => skip += 2,
             [b'\n', ..] if lenient => skip += 1,
             [b'\n', ..] => {
-                assert_eq!(proto, Err(Error::BareLineFeed { offset: skip as u64 }), "bare LF empty line");
+                assert_eq!(
+                    proto,
+                    Err(Error::BareLineFeed {
+                        offset: skip as u64
+                    }),
+                    "bare LF empty line"
+                );
                 return;
             }
             _ => break,
@@ -85,12 +92,19 @@ fn check(data: &[u8], lenient: bool) {
                     same_head(&h, &resp, data, skip, n, lenient);
                     assert_eq!(h.body_length(), body, "body length");
                     if !h.is_informational() || h.status() == 101 {
-                        let close = close.or(if eof { Some(CloseReason::PeerClosed) } else { None });
+                        let close = close.or(if eof {
+                            Some(CloseReason::PeerClosed)
+                        } else {
+                            None
+                        });
                         assert_eq!(conn.close_reason(), close, "close reason");
                     }
                 }
                 (Err(e), Err(want)) if n - skip > max_head => {
-                    assert!(matches!(e, Error::HeadTooLarge { .. }), "{e:?} (model: {want:?})");
+                    assert!(
+                        matches!(e, Error::HeadTooLarge { .. }),
+                        "{e:?} (model: {want:?})"
+                    );
                 }
                 (Err(e), Err(want)) => {
                     assert_eq!(e.kind(), want.kind(), "proto {e:?}, model {want:?}");
@@ -111,19 +125,31 @@ fn check(data: &[u8], lenient: bool) {
         }
         (Ok(httparse::Status::Partial), proto) => {
             if rest > max_head {
-                assert!(matches!(proto, Err(Error::HeadTooLarge { .. })), "{proto:?}");
+                assert!(
+                    matches!(proto, Err(Error::HeadTooLarge { .. })),
+                    "{proto:?}"
+                );
             } else {
                 let len = data.len();
                 assert!(eof);
                 assert_eq!(
                     proto,
-                    Err(Error::IncompleteHead { offset: len as u64, received: rest }),
+                    Err(Error::IncompleteHead {
+                        offset: len as u64,
+                        received: rest
+                    }),
                     "httparse Partial"
                 );
             }
         }
         (Err(httparse::Error::TooManyHeaders), proto) => {
-            assert_eq!(proto, Err(Error::TooManyFields { offset: skip as u64, limit: MAX_FIELDS }));
+            assert_eq!(
+                proto,
+                Err(Error::TooManyFields {
+                    offset: skip as u64,
+                    limit: MAX_FIELDS
+                })
+            );
         }
         (Err(he), Err(e)) => located(data, skip, &parser, he, &e, max_head),
         (Err(he), proto) => panic!("httparse {he:?}, proto {proto:?}"),
@@ -142,7 +168,10 @@ fn same_head(
     let raw = h.raw();
     assert_eq!(raw.len(), n - skip);
     for (&a, &b) in raw.iter().zip(&data[skip..]) {
-        assert!(a == b || (lenient && a == b' ' && (b == b'\r' || b == b'\n')), "raw head differs");
+        assert!(
+            a == b || (lenient && a == b' ' && (b == b'\r' || b == b'\n')),
+            "raw head differs"
+        );
     }
     assert_eq!(Some(h.status()), resp.code);
     let v = match h.version() {
@@ -152,16 +181,26 @@ fn same_head(
     assert_eq!(Some(v), resp.version);
     // httparse gives "" for a reason with obs-text; proto keeps it.
     let hr = resp.reason.unwrap_or("").as_bytes();
-    assert!(hr == h.reason() || (hr.is_empty() && h.reason().iter().any(|&b| b >= 0x80)), "reason vs httparse");
+    assert!(
+        hr == h.reason() || (hr.is_empty() && h.reason().iter().any(|&b| b >= 0x80)),
+        "reason vs httparse"
+    );
     // The reason as received: the status line's bytes after "HTTP/1.x NNN ".
     let line_end = skip + data[skip..].iter().position(|&b| b == b'\n').unwrap();
     let line = &data[skip..line_end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    assert_eq!(h.reason(), line.get(13..).unwrap_or(b""), "reason is not the status line's");
+    assert_eq!(
+        h.reason(),
+        line.get(13..).unwrap_or(b""),
+        "reason is not the status line's"
+    );
     if !lenient {
         for (i, &b) in raw.iter().enumerate() {
             if b == b'\n' {
-                assert!(i > 0 && raw[i - 1] == b'\r', "bare LF at {i} accepted in strict mode");
+                assert!(
+                    i > 0 && raw[i - 1] == b'\r',
+                    "bare LF at {i} accepted in strict mode"
+                );
             }
         }
     }
@@ -170,8 +209,11 @@ fn same_head(
         assert_eq!(f.name(), hh.name);
         if lenient {
             // obs-fold unfolded: each CR and LF of a fold becomes SP.
-            let unfolded: Vec<u8> =
-                hh.value.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect();
+            let unfolded: Vec<u8> = hh
+                .value
+                .iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                .collect();
             assert_eq!(f.value(), &unfolded[..]);
         } else {
             assert_eq!(f.value(), hh.value);
@@ -180,7 +222,8 @@ fn same_head(
 }
 
 fn has_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|&b| b == b',').any(|el| trim_ows(el).eq_ignore_ascii_case(token))
+    v.split(|&b| b == b',')
+        .any(|el| trim_ows(el).eq_ignore_ascii_case(token))
 }
 
 /// RFC 9112 §6.3 (and proto's documented strictness) from httparse's view of a
@@ -251,7 +294,11 @@ fn model(
         }
     }
     // chunked at most once across all Transfer-Encoding fields.
-    te_bad |= te_codings.iter().filter(|c| c.as_slice() == b"chunked").count() > 1;
+    te_bad |= te_codings
+        .iter()
+        .filter(|c| c.as_slice() == b"chunked")
+        .count()
+        > 1;
     let mut reason: Option<CloseReason> = None;
     let body = if (100..200).contains(&status) && status != 101 {
         return Ok((MessageBodyLength::None, None));
@@ -272,7 +319,10 @@ fn model(
             }
             reason = Some(CloseReason::ContentLengthWithTransferEncoding);
         }
-        if te_codings.last().is_some_and(|c| c.as_slice() == b"chunked") {
+        if te_codings
+            .last()
+            .is_some_and(|c| c.as_slice() == b"chunked")
+        {
             MessageBodyLength::Chunked
         } else {
             MessageBodyLength::CloseDelimited
@@ -305,7 +355,10 @@ fn located(
     max_head: usize,
 ) {
     let off = e.offset().unwrap_or(u64::MAX) as usize;
-    assert!(off < data.len() && off >= skip, "httparse {he:?}: proto {e:?} outside the head");
+    assert!(
+        off < data.len() && off >= skip,
+        "httparse {he:?}: proto {e:?} outside the head"
+    );
     if data.len() - skip > max_head + 1 {
         return; // proto looks at the first max_head + 1 bytes only
     }
@@ -314,7 +367,10 @@ fn located(
         let mut r = httparse::Response::new(&mut h);
         parser.parse_response(&mut r, &data[..len]).is_err()
     };
-    assert!(!fails(off) && fails(off + 1), "httparse {he:?}: proto {e:?} not at the offending byte");
+    assert!(
+        !fails(off) && fails(off + 1),
+        "httparse {he:?}: proto {e:?} not at the offending byte"
+    );
     let b = data[off];
     let prev = off.checked_sub(1).map(|i| data[i]);
     let ok = match e {
@@ -323,8 +379,13 @@ fn located(
         Error::WhitespaceBeforeColon { .. } => (b == b' ' || b == b'\t') && prev != Some(b'\n'),
         Error::InvalidFieldName { .. } => !is_tchar(b),
         Error::InvalidFieldValue { .. } => b != b'\t' && (b < 0x20 || b == 0x7f),
-        Error::InvalidStatusLine { .. } | Error::InvalidVersion { .. } | Error::InvalidStatusCode { .. } => true,
+        Error::InvalidStatusLine { .. }
+        | Error::InvalidVersion { .. }
+        | Error::InvalidStatusCode { .. } => true,
         _ => false,
     };
-    assert!(ok, "httparse {he:?}: proto {e:?} (byte {b:#04x}, before it {prev:?})");
+    assert!(
+        ok,
+        "httparse {he:?}: proto {e:?} (byte {b:#04x}, before it {prev:?})"
+    );
 }

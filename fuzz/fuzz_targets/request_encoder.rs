@@ -28,7 +28,8 @@ use pollhttp_fuzz::{is_token, reference_chunked, trim_ows, RefLimits, RefResult}
 use pollhttp_proto::{CloseReason, Config, Connection, Error};
 
 fn valid_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
+    v.iter()
+        .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
 }
 
 #[derive(Debug, PartialEq)]
@@ -76,8 +77,10 @@ fn expect_fields(fields: &[(String, Vec<u8>)]) -> Result<(Framing, bool), Error>
                 if !codings.iter().all(|c| is_token(c)) {
                     return Err(Error::InvalidRequestFraming);
                 }
-                let chunked: Vec<bool> =
-                    codings.iter().map(|c| c.eq_ignore_ascii_case(b"chunked")).collect();
+                let chunked: Vec<bool> = codings
+                    .iter()
+                    .map(|c| c.eq_ignore_ascii_case(b"chunked"))
+                    .collect();
                 match chunked.iter().filter(|&&c| c).count() {
                     0 => te = Some(false),
                     1 if *chunked.last().unwrap() => te = Some(true),
@@ -136,9 +139,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let chunks: Vec<&[u8]> = (0..(counts >> 4)).map(|_| seg()).collect();
     let mut trailers: Vec<(String, Vec<u8>)> = Vec::new();
-    loop {
-        let (Some(n), v) = (segs.next(), segs.next()) else { break };
-        trailers.push((String::from_utf8_lossy(n).into_owned(), v.unwrap_or(b"").to_vec()));
+    while let Some(n) = segs.next() {
+        let v = segs.next();
+        trailers.push((
+            String::from_utf8_lossy(n).into_owned(),
+            v.unwrap_or(b"").to_vec(),
+        ));
     }
 
     let mut conn = Connection::new(Config::default());
@@ -150,8 +156,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Independent expectations for method, target bytes and fields.
     let method_ok = is_token(method.as_bytes());
-    let target_bytes_ok =
-        !target.is_empty() && target.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    let target_bytes_ok = !target.is_empty() && target.bytes().all(|b| (0x21..=0x7e).contains(&b));
     let expected = if !method_ok {
         Err(Error::InvalidMethod)
     } else if !target_bytes_ok {
@@ -173,14 +178,22 @@ fuzz_target!(|data: &[u8]| {
         (Err(e), Err(want)) => {
             assert_eq!(e, want, "wrong error for {method:?} {target:?} {fields:?}");
             assert!(e.is_caller_error());
-            assert!(conn.transmit_buf().is_empty(), "bytes queued by a failed send_request");
+            assert!(
+                conn.transmit_buf().is_empty(),
+                "bytes queued by a failed send_request"
+            );
             assert_eq!(conn.close_reason(), None);
             return check_usable(conn);
         }
         (Ok(()), Ok(x)) => x,
-        (r, want) => panic!("send_request gave {r:?}, expected {want:?} for {method:?} {target:?} {fields:?}"),
+        (r, want) => panic!(
+            "send_request gave {r:?}, expected {want:?} for {method:?} {target:?} {fields:?}"
+        ),
     };
-    assert_eq!(conn.close_reason(), close.then_some(CloseReason::RequestedClose));
+    assert_eq!(
+        conn.close_reason(),
+        close.then_some(CloseReason::RequestedClose)
+    );
 
     // The exact bytes.
     let tx = conn.transmit_buf().to_vec();
@@ -222,7 +235,11 @@ fuzz_target!(|data: &[u8]| {
     ));
     assert_eq!(conn.transmit_buf(), &tx[..]);
     let head_len = tx.len();
-    let mut wire = Wire { all: tx, written: 0, policy: flags >> 6 };
+    let mut wire = Wire {
+        all: tx,
+        written: 0,
+        policy: flags >> 6,
+    };
     wire.step(&mut conn, b"");
 
     let tr = || trailers.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
@@ -231,9 +248,15 @@ fuzz_target!(|data: &[u8]| {
             // No body: the request is complete; finish is a no-op, trailers
             // and body bytes are refused.
             assert!(!conn.is_sending_body());
-            assert!(matches!(conn.send_body(b"x"), Err(Error::InvalidState { .. })));
+            assert!(matches!(
+                conn.send_body(b"x"),
+                Err(Error::InvalidState { .. })
+            ));
             if !trailers.is_empty() {
-                assert!(matches!(conn.finish_with_trailers(tr()), Err(Error::InvalidState { .. })));
+                assert!(matches!(
+                    conn.finish_with_trailers(tr()),
+                    Err(Error::InvalidState { .. })
+                ));
             }
             assert_eq!(conn.finish(), Ok(()));
             wire.step(&mut conn, b"");
@@ -324,7 +347,11 @@ fuzz_target!(|data: &[u8]| {
                 body_limit: None,
             };
             match reference_chunked(out, lim) {
-                RefResult::Ok { body: b, trailers: t, consumed } => {
+                RefResult::Ok {
+                    body: b,
+                    trailers: t,
+                    consumed,
+                } => {
                     assert_eq!(b, body);
                     assert_eq!(consumed, out.len());
                     let want: Vec<(Vec<u8>, Vec<u8>)> = sent_trailers
@@ -339,8 +366,15 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(!conn.is_sending_body());
     let before = conn.transmit_buf().to_vec();
-    assert!(matches!(conn.send_body(b"x"), Err(Error::InvalidState { .. })));
-    assert_eq!(conn.finish(), Ok(()), "finish after the body ended is a no-op");
+    assert!(matches!(
+        conn.send_body(b"x"),
+        Err(Error::InvalidState { .. })
+    ));
+    assert_eq!(
+        conn.finish(),
+        Ok(()),
+        "finish after the body ended is a no-op"
+    );
     assert_eq!(conn.transmit_buf(), &before[..]);
 });
 
@@ -356,7 +390,11 @@ struct Wire {
 impl Wire {
     fn step(&mut self, conn: &mut Connection, appended: &[u8]) {
         self.all.extend_from_slice(appended);
-        assert_eq!(conn.transmit_buf(), &self.all[self.written..], "transmit queue");
+        assert_eq!(
+            conn.transmit_buf(),
+            &self.all[self.written..],
+            "transmit queue"
+        );
         let pending = self.all.len() - self.written;
         let n = match self.policy {
             0 => 0,
@@ -366,7 +404,11 @@ impl Wire {
         };
         conn.advance_transmit(n);
         self.written += n;
-        assert_eq!(conn.transmit_buf(), &self.all[self.written..], "after advance_transmit");
+        assert_eq!(
+            conn.transmit_buf(),
+            &self.all[self.written..],
+            "after advance_transmit"
+        );
         assert_eq!(conn.wants_transmit(), self.written < self.all.len());
     }
 }

@@ -7,8 +7,7 @@
 //! a bug in proto or in this file, never "expected".
 
 use pollhttp_proto::{
-    CloseReason, Config, Connection, Error, Event, Fields, MessageBodyLength, ResponseHead,
-    Version,
+    CloseReason, Config, Connection, Error, Event, Fields, MessageBodyLength, ResponseHead, Version,
 };
 
 // ------------------------------------------------------------------ input
@@ -361,11 +360,17 @@ impl Drive<'_, '_> {
         assert!((100..=999).contains(&h.status()));
         assert!(raw.ends_with(b"\n"));
         // Empty lines before the status line are skipped, not part of the head.
-        assert!(raw.starts_with(b"HTTP/"), "head does not start with the status line");
+        assert!(
+            raw.starts_with(b"HTTP/"),
+            "head does not start with the status line"
+        );
         if !self.run.config.lenient.bare_lf {
             for (i, &b) in raw.iter().enumerate() {
                 if b == b'\n' {
-                    assert!(i > 0 && raw[i - 1] == b'\r', "bare LF accepted in strict mode");
+                    assert!(
+                        i > 0 && raw[i - 1] == b'\r',
+                        "bare LF accepted in strict mode"
+                    );
                 }
             }
         }
@@ -374,7 +379,9 @@ impl Drive<'_, '_> {
             assert!(!f.name().is_empty());
             assert!(f.name().bytes().all(is_tchar), "field name not a token");
             assert!(
-                f.value().iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+                f.value()
+                    .iter()
+                    .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
                 "control byte in a field value"
             );
         }
@@ -453,9 +460,20 @@ impl Drive<'_, '_> {
             Event::Body(b) => {
                 assert_eq!(self.heads, self.ends + 1, "Body outside a response");
                 assert!(!b.is_empty(), "empty Body event");
-                assert_ne!(self.framing, MessageBodyLength::None, "Body for a response without one");
-                assert!(b.len() <= cfg.read_chunk_size.max(1), "Body over read_chunk_size");
-                assert_eq!(&b[..], self.taken(b.len()), "body bytes differ from the input");
+                assert_ne!(
+                    self.framing,
+                    MessageBodyLength::None,
+                    "Body for a response without one"
+                );
+                assert!(
+                    b.len() <= cfg.read_chunk_size.max(1),
+                    "Body over read_chunk_size"
+                );
+                assert_eq!(
+                    &b[..],
+                    self.taken(b.len()),
+                    "body bytes differ from the input"
+                );
                 self.body_this_msg += b.len() as u64;
                 assert_eq!(self.conn.body_received(), self.body_this_msg);
                 if let Some(l) = cfg.body_size_limit {
@@ -470,7 +488,11 @@ impl Drive<'_, '_> {
             Event::Trailers(t) => {
                 assert_eq!(self.heads, self.ends + 1, "Trailers outside a response");
                 assert!(!t.is_empty(), "Trailers event without fields");
-                assert_eq!(self.framing, MessageBodyLength::Chunked, "Trailers without chunked");
+                assert_eq!(
+                    self.framing,
+                    MessageBodyLength::Chunked,
+                    "Trailers without chunked"
+                );
                 assert!(t.len() <= cfg.max_trailer_fields);
                 self.out.events.push(Out::Trailers(field_list(&t)));
             }
@@ -482,11 +504,20 @@ impl Drive<'_, '_> {
                 match self.framing {
                     MessageBodyLength::None => assert_eq!(self.body_this_msg, 0),
                     MessageBodyLength::ContentLength(n) => {
-                        assert_eq!(self.body_this_msg, n, "Content-Length body of another length")
+                        assert_eq!(
+                            self.body_this_msg, n,
+                            "Content-Length body of another length"
+                        )
                     }
                     MessageBodyLength::CloseDelimited => {
-                        assert!(self.run.eof && self.fed == self.run.input.len(), "close-delimited End before EOF");
-                        assert!(self.conn.close_reason().is_some(), "close-delimited body, reusable");
+                        assert!(
+                            self.run.eof && self.fed == self.run.input.len(),
+                            "close-delimited End before EOF"
+                        );
+                        assert!(
+                            self.conn.close_reason().is_some(),
+                            "close-delimited body, reusable"
+                        );
                     }
                     MessageBodyLength::Chunked => {}
                 }
@@ -513,22 +544,24 @@ impl Drive<'_, '_> {
                         self.handed_over = Some(rem.to_vec());
                     }
                     None if self.responses < self.run.max_responses => {
-                        self.conn.reset().expect("reset after End on a reusable connection");
+                        self.conn
+                            .reset()
+                            .expect("reset after End on a reusable connection");
                         assert!(self.conn.is_idle());
                         send(&mut self.conn, Req::Get);
                     }
                     None => self.finished = true,
                     Some(_) => {
-                        assert!(matches!(
-                            self.conn.reset(),
-                            Err(Error::InvalidState { .. })
-                        ));
+                        assert!(matches!(self.conn.reset(), Err(Error::InvalidState { .. })));
                         self.finished = true;
                     }
                 }
             }
         }
-        assert!(self.handed_out <= self.run.input.len(), "more bytes out than in");
+        assert!(
+            self.handed_out <= self.run.input.len(),
+            "more bytes out than in"
+        );
     }
 
     fn error(&mut self, e: Error) {
@@ -698,7 +731,12 @@ fn is_ws(b: u8) -> bool {
 }
 
 fn is_qdtext(b: u8) -> bool {
-    b == b'\t' || b == b' ' || b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b) || b >= 0x80
+    b == b'\t'
+        || b == b' '
+        || b == 0x21
+        || (0x23..=0x5b).contains(&b)
+        || (0x5d..=0x7e).contains(&b)
+        || b >= 0x80
 }
 
 impl RefChunked<'_> {
@@ -754,7 +792,9 @@ impl RefChunked<'_> {
         let start = self.pos;
         let mut size: u64 = 0;
         while let Some(&c) = self.b.get(self.pos) {
-            let Some(v) = (c as char).to_digit(16) else { break };
+            let Some(v) = (c as char).to_digit(16) else {
+                break;
+            };
             if self.pos - start == 16 {
                 return Err((RefErr::SizeOverflow, self.pos));
             }
