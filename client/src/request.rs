@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use bytes::Bytes;
 use pollhttp_proto::{Error as ProtoError, Fields};
 use url::Url;
@@ -339,13 +340,13 @@ impl HttpRequest {
         }
         let start = Instant::now();
         let url = parse_url(url)?;
-        if method.is_empty() || !method.bytes().all(is_tchar) {
+        // proto's own rules, checked now so a bad header fails at once.
+        if !pollhttp_proto::is_token(method.as_bytes()) {
             return Err(StartError::InvalidMethod);
         }
         for (i, (k, v)) in headers.iter().enumerate() {
-            if k.is_empty()
-                || !k.bytes().all(is_tchar)
-                || v.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+            if !pollhttp_proto::is_token(k.as_bytes())
+                || !pollhttp_proto::is_field_value(v.as_bytes())
             {
                 return Err(StartError::InvalidHeader(i));
             }
@@ -355,13 +356,18 @@ impl HttpRequest {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         if !url.username().is_empty() && !has_header(&headers, "authorization") {
-            let user = percent_decode(url.username());
-            let pass = percent_decode(url.password().unwrap_or(""));
+            let decode = |s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let user = decode(url.username());
+            let pass = decode(url.password().unwrap_or(""));
             headers.push((
                 "Authorization".into(),
                 format!(
                     "Basic {}",
-                    base64_encode(format!("{user}:{pass}").as_bytes())
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
                 ),
             ));
         }
@@ -503,10 +509,6 @@ fn run_worker(mut job: Job, cancel: Arc<AtomicBool>, tx: mpsc::Sender<Completed>
     }
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 fn has_header(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
 }
@@ -524,47 +526,6 @@ fn parse_url(url: &str) -> Result<Url, StartError> {
     }
     url.set_fragment(None);
     Ok(url)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let n = u32::from(c[0]) << 16
-            | u32::from(*c.get(1).unwrap_or(&0)) << 8
-            | u32::from(*c.get(2).unwrap_or(&0));
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
 }
 
 fn failed(result: RequestResult, reason: String) -> Completed {

@@ -46,4 +46,4 @@ pub use conn::{CloseReason, Connection, Event};
 pub use error::Error;
 pub use fields::{Field, Fields, FieldsIter};
 pub use head::{MessageBodyLength, ResponseHead, Version};
-pub use request::method;
+pub use request::{is_field_value, is_token, method};

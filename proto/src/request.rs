@@ -33,13 +33,16 @@ pub(crate) fn is_tchar(b: u8) -> bool {
         | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
 }
 
-pub(crate) fn is_token(s: &[u8]) -> bool {
+/// Whether `s` is a token (RFC 9110 §5.6.2): a valid method or field name.
+pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
-/// field-value octets a sender may emit: HTAB, SP, VCHAR, obs-text; never CR,
-/// LF, NUL or another control (RFC 9110 §5.5).
-fn is_valid_value(v: &[u8]) -> bool {
+/// Whether `v` holds only octets a sender may put in a field value: HTAB, SP,
+/// VCHAR, obs-text; never CR, LF, NUL or another control (RFC 9110 §5.5).
+/// The rule [`Connection::send_request`](crate::Connection::send_request)
+/// applies to every field.
+pub fn is_field_value(v: &[u8]) -> bool {
     v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
@@ -164,7 +167,7 @@ where
         if !is_token(name.as_bytes()) {
             return Err(Error::InvalidRequestFieldName { index });
         }
-        if !is_valid_value(value) {
+        if !is_field_value(value) {
             return Err(Error::InvalidRequestFieldValue { index });
         }
         let n = name.as_bytes();
@@ -267,7 +270,7 @@ where
             out.truncate(start);
             return Err(Error::InvalidRequestFieldName { index });
         }
-        if !is_valid_value(value) {
+        if !is_field_value(value) {
             out.truncate(start);
             return Err(Error::InvalidRequestFieldValue { index });
         }
