@@ -63,16 +63,18 @@ pub enum CloseReason {
     Error,
 }
 
+/// The send side, internally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SendState {
+enum Tx {
     Idle,
     Length(u64),
     Chunked,
     Done,
 }
 
+/// The receive side, internally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RecvState {
+enum Rx {
     /// No request outstanding.
     Idle,
     /// Waiting for a (possibly interim) response head.
@@ -120,6 +122,84 @@ enum Chunk {
     Trailers,
 }
 
+/// How the input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eof {
+    /// [`Connection::receive_eof`].
+    Clean,
+    /// [`Connection::receive_unclean_eof`].
+    Unclean,
+}
+
+/// The request side of a [`Connection`], from
+/// [`Connection::send_state`]: what the connection will accept from the
+/// caller next (h11's `our_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SendState {
+    /// No request outstanding: [`send_request`](Connection::send_request) may
+    /// be called (when [`recv_state`](Connection::recv_state) is
+    /// [`RecvState::Idle`] too, i.e. [`Connection::is_idle`]).
+    Idle,
+    /// The head is queued; a Content-Length body is being sent with
+    /// [`send_body`](Connection::send_body) and `remaining` bytes are still
+    /// owed.
+    SendingLength {
+        /// Body bytes still owed.
+        remaining: u64,
+    },
+    /// The head is queued; a chunked body is being sent with
+    /// [`send_body`](Connection::send_body) until
+    /// [`finish`](Connection::finish).
+    SendingChunked,
+    /// The request is complete (its last bytes may still wait in
+    /// [`transmit_buf`](Connection::transmit_buf)); after the response,
+    /// [`reset`](Connection::reset) makes the side `Idle` again.
+    Done,
+    /// The request is complete (or none is outstanding) and no further request
+    /// can go on this connection: [`close_reason`](Connection::close_reason)
+    /// says why (h11's `MUST_CLOSE`).
+    MustClose,
+    /// A 101 or a 2xx to CONNECT was received: the connection now carries
+    /// another protocol (see [`Connection::take_remaining`]).
+    SwitchedProtocol,
+    /// The connection is dead: [`error`](Connection::error) says why.
+    Error,
+}
+
+/// The response side of a [`Connection`], from
+/// [`Connection::recv_state`]: what [`poll_event`](Connection::poll_event)
+/// is working on (h11's `their_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecvState {
+    /// No request outstanding, so no response expected.
+    Idle,
+    /// Waiting for a response head; [`Event::Informational`] heads may come
+    /// before the final one.
+    Head,
+    /// The final head was handed out; body events until [`Event::End`] (a
+    /// response without a body is here too, until its `End`).
+    Body,
+    /// The last-chunk of a chunked body arrived; waiting for the trailer
+    /// section ([`Event::Trailers`], then [`Event::End`]).
+    Trailers,
+    /// [`Event::End`] was handed out and the connection can carry another
+    /// request: call [`reset`](Connection::reset).
+    Done,
+    /// [`Event::End`] was handed out and the connection cannot be reused:
+    /// [`close_reason`](Connection::close_reason) says why.
+    MustClose,
+    /// [`Event::End`] of a 101 or of a 2xx to CONNECT was handed out: take the
+    /// bytes past the head with [`take_remaining`](Connection::take_remaining);
+    /// the rest of the input belongs to the new protocol.
+    SwitchedProtocol,
+    /// No request outstanding and the input ended: nothing more will arrive.
+    Closed,
+    /// The connection is dead: [`error`](Connection::error) says why.
+    Error,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Outstanding {
     head: bool,
@@ -138,11 +218,16 @@ struct Outstanding {
 /// * **Input** hands in what the socket gave: [`recv_buf`](Self::recv_buf) +
 ///   [`receive_filled`](Self::receive_filled) (read straight into the
 ///   connection's buffer: the socket read is the only copy), or
-///   [`receive`](Self::receive); and [`receive_eof`](Self::receive_eof).
+///   [`receive`](Self::receive); and the end of input, clean
+///   ([`receive_eof`](Self::receive_eof)) or not
+///   ([`receive_unclean_eof`](Self::receive_unclean_eof)).
 /// * **Output**: [`poll_event`](Self::poll_event) for response events and
 ///   [`transmit_buf`](Self::transmit_buf) + [`advance_transmit`](Self::advance_transmit)
 ///   for bytes to write.
-/// * **Getters**: [`close_reason`](Self::close_reason),
+/// * **Getters**: [`send_state`](Self::send_state) and
+///   [`recv_state`](Self::recv_state) (the two sides' states, to project
+///   instead of shadowing), [`wants_receive`](Self::wants_receive) ("give me
+///   bytes"), [`close_reason`](Self::close_reason),
 ///   [`can_reuse`](Self::can_reuse), [`error`](Self::error), …
 ///
 /// After any command, write out `transmit_buf()`; after any input, call
@@ -173,14 +258,15 @@ pub struct Connection {
     config: Config,
     tx: Vec<u8>,
     tx_pos: usize,
-    send: SendState,
+    send: Tx,
     /// `rx[..filled]` is unconsumed input; `rx[filled..]` zeroed spare room.
     rx: BytesMut,
     filled: usize,
     /// Input offset of `rx[0]`.
     consumed: u64,
-    eof: bool,
-    recv: RecvState,
+    /// How the input ended, once it has.
+    eof: Option<Eof>,
+    recv: Rx,
     req: Outstanding,
     /// Bytes of `rx` known to hold no end of head/trailers (0: not scanned).
     scanned: usize,
@@ -214,12 +300,12 @@ impl Connection {
             config,
             tx: Vec::new(),
             tx_pos: 0,
-            send: SendState::Idle,
+            send: Tx::Idle,
             rx: BytesMut::new(),
             filled: 0,
             consumed: 0,
-            eof: false,
-            recv: RecvState::Idle,
+            eof: None,
+            recv: Rx::Idle,
             req: Outstanding {
                 head: false,
                 connect: false,
@@ -275,10 +361,10 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if self.eof || self.handed_over {
+        if self.eof.is_some() || self.handed_over {
             return Err(Error::ClosedByPeer);
         }
-        if self.send != SendState::Idle || self.recv != RecvState::Idle {
+        if self.send != Tx::Idle || self.recv != Rx::Idle {
             return Err(Error::InvalidState {
                 expected: "the current response to finish and reset()",
             });
@@ -290,11 +376,11 @@ impl Connection {
             connect: method == method::CONNECT,
         };
         self.send = match head.framing {
-            SendFraming::None => SendState::Done,
-            SendFraming::Length(n) => SendState::Length(n),
-            SendFraming::Chunked => SendState::Chunked,
+            SendFraming::None => Tx::Done,
+            SendFraming::Length(n) => Tx::Length(n),
+            SendFraming::Chunked => Tx::Chunked,
         };
-        self.recv = RecvState::Head;
+        self.recv = Rx::Head;
         if head.close {
             self.close = Some(CloseReason::RequestedClose);
         }
@@ -313,7 +399,7 @@ impl Connection {
             return Err(e.clone());
         }
         match self.send {
-            SendState::Length(remaining) => {
+            Tx::Length(remaining) => {
                 if data.len() as u64 > remaining {
                     return Err(Error::RequestBodyTooLong { remaining });
                 }
@@ -322,18 +408,18 @@ impl Connection {
                 let left = remaining - data.len() as u64;
                 // The request is complete with its last Content-Length byte.
                 self.send = if left == 0 {
-                    SendState::Done
+                    Tx::Done
                 } else {
-                    SendState::Length(left)
+                    Tx::Length(left)
                 };
             }
-            SendState::Chunked => {
+            Tx::Chunked => {
                 if !data.is_empty() {
                     self.compact_tx();
                     request::encode_chunk(&mut self.tx, data);
                 }
             }
-            SendState::Idle | SendState::Done => {
+            Tx::Idle | Tx::Done => {
                 return Err(Error::InvalidState {
                     expected: "no request body",
                 })
@@ -370,20 +456,20 @@ impl Connection {
             return Err(e.clone());
         }
         match self.send {
-            SendState::Length(remaining) => return Err(Error::RequestBodyTooShort { remaining }),
-            SendState::Chunked => {
+            Tx::Length(remaining) => return Err(Error::RequestBodyTooShort { remaining }),
+            Tx::Chunked => {
                 self.compact_tx();
                 request::encode_last_chunk(&mut self.tx, trailers)?;
             }
             // A Content-Length body is complete with its last byte: nothing to do.
-            SendState::Done if trailers.into_iter().next().is_none() => return Ok(()),
-            SendState::Idle | SendState::Done => {
+            Tx::Done if trailers.into_iter().next().is_none() => return Ok(()),
+            Tx::Idle | Tx::Done => {
                 return Err(Error::InvalidState {
                     expected: "no request body being sent",
                 })
             }
         }
-        self.send = SendState::Done;
+        self.send = Tx::Done;
         Ok(())
     }
 
@@ -398,13 +484,13 @@ impl Connection {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        if self.recv != RecvState::Done || self.close_reason().is_some() {
+        if self.recv != Rx::Done || self.close_reason().is_some() {
             return Err(Error::InvalidState {
                 expected: "a completed response on a reusable connection",
             });
         }
-        self.recv = RecvState::Idle;
-        self.send = SendState::Idle;
+        self.recv = Rx::Idle;
+        self.send = Tx::Idle;
         self.body_received = 0;
         self.ext_bytes = 0;
         self.scanned = 0;
@@ -415,11 +501,13 @@ impl Connection {
 
     /// Bytes queued for the socket. Write them and call
     /// [`advance_transmit`](Self::advance_transmit) with the count written.
+    #[must_use]
     pub fn transmit_buf(&self) -> &[u8] {
         &self.tx[self.tx_pos..]
     }
 
     /// Whether bytes are queued for the socket.
+    #[must_use]
     pub fn wants_transmit(&self) -> bool {
         self.tx_pos < self.tx.len()
     }
@@ -448,6 +536,7 @@ impl Connection {
     /// Any protocol error in the input (each variant names the rule and
     /// offset). After an error the connection is dead and returns the same
     /// error from every later call; events handed out before stay valid.
+    #[must_use = "an event not handled is lost"]
     pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());
@@ -469,6 +558,7 @@ impl Connection {
     /// then call [`receive_filled`](Self::receive_filled). Empty when enough
     /// unprocessed input is buffered: call [`poll_event`](Self::poll_event)
     /// first (this bounds memory whatever the peer sends).
+    #[must_use]
     pub fn recv_buf(&mut self) -> &mut [u8] {
         let want = self.config.recv_buf_size.max(1);
         // Room for a whole over-limit head or trailer section (so the limit,
@@ -511,21 +601,47 @@ impl Connection {
         self.filled = self.rx.len();
     }
 
-    /// The peer closed its side: ends a close-delimited body; a cut-off head
-    /// or body becomes an error at the next [`poll_event`](Self::poll_event).
+    /// The input ended cleanly: a TCP FIN on a plain connection, a TLS
+    /// `close_notify` alert. Ends a close-delimited body ([`Event::End`]); a
+    /// cut-off head or body becomes an error at the next
+    /// [`poll_event`](Self::poll_event) ([`Error::IncompleteHead`],
+    /// [`Error::IncompleteBody`], [`Error::IncompleteChunkedBody`]). Bytes
+    /// already buffered are still processed first.
+    ///
+    /// Only the first report of the end of input counts: a later
+    /// `receive_eof` or [`receive_unclean_eof`](Self::receive_unclean_eof)
+    /// changes nothing.
     pub fn receive_eof(&mut self) {
-        self.eof = true;
+        self.eof.get_or_insert(Eof::Clean);
+    }
+
+    /// The input ended without proof that it was complete: a TLS connection
+    /// that ended without `close_notify`, or a read error such as
+    /// `ECONNRESET`.
+    ///
+    /// For a close-delimited body (RFC 9112 §6.3 rule 8) this is an error:
+    /// such a body is complete only if the connection closed cleanly (RFC 9112
+    /// §8, §9.8), so once the buffered bytes are handed out the next
+    /// [`poll_event`](Self::poll_event) returns [`Error::UncleanClose`]
+    /// instead of [`Event::End`]. Body bytes handed out before stay handed
+    /// out; the caller must treat them as possibly truncated. In every other
+    /// state it behaves exactly like [`receive_eof`](Self::receive_eof).
+    ///
+    /// Only the first report of the end of input counts.
+    pub fn receive_unclean_eof(&mut self) {
+        self.eof.get_or_insert(Eof::Unclean);
     }
 
     // ------------------------------------------------------------ getters
 
     /// Why the connection cannot carry another request, or `None` when it can
     /// (so far: the verdict is final once [`Event::End`] was handed out).
+    #[must_use]
     pub fn close_reason(&self) -> Option<CloseReason> {
         if self.error.is_some() {
             return Some(CloseReason::Error);
         }
-        if self.close.is_none() && self.eof {
+        if self.close.is_none() && self.eof.is_some() {
             return Some(CloseReason::PeerClosed);
         }
         self.close
@@ -534,23 +650,75 @@ impl Connection {
     /// Whether the response ended ([`Event::End`] was handed out) and the
     /// connection can carry another request after [`reset`](Self::reset).
     pub fn can_reuse(&self) -> bool {
-        self.recv == RecvState::Done && self.close_reason().is_none()
+        self.recv == Rx::Done && self.close_reason().is_none()
     }
 
     /// Whether no request is outstanding and one may be sent now.
     pub fn is_idle(&self) -> bool {
-        self.recv == RecvState::Idle && self.send == SendState::Idle && self.error.is_none()
+        self.recv == Rx::Idle && self.send == Tx::Idle && self.error.is_none()
     }
 
     /// Whether the current response is complete ([`Event::End`] was handed out).
     pub fn is_response_complete(&self) -> bool {
-        self.recv == RecvState::Done
+        self.recv == Rx::Done
     }
 
     /// Whether the request body is still being sent (more
     /// [`send_body`](Self::send_body) or [`finish`](Self::finish) expected).
     pub fn is_sending_body(&self) -> bool {
-        matches!(self.send, SendState::Length(_) | SendState::Chunked)
+        matches!(self.send, Tx::Length(_) | Tx::Chunked)
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) cannot make progress without
+    /// more input: a response is outstanding, every buffered byte has been
+    /// looked at, and the input has not ended (rustls' `wants_read`). A driver
+    /// that sees `true` reads the socket (or waits for it); `false` means
+    /// either `poll_event` has something to do or nothing more is expected:
+    /// no request outstanding, the response complete, the connection dead or
+    /// handed over, or the input ended.
+    ///
+    /// Derived from the state, not remembered: it is `true` exactly when the
+    /// next `poll_event` would return `Ok(None)` with a response outstanding.
+    #[must_use]
+    pub fn wants_receive(&self) -> bool {
+        self.error.is_none() && self.eof.is_none() && !self.handed_over && self.starved()
+    }
+
+    /// The request side's state (h11's `our_state`). See [`SendState`].
+    #[must_use]
+    pub fn send_state(&self) -> SendState {
+        if self.error.is_some() {
+            return SendState::Error;
+        }
+        if self.is_switched() {
+            return SendState::SwitchedProtocol;
+        }
+        match self.send {
+            Tx::Idle if self.recv == Rx::Idle && self.eof.is_some() => SendState::MustClose,
+            Tx::Idle => SendState::Idle,
+            Tx::Length(remaining) => SendState::SendingLength { remaining },
+            Tx::Chunked => SendState::SendingChunked,
+            Tx::Done if self.close_reason().is_some() => SendState::MustClose,
+            Tx::Done => SendState::Done,
+        }
+    }
+
+    /// The response side's state (h11's `their_state`). See [`RecvState`].
+    #[must_use]
+    pub fn recv_state(&self) -> RecvState {
+        if self.error.is_some() {
+            return RecvState::Error;
+        }
+        match self.recv {
+            Rx::Idle if self.eof.is_some() => RecvState::Closed,
+            Rx::Idle => RecvState::Idle,
+            Rx::Head => RecvState::Head,
+            Rx::Chunked(Chunk::Trailers) => RecvState::Trailers,
+            Rx::Length(_) | Rx::Chunked(_) | Rx::Close | Rx::PendingEnd => RecvState::Body,
+            Rx::Done if self.is_switched() => RecvState::SwitchedProtocol,
+            Rx::Done if self.close_reason().is_some() => RecvState::MustClose,
+            Rx::Done => RecvState::Done,
+        }
     }
 
     /// The error that killed the connection, if any.
@@ -576,8 +744,9 @@ impl Connection {
     /// After a 101 or a 2xx to CONNECT ended, take the bytes that arrived past
     /// the head: they belong to the new protocol or the tunnel. Later input is
     /// the caller's to handle directly. Empty in any other state.
+    #[must_use = "the bytes taken belong to the new protocol and are gone from the connection"]
     pub fn take_remaining(&mut self) -> Bytes {
-        if self.recv == RecvState::Done
+        if self.recv == Rx::Done
             && matches!(
                 self.close,
                 Some(CloseReason::SwitchingProtocols | CloseReason::Tunnel)
@@ -594,6 +763,27 @@ impl Connection {
 
     // ------------------------------------------------------------ internals
 
+    /// A 101 or a 2xx to CONNECT: the connection speaks another protocol.
+    fn is_switched(&self) -> bool {
+        matches!(
+            self.close,
+            Some(CloseReason::SwitchingProtocols | CloseReason::Tunnel)
+        ) && self.error.is_none()
+    }
+
+    /// Whether the receive side has looked at every buffered byte and needs
+    /// more (ignoring the end of input). Each arm mirrors where
+    /// `poll_inner` returns `Ok(None)`: the body decoders consume every
+    /// buffered byte before they ask for more; the head and trailer parsers
+    /// record in `scanned` how much of the buffer they examined.
+    fn starved(&self) -> bool {
+        match self.recv {
+            Rx::Idle | Rx::Done | Rx::PendingEnd | Rx::Length(0) => false,
+            Rx::Head | Rx::Chunked(Chunk::Trailers) => self.scanned == self.filled,
+            Rx::Length(_) | Rx::Close | Rx::Chunked(_) => self.filled == 0,
+        }
+    }
+
     fn take(&mut self, n: usize) -> Bytes {
         self.filled -= n;
         self.consumed += n as u64;
@@ -609,10 +799,10 @@ impl Connection {
     fn poll_inner(&mut self) -> Result<Option<Event>, Error> {
         loop {
             match self.recv {
-                RecvState::Idle | RecvState::Done => return Ok(None),
-                RecvState::Head => {
+                Rx::Idle | Rx::Done => return Ok(None),
+                Rx::Head => {
                     let Some(head) = self.parse_head()? else {
-                        if self.eof {
+                        if self.eof.is_some() {
                             return Err(Error::IncompleteHead {
                                 offset: self.consumed + self.filled as u64,
                                 received: self.filled,
@@ -622,13 +812,13 @@ impl Connection {
                     };
                     return Ok(Some(head));
                 }
-                RecvState::Length(remaining) => {
+                Rx::Length(remaining) => {
                     if remaining == 0 {
-                        self.recv = RecvState::PendingEnd;
+                        self.recv = Rx::PendingEnd;
                         continue;
                     }
                     if self.filled == 0 {
-                        if self.eof {
+                        if self.eof.is_some() {
                             return Err(Error::IncompleteBody {
                                 offset: self.consumed,
                                 expected: self.body_received + remaining,
@@ -640,17 +830,26 @@ impl Connection {
                     let n = (self.filled as u64)
                         .min(remaining)
                         .min(self.read_chunk() as u64) as usize;
-                    self.recv = RecvState::Length(remaining - n as u64);
+                    self.recv = Rx::Length(remaining - n as u64);
                     self.body_received += n as u64;
                     return Ok(Some(Event::Body(self.take(n))));
                 }
-                RecvState::Close => {
+                Rx::Close => {
                     if self.filled == 0 {
-                        if self.eof {
-                            self.recv = RecvState::PendingEnd;
-                            continue;
+                        match self.eof {
+                            // RFC 9112 §8, §9.8: a close-delimited body is
+                            // complete only when the connection closed cleanly.
+                            Some(Eof::Unclean) => {
+                                return Err(Error::UncleanClose {
+                                    offset: self.consumed,
+                                })
+                            }
+                            Some(Eof::Clean) => {
+                                self.recv = Rx::PendingEnd;
+                                continue;
+                            }
+                            None => return Ok(None),
                         }
-                        return Ok(None);
                     }
                     let mut n = self.filled.min(self.read_chunk()) as u64;
                     if let Some(limit) = self.config.body_size_limit {
@@ -665,18 +864,18 @@ impl Connection {
                     self.body_received += n;
                     return Ok(Some(Event::Body(self.take(n as usize))));
                 }
-                RecvState::Chunked(state) => {
+                Rx::Chunked(state) => {
                     if let Some(ev) = self.poll_chunked(state)? {
                         return Ok(Some(ev));
                     }
-                    if self.recv == RecvState::PendingEnd {
+                    if self.recv == Rx::PendingEnd {
                         continue;
                     }
                     return Ok(None);
                 }
-                RecvState::PendingEnd => {
-                    self.recv = RecvState::Done;
-                    if self.send != SendState::Done && self.close.is_none() {
+                Rx::PendingEnd => {
+                    self.recv = Rx::Done;
+                    if self.send != Tx::Done && self.close.is_none() {
                         self.close = Some(CloseReason::EarlyResponse);
                     }
                     return Ok(Some(Event::End));
@@ -709,7 +908,11 @@ impl Connection {
                         offset: self.consumed,
                     })
                 }
-                [b'\r'] if !self.eof => return Ok(None),
+                [b'\r'] if self.eof.is_none() => {
+                    // All buffered input examined: see `starved`.
+                    self.scanned = self.filled;
+                    return Ok(None);
+                }
                 _ => break,
             }
             self.scanned = 0;
@@ -723,7 +926,7 @@ impl Connection {
         // parse costs at most `max_head_bytes`, so the work per read is bounded
         // (httparse reports errors at the offending byte, so skipping parses
         // until a blank line arrives would make errors depend on the splits).
-        if self.scanned == filled && !self.eof {
+        if self.scanned == filled && self.eof.is_none() {
             return Ok(None);
         }
         let mut parser = httparse::ParserConfig::default();
@@ -973,12 +1176,12 @@ impl Connection {
             self.set_close(CloseReason::ConnectionClose);
         }
         self.recv = match body {
-            MessageBodyLength::None | MessageBodyLength::ContentLength(0) => RecvState::PendingEnd,
-            MessageBodyLength::ContentLength(n) => RecvState::Length(n),
-            MessageBodyLength::Chunked => RecvState::Chunked(Chunk::Start),
+            MessageBodyLength::None | MessageBodyLength::ContentLength(0) => Rx::PendingEnd,
+            MessageBodyLength::ContentLength(n) => Rx::Length(n),
+            MessageBodyLength::Chunked => Rx::Chunked(Chunk::Start),
             MessageBodyLength::CloseDelimited => {
                 self.set_close(CloseReason::CloseDelimited);
-                RecvState::Close
+                Rx::Close
             }
         };
         Ok(Some(Event::Head(head)))
@@ -1001,14 +1204,14 @@ impl Connection {
             match state {
                 Chunk::Data(remaining) => {
                     if self.filled == 0 {
-                        self.recv = RecvState::Chunked(state);
+                        self.recv = Rx::Chunked(state);
                         return self.chunked_eof().map(|()| None);
                     }
                     let n = (self.filled as u64)
                         .min(remaining)
                         .min(self.read_chunk() as u64) as usize;
                     let left = remaining - n as u64;
-                    self.recv = RecvState::Chunked(if left == 0 {
+                    self.recv = Rx::Chunked(if left == 0 {
                         Chunk::DataCr
                     } else {
                         Chunk::Data(left)
@@ -1017,7 +1220,7 @@ impl Connection {
                     return Ok(Some(Event::Body(self.take(n))));
                 }
                 Chunk::Trailers => {
-                    self.recv = RecvState::Chunked(state);
+                    self.recv = Rx::Chunked(state);
                     return self.poll_trailers();
                 }
                 _ => {}
@@ -1192,7 +1395,7 @@ impl Connection {
             match next {
                 Some(s) => state = s,
                 None => {
-                    self.recv = RecvState::Chunked(state);
+                    self.recv = Rx::Chunked(state);
                     return self.chunked_eof().map(|()| None);
                 }
             }
@@ -1202,13 +1405,11 @@ impl Connection {
     /// At EOF inside a chunked body: an error unless the last-chunk arrived and
     /// the leniency accepts a missing final CRLF.
     fn chunked_eof(&mut self) -> Result<(), Error> {
-        if !self.eof || self.filled > 0 {
+        if self.eof.is_none() || self.filled > 0 {
             return Ok(());
         }
-        if self.recv == RecvState::Chunked(Chunk::Trailers)
-            && self.config.lenient.last_chunk_then_eof
-        {
-            self.recv = RecvState::PendingEnd;
+        if self.recv == Rx::Chunked(Chunk::Trailers) && self.config.lenient.last_chunk_then_eof {
+            self.recv = Rx::PendingEnd;
             return Ok(());
         }
         Err(Error::IncompleteChunkedBody {
@@ -1229,13 +1430,15 @@ impl Connection {
         match self.rx[0] {
             b'\r' => {
                 if filled < 2 {
+                    // All buffered input examined: see `starved`.
+                    self.scanned = filled;
                     return self.trailer_eof().map(|()| None);
                 }
                 if self.rx[1] != b'\n' {
                     return Err(Error::InvalidChunkLineEnding { offset: base + 1 });
                 }
                 self.skip(2);
-                self.recv = RecvState::PendingEnd;
+                self.recv = Rx::PendingEnd;
                 return Ok(None);
             }
             b'\n' => {
@@ -1243,13 +1446,13 @@ impl Connection {
                     return Err(Error::BareLineFeed { offset: base });
                 }
                 self.skip(1);
-                self.recv = RecvState::PendingEnd;
+                self.recv = Rx::PendingEnd;
                 return Ok(None);
             }
             _ => {}
         }
         let max = self.config.max_trailer_bytes;
-        if self.scanned == filled && !self.eof {
+        if self.scanned == filled && self.eof.is_none() {
             return Ok(None);
         }
         let max_fields = self.config.max_trailer_fields;
@@ -1299,12 +1502,12 @@ impl Connection {
         let field_count = parsed.len();
         self.scanned = 0;
         let raw = self.take(len);
-        self.recv = RecvState::PendingEnd;
+        self.recv = Rx::PendingEnd;
         Ok(Some(Event::Trailers(Fields::new(raw, 0, field_count))))
     }
 
     fn trailer_eof(&mut self) -> Result<(), Error> {
-        if self.eof {
+        if self.eof.is_some() {
             return Err(Error::IncompleteChunkedBody {
                 offset: self.consumed + self.filled as u64,
                 received: self.body_received,

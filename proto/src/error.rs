@@ -221,6 +221,19 @@ pub enum Error {
         /// Body bytes received (all of them were handed out).
         received: u64,
     },
+    /// The input ended without proof that it was complete
+    /// ([`Connection::receive_unclean_eof`](crate::Connection::receive_unclean_eof):
+    /// a TLS connection closed without `close_notify`, a connection reset)
+    /// inside a close-delimited body. Such a body is complete only if the
+    /// connection closed cleanly (RFC 9112 §8; §9.8: "a response that has
+    /// neither chunked transfer coding nor Content-Length is complete only if
+    /// a valid closure alert has been received"), so it may be truncated.
+    /// The body bytes handed out before stay handed out; no [`Event::End`](crate::Event::End)
+    /// follows.
+    UncleanClose {
+        /// Offset at which the input ended.
+        offset: u64,
+    },
     /// The connection was closed by the peer; no further request can be sent.
     ClosedByPeer,
 
@@ -302,7 +315,8 @@ impl Error {
             | BodyTooLarge { offset, .. }
             | IncompleteHead { offset, .. }
             | IncompleteBody { offset, .. }
-            | IncompleteChunkedBody { offset, .. } => Some(offset),
+            | IncompleteChunkedBody { offset, .. }
+            | UncleanClose { offset } => Some(offset),
             ClosedByPeer
             | InvalidMethod
             | InvalidRequestTarget
@@ -367,6 +381,7 @@ impl Error {
             IncompleteHead { .. } => "IncompleteHead",
             IncompleteBody { .. } => "IncompleteBody",
             IncompleteChunkedBody { .. } => "IncompleteChunkedBody",
+            UncleanClose { .. } => "UncleanClose",
             ClosedByPeer => "ClosedByPeer",
             InvalidMethod => "InvalidMethod",
             InvalidRequestTarget => "InvalidRequestTarget",
@@ -423,6 +438,9 @@ impl fmt::Display for Error {
             IncompleteChunkedBody { received, .. } => format!(
                 "connection closed inside a chunked body after {received} body bytes, before the last-chunk"
             ),
+            UncleanClose { .. } => {
+                "connection ended without a clean close inside a close-delimited body, which may be truncated (RFC 9112 §9.8)".into()
+            }
             ClosedByPeer => "connection closed by the peer".into(),
             InvalidMethod => "method is not a token (RFC 9110 §9.1)".into(),
             InvalidRequestTarget => "invalid request-target for this method (RFC 9112 §3.2)".into(),

@@ -42,7 +42,7 @@ mod request;
 
 pub use bytes::Bytes;
 pub use config::{Config, Leniency};
-pub use conn::{CloseReason, Connection, Event};
+pub use conn::{CloseReason, Connection, Event, RecvState, SendState};
 pub use error::Error;
 pub use fields::{Field, Fields, FieldsIter};
 pub use head::{MessageBodyLength, ResponseHead, Version};

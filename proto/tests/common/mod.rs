@@ -2,7 +2,7 @@
 //! and records what the connection makes of it.
 #![allow(dead_code)]
 
-use pollhttp_proto::{CloseReason, Config, Connection, Error, Event};
+use pollhttp_proto::{CloseReason, Config, Connection, Error, Event, RecvState, SendState};
 
 /// What the connection made of an input, with consecutive body events merged
 /// (their split depends on how the input arrived; their bytes must not).
@@ -51,6 +51,8 @@ pub struct Script<'a> {
     pub method: &'a str,
     pub input: &'a [u8],
     pub eof: bool,
+    /// Report the end of input as unclean (`receive_unclean_eof`).
+    pub unclean: bool,
     /// How many request/response cycles to run on the connection.
     pub responses: usize,
 }
@@ -62,6 +64,7 @@ impl<'a> Script<'a> {
             method: "GET",
             input,
             eof: true,
+            unclean: false,
             responses: 1,
         }
     }
@@ -75,6 +78,12 @@ impl<'a> Script<'a> {
     }
     pub fn no_eof(mut self) -> Self {
         self.eof = false;
+        self
+    }
+    /// End the input with `receive_unclean_eof` instead of `receive_eof`.
+    pub fn unclean_eof(mut self) -> Self {
+        self.eof = true;
+        self.unclean = true;
         self
     }
     pub fn responses(mut self, n: usize) -> Self {
@@ -128,7 +137,15 @@ impl<'a> Script<'a> {
                 conn.receive(piece);
             }
             if i == last && self.eof {
-                conn.receive_eof();
+                if self.unclean {
+                    conn.receive_unclean_eof();
+                } else {
+                    conn.receive_eof();
+                }
+                assert!(
+                    !conn.wants_receive(),
+                    "wants_receive after the end of input"
+                );
             }
             if drain(&mut conn, &mut out, &mut done, self.responses) {
                 return out;
@@ -159,8 +176,28 @@ impl<'a> Script<'a> {
 /// responses done).
 fn drain(conn: &mut Connection, out: &mut Outcome, done: &mut usize, responses: usize) -> bool {
     loop {
-        match conn.poll_event() {
-            Ok(None) => return false,
+        check_states(conn);
+        let wanted = conn.wants_receive();
+        let polled = conn.poll_event();
+        // `wants_receive` is exactly "poll_event cannot progress without input".
+        if wanted {
+            assert_eq!(polled, Ok(None), "wants_receive but poll_event progressed");
+        }
+        match polled {
+            Ok(None) => {
+                let outstanding = matches!(
+                    conn.recv_state(),
+                    RecvState::Head | RecvState::Body | RecvState::Trailers
+                );
+                assert_eq!(
+                    conn.wants_receive(),
+                    outstanding,
+                    "wants_receive after Ok(None) in {:?}",
+                    conn.recv_state()
+                );
+                check_states(conn);
+                return false;
+            }
             Ok(Some(ev)) => match ev {
                 Event::Informational(h) => out.events.push(Out::Info(h.status())),
                 Event::Head(h) => out.events.push(Out::Head {
@@ -211,6 +248,9 @@ fn drain(conn: &mut Connection, out: &mut Outcome, done: &mut usize, responses: 
             Err(e) => {
                 // Dead connections stay dead and say so.
                 assert_eq!(conn.poll_event(), Err(e.clone()));
+                assert_eq!(conn.send_state(), SendState::Error);
+                assert_eq!(conn.recv_state(), RecvState::Error);
+                assert!(!conn.wants_receive());
                 out.error = Some(e);
                 return true;
             }
@@ -223,4 +263,43 @@ pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
+}
+
+/// The public states agree with the predicates.
+pub fn check_states(conn: &Connection) {
+    let (send, recv) = (conn.send_state(), conn.recv_state());
+    assert_eq!(
+        conn.is_idle(),
+        send == SendState::Idle && recv == RecvState::Idle,
+        "is_idle vs {send:?}/{recv:?}"
+    );
+    assert_eq!(
+        conn.is_sending_body(),
+        matches!(
+            send,
+            SendState::SendingLength { .. } | SendState::SendingChunked
+        ),
+        "is_sending_body vs {send:?}"
+    );
+    if conn.error().is_none() {
+        assert_eq!(
+            conn.is_response_complete(),
+            matches!(
+                recv,
+                RecvState::Done | RecvState::MustClose | RecvState::SwitchedProtocol
+            ),
+            "is_response_complete vs {recv:?}"
+        );
+        assert_eq!(
+            conn.can_reuse(),
+            recv == RecvState::Done,
+            "can_reuse vs {recv:?}"
+        );
+    }
+    if conn.wants_receive() {
+        assert!(matches!(
+            recv,
+            RecvState::Head | RecvState::Body | RecvState::Trailers
+        ));
+    }
 }

@@ -1,0 +1,284 @@
+//! The end of input (clean or not), `wants_receive`, and the public send and
+//! receive states. Every input is fed whole, byte by byte and in every
+//! two-piece split; the harness checks at every step that `wants_receive` is
+//! exactly "poll_event cannot progress without input" and that the states
+//! agree with the predicates.
+
+#![allow(clippy::field_reassign_with_default)]
+
+mod common;
+use common::{Out, Script};
+use pollhttp_proto::{method, CloseReason, Config, Connection, Error, Event, RecvState, SendState};
+
+/// Inputs ending in every receive state, framed so that the end of input
+/// (clean or not) decides nothing but close-delimited bodies.
+const NOT_CLOSE_DELIMITED: &[&[u8]] = &[
+    b"",
+    b"HTTP/1.1 200 OK\r\nContent-Le",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"b",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-A: 1\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-A: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nnew protocol",
+    b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+];
+
+#[test]
+fn unclean_eof_is_eof_outside_close_delimited_bodies() {
+    for input in NOT_CLOSE_DELIMITED {
+        let clean = Script::new(input).check();
+        let unclean = Script::new(input).unclean_eof().check();
+        assert_eq!(clean, unclean, "{:?}", String::from_utf8_lossy(input));
+    }
+    // Also with the leniency that accepts the last-chunk then EOF.
+    let mut config = Config::default();
+    config.lenient.last_chunk_then_eof = true;
+    let input = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n";
+    let clean = Script::new(input).config(config.clone()).check();
+    assert_eq!(clean.body(), b"abc");
+    assert_eq!(clean.error, None);
+    assert_eq!(
+        Script::new(input).config(config).unclean_eof().check(),
+        clean
+    );
+}
+
+#[test]
+fn unclean_eof_fails_a_close_delimited_body() {
+    let input = b"HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nhello";
+    let clean = Script::new(input).check();
+    assert_eq!(clean.body(), b"hello");
+    assert_eq!(clean.error, None);
+    assert_eq!(
+        clean.events.last(),
+        Some(&Out::End(Some(CloseReason::CloseDelimited)))
+    );
+
+    let o = Script::new(input).unclean_eof().check();
+    // The body bytes that arrived are handed out, then the error; no End.
+    assert_eq!(o.body(), b"hello");
+    assert!(!o.events.iter().any(|e| matches!(e, Out::End(_))));
+    assert_eq!(
+        o.error,
+        Some(Error::UncleanClose {
+            offset: input.len() as u64
+        })
+    );
+    let e = o.error.unwrap();
+    assert_eq!(e.kind(), "UncleanClose");
+    assert_eq!(e.offset(), Some(input.len() as u64));
+    assert!(!e.is_caller_error());
+
+    // An empty close-delimited body, and one framed by a Transfer-Encoding
+    // that does not end in chunked (RFC 9112 §6.3 rule 4), likewise.
+    let input = b"HTTP/1.1 200 OK\r\n\r\n";
+    assert_eq!(
+        Script::new(input).unclean_eof().check().error,
+        Some(Error::UncleanClose { offset: 19 })
+    );
+    let input = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz";
+    let o = Script::new(input).unclean_eof().check();
+    assert_eq!(o.body(), b"zz");
+    assert_eq!(
+        o.error,
+        Some(Error::UncleanClose {
+            offset: input.len() as u64
+        })
+    );
+}
+
+#[test]
+fn the_first_end_of_input_reported_counts() {
+    let input = b"HTTP/1.1 200 OK\r\n\r\nab";
+    let run = |first_clean: bool| {
+        let mut conn = get();
+        conn.receive(input);
+        if first_clean {
+            conn.receive_eof();
+            conn.receive_unclean_eof();
+        } else {
+            conn.receive_unclean_eof();
+            conn.receive_eof();
+        }
+        let mut last = None;
+        loop {
+            match conn.poll_event() {
+                Ok(Some(ev)) => last = Some(ev),
+                Ok(None) => return Ok(last),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    assert_eq!(run(true), Ok(Some(Event::End)));
+    assert_eq!(run(false), Err(Error::UncleanClose { offset: 21 }));
+}
+
+fn get() -> Connection {
+    let mut conn = Connection::new(Config::default());
+    conn.send_request(method::GET, "/", [("Host", "example.com")])
+        .unwrap();
+    let n = conn.transmit_buf().len();
+    conn.advance_transmit(n);
+    conn
+}
+
+fn next(conn: &mut Connection) -> Option<Event> {
+    conn.poll_event().unwrap()
+}
+
+#[test]
+fn wants_receive_follows_the_input() {
+    let mut conn = Connection::new(Config::default());
+    assert!(!conn.wants_receive(), "idle");
+    conn.send_request(method::GET, "/", [("Host", "a")])
+        .unwrap();
+    assert!(conn.wants_receive(), "request sent, nothing received");
+    conn.receive(b"HTTP/1.1 200 OK\r\nContent-");
+    assert!(!conn.wants_receive(), "unexamined input");
+    assert_eq!(next(&mut conn), None);
+    assert!(conn.wants_receive(), "partial head examined");
+    conn.receive(b"Length: 4\r\n\r\nab");
+    assert!(!conn.wants_receive());
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert!(!conn.wants_receive(), "body bytes buffered");
+    assert_eq!(next(&mut conn), Some(Event::Body("ab".into())));
+    assert!(conn.wants_receive(), "body needs more");
+    conn.receive(b"cd");
+    assert_eq!(next(&mut conn), Some(Event::Body("cd".into())));
+    assert!(!conn.wants_receive(), "End is due");
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert!(!conn.wants_receive(), "response complete");
+    conn.reset().unwrap();
+    assert!(!conn.wants_receive(), "idle again");
+
+    // After the end of input: false (poll_event reports what it means).
+    conn.send_request(method::GET, "/", [("Host", "a")])
+        .unwrap();
+    conn.receive(b"HTTP/1.1 200 OK\r\n");
+    assert_eq!(next(&mut conn), None);
+    assert!(conn.wants_receive());
+    conn.receive_eof();
+    assert!(!conn.wants_receive());
+    assert!(matches!(
+        conn.poll_event(),
+        Err(Error::IncompleteHead { .. })
+    ));
+    assert!(!conn.wants_receive(), "dead");
+
+    // A lone CR before the status line, a lone CR of an empty trailer section:
+    // examined, more needed.
+    let mut conn = get();
+    conn.receive(b"\r");
+    assert_eq!(next(&mut conn), None);
+    assert!(conn.wants_receive());
+    conn.receive(b"\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), None);
+    assert_eq!(conn.recv_state(), RecvState::Trailers);
+    assert!(conn.wants_receive());
+    conn.receive(b"\n");
+    assert!(!conn.wants_receive());
+    assert_eq!(next(&mut conn), Some(Event::End));
+
+    // Handed over after a 101.
+    let mut conn = get();
+    conn.receive(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert!(!conn.wants_receive());
+    let _ = conn.take_remaining();
+    assert!(!conn.wants_receive());
+}
+
+#[test]
+fn states_through_a_chunked_upload_and_reuse() {
+    let mut conn = Connection::new(Config::default());
+    assert_eq!(conn.send_state(), SendState::Idle);
+    assert_eq!(conn.recv_state(), RecvState::Idle);
+    conn.send_request(
+        method::POST,
+        "/up",
+        [("Host", "a"), ("Transfer-Encoding", "chunked")],
+    )
+    .unwrap();
+    assert_eq!(conn.send_state(), SendState::SendingChunked);
+    assert_eq!(conn.recv_state(), RecvState::Head);
+    conn.send_body(b"abc").unwrap();
+    conn.finish().unwrap();
+    assert_eq!(conn.send_state(), SendState::Done);
+    conn.receive(b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(matches!(next(&mut conn), Some(Event::Informational(_))));
+    assert_eq!(conn.recv_state(), RecvState::Head);
+    conn.receive(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(conn.recv_state(), RecvState::Body);
+    assert_eq!(next(&mut conn), Some(Event::Body("x".into())));
+    assert_eq!(next(&mut conn), None);
+    assert_eq!(conn.recv_state(), RecvState::Trailers);
+    conn.receive(b"\r\n");
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert_eq!(conn.recv_state(), RecvState::Done);
+    assert_eq!(conn.send_state(), SendState::Done);
+    conn.reset().unwrap();
+    assert_eq!(
+        (conn.send_state(), conn.recv_state()),
+        (SendState::Idle, RecvState::Idle)
+    );
+
+    // A Content-Length upload, answered early with Connection: close.
+    conn.send_request(method::PUT, "/", [("Host", "a"), ("Content-Length", "10")])
+        .unwrap();
+    assert_eq!(
+        conn.send_state(),
+        SendState::SendingLength { remaining: 10 }
+    );
+    conn.send_body(b"1234").unwrap();
+    assert_eq!(conn.send_state(), SendState::SendingLength { remaining: 6 });
+    conn.receive(b"HTTP/1.1 413 Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert_eq!(conn.recv_state(), RecvState::MustClose);
+    assert_eq!(conn.close_reason(), Some(CloseReason::ConnectionClose));
+    assert_eq!(conn.send_state(), SendState::SendingLength { remaining: 6 });
+    conn.send_body(b"567890").unwrap();
+    assert_eq!(conn.send_state(), SendState::MustClose);
+    assert!(conn.reset().is_err());
+
+    // The peer closes an idle connection.
+    let mut conn = Connection::new(Config::default());
+    conn.receive_eof();
+    assert_eq!(conn.send_state(), SendState::MustClose);
+    assert_eq!(conn.recv_state(), RecvState::Closed);
+    assert_eq!(
+        conn.send_request(method::GET, "/", [("Host", "a")]),
+        Err(Error::ClosedByPeer)
+    );
+
+    // A tunnel.
+    let mut conn = Connection::new(Config::default());
+    conn.send_request(method::CONNECT, "a:443", [("Host", "a:443")])
+        .unwrap();
+    conn.receive(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(conn.send_state(), SendState::SwitchedProtocol);
+    assert_eq!(conn.recv_state(), RecvState::Body);
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert_eq!(conn.recv_state(), RecvState::SwitchedProtocol);
+    assert_eq!(conn.take_remaining(), &b"\x16\x03"[..]);
+    assert_eq!(conn.recv_state(), RecvState::SwitchedProtocol);
+
+    // An error.
+    let mut conn = get();
+    conn.receive(b"HTTP/1.1 2x0 OK\r\n\r\n");
+    assert!(conn.poll_event().is_err());
+    assert_eq!(conn.send_state(), SendState::Error);
+    assert_eq!(conn.recv_state(), RecvState::Error);
+}
