@@ -18,8 +18,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pollhttp_fuzz::{
-    check_split_independence, encode_chunked, limit, reference_chunked, Out, Reader, RefErr,
-    RefLimits, RefResult, Req, Run,
+    check_split_independence, encode_chunked, limit, reference_chunked, End, HeadOut, Out, Reader,
+    RefErr, RefLimits, RefResult, Req, Run,
 };
 use pollhttp_proto::{Config, Error, MessageBodyLength};
 
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         config: config.clone(),
         req: Req::Get,
         input: &input,
-        eof: true,
+        end: End::Clean,
         max_responses: 1,
     };
     let out = check_split_independence(&run, &cuts);
@@ -55,10 +55,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(
         matches!(
             out.events.first(),
-            Some(Out::Head {
+            Some(Out::Head(HeadOut {
                 body: MessageBodyLength::Chunked,
                 ..
-            })
+            }))
         ),
         "{out:?}"
     );

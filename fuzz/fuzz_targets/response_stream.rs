@@ -19,13 +19,16 @@
 //! unless bare_lf; every event but End consumes input (bounded event count);
 //! input_offset + buffered == bytes fed; bytes out <= bytes in; errors are sticky
 //! (poll_event, reset, send_request) and their offset within the input; a full
-//! recv_buf always lets poll_event progress; and the outcome of the split run
-//! equals that of the whole run.
+//! recv_buf always lets poll_event progress; wants_receive is exactly "poll_event
+//! cannot progress without input"; the public states agree with the predicates;
+//! the outcome of the split run equals that of the whole run; and with EOF, an
+//! unclean end of input gives the same outcome as a clean one except that a
+//! close-delimited body ends in UncleanClose instead of End.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pollhttp_fuzz::{check_split_independence, limit, Reader, Req, Run};
-use pollhttp_proto::Config;
+use pollhttp_fuzz::{check_split_independence, limit, End, Out, Reader, Req, Run};
+use pollhttp_proto::{Config, Error, MessageBodyLength};
 
 fuzz_target!(|data: &[u8]| {
     let mut r = Reader::new(data);
@@ -52,10 +55,38 @@ fuzz_target!(|data: &[u8]| {
         config,
         req,
         input,
-        eof,
+        end: if eof { End::Clean } else { End::Open },
         // With EOF the whole run never reuses the connection; a split run that
         // saw End before the EOF may (compared up to the first End).
         max_responses: 3,
     };
-    check_split_independence(&run, &cuts);
+    let clean = check_split_independence(&run, &cuts);
+    if !eof {
+        return;
+    }
+    // The same stream ended without proof that it was complete: the same
+    // outcome, except that a close-delimited body ends in UncleanClose at the
+    // end of the input instead of End.
+    let unclean = check_split_independence(
+        &Run {
+            end: End::Unclean,
+            ..run.clone()
+        },
+        &cuts,
+    );
+    let mut expected = clean.clone();
+    let last_framing = clean.events.iter().rev().find_map(|e| match e {
+        Out::Head(h) => Some(h.body),
+        _ => None,
+    });
+    if last_framing == Some(MessageBodyLength::CloseDelimited)
+        && matches!(clean.events.last(), Some(Out::End(_)))
+    {
+        expected.events.pop();
+        expected.error = Some(Error::UncleanClose {
+            offset: input.len() as u64,
+        });
+        expected.consumed = None;
+    }
+    assert_eq!(unclean, expected, "unclean end of input");
 });

@@ -1,268 +1,673 @@
-//! A scripted peer for proto: feeds one response stream in arbitrary splits
-//! and records what the connection makes of it.
+//! The scripted peer: one response stream fed to a [`Connection`] in
+//! arbitrary splits, with every invariant of the connection checked after
+//! every input and every event, and the outcome recorded in a form that must
+//! not depend on the splits.
+//!
+//! One file, compiled in two places: by pollhttp-proto's integration tests
+//! (`mod common;`) and by the fuzz targets (`fuzz/src/lib.rs` includes it
+//! with `#[path]`). Sharing the source rather than a crate keeps it out of
+//! proto's public API and features, and needs no extra package in either
+//! workspace. It uses nothing but `pollhttp_proto` and `std`.
+//!
+//! Every `assert!` here is an invariant of pollhttp-proto: a failure is a bug
+//! in proto or in this file, never "expected".
 #![allow(dead_code)]
 
-use pollhttp_proto::{CloseReason, Config, Connection, Error, Event, RecvState, SendState};
+use pollhttp_proto::{
+    CloseReason, Config, Connection, Error, Event, Fields, MessageBodyLength, RecvState,
+    ResponseHead, SendState, Version,
+};
 
-/// What the connection made of an input, with consecutive body events merged
-/// (their split depends on how the input arrived; their bytes must not).
+// ------------------------------------------------------------------ requests
+
+/// The first request of a run. Later requests (after `reset`) are GETs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Req {
+    Get,
+    Head,
+    Connect,
+    /// POST with `Content-Length: 10`, 3 bytes sent, never finished.
+    PostLength,
+    /// POST with chunked framing, one chunk sent, never finished.
+    PostChunked,
+}
+
+impl Req {
+    pub fn from_byte(b: u8) -> Req {
+        match b % 5 {
+            0 => Req::Get,
+            1 => Req::Head,
+            2 => Req::Connect,
+            3 => Req::PostLength,
+            _ => Req::PostChunked,
+        }
+    }
+}
+
+/// Send a request and take its bytes off the transmit queue.
+pub fn send(conn: &mut Connection, req: Req) {
+    let host = ("Host", "example.com");
+    let r = match req {
+        Req::Get => conn.send_request("GET", "/", [host]),
+        Req::Head => conn.send_request("HEAD", "/", [host]),
+        Req::Connect => conn.send_request("CONNECT", "example.com:443", [host]),
+        Req::PostLength => conn
+            .send_request("POST", "/", [host, ("Content-Length", "10")])
+            .and_then(|()| conn.send_body(b"abc")),
+        Req::PostChunked => conn
+            .send_request("POST", "/", [host, ("Transfer-Encoding", "chunked")])
+            .and_then(|()| conn.send_body(b"abc")),
+    };
+    r.expect("a valid request on a fresh or reset connection");
+    let n = conn.transmit_buf().len();
+    assert!(n > 0);
+    conn.advance_transmit(n);
+    assert!(conn.transmit_buf().is_empty());
+}
+
+/// tchar (RFC 9110 §5.6.2), written out independently of proto's.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+// ------------------------------------------------------------------ outcome
+
+pub type FieldList = Vec<(String, Vec<u8>)>;
+
+pub fn field_list(f: &Fields) -> FieldList {
+    assert_eq!(f.iter().len(), f.len());
+    f.iter()
+        .map(|x| (x.name().to_string(), x.value().to_vec()))
+        .collect()
+}
+
+/// A field list from string pairs, to compare with.
+pub fn fields(pairs: &[(&str, &str)]) -> FieldList {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.as_bytes().to_vec()))
+        .collect()
+}
+
+/// A head as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadOut {
+    pub status: u16,
+    pub version: Version,
+    pub reason: Vec<u8>,
+    pub fields: FieldList,
+    pub body: MessageBodyLength,
+}
+
+impl HeadOut {
+    fn new(h: &ResponseHead) -> HeadOut {
+        HeadOut {
+            status: h.status(),
+            version: h.version(),
+            reason: h.reason().to_vec(),
+            fields: field_list(h.fields()),
+            body: h.body_length(),
+        }
+    }
+}
+
+/// What a run made of its input, normalized so that it does not depend on
+/// how the input was split: consecutive body bytes of one message merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Out {
-    Info(u16),
-    Head {
-        status: u16,
-        fields: Vec<(String, String)>,
-    },
+    Info(HeadOut),
+    Head(HeadOut),
     Body(Vec<u8>),
-    Trailers(Vec<(String, String)>),
+    Trailers(FieldList),
+    /// The close reason at `End`, without `PeerClosed` (whether the end of
+    /// input had arrived when `End` was handed out depends on the split).
     End(Option<CloseReason>),
+    /// After a 101 or a 2xx to CONNECT: `take_remaining()` plus all later input.
+    HandedOver(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub events: Vec<Out>,
     pub error: Option<Error>,
+    /// `input_offset()` at the end of a run without error.
+    pub consumed: Option<u64>,
 }
 
 impl Outcome {
+    /// All body bytes.
     pub fn body(&self) -> Vec<u8> {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Out::Body(b) => Some(b.clone()),
+                Out::Body(b) => Some(&b[..]),
                 _ => None,
             })
             .flatten()
+            .copied()
             .collect()
     }
-    pub fn heads(&self) -> Vec<u16> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Out::Head { status, .. } => Some(*status),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-pub struct Script<'a> {
-    pub config: Config,
-    pub method: &'a str,
-    pub input: &'a [u8],
-    pub eof: bool,
-    /// Report the end of input as unclean (`receive_unclean_eof`).
-    pub unclean: bool,
-    /// How many request/response cycles to run on the connection.
-    pub responses: usize,
-}
-
-impl<'a> Script<'a> {
-    pub fn new(input: &'a [u8]) -> Self {
-        Script {
-            config: Config::default(),
-            method: "GET",
-            input,
-            eof: true,
-            unclean: false,
-            responses: 1,
-        }
-    }
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-    pub fn method(mut self, m: &'a str) -> Self {
-        self.method = m;
-        self
-    }
-    pub fn no_eof(mut self) -> Self {
-        self.eof = false;
-        self
-    }
-    /// End the input with `receive_unclean_eof` instead of `receive_eof`.
-    pub fn unclean_eof(mut self) -> Self {
-        self.eof = true;
-        self.unclean = true;
-        self
-    }
-    pub fn responses(mut self, n: usize) -> Self {
-        self.responses = n;
-        self
-    }
-
-    /// Feed the input split at the given cut points (offsets, ascending).
-    pub fn run_split(&self, cuts: &[usize]) -> Outcome {
-        let mut conn = Connection::new(self.config.clone());
-        let target = if self.method == "CONNECT" {
-            "example.com:443"
-        } else {
-            "/"
-        };
-        conn.send_request(self.method, target, [("Host", "example.com")])
-            .unwrap();
-        let n = conn.transmit_buf().len();
-        conn.advance_transmit(n);
-        let mut out = Outcome {
-            events: Vec::new(),
-            error: None,
-        };
-        let mut done = 0;
-        let mut pieces: Vec<&[u8]> = Vec::new();
-        let mut prev = 0;
-        for &c in cuts {
-            pieces.push(&self.input[prev..c]);
-            prev = c;
-        }
-        pieces.push(&self.input[prev..]);
-        let last = pieces.len() - 1;
-        for (i, piece) in pieces.into_iter().enumerate() {
-            // Alternate the two input paths: lent buffer and copied slice.
-            if i % 2 == 0 {
-                let mut rest = piece;
-                while !rest.is_empty() {
-                    let buf = conn.recv_buf();
-                    if buf.is_empty() {
-                        if drain(&mut conn, &mut out, &mut done, self.responses) {
-                            return out;
-                        }
-                        continue;
-                    }
-                    let n = buf.len().min(rest.len());
-                    buf[..n].copy_from_slice(&rest[..n]);
-                    conn.receive_filled(n);
-                    rest = &rest[n..];
-                }
-            } else {
-                conn.receive(piece);
-            }
-            if i == last && self.eof {
-                if self.unclean {
-                    conn.receive_unclean_eof();
-                } else {
-                    conn.receive_eof();
-                }
-                assert!(
-                    !conn.wants_receive(),
-                    "wants_receive after the end of input"
-                );
-            }
-            if drain(&mut conn, &mut out, &mut done, self.responses) {
-                return out;
+    /// The body bytes of the first message.
+    pub fn first_body(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in &self.events {
+            match e {
+                Out::Body(b) => out.extend_from_slice(b),
+                Out::End(_) => break,
+                _ => {}
             }
         }
         out
     }
-
-    pub fn run(&self) -> Outcome {
-        self.run_split(&[])
+    /// The status codes of the final heads.
+    pub fn heads(&self) -> Vec<u16> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Out::Head(h) => Some(h.status),
+                _ => None,
+            })
+            .collect()
     }
-
-    /// Run whole, byte by byte, and in every two-piece split; assert all agree.
-    pub fn check(&self) -> Outcome {
-        let whole = self.run();
-        let cuts: Vec<usize> = (1..self.input.len()).collect();
-        let bytewise = self.run_split(&cuts);
-        assert_eq!(whole, bytewise, "whole vs byte-by-byte differ");
-        for c in 1..self.input.len() {
-            let split = self.run_split(&[c]);
-            assert_eq!(whole, split, "whole vs split at {c} differ");
+    /// The status codes of the interim (1xx) heads.
+    pub fn infos(&self) -> Vec<u16> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Out::Info(h) => Some(h.status),
+                _ => None,
+            })
+            .collect()
+    }
+    /// Status and fields of the first final head.
+    pub fn first_head(&self) -> Option<(u16, FieldList)> {
+        self.events.iter().find_map(|e| match e {
+            Out::Head(h) => Some((h.status, h.fields.clone())),
+            _ => None,
+        })
+    }
+    /// The outcome up to and including the first `End` (what a run fed with
+    /// EOF can be compared on: after EOF the connection is never reused, but a
+    /// run that saw `End` before the EOF arrived may reuse it).
+    pub fn up_to_first_end(&self) -> Outcome {
+        match self.events.iter().position(|e| matches!(e, Out::End(_))) {
+            Some(i) => Outcome {
+                events: self.events[..=i].to_vec(),
+                error: None,
+                consumed: None,
+            },
+            None => self.clone(),
         }
-        whole
     }
 }
 
-/// Poll until the connection needs input; true when finished (error or all
-/// responses done).
-fn drain(conn: &mut Connection, out: &mut Outcome, done: &mut usize, responses: usize) -> bool {
-    loop {
-        check_states(conn);
-        let wanted = conn.wants_receive();
-        let polled = conn.poll_event();
-        // `wants_receive` is exactly "poll_event cannot progress without input".
-        if wanted {
-            assert_eq!(polled, Ok(None), "wants_receive but poll_event progressed");
+// ------------------------------------------------------------------ runs
+
+/// How the input ends after its last piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Nothing: more might come.
+    Open,
+    /// `receive_eof`.
+    Clean,
+    /// `receive_unclean_eof`.
+    Unclean,
+}
+
+/// One scripted response stream.
+#[derive(Debug, Clone)]
+pub struct Run<'a> {
+    pub config: Config,
+    pub req: Req,
+    pub input: &'a [u8],
+    pub end: End,
+    /// Most responses to read on the connection (reset + GET in between).
+    pub max_responses: usize,
+}
+
+/// Cut `input` at ascending offsets.
+pub fn pieces<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut prev = 0;
+    for &c in cuts {
+        let c = c.clamp(prev, input.len());
+        out.push(&input[prev..c]);
+        prev = c;
+    }
+    out.push(&input[prev..]);
+    out
+}
+
+struct Drive<'r, 'a> {
+    run: &'r Run<'a>,
+    conn: Connection,
+    out: Outcome,
+    /// Bytes handed to the connection.
+    fed: usize,
+    /// Whether the end of input was reported.
+    ended: bool,
+    /// Ok(Some) events handed out.
+    events: usize,
+    heads: usize,
+    ends: usize,
+    body_this_msg: u64,
+    /// Body length of the current response's head.
+    framing: MessageBodyLength,
+    /// Bytes handed out: heads, body bytes, remaining.
+    handed_out: usize,
+    responses: usize,
+    finished: bool,
+    handed_over: Option<Vec<u8>>,
+    /// Input offset where the hand-over happened.
+    handover_at: usize,
+}
+
+impl<'a> Run<'a> {
+    /// Feed the input whole, with one `receive` call.
+    pub fn whole(&self) -> Outcome {
+        self.drive(&[], false)
+    }
+
+    /// Feed the input in pieces cut at `cuts`, alternating the two input paths
+    /// (`recv_buf` + `receive_filled`, and `receive`).
+    pub fn split(&self, cuts: &[usize]) -> Outcome {
+        self.drive(cuts, true)
+    }
+
+    fn drive(&self, cuts: &[usize], alternate: bool) -> Outcome {
+        let mut d = Drive {
+            run: self,
+            conn: Connection::new(self.config.clone()),
+            out: Outcome {
+                events: Vec::new(),
+                error: None,
+                consumed: None,
+            },
+            fed: 0,
+            ended: false,
+            events: 0,
+            heads: 0,
+            ends: 0,
+            body_this_msg: 0,
+            framing: MessageBodyLength::None,
+            handed_out: 0,
+            responses: 0,
+            finished: false,
+            handed_over: None,
+            handover_at: 0,
+        };
+        assert!(!d.conn.wants_receive(), "wants_receive with no request");
+        send(&mut d.conn, self.req);
+        assert!(d.conn.wants_receive(), "no wants_receive after a request");
+        let pieces = pieces(self.input, cuts);
+        let last = pieces.len() - 1;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            if d.finished {
+                break;
+            }
+            if let Some(rest) = &mut d.handed_over {
+                rest.extend_from_slice(piece);
+                continue;
+            }
+            if alternate && i % 2 == 0 {
+                d.feed_lent(piece);
+            } else {
+                d.conn.receive(piece);
+                d.fed += piece.len();
+                d.check_offsets();
+            }
+            if d.finished || d.handed_over.is_some() {
+                continue;
+            }
+            if i == last {
+                match self.end {
+                    End::Open => {}
+                    End::Clean => d.conn.receive_eof(),
+                    End::Unclean => d.conn.receive_unclean_eof(),
+                }
+                if self.end != End::Open {
+                    d.ended = true;
+                    assert!(!d.conn.wants_receive(), "wants_receive after the end");
+                }
+            }
+            d.drain();
         }
-        match polled {
-            Ok(None) => {
-                let outstanding = matches!(
-                    conn.recv_state(),
-                    RecvState::Head | RecvState::Body | RecvState::Trailers
+        d.finish()
+    }
+}
+
+impl Drive<'_, '_> {
+    /// Feed through the lent receive buffer; when it is full, poll (the
+    /// connection must then make room or end).
+    fn feed_lent(&mut self, piece: &[u8]) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let buf = self.conn.recv_buf();
+            assert!(buf.len() <= self.run.config.recv_buf_size.max(1));
+            if buf.is_empty() {
+                let before = (self.conn.input_offset(), self.conn.buffered());
+                self.drain();
+                if self.finished {
+                    return;
+                }
+                if let Some(r) = &mut self.handed_over {
+                    r.extend_from_slice(rest);
+                    return;
+                }
+                // A full buffer must make the connection progress: no deadlock,
+                // no unbounded buffering.
+                assert_ne!(
+                    before,
+                    (self.conn.input_offset(), self.conn.buffered()),
+                    "recv_buf() empty and poll_event made no progress"
+                );
+                continue;
+            }
+            let n = buf.len().min(rest.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.conn.receive_filled(n);
+            rest = &rest[n..];
+            self.fed += n;
+            self.check_offsets();
+        }
+    }
+
+    fn check_offsets(&self) {
+        assert_eq!(
+            self.conn.input_offset() + self.conn.buffered() as u64,
+            self.fed as u64,
+            "input_offset + buffered != bytes fed"
+        );
+    }
+
+    /// The input bytes that the last event took: `input[off - n .. off]`.
+    fn taken(&self, n: usize) -> &[u8] {
+        let off = self.conn.input_offset() as usize;
+        assert!(off <= self.fed && n <= off, "event took bytes never fed");
+        &self.run.input[off - n..off]
+    }
+
+    fn check_head(&self, h: &ResponseHead) {
+        let raw = h.raw();
+        assert!(!raw.is_empty());
+        let src = self.taken(raw.len());
+        if self.run.config.lenient.obs_fold {
+            // Unfolding replaces CR and LF inside a value with SP, nothing else.
+            for (&a, &b) in raw.iter().zip(src) {
+                assert!(a == b || (a == b' ' && (b == b'\r' || b == b'\n')));
+            }
+        } else {
+            assert_eq!(&raw[..], src, "head bytes differ from the input");
+        }
+        assert!((100..=999).contains(&h.status()));
+        assert!(raw.ends_with(b"\n"));
+        // Empty lines before the status line are skipped, not part of the head.
+        assert!(
+            raw.starts_with(b"HTTP/"),
+            "head does not start with the status line"
+        );
+        if !self.run.config.lenient.bare_lf {
+            for (i, &b) in raw.iter().enumerate() {
+                if b == b'\n' {
+                    assert!(
+                        i > 0 && raw[i - 1] == b'\r',
+                        "bare LF accepted in strict mode"
+                    );
+                }
+            }
+        }
+        assert!(h.fields().len() <= self.run.config.max_fields);
+        for f in h.fields().iter() {
+            assert!(!f.name().is_empty());
+            assert!(f.name().bytes().all(is_tchar), "field name not a token");
+            assert!(
+                f.value()
+                    .iter()
+                    .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+                "control byte in a field value"
+            );
+        }
+        // At most max_head_bytes, however it arrived.
+        assert!(raw.len() <= self.run.config.max_head_bytes);
+    }
+
+    fn drain(&mut self) {
+        loop {
+            check_states(&self.conn);
+            let before = self.conn.input_offset();
+            let bound = 2 * self.fed + 8;
+            let wanted = self.conn.wants_receive();
+            let r = self.conn.poll_event();
+            self.check_offsets();
+            // `wants_receive` is exactly "poll_event cannot progress without input".
+            if wanted {
+                assert_eq!(r, Ok(None), "wants_receive, yet poll_event progressed");
+            }
+            match r {
+                Ok(None) => {
+                    let outstanding = matches!(
+                        self.conn.recv_state(),
+                        RecvState::Head | RecvState::Body | RecvState::Trailers
+                    );
+                    assert!(
+                        !(outstanding && self.ended),
+                        "poll_event stalls after the end of input"
+                    );
+                    assert_eq!(
+                        self.conn.wants_receive(),
+                        outstanding,
+                        "wants_receive after Ok(None) in {:?}",
+                        self.conn.recv_state()
+                    );
+                    check_states(&self.conn);
+                    return;
+                }
+                Ok(Some(ev)) => {
+                    self.events += 1;
+                    assert!(self.events <= bound, "too many events for the input");
+                    if !matches!(ev, Event::End) {
+                        assert!(
+                            self.conn.input_offset() > before,
+                            "an event that consumed no input: {ev:?}"
+                        );
+                    }
+                    self.event(ev);
+                    if self.finished || self.handed_over.is_some() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.error(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        let cfg = &self.run.config;
+        match ev {
+            Event::Informational(h) => {
+                assert_eq!(self.heads, self.ends, "Informational inside a response");
+                assert!((100..200).contains(&h.status()) && h.status() != 101);
+                assert!(h.is_informational());
+                assert_eq!(h.body_length(), MessageBodyLength::None);
+                assert_eq!(self.conn.recv_state(), RecvState::Head);
+                self.check_head(&h);
+                self.handed_out += h.raw().len();
+                self.out.events.push(Out::Info(HeadOut::new(&h)));
+            }
+            Event::Head(h) => {
+                assert_eq!(self.heads, self.ends, "two heads in one response");
+                self.heads += 1;
+                assert!(!(100..200).contains(&h.status()) || h.status() == 101);
+                assert_eq!(self.conn.recv_state(), RecvState::Body);
+                self.check_head(&h);
+                self.handed_out += h.raw().len();
+                self.body_this_msg = 0;
+                self.framing = h.body_length();
+                if let (MessageBodyLength::ContentLength(n), Some(l)) =
+                    (h.body_length(), cfg.body_size_limit)
+                {
+                    assert!(n <= l, "Content-Length past body_size_limit accepted");
+                }
+                self.out.events.push(Out::Head(HeadOut::new(&h)));
+            }
+            Event::Body(b) => {
+                assert_eq!(self.heads, self.ends + 1, "Body outside a response");
+                assert!(!b.is_empty(), "empty Body event");
+                assert_ne!(
+                    self.framing,
+                    MessageBodyLength::None,
+                    "Body for a response without one"
+                );
+                assert!(
+                    b.len() <= cfg.read_chunk_size.max(1),
+                    "Body over read_chunk_size"
                 );
                 assert_eq!(
-                    conn.wants_receive(),
-                    outstanding,
-                    "wants_receive after Ok(None) in {:?}",
-                    conn.recv_state()
+                    &b[..],
+                    self.taken(b.len()),
+                    "body bytes differ from the input"
                 );
-                check_states(conn);
-                return false;
+                self.body_this_msg += b.len() as u64;
+                assert_eq!(self.conn.body_received(), self.body_this_msg);
+                if let Some(l) = cfg.body_size_limit {
+                    assert!(self.body_this_msg <= l, "body past body_size_limit");
+                }
+                self.handed_out += b.len();
+                match self.out.events.last_mut() {
+                    Some(Out::Body(prev)) => prev.extend_from_slice(&b),
+                    _ => self.out.events.push(Out::Body(b.to_vec())),
+                }
             }
-            Ok(Some(ev)) => match ev {
-                Event::Informational(h) => out.events.push(Out::Info(h.status())),
-                Event::Head(h) => out.events.push(Out::Head {
-                    status: h.status(),
-                    fields: h
-                        .fields()
-                        .iter()
-                        .map(|f| {
-                            (
-                                f.name().to_string(),
-                                String::from_utf8_lossy(f.value()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                }),
-                Event::Body(b) => {
-                    assert!(!b.is_empty(), "empty body event");
-                    assert!(b.len() <= conn.config().read_chunk_size.max(1));
-                    if let Some(Out::Body(prev)) = out.events.last_mut() {
-                        prev.extend_from_slice(&b);
-                    } else {
-                        out.events.push(Out::Body(b.to_vec()));
+            Event::Trailers(t) => {
+                assert_eq!(self.heads, self.ends + 1, "Trailers outside a response");
+                assert!(!t.is_empty(), "Trailers event without fields");
+                assert_eq!(
+                    self.framing,
+                    MessageBodyLength::Chunked,
+                    "Trailers without chunked"
+                );
+                assert!(t.len() <= cfg.max_trailer_fields);
+                self.out.events.push(Out::Trailers(field_list(&t)));
+            }
+            Event::End => {
+                assert_eq!(self.heads, self.ends + 1, "End without a head");
+                self.ends += 1;
+                self.responses += 1;
+                assert!(self.conn.is_response_complete());
+                match self.framing {
+                    MessageBodyLength::None => assert_eq!(self.body_this_msg, 0),
+                    MessageBodyLength::ContentLength(n) => {
+                        assert_eq!(
+                            self.body_this_msg, n,
+                            "Content-Length body of another length"
+                        )
+                    }
+                    MessageBodyLength::CloseDelimited => {
+                        assert!(
+                            self.run.end == End::Clean && self.fed == self.run.input.len(),
+                            "close-delimited End without a clean end of input"
+                        );
+                        assert!(
+                            self.conn.close_reason().is_some(),
+                            "close-delimited body, reusable"
+                        );
+                    }
+                    MessageBodyLength::Chunked => {}
+                }
+                let reason = self.conn.close_reason();
+                assert_eq!(self.conn.can_reuse(), reason.is_none());
+                // Whether EOF had arrived when End was handed out depends on the
+                // split; PeerClosed says only that.
+                let norm = reason.filter(|r| *r != CloseReason::PeerClosed);
+                self.out.events.push(Out::End(norm));
+                match reason {
+                    Some(CloseReason::SwitchingProtocols | CloseReason::Tunnel) => {
+                        assert_eq!(self.conn.recv_state(), RecvState::SwitchedProtocol);
+                        let at = self.conn.input_offset() as usize;
+                        let rem = self.conn.take_remaining();
+                        assert_eq!(&rem[..], &self.run.input[at..self.fed]);
+                        assert_eq!(self.conn.buffered(), 0);
+                        assert!(self.conn.take_remaining().is_empty());
+                        assert_eq!(self.conn.poll_event(), Ok(None));
+                        assert!(!self.conn.wants_receive());
+                        assert_eq!(
+                            self.conn.send_request("GET", "/", [("Host", "h")]),
+                            Err(Error::ClosedByPeer)
+                        );
+                        self.handed_out += rem.len();
+                        self.handover_at = at;
+                        self.handed_over = Some(rem.to_vec());
+                    }
+                    None if self.responses < self.run.max_responses => {
+                        assert_eq!(self.conn.recv_state(), RecvState::Done);
+                        self.conn
+                            .reset()
+                            .expect("reset after End on a reusable connection");
+                        assert!(self.conn.is_idle());
+                        send(&mut self.conn, Req::Get);
+                    }
+                    None => self.finished = true,
+                    Some(_) => {
+                        assert_eq!(self.conn.recv_state(), RecvState::MustClose);
+                        assert!(matches!(self.conn.reset(), Err(Error::InvalidState { .. })));
+                        self.finished = true;
                     }
                 }
-                Event::Trailers(t) => out.events.push(Out::Trailers(
-                    t.iter()
-                        .map(|f| {
-                            (
-                                f.name().to_string(),
-                                String::from_utf8_lossy(f.value()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                )),
-                Event::End => {
-                    out.events.push(Out::End(conn.close_reason()));
-                    *done += 1;
-                    if *done >= responses || !conn.can_reuse() {
-                        return true;
-                    }
-                    conn.reset().unwrap();
-                    conn.send_request("GET", "/", [("Host", "example.com")])
-                        .unwrap();
-                    let n = conn.transmit_buf().len();
-                    conn.advance_transmit(n);
-                }
-            },
-            Err(e) => {
-                // Dead connections stay dead and say so.
-                assert_eq!(conn.poll_event(), Err(e.clone()));
-                assert_eq!(conn.send_state(), SendState::Error);
-                assert_eq!(conn.recv_state(), RecvState::Error);
-                assert!(!conn.wants_receive());
-                out.error = Some(e);
-                return true;
             }
         }
+        assert!(
+            self.handed_out <= self.run.input.len(),
+            "more bytes out than in"
+        );
     }
-}
 
-pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+    fn error(&mut self, e: Error) {
+        assert!(!e.is_caller_error(), "caller error from poll_event: {e:?}");
+        if let Some(off) = e.offset() {
+            // An offset names a byte that arrived (or the end of the input).
+            assert!(
+                off <= self.fed as u64,
+                "error offset {off} past the input received ({} bytes): {e:?}",
+                self.fed
+            );
+        }
+        if let Error::UncleanClose { .. } = e {
+            assert_eq!(self.run.end, End::Unclean);
+            assert_eq!(self.framing, MessageBodyLength::CloseDelimited);
+        }
+        // Dead connections stay dead and say so, everywhere.
+        for _ in 0..2 {
+            assert_eq!(self.conn.poll_event(), Err(e.clone()));
+        }
+        assert_eq!(self.conn.error(), Some(&e));
+        assert_eq!(self.conn.close_reason(), Some(CloseReason::Error));
+        assert_eq!(self.conn.send_state(), SendState::Error);
+        assert_eq!(self.conn.recv_state(), RecvState::Error);
+        assert!(!self.conn.wants_receive());
+        assert!(!self.conn.can_reuse());
+        assert_eq!(self.conn.reset(), Err(e.clone()));
+        assert_eq!(
+            self.conn.send_request("GET", "/", [("Host", "h")]),
+            Err(e.clone())
+        );
+        self.conn.receive(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(self.conn.poll_event(), Err(e.clone()));
+        self.out.error = Some(e);
+        self.finished = true;
+    }
+
+    fn finish(mut self) -> Outcome {
+        if let Some(rest) = self.handed_over.take() {
+            assert_eq!(&rest[..], &self.run.input[self.handover_at..]);
+            self.out.events.push(Out::HandedOver(rest));
+        } else if self.out.error.is_none() {
+            self.out.consumed = Some(self.conn.input_offset());
+        }
+        self.out
+    }
 }
 
 /// The public states agree with the predicates.
@@ -301,5 +706,88 @@ pub fn check_states(conn: &Connection) {
             recv,
             RecvState::Head | RecvState::Body | RecvState::Trailers
         ));
+    }
+}
+
+/// Feed the run whole and split; both must give the same outcome (up to the
+/// first `End` when the input ends: see [`Outcome::up_to_first_end`]).
+pub fn check_split_independence(run: &Run<'_>, cuts: &[usize]) -> Outcome {
+    let whole = run.whole();
+    let split = run.split(cuts);
+    let (w, s) = if run.end != End::Open {
+        (whole.up_to_first_end(), split.up_to_first_end())
+    } else {
+        (whole.clone(), split)
+    };
+    if w != s {
+        panic!("whole vs split at {cuts:?} differ:\n whole: {w:?}\n split: {s:?}");
+    }
+    whole
+}
+
+// ------------------------------------------------------------------ tests' builder
+
+/// A [`Run`] built for a test: a GET, default config, a clean end of input,
+/// one response. [`check`](Script::check) feeds it whole, byte by byte and in
+/// every two-piece split and asserts that all agree.
+pub struct Script<'a> {
+    pub run: Run<'a>,
+}
+
+impl<'a> Script<'a> {
+    pub fn new(input: &'a [u8]) -> Self {
+        Script {
+            run: Run {
+                config: Config::default(),
+                req: Req::Get,
+                input,
+                end: End::Clean,
+                max_responses: 1,
+            },
+        }
+    }
+    pub fn config(mut self, config: Config) -> Self {
+        self.run.config = config;
+        self
+    }
+    pub fn req(mut self, req: Req) -> Self {
+        self.run.req = req;
+        self
+    }
+    /// The input does not end with the last byte: more might come.
+    pub fn no_eof(mut self) -> Self {
+        self.run.end = End::Open;
+        self
+    }
+    /// End the input with `receive_unclean_eof` instead of `receive_eof`.
+    pub fn unclean_eof(mut self) -> Self {
+        self.run.end = End::Unclean;
+        self
+    }
+    pub fn responses(mut self, n: usize) -> Self {
+        self.run.max_responses = n;
+        self
+    }
+
+    /// Feed the input split at the given cut points (offsets, ascending).
+    pub fn run_split(&self, cuts: &[usize]) -> Outcome {
+        self.run.split(cuts)
+    }
+
+    pub fn run(&self) -> Outcome {
+        self.run.whole()
+    }
+
+    /// Run whole, byte by byte, and in every two-piece split; assert all agree.
+    pub fn check(&self) -> Outcome {
+        let whole = self.run();
+        let cuts: Vec<usize> = (1..self.run.input.len()).collect();
+        let bytewise = self.run_split(&cuts);
+        assert_eq!(whole, bytewise, "whole vs byte-by-byte differ");
+        for c in 0..=self.run.input.len() {
+            let split = self.run_split(&[c]);
+            assert_eq!(whole, split, "whole vs split at {c} differ");
+        }
+        whole
     }
 }
