@@ -1,8 +1,14 @@
 //! Field sections (header and trailer fields) in wire order, zero-copy.
 
-use bytes::Bytes;
-use std::fmt;
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
 use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::locate::{offset_in, with_headers};
+use crate::syntax::list_has_token;
 
 /// Offsets of one field line in the section's bytes: name start, name end,
 /// value start, value end.
@@ -52,7 +58,7 @@ impl<'a> Field<'a> {
     }
     /// The field value as UTF-8, or `None` when it is not valid UTF-8.
     pub fn value_str(&self) -> Option<&'a str> {
-        std::str::from_utf8(self.value).ok()
+        core::str::from_utf8(self.value).ok()
     }
 }
 
@@ -103,7 +109,7 @@ impl Fields {
             .map(|x| x as usize);
         Field {
             // Names were validated as tokens (ASCII) by the parser.
-            name: std::str::from_utf8(&self.buf[n0..n1]).unwrap_or(""),
+            name: core::str::from_utf8(&self.buf[n0..n1]).unwrap_or(""),
             value: &self.buf[v0..v1],
         }
     }
@@ -125,7 +131,7 @@ impl Fields {
 
     /// The value of the first field named `name` as UTF-8.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+        self.get(name).and_then(|v| core::str::from_utf8(v).ok())
     }
 
     /// The values of every field named `name`, in wire order.
@@ -148,53 +154,23 @@ fn build_index(buf: &[u8], start: usize, count: usize) -> Box<[Entry]> {
         return Box::new([]);
     }
     let section = &buf[start..];
-    let mut stack = [httparse::EMPTY_HEADER; 32];
-    let mut heap = Vec::new();
-    let headers = if count <= stack.len() {
-        &mut stack[..count]
-    } else {
-        heap.resize(count, httparse::EMPTY_HEADER);
-        &mut heap[..]
-    };
-    let Ok(httparse::Status::Complete((_, parsed))) = httparse::parse_headers(section, headers)
-    else {
-        // Unreachable: these bytes were parsed with the same rules before.
-        return Box::new([]);
-    };
-    let base = section.as_ptr() as usize;
-    parsed
-        .iter()
-        .map(|h| {
-            let n0 = h.name.as_ptr() as usize - base + start;
-            let v0 = (h.value.as_ptr() as usize)
-                .wrapping_sub(base)
-                .wrapping_add(start);
-            let v0 = if v0 <= buf.len() {
-                v0
-            } else {
-                n0 + h.name.len()
-            };
-            [n0, n0 + h.name.len(), v0, v0 + h.value.len()].map(|x| x as u32)
-        })
-        .collect()
-}
-
-/// Whether a comma-separated list value contains `token` (ASCII
-/// case-insensitive, OWS trimmed).
-pub(crate) fn list_has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|el| trim_ows(el).eq_ignore_ascii_case(token.as_bytes()))
-}
-
-pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
+    with_headers(count, |headers| -> Box<[Entry]> {
+        let Ok(httparse::Status::Complete((_, parsed))) = httparse::parse_headers(section, headers)
+        else {
+            // Unreachable: these bytes were parsed with the same rules before.
+            return Box::new([]);
+        };
+        parsed
+            .iter()
+            .map(|h| {
+                let n0 = offset_in(section, h.name.as_bytes()).unwrap_or(0) + start;
+                let n1 = n0 + h.name.len();
+                // An empty value may point anywhere: then it sits after the name.
+                let v0 = offset_in(section, h.value).map_or(n1, |v| v + start);
+                [n0, n1, v0, v0 + h.value.len()].map(|x| x as u32)
+            })
+            .collect()
+    })
 }
 
 /// Iterator over a [`Fields`] in wire order.

@@ -33,17 +33,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 mod config;
 mod conn;
 mod error;
 mod fields;
 mod head;
+mod locate;
 mod request;
+mod syntax;
 
 pub use bytes::Bytes;
 pub use config::{Config, Leniency};
-pub use conn::{CloseReason, Connection, Event, RecvState, SendState};
+pub use conn::{ChunkedDecoder, ChunkedNext, CloseReason, Connection, Event, RecvState, SendState};
 pub use error::Error;
 pub use fields::{Field, Fields, FieldsIter};
 pub use head::{MessageBodyLength, ResponseHead, Version};
-pub use request::{is_field_value, is_token, method};
+pub use request::method;
+pub use syntax::{is_field_value, is_token};

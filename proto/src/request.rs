@@ -1,7 +1,11 @@
 //! Request heads out: validation and serialization (RFC 9112 §3, §6, §7).
 
 use crate::error::Error;
-use crate::fields::{list_has_token, trim_ows};
+use alloc::vec::Vec;
+
+use crate::syntax::{
+    is_field_value, is_token, list_has_token, parse_decimal, transfer_codings, trim_ows,
+};
 
 /// Standard method tokens (RFC 9110 §9.3, RFC 5789). Any other token is
 /// accepted as well.
@@ -24,26 +28,6 @@ pub mod method {
     pub const TRACE: &str = "TRACE";
     /// `PATCH`
     pub const PATCH: &str = "PATCH";
-}
-
-/// tchar (RFC 9110 §5.6.2).
-pub(crate) fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
-        | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
-}
-
-/// Whether `s` is a token (RFC 9110 §5.6.2): a valid method or field name.
-pub fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
-}
-
-/// Whether `v` holds only octets a sender may put in a field value: HTAB, SP,
-/// VCHAR, obs-text; never CR, LF, NUL or another control (RFC 9110 §5.5).
-/// The rule [`Connection::send_request`](crate::Connection::send_request)
-/// applies to every field.
-pub fn is_field_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// The form of a request-target (RFC 9112 §3.2).
@@ -174,11 +158,10 @@ where
         if n.eq_ignore_ascii_case(b"host") {
             hosts += 1;
         } else if n.eq_ignore_ascii_case(b"content-length") {
-            let v = trim_ows(value);
-            if length.is_some() || v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+            if length.is_some() {
                 return Err(Error::InvalidRequestFraming);
             }
-            length = Some(parse_decimal(v).ok_or(Error::InvalidRequestFraming)?);
+            length = Some(parse_decimal(trim_ows(value)).ok_or(Error::InvalidRequestFraming)?);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             // chunked MUST be applied once and last (RFC 9112 §6.1).
             te = match (te, transfer_codings(value)) {
@@ -205,34 +188,6 @@ where
         (Some(n), None) => SendFraming::Length(n),
     };
     Ok(EncodedHead { framing, close })
-}
-
-/// Parse `1*DIGIT` into a u64; `None` on overflow.
-pub(crate) fn parse_decimal(v: &[u8]) -> Option<u64> {
-    let mut n: u64 = 0;
-    for &b in v {
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
-}
-
-/// For a Transfer-Encoding value: how many times chunked appears and whether
-/// it is the final coding; `None` when malformed (an empty element or a
-/// non-token coding).
-pub(crate) fn transfer_codings(value: &[u8]) -> Option<(usize, bool)> {
-    let mut chunked = 0;
-    let mut last_chunked = false;
-    for el in value.split(|&b| b == b',') {
-        // A coding may carry parameters: token *( OWS ";" OWS transfer-parameter ).
-        let el = trim_ows(el);
-        let coding = trim_ows(el.split(|&b| b == b';').next().unwrap_or(el));
-        if !is_token(coding) {
-            return None;
-        }
-        last_chunked = coding.eq_ignore_ascii_case(b"chunked");
-        chunked += usize::from(last_chunked);
-    }
-    Some((chunked, last_chunked))
 }
 
 /// Write one chunk of a chunked body.

@@ -954,3 +954,27 @@ fn f11_bare_lf_ending_a_folded_line_is_still_bare() {
         .check();
     assert_eq!(o.error, Some(Error::BareLineFeed { offset: 25 }));
 }
+
+#[test]
+fn an_empty_trailer_section_is_never_over_the_limit() {
+    // No limit counts the empty line that ends a chunked body, however the
+    // CR and LF arrive.
+    let mut c = Config::default();
+    c.max_trailer_bytes = 0;
+    c.recv_buf_size = 1;
+    let o = Script::new(&chunked(b"1\r\na\r\n0\r\n\r\n"))
+        .config(c.clone())
+        .no_eof()
+        .check();
+    assert_eq!((o.body(), o.error), (b"a".to_vec(), None));
+    let o = Script::new(&chunked(b"0\r\nX: y\r\n\r\n"))
+        .config(c)
+        .check();
+    assert_eq!(
+        o.error,
+        Some(Error::TrailerTooLarge {
+            offset: CH.len() as u64 + 3,
+            limit: 0
+        })
+    );
+}

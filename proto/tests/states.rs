@@ -282,3 +282,22 @@ fn states_through_a_chunked_upload_and_reuse() {
     assert_eq!(conn.send_state(), SendState::Error);
     assert_eq!(conn.recv_state(), RecvState::Error);
 }
+
+#[test]
+fn f12_the_request_body_is_finished_before_the_switch() {
+    let mut conn = Connection::new(Config::default());
+    conn.send_request(
+        method::POST,
+        "/",
+        [("Host", "h"), ("Content-Length", "10"), ("Upgrade", "x")],
+    )
+    .unwrap();
+    conn.send_body(b"abc").unwrap();
+    conn.receive(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert_eq!(conn.recv_state(), RecvState::SwitchedProtocol);
+    assert_eq!(conn.send_state(), SendState::SendingLength { remaining: 7 });
+    conn.send_body(b"defghij").unwrap();
+    assert_eq!(conn.send_state(), SendState::SwitchedProtocol);
+}

@@ -1,14 +1,33 @@
-//! The client-role connection state machine.
+//! The client-role connection state machine: [`Connection`], its events and
+//! states. The parts it drives live beside it, one concern each:
+//!
+//! * [`head`]: the status line and field lines (httparse plus the checks it
+//!   leaves to us);
+//! * [`framing`]: message body length and the reuse verdict, one pure function
+//!   of the head (RFC 9112 §6.3);
+//! * [`chunked`]: [`ChunkedDecoder`], the chunked framing (RFC 9112 §7.1);
+//! * [`trailers`]: the trailer section (RFC 9112 §7.1.2).
+//!
+//! The lexical rules they share with the request encoder are in
+//! `crate::syntax`, the error locators in `crate::locate`.
 
-use std::mem::MaybeUninit;
+use alloc::vec::Vec;
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::fields::{trim_ows, Fields};
-use crate::head::{MessageBodyLength, ResponseHead, Version};
+use crate::fields::Fields;
+use crate::head::{MessageBodyLength, ResponseHead};
 use crate::request::{self, method, SendFraming};
+
+pub(crate) mod chunked;
+pub(crate) mod framing;
+pub(crate) mod head;
+pub(crate) mod trailers;
+
+pub use chunked::{ChunkedDecoder, ChunkedNext};
+use framing::RequestKind;
 
 /// What the connection hands out, in order, for each response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,45 +100,16 @@ enum Rx {
     Head,
     /// Inside a Content-Length body: bytes left.
     Length(u64),
-    /// Inside a chunked body.
-    Chunked(Chunk),
+    /// Inside a chunked body: see `Connection::chunked`.
+    Chunked,
+    /// After the last-chunk: the trailer section.
+    Trailers,
     /// Inside a close-delimited body.
     Close,
     /// The response is complete; `End` not yet handed out.
     PendingEnd,
     /// `End` was handed out.
     Done,
-}
-
-/// States of the chunked decoder (RFC 9112 §7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    /// Expecting the first HEXDIG of a chunk-size.
-    Start,
-    /// Inside the chunk-size digits.
-    Size,
-    /// Whitespace after the chunk-size (only `;` may follow).
-    SizeBws,
-    /// After `;`, before the extension name.
-    ExtBws,
-    ExtName,
-    ExtNameBws,
-    ExtValBws,
-    ExtValToken,
-    Quoted,
-    QuotedEscape,
-    /// Right after a quoted chunk-ext-val.
-    ExtAfterValue,
-    /// Whitespace after a value: only `;` may follow.
-    ExtValueBws,
-    /// Saw CR of the chunk line, expecting LF.
-    LineLf,
-    /// Inside chunk-data: bytes left.
-    Data(u64),
-    DataCr,
-    DataLf,
-    /// After the last-chunk: the trailer section.
-    Trailers,
 }
 
 /// How the input ended.
@@ -160,8 +150,11 @@ pub enum SendState {
     /// can go on this connection: [`close_reason`](Connection::close_reason)
     /// says why (h11's `MUST_CLOSE`).
     MustClose,
-    /// A 101 or a 2xx to CONNECT was received: the connection now carries
-    /// another protocol (see [`Connection::take_remaining`]).
+    /// The request is complete and a 101 or a 2xx to CONNECT was received:
+    /// the connection now carries another protocol (see
+    /// [`Connection::take_remaining`]). A request body still being sent stays
+    /// `SendingLength` / `SendingChunked` until it is finished (RFC 9110 §7.8:
+    /// the request is completed in HTTP/1.1 first).
     SwitchedProtocol,
     /// The connection is dead: [`error`](Connection::error) says why.
     Error,
@@ -198,12 +191,6 @@ pub enum RecvState {
     Closed,
     /// The connection is dead: [`error`](Connection::error) says why.
     Error,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Outstanding {
-    head: bool,
-    connect: bool,
 }
 
 /// One HTTP/1.1 connection in the client role, without I/O.
@@ -267,20 +254,20 @@ pub struct Connection {
     /// How the input ended, once it has.
     eof: Option<Eof>,
     recv: Rx,
-    req: Outstanding,
-    /// Bytes of `rx` known to hold no end of head/trailers (0: not scanned).
+    req: RequestKind,
+    /// Bytes of `rx` the head or trailer parser has examined and found
+    /// incomplete (0: not scanned).
     scanned: usize,
-    chunk_size: u64,
-    chunk_digits: u8,
-    ext_bytes: usize,
+    /// The chunked decoder of the current body.
+    chunked: ChunkedDecoder,
     body_received: u64,
     close: Option<CloseReason>,
     error: Option<Error>,
     handed_over: bool,
 }
 
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
             .field("send", &self.send)
             .field("recv", &self.recv)
@@ -290,8 +277,6 @@ impl std::fmt::Debug for Connection {
             .finish()
     }
 }
-
-const STACK_FIELDS: usize = 128;
 
 impl Connection {
     /// A fresh connection, ready for [`send_request`](Self::send_request).
@@ -306,14 +291,9 @@ impl Connection {
             consumed: 0,
             eof: None,
             recv: Rx::Idle,
-            req: Outstanding {
-                head: false,
-                connect: false,
-            },
+            req: RequestKind::default(),
             scanned: 0,
-            chunk_size: 0,
-            chunk_digits: 0,
-            ext_bytes: 0,
+            chunked: ChunkedDecoder::new(0),
             body_received: 0,
             close: None,
             error: None,
@@ -371,7 +351,7 @@ impl Connection {
         }
         self.compact_tx();
         let head = request::encode_head(&mut self.tx, method, target, fields)?;
-        self.req = Outstanding {
+        self.req = RequestKind {
             head: method == method::HEAD,
             connect: method == method::CONNECT,
         };
@@ -437,7 +417,7 @@ impl Connection {
     /// [`Error::InvalidState`] before any request was sent. On a request
     /// whose body is already complete (or that has none) it does nothing.
     pub fn finish(&mut self) -> Result<(), Error> {
-        self.finish_with_trailers(std::iter::empty::<(&str, &str)>())
+        self.finish_with_trailers(core::iter::empty::<(&str, &str)>())
     }
 
     /// End a chunked request body with a trailer section (RFC 9112 §7.1.2).
@@ -492,7 +472,6 @@ impl Connection {
         self.recv = Rx::Idle;
         self.send = Tx::Idle;
         self.body_received = 0;
-        self.ext_bytes = 0;
         self.scanned = 0;
         Ok(())
     }
@@ -690,14 +669,14 @@ impl Connection {
         if self.error.is_some() {
             return SendState::Error;
         }
-        if self.is_switched() {
-            return SendState::SwitchedProtocol;
-        }
         match self.send {
             Tx::Idle if self.recv == Rx::Idle && self.eof.is_some() => SendState::MustClose,
             Tx::Idle => SendState::Idle,
+            // A request body is finished in HTTP/1.1 framing even when the
+            // response switches protocols (RFC 9110 §7.8).
             Tx::Length(remaining) => SendState::SendingLength { remaining },
             Tx::Chunked => SendState::SendingChunked,
+            Tx::Done if self.is_switched() => SendState::SwitchedProtocol,
             Tx::Done if self.close_reason().is_some() => SendState::MustClose,
             Tx::Done => SendState::Done,
         }
@@ -713,8 +692,8 @@ impl Connection {
             Rx::Idle if self.eof.is_some() => RecvState::Closed,
             Rx::Idle => RecvState::Idle,
             Rx::Head => RecvState::Head,
-            Rx::Chunked(Chunk::Trailers) => RecvState::Trailers,
-            Rx::Length(_) | Rx::Chunked(_) | Rx::Close | Rx::PendingEnd => RecvState::Body,
+            Rx::Trailers => RecvState::Trailers,
+            Rx::Length(_) | Rx::Chunked | Rx::Close | Rx::PendingEnd => RecvState::Body,
             Rx::Done if self.is_switched() => RecvState::SwitchedProtocol,
             Rx::Done if self.close_reason().is_some() => RecvState::MustClose,
             Rx::Done => RecvState::Done,
@@ -779,8 +758,8 @@ impl Connection {
     fn starved(&self) -> bool {
         match self.recv {
             Rx::Idle | Rx::Done | Rx::PendingEnd | Rx::Length(0) => false,
-            Rx::Head | Rx::Chunked(Chunk::Trailers) => self.scanned == self.filled,
-            Rx::Length(_) | Rx::Close | Rx::Chunked(_) => self.filled == 0,
+            Rx::Head | Rx::Trailers => self.scanned == self.filled,
+            Rx::Length(_) | Rx::Close | Rx::Chunked => self.filled == 0,
         }
     }
 
@@ -796,22 +775,21 @@ impl Connection {
         self.rx.advance(n);
     }
 
+    fn read_chunk(&self) -> usize {
+        self.config.read_chunk_size.max(1)
+    }
+
+    fn set_close(&mut self, reason: CloseReason) {
+        if self.close.is_none() {
+            self.close = Some(reason);
+        }
+    }
+
     fn poll_inner(&mut self) -> Result<Option<Event>, Error> {
         loop {
             match self.recv {
                 Rx::Idle | Rx::Done => return Ok(None),
-                Rx::Head => {
-                    let Some(head) = self.parse_head()? else {
-                        if self.eof.is_some() {
-                            return Err(Error::IncompleteHead {
-                                offset: self.consumed + self.filled as u64,
-                                received: self.filled,
-                            });
-                        }
-                        return Ok(None);
-                    };
-                    return Ok(Some(head));
-                }
+                Rx::Head => return self.poll_head(),
                 Rx::Length(remaining) => {
                     if remaining == 0 {
                         self.recv = Rx::PendingEnd;
@@ -864,8 +842,43 @@ impl Connection {
                     self.body_received += n;
                     return Ok(Some(Event::Body(self.take(n as usize))));
                 }
-                Rx::Chunked(state) => {
-                    if let Some(ev) = self.poll_chunked(state)? {
+                Rx::Chunked => {
+                    let (used, next) = self
+                        .chunked
+                        .decode(&self.rx[..self.filled], self.consumed)?;
+                    self.skip(used);
+                    match next {
+                        ChunkedNext::Data(remaining) => {
+                            if let Some(limit) = self.config.body_size_limit {
+                                // At the chunk-size that would pass the limit
+                                // (offset: its data start); nothing of that
+                                // chunk is handed out.
+                                if self.body_received.saturating_add(remaining) > limit {
+                                    return Err(Error::BodyTooLarge {
+                                        offset: self.consumed,
+                                        limit,
+                                    });
+                                }
+                            }
+                            if self.filled == 0 {
+                                return self.chunked_eof().map(|()| None);
+                            }
+                            let n = (self.filled as u64)
+                                .min(remaining)
+                                .min(self.read_chunk() as u64);
+                            self.chunked.consume_data(n);
+                            self.body_received += n;
+                            return Ok(Some(Event::Body(self.take(n as usize))));
+                        }
+                        ChunkedNext::Trailers => {
+                            self.recv = Rx::Trailers;
+                            continue;
+                        }
+                        ChunkedNext::NeedInput => return self.chunked_eof().map(|()| None),
+                    }
+                }
+                Rx::Trailers => {
+                    if let Some(ev) = self.poll_trailers()? {
                         return Ok(Some(ev));
                     }
                     if self.recv == Rx::PendingEnd {
@@ -884,18 +897,9 @@ impl Connection {
         }
     }
 
-    fn read_chunk(&self) -> usize {
-        self.config.read_chunk_size.max(1)
-    }
-
-    fn set_close(&mut self, reason: CloseReason) {
-        if self.close.is_none() {
-            self.close = Some(reason);
-        }
-    }
-
-    /// Parse a response head from the buffer. `Ok(None)`: incomplete.
-    fn parse_head(&mut self) -> Result<Option<Event>, Error> {
+    /// The response head: skip empty lines before it, parse it, apply the
+    /// framing verdict.
+    fn poll_head(&mut self) -> Result<Option<Event>, Error> {
         // Empty lines before a status line (a server that sent a stray CRLF
         // after the previous body) are skipped, as hyper and llhttp do; they
         // are not part of the head. A bare LF line only with `bare_lf`.
@@ -919,9 +923,8 @@ impl Connection {
         }
         let filled = self.filled;
         if filled == 0 {
-            return Ok(None);
+            return self.head_eof();
         }
-        let max = self.config.max_head_bytes;
         // Re-parse only when bytes arrived since the last partial parse. Each
         // parse costs at most `max_head_bytes`, so the work per read is bounded
         // (httparse reports errors at the offending byte, so skipping parses
@@ -929,491 +932,96 @@ impl Connection {
         if self.scanned == filled && self.eof.is_none() {
             return Ok(None);
         }
-        let mut parser = httparse::ParserConfig::default();
-        parser.allow_obsolete_multiline_headers_in_responses(self.config.lenient.obs_fold);
-        let max_fields = self.config.max_fields;
-        let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_FIELDS] =
-            [const { MaybeUninit::uninit() }; STACK_FIELDS];
-        let mut heap: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
-        let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if max_fields <= STACK_FIELDS {
-            &mut stack[..max_fields]
-        } else {
-            heap.resize_with(max_fields, MaybeUninit::uninit);
-            &mut heap[..]
-        };
-        // Never look past the limit: what lies beyond it cannot decide the
-        // outcome, whatever the read sizes.
-        let buf = &self.rx[..filled.min(max.saturating_add(1))];
-        let mut resp = httparse::Response::new(&mut []);
-        let head_len = match parser.parse_response_with_uninit_headers(&mut resp, buf, headers) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                self.scanned = filled;
-                return self.check_partial_head(filled, max).map(|()| None);
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Error::TooManyFields {
-                    offset: self.consumed,
-                    limit: max_fields,
-                })
-            }
-            Err(e) => {
-                let limit = filled.min(max + 1);
-                return Err(head_error(
-                    &parser,
-                    &self.rx[..limit],
-                    e,
-                    self.consumed,
-                    max_fields,
-                ));
-            }
-        };
-        if head_len > max {
-            return Err(Error::HeadTooLarge {
-                offset: self.consumed + max as u64,
-                limit: max,
-            });
-        }
-        self.scanned = 0;
+        let max = self.config.max_head_bytes;
         let base = self.consumed;
-        let head = &buf[..head_len];
-        let status = resp.code.unwrap_or(0);
-        let version = if resp.version == Some(0) {
-            Version::Http10
-        } else {
-            Version::Http11
-        };
-        // Status line: find its end, check the code range and CRLF.
-        let line_end = find_lf(head, 0).unwrap_or(head_len - 1);
-        let code_at = head[..line_end]
-            .iter()
-            .position(|&b| b == b' ')
-            .map_or(0, |p| p + 1);
-        if status < 100 {
-            return Err(Error::InvalidStatusCode {
-                offset: base + code_at as u64,
-            });
-        }
-        let lenient_lf = self.config.lenient.bare_lf;
-        if !lenient_lf && (line_end == 0 || head[line_end - 1] != b'\r') {
-            return Err(Error::BareLineFeed {
-                offset: base + line_end as u64,
-            });
-        }
-        // The reason phrase from the raw line (httparse drops one holding
-        // obs-text): after "HTTP/1.x SP 3DIGIT SP", up to the line end.
-        let line_stop = if head[line_end - 1] == b'\r' {
-            line_end - 1
-        } else {
-            line_end
-        };
-        let reason_start = (code_at + 4).min(line_stop);
-        let reason = (reason_start as u32, line_stop as u32);
-        if !lenient_lf && head_len >= 2 && head[head_len - 2] != b'\r' {
-            return Err(Error::BareLineFeed {
-                offset: base + head_len as u64 - 1,
-            });
-        }
-
-        // Field lines: index them, check line endings, pick out framing fields.
-        let mut content_length: Option<u64> = None;
-        let mut te: Option<(bool, usize)> = None; // (final coding chunked, offset)
-        let mut te_chunked = 0usize;
-        let mut te_bad: Option<usize> = None;
-        let mut conn_close = false;
-        let mut conn_keep_alive = false;
-        for h in resp.headers.iter() {
-            let name_at = || offset_in(head, h.name.as_bytes()).unwrap_or(0);
-            let v1 = match offset_in(head, h.value) {
-                Some(v0) => v0 + h.value.len(),
-                None => name_at() + h.name.len(),
-            };
-            // httparse accepts a CR only as part of CRLF, so a CR right after
-            // the value settles it; otherwise (trailing whitespace, bare LF)
-            // look for the LF.
-            if !lenient_lf && head.get(v1) != Some(&b'\r') {
-                let lf = find_lf(head, v1).unwrap_or(head_len - 1);
-                if head[lf - 1] != b'\r' {
-                    return Err(Error::BareLineFeed {
-                        offset: base + lf as u64,
-                    });
-                }
-            }
-            let name = h.name.as_bytes();
-            match name.len() {
-                14 if token_eq_lower(name, b"content-length") => {
-                    let at = base + name_at() as u64;
-                    for el in h.value.split(|&b| b == b',') {
-                        let el = trim_ows(el);
-                        if el.is_empty() || !el.iter().all(u8::is_ascii_digit) {
-                            return Err(Error::InvalidContentLength { offset: at });
-                        }
-                        let Some(n) = request::parse_decimal(el) else {
-                            return Err(Error::InvalidContentLength { offset: at });
-                        };
-                        if content_length.is_some_and(|c| c != n) {
-                            return Err(Error::ConflictingContentLength { offset: at });
-                        }
-                        content_length = Some(n);
-                    }
-                }
-                17 if token_eq_lower(name, b"transfer-encoding") => {
-                    // One list across all fields; chunked at most once (RFC 9112 §6.1).
-                    match request::transfer_codings(h.value) {
-                        Some((count, last)) if te_chunked + count <= 1 => {
-                            te_chunked += count;
-                            te = Some((last, name_at()));
-                        }
-                        _ => te_bad = Some(name_at()),
-                    }
-                }
-                10 if token_eq_lower(name, b"connection") => {
-                    for el in h.value.split(|&b| b == b',') {
-                        let el = trim_ows(el);
-                        conn_close |= el.eq_ignore_ascii_case(b"close");
-                        conn_keep_alive |= el.eq_ignore_ascii_case(b"keep-alive");
-                    }
-                }
-                _ => {}
-            }
-        }
-        let field_count = resp.headers.len();
-
-        // Message body length, RFC 9112 §6.3, in the RFC's order.
-        let body = if (100..200).contains(&status) && status != 101 {
-            MessageBodyLength::None
-        } else if status == 101 {
-            self.set_close(CloseReason::SwitchingProtocols);
-            MessageBodyLength::None
-        } else if self.req.head || status == 204 || status == 304 {
-            MessageBodyLength::None
-        } else if self.req.connect && (200..300).contains(&status) {
-            self.set_close(CloseReason::Tunnel);
-            MessageBodyLength::None
-        } else if let Some(at) = te_bad {
-            return Err(Error::InvalidTransferEncoding {
-                offset: base + at as u64,
-            });
-        } else if let Some((chunked, at)) = te {
-            if version == Version::Http10 {
-                return Err(Error::TransferEncodingInHttp10 {
-                    offset: base + at as u64,
+        let limit = filled.min(max.saturating_add(1));
+        let Some(parsed) = head::parse_head(&self.rx[..limit], base, &self.config)? else {
+            self.scanned = filled;
+            if filled > max {
+                return Err(Error::HeadTooLarge {
+                    offset: base + max as u64,
+                    limit: max,
                 });
             }
-            if content_length.is_some() {
-                if !self.config.lenient.content_length_with_transfer_encoding {
-                    return Err(Error::ContentLengthWithTransferEncoding { offset: base });
-                }
-                self.set_close(CloseReason::ContentLengthWithTransferEncoding);
-            }
-            if chunked {
-                MessageBodyLength::Chunked
-            } else {
-                MessageBodyLength::CloseDelimited
-            }
-        } else if let Some(n) = content_length {
-            MessageBodyLength::ContentLength(n)
-        } else {
-            MessageBodyLength::CloseDelimited
+            return self.head_eof();
         };
+        self.scanned = 0;
+        let framing = framing::message_body_length(
+            parsed.status,
+            parsed.version,
+            self.req,
+            &parsed.framing,
+            &self.config.lenient,
+            base,
+        )?;
         if let (MessageBodyLength::ContentLength(n), Some(limit)) =
-            (body, self.config.body_size_limit)
+            (framing.body, self.config.body_size_limit)
         {
             if n > limit {
                 return Err(Error::BodyTooLarge {
-                    offset: base + head_len as u64,
+                    offset: base + parsed.len as u64,
                     limit,
                 });
             }
         }
-
-        // Unfold obs-fold in place: the line break of every continuation line
-        // becomes SP, as RFC 9112 §5.2 allows ("replace each received obs-fold
-        // with one or more SP octets"), wherever in the field line it is.
         if self.config.lenient.obs_fold {
-            let fields_at = line_end + 1;
-            // Folded lines hide LFs from the per-line checks above: check
-            // every LF of the field section once.
-            if !lenient_lf {
-                if let Some(i) = bare_lf_in(&self.rx[fields_at..head_len]) {
-                    return Err(Error::BareLineFeed {
-                        offset: base + (fields_at + i) as u64,
-                    });
-                }
-            }
-            let folds = (fields_at..head_len - 1)
-                .any(|i| self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t'));
-            if folds {
-                for i in fields_at..head_len - 1 {
-                    if self.rx[i] == b'\n' && matches!(self.rx[i + 1], b' ' | b'\t') {
-                        self.rx[i] = b' ';
-                        if self.rx[i - 1] == b'\r' {
-                            self.rx[i - 1] = b' ';
-                        }
-                    }
-                }
-            }
+            head::unfold_obs_fold(
+                &mut self.rx[..parsed.len],
+                parsed.fields_at,
+                base,
+                self.config.lenient.bare_lf,
+            )?;
         }
-
-        let raw = self.take(head_len);
-        let fields = Fields::new(raw, line_end + 1, field_count);
+        let raw = self.take(parsed.len);
         let head = ResponseHead {
-            version,
-            status,
-            reason,
-            fields,
-            body,
+            version: parsed.version,
+            status: parsed.status,
+            reason: parsed.reason,
+            fields: Fields::new(raw, parsed.fields_at, parsed.field_count),
+            body: framing.body,
         };
-        if head.is_informational() && status != 101 {
+        if head.is_informational() && head.status != 101 {
             return Ok(Some(Event::Informational(head)));
         }
-
-        // Reuse verdict from the final head.
-        if version == Version::Http10 && !conn_keep_alive {
-            self.set_close(CloseReason::Http10);
+        if let Some(reason) = framing.close {
+            self.set_close(reason);
         }
-        if conn_close {
-            self.set_close(CloseReason::ConnectionClose);
-        }
-        self.recv = match body {
+        self.recv = match framing.body {
             MessageBodyLength::None | MessageBodyLength::ContentLength(0) => Rx::PendingEnd,
             MessageBodyLength::ContentLength(n) => Rx::Length(n),
-            MessageBodyLength::Chunked => Rx::Chunked(Chunk::Start),
-            MessageBodyLength::CloseDelimited => {
-                self.set_close(CloseReason::CloseDelimited);
-                Rx::Close
+            MessageBodyLength::Chunked => {
+                self.chunked = ChunkedDecoder::new(self.config.max_chunk_extension_bytes);
+                Rx::Chunked
             }
+            MessageBodyLength::CloseDelimited => Rx::Close,
         };
         Ok(Some(Event::Head(head)))
     }
 
-    fn check_partial_head(&self, filled: usize, max: usize) -> Result<(), Error> {
-        if filled > max {
-            return Err(Error::HeadTooLarge {
-                offset: self.consumed + max as u64,
-                limit: max,
+    /// A head is incomplete: an error at the end of input.
+    fn head_eof(&self) -> Result<Option<Event>, Error> {
+        if self.eof.is_some() {
+            return Err(Error::IncompleteHead {
+                offset: self.consumed + self.filled as u64,
+                received: self.filled,
             });
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Advance the chunked decoder. `Ok(None)` with `recv == PendingEnd` means
-    /// the message ended; otherwise more input is needed.
-    fn poll_chunked(&mut self, mut state: Chunk) -> Result<Option<Event>, Error> {
-        loop {
-            match state {
-                Chunk::Data(remaining) => {
-                    if self.filled == 0 {
-                        self.recv = Rx::Chunked(state);
-                        return self.chunked_eof().map(|()| None);
-                    }
-                    let n = (self.filled as u64)
-                        .min(remaining)
-                        .min(self.read_chunk() as u64) as usize;
-                    let left = remaining - n as u64;
-                    self.recv = Rx::Chunked(if left == 0 {
-                        Chunk::DataCr
-                    } else {
-                        Chunk::Data(left)
-                    });
-                    self.body_received += n as u64;
-                    return Ok(Some(Event::Body(self.take(n))));
-                }
-                Chunk::Trailers => {
-                    self.recv = Rx::Chunked(state);
-                    return self.poll_trailers();
-                }
-                _ => {}
-            }
-            // Framing bytes: run the line state machine over what is buffered.
-            let base = self.consumed;
-            let max_ext = self.config.max_chunk_extension_bytes;
-            let mut i = 0;
-            let buf = &self.rx[..self.filled];
-            let mut next: Option<Chunk> = None;
-            while i < buf.len() {
-                let b = buf[i];
-                let at = base + i as u64;
-                if !matches!(
-                    state,
-                    Chunk::Start | Chunk::Size | Chunk::LineLf | Chunk::DataCr | Chunk::DataLf
-                ) {
-                    // Everything between the chunk-size and CR counts as extension.
-                    if b != b'\r' {
-                        self.ext_bytes += 1;
-                        if self.ext_bytes > max_ext {
-                            return Err(Error::ChunkExtensionTooLarge {
-                                offset: at,
-                                limit: max_ext,
-                            });
-                        }
-                    }
-                }
-                state = match state {
-                    Chunk::Start => match hex_val(b) {
-                        Some(v) => {
-                            self.chunk_size = u64::from(v);
-                            self.chunk_digits = 1;
-                            Chunk::Size
-                        }
-                        None => return Err(Error::InvalidChunkSize { offset: at }),
-                    },
-                    Chunk::Size => match hex_val(b) {
-                        Some(v) => {
-                            if self.chunk_digits >= 16 {
-                                return Err(Error::ChunkSizeOverflow { offset: at });
-                            }
-                            self.chunk_digits += 1;
-                            self.chunk_size = self.chunk_size << 4 | u64::from(v);
-                            Chunk::Size
-                        }
-                        None => match b {
-                            b'\r' => Chunk::LineLf,
-                            b';' => {
-                                self.ext_bytes += 1;
-                                if self.ext_bytes > max_ext {
-                                    return Err(Error::ChunkExtensionTooLarge {
-                                        offset: at,
-                                        limit: max_ext,
-                                    });
-                                }
-                                Chunk::ExtBws
-                            }
-                            b' ' | b'\t' => {
-                                self.ext_bytes += 1;
-                                if self.ext_bytes > max_ext {
-                                    return Err(Error::ChunkExtensionTooLarge {
-                                        offset: at,
-                                        limit: max_ext,
-                                    });
-                                }
-                                Chunk::SizeBws
-                            }
-                            b'\n' => return Err(Error::InvalidChunkLineEnding { offset: at }),
-                            _ => return Err(Error::InvalidChunkSize { offset: at }),
-                        },
-                    },
-                    Chunk::SizeBws => match b {
-                        b' ' | b'\t' => Chunk::SizeBws,
-                        b';' => Chunk::ExtBws,
-                        _ => return Err(Error::InvalidChunkSize { offset: at }),
-                    },
-                    Chunk::ExtBws => match b {
-                        b' ' | b'\t' => Chunk::ExtBws,
-                        b if request::is_tchar(b) => Chunk::ExtName,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::ExtName => match b {
-                        b if request::is_tchar(b) => Chunk::ExtName,
-                        b' ' | b'\t' => Chunk::ExtNameBws,
-                        b'=' => Chunk::ExtValBws,
-                        b';' => Chunk::ExtBws,
-                        b'\r' => Chunk::LineLf,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    // BWS only before ";" or "=", never before the CRLF.
-                    Chunk::ExtNameBws => match b {
-                        b' ' | b'\t' => Chunk::ExtNameBws,
-                        b'=' => Chunk::ExtValBws,
-                        b';' => Chunk::ExtBws,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::ExtValBws => match b {
-                        b' ' | b'\t' => Chunk::ExtValBws,
-                        b'"' => Chunk::Quoted,
-                        b if request::is_tchar(b) => Chunk::ExtValToken,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::ExtValToken => match b {
-                        b if request::is_tchar(b) => Chunk::ExtValToken,
-                        b' ' | b'\t' => Chunk::ExtValueBws,
-                        b';' => Chunk::ExtBws,
-                        b'\r' => Chunk::LineLf,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::Quoted => match b {
-                        b'"' => Chunk::ExtAfterValue,
-                        b'\\' => Chunk::QuotedEscape,
-                        b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff => {
-                            Chunk::Quoted
-                        }
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::QuotedEscape => match b {
-                        b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => Chunk::Quoted,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::ExtAfterValue => match b {
-                        b' ' | b'\t' => Chunk::ExtValueBws,
-                        b';' => Chunk::ExtBws,
-                        b'\r' => Chunk::LineLf,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::ExtValueBws => match b {
-                        b' ' | b'\t' => Chunk::ExtValueBws,
-                        b';' => Chunk::ExtBws,
-                        _ => return Err(Error::InvalidChunkExtension { offset: at }),
-                    },
-                    Chunk::LineLf => {
-                        if b != b'\n' {
-                            return Err(Error::InvalidChunkLineEnding { offset: at });
-                        }
-                        i += 1;
-                        if self.chunk_size == 0 {
-                            next = Some(Chunk::Trailers);
-                        } else {
-                            if let Some(limit) = self.config.body_size_limit {
-                                if self.body_received.saturating_add(self.chunk_size) > limit {
-                                    // Offset: the start of the chunk-data that would pass it.
-                                    return Err(Error::BodyTooLarge {
-                                        offset: base + i as u64,
-                                        limit,
-                                    });
-                                }
-                            }
-                            next = Some(Chunk::Data(self.chunk_size));
-                        }
-                        break;
-                    }
-                    Chunk::DataCr => {
-                        if b != b'\r' {
-                            return Err(Error::MissingChunkDataCrlf { offset: at });
-                        }
-                        Chunk::DataLf
-                    }
-                    Chunk::DataLf => {
-                        if b != b'\n' {
-                            return Err(Error::MissingChunkDataCrlf { offset: at });
-                        }
-                        Chunk::Start
-                    }
-                    Chunk::Data(_) | Chunk::Trailers => unreachable!("handled above"),
-                };
-                i += 1;
-            }
-            self.skip(i);
-            match next {
-                Some(s) => state = s,
-                None => {
-                    self.recv = Rx::Chunked(state);
-                    return self.chunked_eof().map(|()| None);
-                }
-            }
-        }
-    }
-
-    /// At EOF inside a chunked body: an error unless the last-chunk arrived and
-    /// the leniency accepts a missing final CRLF.
+    /// At the end of input inside a chunked body: an error unless the
+    /// last-chunk arrived and the leniency accepts a missing final CRLF.
     fn chunked_eof(&mut self) -> Result<(), Error> {
-        if self.eof.is_none() || self.filled > 0 {
+        if self.eof.is_none() {
             return Ok(());
         }
-        if self.recv == Rx::Chunked(Chunk::Trailers) && self.config.lenient.last_chunk_then_eof {
+        if self.recv == Rx::Trailers && self.filled == 0 && self.config.lenient.last_chunk_then_eof
+        {
             self.recv = Rx::PendingEnd;
             return Ok(());
         }
         Err(Error::IncompleteChunkedBody {
-            offset: self.consumed,
+            offset: self.consumed + self.filled as u64,
             received: self.body_received,
         })
     }
@@ -1421,226 +1029,35 @@ impl Connection {
     /// The trailer section after the last-chunk.
     fn poll_trailers(&mut self) -> Result<Option<Event>, Error> {
         let filled = self.filled;
-        if filled == 0 {
-            return self.chunked_eof().map(|()| None);
-        }
-        let base = self.consumed;
-        let lenient_lf = self.config.lenient.bare_lf;
-        // Empty trailer section: just CRLF.
-        match self.rx[0] {
-            b'\r' => {
-                if filled < 2 {
-                    // All buffered input examined: see `starved`.
-                    self.scanned = filled;
-                    return self.trailer_eof().map(|()| None);
-                }
-                if self.rx[1] != b'\n' {
-                    return Err(Error::InvalidChunkLineEnding { offset: base + 1 });
-                }
-                self.skip(2);
-                self.recv = Rx::PendingEnd;
-                return Ok(None);
-            }
-            b'\n' => {
-                if !lenient_lf {
-                    return Err(Error::BareLineFeed { offset: base });
-                }
-                self.skip(1);
-                self.recv = Rx::PendingEnd;
-                return Ok(None);
-            }
-            _ => {}
-        }
-        let max = self.config.max_trailer_bytes;
-        if self.scanned == filled && self.eof.is_none() {
+        if self.scanned == filled && filled > 0 && self.eof.is_none() {
             return Ok(None);
         }
-        let max_fields = self.config.max_trailer_fields;
-        let mut stack: [httparse::Header<'_>; 32] = [httparse::EMPTY_HEADER; 32];
-        let mut heap: Vec<httparse::Header<'_>> = Vec::new();
-        let headers: &mut [httparse::Header<'_>] = if max_fields <= 32 {
-            &mut stack[..max_fields]
-        } else {
-            heap.resize(max_fields, httparse::EMPTY_HEADER);
-            &mut heap[..]
-        };
-        let buf = &self.rx[..filled.min(max.saturating_add(1))];
-        let (len, parsed) = match httparse::parse_headers(buf, headers) {
-            Ok(httparse::Status::Complete((len, parsed))) => (len, parsed),
-            Ok(httparse::Status::Partial) => {
-                self.scanned = filled;
-                return self.check_partial_trailers(filled, max);
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Error::TooManyTrailerFields {
-                    offset: base,
-                    limit: max_fields,
-                })
-            }
-            Err(_) => {
-                let limit = filled.min(max + 1);
-                let at = trailer_error_offset(&self.rx[..limit], max_fields);
-                return Err(Error::InvalidTrailerField {
-                    offset: base + at as u64,
+        let max = self.config.max_trailer_bytes;
+        let base = self.consumed;
+        let Some(parsed) = trailers::parse_trailers(&self.rx[..filled], base, &self.config)? else {
+            // All buffered input examined: see `starved`.
+            self.scanned = filled;
+            // (A lone CR may still become the empty section, which no limit
+            // counts.)
+            if filled > max && self.rx[..filled] != *b"\r" {
+                return Err(Error::TrailerTooLarge {
+                    offset: base + max as u64,
+                    limit: max,
                 });
             }
+            return self.chunked_eof().map(|()| None);
         };
-        if len > max {
-            return Err(Error::TrailerTooLarge {
-                offset: base + max as u64,
-                limit: max,
-            });
-        }
-        let sect = &buf[..len];
-        if !lenient_lf {
-            if let Some(i) = bare_lf_in(sect) {
-                return Err(Error::BareLineFeed {
-                    offset: base + i as u64,
-                });
-            }
-        }
-        let field_count = parsed.len();
         self.scanned = 0;
-        let raw = self.take(len);
         self.recv = Rx::PendingEnd;
-        Ok(Some(Event::Trailers(Fields::new(raw, 0, field_count))))
-    }
-
-    fn trailer_eof(&mut self) -> Result<(), Error> {
-        if self.eof.is_some() {
-            return Err(Error::IncompleteChunkedBody {
-                offset: self.consumed + self.filled as u64,
-                received: self.body_received,
-            });
+        if parsed.field_count == 0 {
+            self.skip(parsed.len);
+            return Ok(None);
         }
-        Ok(())
+        let raw = self.take(parsed.len);
+        Ok(Some(Event::Trailers(Fields::new(
+            raw,
+            0,
+            parsed.field_count,
+        ))))
     }
-
-    fn check_partial_trailers(
-        &mut self,
-        filled: usize,
-        max: usize,
-    ) -> Result<Option<Event>, Error> {
-        if filled > max {
-            return Err(Error::TrailerTooLarge {
-                offset: self.consumed + max as u64,
-                limit: max,
-            });
-        }
-        self.trailer_eof().map(|()| None)
-    }
-}
-
-/// ASCII case-insensitive comparison of a token (a field name the parser
-/// accepted) with a lowercase name. `b | 0x20` lowercases letters and leaves
-/// every other tchar unchanged; the only non-tchar it could confuse (CR with
-/// `-`) never occurs in a token.
-fn token_eq_lower(token: &[u8], lower: &[u8]) -> bool {
-    token.len() == lower.len() && token.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Offset of `part` inside `whole`, when `part` is a subslice of it.
-fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
-    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-    (start <= whole.len() && part.len() <= whole.len() - start).then_some(start)
-}
-
-fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| p + from)
-}
-
-/// Index of the first LF not preceded by CR.
-fn bare_lf_in(buf: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = find_lf(buf, from) {
-        if i == 0 || buf[i - 1] != b'\r' {
-            return Some(i);
-        }
-        from = i + 1;
-    }
-    None
-}
-
-/// Map an httparse error to ours, locating the offending byte: the shortest
-/// prefix of the head that httparse rejects ends at it (partial input is never
-/// an error for httparse).
-fn head_error(
-    parser: &httparse::ParserConfig,
-    buf: &[u8],
-    err: httparse::Error,
-    base: u64,
-    max_fields: usize,
-) -> Error {
-    let mut headers = vec![httparse::EMPTY_HEADER; max_fields.min(STACK_FIELDS * 8)];
-    let mut fails = |len: usize| {
-        let mut resp = httparse::Response::new(&mut headers);
-        parser.parse_response(&mut resp, &buf[..len]).is_err()
-    };
-    let (mut lo, mut hi) = (1, buf.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if fails(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    let at = lo.saturating_sub(1).min(buf.len().saturating_sub(1));
-    let offset = base + at as u64;
-    let byte = buf.get(at).copied().unwrap_or(0);
-    if at > 0 && buf[at - 1] == b'\r' && byte != b'\n' {
-        return Error::BareCarriageReturn { offset };
-    }
-    match err {
-        httparse::Error::Version => Error::InvalidVersion { offset },
-        httparse::Error::Status => {
-            if byte.is_ascii_digit() || at < 12 {
-                Error::InvalidStatusCode { offset }
-            } else {
-                Error::InvalidStatusLine { offset }
-            }
-        }
-        httparse::Error::NewLine => Error::BareCarriageReturn { offset },
-        httparse::Error::HeaderValue => Error::InvalidFieldValue { offset },
-        httparse::Error::HeaderName if byte == b' ' || byte == b'\t' => {
-            if at > 0 && buf[at - 1] == b'\n' {
-                Error::ObsFold { offset }
-            } else {
-                Error::WhitespaceBeforeColon { offset }
-            }
-        }
-        httparse::Error::HeaderName => Error::InvalidFieldName { offset },
-        httparse::Error::TooManyHeaders => Error::TooManyFields {
-            offset: base,
-            limit: max_fields,
-        },
-        httparse::Error::Token => Error::InvalidStatusLine { offset },
-    }
-}
-
-fn trailer_error_offset(buf: &[u8], max_fields: usize) -> usize {
-    let mut headers = vec![httparse::EMPTY_HEADER; max_fields.min(1024)];
-    let mut fails = |len: usize| httparse::parse_headers(&buf[..len], &mut headers).is_err();
-    let (mut lo, mut hi) = (1, buf.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if fails(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    lo.saturating_sub(1)
 }
