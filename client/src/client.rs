@@ -1,22 +1,27 @@
 //! [`HttpClient`]: one HTTP/1.1 connection driven by `poll()`, shaped like
-//! Godot's HTTPClient.
+//! Godot's HTTPClient. A thin front end: the connection ([`Conn`]: establish,
+//! then exchange) does the work, and [`HttpClient::status`] is computed from
+//! where it is and from proto's states, never stored beside them.
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mio::{Events, Interest, Poll, Token, Waker};
-use pollhttp_proto::{Config, Connection, Event, Fields, MessageBodyLength, ResponseHead};
+use mio::{Token, Waker};
+use pollhttp_proto::{Config, Event, Fields, MessageBodyLength, RecvState, ResponseHead};
 
-use crate::connect::{ConnectProgress, Connector};
-use crate::resolve::{parse_ip_literal, LookupFn, PendingLookup, Resolver};
-use crate::tls::{PlainStream, ReadOutcome, TlsError, TlsOptions, TlsStream, Transport};
+use crate::body::BodySource;
+use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
+use crate::error::{Failure, RequestError};
+use crate::reactor::Reactor;
+use crate::resolve::{parse_ip_literal, LookupFn, Resolver};
+use crate::time::sleep_for;
+use crate::tls_options::TlsOptions;
 
-const SOCKET: Token = Token(0);
-const WAKER: Token = Token(1);
+/// The token of the client's one connection.
+const CONN: Token = Token(0);
 
 /// The state of an [`HttpClient`], with Godot's HTTPClient names and meanings.
 ///
@@ -77,106 +82,13 @@ impl Status {
     }
 }
 
-/// Why an [`HttpClient`] is in an error state.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Failure {
-    /// The resolver failed (the system's message is kept).
-    Resolve(io::Error),
-    /// Every resolved address refused or failed; the last error is kept.
-    Connect(io::Error),
-    /// No address connected within the connect timeout.
-    ConnectTimeout(Duration),
-    /// The HTTPS proxy answered CONNECT with a non-2xx status.
-    ProxyRefused {
-        /// The proxy's status code.
-        status: u16,
-    },
-    /// The TLS handshake or certificate verification failed.
-    Tls(TlsError),
-    /// The response broke HTTP/1.1 or was cut off (see the proto error for the
-    /// rule and the byte offset).
-    Protocol(pollhttp_proto::Error),
-    /// A socket error while sending or receiving.
-    Io(io::Error),
-    /// The server closed the connection while it was idle between requests
-    /// (a kept-alive connection timed out on the server).
-    ClosedWhileIdle,
-    /// The server sent bytes while no request was outstanding.
-    UnsolicitedData,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Resolve(e) => write!(f, "cannot resolve host: {e}"),
-            Failure::Connect(e) => write!(f, "cannot connect: {e}"),
-            Failure::ConnectTimeout(d) => {
-                write!(f, "connect timed out after {:.1} s", d.as_secs_f64())
-            }
-            Failure::ProxyRefused { status } => {
-                write!(f, "proxy refused the CONNECT tunnel with status {status}")
-            }
-            Failure::Tls(e) => write!(f, "TLS handshake failed: {e}"),
-            Failure::Protocol(e) => write!(f, "invalid or truncated response: {e}"),
-            Failure::Io(e) => write!(f, "connection error: {e}"),
-            Failure::ClosedWhileIdle => {
-                f.write_str("the server closed the idle kept-alive connection")
-            }
-            Failure::UnsolicitedData => {
-                f.write_str("the server sent data while no request was outstanding")
-            }
-        }
-    }
-}
-
-/// Why [`HttpClient::connect_to_host`] or [`HttpClient::request`] refused a
-/// call. Nothing was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RequestError {
-    /// The host is empty or not a host name / IP literal.
-    InvalidHost,
-    /// The call does not fit the current status (e.g. `request` while not
-    /// [`Status::Connected`], as Godot's ERR_INVALID_PARAMETER / ERR_BUSY).
-    WrongStatus(Status),
-    /// The method, request-target or a header field is invalid (CR, LF or NUL
-    /// in a value, a non-token name, …): see the proto error.
-    Invalid(pollhttp_proto::Error),
-    /// The TLS options could not be used for this host name.
-    Tls(String),
-}
-
-impl fmt::Display for RequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequestError::InvalidHost => f.write_str("invalid host"),
-            RequestError::WrongStatus(s) => write!(f, "not possible in status {s:?}"),
-            RequestError::Invalid(e) => write!(f, "invalid request: {e}"),
-            RequestError::Tls(e) => write!(f, "TLS configuration: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for RequestError {}
-
-enum Stage {
-    Idle,
-    Resolving(PendingLookup),
-    Connecting(Connector),
-    /// CONNECT exchange with an HTTPS proxy over the plain transport.
-    ProxyConnect(Box<Connection>),
-    TlsHandshake,
-    Ready,
-}
-
-/// Wakes an [`HttpClient`] sleeping in [`HttpClient::wait`] from another
-/// thread (e.g. to cancel a worker). Cheap to clone.
+/// Wakes a sleeping `wait` (of an [`HttpClient`] or an `HttpRequest`) from
+/// another thread. Cheap to clone.
 #[derive(Clone)]
-pub struct WakeHandle(Arc<Waker>);
+pub struct WakeHandle(pub(crate) Arc<Waker>);
 
 impl WakeHandle {
-    /// Make the client's current or next `wait` return at once. Never blocks.
+    /// Make the current or next `wait` return at once. Never blocks.
     pub fn wake(&self) {
         let _ = self.0.wake();
     }
@@ -226,12 +138,13 @@ impl fmt::Debug for WakeHandle {
 /// println!("{} {} bytes", client.response_code(), body.len());
 /// ```
 pub struct HttpClient {
-    poll: Poll,
-    events: Events,
-    waker: Arc<Waker>,
+    reactor: Reactor,
     resolver: Resolver,
-    status: Status,
+    conn: Option<Conn>,
     failure: Option<Failure>,
+    /// Events were collected by `wait`; `poll` uses them instead of asking
+    /// the OS again.
+    fresh_events: bool,
     // settings
     read_chunk_size: usize,
     poll_read_budget: usize,
@@ -240,91 +153,59 @@ pub struct HttpClient {
     http_proxy: Option<(String, u16)>,
     https_proxy: Option<(String, u16)>,
     proto_config: Config,
-    // target
-    host: String,
-    port: u16,
-    tls: bool,
-    host_header: String,
-    // connection
-    stage: Stage,
-    transport: Option<Transport>,
-    conn: Connection,
-    readable: bool,
-    writable: bool,
-    /// The poller reported the peer closed its write side.
-    read_closed: bool,
-    woken: bool,
-    fresh_events: bool,
-    /// proto returned "need more data" and no byte arrived since.
-    needs_input: bool,
-    deadline: Option<Instant>,
-    bytes_read: u64,
     // response
     response: Option<ResponseHead>,
     informational: Vec<ResponseHead>,
     trailers: Option<Fields>,
+    /// Bytes read by the connections closed so far.
+    bytes_read_before: u64,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpClient")
-            .field("status", &self.status)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
+            .field("status", &self.status())
+            .field("conn", &self.conn)
             .field("failure", &self.failure)
             .finish()
     }
 }
 
-fn proto_config(read_chunk_size: usize) -> Config {
-    Config {
+/// proto's configuration for a client with this read chunk size: the client
+/// is a user agent, so obs-fold in a response is unfolded (RFC 9112 §5.2).
+pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Config {
+    let mut config = Config {
         read_chunk_size,
         recv_buf_size: read_chunk_size.max(16 * 1024),
-        ..Config::default()
-    }
+        ..base
+    };
+    config.lenient.obs_fold = true;
+    config
 }
 
 impl HttpClient {
-    /// A disconnected client with its own mio `Poll`.
+    /// A disconnected client with its own reactor (a mio `Poll` and waker).
     ///
     /// # Errors
     /// When the OS refuses an epoll instance or an eventfd.
     pub fn new() -> io::Result<HttpClient> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok(HttpClient {
-            poll,
-            events: Events::with_capacity(8),
-            waker,
+            reactor: Reactor::new(8)?,
             resolver: Resolver::new(),
-            status: Status::Disconnected,
+            conn: None,
             failure: None,
+            fresh_events: false,
             read_chunk_size: 65_536,
             poll_read_budget: 256 * 1024,
             connect_timeout: Duration::from_secs(30),
             tls_options: None,
             http_proxy: None,
             https_proxy: None,
-            proto_config: proto_config(65_536),
-            host: String::new(),
-            port: 0,
-            tls: false,
-            host_header: String::new(),
-            stage: Stage::Idle,
-            transport: None,
-            conn: Connection::new(proto_config(65_536)),
-            readable: false,
-            writable: false,
-            read_closed: false,
-            woken: false,
-            fresh_events: false,
-            needs_input: false,
-            deadline: None,
-            bytes_read: 0,
+            proto_config: client_proto_config(Config::default(), 65_536),
             response: None,
             informational: Vec::new(),
             trailers: None,
+            bytes_read_before: 0,
         })
     }
 
@@ -336,8 +217,7 @@ impl HttpClient {
     /// at the next `connect_to_host`.
     pub fn set_read_chunk_size(&mut self, bytes: usize) {
         self.read_chunk_size = bytes.clamp(256, 16 << 20);
-        self.proto_config.read_chunk_size = self.read_chunk_size;
-        self.proto_config.recv_buf_size = self.read_chunk_size.max(16 * 1024);
+        self.proto_config = client_proto_config(self.proto_config.clone(), self.read_chunk_size);
     }
 
     /// The read chunk size in bytes.
@@ -368,14 +248,11 @@ impl HttpClient {
 
     /// Limits and leniencies for parsing responses (head size, body size
     /// limit, …). `read_chunk_size` is kept from
-    /// [`set_read_chunk_size`](Self::set_read_chunk_size). Takes effect at the
+    /// [`set_read_chunk_size`](Self::set_read_chunk_size), and obs-fold is
+    /// always unfolded (RFC 9112 §5.2: a user agent must). Takes effect at the
     /// next `connect_to_host`.
     pub fn set_protocol_config(&mut self, config: Config) {
-        self.proto_config = Config {
-            read_chunk_size: self.read_chunk_size,
-            recv_buf_size: self.read_chunk_size.max(16 * 1024),
-            ..config
-        };
+        self.proto_config = client_proto_config(config, self.read_chunk_size);
     }
 
     /// Send plain-HTTP requests through this proxy, with absolute-form
@@ -439,50 +316,47 @@ impl HttpClient {
             return Err(RequestError::InvalidHost);
         }
         let port = port.unwrap_or(if tls { 443 } else { 80 });
-        if tls {
-            let options = self.tls_options.get_or_insert_with(TlsOptions::new);
-            options
-                .server_name(bare)
-                .map_err(|e| RequestError::Tls(e.to_string()))?;
-        }
-        self.host = bare.to_string();
-        self.port = port;
-        self.tls = tls;
-        let host_for_header = match parse_ip_literal(bare) {
-            Some(IpAddr::V6(_)) => format!("[{bare}]"),
-            _ => bare.to_string(),
-        };
-        self.host_header = if port == if tls { 443 } else { 80 } {
-            host_for_header
+        let tls_options = if tls {
+            let options = self.tls_options.get_or_insert_with(TlsOptions::new).clone();
+            options.server_name(bare).map_err(RequestError::Tls)?;
+            Some(options)
         } else {
-            format!("{host_for_header}:{port}")
+            None
         };
-        self.conn = Connection::new(self.proto_config.clone());
-        // The socket goes to the proxy when one applies.
-        let (target_host, target_port) = match (&self.https_proxy, &self.http_proxy, tls) {
-            (Some((h, p)), _, true) => (h.clone(), *p),
-            (_, Some((h, p)), false) => (h.clone(), *p),
-            _ => (bare.to_string(), port),
+        let proxy = if tls {
+            self.https_proxy.clone()
+        } else {
+            self.http_proxy.clone()
         };
-        let lookup = self
-            .resolver
-            .start(&target_host, target_port, Some(Arc::clone(&self.waker)));
-        self.stage = Stage::Resolving(lookup);
-        self.status = Status::Resolving;
-        // IP literals are resolved already: start connecting now. A name's
-        // answer is picked up by `poll`, so `Resolving` is always observed.
-        if parse_ip_literal(&target_host).is_some() {
-            self.step_resolving();
-        }
+        let target = Target {
+            tls,
+            host: bare.to_string(),
+            port,
+            proxy,
+            tls_options,
+        };
+        let settings = ConnSettings {
+            connect_timeout: self.connect_timeout,
+            config: self.proto_config.clone(),
+        };
+        self.conn = Some(Conn::start(
+            target,
+            CONN,
+            &settings,
+            &self.resolver,
+            self.reactor.registry(),
+            self.reactor.waker(),
+            Instant::now(),
+        ));
         Ok(())
     }
 
     /// Drop the connection and everything about it, at any time. Never blocks
-    /// (a pending lookup finishes on its own thread and is discarded). The
-    /// status becomes [`Status::Disconnected`].
+    /// (a pending lookup finishes on its own thread and is discarded; a TLS
+    /// `close_notify` is sent best effort). The status becomes
+    /// [`Status::Disconnected`].
     pub fn close(&mut self) {
         self.drop_connection();
-        self.status = Status::Disconnected;
         self.failure = None;
         self.response = None;
         self.informational.clear();
@@ -490,38 +364,41 @@ impl HttpClient {
     }
 
     fn drop_connection(&mut self) {
-        match std::mem::replace(&mut self.stage, Stage::Idle) {
-            Stage::Connecting(mut c) => c.cancel(self.poll.registry()),
-            Stage::Resolving(lookup) => lookup.cancel(),
-            _ => {}
+        if let Some(mut conn) = self.conn.take() {
+            self.bytes_read_before += conn.exchange().map_or(0, |x| x.bytes_read);
+            conn.close(self.reactor.registry());
         }
-        if let Some(mut t) = self.transport.take() {
-            if let Transport::Tls(tls) = &mut t {
-                tls.send_close_notify();
-                let _ = tls.flush();
-            }
-            let _ = self.poll.registry().deregister(t.socket());
-        }
-        self.readable = false;
-        self.writable = false;
-        self.read_closed = false;
-        self.deadline = None;
     }
 
-    fn fail(&mut self, status: Status, failure: Failure) {
+    fn fail(&mut self, failure: Failure) {
         self.drop_connection();
-        self.status = status;
         self.failure = Some(failure);
     }
 
     /// A handle that wakes this client's [`wait`](Self::wait) from any thread.
     pub fn wake_handle(&self) -> WakeHandle {
-        WakeHandle(Arc::clone(&self.waker))
+        WakeHandle(Arc::clone(self.reactor.waker()))
     }
 
-    /// The current status.
+    /// The current status, computed from the connection's phase and proto's
+    /// receive state (Godot's HTTPClient statuses). Cheap.
     pub fn status(&self) -> Status {
-        self.status
+        if let Some(f) = &self.failure {
+            return f.status();
+        }
+        let Some(conn) = &self.conn else {
+            return Status::Disconnected;
+        };
+        match conn.phase() {
+            Phase::Resolving => Status::Resolving,
+            Phase::Connecting => Status::Connecting,
+            Phase::Closed => Status::Disconnected,
+            Phase::Ready => match conn.exchange().map(|x| x.proto.recv_state()) {
+                Some(RecvState::Head) => Status::Requesting,
+                Some(RecvState::Body | RecvState::Trailers) => Status::Body,
+                _ => Status::Connected,
+            },
+        }
     }
 
     /// Why the client is in an error state, or `None`.
@@ -533,7 +410,12 @@ impl HttpClient {
     /// created, over every `connect_to_host` (plaintext bytes for TLS: heads
     /// and bodies, not TLS records).
     pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
+        self.bytes_read_before
+            + self
+                .conn
+                .as_ref()
+                .and_then(Conn::exchange)
+                .map_or(0, |x| x.bytes_read)
     }
 
     // ------------------------------------------------------------ driving
@@ -546,18 +428,19 @@ impl HttpClient {
     ///
     /// Never blocks and never sleeps; safe to call every frame and after
     /// spurious wakeups. Cost per call: one `epoll_wait` plus at most the
-    /// budget's worth of reads.
+    /// budget's worth of reads (and one `epoll_ctl` when the interest changes).
     pub fn poll(&mut self) -> Status {
         if !self.fresh_events {
             self.collect_events(Some(Duration::ZERO));
         }
         self.fresh_events = false;
-        if !matches!(self.stage, Stage::Resolving(_)) {
+        let resolving = self.conn.as_ref().map(Conn::phase) == Some(Phase::Resolving);
+        if !resolving {
             // A wake from a WakeHandle is for the caller; it has seen it now.
-            self.woken = false;
+            self.reactor.take_woken();
         }
-        self.step();
-        self.status
+        self.step(Instant::now());
+        self.status()
     }
 
     /// Sleep until the socket or the resolver has something for
@@ -569,414 +452,69 @@ impl HttpClient {
         if self.has_pending_work() {
             return true;
         }
-        let mut timeout = timeout;
-        if let Some(deadline) = self.deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            timeout = Some(timeout.map_or(left, |t| t.min(left)));
-        }
-        let got = self.collect_events(timeout);
+        let deadline = self.conn.as_ref().and_then(Conn::deadline);
+        let got = self.collect_events(sleep_for(timeout, deadline, Instant::now()));
         self.fresh_events = true;
-        got || self.deadline.is_some_and(|d| Instant::now() >= d)
+        got || deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Whether a call to `poll` or `read_response_body_chunk` would find work
     /// without waiting.
     fn has_pending_work(&self) -> bool {
-        if self.status.is_error() || self.status == Status::Disconnected {
+        let Some(conn) = &self.conn else {
+            return true; // disconnected or failed: nothing to wait for
+        };
+        if self.failure.is_some() {
             return true;
         }
-        if self.woken && !matches!(self.stage, Stage::Resolving(_)) {
-            return true;
-        }
-        match self.stage {
-            Stage::Idle => true,
-            Stage::Resolving(_) => self.woken,
-            Stage::Connecting(_) => self.writable,
-            Stage::ProxyConnect(_) | Stage::TlsHandshake => self.readable || self.writable,
-            Stage::Ready => match self.status {
-                Status::Connected => self.readable,
-                Status::Requesting => {
-                    self.readable || (self.writable && self.conn.wants_transmit())
-                }
-                Status::Body => self.readable || !self.needs_input,
-                _ => true,
-            },
-        }
+        let woken = self.reactor.is_woken();
+        (woken && conn.phase() != Phase::Resolving) || conn.has_pending_work(woken)
     }
 
     fn collect_events(&mut self, timeout: Option<Duration>) -> bool {
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
-            Err(_) => return false,
-        }
-        let mut any = false;
-        for ev in self.events.iter() {
-            any = true;
-            match ev.token() {
-                SOCKET => {
-                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        self.readable = true;
-                    }
-                    if ev.is_read_closed() || ev.is_error() {
-                        self.read_closed = true;
-                    }
-                    if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                        self.writable = true;
-                    }
-                }
-                WAKER => self.woken = true,
-                _ => {}
+        let conn = &mut self.conn;
+        self.reactor.poll(timeout, |token, ev| {
+            if let Some(c) = conn.as_mut().filter(|c| c.token() == token) {
+                c.on_event(ev);
             }
-        }
-        any
+        })
     }
 
-    fn step(&mut self) {
-        match self.stage {
-            Stage::Idle => {}
-            Stage::Resolving(_) => self.step_resolving(),
-            Stage::Connecting(_) => self.step_connecting(),
-            Stage::ProxyConnect(_) => self.step_proxy(),
-            Stage::TlsHandshake => self.step_tls(),
-            Stage::Ready => match self.status {
-                Status::Connected => self.check_idle(),
-                Status::Requesting => self.step_requesting(),
-                Status::Body => {
-                    self.flush_tx();
-                    if self.status == Status::Body {
-                        let mut budget = self.poll_read_budget;
-                        self.read_socket(&mut budget);
-                    }
-                }
-                _ => {}
-            },
-        }
-    }
-
-    fn step_resolving(&mut self) {
-        let Stage::Resolving(lookup) = &mut self.stage else {
+    fn step(&mut self, now: Instant) {
+        let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        self.woken = false;
-        match lookup.try_take() {
-            None => {}
-            Some(Err(e)) => self.fail(Status::CantResolve, Failure::Resolve(e)),
-            Some(Ok(addrs)) if addrs.is_empty() => self.fail(
-                Status::CantResolve,
-                Failure::Resolve(io::Error::new(io::ErrorKind::NotFound, "no addresses")),
-            ),
-            Some(Ok(addrs)) => {
-                let connector = Connector::start(addrs, self.poll.registry(), SOCKET);
-                self.stage = Stage::Connecting(connector);
-                self.status = Status::Connecting;
-                self.deadline = Some(Instant::now() + self.connect_timeout);
-                // Checked at the next poll: a refused or completed connect may
-                // already be known then, without waiting for an event.
-                self.writable = true;
+        let registry = self.reactor.registry();
+        if conn.phase() != Phase::Ready {
+            if conn.phase() == Phase::Resolving {
+                self.reactor.take_woken();
             }
+            if let Err(f) = conn.establish(self.reactor.registry(), now) {
+                return self.fail(f);
+            }
+            return;
         }
-    }
-
-    fn step_connecting(&mut self) {
-        let Stage::Connecting(connector) = &mut self.stage else {
+        let Some((x, ready)) = conn.exchange_mut() else {
             return;
         };
-        let timed_out = self.deadline.is_some_and(|d| Instant::now() >= d);
-        if timed_out {
-            connector.fail_current(
-                self.poll.registry(),
-                io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
-            );
-            self.deadline = Some(Instant::now() + self.connect_timeout);
-        } else if !self.writable {
-            return;
-        }
-        self.writable = false;
-        match connector.poll(self.poll.registry()) {
-            ConnectProgress::Pending => {}
-            ConnectProgress::Failed(e) => {
-                let failure = if e.kind() == io::ErrorKind::TimedOut {
-                    Failure::ConnectTimeout(self.connect_timeout)
-                } else {
-                    Failure::Connect(e)
-                };
-                self.fail(Status::CantConnect, failure);
-            }
-            ConnectProgress::Connected(mut stream) => {
-                if let Err(e) = self.poll.registry().reregister(
-                    &mut stream,
-                    SOCKET,
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
-                    self.fail(Status::CantConnect, Failure::Connect(e));
-                    return;
-                }
-                self.readable = true;
-                self.writable = true;
-                if self.tls && self.https_proxy.is_some() {
-                    let mut tunnel = Connection::new(Config::default());
-                    let authority = format!("{}:{}", self.host_header_host(), self.port);
-                    if let Err(e) =
-                        tunnel.send_request("CONNECT", &authority, [("Host", authority.as_str())])
-                    {
-                        self.fail(Status::CantConnect, Failure::Protocol(e));
-                        return;
-                    }
-                    self.transport = Some(Transport::Plain(PlainStream::new(stream)));
-                    self.stage = Stage::ProxyConnect(Box::new(tunnel));
-                    self.step_proxy();
-                } else if self.tls {
-                    self.start_tls(stream, &[]);
-                } else {
-                    self.transport = Some(Transport::Plain(PlainStream::new(stream)));
-                    self.stage = Stage::Ready;
-                    self.deadline = None;
-                    self.status = Status::Connected;
-                }
-            }
-        }
-    }
-
-    fn host_header_host(&self) -> String {
-        match parse_ip_literal(&self.host) {
-            Some(IpAddr::V6(_)) => format!("[{}]", self.host),
-            _ => self.host.clone(),
-        }
-    }
-
-    fn start_tls(&mut self, stream: mio::net::TcpStream, initial: &[u8]) {
-        let options = self.tls_options.get_or_insert_with(TlsOptions::new);
-        let started = options
-            .server_name(&self.host)
-            .map_err(|e| TlsError::Io(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))
-            .and_then(|name| {
-                TlsStream::with_initial_bytes(
-                    Arc::clone(options.client_config()),
-                    name,
-                    stream,
-                    initial,
-                )
-            });
-        match started {
-            Ok(tls) => {
-                self.transport = Some(Transport::Tls(Box::new(tls)));
-                self.stage = Stage::TlsHandshake;
-                self.step_tls();
-            }
-            Err(e) => self.fail(Status::TlsHandshakeError, Failure::Tls(e)),
-        }
-    }
-
-    fn step_tls(&mut self) {
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.fail(
-                Status::CantConnect,
-                Failure::ConnectTimeout(self.connect_timeout),
-            );
-            return;
-        }
-        let Some(Transport::Tls(tls)) = self.transport.as_mut() else {
-            return;
-        };
-        match tls.drive_handshake() {
-            Ok(true) => {
-                self.stage = Stage::Ready;
-                self.deadline = None;
-                self.status = Status::Connected;
-                // Application data may already be buffered with the handshake.
-                self.readable = true;
-            }
-            Ok(false) => {
-                self.readable = false;
-                self.writable = false;
-            }
-            Err(e) => self.fail(Status::TlsHandshakeError, Failure::Tls(e)),
-        }
-    }
-
-    fn step_proxy(&mut self) {
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.fail(
-                Status::CantConnect,
-                Failure::ConnectTimeout(self.connect_timeout),
-            );
-            return;
-        }
-        let Stage::ProxyConnect(tunnel) = &mut self.stage else {
-            return;
-        };
-        let Some(transport) = self.transport.as_mut() else {
-            return;
-        };
-        // Write the CONNECT request.
-        self.writable = false;
-        while tunnel.wants_transmit() {
-            match transport.write_plain(tunnel.transmit_buf()) {
-                Ok(n) => tunnel.advance_transmit(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return self.fail(Status::CantConnect, Failure::Connect(e)),
-            }
-        }
-        // Read the reply.
-        let mut budget = 64 * 1024;
-        loop {
-            let out = tunnel.recv_buf();
-            if out.is_empty() {
-                break;
-            }
-            match transport.read_plain(out, &mut budget) {
-                Ok(ReadOutcome::Data(n)) => tunnel.receive_filled(n),
-                Ok(ReadOutcome::WouldBlock) => {
-                    self.readable = transport.has_pending_input();
-                    break;
-                }
-                Ok(ReadOutcome::Eof) => {
-                    tunnel.receive_eof();
-                    break;
-                }
-                Err(e) => return self.fail(Status::CantConnect, Failure::Connect(e)),
-            }
-        }
-        loop {
-            match tunnel.poll_event() {
-                Ok(None) => return,
-                Ok(Some(Event::Head(h))) if !(200..300).contains(&h.status()) => {
-                    return self.fail(
-                        Status::CantConnect,
-                        Failure::ProxyRefused { status: h.status() },
-                    );
-                }
-                Ok(Some(Event::End)) => break,
-                Ok(Some(_)) => {}
-                Err(e) => return self.fail(Status::CantConnect, Failure::Protocol(e)),
-            }
-        }
-        let initial = tunnel.take_remaining();
-        let Some(Transport::Plain(plain)) = self.transport.take() else {
-            return;
-        };
-        self.start_tls(plain.into_inner(), &initial);
-    }
-
-    /// Connected and idle: a readable socket means the server closed the
-    /// connection (or, wrongly, sent bytes).
-    fn check_idle(&mut self) {
-        if !self.readable {
-            return;
-        }
-        let Some(transport) = self.transport.as_mut() else {
-            return;
-        };
-        let mut probe = [0u8; 1];
-        let mut budget = 1;
-        match transport.read_plain(&mut probe, &mut budget) {
-            Ok(ReadOutcome::WouldBlock) => self.readable = transport.has_pending_input(),
-            Ok(ReadOutcome::Eof) => self.fail(Status::ConnectionError, Failure::ClosedWhileIdle),
-            Ok(ReadOutcome::Data(_)) => {
-                self.fail(Status::ConnectionError, Failure::UnsolicitedData)
-            }
-            Err(e) => self.fail(Status::ConnectionError, Failure::Io(e)),
-        }
-    }
-
-    /// Write what proto has queued until the socket would block.
-    fn flush_tx(&mut self) {
-        let Some(transport) = self.transport.as_mut() else {
-            return;
-        };
-        while self.conn.wants_transmit() {
-            match transport.write_plain(self.conn.transmit_buf()) {
-                Ok(0) => break,
-                Ok(n) => self.conn.advance_transmit(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    break;
-                }
-                Err(e) => return self.fail_io(e),
-            }
-        }
-        match transport.flush() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-            Err(e) => self.fail_io(e),
-        }
-    }
-
-    fn fail_io(&mut self, e: io::Error) {
-        self.fail(Status::ConnectionError, Failure::Io(e));
-    }
-
-    /// Read from the socket into proto's buffer, at most `budget` bytes.
-    /// Returns whether anything was read.
-    fn read_socket(&mut self, budget: &mut usize) -> bool {
-        let Some(transport) = self.transport.as_mut() else {
-            return false;
-        };
-        if self.read_closed {
-            transport.note_read_closed();
-        }
-        let mut any = false;
-        while *budget > 0 {
-            let out = self.conn.recv_buf();
-            if out.is_empty() {
-                break;
-            }
-            let room = out.len();
-            match transport.read_plain(out, budget) {
-                Ok(ReadOutcome::Data(n)) => {
-                    self.conn.receive_filled(n);
-                    self.bytes_read += n as u64;
-                    self.needs_input = false;
-                    any = true;
-                    if n < room && !transport.has_pending_input() {
-                        // A short read drained the socket: the next edge
-                        // will say when more arrives.
-                        self.readable = false;
-                        break;
-                    }
-                }
-                Ok(ReadOutcome::WouldBlock) => {
-                    self.readable = transport.has_pending_input();
-                    break;
-                }
-                Ok(ReadOutcome::Eof) => {
-                    self.conn.receive_eof();
-                    self.readable = false;
-                    self.needs_input = false;
-                    break;
-                }
-                Err(e) => {
-                    // Keep what arrived before the error: proto reports the
-                    // truncation with its exact cause.
-                    self.conn.receive_eof();
-                    self.needs_input = false;
-                    if self.conn.buffered() == 0 && self.status == Status::Requesting {
-                        self.fail_io(e);
-                    }
-                    break;
-                }
-            }
-        }
-        any
-    }
-
-    fn step_requesting(&mut self) {
-        self.flush_tx();
-        if self.status != Status::Requesting {
-            return;
-        }
         let mut budget = self.poll_read_budget;
-        self.read_socket(&mut budget);
-        if self.status != Status::Requesting {
-            return;
+        let result = x.pump(ready, &mut budget);
+        conn.update_interest(registry);
+        if let Err(f) = result {
+            return self.fail(f);
         }
-        self.parse_head();
+        if self.status() == Status::Requesting {
+            self.parse_head();
+        }
     }
 
     fn parse_head(&mut self) {
         loop {
-            match self.conn.poll_event() {
+            let Some((x, ready)) = self.conn.as_mut().and_then(Conn::exchange_mut) else {
+                return;
+            };
+            // The pump has read already: no second read here.
+            match x.poll_event(ready, &mut 0) {
                 Ok(None) => return,
                 Ok(Some(Event::Informational(h))) => {
                     if self.informational.len() < 16 {
@@ -989,8 +527,6 @@ impl HttpClient {
                         MessageBodyLength::None | MessageBodyLength::ContentLength(0)
                     );
                     self.response = Some(h);
-                    self.status = Status::Body;
-                    self.needs_input = false;
                     if no_body {
                         // The next event is End.
                         let _ = self.read_response_body_chunk();
@@ -998,7 +534,7 @@ impl HttpClient {
                     return;
                 }
                 Ok(Some(_)) => return,
-                Err(e) => return self.fail(Status::ConnectionError, Failure::Protocol(e)),
+                Err(f) => return self.fail(f),
             }
         }
     }
@@ -1008,20 +544,21 @@ impl HttpClient {
     /// Send a request on a [`Status::Connected`] client: `method` (any token;
     /// see [`crate::method`]), `target` in origin-form (`/path?query`;
     /// absolute-form is built for you behind an HTTP proxy), the caller's
-    /// header fields in order, and a body (empty for none). The status becomes
-    /// [`Status::Requesting`]; the bytes are written now as far as the socket
-    /// takes them and by `poll` after that.
+    /// header fields in order, and a body (empty for none; copied once, see
+    /// [`request_body`](Self::request_body) to hand one over without a copy).
+    /// The status becomes [`Status::Requesting`]; the bytes are written now
+    /// as far as the socket takes them and by `poll` after that.
     ///
-    /// Adds, unless the caller gave a field of that name (whole name,
-    /// case-insensitive), the headers Godot adds: `Host` (with the port unless
-    /// it is the scheme's default), `User-Agent: pollhttp/<version>`,
-    /// `Accept: */*`, and `Content-Length` when there is a body (also `0` for
-    /// POST, PUT and PATCH without one, as RFC 9110 §8.6 asks).
+    /// `Host` goes first (RFC 9110 §7.2), then the caller's fields, then,
+    /// unless the caller gave a field of that name (case-insensitive), the
+    /// headers Godot adds: `User-Agent: pollhttp/<version>`, `Accept: */*`,
+    /// and `Content-Length` when there is a body (also `0` for POST, PUT and
+    /// PATCH without one, as RFC 9110 §8.6 asks).
     ///
     /// # Errors
     /// [`RequestError::WrongStatus`] unless connected and idle;
     /// [`RequestError::Invalid`] for an invalid method, target or field (CR,
-    /// LF, NUL in a value…). Nothing is sent then.
+    /// LF, NUL in a value…; the index is into `headers`). Nothing is sent then.
     pub fn request<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
         method: &str,
@@ -1029,7 +566,29 @@ impl HttpClient {
         headers: &[(K, V)],
         body: &[u8],
     ) -> Result<(), RequestError> {
-        self.start_request(method, target, headers, Some(body))
+        let source = BodySource::Memory(Bytes::copy_from_slice(body));
+        self.start_request(method, target, headers, BodyPlan::Source(source))
+    }
+
+    /// Like [`request`](Self::request) with a body handed over as it is
+    /// (bytes in memory without a copy, a file or a reader streamed with
+    /// back-pressure; see [`crate::RequestBody`]).
+    ///
+    /// # Errors
+    /// As [`request`](Self::request), and [`RequestError::Body`] when a body
+    /// file cannot be opened.
+    pub fn request_body<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(K, V)],
+        body: crate::RequestBody,
+    ) -> Result<(), RequestError> {
+        if self.status() != Status::Connected {
+            return Err(RequestError::WrongStatus(self.status()));
+        }
+        let source = body.open().map_err(RequestError::Body)?;
+        self.start_request(method, target, headers, BodyPlan::Source(source))
     }
 
     /// Like [`request`](Self::request) for a body sent in pieces with chunked
@@ -1046,7 +605,7 @@ impl HttpClient {
         target: &str,
         headers: &[(K, V)],
     ) -> Result<(), RequestError> {
-        self.start_request(method, target, headers, None)
+        self.start_request(method, target, headers, BodyPlan::Streaming)
     }
 
     /// Queue one piece of a streamed request body (one chunk on the wire)
@@ -1055,11 +614,12 @@ impl HttpClient {
     /// # Errors
     /// [`RequestError::WrongStatus`] when no streamed body is being sent.
     pub fn send_body_chunk(&mut self, data: &[u8]) -> Result<(), RequestError> {
-        if !self.conn.is_sending_body() {
-            return Err(RequestError::WrongStatus(self.status));
-        }
-        self.conn.send_body(data).map_err(RequestError::Invalid)?;
-        self.flush_tx();
+        let status = self.status();
+        let Some((x, _)) = self.sending_exchange() else {
+            return Err(RequestError::WrongStatus(status));
+        };
+        x.proto.send_body(data).map_err(RequestError::Invalid)?;
+        self.write_now();
         Ok(())
     }
 
@@ -1068,17 +628,45 @@ impl HttpClient {
     /// # Errors
     /// [`RequestError::WrongStatus`] when no streamed body is being sent.
     pub fn finish_body(&mut self) -> Result<(), RequestError> {
-        if !self.conn.is_sending_body() {
-            return Err(RequestError::WrongStatus(self.status));
-        }
-        self.conn.finish().map_err(RequestError::Invalid)?;
-        self.flush_tx();
+        let status = self.status();
+        let Some((x, _)) = self.sending_exchange() else {
+            return Err(RequestError::WrongStatus(status));
+        };
+        x.proto.finish().map_err(RequestError::Invalid)?;
+        self.write_now();
         Ok(())
     }
 
     /// Whether a request body is still being sent.
     pub fn is_sending_body(&self) -> bool {
-        self.conn.is_sending_body()
+        self.conn
+            .as_ref()
+            .and_then(Conn::exchange)
+            .is_some_and(|x| x.proto.is_sending_body())
+    }
+
+    fn sending_exchange(
+        &mut self,
+    ) -> Option<(&mut crate::conn::Exchange, &mut crate::reactor::Readiness)> {
+        self.conn
+            .as_mut()
+            .and_then(Conn::exchange_mut)
+            .filter(|(x, _)| x.proto.is_sending_body())
+    }
+
+    /// Write what is queued, as far as the socket takes it (no read).
+    fn write_now(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let Some((x, ready)) = conn.exchange_mut() else {
+            return;
+        };
+        let result = x.pump(ready, &mut 0);
+        conn.update_interest(self.reactor.registry());
+        if let Err(f) = result {
+            self.fail(f);
+        }
     }
 
     fn start_request<K: AsRef<str>, V: AsRef<str>>(
@@ -1086,91 +674,21 @@ impl HttpClient {
         method: &str,
         target: &str,
         headers: &[(K, V)],
-        body: Option<&[u8]>,
+        body: BodyPlan,
     ) -> Result<(), RequestError> {
-        if self.status != Status::Connected || !matches!(self.stage, Stage::Ready) {
-            return Err(RequestError::WrongStatus(self.status));
+        let status = self.status();
+        if status != Status::Connected {
+            return Err(RequestError::WrongStatus(status));
         }
-        let has = |name: &str| {
-            headers
-                .iter()
-                .any(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(RequestError::WrongStatus(status));
         };
-        let has_framing = has("content-length") || has("transfer-encoding");
-        // A caller's own Content-Length must match the body, checked before
-        // anything is queued.
-        if let Some(body) = body {
-            let declared = headers
-                .iter()
-                .find(|(k, _)| k.as_ref().eq_ignore_ascii_case("content-length"))
-                .map(|(_, v)| v.as_ref().trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n != Some(body.len() as u64)) {
-                return Err(RequestError::Invalid(
-                    pollhttp_proto::Error::InvalidRequestFraming,
-                ));
-            }
-        }
-        let length;
-        let mut extra: [Option<(&str, &str)>; 4] = [None; 4];
-        if !has("host") {
-            extra[0] = Some(("Host", self.host_header.as_str()));
-        }
-        if !has("user-agent") {
-            extra[1] = Some((
-                "User-Agent",
-                concat!("pollhttp/", env!("CARGO_PKG_VERSION")),
-            ));
-        }
-        if !has("accept") {
-            extra[2] = Some(("Accept", "*/*"));
-        }
-        match body {
-            Some(body) if !has_framing => {
-                let wants_length = !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH");
-                if wants_length {
-                    length = body.len().to_string();
-                    extra[3] = Some(("Content-Length", length.as_str()));
-                }
-            }
-            None if !has_framing => extra[3] = Some(("Transfer-Encoding", "chunked")),
-            _ => {}
-        }
-        let absolute;
-        let target = if !self.tls && self.http_proxy.is_some() && target.starts_with('/') {
-            absolute = format!("http://{}{}", self.host_header, target);
-            absolute.as_str()
-        } else {
-            target
-        };
-        let fields = headers
-            .iter()
-            .map(|(k, v)| (k.as_ref(), v.as_ref()))
-            .chain(extra.iter().flatten().copied());
-        self.conn
-            .send_request(method, target, fields)
+        conn.start_request(method, target, headers, body)
             .map_err(RequestError::Invalid)?;
-        if let Some(body) = body {
-            if !body.is_empty() {
-                if let Err(e) = self.conn.send_body(body) {
-                    // The head is queued but the body does not fit its
-                    // Content-Length: the connection cannot be used.
-                    self.fail(Status::ConnectionError, Failure::Protocol(e.clone()));
-                    return Err(RequestError::Invalid(e));
-                }
-            }
-            // A whole body with the caller's chunked framing: end it here.
-            if self.conn.is_sending_body() {
-                if let Err(e) = self.conn.finish() {
-                    self.fail(Status::ConnectionError, Failure::Protocol(e.clone()));
-                    return Err(RequestError::Invalid(e));
-                }
-            }
-        }
         self.response = None;
         self.informational.clear();
         self.trailers = None;
-        self.status = Status::Requesting;
-        self.flush_tx();
+        self.write_now();
         Ok(())
     }
 
@@ -1237,12 +755,13 @@ impl HttpClient {
     ///
     /// Never blocks: at most one socket read per call.
     pub fn read_response_body_chunk(&mut self) -> Option<Bytes> {
-        if self.status != Status::Body {
+        if self.status() != Status::Body {
             return None;
         }
-        let mut read = false;
+        let mut budget = self.proto_config.recv_buf_size;
         loop {
-            match self.conn.poll_event() {
+            let (x, ready) = self.conn.as_mut().and_then(Conn::exchange_mut)?;
+            match x.poll_event(ready, &mut budget) {
                 Ok(Some(Event::Body(b))) => return Some(b),
                 Ok(Some(Event::Trailers(t))) => self.trailers = Some(t),
                 Ok(Some(Event::End)) => {
@@ -1250,20 +769,9 @@ impl HttpClient {
                     return None;
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => {
-                    if read {
-                        self.needs_input = true;
-                        return None;
-                    }
-                    read = true;
-                    let mut budget = self.conn.config().recv_buf_size;
-                    self.read_socket(&mut budget);
-                    if self.status != Status::Body {
-                        return None;
-                    }
-                }
-                Err(e) => {
-                    self.fail(Status::ConnectionError, Failure::Protocol(e));
+                Ok(None) => return None,
+                Err(f) => {
+                    self.fail(f);
                     return None;
                 }
             }
@@ -1271,11 +779,17 @@ impl HttpClient {
     }
 
     fn finish_response(&mut self) {
-        if self.conn.can_reuse() && self.conn.reset().is_ok() {
-            self.status = Status::Connected;
+        let reusable = self
+            .conn
+            .as_mut()
+            .and_then(Conn::exchange_mut)
+            .is_some_and(|(x, _)| x.proto.can_reuse() && x.proto.reset().is_ok());
+        if reusable {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.update_interest(self.reactor.registry());
+            }
         } else {
             self.drop_connection();
-            self.status = Status::Disconnected;
         }
     }
 }

@@ -7,28 +7,48 @@
 //!
 //! * [`HttpRequest`]: one request at a time with Godot's HTTPRequest shape and
 //!   results ([`RequestResult`]): redirects per RFC 9110, deadline and idle
-//!   timeouts, gzip/deflate, body size limit, download to file, cancel,
-//!   optional worker thread.
+//!   timeouts, gzip/deflate, body size limit, download to file, upload from
+//!   memory, a file or a reader, cancel, optional worker thread, and the
+//!   connection kept for the next request to the same origin.
 //! * [`HttpClient`]: one connection with Godot's HTTPClient shape and
 //!   [`Status`] values; keep-alive, TLS via rustls ([`TlsOptions`]), HTTP and
 //!   HTTPS proxies.
 //! * [`proto`]: the sans-IO protocol core (`pollhttp-proto`), re-exported.
+//!
+//! Errors answer two questions, one type each: [`RequestError`] (a call was
+//! refused at once, nothing was sent) and [`Failure`] (why a connection
+//! failed), carried in [`Completed::failure`] with the request-level causes
+//! ([`RequestFailure`]).
+//!
+//! Inside, the layers of DESIGN.md: a transport (plain or TLS, which says
+//! whether the end of input was clean), a reactor (one mio `Poll` for any
+//! number of connections), connections (establish, then exchange: proto's
+//! `Connection` and one I/O pump), the request logic, and the front ends.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use pollhttp_proto as proto;
 
+mod body;
 mod client;
+mod conn;
 mod connect;
+mod error;
+mod reactor;
 mod request;
 mod resolve;
-mod tls;
+mod time;
+mod tls_options;
+mod transport;
 
-pub use client::{Failure, HttpClient, RequestError, Status, WakeHandle};
+pub use body::RequestBody;
+pub use client::{HttpClient, Status, WakeHandle};
+pub use error::{Failure, RequestError};
 pub use pollhttp_proto::method;
-pub use request::{Completed, HttpRequest, RequestResult, Settings, StartError};
+pub use request::{Completed, HttpRequest, Refusal, RequestFailure, RequestResult, Settings};
 pub use resolve::LookupFn;
-pub use tls::{TlsConfigError, TlsError, TlsOptions};
+pub use tls_options::{TlsConfigError, TlsOptions};
+pub use transport::TransportError;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

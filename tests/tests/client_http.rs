@@ -208,7 +208,7 @@ fn default_headers_unless_given() {
     let second = String::from_utf8_lossy(&reqs[1]).into_owned();
     assert_eq!(
         second,
-        format!("POST /y HTTP/1.1\r\nuser-AGENT: mine\r\nAccept: text/plain\r\nX-Accepted: 1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n")
+        format!("POST /y HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nuser-AGENT: mine\r\nAccept: text/plain\r\nX-Accepted: 1\r\nContent-Length: 0\r\n\r\n")
     );
 }
 
@@ -219,23 +219,23 @@ fn invalid_requests_send_nothing() {
         Step::Write(ok_response("ok")),
     ]]);
     let mut c = client();
-    assert_eq!(
+    assert!(matches!(
         c.request("GET", "/", &[("A", "b")], b""),
         Err(pollhttp::RequestError::WrongStatus(Disconnected))
-    );
+    ));
     connect(&mut c, "127.0.0.1", server.port(), false);
-    assert_eq!(
+    assert!(matches!(
         c.request("GET", "/", &[("X", "a\r\nInjected: yes")], b""),
         Err(pollhttp::RequestError::Invalid(
             ProtoError::InvalidRequestFieldValue { index: 0 }
         ))
-    );
-    assert_eq!(
+    ));
+    assert!(matches!(
         c.request("GET", "/a b", &[("X", "1")], b""),
         Err(pollhttp::RequestError::Invalid(
             ProtoError::InvalidRequestTarget
         ))
-    );
+    ));
     assert_eq!(c.status(), Connected);
     let got = fetch(&mut c, "GET", "/", &[], b"");
     assert_eq!(got.body, b"ok");
@@ -256,12 +256,12 @@ fn callers_own_framing_headers() {
     let mut c = client();
     connect(&mut c, "127.0.0.1", server.port(), false);
     // A Content-Length that does not match the body: refused, nothing sent.
-    assert_eq!(
+    assert!(matches!(
         c.request("POST", "/", &[("Content-Length", "10")], b"abc"),
         Err(pollhttp::RequestError::Invalid(
             ProtoError::InvalidRequestFraming
         ))
-    );
+    ));
     assert_eq!(c.status(), Connected);
     let got = fetch(&mut c, "POST", "/a", &[("Content-Length", "3")], b"abc");
     assert_eq!(got.body, b"one");
@@ -278,7 +278,8 @@ fn callers_own_framing_headers() {
     let reqs = server.requests();
     let first = String::from_utf8_lossy(&reqs[0]).into_owned();
     assert!(
-        first.starts_with("POST /a HTTP/1.1\r\nContent-Length: 3\r\n"),
+        first.starts_with("POST /a HTTP/1.1\r\nHost: 127.0.0.1:")
+            && first.contains("\r\nContent-Length: 3\r\n"),
         "{first:?}"
     );
     assert!(
@@ -447,13 +448,11 @@ fn truncated_chunked_body_and_reset() {
     let got = fetch(&mut c, "GET", "/", &[], b"");
     assert_eq!(got.statuses, vec![Requesting, Body, ConnectionError]);
     assert_eq!(got.body, b"abc");
+    // The reset is the cause of the truncation, and stays the cause.
     assert!(
         matches!(
             c.failure(),
-            Some(Failure::Protocol(ProtoError::IncompleteBody {
-                received: 3,
-                ..
-            }))
+            Some(Failure::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset
         ),
         "{:?}",
         c.failure()

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pollhttp::{Completed, HttpRequest, RequestResult, StartError, TlsOptions};
+use pollhttp::proto::Error as ProtoError;
+use pollhttp::{Completed, HttpRequest, RequestError, RequestResult, TlsOptions};
 use pollhttp_tests::certs::untrusted_server_config;
 use pollhttp_tests::httpbin::Httpbin;
 use pollhttp_tests::nginx::{Nginx, NginxOptions, HELLO_BODY};
@@ -69,20 +70,39 @@ fn bad_input_is_an_error_at_once() {
     let mut req = HttpRequest::new();
     assert!(matches!(
         req.request("not a url", &[], "GET", ""),
-        Err(StartError::InvalidUrl(_))
+        Err(RequestError::InvalidUrl(
+            url::ParseError::RelativeUrlWithoutBase
+        ))
     ));
     assert!(matches!(
         req.request("ftp://example.com/", &[], "GET", ""),
-        Err(StartError::InvalidUrl(_))
+        Err(RequestError::UnsupportedScheme(s)) if s == "ftp"
     ));
-    assert_eq!(
-        req.request("http://127.0.0.1/", &[("X", "a\r\nB: c")], "GET", ""),
-        Err(StartError::InvalidHeader(0))
-    );
-    assert_eq!(
+    assert!(matches!(
+        req.request(
+            "http://127.0.0.1/",
+            &[("Y", "ok"), ("X", "a\r\nB: c")],
+            "GET",
+            ""
+        ),
+        Err(RequestError::Invalid(
+            ProtoError::InvalidRequestFieldValue { index: 1 }
+        ))
+    ));
+    assert!(matches!(
+        req.request("http://127.0.0.1/", &[("X Y", "v")], "GET", ""),
+        Err(RequestError::Invalid(ProtoError::InvalidRequestFieldName {
+            index: 0
+        }))
+    ));
+    assert!(matches!(
         req.request("http://127.0.0.1/", &[], "G T", ""),
-        Err(StartError::InvalidMethod)
-    );
+        Err(RequestError::Invalid(ProtoError::InvalidMethod))
+    ));
+    assert!(matches!(
+        req.request_file("http://127.0.0.1/", &[], "PUT", "/nonexistent/file"),
+        Err(RequestError::Body(e)) if e.kind() == std::io::ErrorKind::NotFound
+    ));
     assert!(!req.is_busy());
 }
 
@@ -101,10 +121,10 @@ fn busy_while_running() {
     let hb = Httpbin::shared();
     let mut req = HttpRequest::new();
     req.request(&hb.url("/delay/1"), &[], "GET", "").unwrap();
-    assert_eq!(
+    assert!(matches!(
         req.request(&hb.url("/get"), &[], "GET", ""),
-        Err(StartError::Busy)
-    );
+        Err(RequestError::Busy)
+    ));
     req.cancel_request();
     assert!(!req.is_busy());
 }
@@ -174,8 +194,17 @@ fn no_response_and_connection_error() {
         "{}",
         done.reason
     );
+    // A Content-Length body cut by a reset: the reset is the cause.
     let done = get(&server.base_url());
-    assert_eq!(done.result, ChunkedBodySizeMismatch, "{}", done.reason);
+    assert_eq!(done.result, ConnectionError, "{}", done.reason);
+    assert!(
+        matches!(
+            done.connection_failure(),
+            Some(pollhttp::Failure::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset
+        ),
+        "{:?}",
+        done.failure
+    );
 }
 
 #[test]

@@ -1,10 +1,4 @@
-//! TLS configuration ([`TlsOptions`]) and the byte transports the HTTP client
-//! runs over: [`PlainStream`] (bare TCP), [`TlsStream`] (rustls over TCP) and
-//! [`Transport`], which dispatches to either so the client has one code path.
-//!
-//! Nothing here blocks: every method does the socket I/O that is possible
-//! right now and reports [`io::ErrorKind::WouldBlock`] (or
-//! [`ReadOutcome::WouldBlock`]) otherwise. Nothing here parses HTTP.
+//! [`TlsStream`]: a rustls client session over a non-blocking TCP socket.
 //!
 //! # Receive path
 //!
@@ -14,566 +8,32 @@
 //! feeds rustls from memory, which saves most receive syscalls on fast
 //! transfers. Ciphertext stays in that buffer until rustls has accepted it,
 //! so nothing is lost when rustls applies back-pressure (its received
-//! plaintext buffer is bounded); the socket is read only once rustls has
-//! neither buffered plaintext nor unconsumed ciphertext left.
-// Building blocks for the HttpClient; until it uses all of them, unused
-// items are expected outside tests.
+//! plaintext buffer is bounded): the documented path, checking `wants_read`
+//! before `read_tls`, is what decides whether to feed it more.
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use mio::net::TcpStream;
-#[cfg(test)]
-use mio::Interest;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 
-use crate::resolve::parse_ip_literal;
+use super::{ReadOutcome, TransportError};
 
 /// Size in bytes of [`TlsStream`]'s ciphertext receive buffer, allocated once
 /// per TLS connection. The socket is read in chunks of up to this size.
-pub const TLS_READ_BUFFER_SIZE: usize = 128 * 1024;
+pub(crate) const TLS_READ_BUFFER_SIZE: usize = 128 * 1024;
 
 /// Per-call cap in bytes on socket reads done by
 /// [`TlsStream::drive_handshake`], so a misbehaving server cannot make one
 /// call do unbounded work.
 const HANDSHAKE_READ_BUDGET: usize = 256 * 1024;
-
-/// ALPN protocol list offered on every TLS connection.
-const ALPN_HTTP11: &[u8] = b"http/1.1";
-
-// ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-/// Building a [`TlsOptions`] failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum TlsConfigError {
-    /// The PEM input could not be parsed.
-    Pem(rustls::pki_types::pem::Error),
-    /// The PEM input contained no `CERTIFICATE` section.
-    NoCertificates,
-    /// A certificate from the PEM input was rejected as a trust anchor.
-    BadCertificate(rustls::Error),
-    /// rustls refused the configuration.
-    Rustls(rustls::Error),
-    /// The host (or the server-name override) is neither a valid DNS name
-    /// nor an IP address.
-    InvalidServerName(String),
-}
-
-impl fmt::Display for TlsConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Pem(e) => write!(f, "invalid PEM: {e}"),
-            Self::NoCertificates => f.write_str("PEM input contains no CERTIFICATE section"),
-            Self::BadCertificate(e) => write!(f, "unusable root certificate: {e}"),
-            Self::Rustls(e) => write!(f, "invalid TLS configuration: {e}"),
-            Self::InvalidServerName(n) => write!(f, "invalid TLS server name {n:?}"),
-        }
-    }
-}
-
-impl std::error::Error for TlsConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Pem(e) => Some(e),
-            Self::BadCertificate(e) | Self::Rustls(e) => Some(e),
-            Self::NoCertificates | Self::InvalidServerName(_) => None,
-        }
-    }
-}
-
-/// A TLS connection failed: a TLS protocol or certificate error reported by
-/// rustls (e.g. [`rustls::CertificateError::UnknownIssuer`],
-/// [`rustls::CertificateError::NotValidForName`], or an alert from the
-/// server), or an I/O error on the socket underneath (including the peer
-/// closing the connection mid-handshake).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum TlsError {
-    /// rustls rejected the connection; the original error is kept.
-    Tls(rustls::Error),
-    /// The socket failed (or was closed by the peer) while TLS needed it.
-    Io(io::Error),
-}
-
-impl TlsError {
-    /// The rustls error, if this is a TLS (not an I/O) failure.
-    pub fn rustls_error(&self) -> Option<&rustls::Error> {
-        match self {
-            Self::Tls(e) => Some(e),
-            Self::Io(_) => None,
-        }
-    }
-
-    /// Whether the server's certificate was rejected (unknown issuer, wrong
-    /// name, expired, ...).
-    pub fn is_certificate_error(&self) -> bool {
-        matches!(
-            self,
-            Self::Tls(rustls::Error::InvalidCertificate(_))
-                | Self::Tls(rustls::Error::NoCertificatesPresented)
-        )
-    }
-}
-
-impl fmt::Display for TlsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tls(e) => write!(f, "TLS error: {e}"),
-            Self::Io(e) => write!(f, "I/O error during TLS: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for TlsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Tls(e) => Some(e),
-            Self::Io(e) => Some(e),
-        }
-    }
-}
-
-impl From<rustls::Error> for TlsError {
-    fn from(e: rustls::Error) -> Self {
-        Self::Tls(e)
-    }
-}
-
-impl From<io::Error> for TlsError {
-    /// Unwraps a [`rustls::Error`] carried inside an [`io::Error`] (as the
-    /// transports' read/write methods report TLS failures) back into
-    /// [`TlsError::Tls`]; any other I/O error becomes [`TlsError::Io`].
-    fn from(e: io::Error) -> Self {
-        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-            let kind = e.kind();
-            match e
-                .into_inner()
-                .map(|inner| inner.downcast::<rustls::Error>())
-            {
-                Some(Ok(tls)) => return Self::Tls(*tls),
-                Some(Err(other)) => return Self::Io(io::Error::new(kind, other)),
-                None => unreachable!("get_ref() was Some"),
-            }
-        }
-        Self::Io(e)
-    }
-}
-
-impl From<TlsError> for io::Error {
-    /// TLS failures become [`io::ErrorKind::InvalidData`] errors whose inner
-    /// error is the [`rustls::Error`] (recoverable with `TlsError::from`).
-    fn from(e: TlsError) -> Self {
-        match e {
-            TlsError::Tls(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-            TlsError::Io(e) => e,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Options
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verification {
-    WebPkiRoots,
-    CustomRoots,
-    Disabled,
-    CustomConfig,
-}
-
-/// How HTTPS connections verify servers. Cheap to clone: the rustls
-/// [`ClientConfig`] is built once and shared (which also lets TLS sessions
-/// be resumed across connections made with the same options).
-///
-/// * [`TlsOptions::default()`]: verify against the Mozilla roots bundled in
-///   `webpki-roots` (the config is built once per process).
-/// * [`TlsOptions::with_root_pem`]: verify against your own CA certificates
-///   (private CAs, tests).
-/// * [`TlsOptions::server_name_override`]: verify (and send as SNI) another
-///   name than the URL's host.
-/// * [`TlsOptions::dangerous_disable_verification`]: accept any certificate.
-///
-/// ALPN always offers exactly `http/1.1`.
-#[derive(Clone)]
-pub struct TlsOptions {
-    config: Arc<ClientConfig>,
-    verification: Verification,
-    server_name_override: Option<String>,
-}
-
-impl fmt::Debug for TlsOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsOptions")
-            .field("verification", &self.verification)
-            .field("server_name_override", &self.server_name_override)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        static WEBPKI: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-        let config = WEBPKI.get_or_init(|| {
-            let roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            build_config(ConfigKind::Roots(roots))
-                .expect("the ring provider supports the safe default protocol versions")
-        });
-        Self {
-            config: Arc::clone(config),
-            verification: Verification::WebPkiRoots,
-            server_name_override: None,
-        }
-    }
-}
-
-impl TlsOptions {
-    /// Same as [`TlsOptions::default()`]: verify against the bundled
-    /// `webpki-roots` Mozilla root store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Verifies servers against the CA certificates in `pem` (one or more
-    /// `-----BEGIN CERTIFICATE-----` sections; other sections are ignored)
-    /// instead of the bundled roots.
-    ///
-    /// # Errors
-    /// [`TlsConfigError::Pem`] if the PEM is malformed,
-    /// [`TlsConfigError::NoCertificates`] if it holds no certificate,
-    /// [`TlsConfigError::BadCertificate`] if a certificate cannot be a trust
-    /// anchor.
-    pub fn with_root_pem(pem: &[u8]) -> Result<Self, TlsConfigError> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(TlsConfigError::Pem)?;
-            roots.add(cert).map_err(TlsConfigError::BadCertificate)?;
-        }
-        if roots.is_empty() {
-            return Err(TlsConfigError::NoCertificates);
-        }
-        Ok(Self {
-            config: build_config(ConfigKind::Roots(roots)).map_err(TlsConfigError::Rustls)?,
-            verification: Verification::CustomRoots,
-            server_name_override: None,
-        })
-    }
-
-    /// Uses a caller-built rustls configuration as is (client certificates,
-    /// custom verifiers, other crypto providers...). The caller is
-    /// responsible for its ALPN list; it should offer `http/1.1` only, since
-    /// the client speaks nothing else.
-    pub fn from_client_config(config: Arc<ClientConfig>) -> Self {
-        Self {
-            config,
-            verification: Verification::CustomConfig,
-            server_name_override: None,
-        }
-    }
-
-    /// Verifies the server certificate against `name` instead of the URL's
-    /// host, and sends `name` as SNI. `name` is a DNS name or an IP address
-    /// (validated when a connection is made: see
-    /// [`server_name`](Self::server_name)).
-    pub fn server_name_override(mut self, name: impl Into<String>) -> Self {
-        self.server_name_override = Some(name.into());
-        self
-    }
-
-    /// **Dangerous**: accepts any server certificate for any name, so a
-    /// man-in-the-middle can read and alter all traffic. Handshake signatures
-    /// are still checked (the server must hold the key of the certificate it
-    /// presents), but the certificate itself is trusted blindly. Only for
-    /// development against self-signed servers. Replaces any root store.
-    pub fn dangerous_disable_verification(mut self) -> Self {
-        static DANGEROUS: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-        let config = DANGEROUS.get_or_init(|| {
-            build_config(ConfigKind::NoVerification)
-                .expect("the ring provider supports the safe default protocol versions")
-        });
-        self.config = Arc::clone(config);
-        self.verification = Verification::Disabled;
-        self
-    }
-
-    /// Whether [`dangerous_disable_verification`](Self::dangerous_disable_verification)
-    /// is in effect.
-    pub fn is_verification_disabled(&self) -> bool {
-        self.verification == Verification::Disabled
-    }
-
-    /// The shared rustls configuration (cloning the `Arc` is cheap).
-    pub fn client_config(&self) -> &Arc<ClientConfig> {
-        &self.config
-    }
-
-    /// The name to verify and send as SNI for a connection to `host`: the
-    /// override if set, else `host` (brackets around IPv6 literals are
-    /// stripped; IP addresses are verified against IP SANs and sent without
-    /// SNI).
-    ///
-    /// # Errors
-    /// [`TlsConfigError::InvalidServerName`] if the name is neither a DNS name
-    /// nor an IP address.
-    pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsConfigError> {
-        let name = self.server_name_override.as_deref().unwrap_or(host);
-        if let Some(ip) = parse_ip_literal(name) {
-            return Ok(ServerName::IpAddress(ip.into()));
-        }
-        ServerName::try_from(name.to_owned())
-            .map_err(|_| TlsConfigError::InvalidServerName(name.to_owned()))
-    }
-}
-
-enum ConfigKind {
-    Roots(RootCertStore),
-    NoVerification,
-}
-
-fn ring_provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
-}
-
-fn build_config(kind: ConfigKind) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = ring_provider();
-    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?;
-    let mut config = match kind {
-        ConfigKind::Roots(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
-        ConfigKind::NoVerification => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
-            .with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Accepts every certificate and name, but still verifies handshake
-/// signatures with the provider's algorithms (as rustls' examples do).
-#[derive(Debug)]
-struct AcceptAnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Streams
-// ---------------------------------------------------------------------------
-
-/// Result of a `read_plain` call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadOutcome {
-    /// This many bytes (at least 1, at most `out.len()`) were written to the
-    /// start of `out`.
-    Data(usize),
-    /// No data available right now: the socket has nothing more, or the
-    /// per-call budget ran out (see `has_pending_input` to tell the two
-    /// apart). Call again after a READABLE event or on the next poll.
-    WouldBlock,
-    /// The peer closed its sending side and all data has been returned.
-    /// Every later call returns `Eof` again.
-    Eof,
-}
-
-/// A bare TCP byte stream with the same shape as [`TlsStream`].
-#[derive(Debug)]
-pub struct PlainStream {
-    sock: TcpStream,
-    /// The socket returned end-of-file.
-    eof: bool,
-    /// `Eof` was returned to the caller.
-    eof_returned: bool,
-    maybe_readable: bool,
-    /// The poller reported the peer's write side closed: read on to EOF.
-    read_closed: bool,
-    pending_error: Option<io::Error>,
-}
-
-impl PlainStream {
-    /// Wraps a connected non-blocking socket.
-    pub fn new(sock: TcpStream) -> Self {
-        Self {
-            sock,
-            eof: false,
-            eof_returned: false,
-            maybe_readable: true,
-            read_closed: false,
-            pending_error: None,
-        }
-    }
-
-    /// The poller reported that the peer closed its write side: the next reads
-    /// go on to end-of-file, since no further readiness event will come.
-    pub fn note_read_closed(&mut self) {
-        self.read_closed = true;
-        self.maybe_readable = true;
-    }
-
-    /// Reads received bytes directly into `out` (no intermediate copy),
-    /// looping until the socket would block, `out` is full, or `*budget`
-    /// (bytes; decremented by what was read) is used up. A short read ends the
-    /// call too: TCP returns everything it has, so the socket is drained and
-    /// the next readiness edge says when more arrives (one `EAGAIN` read saved
-    /// per wakeup). Never blocks.
-    ///
-    /// # Errors
-    /// Socket errors (e.g. connection reset). If an error happens after some
-    /// bytes were read, those bytes are returned first and the error on the
-    /// next call.
-    pub fn read_plain(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
-        if let Some(e) = self.pending_error.take() {
-            return Err(e);
-        }
-        let mut n = 0;
-        while n < out.len() && !self.eof && *budget > 0 {
-            let cap = (out.len() - n).min(*budget);
-            match self.sock.read(&mut out[n..n + cap]) {
-                Ok(0) => self.eof = true,
-                Ok(k) => {
-                    n += k;
-                    *budget -= k;
-                    if k < cap && !self.read_closed {
-                        self.maybe_readable = false;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.maybe_readable = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if n > 0 => {
-                    self.pending_error = Some(e);
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(if n > 0 {
-            ReadOutcome::Data(n)
-        } else if self.eof {
-            self.eof_returned = true;
-            ReadOutcome::Eof
-        } else {
-            ReadOutcome::WouldBlock
-        })
-    }
-
-    /// Writes as much of `data` to the socket as it accepts now. Never blocks.
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if the socket accepts nothing right now
-    /// (wait for WRITABLE); other socket errors.
-    pub fn write_plain(&mut self, data: &[u8]) -> io::Result<usize> {
-        if data.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            match self.sock.write(data) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(k) => return Ok(k),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Nothing is buffered on a plain stream: always `Ok(())`.
-    pub fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
-    /// Interest the stream itself needs: `READABLE`. Add `WRITABLE` while
-    /// you have bytes that `write_plain` did not accept.
-    #[cfg(test)]
-    pub fn interest(&self) -> Interest {
-        Interest::READABLE
-    }
-
-    /// Whether `read_plain` may make progress without a new readiness event
-    /// (the socket was not yet read until it would block).
-    pub fn has_pending_input(&self) -> bool {
-        self.pending_error.is_some()
-            || (self.eof && !self.eof_returned)
-            || (!self.eof && self.maybe_readable)
-    }
-
-    /// The socket, e.g. to (re)register it with a [`mio::Registry`].
-    pub fn socket(&mut self) -> &mut TcpStream {
-        &mut self.sock
-    }
-
-    /// Takes the socket back (e.g. to start TLS over a proxy tunnel).
-    pub fn into_inner(self) -> TcpStream {
-        self.sock
-    }
-}
-
 /// A TLS client connection (rustls) over a non-blocking TCP socket.
 ///
 /// Receive path: socket → one large ciphertext buffer
 /// ([`TLS_READ_BUFFER_SIZE`] bytes) → rustls (fed from memory) → caller.
-pub struct TlsStream {
+pub(crate) struct TlsStream {
     conn: ClientConnection,
     sock: TcpStream,
     /// Ciphertext read from the socket; `inbuf[in_start..in_end]` has not
@@ -590,7 +50,7 @@ pub struct TlsStream {
     /// The last socket read did not end in `WouldBlock`.
     maybe_readable: bool,
     /// An error to report on the next call (data read before it came first).
-    pending_error: Option<io::Error>,
+    pending_error: Option<TransportError>,
     socket_reads: u64,
 }
 
@@ -622,33 +82,19 @@ enum Pump {
 impl TlsStream {
     /// Starts a TLS client session for `server_name` over the connected
     /// socket `sock` (the ClientHello is queued; call
-    /// [`drive_handshake`](Self::drive_handshake)). Allocates the
-    /// [`TLS_READ_BUFFER_SIZE`]-byte receive buffer. Does no I/O.
+    /// [`drive_handshake`](Self::drive_handshake)), with `initial` ciphertext
+    /// that was already read from the socket (bytes that arrived right after
+    /// a proxy's `CONNECT` reply): it is handed to rustls before anything
+    /// read from the socket. Allocates the receive buffer. Does no I/O.
     ///
     /// # Errors
-    /// [`TlsError::Tls`] if rustls cannot start a session with `config`.
-    #[cfg(test)]
-    pub fn new(
-        config: Arc<ClientConfig>,
-        server_name: ServerName<'static>,
-        sock: TcpStream,
-    ) -> Result<Self, TlsError> {
-        Self::with_initial_bytes(config, server_name, sock, &[])
-    }
-
-    /// Like [`new`](Self::new), with `initial` ciphertext that was already
-    /// read from the socket (e.g. bytes that arrived right after a proxy's
-    /// `CONNECT` reply): it is handed to rustls before anything read from the
-    /// socket.
-    ///
-    /// # Errors
-    /// [`TlsError::Tls`] if rustls cannot start a session with `config`.
-    pub fn with_initial_bytes(
+    /// [`TransportError::Tls`] if rustls cannot start a session with `config`.
+    pub(crate) fn new(
         config: Arc<ClientConfig>,
         server_name: ServerName<'static>,
         sock: TcpStream,
         initial: &[u8],
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, TransportError> {
         Self::with_buffer_size(config, server_name, sock, initial, TLS_READ_BUFFER_SIZE)
     }
 
@@ -658,7 +104,7 @@ impl TlsStream {
         sock: TcpStream,
         initial: &[u8],
         buffer_size: usize,
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, TransportError> {
         let conn = ClientConnection::new(config, server_name)?;
         let mut inbuf = vec![0u8; buffer_size.max(initial.len()).max(1)].into_boxed_slice();
         inbuf[..initial.len()].copy_from_slice(initial);
@@ -677,36 +123,25 @@ impl TlsStream {
         })
     }
 
-    /// Whether the TLS handshake is still in progress.
-    #[cfg(test)]
-    pub fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
-    }
-
     /// Advances the handshake as far as possible without blocking: writes
     /// queued handshake records, reads and processes the server's. Returns
     /// `Ok(true)` once the handshake is complete (a final flight may still be
     /// queued; it goes out with the next [`flush`](Self::flush)), `Ok(false)`
-    /// if it must wait for the socket (register with
-    /// [`interest`](Self::interest)). Reads at most 256 KiB per call.
+    /// if it must wait for the socket. Reads at most 256 KiB per call.
     ///
     /// # Errors
-    /// [`TlsError::Tls`] with the rustls error for certificate and protocol
-    /// failures (the matching alert is sent best-effort);
-    /// [`TlsError::Io`] for socket errors, and with
+    /// [`TransportError::Tls`] with the rustls error for certificate and
+    /// protocol failures (the matching alert is sent best-effort);
+    /// [`TransportError::Io`] for socket errors, and with
     /// [`io::ErrorKind::UnexpectedEof`] if the server closed the connection
     /// during the handshake.
-    pub fn drive_handshake(&mut self) -> Result<bool, TlsError> {
+    pub(crate) fn drive_handshake(&mut self) -> Result<bool, TransportError> {
         if let Some(e) = self.pending_error.take() {
-            return Err(e.into());
+            return Err(e);
         }
         let mut budget = HANDSHAKE_READ_BUDGET;
         loop {
-            match self.flush() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.flush()?;
             if !self.conn.is_handshaking() {
                 return Ok(true);
             }
@@ -718,7 +153,7 @@ impl TlsStream {
                 Pump::Progress => {}
                 Pump::WouldBlock | Pump::Budget | Pump::PlaintextFull => return Ok(false),
                 Pump::Eof => {
-                    return Err(TlsError::Io(io::Error::new(
+                    return Err(TransportError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "connection closed during the TLS handshake",
                     )))
@@ -727,30 +162,37 @@ impl TlsStream {
         }
     }
 
+    /// Whether the handshake is still in progress.
+    #[cfg(test)]
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
     /// Reads decrypted bytes into `out`, looping until `out` is full, the
     /// socket would block, or `*budget` (socket bytes; decremented by what
     /// was read from the socket) is used up. Plaintext rustls already holds
-    /// is returned before the socket is touched. Never returns more than
-    /// `out.len()` bytes and never blocks. Also sends any records rustls
-    /// queued in response (alerts, key updates) if the socket accepts them.
+    /// is returned before the socket is touched. Never blocks. Also sends any
+    /// records rustls queued in response (alerts, key updates) if the socket
+    /// accepts them.
     ///
-    /// [`ReadOutcome::Eof`] is returned both on a clean TLS close
-    /// (`close_notify`) and on a TCP end-of-file without one; use
-    /// [`eof_was_clean`](Self::eof_was_clean) to tell them apart (the HTTP
-    /// framing decides whether the message was truncated).
+    /// [`ReadOutcome::Eof`] says whether the session ended with
+    /// `close_notify` (`clean`) or the TCP connection just ended (possible
+    /// truncation, which the HTTP framing judges: RFC 9112 §9.8).
     ///
     /// # Errors
-    /// Socket errors, and TLS failures as [`io::ErrorKind::InvalidData`]
-    /// errors wrapping the [`rustls::Error`] (`TlsError::from(err)` recovers
-    /// it). Bytes decrypted before an error are returned first; the error
-    /// comes on the next call.
-    pub fn read_plain(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
+    /// Socket errors and TLS failures. Bytes decrypted before an error are
+    /// returned first; the error comes on the next call.
+    pub(crate) fn read(
+        &mut self,
+        out: &mut [u8],
+        budget: &mut usize,
+    ) -> Result<ReadOutcome, TransportError> {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
-        if self.eof.is_some() {
+        if let Some(clean) = self.eof {
             self.eof_returned = true;
-            return Ok(ReadOutcome::Eof);
+            return Ok(ReadOutcome::Eof { clean });
         }
         if out.is_empty() {
             return Ok(ReadOutcome::WouldBlock);
@@ -763,7 +205,7 @@ impl TlsStream {
             match self.conn.reader().read(&mut out[n..]) {
                 Ok(0) => {
                     self.eof = Some(true);
-                    break data_or(n, ReadOutcome::Eof);
+                    break data_or(n, ReadOutcome::Eof { clean: true });
                 }
                 Ok(k) => {
                     n += k;
@@ -772,9 +214,9 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     self.eof = Some(false);
-                    break data_or(n, ReadOutcome::Eof);
+                    break data_or(n, ReadOutcome::Eof { clean: false });
                 }
-                Err(e) => return self.fail_after(n, e),
+                Err(e) => return self.fail_after(n, TransportError::Io(e)),
             }
             match self.pump(budget) {
                 Ok(Pump::Progress) => {}
@@ -785,44 +227,31 @@ impl TlsStream {
                     // rustls was told about the EOF; this is the unlikely case
                     // where it still reported no state. Treat as unclean.
                     self.eof = Some(false);
-                    break data_or(n, ReadOutcome::Eof);
+                    break data_or(n, ReadOutcome::Eof { clean: false });
                 }
                 Err(e) => return self.fail_after(n, e),
             }
         };
-        if outcome == ReadOutcome::Eof {
+        if matches!(outcome, ReadOutcome::Eof { .. }) {
             self.eof_returned = true;
         }
         if self.conn.wants_write() {
-            match self.flush() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return self.fail_after(n, e),
+            if let Err(e) = self.flush() {
+                return self.fail_after(n, e);
             }
         }
         Ok(outcome)
     }
 
-    /// After [`ReadOutcome::Eof`]: `true` if the server closed the TLS
-    /// session cleanly (`close_notify`), `false` if the TCP connection just
-    /// ended (possible truncation, which the HTTP framing must judge).
-    /// `false` before `Eof` was returned.
-    #[cfg(test)]
-    pub fn eof_was_clean(&self) -> bool {
-        self.eof == Some(true)
-    }
-
     /// Encrypts as much of `data` as rustls' bounded send buffer (64 KiB of
     /// TLS records) accepts; if it is full, first pushes queued records to
-    /// the socket. Call [`flush`](Self::flush) afterwards to send. Before
-    /// the handshake completes, data is buffered and sent once it is done.
-    /// Never blocks.
+    /// the socket. `Ok(0)` when nothing could be accepted (wait for
+    /// WRITABLE). Before the handshake completes, data is buffered and sent
+    /// once it is done. Never blocks; call [`flush`](Self::flush) afterwards.
     ///
     /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if nothing could be accepted (wait for
-    /// WRITABLE), socket errors, and [`io::ErrorKind::InvalidData`] wrapping
-    /// the [`rustls::Error`] if the session already failed.
-    pub fn write_plain(&mut self, data: &[u8]) -> io::Result<usize> {
+    /// Socket errors, and the rustls error if the session already failed.
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<usize, TransportError> {
         if data.is_empty() {
             return Ok(0);
         }
@@ -830,50 +259,39 @@ impl TlsStream {
         if k > 0 {
             return Ok(k);
         }
-        // Send buffer full: push records out (WouldBlock propagates when the
-        // socket is full too), then retry once.
+        // Send buffer full: push records out, then retry once.
         self.flush()?;
-        match self.conn.writer().write(data)? {
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            k => Ok(k),
-        }
+        Ok(self.conn.writer().write(data)?)
     }
 
-    /// Writes queued TLS records to the socket until none are left or the
-    /// socket would block. Never blocks.
+    /// Writes queued TLS records to the socket until none are left
+    /// (`Ok(true)`) or the socket would block (`Ok(false)`). Never blocks.
     ///
     /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if records remain queued (wait for
-    /// WRITABLE, which [`interest`](Self::interest) then includes); other
-    /// socket errors.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// Socket errors.
+    pub(crate) fn flush(&mut self) -> Result<bool, TransportError> {
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.sock) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(0) => return Err(TransportError::Io(io::ErrorKind::WriteZero.into())),
                 Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(TransportError::Io(e)),
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Interest the TLS session needs: always `READABLE`, plus `WRITABLE`
-    /// while TLS records are queued for sending (rustls' `wants_write`).
-    #[cfg(test)]
-    pub fn interest(&self) -> Interest {
-        if self.conn.wants_write() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        }
+    /// Whether TLS records are queued for the socket (rustls' `wants_write`).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
     }
 
-    /// Whether `read_plain` may make progress without a new readiness event:
+    /// Whether `read` may make progress without a new readiness event:
     /// unconsumed ciphertext or plaintext is buffered, an error or EOF is
     /// waiting to be reported, or the socket was not read until it would
     /// block (budget or `out` ran out first).
-    pub fn has_pending_input(&self) -> bool {
+    pub(crate) fn has_pending_input(&self) -> bool {
         if self.eof_returned {
             return self.pending_error.is_some();
         }
@@ -888,32 +306,37 @@ impl TlsStream {
 
     /// Queues a `close_notify` alert and tries to send it (best effort; any
     /// remainder goes out with the next [`flush`](Self::flush)). Never blocks.
-    pub fn send_close_notify(&mut self) {
+    pub(crate) fn send_close_notify(&mut self) {
         self.conn.send_close_notify();
         let _ = self.flush();
     }
 
     /// The socket, e.g. to (re)register it with a [`mio::Registry`].
-    pub fn socket(&mut self) -> &mut TcpStream {
+    pub(crate) fn socket(&mut self) -> &mut TcpStream {
         &mut self.sock
     }
 
-    /// The rustls session (negotiated protocol version, ALPN, peer
-    /// certificates...).
+    /// Whether the end of input seen was a clean `close_notify`.
     #[cfg(test)]
-    pub fn connection(&self) -> &ClientConnection {
+    pub(crate) fn eof_was_clean(&self) -> bool {
+        self.eof == Some(true)
+    }
+
+    /// The rustls session (negotiated protocol version, ALPN, ...).
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &ClientConnection {
         &self.conn
     }
 
-    /// Number of `read` syscalls made on the socket so far (diagnostics).
+    /// Number of `read` syscalls made on the socket so far.
     #[cfg(test)]
-    pub fn socket_reads(&self) -> u64 {
+    pub(crate) fn socket_reads(&self) -> u64 {
         self.socket_reads
     }
 
     /// After an error: if `n > 0` bytes were already read, returns them and
     /// keeps `e` for the next call; else returns `e`.
-    fn fail_after(&mut self, n: usize, e: io::Error) -> io::Result<ReadOutcome> {
+    fn fail_after(&mut self, n: usize, e: TransportError) -> Result<ReadOutcome, TransportError> {
         if n > 0 {
             self.pending_error = Some(e);
             Ok(ReadOutcome::Data(n))
@@ -924,19 +347,20 @@ impl TlsStream {
 
     /// One step of the receive path: hand buffered ciphertext to rustls (and
     /// process it), or, if none is buffered, read the socket once.
-    fn pump(&mut self, budget: &mut usize) -> io::Result<Pump> {
+    fn pump(&mut self, budget: &mut usize) -> Result<Pump, TransportError> {
         if self.in_start < self.in_end {
+            if !self.conn.wants_read() {
+                // rustls holds plaintext the caller has not taken yet: keep
+                // the ciphertext until it has room again.
+                return Ok(Pump::PlaintextFull);
+            }
             let mut pending = &self.inbuf[self.in_start..self.in_end];
             match self.conn.read_tls(&mut pending) {
                 // close_notify already received: rustls ignores the rest,
                 // as RFC 8446 requires.
                 Ok(0) => self.in_start = self.in_end,
                 Ok(k) => self.in_start += k,
-                Err(e) if e.kind() == io::ErrorKind::Other && !self.conn.wants_read() => {
-                    // "received plaintext buffer full": keep the ciphertext.
-                    return Ok(Pump::PlaintextFull);
-                }
-                Err(e) => return Err(e),
+                Err(e) => return Err(TransportError::Io(e)),
             }
             if self.in_start == self.in_end {
                 self.in_start = 0;
@@ -974,18 +398,18 @@ impl TlsStream {
                     return Ok(Pump::WouldBlock);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(TransportError::Io(e)),
             }
         }
     }
 
-    fn process(&mut self) -> io::Result<()> {
+    fn process(&mut self) -> Result<(), TransportError> {
         match self.conn.process_new_packets() {
             Ok(_) => Ok(()),
             Err(e) => {
                 // Send the alert rustls queued, best effort.
                 let _ = self.flush();
-                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+                Err(TransportError::Tls(e))
             }
         }
     }
@@ -999,122 +423,17 @@ fn data_or(n: usize, otherwise: ReadOutcome) -> ReadOutcome {
     }
 }
 
-/// A connection's byte stream, plain or TLS, behind one interface.
-#[derive(Debug)]
-pub enum Transport {
-    /// Bare TCP (`http://`, or a proxy connection before `CONNECT`).
-    Plain(PlainStream),
-    /// TLS over TCP (`https://`).
-    Tls(Box<TlsStream>),
-}
-
-impl Transport {
-    /// The poller reported the peer's write side closed (plain streams then
-    /// read on to EOF after a short read; TLS streams always do).
-    pub fn note_read_closed(&mut self) {
-        if let Self::Plain(s) = self {
-            s.note_read_closed();
-        }
-    }
-
-    /// See [`PlainStream::read_plain`] and [`TlsStream::read_plain`].
-    ///
-    /// # Errors
-    /// Socket errors; TLS failures as [`io::ErrorKind::InvalidData`].
-    pub fn read_plain(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
-        match self {
-            Self::Plain(s) => s.read_plain(out, budget),
-            Self::Tls(s) => s.read_plain(out, budget),
-        }
-    }
-
-    /// See [`PlainStream::write_plain`] and [`TlsStream::write_plain`].
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if nothing was accepted; socket errors.
-    pub fn write_plain(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.write_plain(data),
-            Self::Tls(s) => s.write_plain(data),
-        }
-    }
-
-    /// See [`TlsStream::flush`]; a no-op for plain streams.
-    ///
-    /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if bytes remain queued; socket errors.
-    pub fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.flush(),
-            Self::Tls(s) => s.flush(),
-        }
-    }
-
-    /// Interest the transport needs (always `READABLE`, plus `WRITABLE`
-    /// while TLS records are queued). Add `WRITABLE` yourself while you have
-    /// unsent bytes.
-    #[cfg(test)]
-    pub fn interest(&self) -> Interest {
-        match self {
-            Self::Plain(s) => s.interest(),
-            Self::Tls(s) => s.interest(),
-        }
-    }
-
-    /// Whether `read_plain` may make progress without a readiness event.
-    pub fn has_pending_input(&self) -> bool {
-        match self {
-            Self::Plain(s) => s.has_pending_input(),
-            Self::Tls(s) => s.has_pending_input(),
-        }
-    }
-
-    /// After `Eof`: `false` only for a TLS stream whose TCP connection ended
-    /// without `close_notify`. Always `true` for plain streams (no TLS layer).
-    #[cfg(test)]
-    pub fn eof_was_clean(&self) -> bool {
-        match self {
-            Self::Plain(_) => true,
-            Self::Tls(s) => s.eof_was_clean(),
-        }
-    }
-
-    /// The socket, e.g. to (re)register it with a [`mio::Registry`].
-    pub fn socket(&mut self) -> &mut TcpStream {
-        match self {
-            Self::Plain(s) => s.socket(),
-            Self::Tls(s) => s.socket(),
-        }
-    }
-
-    /// Whether this is a TLS transport.
-    #[cfg(test)]
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Self::Tls(_))
-    }
-
-    /// Takes the socket out of a plain transport (e.g. after a proxy's
-    /// `CONNECT` succeeded, to start TLS over the tunnel with
-    /// [`TlsStream::with_initial_bytes`]). A TLS transport is returned
-    /// unchanged as `Err`.
-    ///
-    /// # Errors
-    /// `Err(self)` for a TLS transport.
-    #[cfg(test)]
-    pub fn into_tcp(self) -> Result<TcpStream, Self> {
-        match self {
-            Self::Plain(s) => Ok(s.into_inner()),
-            tls @ Self::Tls(_) => Err(tls),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls_options::{ring_provider, TlsConfigError, TlsOptions, ALPN_HTTP11};
+    use crate::transport::{PlainStream, Transport, TransportError as TlsError};
+    use mio::Interest;
+    use rustls::pki_types::CertificateDer;
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     use rustls::{ServerConfig, ServerConnection, StreamOwned};
     use std::net::{SocketAddr, TcpListener};
+    use std::sync::OnceLock;
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
@@ -1197,9 +516,14 @@ mod tests {
     fn client(addr: SocketAddr, opts: &TlsOptions, host: &str) -> (mio::Poll, TlsStream) {
         let poll = mio::Poll::new().unwrap();
         let name = opts.server_name(host).unwrap();
-        let mut tls =
-            TlsStream::new(Arc::clone(opts.client_config()), name, tcp_connect(addr)).unwrap();
-        let interest = tls.interest();
+        let mut tls = TlsStream::new(
+            Arc::clone(opts.client_config()),
+            name,
+            tcp_connect(addr),
+            &[],
+        )
+        .unwrap();
+        let interest = Interest::READABLE | Interest::WRITABLE;
         poll.registry()
             .register(tls.socket(), TOKEN, interest)
             .unwrap();
@@ -1208,7 +532,7 @@ mod tests {
 
     fn wait(poll: &mut mio::Poll, tls: &mut TlsStream, deadline: Instant) {
         assert!(Instant::now() < deadline, "test deadline exceeded");
-        let interest = tls.interest();
+        let interest = Interest::READABLE | Interest::WRITABLE;
         poll.registry()
             .reregister(tls.socket(), TOKEN, interest)
             .unwrap();
@@ -1230,16 +554,16 @@ mod tests {
     fn write_all(poll: &mut mio::Poll, tls: &mut TlsStream, mut data: &[u8]) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !data.is_empty() {
-            match tls.write_plain(data) {
+            match tls.write(data) {
+                Ok(0) => wait(poll, tls, deadline),
                 Ok(k) => data = &data[k..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(poll, tls, deadline),
                 Err(e) => panic!("write failed: {e}"),
             }
         }
         loop {
             match tls.flush() {
-                Ok(()) => return,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(poll, tls, deadline),
+                Ok(true) => return,
+                Ok(false) => wait(poll, tls, deadline),
                 Err(e) => panic!("flush failed: {e}"),
             }
         }
@@ -1268,7 +592,7 @@ mod tests {
             let mut budget = budgets[i % budgets.len()];
             let budget_before = budget;
             i += 1;
-            match tls.read_plain(&mut out[..len], &mut budget) {
+            match tls.read(&mut out[..len], &mut budget) {
                 Ok(ReadOutcome::Data(n)) => {
                     assert!(
                         n > 0 && n <= len,
@@ -1281,11 +605,8 @@ mod tests {
                         wait(poll, tls, deadline);
                     }
                 }
-                Ok(ReadOutcome::Eof) => {
-                    assert_eq!(
-                        tls.read_plain(&mut out, &mut 100).unwrap(),
-                        ReadOutcome::Eof
-                    );
+                Ok(eof @ ReadOutcome::Eof { .. }) => {
+                    assert_eq!(tls.read(&mut out, &mut 100).unwrap(), eof);
                     return;
                 }
                 Err(e) => panic!("read failed: {e}"),
@@ -1460,10 +781,10 @@ mod tests {
         let mut out = [0u8; 64];
         let deadline = Instant::now() + Duration::from_secs(5);
         let n = loop {
-            match tls.read_plain(&mut out, &mut { usize::MAX }).unwrap() {
+            match tls.read(&mut out, &mut { usize::MAX }).unwrap() {
                 ReadOutcome::Data(n) => break n,
                 ReadOutcome::WouldBlock => wait(&mut poll, &mut tls, deadline),
-                ReadOutcome::Eof => panic!("EOF before data"),
+                ReadOutcome::Eof { .. } => panic!("EOF before data"),
             }
         };
         assert_eq!(&out[..n], b"partial");
@@ -1471,8 +792,8 @@ mod tests {
         // will come for it, so the stream must say it has more to report.
         assert!(tls.has_pending_input());
         assert_eq!(
-            tls.read_plain(&mut out, &mut { usize::MAX }).unwrap(),
-            ReadOutcome::Eof
+            tls.read(&mut out, &mut { usize::MAX }).unwrap(),
+            ReadOutcome::Eof { clean: false }
         );
         assert!(!tls.has_pending_input());
         assert!(!tls.eof_was_clean());
@@ -1507,7 +828,7 @@ mod tests {
             while matches!(s.read(&mut [0u8; 4096]), Ok(1..)) {}
         });
         let opts = TlsOptions::default();
-        let mut tls = TlsStream::with_initial_bytes(
+        let mut tls = TlsStream::new(
             Arc::clone(opts.client_config()),
             opts.server_name("localhost").unwrap(),
             tcp_connect(addr),
@@ -1547,7 +868,6 @@ mod tests {
 
         let mut poll = mio::Poll::new().unwrap();
         let mut transport = Transport::Plain(PlainStream::new(tcp_connect(addr)));
-        assert!(!transport.is_tls());
         poll.registry()
             .register(
                 transport.socket(),
@@ -1563,33 +883,31 @@ mod tests {
         let head_end = loop {
             assert!(Instant::now() < deadline);
             if sent < req.len() {
-                match transport.write_plain(&req[sent..]) {
-                    Ok(k) => {
-                        sent += k;
-                        transport.flush().unwrap();
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => panic!("{e}"),
-                }
+                let k = transport.write(&req[sent..]).unwrap();
+                sent += k;
+                transport.flush().unwrap();
             }
             let mut buf = [0u8; 1024];
-            match transport.read_plain(&mut buf, &mut 4096).unwrap() {
+            match transport.read(&mut buf, &mut 4096).unwrap() {
                 ReadOutcome::Data(n) => reply.extend_from_slice(&buf[..n]),
                 ReadOutcome::WouldBlock => {
                     poll.poll(&mut events, Some(Duration::from_millis(50)))
                         .unwrap();
                 }
-                ReadOutcome::Eof => panic!("proxy closed"),
+                ReadOutcome::Eof { .. } => panic!("proxy closed"),
             }
             if let Some(p) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
                 break p + 4;
             }
         };
         assert!(reply.starts_with(b"HTTP/1.1 200"));
-        let mut sock = transport.into_tcp().unwrap();
+        let Transport::Plain(plain) = transport else {
+            unreachable!()
+        };
+        let mut sock = plain.into_inner();
         poll.registry().deregister(&mut sock).unwrap();
         let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
-        let mut tls = TlsStream::with_initial_bytes(
+        let mut tls = TlsStream::new(
             Arc::clone(opts.client_config()),
             opts.server_name("localhost").unwrap(),
             sock,
@@ -1600,14 +918,8 @@ mod tests {
             .register(tls.socket(), TOKEN, Interest::READABLE | Interest::WRITABLE)
             .unwrap();
         handshake(&mut poll, &mut tls).unwrap();
-        let mut transport = Transport::Tls(Box::new(tls));
-        assert!(transport.is_tls());
-        let Transport::Tls(tls) = &mut transport else {
-            unreachable!()
-        };
-        ping_pong(&mut poll, tls);
-        assert!(transport.eof_was_clean());
-        assert!(transport.into_tcp().is_err());
+        ping_pong(&mut poll, &mut tls);
+        assert!(tls.eof_was_clean());
         server.join().unwrap();
     }
 
@@ -1623,7 +935,8 @@ mod tests {
         });
         let mut poll = mio::Poll::new().unwrap();
         let mut t = Transport::Plain(PlainStream::new(tcp_connect(addr)));
-        let interest = t.interest();
+        let interest = t.interest(false);
+        assert_eq!(interest, Interest::READABLE);
         poll.registry()
             .register(t.socket(), TOKEN, interest)
             .unwrap();
@@ -1634,7 +947,7 @@ mod tests {
         loop {
             assert!(Instant::now() < deadline);
             let mut budget = 700;
-            match t.read_plain(&mut out, &mut budget).unwrap() {
+            match t.read(&mut out, &mut budget).unwrap() {
                 ReadOutcome::Data(n) => {
                     assert!(n <= 700);
                     assert_eq!(budget, 700 - n);
@@ -1646,13 +959,18 @@ mod tests {
                             .unwrap();
                     }
                 }
-                ReadOutcome::Eof => break,
+                ReadOutcome::Eof { clean } => {
+                    assert!(clean, "a plain TCP end of input is clean");
+                    break;
+                }
             }
         }
         assert_eq!(got.len(), total);
         assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
-        assert!(t.eof_was_clean());
-        assert_eq!(t.read_plain(&mut out, &mut 10).unwrap(), ReadOutcome::Eof);
+        assert_eq!(
+            t.read(&mut out, &mut 10).unwrap(),
+            ReadOutcome::Eof { clean: true }
+        );
         server.join().unwrap();
     }
 
@@ -1679,7 +997,7 @@ mod tests {
         let (mut poll, mut tls) = client(addr, &opts, "localhost");
         let data: Vec<u8> = (0..TOTAL).map(|i| (i % 253) as u8).collect();
         // Written before the handshake finished: buffered by rustls.
-        let early = tls.write_plain(&data[..100]).unwrap();
+        let early = tls.write(&data[..100]).unwrap();
         assert_eq!(early, 100);
         handshake(&mut poll, &mut tls).unwrap();
         write_all(&mut poll, &mut tls, &data[100..]);

@@ -1,0 +1,186 @@
+//! Request bodies: taken as they are (no copy), streamed from a file or any
+//! reader, and fed to the connection with back-pressure.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+/// A request body.
+///
+/// In memory ([`Bytes`], `Vec<u8>`, `String`, `&'static` data) it is sent as
+/// it is, never copied whole; a file is streamed from disk; a reader is read
+/// as the socket takes bytes. The connection holds at most about 256 KiB of a
+/// body queued at a time whatever its size. Bodies in memory and files can be
+/// sent again (a redirect that keeps the body, a retry); a reader only once.
+#[non_exhaustive]
+pub enum RequestBody {
+    /// No body (`Content-Length: 0` for POST, PUT and PATCH, nothing otherwise).
+    Empty,
+    /// Bytes in memory, sent without copying them whole.
+    Bytes(Bytes),
+    /// A file, opened when the request starts (its size is the
+    /// Content-Length) and streamed from disk.
+    File(PathBuf),
+    /// Any reader, read as the socket takes bytes. With `length` it is sent
+    /// with `Content-Length` (and must yield exactly that many bytes), without
+    /// it with chunked framing.
+    Reader {
+        /// Where the bytes come from.
+        reader: Box<dyn Read + Send>,
+        /// The body's size in bytes, when known.
+        length: Option<u64>,
+    },
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestBody::Empty => f.write_str("Empty"),
+            RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            RequestBody::File(p) => f.debug_tuple("File").field(p).finish(),
+            RequestBody::Reader { length, .. } => {
+                f.debug_struct("Reader").field("length", length).finish()
+            }
+        }
+    }
+}
+
+impl RequestBody {
+    /// A body read from `reader`; see [`RequestBody::Reader`].
+    pub fn reader(reader: impl Read + Send + 'static, length: Option<u64>) -> RequestBody {
+        RequestBody::Reader {
+            reader: Box::new(reader),
+            length,
+        }
+    }
+
+    /// Whether the body can be sent again (not a reader).
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self, RequestBody::Reader { .. })
+    }
+
+    /// A copy to send again (`None` for a reader). Cheap: bytes are shared.
+    pub(crate) fn replay(&self) -> Option<RequestBody> {
+        match self {
+            RequestBody::Empty => Some(RequestBody::Empty),
+            RequestBody::Bytes(b) => Some(RequestBody::Bytes(b.clone())),
+            RequestBody::File(p) => Some(RequestBody::File(p.clone())),
+            RequestBody::Reader { .. } => None,
+        }
+    }
+
+    /// Open the body for sending: the source and its length (`None`: chunked).
+    ///
+    /// # Errors
+    /// When a file cannot be opened or sized.
+    pub(crate) fn open(self) -> io::Result<BodySource> {
+        Ok(match self {
+            RequestBody::Empty => BodySource::Memory(Bytes::new()),
+            RequestBody::Bytes(b) => BodySource::Memory(b),
+            RequestBody::File(path) => {
+                let file = File::open(&path)?;
+                let len = file.metadata()?.len();
+                BodySource::Read {
+                    reader: Box::new(file),
+                    length: Some(len),
+                    buf: Vec::new(),
+                }
+            }
+            RequestBody::Reader { reader, length } => BodySource::Read {
+                reader,
+                length,
+                buf: Vec::new(),
+            },
+        })
+    }
+}
+
+impl From<Bytes> for RequestBody {
+    fn from(b: Bytes) -> RequestBody {
+        RequestBody::Bytes(b)
+    }
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(b: Vec<u8>) -> RequestBody {
+        RequestBody::Bytes(Bytes::from(b))
+    }
+}
+
+impl From<String> for RequestBody {
+    fn from(s: String) -> RequestBody {
+        RequestBody::Bytes(Bytes::from(s))
+    }
+}
+
+impl From<&'static [u8]> for RequestBody {
+    fn from(b: &'static [u8]) -> RequestBody {
+        RequestBody::Bytes(Bytes::from_static(b))
+    }
+}
+
+impl From<&'static str> for RequestBody {
+    fn from(s: &'static str) -> RequestBody {
+        RequestBody::Bytes(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+/// An opened body, handed out piece by piece.
+pub(crate) enum BodySource {
+    /// The bytes still to send.
+    Memory(Bytes),
+    /// A file or reader, read through a reused buffer.
+    Read {
+        reader: Box<dyn Read + Send>,
+        length: Option<u64>,
+        buf: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for BodySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodySource::Memory(b) => write!(f, "Memory({} bytes left)", b.len()),
+            BodySource::Read { length, .. } => {
+                f.debug_struct("Read").field("length", length).finish()
+            }
+        }
+    }
+}
+
+impl BodySource {
+    /// The whole body's length, `None` when unknown (sent chunked).
+    pub(crate) fn length(&self) -> Option<u64> {
+        match self {
+            BodySource::Memory(b) => Some(b.len() as u64),
+            BodySource::Read { length, .. } => *length,
+        }
+    }
+
+    /// The next piece, at most `max` bytes; an empty piece at the end.
+    /// Bytes in memory are not copied (a shared slice).
+    ///
+    /// # Errors
+    /// The reader's error.
+    pub(crate) fn next_piece(&mut self, max: usize) -> io::Result<Bytes> {
+        match self {
+            BodySource::Memory(b) => {
+                let n = b.len().min(max);
+                Ok(b.split_to(n))
+            }
+            BodySource::Read { reader, buf, .. } => {
+                buf.resize(max, 0);
+                loop {
+                    match reader.read(buf) {
+                        Ok(n) => return Ok(Bytes::copy_from_slice(&buf[..n])),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! [`Exchange`]: a proto [`Connection`] over a [`Transport`], and the one I/O
+//! pump between them. The proxy CONNECT tunnel and every request use it.
+
+use std::fmt;
+
+use bytes::Bytes;
+use pollhttp_proto::{Config, Connection, Error as ProtoError, Event, RecvState};
+
+use crate::body::BodySource;
+use crate::error::Failure;
+use crate::reactor::Readiness;
+use crate::transport::{ReadOutcome, Transport, TransportError};
+
+/// Most request bytes proto holds queued for the socket: the body source is
+/// read only while less is queued (back-pressure), so a body of any size
+/// costs about this much memory beside its source.
+pub(crate) const TX_HIGH_WATER: usize = 256 * 1024;
+
+/// Largest piece of a request body handed to proto at once.
+const BODY_PIECE: usize = 64 * 1024;
+
+/// A request/response exchange on an established transport.
+pub(crate) struct Exchange {
+    pub(crate) proto: Connection,
+    transport: Transport,
+    /// The rest of the current request's body.
+    body: Option<BodySource>,
+    /// Writing failed: nothing more is sent, but what the server sent is
+    /// still read (an early response, RFC 9112 §9.5).
+    write_error: Option<TransportError>,
+    /// Reading failed: proto was told the input ended uncleanly, and this is
+    /// the cause reported for what that cut short.
+    read_error: Option<TransportError>,
+    /// The transport reported the end of input (or an error).
+    input_ended: bool,
+    /// Bytes read from the transport (plaintext), over every request.
+    pub(crate) bytes_read: u64,
+    /// Bytes of the current request written to the transport.
+    request_bytes_sent: u64,
+    /// Body bytes of the current request handed to proto.
+    pub(crate) body_bytes_sent: u64,
+    /// proto's input offset when the current request was queued: input past
+    /// it belongs to the current response.
+    response_start: u64,
+}
+
+impl fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("proto", &self.proto)
+            .field("transport", &self.transport)
+            .field("write_error", &self.write_error)
+            .field("read_error", &self.read_error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchange {
+    pub(crate) fn new(transport: Transport, config: Config) -> Exchange {
+        Exchange {
+            proto: Connection::new(config),
+            transport,
+            body: None,
+            write_error: None,
+            read_error: None,
+            input_ended: false,
+            bytes_read: 0,
+            request_bytes_sent: 0,
+            body_bytes_sent: 0,
+            response_start: 0,
+        }
+    }
+
+    pub(crate) fn transport_mut(&mut self) -> &mut Transport {
+        &mut self.transport
+    }
+
+    /// The transport and the bytes that arrived past the last response (a
+    /// proxy tunnel's first TLS bytes).
+    pub(crate) fn into_parts(mut self) -> (Transport, Bytes) {
+        let rest = self.proto.take_remaining();
+        (self.transport, rest)
+    }
+
+    /// Queue a request head, and the body to stream after it. Writes nothing
+    /// yet (the next [`pump`](Self::pump) does).
+    ///
+    /// # Errors
+    /// proto's caller errors (nothing is queued then).
+    pub(crate) fn start_request<'a>(
+        &mut self,
+        method: &str,
+        target: &str,
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+        body: Option<BodySource>,
+    ) -> Result<(), ProtoError> {
+        self.proto.send_request(method, target, fields)?;
+        self.body = body.filter(|_| self.proto.is_sending_body());
+        self.request_bytes_sent = 0;
+        self.body_bytes_sent = 0;
+        self.response_start = self.proto.input_offset();
+        Ok(())
+    }
+
+    /// Whether no byte of the current request reached the transport.
+    pub(crate) fn nothing_sent(&self) -> bool {
+        self.request_bytes_sent == 0
+    }
+
+    /// Whether no byte of a response arrived for the current request.
+    pub(crate) fn no_response_byte(&self) -> bool {
+        self.proto.input_offset() + self.proto.buffered() as u64 == self.response_start
+    }
+
+    /// Whether there is request data to write (and writing has not failed).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.write_error.is_none()
+            && (self.proto.wants_transmit()
+                || (self.body.is_some() && self.proto.transmit_buf().len() < TX_HIGH_WATER))
+    }
+
+    /// The readiness to register for.
+    pub(crate) fn interest(&self) -> mio::Interest {
+        self.transport.interest(self.wants_write())
+    }
+
+    /// Whether [`pump`](Self::pump) or [`poll_event`](Self::poll_event) can
+    /// make progress now without a new readiness event.
+    pub(crate) fn has_pending_work(&self, ready: &Readiness) -> bool {
+        if self.wants_write() && ready.writable {
+            return true;
+        }
+        let reading = !self.input_ended && (ready.readable || self.transport.has_pending_input());
+        match self.proto.recv_state() {
+            // A readable idle connection: the server closed it (or sent junk).
+            RecvState::Idle => reading,
+            RecvState::Head | RecvState::Body | RecvState::Trailers => {
+                reading || !self.proto.wants_receive()
+            }
+            _ => false,
+        }
+    }
+
+    /// Write what is queued (feeding the body while little is queued), then
+    /// read at most `*budget` bytes (decremented) into proto. Never blocks.
+    ///
+    /// # Errors
+    /// For an idle connection (no request outstanding) that became readable:
+    /// [`Failure::ClosedWhileIdle`], [`Failure::UnsolicitedData`] or the I/O
+    /// error. A request body source that fails: [`Failure::Io`]. Failures
+    /// of an outstanding request come out of [`poll_event`](Self::poll_event),
+    /// after everything that arrived before them.
+    pub(crate) fn pump(
+        &mut self,
+        ready: &mut Readiness,
+        budget: &mut usize,
+    ) -> Result<(), Failure> {
+        self.write_side(ready)?;
+        self.read_side(ready, budget)
+    }
+
+    fn feed_body(&mut self) -> Result<(), Failure> {
+        let Some(source) = self.body.as_mut() else {
+            return Ok(());
+        };
+        // A final response while the body is being sent: stop sending (RFC
+        // 9112 §9.5); proto closes the connection after it (EarlyResponse).
+        if !matches!(self.proto.recv_state(), RecvState::Idle | RecvState::Head) {
+            self.body = None;
+            return Ok(());
+        }
+        while self.proto.is_sending_body() && self.proto.transmit_buf().len() < TX_HIGH_WATER {
+            let piece = source.next_piece(BODY_PIECE).map_err(Failure::Io)?;
+            if piece.is_empty() {
+                self.proto.finish().map_err(Failure::Protocol)?;
+                break;
+            }
+            self.proto.send_body(&piece).map_err(Failure::Protocol)?;
+            self.body_bytes_sent += piece.len() as u64;
+        }
+        if !self.proto.is_sending_body() {
+            self.body = None;
+        }
+        Ok(())
+    }
+
+    fn write_side(&mut self, ready: &mut Readiness) -> Result<(), Failure> {
+        if self.write_error.is_some() {
+            return Ok(());
+        }
+        let failed = loop {
+            self.feed_body()?;
+            if !self.proto.wants_transmit() || !ready.writable {
+                break None;
+            }
+            match self.transport.write(self.proto.transmit_buf()) {
+                Ok(0) => {
+                    ready.writable = false;
+                    break None;
+                }
+                Ok(n) => {
+                    self.proto.advance_transmit(n);
+                    self.request_bytes_sent += n as u64;
+                }
+                Err(e) => break Some(e),
+            }
+        };
+        let failed = failed.or_else(|| match self.transport.flush() {
+            Ok(true) => None,
+            Ok(false) => {
+                ready.writable = false;
+                None
+            }
+            Err(e) => Some(e),
+        });
+        if let Some(e) = failed {
+            // Keep reading: the server's answer (a 413, say) may be waiting.
+            self.write_error = Some(e);
+            self.body = None;
+            ready.readable = true;
+        }
+        Ok(())
+    }
+
+    fn read_side(&mut self, ready: &mut Readiness, budget: &mut usize) -> Result<(), Failure> {
+        if self.input_ended {
+            return Ok(());
+        }
+        if ready.read_closed {
+            self.transport.note_read_closed();
+        }
+        if !ready.readable && !self.transport.has_pending_input() {
+            return Ok(());
+        }
+        if self.proto.recv_state() == RecvState::Idle {
+            return self.probe_idle(ready);
+        }
+        while *budget > 0 {
+            let out = self.proto.recv_buf();
+            if out.is_empty() {
+                break;
+            }
+            let room = out.len();
+            match self.transport.read(out, budget) {
+                Ok(ReadOutcome::Data(n)) => {
+                    self.proto.receive_filled(n);
+                    self.bytes_read += n as u64;
+                    if n < room && *budget > 0 && !self.transport.has_pending_input() {
+                        // A short read (not cut by the budget) drained the
+                        // socket: the next edge says when more arrives.
+                        ready.readable = false;
+                        break;
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    ready.readable = self.transport.has_pending_input();
+                    break;
+                }
+                Ok(ReadOutcome::Eof { clean }) => {
+                    if clean {
+                        self.proto.receive_eof();
+                    } else {
+                        self.proto.receive_unclean_eof();
+                    }
+                    self.input_ended = true;
+                    ready.readable = false;
+                    break;
+                }
+                Err(e) => {
+                    // What arrived before stays; proto judges what was cut.
+                    self.proto.receive_unclean_eof();
+                    self.read_error = Some(e);
+                    self.input_ended = true;
+                    ready.readable = false;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Idle and readable: the server closed the connection, or sent bytes no
+    /// request asked for.
+    fn probe_idle(&mut self, ready: &mut Readiness) -> Result<(), Failure> {
+        let mut probe = [0u8; 1];
+        match self.transport.read(&mut probe, &mut 1) {
+            Ok(ReadOutcome::WouldBlock) => {
+                ready.readable = self.transport.has_pending_input();
+                Ok(())
+            }
+            Ok(ReadOutcome::Eof { .. }) => Err(Failure::ClosedWhileIdle),
+            Ok(ReadOutcome::Data(_)) => Err(Failure::UnsolicitedData),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The next response event; reads once (at most `*budget` bytes) when
+    /// proto needs input. `Ok(None)`: nothing more until the socket has more.
+    ///
+    /// # Errors
+    /// The response's failure: the read or write error that cut it short
+    /// (the cause, not its symptom), or proto's error (rule and offset).
+    pub(crate) fn poll_event(
+        &mut self,
+        ready: &mut Readiness,
+        budget: &mut usize,
+    ) -> Result<Option<Event>, Failure> {
+        let mut read = false;
+        loop {
+            match self.proto.poll_event() {
+                Ok(Some(ev)) => return Ok(Some(ev)),
+                Ok(None) => {
+                    if read || *budget == 0 || !self.proto.wants_receive() {
+                        return Ok(None);
+                    }
+                    read = true;
+                    self.read_side(ready, budget)?;
+                }
+                Err(e) => return Err(self.failure_for(e)),
+            }
+        }
+    }
+
+    fn failure_for(&mut self, e: ProtoError) -> Failure {
+        if let Some(cause) = self.read_error.take() {
+            return cause.into();
+        }
+        if matches!(e, ProtoError::IncompleteHead { received: 0, .. }) {
+            if let Some(cause) = self.write_error.take() {
+                return cause.into();
+            }
+        }
+        Failure::Protocol(e)
+    }
+
+    /// Best effort, never blocks: a TLS `close_notify`.
+    pub(crate) fn close_notify(&mut self) {
+        self.transport.close_notify();
+    }
+}

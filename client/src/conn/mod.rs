@@ -1,0 +1,608 @@
+//! Connections: [`Conn`] establishes one (resolve → connect → proxy CONNECT →
+//! TLS handshake, one state machine owning the connect deadline) and then
+//! carries requests through its [`Exchange`]. A connection registers with a
+//! [`mio::Registry`] under the [`Token`] it is given, so any number of them
+//! can share one reactor.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry, Token, Waker};
+use pollhttp_proto::{method, Config, Event, RecvState};
+
+use crate::connect::{ConnectProgress, Connector};
+use crate::error::Failure;
+use crate::reactor::{self, Readiness};
+use crate::resolve::{parse_ip_literal, PendingLookup, Resolver};
+use crate::tls_options::TlsOptions;
+use crate::transport::{PlainStream, TlsStream, Transport};
+
+mod exchange;
+
+pub(crate) use exchange::Exchange;
+
+/// Everything that makes one connection differ from another: a kept
+/// connection is reused only for a target equal in all of these (curl's
+/// CONNREUSE rules: never across TLS settings or proxies).
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    /// `https`: TLS to the origin (through the proxy's tunnel, if any).
+    pub(crate) tls: bool,
+    /// The host without brackets (a name or an IP literal).
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The proxy the socket goes to, as (host, port): an HTTP proxy for
+    /// `http` (absolute-form targets), a CONNECT tunnel for `https`.
+    pub(crate) proxy: Option<(String, u16)>,
+    /// TLS settings, for `https`.
+    pub(crate) tls_options: Option<TlsOptions>,
+}
+
+impl Target {
+    /// The Host field value: `host[:port]`, the port left out when it is the
+    /// scheme's default, IPv6 literals bracketed (RFC 9110 §7.2).
+    pub(crate) fn host_header(&self) -> String {
+        let host = self.host_for_uri();
+        if self.port == if self.tls { 443 } else { 80 } {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    fn host_for_uri(&self) -> String {
+        match parse_ip_literal(&self.host) {
+            Some(IpAddr::V6(_)) => format!("[{}]", self.host),
+            _ => self.host.clone(),
+        }
+    }
+
+    /// Whether requests need an absolute-form target (an HTTP proxy).
+    pub(crate) fn via_http_proxy(&self) -> bool {
+        !self.tls && self.proxy.is_some()
+    }
+
+    /// Whether a connection made for `self` may carry a request for `other`.
+    pub(crate) fn can_reuse_for(&self, other: &Target) -> bool {
+        self.tls == other.tls
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+            && self.proxy == other.proxy
+            && match (&self.tls_options, &other.tls_options) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_settings(b),
+                _ => false,
+            }
+    }
+}
+
+/// Where a connection is, for a front end's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Resolving,
+    Connecting,
+    Ready,
+    Closed,
+}
+
+enum Stage {
+    Resolving(PendingLookup),
+    Connecting(Connector),
+    /// CONNECT to an HTTPS proxy over the plain transport.
+    Tunnel(Box<Exchange>),
+    Handshake(Box<TlsStream>),
+    Ready(Box<Exchange>),
+    Closed,
+}
+
+/// One connection, from resolving its target to carrying requests.
+pub(crate) struct Conn {
+    token: Token,
+    target: Target,
+    stage: Stage,
+    ready: Readiness,
+    /// The interest the socket is registered with (`None`: not registered).
+    interest: Option<Interest>,
+    connect_timeout: Duration,
+    connect_deadline: Option<Instant>,
+    config: Config,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("token", &self.token)
+            .field("target", &self.target)
+            .field("phase", &self.phase())
+            .field("ready", &self.ready)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a connection is set up.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnSettings {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) config: Config,
+}
+
+impl Conn {
+    /// Start connecting to `target`: the lookup goes to a resolver thread
+    /// (IP literals are answered at once, and connecting starts now). Never
+    /// blocks.
+    pub(crate) fn start(
+        target: Target,
+        token: Token,
+        settings: &ConnSettings,
+        resolver: &Resolver,
+        registry: &Registry,
+        waker: &Arc<Waker>,
+        now: Instant,
+    ) -> Conn {
+        let (host, port) = match &target.proxy {
+            Some((h, p)) => (h.clone(), *p),
+            None => (target.host.clone(), target.port),
+        };
+        let literal = parse_ip_literal(&host).is_some();
+        let lookup = resolver.start(&host, port, Some(Arc::clone(waker)));
+        let mut conn = Conn {
+            token,
+            target,
+            stage: Stage::Resolving(lookup),
+            ready: Readiness::default(),
+            interest: None,
+            connect_timeout: settings.connect_timeout,
+            connect_deadline: None,
+            config: settings.config.clone(),
+        };
+        if literal {
+            // Answered already: connect now, no thread and no wakeup needed.
+            // A failure shows at the next step.
+            let _ = conn.step_resolving(registry, now);
+        }
+        conn
+    }
+
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub(crate) fn token(&self) -> Token {
+        self.token
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.stage {
+            Stage::Resolving(_) => Phase::Resolving,
+            Stage::Connecting(_) | Stage::Tunnel(_) | Stage::Handshake(_) => Phase::Connecting,
+            Stage::Ready(_) => Phase::Ready,
+            Stage::Closed => Phase::Closed,
+        }
+    }
+
+    /// The exchange, once established.
+    pub(crate) fn exchange(&self) -> Option<&Exchange> {
+        match &self.stage {
+            Stage::Ready(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The exchange and the socket's readiness, once established.
+    pub(crate) fn exchange_mut(&mut self) -> Option<(&mut Exchange, &mut Readiness)> {
+        match &mut self.stage {
+            Stage::Ready(x) => Some((x, &mut self.ready)),
+            _ => None,
+        }
+    }
+
+    /// A readiness event for this connection's token.
+    pub(crate) fn on_event(&mut self, ev: &mio::event::Event) {
+        reactor::merge(&mut self.ready, ev);
+    }
+
+    /// The connect deadline, while establishing.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.connect_deadline
+    }
+
+    /// Whether a step would make progress now without waiting (`woken`: the
+    /// reactor's waker fired, which is how a lookup reports).
+    pub(crate) fn has_pending_work(&self, woken: bool) -> bool {
+        match &self.stage {
+            Stage::Resolving(_) => woken,
+            Stage::Connecting(_) => self.ready.writable,
+            Stage::Tunnel(x) => x.has_pending_work(&self.ready),
+            Stage::Handshake(_) => self.ready.readable || self.ready.writable,
+            Stage::Ready(x) => x.has_pending_work(&self.ready),
+            Stage::Closed => false,
+        }
+    }
+
+    /// Advance the establishment as far as it goes without blocking; a no-op
+    /// once ready. `now` is the caller's clock reading for this step.
+    ///
+    /// # Errors
+    /// Why the connection could not be established (the connection is
+    /// closed then).
+    pub(crate) fn establish(&mut self, registry: &Registry, now: Instant) -> Result<(), Failure> {
+        let result = self.establish_inner(registry, now);
+        if result.is_err() {
+            self.close(registry);
+        } else {
+            self.update_interest(registry);
+        }
+        result
+    }
+
+    fn establish_inner(&mut self, registry: &Registry, now: Instant) -> Result<(), Failure> {
+        loop {
+            let before = self.phase_index();
+            match self.stage {
+                Stage::Resolving(_) => self.step_resolving(registry, now)?,
+                Stage::Connecting(_) => self.step_connecting(registry, now)?,
+                Stage::Tunnel(_) => self.step_tunnel(now)?,
+                Stage::Handshake(_) => self.step_handshake(now)?,
+                Stage::Ready(_) | Stage::Closed => return Ok(()),
+            }
+            // A finished lookup shows as Connecting until the next step
+            // (Godot's status sequence), even when the connect is instant.
+            if self.phase_index() == before || before == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn phase_index(&self) -> u8 {
+        match self.stage {
+            Stage::Resolving(_) => 0,
+            Stage::Connecting(_) => 1,
+            Stage::Tunnel(_) => 2,
+            Stage::Handshake(_) => 3,
+            Stage::Ready(_) => 4,
+            Stage::Closed => 5,
+        }
+    }
+
+    fn timed_out(&self, now: Instant) -> bool {
+        self.connect_deadline.is_some_and(|d| now >= d)
+    }
+
+    fn step_resolving(&mut self, registry: &Registry, now: Instant) -> Result<(), Failure> {
+        let Stage::Resolving(lookup) = &mut self.stage else {
+            return Ok(());
+        };
+        let addrs = match lookup.try_take() {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(Failure::Resolve(e)),
+            Some(Ok(addrs)) if addrs.is_empty() => {
+                return Err(Failure::Resolve(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no addresses",
+                )))
+            }
+            Some(Ok(addrs)) => addrs,
+        };
+        self.stage = Stage::Connecting(Connector::start(addrs, registry, self.token));
+        self.interest = Some(Interest::WRITABLE);
+        self.connect_deadline = Some(now + self.connect_timeout);
+        // Checked at the next step: a refused or completed connect may be
+        // known then without waiting for an event.
+        self.ready.writable = true;
+        Ok(())
+    }
+
+    fn step_connecting(&mut self, registry: &Registry, now: Instant) -> Result<(), Failure> {
+        let timed_out = self.timed_out(now);
+        let Stage::Connecting(connector) = &mut self.stage else {
+            return Ok(());
+        };
+        if timed_out {
+            // This address took too long: the next one gets a fresh timeout.
+            connector.fail_current(
+                registry,
+                io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+            );
+            self.connect_deadline = Some(now + self.connect_timeout);
+        } else if !self.ready.writable {
+            return Ok(());
+        }
+        self.ready.writable = false;
+        let stream = match connector.poll(registry) {
+            ConnectProgress::Pending => return Ok(()),
+            ConnectProgress::Failed(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(Failure::ConnectTimeout(self.connect_timeout))
+            }
+            ConnectProgress::Failed(e) => return Err(Failure::Connect(e)),
+            ConnectProgress::Connected(stream) => stream,
+        };
+        // Registered for WRITABLE by the connector; the interest follows what
+        // the transport needs from here on.
+        self.interest = Some(Interest::WRITABLE);
+        self.ready = Readiness::ALL;
+        let plain = Transport::Plain(PlainStream::new(stream));
+        if self.target.tls && self.target.proxy.is_some() {
+            let mut tunnel = Exchange::new(plain, Config::default());
+            let authority = format!("{}:{}", self.target.host_for_uri(), self.target.port);
+            tunnel
+                .start_request(
+                    method::CONNECT,
+                    &authority,
+                    [("Host", authority.as_str())],
+                    None,
+                )
+                .map_err(Failure::Protocol)?;
+            self.stage = Stage::Tunnel(Box::new(tunnel));
+        } else if self.target.tls {
+            self.start_tls(plain, &[])?;
+        } else {
+            self.ready_with(plain);
+        }
+        Ok(())
+    }
+
+    fn ready_with(&mut self, transport: Transport) {
+        self.stage = Stage::Ready(Box::new(Exchange::new(transport, self.config.clone())));
+        self.connect_deadline = None;
+    }
+
+    fn start_tls(&mut self, plain: Transport, initial: &[u8]) -> Result<(), Failure> {
+        let Transport::Plain(plain) = plain else {
+            return Ok(());
+        };
+        let options = self
+            .target
+            .tls_options
+            .get_or_insert_with(TlsOptions::default);
+        let name = options.server_name(&self.target.host).map_err(|e| {
+            Failure::Tls(crate::transport::TransportError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                e,
+            )))
+        })?;
+        let tls = TlsStream::new(
+            Arc::clone(options.client_config()),
+            name,
+            plain.into_inner(),
+            initial,
+        )
+        .map_err(Failure::Tls)?;
+        self.stage = Stage::Handshake(Box::new(tls));
+        Ok(())
+    }
+
+    fn step_tunnel(&mut self, now: Instant) -> Result<(), Failure> {
+        if self.timed_out(now) {
+            return Err(Failure::ConnectTimeout(self.connect_timeout));
+        }
+        let Stage::Tunnel(tunnel) = &mut self.stage else {
+            return Ok(());
+        };
+        let mut budget = 64 * 1024;
+        tunnel.pump(&mut self.ready, &mut budget)?;
+        loop {
+            let ev = tunnel
+                .poll_event(&mut self.ready, &mut budget)
+                .map_err(|f| match f {
+                    Failure::Io(e) => Failure::Connect(e),
+                    other => other,
+                })?;
+            match ev {
+                None => return Ok(()),
+                Some(Event::Head(h)) if !(200..300).contains(&h.status()) => {
+                    return Err(Failure::ProxyRefused { status: h.status() })
+                }
+                Some(Event::End) => break,
+                Some(_) => {}
+            }
+        }
+        let Stage::Tunnel(tunnel) = std::mem::replace(&mut self.stage, Stage::Closed) else {
+            return Ok(());
+        };
+        let (plain, initial) = tunnel.into_parts();
+        self.ready = Readiness::ALL;
+        self.start_tls(plain, &initial)
+    }
+
+    fn step_handshake(&mut self, now: Instant) -> Result<(), Failure> {
+        if self.timed_out(now) {
+            return Err(Failure::ConnectTimeout(self.connect_timeout));
+        }
+        let Stage::Handshake(tls) = &mut self.stage else {
+            return Ok(());
+        };
+        match tls.drive_handshake() {
+            Ok(true) => {
+                let Stage::Handshake(tls) = std::mem::replace(&mut self.stage, Stage::Closed)
+                else {
+                    return Ok(());
+                };
+                self.ready_with(Transport::Tls(tls));
+                // Application data may already be buffered with the handshake.
+                self.ready = Readiness::ALL;
+                Ok(())
+            }
+            Ok(false) => {
+                self.ready.readable = false;
+                self.ready.writable = false;
+                Ok(())
+            }
+            Err(e) => Err(Failure::Tls(e)),
+        }
+    }
+
+    /// Re-register the socket when the interest it needs changed (rustls'
+    /// `wants_write`, request bytes to send). One `epoll_ctl` per change.
+    pub(crate) fn update_interest(&mut self, registry: &Registry) {
+        let token = self.token;
+        let (want, transport) = match &mut self.stage {
+            Stage::Tunnel(x) | Stage::Ready(x) => (x.interest(), x.transport_mut()),
+            Stage::Handshake(tls) => {
+                // The handshake reads and writes by turns: both.
+                let sock = tls.socket();
+                if self.interest != Some(Interest::READABLE | Interest::WRITABLE)
+                    && registry
+                        .reregister(sock, token, Interest::READABLE | Interest::WRITABLE)
+                        .is_ok()
+                {
+                    self.interest = Some(Interest::READABLE | Interest::WRITABLE);
+                }
+                return;
+            }
+            _ => return,
+        };
+        if self.interest != Some(want)
+            && registry.reregister(transport.socket(), token, want).is_ok()
+        {
+            self.interest = Some(want);
+        }
+    }
+
+    /// Whether the connection is established, idle and may carry a request.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.exchange()
+            .is_some_and(|x| x.proto.recv_state() == RecvState::Idle && x.proto.is_idle())
+    }
+
+    /// Close at once: deregister, a best-effort TLS `close_notify`, cancel a
+    /// connect or a lookup (never joined). Never blocks.
+    pub(crate) fn close(&mut self, registry: &Registry) {
+        match std::mem::replace(&mut self.stage, Stage::Closed) {
+            Stage::Resolving(lookup) => lookup.cancel(),
+            Stage::Connecting(mut c) => c.cancel(registry),
+            Stage::Tunnel(mut x) | Stage::Ready(mut x) => {
+                x.close_notify();
+                let _ = registry.deregister(x.transport_mut().socket());
+            }
+            Stage::Handshake(mut tls) => {
+                let _ = registry.deregister(tls.socket());
+            }
+            Stage::Closed => {}
+        }
+        self.interest = None;
+        self.connect_deadline = None;
+        self.ready = Readiness::default();
+    }
+}
+
+/// How a request's body is sent.
+pub(crate) enum BodyPlan {
+    /// From this source: `Content-Length` when its length is known, chunked
+    /// otherwise.
+    Source(crate::body::BodySource),
+    /// Chunked, in pieces the caller sends one by one.
+    Streaming,
+}
+
+impl Conn {
+    /// Queue a request on an idle established connection: `Host` first (RFC
+    /// 9110 §7.2: the caller's, or `host[:port]`), the caller's fields in
+    /// their order, then the defaults the caller did not give
+    /// (`User-Agent: pollhttp/<version>`, `Accept: */*`, and the framing:
+    /// `Content-Length` for a body of known size, also `0` for POST, PUT and
+    /// PATCH without one as RFC 9110 §8.6 asks; `Transfer-Encoding: chunked`
+    /// otherwise). Behind an HTTP proxy an origin-form target becomes
+    /// absolute-form (RFC 9112 §3.2.2). Writes nothing yet.
+    ///
+    /// # Errors
+    /// proto's caller errors, with field indexes into `headers`; a caller's
+    /// Content-Length that does not match the body's size
+    /// ([`ProtoError::InvalidRequestFraming`]); [`ProtoError::InvalidState`]
+    /// when the connection is not established and idle. Nothing is queued.
+    pub(crate) fn start_request<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(K, V)],
+        body: BodyPlan,
+    ) -> Result<(), pollhttp_proto::Error> {
+        use pollhttp_proto::Error as ProtoError;
+        let Stage::Ready(x) = &mut self.stage else {
+            return Err(ProtoError::InvalidState {
+                expected: "an established connection",
+            });
+        };
+        let is = |k: &K, name: &str| k.as_ref().eq_ignore_ascii_case(name);
+        let has = |name: &str| headers.iter().any(|(k, _)| is(k, name));
+        let has_framing = has("content-length") || has("transfer-encoding");
+        let length = match &body {
+            BodyPlan::Source(s) => s.length(),
+            BodyPlan::Streaming => None,
+        };
+        if let (BodyPlan::Source(_), Some(n)) = (&body, length) {
+            let declared = headers
+                .iter()
+                .find(|(k, _)| is(k, "content-length"))
+                .map(|(_, v)| v.as_ref().trim().parse::<u64>().ok());
+            if declared.is_some_and(|d| d != Some(n)) {
+                return Err(ProtoError::InvalidRequestFraming);
+            }
+        }
+        let host_header = self.target.host_header();
+        let length_text;
+        // (field, index in the caller's list)
+        let mut fields: Vec<((&str, &str), Option<usize>)> = Vec::with_capacity(headers.len() + 4);
+        for (i, (k, v)) in headers.iter().enumerate() {
+            if is(k, "host") {
+                fields.push(((k.as_ref(), v.as_ref()), Some(i)));
+            }
+        }
+        if fields.is_empty() {
+            fields.push((("Host", host_header.as_str()), None));
+        }
+        for (i, (k, v)) in headers.iter().enumerate() {
+            if !is(k, "host") {
+                fields.push(((k.as_ref(), v.as_ref()), Some(i)));
+            }
+        }
+        if !has("user-agent") {
+            let ua = concat!("pollhttp/", env!("CARGO_PKG_VERSION"));
+            fields.push((("User-Agent", ua), None));
+        }
+        if !has("accept") {
+            fields.push((("Accept", "*/*"), None));
+        }
+        if !has_framing {
+            match length {
+                Some(n) if n > 0 || matches!(method, "POST" | "PUT" | "PATCH") => {
+                    length_text = n.to_string();
+                    fields.push((("Content-Length", length_text.as_str()), None));
+                }
+                Some(_) => {}
+                None => fields.push((("Transfer-Encoding", "chunked"), None)),
+            }
+        }
+        let absolute;
+        let target = if self.target.via_http_proxy() && target.starts_with('/') {
+            absolute = format!("http://{host_header}{target}");
+            absolute.as_str()
+        } else {
+            target
+        };
+        let source = match body {
+            BodyPlan::Source(s) => Some(s),
+            BodyPlan::Streaming => None,
+        };
+        let remap = |index: usize| fields.get(index).and_then(|f| f.1).unwrap_or(index);
+        x.start_request(method, target, fields.iter().map(|f| f.0), source)
+            .map_err(|e| match e {
+                ProtoError::InvalidRequestFieldName { index } => {
+                    ProtoError::InvalidRequestFieldName {
+                        index: remap(index),
+                    }
+                }
+                ProtoError::InvalidRequestFieldValue { index } => {
+                    ProtoError::InvalidRequestFieldValue {
+                        index: remap(index),
+                    }
+                }
+                other => other,
+            })?;
+        // Try to write at once; a full socket says so.
+        self.ready.writable = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,717 @@
+//! [`Job`]: one request's logic — connection choice and the one safe retry,
+//! deadlines, redirects, the body sink — talking to a connection through its
+//! exchange. The same job runs inline under `HttpRequest::poll` and on its
+//! worker thread.
+
+use std::fs::File;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::Token;
+use pollhttp_proto::{Config, Event, MessageBodyLength, RecvState, ResponseHead};
+use url::Url;
+
+use super::outcome::{Completed, RequestFailure, RequestResult};
+use super::redirect::{self, Decision, Policy};
+use super::sink::{Decoder, Sink, SinkError};
+use super::{status_code, Driver, Progress, Settings};
+use crate::body::RequestBody;
+use crate::client::{client_proto_config, Status};
+use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
+use crate::error::Failure;
+use crate::time::{sleep_for, Deadlines, Expired};
+
+/// The token of a job's connection in its driver's reactor.
+const CONN: Token = Token(0);
+
+/// Most bytes of a redirect's body read to keep its connection for the next
+/// hop; past this the connection is dropped instead.
+const MAX_REDIRECT_BODY: u64 = 64 * 1024;
+
+/// Most bytes reserved up front for a body of known length held in memory
+/// (a larger Content-Length grows the buffer as bytes really arrive).
+const MAX_RESERVE: u64 = 16 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Establishing the connection; the request goes out once it is ready.
+    Connect,
+    /// The request is out; reading the response.
+    Exchange,
+}
+
+/// Methods a client may send again after a failure (RFC 9110 §9.2.2).
+fn is_idempotent(m: &str) -> bool {
+    matches!(m, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+}
+
+pub(crate) struct Job {
+    pub(crate) settings: Settings,
+    url: Url,
+    method: String,
+    headers: Vec<(String, String)>,
+    /// The body to send (again); `None` once a reader body was sent.
+    body: Option<RequestBody>,
+    deadlines: Deadlines,
+    conn: Option<Conn>,
+    stage: Stage,
+    redirects: u32,
+    /// A redirect being followed: its body is read and dropped.
+    next: Option<Decision>,
+    /// The request went out on a kept connection.
+    reused: bool,
+    /// The one safe retry was used.
+    retried: bool,
+    decoder: Option<Decoder>,
+    response: Option<ResponseHead>,
+    progress: Arc<Progress>,
+    /// HTTP bytes read for this request, over every connection.
+    wire: u64,
+    fresh_events: bool,
+}
+
+impl Job {
+    pub(crate) fn new(
+        settings: Settings,
+        url: Url,
+        method: String,
+        headers: Vec<(String, String)>,
+        body: RequestBody,
+        start: Instant,
+        progress: Arc<Progress>,
+    ) -> Job {
+        Job {
+            deadlines: Deadlines {
+                connect: None,
+                total: settings.timeout.map(|t| start + t),
+                idle: settings.idle_timeout.map(|t| start + t),
+            },
+            settings,
+            url,
+            method,
+            headers,
+            body: Some(body),
+            conn: None,
+            stage: Stage::Connect,
+            redirects: 0,
+            next: None,
+            reused: false,
+            retried: false,
+            decoder: None,
+            response: None,
+            progress,
+            wire: 0,
+            fresh_events: false,
+        }
+    }
+
+    fn target(&self) -> Target {
+        let tls = self.url.scheme() == "https";
+        let host = self.url.host_str().unwrap_or("");
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Target {
+            tls,
+            host: host.to_string(),
+            port: self.url.port_or_known_default().unwrap_or(80),
+            proxy: if tls {
+                self.settings.https_proxy.clone()
+            } else {
+                self.settings.http_proxy.clone()
+            },
+            tls_options: tls.then(|| self.settings.tls.clone().unwrap_or_default()),
+        }
+    }
+
+    fn conn_settings(&self) -> ConnSettings {
+        ConnSettings {
+            connect_timeout: Duration::from_secs(30),
+            config: client_proto_config(Config::default(), self.settings.download_chunk_size),
+        }
+    }
+
+    /// Take a connection for the current URL: the driver's kept one when it
+    /// was made for the same target and is still alive, else a new one.
+    pub(crate) fn begin(&mut self, drv: &mut Driver, now: Instant) {
+        let target = self.target();
+        self.close_conn(drv);
+        self.reused = false;
+        self.stage = Stage::Connect;
+        if let Some(mut kept) = drv.kept.take() {
+            if kept.target().can_reuse_for(&target) && kept.is_idle() {
+                // A fresh look at the socket: a server that closed the idle
+                // connection is noticed now, before anything is sent.
+                drv.reactor.poll(Some(Duration::ZERO), |token, ev| {
+                    if token == kept.token() {
+                        kept.on_event(ev);
+                    }
+                });
+                let alive = kept
+                    .exchange_mut()
+                    .is_some_and(|(x, ready)| x.pump(ready, &mut 0).is_ok());
+                if alive {
+                    self.reused = true;
+                    self.conn = Some(kept);
+                    return;
+                }
+            }
+            kept.close(drv.reactor.registry());
+        }
+        self.conn = Some(Conn::start(
+            target,
+            CONN,
+            &self.conn_settings(),
+            &drv.resolver,
+            drv.reactor.registry(),
+            drv.reactor.waker(),
+            now,
+        ));
+    }
+
+    fn close_conn(&mut self, drv: &mut Driver) {
+        if let Some(mut c) = self.conn.take() {
+            c.close(drv.reactor.registry());
+        }
+    }
+
+    fn collect(&mut self, drv: &mut Driver, timeout: Option<Duration>) -> bool {
+        let conn = &mut self.conn;
+        drv.reactor.poll(timeout, |token, ev| {
+            if let Some(c) = conn.as_mut().filter(|c| c.token() == token) {
+                c.on_event(ev);
+            }
+        })
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let connect = self.conn.as_ref().and_then(Conn::deadline);
+        [connect, self.deadlines.next()].into_iter().flatten().min()
+    }
+
+    fn has_pending_work(&self, drv: &Driver, now: Instant) -> bool {
+        let Some(conn) = &self.conn else {
+            return true;
+        };
+        let woken = drv.reactor.is_woken();
+        (woken && conn.phase() != Phase::Resolving)
+            || conn.has_pending_work(woken)
+            || self.next_deadline().is_some_and(|d| now >= d)
+    }
+
+    /// Sleep until the job has work, `timeout` passes, or a deadline (connect,
+    /// total, idle) is due. Never spins.
+    pub(crate) fn wait(&mut self, drv: &mut Driver, timeout: Option<Duration>) {
+        let now = Instant::now();
+        if self.has_pending_work(drv, now) {
+            return;
+        }
+        let sleep = sleep_for(timeout, self.next_deadline(), now);
+        self.collect(drv, sleep);
+        self.fresh_events = true;
+    }
+
+    pub(crate) fn publish_status(&self) {
+        let status = match &self.conn {
+            None => Status::Disconnected,
+            Some(c) => match c.phase() {
+                Phase::Resolving => Status::Resolving,
+                Phase::Connecting => Status::Connecting,
+                Phase::Closed => Status::Disconnected,
+                Phase::Ready => match c.exchange().map(|x| x.proto.recv_state()) {
+                    Some(RecvState::Head) => Status::Requesting,
+                    Some(RecvState::Body | RecvState::Trailers) => Status::Body,
+                    _ => Status::Connected,
+                },
+            },
+        };
+        self.progress
+            .status
+            .store(status_code(status), Ordering::Relaxed);
+    }
+
+    /// Advance; `Some` when finished. `budget` bounds the socket bytes read.
+    pub(crate) fn step(
+        &mut self,
+        drv: &mut Driver,
+        now: Instant,
+        budget: &mut usize,
+    ) -> Option<Completed> {
+        if self.conn.is_none() {
+            self.begin(drv, now);
+        }
+        if !self.fresh_events {
+            self.collect(drv, Some(Duration::ZERO));
+        }
+        self.fresh_events = false;
+        if let Some(expired) = self.deadlines.expired(now) {
+            let failure = match expired {
+                Expired::Idle => {
+                    RequestFailure::IdleTimeout(self.settings.idle_timeout.unwrap_or_default())
+                }
+                Expired::Total | Expired::Connect => {
+                    RequestFailure::Timeout(self.settings.timeout.unwrap_or_default())
+                }
+            };
+            return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
+        }
+        let done = self.advance(drv, now, budget);
+        if done.is_none() {
+            self.publish_status();
+        }
+        done
+    }
+
+    fn advance(&mut self, drv: &mut Driver, now: Instant, budget: &mut usize) -> Option<Completed> {
+        loop {
+            match self.stage {
+                Stage::Connect => {
+                    let conn = self.conn.as_mut()?;
+                    if conn.phase() == Phase::Resolving {
+                        drv.reactor.take_woken();
+                    }
+                    if let Err(f) = conn.establish(drv.reactor.registry(), now) {
+                        return self.on_failure(drv, f, now);
+                    }
+                    if conn.phase() != Phase::Ready {
+                        return None;
+                    }
+                    if let Some(done) = self.send(drv) {
+                        return Some(done);
+                    }
+                }
+                Stage::Exchange => return self.exchange(drv, now, budget),
+            }
+        }
+    }
+
+    fn target_path(&self) -> String {
+        let path = self.url.path();
+        let path = if path.is_empty() { "/" } else { path };
+        match self.url.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        }
+    }
+
+    fn send(&mut self, drv: &mut Driver) -> Option<Completed> {
+        let body = match self.body.as_ref().and_then(RequestBody::replay) {
+            Some(b) => b,
+            None => match self.body.take() {
+                Some(reader) => reader,
+                None => {
+                    return Some(self.complete(
+                        drv,
+                        RequestResult::RequestFailed,
+                        Some(RequestFailure::BodyNotReplayable),
+                    ))
+                }
+            },
+        };
+        let source = match body.open() {
+            Ok(s) => s,
+            Err(e) => {
+                return Some(self.complete(
+                    drv,
+                    RequestResult::RequestFailed,
+                    Some(RequestFailure::Body(e)),
+                ))
+            }
+        };
+        let target = self.target_path();
+        let conn = self.conn.as_mut()?;
+        if let Err(e) = conn.start_request(
+            &self.method,
+            &target,
+            &self.headers,
+            BodyPlan::Source(source),
+        ) {
+            return Some(self.complete(
+                drv,
+                RequestResult::RequestFailed,
+                Some(RequestFailure::Connection(Failure::Protocol(e))),
+            ));
+        }
+        self.stage = Stage::Exchange;
+        self.response = None;
+        self.next = None;
+        self.decoder = None;
+        None
+    }
+
+    fn exchange(
+        &mut self,
+        drv: &mut Driver,
+        now: Instant,
+        budget: &mut usize,
+    ) -> Option<Completed> {
+        loop {
+            let conn = self.conn.as_mut()?;
+            let (x, ready) = conn.exchange_mut()?;
+            let before = x.bytes_read;
+            let pumped = x.pump(ready, budget);
+            let got = x.bytes_read - before;
+            self.progress
+                .uploaded
+                .store(x.body_bytes_sent, Ordering::Relaxed);
+            conn.update_interest(drv.reactor.registry());
+            if got > 0 {
+                self.wire += got;
+                self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
+            }
+            if let Err(f) = pumped {
+                return self.on_failure(drv, f, now);
+            }
+            loop {
+                let (x, ready) = self.conn.as_mut()?.exchange_mut()?;
+                // The pump read already: drain what proto holds, no second read.
+                let event = x.poll_event(ready, &mut 0);
+                let body_received = x.proto.body_received();
+                match event {
+                    Ok(None) => break,
+                    Ok(Some(Event::Head(h))) => {
+                        if let Some(done) = self.on_head(drv, h) {
+                            return Some(done);
+                        }
+                    }
+                    Ok(Some(Event::Body(b))) => {
+                        self.progress
+                            .downloaded
+                            .store(body_received, Ordering::Relaxed);
+                        if let Some(done) = self.on_body(drv, &b, body_received, now) {
+                            return Some(done);
+                        }
+                        if self.stage == Stage::Connect {
+                            // A large redirect body: following on a new connection.
+                            return None;
+                        }
+                    }
+                    Ok(Some(Event::End)) => return self.on_end(drv, now),
+                    Ok(Some(_)) => {}
+                    Err(f) => return self.on_failure(drv, f, now),
+                }
+            }
+            if *budget == 0 || got == 0 {
+                return None;
+            }
+        }
+    }
+
+    fn on_head(&mut self, drv: &mut Driver, head: ResponseHead) -> Option<Completed> {
+        let policy = Policy {
+            max_redirects: self.settings.max_redirects,
+            allow_https_to_http: self.settings.allow_https_to_http_redirect,
+        };
+        let decision = redirect::decide(
+            &self.url,
+            head.status(),
+            &self.method,
+            head.fields().get_str("location"),
+            self.redirects,
+            policy,
+        );
+        self.response = Some(head);
+        match decision {
+            Decision::Final => {}
+            Decision::LimitReached => {
+                let n = self.settings.max_redirects;
+                return Some(self.complete(
+                    drv,
+                    RequestResult::RedirectLimitReached,
+                    Some(RequestFailure::RedirectLimit(n)),
+                ));
+            }
+            Decision::Refuse(r) => {
+                return Some(self.complete(
+                    drv,
+                    RequestResult::RequestFailed,
+                    Some(RequestFailure::Redirect(r)),
+                ))
+            }
+            follow @ Decision::Follow { .. } => {
+                self.next = Some(follow);
+                return None;
+            }
+        }
+        // The final response.
+        let head = self.response.as_ref()?;
+        let length = match head.body_length() {
+            MessageBodyLength::ContentLength(n) => Some(n),
+            MessageBodyLength::None => Some(0),
+            _ => None,
+        };
+        self.progress
+            .body_size
+            .store(length.unwrap_or(u64::MAX), Ordering::Relaxed);
+        let coding = head
+            .fields()
+            .get_str("content-encoding")
+            .map(|v| v.trim().to_ascii_lowercase());
+        let decoding = self.settings.accept_gzip
+            && matches!(coding.as_deref(), Some("gzip" | "x-gzip" | "deflate"));
+        if let (Some(limit), Some(n), false) = (self.settings.body_size_limit, length, decoding) {
+            if n > limit {
+                return Some(self.complete(
+                    drv,
+                    RequestResult::BodySizeLimitExceeded,
+                    Some(RequestFailure::BodySizeLimit {
+                        limit,
+                        declared: Some(n),
+                    }),
+                ));
+            }
+        }
+        let has_body = length != Some(0);
+        let mut file = None;
+        if let (Some(path), true) = (&self.settings.download_file, has_body) {
+            match File::create(path) {
+                Ok(f) => file = Some(f),
+                Err(e) => {
+                    return Some(self.complete(
+                        drv,
+                        RequestResult::DownloadFileCantOpen,
+                        Some(RequestFailure::DownloadFileOpen {
+                            path: path.clone(),
+                            error: e,
+                        }),
+                    ));
+                }
+            }
+        }
+        let mut memory = Vec::new();
+        if let (None, false, Some(n)) = (&file, decoding, length) {
+            memory.reserve(n.min(MAX_RESERVE) as usize);
+        }
+        let sink = Sink {
+            memory,
+            file,
+            limit: self.settings.body_size_limit,
+            total: 0,
+            error: None,
+        };
+        self.decoder = Some(match (decoding, coding.as_deref()) {
+            (true, Some("deflate")) => Decoder::Deflate(flate2::write::ZlibDecoder::new(sink)),
+            (true, _) => Decoder::Gzip(flate2::write::GzDecoder::new(sink)),
+            _ => Decoder::Identity(sink),
+        });
+        None
+    }
+
+    fn on_body(
+        &mut self,
+        drv: &mut Driver,
+        chunk: &Bytes,
+        received: u64,
+        now: Instant,
+    ) -> Option<Completed> {
+        if self.next.is_some() {
+            // A redirect's body: drain a small one to keep the connection; a
+            // large one is not worth reading: reconnect instead.
+            if received > MAX_REDIRECT_BODY {
+                self.close_conn(drv);
+                return self.follow_redirect(drv, now);
+            }
+            return None;
+        }
+        let decoder = self.decoder.as_mut()?;
+        if decoder.write(chunk).is_err() {
+            return Some(self.sink_failure(drv, None));
+        }
+        None
+    }
+
+    fn sink_failure(
+        &mut self,
+        drv: &mut Driver,
+        finish_error: Option<std::io::Error>,
+    ) -> Completed {
+        let err = self.decoder.as_mut().and_then(|d| d.sink().error.take());
+        match err {
+            Some(SinkError::Limit(limit)) => self.complete(
+                drv,
+                RequestResult::BodySizeLimitExceeded,
+                Some(RequestFailure::BodySizeLimit {
+                    limit,
+                    declared: None,
+                }),
+            ),
+            Some(SinkError::Write(error)) => {
+                let path = self.settings.download_file.clone().unwrap_or_default();
+                self.complete(
+                    drv,
+                    RequestResult::DownloadFileWriteError,
+                    Some(RequestFailure::DownloadFileWrite { path, error }),
+                )
+            }
+            None => {
+                let e = finish_error.unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt compressed body")
+                });
+                self.complete(
+                    drv,
+                    RequestResult::BodyDecompressFailed,
+                    Some(RequestFailure::Decompress(e)),
+                )
+            }
+        }
+    }
+
+    fn on_end(&mut self, drv: &mut Driver, now: Instant) -> Option<Completed> {
+        let reusable = self
+            .conn
+            .as_mut()
+            .and_then(Conn::exchange_mut)
+            .is_some_and(|(x, _)| x.proto.can_reuse() && x.proto.reset().is_ok());
+        if !reusable {
+            self.close_conn(drv);
+        }
+        if self.next.is_some() {
+            return self.follow_redirect(drv, now);
+        }
+        if let Some(decoder) = self.decoder.take() {
+            let (sink, r) = decoder.finish();
+            self.decoder = Some(Decoder::Identity(sink));
+            if let Err(e) = r {
+                return Some(self.sink_failure(drv, Some(e)));
+            }
+        }
+        Some(self.complete(drv, RequestResult::Success, None))
+    }
+
+    fn follow_redirect(&mut self, drv: &mut Driver, now: Instant) -> Option<Completed> {
+        let Some(Decision::Follow {
+            url,
+            method,
+            drop_body,
+            drop_credentials,
+        }) = self.next.take()
+        else {
+            return None;
+        };
+        if drop_credentials {
+            self.headers.retain(|(k, _)| {
+                !["authorization", "cookie", "proxy-authorization"]
+                    .iter()
+                    .any(|n| k.eq_ignore_ascii_case(n))
+            });
+        }
+        if drop_body {
+            self.body = Some(RequestBody::Empty);
+            self.headers.retain(|(k, _)| {
+                !["content-length", "content-type", "transfer-encoding"]
+                    .iter()
+                    .any(|n| k.eq_ignore_ascii_case(n))
+            });
+        }
+        self.method = method;
+        self.redirects += 1;
+        self.url = url;
+        self.response = None;
+        self.progress.downloaded.store(0, Ordering::Relaxed);
+        self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+        let same = self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.is_idle() && c.target().can_reuse_for(&self.target()));
+        if same {
+            self.reused = true;
+            return self.send(drv);
+        }
+        self.begin(drv, now);
+        None
+    }
+
+    fn on_failure(
+        &mut self,
+        drv: &mut Driver,
+        failure: Failure,
+        now: Instant,
+    ) -> Option<Completed> {
+        // A kept connection that died under the request before any response
+        // byte: once, on a fresh connection, when sending again is safe (RFC
+        // 9110 §9.2.2: an idempotent method, or nothing was sent).
+        let safe = self.reused
+            && !self.retried
+            && self.response.is_none()
+            && self.body.as_ref().is_some_and(RequestBody::is_replayable)
+            && self
+                .conn
+                .as_ref()
+                .and_then(Conn::exchange)
+                .is_some_and(|x| {
+                    x.no_response_byte() && (is_idempotent(&self.method) || x.nothing_sent())
+                });
+        if safe {
+            self.retried = true;
+            self.close_conn(drv);
+            self.begin(drv, now);
+            return None;
+        }
+        let result = RequestResult::for_failure(&failure);
+        Some(self.complete(drv, result, Some(RequestFailure::Connection(failure))))
+    }
+
+    /// End the job: the result, and the connection back to the driver when it
+    /// can carry another request.
+    fn complete(
+        &mut self,
+        drv: &mut Driver,
+        result: RequestResult,
+        failure: Option<RequestFailure>,
+    ) -> Completed {
+        match self.conn.take() {
+            Some(conn) if result == RequestResult::Success && conn.is_idle() => {
+                drv.kept = Some(conn);
+            }
+            Some(mut conn) => conn.close(drv.reactor.registry()),
+            None => {}
+        }
+        let (body, body_bytes) = match self.decoder.take() {
+            Some(d) => {
+                let (sink, _) = d.finish();
+                (sink.memory, sink.total)
+            }
+            None => (Vec::new(), 0),
+        };
+        let head = self.response.take();
+        self.progress
+            .status
+            .store(status_code(Status::Disconnected), Ordering::Relaxed);
+        Completed {
+            result,
+            reason: failure
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+            failure,
+            response_code: head.as_ref().map_or(0, ResponseHead::status),
+            headers: head.map(|h| h.fields().clone()).unwrap_or_default(),
+            body: if result == RequestResult::Success {
+                Bytes::from(body)
+            } else {
+                Bytes::new()
+            },
+            final_url: self.url.to_string(),
+            redirects: self.redirects,
+            wire_bytes: self.wire,
+            body_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_idempotent;
+
+    #[test]
+    fn idempotent_methods_are_rfc_9110s() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(is_idempotent(m), "{m}");
+        }
+        for m in ["POST", "PATCH", "CONNECT", "get", "PROPFIND"] {
+            assert!(!is_idempotent(m), "{m}");
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! [`HttpRequest`]: one request at a time, Godot's HTTPRequest node done
+//! right: redirects per RFC 9110, one wall-clock deadline, an idle timeout,
+//! gzip, a body limit that counts decoded bytes, download to a file, a
+//! non-blocking cancel, an optional worker thread — and, unlike Godot, the
+//! connection kept for the next request to the same origin.
+//!
+//! The per-request logic is [`job::Job`]; [`redirect`] is the redirect
+//! policy as a pure function; [`sink`] holds the decoders and the body sink;
+//! [`outcome`] the result types.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use url::Url;
+
+use crate::body::RequestBody;
+use crate::client::{Status, WakeHandle};
+use crate::conn::Conn;
+use crate::error::RequestError;
+use crate::reactor::Reactor;
+use crate::resolve::Resolver;
+use crate::tls_options::TlsOptions;
+
+pub(crate) mod job;
+pub(crate) mod outcome;
+pub(crate) mod redirect;
+pub(crate) mod sink;
+
+use job::Job;
+pub use outcome::{Completed, RequestFailure, RequestResult};
+pub use redirect::Refusal;
+
+/// Settings of an [`HttpRequest`], with Godot's defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest body in bytes, counted after decoding; `None` (default) for no
+    /// limit. A declared Content-Length above it fails at the head.
+    pub body_size_limit: Option<u64>,
+    /// Most bytes read per body chunk (Godot's `download_chunk_size`).
+    /// Default 65 536.
+    pub download_chunk_size: usize,
+    /// Stream the body into this file instead of memory. Created or
+    /// truncated only when the final response's body starts.
+    pub download_file: Option<PathBuf>,
+    /// Most redirects followed. Default 8.
+    pub max_redirects: u32,
+    /// One deadline on wall-clock time from `request` to completion, covering
+    /// resolve, connect, TLS, redirects and body. `None` (default): none.
+    pub timeout: Option<Duration>,
+    /// Fail when no byte arrives for this long. `None` (default): none.
+    pub idle_timeout: Option<Duration>,
+    /// Run the request on a worker thread; `poll` then only collects.
+    /// Default false.
+    pub use_threads: bool,
+    /// Send `Accept-Encoding: gzip, deflate` and decode gzip and zlib-wrapped
+    /// deflate bodies. Default true.
+    pub accept_gzip: bool,
+    /// Follow a redirect from https to http. Default false (refused with
+    /// [`RequestResult::RequestFailed`]).
+    pub allow_https_to_http_redirect: bool,
+    /// Proxy for http URLs, as (host, port).
+    pub http_proxy: Option<(String, u16)>,
+    /// Proxy (CONNECT tunnel) for https URLs, as (host, port).
+    pub https_proxy: Option<(String, u16)>,
+    /// TLS settings for https URLs.
+    pub tls: Option<TlsOptions>,
+    /// Socket bytes processed per [`HttpRequest::poll`] when not using
+    /// threads, so a frame never stalls. Default 1 MiB.
+    pub poll_budget: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            body_size_limit: None,
+            download_chunk_size: 65_536,
+            download_file: None,
+            max_redirects: 8,
+            timeout: None,
+            idle_timeout: None,
+            use_threads: false,
+            accept_gzip: true,
+            allow_https_to_http_redirect: false,
+            http_proxy: None,
+            https_proxy: None,
+            tls: None,
+            poll_budget: 1 << 20,
+        }
+    }
+}
+
+/// Progress shared with a worker thread.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Content-Length of the current response, `u64::MAX` when unknown.
+    pub(crate) body_size: AtomicU64,
+    pub(crate) downloaded: AtomicU64,
+    pub(crate) uploaded: AtomicU64,
+    pub(crate) status: AtomicU8,
+}
+
+pub(crate) fn status_code(s: Status) -> u8 {
+    s as u8
+}
+
+fn status_from(code: u8) -> Status {
+    Status::ALL
+        .get(code as usize)
+        .copied()
+        .unwrap_or(Status::Disconnected)
+}
+
+/// The machinery one request at a time runs on: a reactor, the resolver,
+/// and the connection kept from the last request.
+pub(crate) struct Driver {
+    pub(crate) reactor: Reactor,
+    pub(crate) resolver: Resolver,
+    pub(crate) kept: Option<Conn>,
+}
+
+impl Driver {
+    fn new() -> std::io::Result<Driver> {
+        Ok(Driver {
+            reactor: Reactor::new(8)?,
+            resolver: Resolver::new(),
+            kept: None,
+        })
+    }
+}
+
+/// One HTTP request at a time, driven by [`poll`](Self::poll) from the
+/// caller's loop; Godot's HTTPRequest node without its flaws. The connection
+/// of a request is kept (when the response allows it) and carries the next
+/// request to the same origin.
+///
+/// ```no_run
+/// use pollhttp::{HttpRequest, RequestResult};
+/// use std::time::Duration;
+///
+/// let mut req = HttpRequest::new();
+/// req.settings_mut().timeout = Some(Duration::from_secs(10));
+/// req.request("https://example.com/", &[], "GET", "").unwrap();
+/// let done = loop {
+///     // A game calls poll() once per frame; a tool can sleep in wait().
+///     if let Some(done) = req.poll() {
+///         break done;
+///     }
+///     req.wait(Some(Duration::from_millis(100)));
+/// };
+/// assert_eq!(done.result, RequestResult::Success);
+/// println!("{} {} bytes", done.response_code, done.body.len());
+/// ```
+pub struct HttpRequest {
+    settings: Settings,
+    running: Option<Running>,
+    progress: Arc<Progress>,
+    /// Idle between requests (inline mode, and a worker's when it is done).
+    driver: Option<Driver>,
+}
+
+enum Running {
+    Inline(Box<Job>, Box<Driver>),
+    Thread {
+        rx: mpsc::Receiver<(Completed, Driver)>,
+        cancel: Arc<AtomicBool>,
+        wake: WakeHandle,
+        ready: Option<Box<Completed>>,
+    },
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("busy", &self.is_busy())
+            .field("status", &self.http_client_status())
+            .finish()
+    }
+}
+
+impl Default for HttpRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpRequest {
+    /// An idle request with default [`Settings`]. Allocates nothing of the OS
+    /// until the first request.
+    pub fn new() -> HttpRequest {
+        HttpRequest {
+            settings: Settings::default(),
+            running: None,
+            progress: Arc::new(Progress::default()),
+            driver: None,
+        }
+    }
+
+    /// The settings; they apply to the next `request`.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Change the settings; they apply to the next `request`.
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// Whether a request is running.
+    pub fn is_busy(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Start a request with a text body (UTF-8; empty for none). See
+    /// [`request_body`](Self::request_body).
+    ///
+    /// # Errors
+    /// As [`request_body`](Self::request_body).
+    pub fn request(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: &str,
+    ) -> Result<(), RequestError> {
+        self.request_raw(url, headers, method, body.as_bytes())
+    }
+
+    /// Start a request with a body of bytes (copied once; hand over a
+    /// [`RequestBody`] with [`request_body`](Self::request_body) to avoid the
+    /// copy).
+    ///
+    /// # Errors
+    /// As [`request_body`](Self::request_body).
+    pub fn request_raw(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: &[u8],
+    ) -> Result<(), RequestError> {
+        let body = if body.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Bytes(Bytes::copy_from_slice(body))
+        };
+        self.request_body(url, headers, method, body)
+    }
+
+    /// Start a request whose body is the file at `path`, streamed from disk
+    /// (its size is the Content-Length; memory stays at a few hundred KiB
+    /// whatever the file's size).
+    ///
+    /// # Errors
+    /// As [`request_body`](Self::request_body).
+    pub fn request_file(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        path: impl Into<PathBuf>,
+    ) -> Result<(), RequestError> {
+        self.request_body(url, headers, method, RequestBody::File(path.into()))
+    }
+
+    /// Start a request: `url` (http or https; userinfo becomes Basic
+    /// authorization unless an Authorization header is given; the fragment is
+    /// dropped), extra header fields, a method (any token), and a body, taken
+    /// as it is (see [`RequestBody`]: bytes are not copied, files and readers
+    /// are streamed with back-pressure). Returns at once; [`poll`](Self::poll)
+    /// drives it and returns the [`Completed`].
+    ///
+    /// # Errors
+    /// [`RequestError::Busy`] while a request runs;
+    /// [`RequestError::InvalidUrl`] / [`RequestError::UnsupportedScheme`] /
+    /// [`RequestError::InvalidHost`] for a bad URL; [`RequestError::Invalid`]
+    /// for a method or field that breaks proto's rules (with the field's
+    /// index); [`RequestError::Body`] when a body file cannot be opened;
+    /// [`RequestError::System`] when the OS refuses a poller or a thread.
+    /// Nothing is sent then.
+    pub fn request_body(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: RequestBody,
+    ) -> Result<(), RequestError> {
+        if self.running.is_some() {
+            return Err(RequestError::Busy);
+        }
+        let start = Instant::now();
+        let url = parse_url(url)?;
+        // proto's own rules, checked now so a bad field fails at once.
+        if !pollhttp_proto::is_token(method.as_bytes()) {
+            return Err(RequestError::Invalid(pollhttp_proto::Error::InvalidMethod));
+        }
+        for (index, (k, v)) in headers.iter().enumerate() {
+            if !pollhttp_proto::is_token(k.as_bytes()) {
+                return Err(RequestError::Invalid(
+                    pollhttp_proto::Error::InvalidRequestFieldName { index },
+                ));
+            }
+            if !pollhttp_proto::is_field_value(v.as_bytes()) {
+                return Err(RequestError::Invalid(
+                    pollhttp_proto::Error::InvalidRequestFieldValue { index },
+                ));
+            }
+        }
+        if let RequestBody::File(path) = &body {
+            std::fs::File::open(path).map_err(RequestError::Body)?;
+        }
+        let mut headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !url.username().is_empty() && !has_header(&headers, "authorization") {
+            let decode = |s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let user = decode(url.username());
+            let pass = decode(url.password().unwrap_or(""));
+            headers.push((
+                "Authorization".into(),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+                ),
+            ));
+        }
+        if self.settings.accept_gzip && !has_header(&headers, "accept-encoding") {
+            headers.push(("Accept-Encoding".into(), "gzip, deflate".into()));
+        }
+        let mut driver = match self.driver.take() {
+            Some(d) => d,
+            None => Driver::new().map_err(RequestError::System)?,
+        };
+        self.progress = Arc::new(Progress::default());
+        self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+        let mut job = Job::new(
+            self.settings.clone(),
+            url,
+            method.to_string(),
+            headers,
+            body,
+            start,
+            Arc::clone(&self.progress),
+        );
+        job.begin(&mut driver, start);
+        job.publish_status();
+        if self.settings.use_threads {
+            let (tx, rx) = mpsc::channel();
+            let cancel = Arc::new(AtomicBool::new(false));
+            let wake = WakeHandle(Arc::clone(driver.reactor.waker()));
+            let flag = Arc::clone(&cancel);
+            let spawned = std::thread::Builder::new()
+                .name("pollhttp-request".into())
+                .spawn(move || run_worker(job, driver, flag, tx));
+            if let Err(e) = spawned {
+                return Err(RequestError::System(e));
+            }
+            self.running = Some(Running::Thread {
+                rx,
+                cancel,
+                wake,
+                ready: None,
+            });
+        } else {
+            self.running = Some(Running::Inline(Box::new(job), Box::new(driver)));
+        }
+        Ok(())
+    }
+
+    /// Advance the request and return its [`Completed`] once, when it ends.
+    /// Without threads it reads at most [`Settings::poll_budget`] socket
+    /// bytes; with threads it only collects. Never blocks.
+    pub fn poll(&mut self) -> Option<Completed> {
+        let done = match self.running.as_mut()? {
+            Running::Inline(job, driver) => {
+                let mut budget = job.settings.poll_budget.max(1);
+                job.step(driver, Instant::now(), &mut budget)
+            }
+            Running::Thread { rx, ready, .. } => {
+                ready.take().map(|b| *b).or_else(|| match rx.try_recv() {
+                    Ok((done, driver)) => {
+                        self.driver = Some(driver);
+                        Some(done)
+                    }
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => Some(Completed::failed(
+                        RequestResult::RequestFailed,
+                        RequestFailure::WorkerGone,
+                    )),
+                })
+            }
+        };
+        if done.is_some() {
+            if let Some(Running::Inline(_, driver)) = self.running.take() {
+                self.driver = Some(*driver);
+            }
+        }
+        done
+    }
+
+    /// Sleep until the request has something for [`poll`](Self::poll), or
+    /// `timeout` passes (never past the request's own deadlines). Returns at
+    /// once when idle. Never spins.
+    pub fn wait(&mut self, timeout: Option<Duration>) {
+        match self.running.as_mut() {
+            None => {}
+            Some(Running::Inline(job, driver)) => job.wait(driver, timeout),
+            Some(Running::Thread { rx, ready, .. }) => {
+                if ready.is_some() {
+                    return;
+                }
+                let got = match timeout {
+                    Some(t) => rx.recv_timeout(t).ok(),
+                    None => rx.recv().ok(),
+                };
+                if let Some((done, driver)) = got {
+                    self.driver = Some(driver);
+                    *ready = Some(Box::new(done));
+                }
+            }
+        }
+    }
+
+    /// Stop the request at once: the connection is closed, a worker thread is
+    /// told to stop (and woken; it is never joined, so this never blocks), and
+    /// nothing completes afterwards.
+    pub fn cancel_request(&mut self) {
+        match self.running.take() {
+            Some(Running::Thread { cancel, wake, .. }) => {
+                cancel.store(true, Ordering::Release);
+                wake.wake();
+            }
+            Some(Running::Inline(job, mut driver)) => {
+                drop(job); // its connection closes here
+                driver.kept = None;
+                self.driver = Some(*driver);
+            }
+            None => {}
+        }
+        self.progress
+            .status
+            .store(status_code(Status::Disconnected), Ordering::Relaxed);
+    }
+
+    /// The Content-Length of the current response, or `None` when unknown
+    /// (chunked, close-delimited, or no response yet).
+    pub fn body_size(&self) -> Option<u64> {
+        match self.progress.body_size.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(n),
+        }
+    }
+
+    /// Body bytes received on the wire for the current response (reset at
+    /// each redirect), updated as they arrive.
+    pub fn downloaded_bytes(&self) -> u64 {
+        self.progress.downloaded.load(Ordering::Relaxed)
+    }
+
+    /// Request body bytes handed to the connection so far.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.progress.uploaded.load(Ordering::Relaxed)
+    }
+
+    /// The status of the connection under the request, with
+    /// [`crate::HttpClient`]'s names.
+    pub fn http_client_status(&self) -> Status {
+        if self.running.is_none() {
+            return Status::Disconnected;
+        }
+        status_from(self.progress.status.load(Ordering::Relaxed))
+    }
+}
+
+fn run_worker(
+    mut job: Job,
+    mut driver: Driver,
+    cancel: Arc<AtomicBool>,
+    tx: mpsc::Sender<(Completed, Driver)>,
+) {
+    loop {
+        if cancel.load(Ordering::Acquire) {
+            return; // the job, its connection and the driver drop here
+        }
+        let mut budget = usize::MAX;
+        if let Some(done) = job.step(&mut driver, Instant::now(), &mut budget) {
+            let _ = tx.send((done, driver));
+            return;
+        }
+        if cancel.load(Ordering::Acquire) {
+            return;
+        }
+        job.wait(&mut driver, None);
+    }
+}
+
+fn has_header(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+fn parse_url(url: &str) -> Result<Url, RequestError> {
+    let mut url = Url::parse(url).map_err(RequestError::InvalidUrl)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(RequestError::UnsupportedScheme(url.scheme().to_string()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(RequestError::InvalidHost);
+    }
+    url.set_fragment(None);
+    Ok(url)
+}

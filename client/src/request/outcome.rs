@@ -1,0 +1,263 @@
+//! What a request ends with: [`RequestResult`] (Godot's codes) and
+//! [`Completed`], which carries the typed [`Failure`] beside it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pollhttp_proto::{Error as ProtoError, Fields};
+
+use crate::error::Failure;
+
+macro_rules! request_results {
+    ($($(#[$doc:meta])* $name:ident = $code:expr,)*) => {
+        /// The outcome of a request, with Godot 4's codes and meanings
+        /// (`HTTPRequest.Result`). Each has one clear cause; the
+        /// [`Completed::reason`] says it in words and [`Completed::failure`]
+        /// gives it typed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum RequestResult {
+            $($(#[$doc])* $name = $code,)*
+        }
+
+        impl RequestResult {
+            /// The variant name, e.g. `"Success"`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(RequestResult::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+request_results! {
+    /// The response arrived complete (any status code, 404 included).
+    Success = 0,
+    /// The connection closed before the body was complete: fewer bytes than
+    /// the Content-Length, a chunked body without its last-chunk, or a
+    /// close-delimited body whose TLS connection ended without `close_notify`.
+    ChunkedBodySizeMismatch = 1,
+    /// No connection: every address refused or timed out, or the proxy
+    /// refused the tunnel.
+    CantConnect = 2,
+    /// The host name did not resolve.
+    CantResolve = 3,
+    /// The connection failed (a reset, a TLS error) or the response broke
+    /// HTTP/1.1 (the failure names the rule).
+    ConnectionError = 4,
+    /// The TLS handshake or certificate verification failed.
+    TlsHandshakeError = 5,
+    /// The server closed the connection without sending a response.
+    NoResponse = 6,
+    /// The body (decoded, when gzip is on) is larger than the body size limit.
+    BodySizeLimitExceeded = 7,
+    /// The gzip or deflate content coding could not be decoded.
+    BodyDecompressFailed = 8,
+    /// The request could not be sent (a redirect that cannot be followed, a
+    /// request body that cannot be read or sent again).
+    RequestFailed = 9,
+    /// The download file could not be created.
+    DownloadFileCantOpen = 10,
+    /// Writing the download file failed (e.g. the device is full).
+    DownloadFileWriteError = 11,
+    /// More redirects than `max_redirects`.
+    RedirectLimitReached = 12,
+    /// The deadline (`timeout`) or the idle timeout passed.
+    Timeout = 13,
+}
+
+impl fmt::Display for RequestResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl RequestResult {
+    /// The result a connection failure gives (Godot's mapping, with the
+    /// truncation cases named).
+    pub fn for_failure(failure: &Failure) -> RequestResult {
+        match failure {
+            Failure::Resolve(_) => RequestResult::CantResolve,
+            Failure::Connect(_) | Failure::ConnectTimeout(_) | Failure::ProxyRefused { .. } => {
+                RequestResult::CantConnect
+            }
+            Failure::Tls(_) => RequestResult::TlsHandshakeError,
+            Failure::Protocol(ProtoError::IncompleteHead { received: 0, .. }) => {
+                RequestResult::NoResponse
+            }
+            Failure::Protocol(
+                ProtoError::IncompleteBody { .. }
+                | ProtoError::IncompleteChunkedBody { .. }
+                | ProtoError::UncleanClose { .. },
+            ) => RequestResult::ChunkedBodySizeMismatch,
+            Failure::Protocol(ProtoError::BodyTooLarge { .. }) => {
+                RequestResult::BodySizeLimitExceeded
+            }
+            _ => RequestResult::ConnectionError,
+        }
+    }
+}
+
+/// Why a request failed where no connection [`Failure`] is the cause.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RequestFailure {
+    /// A connection failure (resolve, connect, TLS, I/O, protocol).
+    Connection(Failure),
+    /// The request's deadline (its `timeout`) passed.
+    Timeout(Duration),
+    /// No byte arrived for the idle timeout.
+    IdleTimeout(Duration),
+    /// The body is over the body size limit (`limit` bytes): its declared
+    /// Content-Length (`declared`, refused at the head), or the decoded bytes
+    /// as they arrived (`declared: None`).
+    BodySizeLimit {
+        /// The limit in bytes.
+        limit: u64,
+        /// The Content-Length that was over it, when refused at the head.
+        declared: Option<u64>,
+    },
+    /// The content coding could not be decoded.
+    Decompress(std::io::Error),
+    /// The download file could not be created.
+    DownloadFileOpen {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Writing the download file failed.
+    DownloadFileWrite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// More redirects than allowed.
+    RedirectLimit(u32),
+    /// A redirect that cannot be followed (its reason in words).
+    Redirect(crate::request::redirect::Refusal),
+    /// The request body cannot be sent again (a reader) for a redirect or a
+    /// retry that needs it.
+    BodyNotReplayable,
+    /// The request body's file could not be opened again (for a redirect
+    /// or a retry).
+    Body(std::io::Error),
+    /// The worker thread (`use_threads`) ended without a result.
+    WorkerGone,
+}
+
+impl fmt::Display for RequestFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestFailure::Connection(e) => e.fmt(f),
+            RequestFailure::Timeout(t) => write!(
+                f,
+                "the request did not complete within {:.3} s",
+                t.as_secs_f64()
+            ),
+            RequestFailure::IdleTimeout(t) => {
+                write!(f, "no byte arrived for {:.3} s", t.as_secs_f64())
+            }
+            RequestFailure::BodySizeLimit {
+                limit,
+                declared: Some(n),
+            } => write!(
+                f,
+                "Content-Length {n} is over the body size limit of {limit} bytes"
+            ),
+            RequestFailure::BodySizeLimit {
+                limit,
+                declared: None,
+            } => write!(
+                f,
+                "body is over the body size limit of {limit} bytes (counted after decoding)"
+            ),
+            RequestFailure::Decompress(e) => write!(f, "cannot decode the body: {e}"),
+            RequestFailure::DownloadFileOpen { path, error } => {
+                write!(f, "cannot create {}: {error}", path.display())
+            }
+            RequestFailure::DownloadFileWrite { path, error } => {
+                write!(f, "cannot write {}: {error}", path.display())
+            }
+            RequestFailure::RedirectLimit(n) => write!(f, "more than {n} redirects"),
+            RequestFailure::Redirect(r) => r.fmt(f),
+            RequestFailure::Body(e) => write!(f, "cannot read the request body: {e}"),
+            RequestFailure::WorkerGone => f.write_str("the worker thread ended without a result"),
+            RequestFailure::BodyNotReplayable => {
+                f.write_str("the request body (a reader) cannot be sent again")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RequestFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequestFailure::Connection(e) => Some(e),
+            RequestFailure::Decompress(e) | RequestFailure::Body(e) => Some(e),
+            RequestFailure::DownloadFileOpen { error, .. }
+            | RequestFailure::DownloadFileWrite { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A finished request: Godot's `request_completed(result, response_code,
+/// headers, body)` plus what a tool wants to know.
+#[derive(Debug)]
+pub struct Completed {
+    /// What happened.
+    pub result: RequestResult,
+    /// The cause in words (empty for [`RequestResult::Success`]).
+    pub reason: String,
+    /// The cause, typed (`None` for [`RequestResult::Success`]): proto's rule
+    /// and byte offset, the I/O error, the TLS error...
+    pub failure: Option<RequestFailure>,
+    /// The final response's status code, 0 when none arrived.
+    pub response_code: u16,
+    /// The final response's header fields in wire order (empty when none
+    /// arrived). Content-Encoding and Content-Length are kept as received,
+    /// as in Godot, even when the body was decoded.
+    pub headers: Fields,
+    /// The body (decoded when gzip was on); empty when it went to the
+    /// download file, and for results other than `Success`.
+    pub body: Bytes,
+    /// The URL of the last request made (after redirects).
+    pub final_url: String,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// Bytes of HTTP read from the connection(s), heads included.
+    pub wire_bytes: u64,
+    /// Body bytes after decoding (also when written to a file).
+    pub body_bytes: u64,
+}
+
+impl Completed {
+    /// A completion without a response.
+    pub(crate) fn failed(result: RequestResult, failure: RequestFailure) -> Completed {
+        Completed {
+            result,
+            reason: failure.to_string(),
+            failure: Some(failure),
+            response_code: 0,
+            headers: Fields::default(),
+            body: Bytes::new(),
+            final_url: String::new(),
+            redirects: 0,
+            wire_bytes: 0,
+            body_bytes: 0,
+        }
+    }
+
+    /// The connection failure, if that is why the request failed.
+    pub fn connection_failure(&self) -> Option<&Failure> {
+        match &self.failure {
+            Some(RequestFailure::Connection(f)) => Some(f),
+            _ => None,
+        }
+    }
+}

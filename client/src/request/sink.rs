@@ -1,0 +1,101 @@
+//! Where a response body goes: the content decoders (gzip, deflate) and the
+//! sink (memory or the download file), with the body size limit counted
+//! after decoding (a decompression bomb stops at it).
+
+use std::fs::File;
+use std::io::{self, Write};
+
+#[derive(Debug)]
+pub(crate) enum SinkError {
+    Limit(u64),
+    Write(io::Error),
+}
+
+/// Where decoded body bytes go: memory or the download file, with the body
+/// size limit counted here (after decoding: a decompression bomb stops at it).
+pub(crate) struct Sink {
+    pub(crate) memory: Vec<u8>,
+    pub(crate) file: Option<File>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) total: u64,
+    pub(crate) error: Option<SinkError>,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(limit) = self.limit {
+            if self.total + buf.len() as u64 > limit {
+                self.error = Some(SinkError::Limit(limit));
+                return Err(io::Error::other("body size limit"));
+            }
+        }
+        match &mut self.file {
+            Some(f) => {
+                if let Err(e) = f.write_all(buf) {
+                    let msg = e.to_string();
+                    self.error = Some(SinkError::Write(e));
+                    return Err(io::Error::other(msg));
+                }
+            }
+            None => self.memory.extend_from_slice(buf),
+        }
+        self.total += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) enum Decoder {
+    Identity(Sink),
+    Gzip(flate2::write::GzDecoder<Sink>),
+    Deflate(flate2::write::ZlibDecoder<Sink>),
+}
+
+impl Decoder {
+    pub(crate) fn sink(&mut self) -> &mut Sink {
+        match self {
+            Decoder::Identity(s) => s,
+            Decoder::Gzip(d) => d.get_mut(),
+            Decoder::Deflate(d) => d.get_mut(),
+        }
+    }
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Decoder::Identity(s) => s.write_all(data),
+            Decoder::Gzip(d) => d.write_all(data),
+            Decoder::Deflate(d) => d.write_all(data),
+        }
+    }
+    pub(crate) fn finish(self) -> (Sink, io::Result<()>) {
+        match self {
+            Decoder::Identity(s) => (s, Ok(())),
+            Decoder::Gzip(mut d) => {
+                let r = d.try_finish();
+                // finish() after try_finish() only returns the writer.
+                match d.finish() {
+                    Ok(s) => (s, r),
+                    Err(e) => (empty_sink(), Err(e)),
+                }
+            }
+            Decoder::Deflate(mut d) => {
+                let r = d.try_finish();
+                match d.finish() {
+                    Ok(s) => (s, r),
+                    Err(e) => (empty_sink(), Err(e)),
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn empty_sink() -> Sink {
+    Sink {
+        memory: Vec::new(),
+        file: None,
+        limit: None,
+        total: 0,
+        error: None,
+    }
+}

@@ -1,0 +1,203 @@
+//! The byte transports a connection runs over: [`PlainStream`] (bare TCP) and
+//! [`TlsStream`] (rustls over TCP), behind [`Transport`] so the exchange has
+//! one code path.
+//!
+//! Nothing here blocks: every method does the socket I/O that is possible
+//! right now. Nothing here parses HTTP. What the layers above need to judge a
+//! response is kept: a read says whether the end of input was clean (a TCP
+//! FIN on plain TCP, a `close_notify` alert on TLS) or not (RFC 9112 §9.8),
+//! and errors are typed ([`TransportError`]), never a rustls error smuggled
+//! through [`io::Error`].
+
+use std::fmt;
+use std::io;
+
+use mio::net::TcpStream;
+use mio::Interest;
+
+mod plain;
+mod tls;
+
+pub(crate) use plain::PlainStream;
+pub(crate) use tls::TlsStream;
+
+/// Result of a `read` call on a transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadOutcome {
+    /// This many bytes (at least 1, at most `out.len()`) were written to the
+    /// start of `out`.
+    Data(usize),
+    /// No data available right now: the socket has nothing more, or the
+    /// per-call budget ran out ([`Transport::has_pending_input`] tells the two
+    /// apart).
+    WouldBlock,
+    /// The input ended and everything before it was returned. `clean`: the
+    /// end is proof that nothing was cut off (a TCP FIN on plain TCP, a TLS
+    /// `close_notify`); `false` for TLS without `close_notify`. Every later
+    /// call returns the same.
+    Eof {
+        /// Whether the end of input was clean.
+        clean: bool,
+    },
+}
+
+/// A connection's transport failed: a socket error, or (TLS) a protocol,
+/// certificate or record error reported by rustls, or an alert from the
+/// server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// rustls rejected the connection (certificate, handshake, a record that
+    /// does not decrypt, an alert); the original error is kept.
+    Tls(rustls::Error),
+    /// The socket failed (or the peer closed it while TLS needed it).
+    Io(io::Error),
+}
+
+impl TransportError {
+    /// The rustls error, if this is a TLS (not an I/O) failure.
+    pub fn rustls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            Self::Tls(e) => Some(e),
+            Self::Io(_) => None,
+        }
+    }
+
+    /// The I/O error, if this is a socket (not a TLS) failure.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Tls(_) => None,
+        }
+    }
+
+    /// Whether the server's certificate was rejected (unknown issuer, wrong
+    /// name, expired, ...).
+    pub fn is_certificate_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Tls(rustls::Error::InvalidCertificate(_))
+                | Self::Tls(rustls::Error::NoCertificatesPresented)
+        )
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Tls(e) => Some(e),
+            Self::Io(e) => Some(e),
+        }
+    }
+}
+
+impl From<rustls::Error> for TransportError {
+    fn from(e: rustls::Error) -> Self {
+        Self::Tls(e)
+    }
+}
+
+impl From<io::Error> for TransportError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// A connection's byte stream, plain or TLS, behind one interface.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// Bare TCP (`http://`, or a proxy connection before `CONNECT`).
+    Plain(PlainStream),
+    /// TLS over TCP (`https://`).
+    Tls(Box<TlsStream>),
+}
+
+impl Transport {
+    /// The poller reported the peer's write side closed (plain streams then
+    /// read on to EOF after a short read; TLS streams always do).
+    pub(crate) fn note_read_closed(&mut self) {
+        if let Self::Plain(s) = self {
+            s.note_read_closed();
+        }
+    }
+
+    /// Read into `out`, at most `*budget` socket bytes (decremented). Never
+    /// blocks. Bytes read before an error are returned first; the error comes
+    /// on the next call.
+    pub(crate) fn read(
+        &mut self,
+        out: &mut [u8],
+        budget: &mut usize,
+    ) -> Result<ReadOutcome, TransportError> {
+        match self {
+            Self::Plain(s) => s.read(out, budget).map_err(TransportError::Io),
+            Self::Tls(s) => s.read(out, budget),
+        }
+    }
+
+    /// Write as much of `data` as the transport accepts now; `Ok(0)` when it
+    /// accepts nothing (wait for WRITABLE). Never blocks.
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+        match self {
+            Self::Plain(s) => s.write(data).map_err(TransportError::Io),
+            Self::Tls(s) => s.write(data),
+        }
+    }
+
+    /// Push buffered TLS records to the socket; `Ok(true)` when none are left
+    /// (always for plain streams). Never blocks.
+    pub(crate) fn flush(&mut self) -> Result<bool, TransportError> {
+        match self {
+            Self::Plain(_) => Ok(true),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+
+    /// The readiness the transport needs from the poller: always `READABLE`,
+    /// plus `WRITABLE` while the caller has bytes to write (`want_write`) or
+    /// TLS records are queued (rustls' `wants_write`).
+    pub(crate) fn interest(&self, want_write: bool) -> Interest {
+        let tls_write = match self {
+            Self::Plain(_) => false,
+            Self::Tls(s) => s.wants_write(),
+        };
+        if want_write || tls_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Whether `read` may make progress without a readiness event.
+    pub(crate) fn has_pending_input(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.has_pending_input(),
+            Self::Tls(s) => s.has_pending_input(),
+        }
+    }
+
+    /// The socket, e.g. to (re)register it with a [`mio::Registry`].
+    pub(crate) fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Self::Plain(s) => s.socket(),
+            Self::Tls(s) => s.socket(),
+        }
+    }
+
+    /// Best effort, never blocks: a TLS stream queues `close_notify` and tries
+    /// to send it; a plain stream does nothing (dropping it closes the socket).
+    pub(crate) fn close_notify(&mut self) {
+        if let Self::Tls(s) = self {
+            s.send_close_notify();
+        }
+    }
+}
