@@ -37,7 +37,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pollhttp::{Completed, HttpRequest, RequestResult, TlsOptions};
+use pollhttp::{Completed, HttpRequest, RequestBody, RequestResult, TlsOptions};
 use sha2::{Digest, Sha256};
 
 const USAGE: &str = "\
@@ -64,6 +64,7 @@ struct Args {
     method: Option<String>,
     headers: Vec<(String, String)>,
     data: Option<Vec<u8>>,
+    data_file: Option<PathBuf>,
     output: Option<PathBuf>,
     max_redirects: Option<u32>,
     timeout: Option<Duration>,
@@ -124,8 +125,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             }
             "-d" | "--data" => a.data = Some(value(&flag)?.into_bytes()),
             "--data-file" => {
-                let p = value(&flag)?;
-                a.data = Some(std::fs::read(&p).map_err(|e| format!("cannot read {p}: {e}"))?);
+                a.data_file = Some(PathBuf::from(value(&flag)?));
             }
             "-o" | "--output" => {
                 let o = value(&flag)?;
@@ -215,17 +215,24 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         }
         s.tls = tls;
     }
-    let body = args.data.as_deref().unwrap_or(b"");
+    let has_body = args.data.is_some() || args.data_file.is_some();
+    // A file is streamed from disk (its size is the Content-Length), never
+    // read into memory whole.
+    let body = match (&args.data_file, &args.data) {
+        (Some(path), _) => RequestBody::File(path.clone()),
+        (None, Some(data)) => RequestBody::from(data.clone()),
+        (None, None) => RequestBody::Empty,
+    };
     let method = args
         .method
         .clone()
-        .unwrap_or_else(|| if args.data.is_some() { "POST" } else { "GET" }.to_string());
+        .unwrap_or_else(|| if has_body { "POST" } else { "GET" }.to_string());
     let mut headers: Vec<(&str, &str)> = args
         .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    if args.data.is_some()
+    if has_body
         && !headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
@@ -234,7 +241,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     }
 
     let start = Instant::now();
-    req.request_raw(&args.url, &headers, &method, body)
+    req.request_body(&args.url, &headers, &method, body)
         .map_err(|e| e.to_string())?;
     let mut bar: Option<ProgressBar> = None;
     let show_progress = io::stderr().is_terminal();
