@@ -13,6 +13,9 @@
 //! * [`HttpClient`]: one connection with Godot's HTTPClient shape and
 //!   [`Status`] values; keep-alive, TLS via rustls ([`TlsOptions`]), HTTP and
 //!   HTTPS proxies.
+//! * [`RequestPool`]: many requests under one `poll()` with a frame budget
+//!   (time and bytes), per-origin keep-alive, connection limits and a FIFO
+//!   queue; the same per-request logic as `HttpRequest`.
 //! * [`proto`]: the sans-IO protocol core (`pollhttp-proto`), re-exported.
 //!
 //! Errors answer two questions, one type each: [`RequestError`] (a call was
@@ -34,6 +37,7 @@ mod client;
 mod conn;
 mod connect;
 mod error;
+mod pool;
 mod reactor;
 mod request;
 mod resolve;
@@ -45,6 +49,7 @@ pub use body::RequestBody;
 pub use client::{HttpClient, Status, WakeHandle};
 pub use error::{Failure, RequestError};
 pub use pollhttp_proto::method;
+pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
 pub use request::{Completed, HttpRequest, Refusal, RequestFailure, RequestResult, Settings};
 pub use resolve::LookupFn;
 pub use tls_options::{TlsConfigError, TlsOptions};

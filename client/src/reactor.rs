@@ -112,6 +112,13 @@ impl Reactor {
         std::mem::take(&mut self.woken)
     }
 
+    /// The epoll file descriptor.
+    #[cfg(unix)]
+    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
+    }
+
     /// Whether the waker fired (without clearing it).
     pub(crate) fn is_woken(&self) -> bool {
         self.woken

@@ -9,22 +9,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mio::Token;
+use mio::{Registry, Token, Waker};
 use pollhttp_proto::{Config, Event, MessageBodyLength, RecvState, ResponseHead};
 use url::Url;
 
 use super::outcome::{Completed, RequestFailure, RequestResult};
 use super::redirect::{self, Decision, Policy};
 use super::sink::{Decoder, Sink, SinkError};
-use super::{status_code, Driver, Progress, Settings};
+use super::{status_code, Progress, Settings};
 use crate::body::RequestBody;
 use crate::client::{client_proto_config, Status};
 use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::Failure;
-use crate::time::{sleep_for, Deadlines, Expired};
-
-/// The token of a job's connection in its driver's reactor.
-const CONN: Token = Token(0);
+use crate::resolve::Resolver;
+use crate::time::{Deadlines, Expired};
 
 /// Most bytes of a redirect's body read to keep its connection for the next
 /// hop; past this the connection is dropped instead.
@@ -40,6 +38,28 @@ enum Stage {
     Connect,
     /// The request is out; reading the response.
     Exchange,
+    /// No connection yet: the connection limits are reached.
+    Waiting,
+}
+
+/// Where a job gets its connections: the one-request driver of an
+/// `HttpRequest` (one kept connection) or a `RequestPool` (a cache with
+/// limits). One reactor serves them all.
+pub(crate) trait Connections {
+    fn registry(&self) -> &Registry;
+    fn resolver(&self) -> &Resolver;
+    fn waker(&self) -> &Arc<Waker>;
+    /// A lookup finished (the waker fired): consume the wake.
+    fn take_woken(&mut self);
+    /// A kept connection made for `target`, if one is idle (its readiness
+    /// is up to date; the job probes it before use).
+    fn take_idle(&mut self, target: &Target) -> Option<Conn>;
+    /// A token for a new connection to `target`, or `None` when the limits
+    /// say wait.
+    fn new_token(&mut self, target: &Target) -> Option<Token>;
+    /// The job is done with `conn`: keep it for reuse (`keep`: it is idle and
+    /// reusable) or close it.
+    fn release(&mut self, conn: Conn, keep: bool, now: Instant);
 }
 
 /// Methods a client may send again after a failure (RFC 9110 §9.2.2).
@@ -69,7 +89,6 @@ pub(crate) struct Job {
     progress: Arc<Progress>,
     /// HTTP bytes read for this request, over every connection.
     wire: u64,
-    fresh_events: bool,
 }
 
 impl Job {
@@ -103,7 +122,6 @@ impl Job {
             response: None,
             progress,
             wire: 0,
-            fresh_events: false,
         }
     }
 
@@ -134,84 +152,88 @@ impl Job {
         }
     }
 
-    /// Take a connection for the current URL: the driver's kept one when it
-    /// was made for the same target and is still alive, else a new one.
-    pub(crate) fn begin(&mut self, drv: &mut Driver, now: Instant) {
+    /// Take a connection for the current URL: a kept one made for the same
+    /// target that is still alive, else a new one when the limits allow it
+    /// (else the job waits: [`is_waiting`](Self::is_waiting)).
+    pub(crate) fn begin(&mut self, drv: &mut dyn Connections, now: Instant) {
         let target = self.target();
         self.close_conn(drv);
         self.reused = false;
         self.stage = Stage::Connect;
-        if let Some(mut kept) = drv.kept.take() {
-            if kept.target().can_reuse_for(&target) && kept.is_idle() {
-                // A fresh look at the socket: a server that closed the idle
-                // connection is noticed now, before anything is sent.
-                drv.reactor.poll(Some(Duration::ZERO), |token, ev| {
-                    if token == kept.token() {
-                        kept.on_event(ev);
-                    }
-                });
-                let alive = kept
+        while let Some(mut kept) = drv.take_idle(&target) {
+            // A server that closed the idle connection is noticed now,
+            // before anything is sent.
+            let alive = kept.is_idle()
+                && kept
                     .exchange_mut()
                     .is_some_and(|(x, ready)| x.pump(ready, &mut 0).is_ok());
-                if alive {
-                    self.reused = true;
-                    self.conn = Some(kept);
-                    return;
-                }
+            if alive {
+                self.reused = true;
+                self.conn = Some(kept);
+                return;
             }
-            kept.close(drv.reactor.registry());
+            drv.release(kept, false, now);
         }
+        let Some(token) = drv.new_token(&target) else {
+            self.stage = Stage::Waiting;
+            return;
+        };
         self.conn = Some(Conn::start(
             target,
-            CONN,
+            token,
             &self.conn_settings(),
-            &drv.resolver,
-            drv.reactor.registry(),
-            drv.reactor.waker(),
+            drv.resolver(),
+            drv.registry(),
+            drv.waker(),
             now,
         ));
     }
 
-    fn close_conn(&mut self, drv: &mut Driver) {
-        if let Some(mut c) = self.conn.take() {
-            c.close(drv.reactor.registry());
+    /// Whether the job waits for a connection (the limits are reached).
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.stage == Stage::Waiting
+    }
+
+    /// A readiness event for the token of this job's connection.
+    pub(crate) fn on_event(&mut self, token: Token, ev: &mio::event::Event) {
+        if let Some(c) = self.conn.as_mut().filter(|c| c.token() == token) {
+            c.on_event(ev);
         }
     }
 
-    fn collect(&mut self, drv: &mut Driver, timeout: Option<Duration>) -> bool {
-        let conn = &mut self.conn;
-        drv.reactor.poll(timeout, |token, ev| {
-            if let Some(c) = conn.as_mut().filter(|c| c.token() == token) {
-                c.on_event(ev);
-            }
-        })
+    /// Whether the job's connection waits for its name lookup.
+    pub(crate) fn is_resolving(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.phase() == Phase::Resolving)
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    /// Take the job's connection away (to close it when the job is dropped).
+    pub(crate) fn take_conn(&mut self) -> Option<Conn> {
+        self.conn.take()
+    }
+
+    fn close_conn(&mut self, drv: &mut dyn Connections) {
+        if let Some(c) = self.conn.take() {
+            drv.release(c, false, Instant::now());
+        }
+    }
+
+    /// The nearest deadline of the job: connect, total, idle.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let connect = self.conn.as_ref().and_then(Conn::deadline);
         [connect, self.deadlines.next()].into_iter().flatten().min()
     }
 
-    fn has_pending_work(&self, drv: &Driver, now: Instant) -> bool {
+    /// Whether a step would make progress now without waiting (`woken`: the
+    /// reactor's waker fired).
+    pub(crate) fn has_pending_work(&self, woken: bool, now: Instant) -> bool {
         let Some(conn) = &self.conn else {
-            return true;
+            return self.stage != Stage::Waiting;
         };
-        let woken = drv.reactor.is_woken();
         (woken && conn.phase() != Phase::Resolving)
             || conn.has_pending_work(woken)
             || self.next_deadline().is_some_and(|d| now >= d)
-    }
-
-    /// Sleep until the job has work, `timeout` passes, or a deadline (connect,
-    /// total, idle) is due. Never spins.
-    pub(crate) fn wait(&mut self, drv: &mut Driver, timeout: Option<Duration>) {
-        let now = Instant::now();
-        if self.has_pending_work(drv, now) {
-            return;
-        }
-        let sleep = sleep_for(timeout, self.next_deadline(), now);
-        self.collect(drv, sleep);
-        self.fresh_events = true;
     }
 
     pub(crate) fn publish_status(&self) {
@@ -233,20 +255,14 @@ impl Job {
             .store(status_code(status), Ordering::Relaxed);
     }
 
-    /// Advance; `Some` when finished. `budget` bounds the socket bytes read.
+    /// Advance; `Some` when finished. `budget` bounds the socket bytes read
+    /// (decremented). The caller collected readiness before.
     pub(crate) fn step(
         &mut self,
-        drv: &mut Driver,
+        drv: &mut dyn Connections,
         now: Instant,
         budget: &mut usize,
     ) -> Option<Completed> {
-        if self.conn.is_none() {
-            self.begin(drv, now);
-        }
-        if !self.fresh_events {
-            self.collect(drv, Some(Duration::ZERO));
-        }
-        self.fresh_events = false;
         if let Some(expired) = self.deadlines.expired(now) {
             let failure = match expired {
                 Expired::Idle => {
@@ -258,6 +274,12 @@ impl Job {
             };
             return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
         }
+        if self.conn.is_none() {
+            self.begin(drv, now);
+            if self.stage == Stage::Waiting {
+                return None;
+            }
+        }
         let done = self.advance(drv, now, budget);
         if done.is_none() {
             self.publish_status();
@@ -265,15 +287,20 @@ impl Job {
         done
     }
 
-    fn advance(&mut self, drv: &mut Driver, now: Instant, budget: &mut usize) -> Option<Completed> {
+    fn advance(
+        &mut self,
+        drv: &mut dyn Connections,
+        now: Instant,
+        budget: &mut usize,
+    ) -> Option<Completed> {
         loop {
             match self.stage {
                 Stage::Connect => {
                     let conn = self.conn.as_mut()?;
                     if conn.phase() == Phase::Resolving {
-                        drv.reactor.take_woken();
+                        drv.take_woken();
                     }
-                    if let Err(f) = conn.establish(drv.reactor.registry(), now) {
+                    if let Err(f) = conn.establish(drv.registry(), now) {
                         return self.on_failure(drv, f, now);
                     }
                     if conn.phase() != Phase::Ready {
@@ -284,6 +311,7 @@ impl Job {
                     }
                 }
                 Stage::Exchange => return self.exchange(drv, now, budget),
+                Stage::Waiting => return None,
             }
         }
     }
@@ -297,7 +325,7 @@ impl Job {
         }
     }
 
-    fn send(&mut self, drv: &mut Driver) -> Option<Completed> {
+    fn send(&mut self, drv: &mut dyn Connections) -> Option<Completed> {
         let body = match self.body.as_ref().and_then(RequestBody::replay) {
             Some(b) => b,
             None => match self.body.take() {
@@ -344,7 +372,7 @@ impl Job {
 
     fn exchange(
         &mut self,
-        drv: &mut Driver,
+        drv: &mut dyn Connections,
         now: Instant,
         budget: &mut usize,
     ) -> Option<Completed> {
@@ -357,7 +385,7 @@ impl Job {
             self.progress
                 .uploaded
                 .store(x.body_bytes_sent, Ordering::Relaxed);
-            conn.update_interest(drv.reactor.registry());
+            conn.update_interest(drv.registry());
             if got > 0 {
                 self.wire += got;
                 self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
@@ -400,7 +428,7 @@ impl Job {
         }
     }
 
-    fn on_head(&mut self, drv: &mut Driver, head: ResponseHead) -> Option<Completed> {
+    fn on_head(&mut self, drv: &mut dyn Connections, head: ResponseHead) -> Option<Completed> {
         let policy = Policy {
             max_redirects: self.settings.max_redirects,
             allow_https_to_http: self.settings.allow_https_to_http_redirect,
@@ -502,7 +530,7 @@ impl Job {
 
     fn on_body(
         &mut self,
-        drv: &mut Driver,
+        drv: &mut dyn Connections,
         chunk: &Bytes,
         received: u64,
         now: Instant,
@@ -525,7 +553,7 @@ impl Job {
 
     fn sink_failure(
         &mut self,
-        drv: &mut Driver,
+        drv: &mut dyn Connections,
         finish_error: Option<std::io::Error>,
     ) -> Completed {
         let err = self.decoder.as_mut().and_then(|d| d.sink().error.take());
@@ -559,7 +587,7 @@ impl Job {
         }
     }
 
-    fn on_end(&mut self, drv: &mut Driver, now: Instant) -> Option<Completed> {
+    fn on_end(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         let reusable = self
             .conn
             .as_mut()
@@ -581,7 +609,7 @@ impl Job {
         Some(self.complete(drv, RequestResult::Success, None))
     }
 
-    fn follow_redirect(&mut self, drv: &mut Driver, now: Instant) -> Option<Completed> {
+    fn follow_redirect(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         let Some(Decision::Follow {
             url,
             method,
@@ -626,7 +654,7 @@ impl Job {
 
     fn on_failure(
         &mut self,
-        drv: &mut Driver,
+        drv: &mut dyn Connections,
         failure: Failure,
         now: Instant,
     ) -> Option<Completed> {
@@ -658,16 +686,13 @@ impl Job {
     /// can carry another request.
     fn complete(
         &mut self,
-        drv: &mut Driver,
+        drv: &mut dyn Connections,
         result: RequestResult,
         failure: Option<RequestFailure>,
     ) -> Completed {
-        match self.conn.take() {
-            Some(conn) if result == RequestResult::Success && conn.is_idle() => {
-                drv.kept = Some(conn);
-            }
-            Some(mut conn) => conn.close(drv.reactor.registry()),
-            None => {}
+        if let Some(conn) = self.conn.take() {
+            let keep = result == RequestResult::Success && conn.is_idle();
+            drv.release(conn, keep, Instant::now());
         }
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {

@@ -21,18 +21,20 @@ use url::Url;
 
 use crate::body::RequestBody;
 use crate::client::{Status, WakeHandle};
-use crate::conn::Conn;
+use crate::conn::{Conn, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
 use crate::resolve::Resolver;
+use crate::time::sleep_for;
 use crate::tls_options::TlsOptions;
+use mio::{Registry, Token, Waker};
 
 pub(crate) mod job;
 pub(crate) mod outcome;
 pub(crate) mod redirect;
 pub(crate) mod sink;
 
-use job::Job;
+use job::{Connections, Job};
 pub use outcome::{Completed, RequestFailure, RequestResult};
 pub use redirect::Refusal;
 
@@ -109,7 +111,7 @@ pub(crate) fn status_code(s: Status) -> u8 {
     s as u8
 }
 
-fn status_from(code: u8) -> Status {
+pub(crate) fn status_from(code: u8) -> Status {
     Status::ALL
         .get(code as usize)
         .copied()
@@ -119,10 +121,15 @@ fn status_from(code: u8) -> Status {
 /// The machinery one request at a time runs on: a reactor, the resolver,
 /// and the connection kept from the last request.
 pub(crate) struct Driver {
-    pub(crate) reactor: Reactor,
-    pub(crate) resolver: Resolver,
-    pub(crate) kept: Option<Conn>,
+    reactor: Reactor,
+    resolver: Resolver,
+    kept: Option<Conn>,
+    /// Events were collected by `wait`; the next step uses them.
+    fresh_events: bool,
 }
+
+/// The token of the driver's one connection.
+const CONN: Token = Token(0);
 
 impl Driver {
     fn new() -> std::io::Result<Driver> {
@@ -130,7 +137,80 @@ impl Driver {
             reactor: Reactor::new(8)?,
             resolver: Resolver::new(),
             kept: None,
+            fresh_events: false,
         })
+    }
+
+    fn collect(&mut self, job: &mut Job, timeout: Option<Duration>) {
+        self.reactor
+            .poll(timeout, |token, ev| job.on_event(token, ev));
+    }
+
+    /// Collect readiness (unless `wait` just did), then step the job.
+    fn step(&mut self, job: &mut Job, now: Instant, budget: &mut usize) -> Option<Completed> {
+        if !self.fresh_events {
+            self.collect(job, Some(Duration::ZERO));
+        }
+        self.fresh_events = false;
+        job.step(self, now, budget)
+    }
+
+    /// Sleep until the job has work, `timeout` passes, or one of its
+    /// deadlines (connect, total, idle) is due. Never spins.
+    fn wait(&mut self, job: &mut Job, timeout: Option<Duration>) {
+        let now = Instant::now();
+        if job.has_pending_work(self.reactor.is_woken(), now) {
+            return;
+        }
+        self.collect(job, sleep_for(timeout, job.next_deadline(), now));
+        self.fresh_events = true;
+    }
+}
+
+impl Connections for Driver {
+    fn registry(&self) -> &Registry {
+        self.reactor.registry()
+    }
+
+    fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    fn waker(&self) -> &Arc<Waker> {
+        self.reactor.waker()
+    }
+
+    fn take_woken(&mut self) {
+        self.reactor.take_woken();
+    }
+
+    fn take_idle(&mut self, target: &Target) -> Option<Conn> {
+        let mut kept = self.kept.take()?;
+        if !kept.target().can_reuse_for(target) {
+            kept.close(self.reactor.registry());
+            return None;
+        }
+        // A fresh look at the socket: did the server close it meanwhile?
+        self.reactor.poll(Some(Duration::ZERO), |token, ev| {
+            if token == kept.token() {
+                kept.on_event(ev);
+            }
+        });
+        Some(kept)
+    }
+
+    fn new_token(&mut self, _target: &Target) -> Option<Token> {
+        Some(CONN)
+    }
+
+    fn release(&mut self, mut conn: Conn, keep: bool, _now: Instant) {
+        if keep {
+            if let Some(mut old) = self.kept.replace(conn) {
+                old.close(self.reactor.registry());
+            }
+        } else {
+            conn.close(self.reactor.registry());
+        }
     }
 }
 
@@ -294,49 +374,7 @@ impl HttpRequest {
             return Err(RequestError::Busy);
         }
         let start = Instant::now();
-        let url = parse_url(url)?;
-        // proto's own rules, checked now so a bad field fails at once.
-        if !pollhttp_proto::is_token(method.as_bytes()) {
-            return Err(RequestError::Invalid(pollhttp_proto::Error::InvalidMethod));
-        }
-        for (index, (k, v)) in headers.iter().enumerate() {
-            if !pollhttp_proto::is_token(k.as_bytes()) {
-                return Err(RequestError::Invalid(
-                    pollhttp_proto::Error::InvalidRequestFieldName { index },
-                ));
-            }
-            if !pollhttp_proto::is_field_value(v.as_bytes()) {
-                return Err(RequestError::Invalid(
-                    pollhttp_proto::Error::InvalidRequestFieldValue { index },
-                ));
-            }
-        }
-        if let RequestBody::File(path) = &body {
-            std::fs::File::open(path).map_err(RequestError::Body)?;
-        }
-        let mut headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        if !url.username().is_empty() && !has_header(&headers, "authorization") {
-            let decode = |s| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            let user = decode(url.username());
-            let pass = decode(url.password().unwrap_or(""));
-            headers.push((
-                "Authorization".into(),
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-                ),
-            ));
-        }
-        if self.settings.accept_gzip && !has_header(&headers, "accept-encoding") {
-            headers.push(("Accept-Encoding".into(), "gzip, deflate".into()));
-        }
+        let (url, headers) = prepare(url, headers, method, &body, &self.settings)?;
         let mut driver = match self.driver.take() {
             Some(d) => d,
             None => Driver::new().map_err(RequestError::System)?,
@@ -384,7 +422,7 @@ impl HttpRequest {
         let done = match self.running.as_mut()? {
             Running::Inline(job, driver) => {
                 let mut budget = job.settings.poll_budget.max(1);
-                job.step(driver, Instant::now(), &mut budget)
+                driver.step(job, Instant::now(), &mut budget)
             }
             Running::Thread { rx, ready, .. } => {
                 ready.take().map(|b| *b).or_else(|| match rx.try_recv() {
@@ -414,7 +452,7 @@ impl HttpRequest {
     pub fn wait(&mut self, timeout: Option<Duration>) {
         match self.running.as_mut() {
             None => {}
-            Some(Running::Inline(job, driver)) => job.wait(driver, timeout),
+            Some(Running::Inline(job, driver)) => driver.wait(job, timeout),
             Some(Running::Thread { rx, ready, .. }) => {
                 if ready.is_some() {
                     return;
@@ -493,15 +531,72 @@ fn run_worker(
             return; // the job, its connection and the driver drop here
         }
         let mut budget = usize::MAX;
-        if let Some(done) = job.step(&mut driver, Instant::now(), &mut budget) {
+        if let Some(done) = driver.step(&mut job, Instant::now(), &mut budget) {
             let _ = tx.send((done, driver));
             return;
         }
         if cancel.load(Ordering::Acquire) {
             return;
         }
-        job.wait(&mut driver, None);
+        driver.wait(&mut job, None);
     }
+}
+
+/// Check a request before anything starts (URL, method, fields by proto's
+/// rules, a body file) and add what the URL and settings imply:
+/// `Authorization: Basic` from URL userinfo, `Accept-Encoding` when gzip is
+/// on. Shared by every front end.
+pub(crate) fn prepare(
+    url: &str,
+    headers: &[(&str, &str)],
+    method: &str,
+    body: &RequestBody,
+    settings: &Settings,
+) -> Result<(Url, Vec<(String, String)>), RequestError> {
+    let url = parse_url(url)?;
+    // proto's own rules, checked now so a bad field fails at once.
+    if !pollhttp_proto::is_token(method.as_bytes()) {
+        return Err(RequestError::Invalid(pollhttp_proto::Error::InvalidMethod));
+    }
+    for (index, (k, v)) in headers.iter().enumerate() {
+        if !pollhttp_proto::is_token(k.as_bytes()) {
+            return Err(RequestError::Invalid(
+                pollhttp_proto::Error::InvalidRequestFieldName { index },
+            ));
+        }
+        if !pollhttp_proto::is_field_value(v.as_bytes()) {
+            return Err(RequestError::Invalid(
+                pollhttp_proto::Error::InvalidRequestFieldValue { index },
+            ));
+        }
+    }
+    if let RequestBody::File(path) = body {
+        std::fs::File::open(path).map_err(RequestError::Body)?;
+    }
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if !url.username().is_empty() && !has_header(&headers, "authorization") {
+        let decode = |s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = decode(url.username());
+        let pass = decode(url.password().unwrap_or(""));
+        headers.push((
+            "Authorization".into(),
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            ),
+        ));
+    }
+    if settings.accept_gzip && !has_header(&headers, "accept-encoding") {
+        headers.push(("Accept-Encoding".into(), "gzip, deflate".into()));
+    }
+    Ok((url, headers))
 }
 
 fn has_header(headers: &[(String, String)], name: &str) -> bool {

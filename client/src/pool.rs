@@ -1,0 +1,800 @@
+//! [`RequestPool`]: many requests under one `poll()` with a frame budget,
+//! per-origin keep-alive and connection limits. The same per-request code
+//! ([`Job`]) runs here as under `HttpRequest`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Registry, Token, Waker};
+
+use crate::body::RequestBody;
+use crate::client::{Status, WakeHandle};
+use crate::conn::{Conn, Target};
+use crate::error::RequestError;
+use crate::reactor::Reactor;
+use crate::request::job::{Connections, Job};
+use crate::request::{prepare, status_from, Completed, Progress, Settings};
+use crate::resolve::Resolver;
+use crate::time::sleep_for;
+
+/// A request in a [`RequestPool`]. Generational: an id of a request that
+/// completed or was cancelled never matches a later request in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId {
+    index: u32,
+    generation: u32,
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+/// Limits and budgets of a [`RequestPool`] (curl's multi options where curl
+/// has one).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections open to one origin (scheme, host, port), active and
+    /// idle together (curl's `CURLMOPT_MAX_HOST_CONNECTIONS`). Default 6, as
+    /// browsers. At least 1.
+    pub max_connections_per_origin: usize,
+    /// Most connections open in all (curl's `CURLMOPT_MAX_TOTAL_CONNECTIONS`).
+    /// Default 64. At least 1.
+    pub max_connections: usize,
+    /// Most idle keep-alive connections kept per origin. Default 6.
+    pub max_idle_per_origin: usize,
+    /// Most idle keep-alive connections kept in all (curl's
+    /// `CURLMOPT_MAXCONNECTS`). Default 32.
+    pub max_idle: usize,
+    /// An idle connection older than this is closed (curl's
+    /// `CURLOPT_MAXAGE_CONN`, default 118 s there). Default 60 s.
+    pub idle_age: Duration,
+    /// Most time one [`RequestPool::poll`] spends, checked between requests.
+    /// Default 1 ms (a sixteenth of a 60 fps frame).
+    pub time_budget: Duration,
+    /// Most socket bytes one [`RequestPool::poll`] reads, over all requests.
+    /// Default 4 MiB.
+    pub byte_budget: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> PoolSettings {
+        PoolSettings {
+            max_connections_per_origin: 6,
+            max_connections: 64,
+            max_idle_per_origin: 6,
+            max_idle: 32,
+            idle_age: Duration::from_secs(60),
+            time_budget: Duration::from_millis(1),
+            byte_budget: 4 << 20,
+        }
+    }
+}
+
+/// Most socket bytes one request reads per turn, so the others get theirs
+/// within the same `poll`.
+const QUANTUM: usize = 256 * 1024;
+
+/// Progress of one request, readable at any time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestProgress {
+    /// Where its connection is, with [`crate::HttpClient`]'s names.
+    pub status: Status,
+    /// Body bytes of the current response received so far (wire bytes).
+    pub downloaded: u64,
+    /// The current response's Content-Length, when known.
+    pub body_size: Option<u64>,
+    /// Request body bytes handed to the connection so far.
+    pub uploaded: u64,
+}
+
+/// A clock: `Instant::now` unless a test injects its own.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Free,
+    Job(u32),
+    Idle,
+}
+
+struct IdleConn {
+    conn: Conn,
+    since: Instant,
+}
+
+/// The connection side of the pool: the reactor, the cache of idle
+/// connections and the counts the limits are checked against.
+struct Conns {
+    reactor: Reactor,
+    resolver: Resolver,
+    settings: PoolSettings,
+    clock: Clock,
+    idle: Vec<IdleConn>,
+    /// Connections open per origin (active and idle).
+    open: HashMap<(bool, String, u16), usize>,
+    total: usize,
+    owners: Vec<Owner>,
+    free_tokens: Vec<usize>,
+    /// The job being stepped (its index), which new connections belong to.
+    current: u32,
+    /// A connection closed since the waiting jobs were last looked at.
+    capacity_freed: bool,
+    /// Connections opened so far.
+    opened: u64,
+}
+
+fn origin_key(t: &Target) -> (bool, String, u16) {
+    (t.tls, t.host.to_ascii_lowercase(), t.port)
+}
+
+impl Conns {
+    fn close(&mut self, mut conn: Conn) {
+        let token = conn.token();
+        conn.close(self.reactor.registry());
+        if let Some(o) = self.owners.get_mut(token.0) {
+            *o = Owner::Free;
+            self.free_tokens.push(token.0);
+        }
+        let key = origin_key(conn.target());
+        if let Some(n) = self.open.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.open.remove(&key);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+        self.capacity_freed = true;
+    }
+
+    /// Close the idle connections the server closed, and those past the
+    /// idle age.
+    fn maintain_idle(&mut self, now: Instant) {
+        let age = self.settings.idle_age;
+        let mut i = 0;
+        while i < self.idle.len() {
+            let entry = &mut self.idle[i];
+            let expired = now.saturating_duration_since(entry.since) >= age;
+            let dead = expired
+                || entry
+                    .conn
+                    .exchange_mut()
+                    .is_none_or(|(x, ready)| x.pump(ready, &mut 0).is_err());
+            if dead {
+                let IdleConn { conn, .. } = self.idle.swap_remove(i);
+                self.close(conn);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn next_idle_expiry(&self) -> Option<Instant> {
+        self.idle
+            .iter()
+            .map(|e| e.since + self.settings.idle_age)
+            .min()
+    }
+}
+
+impl Connections for Conns {
+    fn registry(&self) -> &Registry {
+        self.reactor.registry()
+    }
+
+    fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    fn waker(&self) -> &Arc<Waker> {
+        self.reactor.waker()
+    }
+
+    fn take_woken(&mut self) {
+        // A wake is for every resolving request: the pool clears it once
+        // per poll.
+    }
+
+    fn take_idle(&mut self, target: &Target) -> Option<Conn> {
+        // The most recently used first (warm, least likely to be closed).
+        let i = self
+            .idle
+            .iter()
+            .rposition(|e| e.conn.target().can_reuse_for(target))?;
+        let IdleConn { conn, .. } = self.idle.remove(i);
+        if let Some(o) = self.owners.get_mut(conn.token().0) {
+            *o = Owner::Job(self.current);
+        }
+        Some(conn)
+    }
+
+    fn new_token(&mut self, target: &Target) -> Option<Token> {
+        let key = origin_key(target);
+        let per_origin = self.open.get(&key).copied().unwrap_or(0);
+        if per_origin >= self.settings.max_connections_per_origin.max(1) {
+            return None;
+        }
+        if self.total >= self.settings.max_connections.max(1) {
+            // Make room by closing the oldest idle connection (of another
+            // origin: one of this origin would have been reused).
+            let oldest = (0..self.idle.len()).min_by_key(|&i| self.idle[i].since)?;
+            let IdleConn { conn, .. } = self.idle.remove(oldest);
+            self.close(conn);
+        }
+        let token = match self.free_tokens.pop() {
+            Some(t) => t,
+            None => {
+                self.owners.push(Owner::Free);
+                self.owners.len() - 1
+            }
+        };
+        self.owners[token] = Owner::Job(self.current);
+        *self.open.entry(key).or_insert(0) += 1;
+        self.total += 1;
+        self.opened += 1;
+        Some(Token(token))
+    }
+
+    fn release(&mut self, conn: Conn, keep: bool, _now: Instant) {
+        let now = (self.clock)();
+        let key = origin_key(conn.target());
+        let idle_here = self
+            .idle
+            .iter()
+            .filter(|e| origin_key(e.conn.target()) == key)
+            .count();
+        if keep
+            && idle_here < self.settings.max_idle_per_origin
+            && self.idle.len() < self.settings.max_idle
+        {
+            if let Some(o) = self.owners.get_mut(conn.token().0) {
+                *o = Owner::Idle;
+            }
+            self.idle.push(IdleConn { conn, since: now });
+            // A waiting request for this origin can take it.
+            self.capacity_freed = true;
+        } else {
+            self.close(conn);
+        }
+    }
+}
+
+struct Slot {
+    generation: u32,
+    job: Option<Box<Job>>,
+    progress: Arc<Progress>,
+    /// In the run queue.
+    queued: bool,
+    /// The earliest deadline of this request in the deadline heap.
+    armed: Option<Instant>,
+}
+
+/// Many requests under one [`poll`](Self::poll), on one thread: per-origin
+/// keep-alive, connection limits with a FIFO queue, and a frame budget.
+///
+/// Each request runs the same logic as an [`crate::HttpRequest`] (redirects,
+/// timeouts, gzip, body limit, download file, the one safe retry) and ends in
+/// the same [`Completed`]. Connections are kept per target (scheme, host,
+/// port, proxy, TLS settings: never reused across TLS settings, as curl's
+/// CONNREUSE rules) and shared by the requests that follow.
+///
+/// `poll()` never blocks and does bounded work: it reads at most
+/// [`PoolSettings::byte_budget`] socket bytes, stops starting new work once
+/// [`PoolSettings::time_budget`] has passed (checked between requests, so it
+/// overshoots by at most one request's turn of at most 256 KiB), and steps
+/// only the requests that have something to do (an event on their socket, a
+/// deadline due, a lookup done): its cost follows ready events, not the
+/// number of connections. What is left is picked up by the next call, and
+/// the requests left over go first then, so a large download cannot starve
+/// the others.
+///
+/// ```no_run
+/// use pollhttp::{RequestPool, Settings};
+/// use std::time::Duration;
+///
+/// let mut pool = RequestPool::new().unwrap();
+/// let ids: Vec<_> = (0..8)
+///     .map(|i| pool.get(&format!("http://127.0.0.1:8080/asset{i}"), &Settings::default()).unwrap())
+///     .collect();
+/// let mut done = 0;
+/// while done < ids.len() {
+///     pool.poll(); // once per frame in a game
+///     while let Some((id, completed)) = pool.poll_completed() {
+///         println!("{id}: {} {} bytes", completed.result, completed.body.len());
+///         done += 1;
+///     }
+///     pool.wait(Some(Duration::from_millis(16)));
+/// }
+/// ```
+pub struct RequestPool {
+    conns: Conns,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    /// Requests with something to do, in turn order.
+    run: VecDeque<u32>,
+    /// Requests waiting for a connection, oldest first.
+    waiting: VecDeque<u32>,
+    /// Deadlines (connect, total, idle) of requests: (when, slot, generation).
+    deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    completed: VecDeque<(RequestId, Completed)>,
+    /// Events were collected by `wait`; the next `poll` uses them.
+    fresh_events: bool,
+    /// Requests were added since the waiting queue was last looked at.
+    arrivals: bool,
+    in_flight: usize,
+    /// Socket bytes read over the pool's life.
+    bytes_read: u64,
+}
+
+impl fmt::Debug for RequestPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestPool")
+            .field("in_flight", &self.in_flight)
+            .field("connections", &self.conns.total)
+            .field("idle", &self.conns.idle.len())
+            .field("completed", &self.completed.len())
+            .finish()
+    }
+}
+
+impl RequestPool {
+    /// A pool with default [`PoolSettings`] and its own reactor.
+    ///
+    /// # Errors
+    /// When the OS refuses an epoll instance or an eventfd.
+    pub fn new() -> io::Result<RequestPool> {
+        RequestPool::with_settings(PoolSettings::default())
+    }
+
+    /// A pool with these limits and budgets.
+    ///
+    /// # Errors
+    /// When the OS refuses an epoll instance or an eventfd.
+    pub fn with_settings(settings: PoolSettings) -> io::Result<RequestPool> {
+        RequestPool::with_clock(settings, Arc::new(Instant::now))
+    }
+
+    /// A pool whose logic reads the time from `clock` (deadlines, the time
+    /// budget, idle ages): a test can drive it with a fake clock.
+    ///
+    /// # Errors
+    /// When the OS refuses an epoll instance or an eventfd.
+    pub fn with_clock(settings: PoolSettings, clock: Clock) -> io::Result<RequestPool> {
+        Ok(RequestPool {
+            conns: Conns {
+                reactor: Reactor::new(256)?,
+                resolver: Resolver::new(),
+                settings,
+                clock,
+                idle: Vec::new(),
+                open: HashMap::new(),
+                total: 0,
+                owners: Vec::new(),
+                free_tokens: Vec::new(),
+                current: 0,
+                capacity_freed: false,
+                opened: 0,
+            },
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            run: VecDeque::new(),
+            waiting: VecDeque::new(),
+            deadlines: BinaryHeap::new(),
+            completed: VecDeque::new(),
+            fresh_events: false,
+            arrivals: false,
+            in_flight: 0,
+            bytes_read: 0,
+        })
+    }
+
+    /// The limits and budgets.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.conns.settings
+    }
+
+    /// Change the limits and budgets (they apply from the next call).
+    pub fn settings_mut(&mut self) -> &mut PoolSettings {
+        &mut self.conns.settings
+    }
+
+    fn now(&self) -> Instant {
+        (self.conns.clock)()
+    }
+
+    /// Start a GET without a body. See [`request`](Self::request).
+    ///
+    /// # Errors
+    /// As [`request`](Self::request).
+    pub fn get(&mut self, url: &str, settings: &Settings) -> Result<RequestId, RequestError> {
+        self.request(url, &[], "GET", RequestBody::Empty, settings)
+    }
+
+    /// Start a request: what `HttpRequest::request_body` takes, with its own
+    /// [`Settings`] (timeout, idle timeout, body size limit, download file,
+    /// gzip, redirects, chunk size, TLS, proxies; `use_threads` and
+    /// `poll_budget` do not apply: the pool's budget does). Returns at once
+    /// with the request's id; nothing is sent before the next
+    /// [`poll`](Self::poll). Never blocks.
+    ///
+    /// # Errors
+    /// As `HttpRequest::request_body`, at once: nothing was started.
+    pub fn request(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: impl Into<RequestBody>,
+        settings: &Settings,
+    ) -> Result<RequestId, RequestError> {
+        let body = body.into();
+        let now = self.now();
+        let (url, headers) = prepare(url, headers, method, &body, settings)?;
+        let progress = Arc::new(Progress::default());
+        progress
+            .body_size
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        let job = Job::new(
+            settings.clone(),
+            url,
+            method.to_string(),
+            headers,
+            body,
+            now,
+            Arc::clone(&progress),
+        );
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    job: None,
+                    progress: Arc::clone(&progress),
+                    queued: false,
+                    armed: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.job = Some(Box::new(job));
+        slot.progress = progress;
+        slot.queued = false;
+        slot.armed = None;
+        self.in_flight += 1;
+        // It asks for a connection in arrival order with those waiting.
+        self.waiting.push_back(index);
+        self.arrivals = true;
+        Ok(RequestId {
+            index,
+            generation: slot.generation,
+        })
+    }
+
+    fn slot(&self, id: RequestId) -> Option<&Slot> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation && s.job.is_some())
+    }
+
+    /// Progress of a request in flight, `None` for an unknown, completed or
+    /// cancelled id.
+    pub fn progress(&self, id: RequestId) -> Option<RequestProgress> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = &self.slot(id)?.progress;
+        Some(RequestProgress {
+            status: status_from(p.status.load(Relaxed)),
+            downloaded: p.downloaded.load(Relaxed),
+            body_size: match p.body_size.load(Relaxed) {
+                u64::MAX => None,
+                n => Some(n),
+            },
+            uploaded: p.uploaded.load(Relaxed),
+        })
+    }
+
+    /// Requests started and not yet completed or cancelled.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Connections open (active and idle).
+    pub fn connections(&self) -> usize {
+        self.conns.total
+    }
+
+    /// Socket bytes read by the pool so far (plaintext, heads included): the
+    /// difference over one [`poll`](Self::poll) is the bytes it read.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Connections opened over the pool's life.
+    pub fn connections_opened(&self) -> u64 {
+        self.conns.opened
+    }
+
+    /// Idle keep-alive connections kept for reuse.
+    pub fn idle_connections(&self) -> usize {
+        self.conns.idle.len()
+    }
+
+    /// Stop a request at once: nothing completes for `id` afterwards, and its
+    /// connection is closed (a lookup or a TLS handshake in progress is
+    /// abandoned, never waited for). Returns whether `id` was in flight.
+    /// Never blocks.
+    pub fn cancel(&mut self, id: RequestId) -> bool {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+        else {
+            return false;
+        };
+        let Some(mut job) = slot.job.take() else {
+            return false;
+        };
+        if let Some(conn) = job.take_conn() {
+            self.conns.release(conn, false, Instant::now());
+        }
+        self.free(id.index);
+        true
+    }
+
+    fn free(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        slot.job = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.queued = false;
+        self.free_slots.push(index);
+        self.in_flight -= 1;
+    }
+
+    fn enqueue(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if slot.job.is_some() && !slot.queued {
+            slot.queued = true;
+            self.run.push_back(index);
+        }
+    }
+
+    /// Collect readiness and hand each event to the request (or idle
+    /// connection) that owns the socket.
+    fn collect(&mut self, timeout: Option<Duration>) {
+        let Conns {
+            reactor,
+            owners,
+            idle,
+            ..
+        } = &mut self.conns;
+        let slots = &mut self.slots;
+        let run = &mut self.run;
+        reactor.poll(timeout, |token, ev| match owners.get(token.0) {
+            Some(Owner::Job(i)) => {
+                if let Some(slot) = slots.get_mut(*i as usize) {
+                    if let Some(job) = slot.job.as_mut() {
+                        job.on_event(token, ev);
+                        if !slot.queued {
+                            slot.queued = true;
+                            run.push_back(*i);
+                        }
+                    }
+                }
+            }
+            Some(Owner::Idle) => {
+                if let Some(e) = idle.iter_mut().find(|e| e.conn.token() == token) {
+                    e.conn.on_event(ev);
+                }
+            }
+            _ => {}
+        });
+    }
+
+    /// Drive every request that has something to do, within the budget:
+    /// readiness from the OS (a zero-timeout `epoll_wait`), lookups that
+    /// finished, deadlines that passed, requests waiting for a connection;
+    /// then the completions are ready for
+    /// [`poll_completed`](Self::poll_completed). Returns how many completions
+    /// are waiting to be taken.
+    ///
+    /// Never blocks. Cost per call: one `epoll_wait`, then per request with
+    /// work one turn (at most 256 KiB of reads), stopping at the byte budget
+    /// or when the time budget has passed.
+    pub fn poll(&mut self) -> usize {
+        let start = self.now();
+        if !self.fresh_events {
+            self.collect(Some(Duration::ZERO));
+        }
+        self.fresh_events = false;
+        if self.conns.reactor.take_woken() {
+            // A lookup finished (or a WakeHandle): every resolving request
+            // takes a look (a cheap check of its lookup).
+            for i in 0..self.slots.len() as u32 {
+                let resolving = self.slots[i as usize]
+                    .job
+                    .as_ref()
+                    .is_some_and(|j| j.is_resolving());
+                if resolving {
+                    self.enqueue(i);
+                }
+            }
+        }
+        // Deadlines due.
+        while let Some(Reverse((when, i, generation))) = self.deadlines.peek().copied() {
+            if when > start {
+                break;
+            }
+            self.deadlines.pop();
+            let slot = &mut self.slots[i as usize];
+            if slot.generation == generation && slot.armed == Some(when) {
+                slot.armed = None;
+                self.enqueue(i);
+            }
+        }
+        self.conns.maintain_idle(start);
+        let mut bytes = self.conns.settings.byte_budget;
+        let time_budget = self.conns.settings.time_budget;
+        // Requests waiting for a connection ask first, oldest first.
+        if !self.waiting.is_empty() && (self.arrivals || self.conns.capacity_freed) {
+            self.conns.capacity_freed = false;
+            self.arrivals = false;
+            let waiting = std::mem::take(&mut self.waiting);
+            for i in waiting {
+                if self.slots[i as usize].job.is_none() {
+                    continue;
+                }
+                self.turn(i, start, &mut bytes);
+            }
+        }
+        let turns = self.run.len();
+        for _ in 0..turns {
+            if bytes == 0 || self.now().saturating_duration_since(start) >= time_budget {
+                break;
+            }
+            let Some(i) = self.run.pop_front() else {
+                break;
+            };
+            self.slots[i as usize].queued = false;
+            if self.slots[i as usize].job.is_some() {
+                self.turn(i, start, &mut bytes);
+            }
+        }
+        self.completed.len()
+    }
+
+    /// One request's turn: step it, then file it where it belongs (done,
+    /// waiting for a connection, more to do now, or sleeping until an event
+    /// or its deadline).
+    fn turn(&mut self, i: u32, now: Instant, bytes: &mut usize) {
+        let Some(mut job) = self.slots[i as usize].job.take() else {
+            return;
+        };
+        self.conns.current = i;
+        let mut quantum = (*bytes).min(QUANTUM);
+        let before = quantum;
+        let done = job.step(&mut self.conns, now, &mut quantum);
+        *bytes -= before - quantum;
+        self.bytes_read += (before - quantum) as u64;
+        let generation = self.slots[i as usize].generation;
+        if let Some(done) = done {
+            self.slots[i as usize].job = Some(job);
+            self.free(i);
+            self.completed.push_back((
+                RequestId {
+                    index: i,
+                    generation,
+                },
+                done,
+            ));
+            return;
+        }
+        let waiting = job.is_waiting();
+        let more = !waiting && job.has_pending_work(false, now);
+        // One live heap entry per request: a later deadline (an idle
+        // timeout pushed back by new bytes) is armed when the earlier fires.
+        let slot = &mut self.slots[i as usize];
+        if let Some(d) = job.next_deadline() {
+            if slot.armed.is_none_or(|a| d < a) {
+                slot.armed = Some(d);
+                self.deadlines.push(Reverse((d, i, generation)));
+            }
+        }
+        slot.job = Some(job);
+        if waiting {
+            self.waiting.push_back(i);
+        } else if more {
+            self.enqueue(i);
+        }
+    }
+
+    /// The next completion, in completion order, with its request's id.
+    pub fn poll_completed(&mut self) -> Option<(RequestId, Completed)> {
+        self.completed.pop_front()
+    }
+
+    /// Every completion waiting to be taken, in completion order.
+    pub fn drain_completed(&mut self) -> impl Iterator<Item = (RequestId, Completed)> + '_ {
+        self.completed.drain(..)
+    }
+
+    fn has_pending_work(&self) -> bool {
+        !self.completed.is_empty()
+            || !self.run.is_empty()
+            || (!self.waiting.is_empty() && (self.arrivals || self.conns.capacity_freed))
+            || self.conns.reactor.is_woken()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let job = self.deadlines.peek().map(|Reverse((d, _, _))| *d);
+        // (A stale entry only wakes the pool early; never late.)
+        [job, self.conns.next_idle_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// How long the pool can sleep before [`poll`](Self::poll) has work
+    /// without a socket event: `Some(ZERO)` when work is pending now, the
+    /// time to the nearest deadline (a request's connect, total or idle
+    /// timeout, an idle connection's age), or `None` when only socket events
+    /// can bring work. For nesting the pool in another event loop with
+    /// the pool's `AsRawFd`.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        if self.has_pending_work() {
+            return Some(Duration::ZERO);
+        }
+        self.next_deadline()
+            .map(|d| d.saturating_duration_since(self.now()))
+    }
+
+    /// Sleep in `epoll_wait` until a socket, the resolver or a
+    /// [`WakeHandle`] has work for [`poll`](Self::poll), the nearest deadline
+    /// is due, or `timeout` passes (`None`: no limit but the deadlines).
+    /// Returns at once when work is pending. Never spins.
+    pub fn wait(&mut self, timeout: Option<Duration>) {
+        if self.has_pending_work() {
+            return;
+        }
+        let sleep = sleep_for(timeout, self.next_deadline(), self.now());
+        self.collect(sleep);
+        self.fresh_events = true;
+    }
+
+    /// A handle that wakes this pool's [`wait`](Self::wait) (or the program's
+    /// own `epoll_wait` on the pool's `AsRawFd`) from any thread.
+    pub fn wake_handle(&self) -> WakeHandle {
+        WakeHandle(Arc::clone(self.conns.reactor.waker()))
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for RequestPool {
+    /// The pool's epoll file descriptor: readable when [`RequestPool::poll`]
+    /// has socket work. Put it in your own `epoll`/`select` with
+    /// [`RequestPool::next_timeout`] as the timeout.
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.conns.reactor.as_raw_fd()
+    }
+}
+
+impl Drop for RequestPool {
+    /// Closes every connection at once; lookups still running finish on
+    /// their own threads and are discarded (never joined).
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(job) = slot.job.as_mut() {
+                if let Some(conn) = job.take_conn() {
+                    self.conns.close(conn);
+                }
+            }
+        }
+        for IdleConn { conn, .. } in std::mem::take(&mut self.conns.idle) {
+            self.conns.close(conn);
+        }
+    }
+}
