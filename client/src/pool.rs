@@ -18,7 +18,7 @@ use crate::error::RequestError;
 use crate::reactor::Reactor;
 use crate::request::job::{Connections, Job};
 use crate::request::{prepare, status_from, Completed, Progress, Settings};
-use crate::resolve::Resolver;
+use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::time::sleep_for;
 
 /// A request in a [`RequestPool`]. Generational: an id of a request that
@@ -60,6 +60,17 @@ pub struct PoolSettings {
     /// Most socket bytes one [`RequestPool::poll`] reads, over all requests.
     /// Default 4 MiB.
     pub byte_budget: usize,
+    /// Most name lookups running at once, each on its own thread; further
+    /// ones wait in a FIFO queue. IP literals never take one. Default 4.
+    pub resolver_workers: usize,
+    /// How long a resolved name is reused. Default 60 s (curl's
+    /// `CURLOPT_DNS_CACHE_TIMEOUT`).
+    pub dns_cache_ttl: Duration,
+    /// How long a failed lookup is reused (so a name that fails is not asked
+    /// for again by every queued request). Default 5 s.
+    pub dns_failure_ttl: Duration,
+    /// Most names in the DNS cache (the oldest goes first). Default 256.
+    pub dns_cache_entries: usize,
 }
 
 impl Default for PoolSettings {
@@ -72,6 +83,10 @@ impl Default for PoolSettings {
             idle_age: Duration::from_secs(60),
             time_budget: Duration::from_millis(1),
             byte_budget: 4 << 20,
+            resolver_workers: 4,
+            dns_cache_ttl: Duration::from_secs(60),
+            dns_failure_ttl: Duration::from_secs(5),
+            dns_cache_entries: 256,
         }
     }
 }
@@ -93,8 +108,7 @@ pub struct RequestProgress {
     pub uploaded: u64,
 }
 
-/// A clock: `Instant::now` unless a test injects its own.
-pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+pub use crate::time::Clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
@@ -127,6 +141,16 @@ struct Conns {
     capacity_freed: bool,
     /// Connections opened so far.
     opened: u64,
+}
+
+fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Resolver {
+    let config = ResolverConfig {
+        workers: settings.resolver_workers,
+        ttl: settings.dns_cache_ttl,
+        failure_ttl: settings.dns_failure_ttl,
+        max_entries: settings.dns_cache_entries,
+    };
+    Resolver::with_config(lookup, config, Arc::clone(clock))
 }
 
 fn origin_key(t: &Target) -> (bool, String, u16) {
@@ -365,10 +389,11 @@ impl RequestPool {
     /// # Errors
     /// When the OS refuses an epoll instance or an eventfd.
     pub fn with_clock(settings: PoolSettings, clock: Clock) -> io::Result<RequestPool> {
+        let resolver = pool_resolver(Arc::new(system_lookup), &settings, &clock);
         Ok(RequestPool {
             conns: Conns {
                 reactor: Reactor::new(256)?,
-                resolver: Resolver::new(),
+                resolver,
                 settings,
                 clock,
                 idle: Vec::new(),
@@ -391,6 +416,13 @@ impl RequestPool {
             in_flight: 0,
             bytes_read: 0,
         })
+    }
+
+    /// Replace the name lookup (default: the system resolver), e.g. to pin
+    /// names in tests; it runs on the resolver's worker threads. The DNS
+    /// cache starts empty.
+    pub fn set_lookup(&mut self, lookup: LookupFn) {
+        self.conns.resolver = pool_resolver(lookup, &self.conns.settings, &self.conns.clock);
     }
 
     /// The limits and budgets.

@@ -1,9 +1,11 @@
 //! Non-blocking host name resolution.
 //!
-//! Every lookup runs on its own short-lived thread (the system resolver,
+//! Lookups run on a bounded set of worker threads (the system resolver,
 //! `getaddrinfo` behind [`std::net::ToSocketAddrs`], only offers a blocking
-//! API). One thread per lookup means a slow lookup for one host never delays
-//! another client's lookup, unlike a single sequential resolver thread.
+//! API): a slow lookup holds one worker, so it never delays a lookup that
+//! finds another worker free, and a burst of names never starts more than a
+//! few threads. Answers are cached (successes for a minute, failures for a
+//! few seconds).
 //!
 //! The result lands in a slot shared with the [`PendingLookup`] handle, and an
 //! optional [`mio::Waker`] is woken so a caller sleeping in [`mio::Poll::poll`]
@@ -12,14 +14,16 @@
 //! finishes on its own and its result is discarded.
 //!
 //! IP literals (`127.0.0.1`, `::1`, `[::1]`) never start a thread.
-// Building blocks for the HttpClient; until it uses all of them, unused
-// items are expected outside tests.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
+use std::time::{Duration, Instant};
+
+use crate::time::Clock;
 
 /// A blocking lookup function: host (without brackets) and port in, addresses
 /// out. It runs on a resolver thread, never on the caller's thread.
@@ -68,10 +72,63 @@ pub fn parse_ip_literal(host: &str) -> Option<IpAddr> {
     inner.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
-/// Starts host name lookups, each on its own thread. Cheap to clone.
+/// How a [`Resolver`] runs lookups and keeps their answers.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolverConfig {
+    /// Most lookup threads at once; further lookups wait in a FIFO queue.
+    pub(crate) workers: usize,
+    /// How long an answer is reused.
+    pub(crate) ttl: Duration,
+    /// How long a failure is reused (shorter: a name may come back).
+    pub(crate) failure_ttl: Duration,
+    /// Most names cached (the oldest goes first).
+    pub(crate) max_entries: usize,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> ResolverConfig {
+        ResolverConfig {
+            workers: 4,
+            ttl: Duration::from_secs(60),
+            failure_ttl: Duration::from_secs(5),
+            max_entries: 256,
+        }
+    }
+}
+
+/// Starts host name lookups on a bounded set of worker threads (a slow name
+/// holds one worker, never the caller, and never another lookup while a
+/// worker is free), and caches answers (successes for a minute, failures for
+/// a few seconds, a bounded number of names). Cheap to clone: clones share
+/// the workers and the cache.
 #[derive(Clone)]
 pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     lookup: LookupFn,
+    config: ResolverConfig,
+    clock: Clock,
+    state: Mutex<Shared>,
+}
+
+type CachedAnswer = Result<Vec<SocketAddr>, (io::ErrorKind, String)>;
+
+#[derive(Default)]
+struct Shared {
+    running: usize,
+    queue: VecDeque<QueuedLookup>,
+    cache: HashMap<(String, u16), (Instant, CachedAnswer)>,
+    /// Cache keys, oldest first.
+    order: VecDeque<(String, u16)>,
+}
+
+struct QueuedLookup {
+    host: String,
+    port: u16,
+    slot: Arc<Slot>,
+    waker: Option<Arc<mio::Waker>>,
 }
 
 impl Default for Resolver {
@@ -82,32 +139,59 @@ impl Default for Resolver {
 
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resolver").finish_non_exhaustive()
+        f.debug_struct("Resolver")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn answer_of(result: &LookupResult) -> CachedAnswer {
+    match result {
+        Ok(a) => Ok(a.clone()),
+        Err(e) => Err((e.kind(), e.to_string())),
+    }
+}
+
+fn result_of(answer: &CachedAnswer) -> LookupResult {
+    match answer {
+        Ok(a) => Ok(a.clone()),
+        Err((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
     }
 }
 
 impl Resolver {
     /// A resolver using the system resolver ([`system_lookup`]).
     pub fn new() -> Self {
-        Self {
-            lookup: Arc::new(system_lookup),
-        }
+        Self::with_lookup(Arc::new(system_lookup))
     }
 
     /// A resolver using `lookup` instead of the system resolver (tests,
     /// custom DNS). `lookup` may block; it runs on a resolver thread.
     pub fn with_lookup(lookup: LookupFn) -> Self {
-        Self { lookup }
+        Self::with_config(lookup, ResolverConfig::default(), Arc::new(Instant::now))
+    }
+
+    pub(crate) fn with_config(lookup: LookupFn, config: ResolverConfig, clock: Clock) -> Self {
+        Resolver {
+            inner: Arc::new(Inner {
+                lookup,
+                config,
+                clock,
+                state: Mutex::new(Shared::default()),
+            }),
+        }
     }
 
     /// Starts resolving `host` (a name, an IP literal, or a bracketed IPv6
-    /// literal) for `port`. Never blocks.
+    /// literal) for `port`. Never blocks (it takes the resolver's lock only
+    /// to look at the cache and queue the lookup).
     ///
-    /// IP literals and the empty host are answered immediately without a
-    /// thread; `waker` is not woken for them (the result is ready before this
-    /// returns). Otherwise a thread is spawned that runs the lookup, stores the
-    /// result and wakes `waker` (if any). If the thread cannot be spawned, the
-    /// spawn error is the result.
+    /// IP literals, the empty host and cached answers are answered
+    /// immediately without a thread; `waker` is not woken for them (the
+    /// result is ready before this returns). Otherwise the lookup is queued
+    /// for a worker thread (one is started if fewer than the limit run),
+    /// which stores the result and wakes `waker` (if any). If no worker can be
+    /// spawned, the spawn error is the result.
     ///
     /// Keep your own clone of `waker` alive (e.g. in the client) for as long
     /// as you wait on it: if the resolver thread held the last reference,
@@ -123,46 +207,118 @@ impl Resolver {
                 "empty host name",
             )));
         }
-        let shared = Arc::new(Shared {
-            slot: Mutex::new(None),
+        let now = (self.inner.clock)();
+        let key = (host.to_ascii_lowercase(), port);
+        let mut state = match self.inner.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((expires, answer)) = state.cache.get(&key) {
+            if *expires > now {
+                return PendingLookup::ready(result_of(answer));
+            }
+        }
+        let slot = Arc::new(Slot {
+            result: Mutex::new(None),
             cancelled: AtomicBool::new(false),
         });
-        let thread_shared = Arc::clone(&shared);
-        let lookup = Arc::clone(&self.lookup);
-        let host_owned = host.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("pollhttp-resolve".into())
-            .spawn(move || {
-                let result = lookup(&host_owned, port);
-                if thread_shared.cancelled.load(Ordering::Acquire) {
-                    return;
+        state.queue.push_back(QueuedLookup {
+            host: host.to_owned(),
+            port,
+            slot: Arc::clone(&slot),
+            waker,
+        });
+        if state.running < self.inner.config.workers.max(1) {
+            let inner = Arc::clone(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("pollhttp-resolve".into())
+                .spawn(move || worker(inner));
+            match spawned {
+                Ok(_detached) => state.running += 1,
+                Err(e) if state.running == 0 => {
+                    state.queue.pop_back();
+                    return PendingLookup::ready(Err(e));
                 }
-                match thread_shared.slot.lock() {
-                    Ok(mut slot) => *slot = Some(result),
-                    Err(poisoned) => *poisoned.into_inner() = Some(result),
-                }
-                if let Some(waker) = waker {
-                    // A failed wake only means the poll is gone; nothing to do.
-                    let _ = waker.wake();
-                }
-            });
-        match spawned {
-            Ok(_detached) => PendingLookup {
-                state: State::Running(shared),
-            },
-            Err(e) => PendingLookup::ready(Err(e)),
+                // The running workers will get to it.
+                Err(_) => {}
+            }
+        }
+        PendingLookup {
+            state: State::Running(slot),
         }
     }
 }
 
-struct Shared {
-    slot: Mutex<Option<LookupResult>>,
+/// A worker: take queued lookups until none is left, then end.
+fn worker(inner: Arc<Inner>) {
+    loop {
+        let job = {
+            let mut state = match inner.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            match state.queue.pop_front() {
+                Some(job) => job,
+                None => {
+                    state.running -= 1;
+                    return;
+                }
+            }
+        };
+        if job.slot.cancelled.load(Ordering::Acquire) {
+            continue;
+        }
+        let result = (inner.lookup)(&job.host, job.port);
+        {
+            let now = (inner.clock)();
+            let ttl = if result.is_ok() {
+                inner.config.ttl
+            } else {
+                inner.config.failure_ttl
+            };
+            let mut state = match inner.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            let key = (job.host.to_ascii_lowercase(), job.port);
+            if state
+                .cache
+                .insert(key.clone(), (now + ttl, answer_of(&result)))
+                .is_none()
+            {
+                state.order.push_back(key);
+            }
+            while state.cache.len() > inner.config.max_entries {
+                match state.order.pop_front() {
+                    Some(old) => {
+                        state.cache.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+        }
+        if job.slot.cancelled.load(Ordering::Acquire) {
+            continue;
+        }
+        match job.slot.result.lock() {
+            Ok(mut r) => *r = Some(result),
+            Err(p) => *p.into_inner() = Some(result),
+        }
+        if let Some(waker) = job.waker {
+            // A failed wake only means the poll is gone; nothing to do.
+            let _ = waker.wake();
+        }
+    }
+}
+
+struct Slot {
+    result: Mutex<Option<LookupResult>>,
     cancelled: AtomicBool,
 }
 
 enum State {
     Ready(Option<LookupResult>),
-    Running(Arc<Shared>),
+    Running(Arc<Slot>),
 }
 
 /// A lookup in progress. Poll it with [`try_take`](Self::try_take); drop it
@@ -199,9 +355,9 @@ impl PendingLookup {
     pub fn try_take(&mut self) -> Option<LookupResult> {
         match &mut self.state {
             State::Ready(result) => result.take(),
-            State::Running(shared) => {
-                let taken = match shared.slot.try_lock() {
-                    Ok(mut slot) => slot.take(),
+            State::Running(slot) => {
+                let taken = match slot.result.try_lock() {
+                    Ok(mut r) => r.take(),
                     Err(TryLockError::Poisoned(p)) => p.into_inner().take(),
                     Err(TryLockError::WouldBlock) => None,
                 };
@@ -213,23 +369,24 @@ impl PendingLookup {
         }
     }
 
-    /// Returns `true` while the lookup thread has not delivered a result yet.
+    /// Returns `true` while the lookup has not delivered a result yet.
     #[cfg(test)]
     pub fn is_running(&self) -> bool {
         matches!(self.state, State::Running(_))
     }
 
-    /// Abandons the lookup. Never blocks; the thread (if any) finishes on its
-    /// own and discards its result without waking the waker (unless the
-    /// cancel races with the very end of the lookup, in which case one
-    /// harmless spurious wake-up may occur). Same as dropping.
+    /// Abandons the lookup. Never blocks; a queued lookup is skipped, a
+    /// running one finishes on its thread and its result is discarded without
+    /// waking the waker (unless the cancel races with the very end of the
+    /// lookup: then one harmless spurious wake-up may occur). Same as
+    /// dropping.
     pub fn cancel(self) {}
 }
 
 impl Drop for PendingLookup {
     fn drop(&mut self) {
-        if let State::Running(shared) = &self.state {
-            shared.cancelled.store(true, Ordering::Release);
+        if let State::Running(slot) = &self.state {
+            slot.cancelled.store(true, Ordering::Release);
         }
     }
 }
@@ -389,5 +546,114 @@ mod tests {
         poll.poll(&mut events, Some(Duration::from_millis(600)))
             .unwrap();
         assert!(events.is_empty(), "cancelled lookup woke the poll");
+    }
+
+    /// A fake clock moved by hand, in whole seconds.
+    fn fake_clock() -> (Clock, Arc<std::sync::atomic::AtomicU64>) {
+        let base = Instant::now();
+        let secs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let s = Arc::clone(&secs);
+        let clock: Clock = Arc::new(move || base + Duration::from_secs(s.load(Ordering::SeqCst)));
+        (clock, secs)
+    }
+
+    fn counting(fail: &'static str) -> (LookupFn, Arc<std::sync::atomic::AtomicUsize>) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = Arc::clone(&calls);
+        let f: LookupFn = Arc::new(move |host: &str, port: u16| {
+            c.fetch_add(1, Ordering::SeqCst);
+            if host == fail {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "no such name"));
+            }
+            Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
+        });
+        (f, calls)
+    }
+
+    fn resolve(resolver: &Resolver, host: &str) -> LookupResult {
+        let mut poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
+        let mut l = resolver.start(host, 80, Some(Arc::clone(&waker)));
+        wait(&mut poll, &mut l, Duration::from_secs(5))
+    }
+
+    #[test]
+    fn answers_are_cached_for_their_ttl_and_failures_for_less() {
+        let (lookup, calls) = counting("gone.test");
+        let (clock, secs) = fake_clock();
+        let resolver = Resolver::with_config(lookup, ResolverConfig::default(), clock);
+        assert!(resolve(&resolver, "a.test").is_ok());
+        // Cached: answered at once, no thread, same answer (any case).
+        let mut l = resolver.start("A.TEST", 80, None);
+        assert!(!l.is_running());
+        assert_eq!(l.try_take().unwrap().unwrap()[0].port(), 80);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let e = resolve(&resolver, "gone.test").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let e = resolver
+            .start("gone.test", 80, None)
+            .try_take()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (io::ErrorKind::NotFound, "no such name".into())
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // After 5 s the failure is asked again; the answer is still cached.
+        secs.store(5, Ordering::SeqCst);
+        assert!(resolver.start("a.test", 80, None).try_take().is_some());
+        assert!(resolve(&resolver, "gone.test").is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // After 60 s the answer expires too.
+        secs.store(60, Ordering::SeqCst);
+        assert!(resolver.start("a.test", 80, None).is_running());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let (lookup, calls) = counting("");
+        let config = ResolverConfig {
+            max_entries: 2,
+            ..ResolverConfig::default()
+        };
+        let resolver = Resolver::with_config(lookup, config, Arc::new(Instant::now));
+        for h in ["a.test", "b.test", "c.test"] {
+            resolve(&resolver, h).unwrap();
+        }
+        // b and c are answered from the cache; a.test was evicted.
+        assert!(!resolver.start("b.test", 80, None).is_running());
+        assert!(!resolver.start("c.test", 80, None).is_running());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(resolver.start("a.test", 80, None).is_running());
+    }
+
+    #[test]
+    fn at_most_the_worker_count_of_lookups_run_at_once() {
+        let now = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (n, p) = (Arc::clone(&now), Arc::clone(&peak));
+        let lookup: LookupFn = Arc::new(move |_: &str, port: u16| {
+            let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(running, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
+        });
+        let config = ResolverConfig {
+            workers: 2,
+            ..ResolverConfig::default()
+        };
+        let resolver = Resolver::with_config(lookup, config, Arc::new(Instant::now));
+        let mut poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
+        let mut lookups: Vec<_> = (0..8)
+            .map(|i| resolver.start(&format!("h{i}.test"), i, Some(Arc::clone(&waker))))
+            .collect();
+        for (i, l) in lookups.iter_mut().enumerate() {
+            let r = wait(&mut poll, l, Duration::from_secs(10)).unwrap();
+            assert_eq!(r[0].port(), i as u16);
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 }

@@ -1,6 +1,11 @@
 //! One time model: a request's deadlines in one place, `now` passed in.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A clock: `Instant::now` unless a test injects its own (a fake clock that
+/// moves only when told to).
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// Which deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
