@@ -671,16 +671,24 @@ impl RequestPool {
         self.conns.maintain_idle(start);
         let mut bytes = self.conns.settings.byte_budget;
         let time_budget = self.conns.settings.time_budget;
-        // Requests waiting for a connection ask first, oldest first.
+        // Requests waiting for a connection ask first, oldest first. Asking
+        // is cheap (a cache look-up, or a socket and a non-blocking connect);
+        // those admitted take their turns below, within the budget.
         if !self.waiting.is_empty() && (self.arrivals || self.conns.capacity_freed) {
             self.conns.capacity_freed = false;
             self.arrivals = false;
             let waiting = std::mem::take(&mut self.waiting);
             for i in waiting {
-                if self.slots[i as usize].job.is_none() {
+                let Some(job) = self.slots[i as usize].job.as_mut() else {
                     continue;
+                };
+                self.conns.current = i;
+                job.begin(&mut self.conns, start);
+                if job.is_waiting() {
+                    self.waiting.push_back(i);
+                } else {
+                    self.enqueue(i);
                 }
-                self.turn(i, start, &mut bytes);
             }
         }
         let turns = self.run.len();

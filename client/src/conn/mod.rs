@@ -461,6 +461,40 @@ impl Conn {
         }
     }
 
+    /// Stop readiness events for this socket (a rate-limited request that
+    /// must not be woken by every arriving segment): deregister it. The next
+    /// [`update_interest`](Self::update_interest) registers it again.
+    pub(crate) fn pause(&mut self, registry: &Registry) {
+        if let Stage::Ready(x) = &mut self.stage {
+            if self.interest.is_some() && registry.deregister(x.transport_mut().socket()).is_ok() {
+                self.interest = None;
+            }
+        }
+    }
+
+    /// Whether [`pause`](Self::pause) holds.
+    pub(crate) fn is_paused(&self) -> bool {
+        matches!(self.stage, Stage::Ready(_)) && self.interest.is_none()
+    }
+
+    /// Register a paused socket again; its readiness is unknown, so it is
+    /// taken as readable (a read that finds nothing says so).
+    pub(crate) fn resume(&mut self, registry: &Registry) {
+        let token = self.token;
+        if let Stage::Ready(x) = &mut self.stage {
+            if self.interest.is_none() {
+                let want = x.interest();
+                if registry
+                    .register(x.transport_mut().socket(), token, want)
+                    .is_ok()
+                {
+                    self.interest = Some(want);
+                }
+                self.ready.readable = true;
+            }
+        }
+    }
+
     /// Whether the connection is established, idle and may carry a request.
     pub(crate) fn is_idle(&self) -> bool {
         self.exchange()
@@ -475,7 +509,9 @@ impl Conn {
             Stage::Connecting(mut c) => c.cancel(registry),
             Stage::Tunnel(mut x) | Stage::Ready(mut x) => {
                 x.close_notify();
-                let _ = registry.deregister(x.transport_mut().socket());
+                if self.interest.is_some() {
+                    let _ = registry.deregister(x.transport_mut().socket());
+                }
             }
             Stage::Handshake(mut tls) => {
                 let _ = registry.deregister(tls.socket());

@@ -89,6 +89,10 @@ pub(crate) struct Job {
     progress: Arc<Progress>,
     /// HTTP bytes read for this request, over every connection.
     wire: u64,
+    /// The receive rate limit's start and bytes since (`max_recv_speed`).
+    rate_start: Option<Instant>,
+    /// Reading is paused until then (the rate limit).
+    throttled_until: Option<Instant>,
 }
 
 impl Job {
@@ -122,6 +126,8 @@ impl Job {
             response: None,
             progress,
             wire: 0,
+            rate_start: None,
+            throttled_until: None,
         }
     }
 
@@ -222,12 +228,42 @@ impl Job {
     /// The nearest deadline of the job: connect, total, idle.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let connect = self.conn.as_ref().and_then(Conn::deadline);
-        [connect, self.deadlines.next()].into_iter().flatten().min()
+        [connect, self.deadlines.next(), self.throttled_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Bytes the receive rate limit allows now (`usize::MAX`: no limit), or
+    /// `None` with `throttled_until` set when reading must pause. A token
+    /// bucket: `rate` bytes per second since the first read, with a burst of
+    /// a tenth of a second (at least 16 KiB).
+    fn rate_allowance(&mut self, now: Instant) -> Option<usize> {
+        let Some(rate) = self.settings.max_recv_speed.filter(|r| *r > 0) else {
+            return Some(usize::MAX);
+        };
+        let start = *self.rate_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start).as_secs_f64();
+        let burst = (rate / 10).max(16 * 1024) as f64;
+        let allowed = rate as f64 * elapsed + burst - self.wire as f64;
+        // Read in pieces of a useful size (not a few bytes per poll): wait
+        // until the bucket holds 16 KiB (or the whole burst, if smaller).
+        let piece = burst.min(16.0 * 1024.0);
+        if allowed >= piece {
+            self.throttled_until = None;
+            return Some(allowed as usize);
+        }
+        let wait = (self.wire as f64 + piece - burst) / rate as f64;
+        self.throttled_until = Some(start + Duration::from_secs_f64(wait.max(0.0)));
+        None
     }
 
     /// Whether a step would make progress now without waiting (`woken`: the
     /// reactor's waker fired).
     pub(crate) fn has_pending_work(&self, woken: bool, now: Instant) -> bool {
+        if let Some(until) = self.throttled_until {
+            return now >= until;
+        }
         let Some(conn) = &self.conn else {
             return self.stage != Stage::Waiting;
         };
@@ -377,10 +413,22 @@ impl Job {
         budget: &mut usize,
     ) -> Option<Completed> {
         loop {
+            let Some(allowance) = self.rate_allowance(now) else {
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.pause(drv.registry());
+                }
+                return None;
+            };
             let conn = self.conn.as_mut()?;
+            if conn.is_paused() {
+                conn.resume(drv.registry());
+            }
             let (x, ready) = conn.exchange_mut()?;
             let before = x.bytes_read;
-            let pumped = x.pump(ready, budget);
+            let mut quantum = (*budget).min(allowance);
+            let given = quantum;
+            let pumped = x.pump(ready, &mut quantum);
+            *budget -= given - quantum;
             let got = x.bytes_read - before;
             self.progress
                 .uploaded

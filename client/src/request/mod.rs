@@ -72,6 +72,11 @@ pub struct Settings {
     pub https_proxy: Option<(String, u16)>,
     /// TLS settings for https URLs.
     pub tls: Option<TlsOptions>,
+    /// Most bytes per second this request reads (a background download
+    /// that must not crowd out the ones a player waits for; curl's
+    /// `CURLOPT_MAX_RECV_SPEED_LARGE`). `None` (default): no limit. Reading
+    /// pauses (no polling, a timer) while the request is over its rate.
+    pub max_recv_speed: Option<u64>,
     /// Socket bytes processed per [`HttpRequest::poll`] when not using
     /// threads, so a frame never stalls. Default 1 MiB.
     pub poll_budget: usize,
@@ -92,6 +97,7 @@ impl Default for Settings {
             http_proxy: None,
             https_proxy: None,
             tls: None,
+            max_recv_speed: None,
             poll_budget: 1 << 20,
         }
     }
