@@ -149,6 +149,7 @@ pub struct HttpClient {
     read_chunk_size: usize,
     poll_read_budget: usize,
     connect_timeout: Duration,
+    attempt_delay: Duration,
     tls_options: Option<TlsOptions>,
     http_proxy: Option<(String, u16)>,
     https_proxy: Option<(String, u16)>,
@@ -198,6 +199,7 @@ impl HttpClient {
             read_chunk_size: 65_536,
             poll_read_budget: 256 * 1024,
             connect_timeout: Duration::from_secs(30),
+            attempt_delay: Duration::from_millis(250),
             tls_options: None,
             http_proxy: None,
             https_proxy: None,
@@ -231,13 +233,21 @@ impl HttpClient {
         self.poll_read_budget = bytes.max(1);
     }
 
-    /// How long one address may take to connect before the next is tried;
-    /// when the last one times out the status becomes
-    /// [`Status::CantConnect`]. Default 30 s (Godot's
+    /// How long connecting may take, counted from the first attempt, over
+    /// every address tried; then the status becomes [`Status::CantConnect`]
+    /// with [`Failure::ConnectTimeout`]. Default 30 s (Godot's
     /// `network/limits/tcp/connect_timeout_seconds`). Covers TCP, the proxy
     /// tunnel and the TLS handshake.
     pub fn set_connect_timeout(&mut self, timeout: Duration) {
         self.connect_timeout = timeout;
+    }
+
+    /// Happy Eyeballs (RFC 8305): when a name has several addresses (both
+    /// families interleaved), the next one is tried beside a pending attempt
+    /// after this delay, a few at once; the first to connect wins. Default
+    /// 250 ms (RFC 8305 §5).
+    pub fn set_attempt_delay(&mut self, delay: Duration) {
+        self.attempt_delay = delay;
     }
 
     /// TLS settings for `https` connections (custom roots, name override, the
@@ -337,6 +347,7 @@ impl HttpClient {
         };
         let settings = ConnSettings {
             connect_timeout: self.connect_timeout,
+            attempt_delay: self.attempt_delay,
             config: self.proto_config.clone(),
         };
         self.conn = Some(Conn::start(

@@ -8,16 +8,17 @@
 //!
 //! [`Connector::poll`] is safe to call at any time, with or without a
 //! readiness event (e.g. once per frame): a spurious call costs two cheap
-//! syscalls and reports [`ConnectProgress::Pending`]. Deadlines are not the
-//! connector's business; the owner calls [`Connector::fail_current`] when an
-//! attempt has taken too long.
-// Building blocks for the HttpClient; until it uses all of them, unused
-// items are expected outside tests.
+//! syscalls and reports [`ConnectProgress::Pending`]. With several addresses
+//! it runs Happy Eyeballs (RFC 8305): families interleaved, the next attempt
+//! started beside a slow one after the attempt delay
+//! ([`Connector::next_attempt`] says when to call again). The connect
+//! deadline is the owner's: it covers every attempt, counted from the first.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -39,13 +40,24 @@ pub enum ConnectProgress {
     Failed(io::Error),
 }
 
-/// Connects to the first address of a list that accepts, one attempt at a
-/// time, in list order. Never blocks.
+/// Most connection attempts in flight at once (RFC 8305 §5: a few).
+const MAX_IN_FLIGHT: usize = 3;
+
+/// Connects to the first address of a list that accepts, with Happy
+/// Eyeballs (RFC 8305): the addresses are interleaved by family (§4), and
+/// when an attempt has not connected after the attempt delay the next one
+/// starts beside it (§5), a few in flight at most; an attempt that fails
+/// starts the next at once. The first to connect wins and the others are
+/// closed. Never blocks; the time is an argument.
 pub struct Connector {
     remaining: VecDeque<SocketAddr>,
-    current: Option<(TcpStream, SocketAddr)>,
+    /// Attempts in flight, oldest first.
+    attempts: Vec<(TcpStream, SocketAddr)>,
     last_error: Option<io::Error>,
     token: Token,
+    delay: Duration,
+    /// When the next address starts if nothing connected by then.
+    next_attempt: Option<Instant>,
     done: bool,
     connected: bool,
 }
@@ -53,7 +65,10 @@ pub struct Connector {
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
-            .field("current", &self.current.as_ref().map(|(_, a)| a))
+            .field(
+                "attempts",
+                &self.attempts.iter().map(|(_, a)| a).collect::<Vec<_>>(),
+            )
             .field("remaining", &self.remaining)
             .field("last_error", &self.last_error)
             .field("token", &self.token)
@@ -61,94 +76,148 @@ impl fmt::Debug for Connector {
     }
 }
 
+/// RFC 8305 §4: alternate the address families, starting with the family
+/// of the first address (the resolver's preferred order within a family is
+/// kept).
+pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return VecDeque::new();
+    };
+    let first_v6 = first.is_ipv6();
+    let (mut a, mut b): (VecDeque<_>, VecDeque<_>) =
+        addrs.into_iter().partition(|x| x.is_ipv6() == first_v6);
+    let mut out = VecDeque::with_capacity(a.len() + b.len());
+    loop {
+        match (a.pop_front(), b.pop_front()) {
+            (None, None) => return out,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+}
+
 impl Connector {
-    /// Starts connecting to `addrs` (tried in order), registering each
-    /// attempt's socket with `registry` under `token`. Never blocks; errors
+    /// Starts connecting to `addrs` (interleaved by family, then in order),
+    /// registering each attempt's socket with `registry` under `token`; the
+    /// next address starts beside a pending one after `delay` (RFC 8305's
+    /// Connection Attempt Delay, 250 ms recommended). Never blocks; errors
     /// (including an empty list) are reported by [`poll`](Self::poll).
-    pub fn start(addrs: Vec<SocketAddr>, registry: &Registry, token: Token) -> Self {
+    pub fn start(
+        addrs: Vec<SocketAddr>,
+        registry: &Registry,
+        token: Token,
+        delay: Duration,
+        now: Instant,
+    ) -> Self {
         let mut c = Connector {
-            remaining: addrs.into(),
-            current: None,
+            remaining: interleave(addrs),
+            attempts: Vec::new(),
             last_error: None,
             token,
+            delay,
+            next_attempt: None,
             done: false,
             connected: false,
         };
-        c.begin_next(registry);
+        c.begin_next(registry, now);
         c
     }
 
-    /// Checks the current attempt and advances through the address list.
-    /// Call it on a readiness event for the connector's token, or at any
-    /// other time (spurious calls are fine). Never blocks.
-    pub fn poll(&mut self, registry: &Registry) -> ConnectProgress {
-        loop {
-            if self.done {
-                return ConnectProgress::Failed(self.final_error());
-            }
-            let Some((stream, _)) = self.current.as_ref() else {
-                self.begin_next(registry);
-                if self.current.is_none() {
-                    self.done = true;
-                }
-                continue;
+    /// When the next attempt starts unless one connects first: the owner
+    /// wakes up for it.
+    pub fn next_attempt(&self) -> Option<Instant> {
+        self.next_attempt.filter(|_| !self.remaining.is_empty())
+    }
+
+    /// Checks the attempts in flight, starts the next address when one
+    /// failed or the attempt delay passed, and reports. Call it on a
+    /// readiness event for the connector's token, when
+    /// [`next_attempt`](Self::next_attempt) is due, or at any other time
+    /// (spurious calls are fine). Never blocks.
+    pub fn poll(&mut self, registry: &Registry, now: Instant) -> ConnectProgress {
+        if self.done {
+            return ConnectProgress::Failed(self.final_error());
+        }
+        let mut i = 0;
+        while i < self.attempts.len() {
+            let stream = &self.attempts[i].0;
+            let failed = match stream.take_error() {
+                Ok(None) => match stream.peer_addr() {
+                    Ok(_) => {
+                        let (stream, _) = self.attempts.remove(i);
+                        for (mut other, _) in self.attempts.drain(..) {
+                            let _ = registry.deregister(&mut other);
+                        }
+                        // Best effort: a failure only costs latency.
+                        let _ = stream.set_nodelay(true);
+                        self.remaining.clear();
+                        self.done = true;
+                        self.connected = true;
+                        self.last_error = None;
+                        return ConnectProgress::Connected(stream);
+                    }
+                    Err(e) if is_not_yet_connected(&e) => None,
+                    Err(e) => Some(e),
+                },
+                Ok(Some(e)) | Err(e) => Some(e),
             };
-            match stream.take_error() {
-                Ok(None) => {}
-                Ok(Some(e)) | Err(e) => {
-                    self.abandon(registry, e);
-                    continue;
+            match failed {
+                Some(e) => {
+                    let (mut stream, _) = self.attempts.remove(i);
+                    let _ = registry.deregister(&mut stream);
+                    self.last_error = Some(e);
                 }
-            }
-            match stream.peer_addr() {
-                Ok(_) => {
-                    let (stream, _) = self.current.take().expect("checked above");
-                    // Best effort: a failure only costs latency, never correctness.
-                    let _ = stream.set_nodelay(true);
-                    self.remaining.clear();
-                    self.done = true;
-                    self.connected = true;
-                    self.last_error = None;
-                    return ConnectProgress::Connected(stream);
-                }
-                Err(e) if is_not_yet_connected(&e) => return ConnectProgress::Pending,
-                Err(e) => {
-                    self.abandon(registry, e);
-                    continue;
-                }
+                None => i += 1,
             }
         }
+        let delay_passed = self.next_attempt.is_some_and(|t| now >= t);
+        if self.attempts.is_empty() || (delay_passed && self.attempts.len() < MAX_IN_FLIGHT) {
+            self.begin_next(registry, now);
+        }
+        if self.attempts.is_empty() {
+            self.done = true;
+            return ConnectProgress::Failed(self.final_error());
+        }
+        ConnectProgress::Pending
     }
 
-    /// Abandons the current attempt (e.g. its deadline passed), recording
-    /// `reason` as the last error, and starts the next address, if any. The
-    /// outcome shows on the next [`poll`](Self::poll). Never blocks.
+    /// Abandons the oldest attempt in flight, recording `reason` as the last
+    /// error; the next address starts at the next [`poll`](Self::poll).
+    /// Never blocks.
+    #[cfg(test)]
     pub fn fail_current(&mut self, registry: &Registry, reason: io::Error) {
-        if self.current.is_some() {
-            self.abandon(registry, reason);
+        if !self.attempts.is_empty() {
+            let (mut stream, _) = self.attempts.remove(0);
+            let _ = registry.deregister(&mut stream);
+            self.last_error = Some(reason);
         }
     }
 
-    /// Stops connecting: deregisters and closes the current attempt and
-    /// forgets the remaining addresses. Never blocks.
+    /// Stops connecting: deregisters and closes the attempts and forgets the
+    /// remaining addresses. Never blocks.
     pub fn cancel(&mut self, registry: &Registry) {
-        if let Some((mut stream, _)) = self.current.take() {
+        for (mut stream, _) in self.attempts.drain(..) {
             let _ = registry.deregister(&mut stream);
         }
         self.remaining.clear();
         self.done = true;
     }
 
-    /// The address currently being tried, if any.
+    /// The address most recently started, if an attempt is in flight.
     #[cfg(test)]
     pub fn current_addr(&self) -> Option<SocketAddr> {
-        self.current.as_ref().map(|(_, a)| *a)
+        self.attempts.last().map(|(_, a)| *a)
     }
 
-    /// How many addresses are left after the current one.
+    /// How many addresses are not started yet.
     #[cfg(test)]
     pub fn remaining(&self) -> usize {
         self.remaining.len()
+    }
+
+    /// How many attempts are in flight.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.attempts.len()
     }
 
     /// The error of the most recent failed attempt, if any.
@@ -172,19 +241,10 @@ impl Connector {
         }
     }
 
-    /// Drops the current attempt and immediately starts the next address.
-    fn abandon(&mut self, registry: &Registry, e: io::Error) {
-        if let Some((mut stream, _)) = self.current.take() {
-            let _ = registry.deregister(&mut stream);
-        }
-        self.last_error = Some(e);
-        self.begin_next(registry);
-    }
-
-    /// Issues non-blocking connects until one is in flight or the list is
-    /// exhausted (immediate failures, e.g. no route, fall through).
-    fn begin_next(&mut self, registry: &Registry) {
-        debug_assert!(self.current.is_none());
+    /// Issues a non-blocking connect to the next address (immediate
+    /// failures, e.g. no route, fall through to the one after), and arms the
+    /// attempt delay.
+    fn begin_next(&mut self, registry: &Registry, now: Instant) {
         while let Some(addr) = self.remaining.pop_front() {
             let mut stream = match TcpStream::connect(addr) {
                 Ok(s) => s,
@@ -197,9 +257,11 @@ impl Connector {
                 self.last_error = Some(e);
                 continue;
             }
-            self.current = Some((stream, addr));
+            self.attempts.push((stream, addr));
+            self.next_attempt = Some(now + self.delay);
             return;
         }
+        self.next_attempt = None;
     }
 }
 
@@ -243,9 +305,9 @@ fn is_not_yet_connected(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use std::net::TcpListener;
-    use std::time::{Duration, Instant};
 
     const TOKEN: Token = Token(1);
+    const DELAY: Duration = Duration::from_millis(250);
 
     fn closed_port_addr() -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -259,7 +321,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut events = mio::Events::with_capacity(8);
         loop {
-            match c.poll(poll.registry()) {
+            match c.poll(poll.registry(), Instant::now()) {
                 ConnectProgress::Pending => {}
                 ConnectProgress::Connected(s) => return Ok(s),
                 ConnectProgress::Failed(e) => return Err(e),
@@ -276,7 +338,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(vec![addr], poll.registry(), TOKEN);
+        let mut c = Connector::start(vec![addr], poll.registry(), TOKEN, DELAY, Instant::now());
         assert_eq!(c.current_addr(), Some(addr));
         let s = drive(&mut poll, &mut c).unwrap();
         assert_eq!(s.peer_addr().unwrap(), addr);
@@ -285,7 +347,7 @@ mod tests {
         assert_eq!(peer, s.local_addr().unwrap());
         // Finished connector keeps reporting a terminal state.
         assert!(matches!(
-            c.poll(poll.registry()),
+            c.poll(poll.registry(), Instant::now()),
             ConnectProgress::Failed(_)
         ));
     }
@@ -297,11 +359,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(vec![addr], poll.registry(), TOKEN);
+        let mut c = Connector::start(vec![addr], poll.registry(), TOKEN, DELAY, Instant::now());
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut pendings = 0u32;
         let s = loop {
-            match c.poll(poll.registry()) {
+            match c.poll(poll.registry(), Instant::now()) {
                 ConnectProgress::Pending => pendings += 1,
                 ConnectProgress::Connected(s) => break s,
                 ConnectProgress::Failed(e) => panic!("failed: {e}"),
@@ -316,7 +378,13 @@ mod tests {
     #[test]
     fn refused_port_fails() {
         let mut poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(vec![closed_port_addr()], poll.registry(), TOKEN);
+        let mut c = Connector::start(
+            vec![closed_port_addr()],
+            poll.registry(),
+            TOKEN,
+            DELAY,
+            Instant::now(),
+        );
         let e = drive(&mut poll, &mut c).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e:?}");
         assert_eq!(c.remaining(), 0);
@@ -325,7 +393,7 @@ mod tests {
     #[test]
     fn empty_list_fails() {
         let mut poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(Vec::new(), poll.registry(), TOKEN);
+        let mut c = Connector::start(Vec::new(), poll.registry(), TOKEN, DELAY, Instant::now());
         let e = drive(&mut poll, &mut c).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
@@ -336,7 +404,13 @@ mod tests {
         let good = listener.local_addr().unwrap();
         let bad = closed_port_addr();
         let mut poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(vec![bad, bad, good], poll.registry(), TOKEN);
+        let mut c = Connector::start(
+            vec![bad, bad, good],
+            poll.registry(),
+            TOKEN,
+            DELAY,
+            Instant::now(),
+        );
         let s = drive(&mut poll, &mut c).unwrap();
         assert_eq!(s.peer_addr().unwrap(), good);
     }
@@ -346,18 +420,25 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let good = listener.local_addr().unwrap();
         let mut poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(vec![good, good], poll.registry(), TOKEN);
+        let mut c = Connector::start(
+            vec![good, good],
+            poll.registry(),
+            TOKEN,
+            DELAY,
+            Instant::now(),
+        );
         c.fail_current(
             poll.registry(),
             io::Error::new(io::ErrorKind::TimedOut, "attempt timed out"),
         );
-        assert_eq!(c.remaining(), 0);
+        // The next address starts at the next poll.
+        assert_eq!((c.in_flight(), c.remaining()), (0, 1));
         assert_eq!(c.last_error().unwrap().kind(), io::ErrorKind::TimedOut);
         let s = drive(&mut poll, &mut c).unwrap();
         assert_eq!(s.peer_addr().unwrap(), good);
 
         // Abandoning the only attempt reports the given reason.
-        let mut c = Connector::start(vec![good], poll.registry(), TOKEN);
+        let mut c = Connector::start(vec![good], poll.registry(), TOKEN, DELAY, Instant::now());
         c.fail_current(
             poll.registry(),
             io::Error::new(io::ErrorKind::TimedOut, "t"),
@@ -371,12 +452,61 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let good = listener.local_addr().unwrap();
         let poll = mio::Poll::new().unwrap();
-        let mut c = Connector::start(vec![good, good], poll.registry(), TOKEN);
+        let mut c = Connector::start(
+            vec![good, good],
+            poll.registry(),
+            TOKEN,
+            DELAY,
+            Instant::now(),
+        );
         c.cancel(poll.registry());
         assert_eq!(c.current_addr(), None);
         assert!(matches!(
-            c.poll(poll.registry()),
+            c.poll(poll.registry(), Instant::now()),
             ConnectProgress::Failed(_)
         ));
+    }
+
+    #[test]
+    fn families_are_interleaved_starting_with_the_first() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let got = interleave(vec![
+            a("[::1]:1"),
+            a("[::2]:1"),
+            a("[::3]:1"),
+            a("10.0.0.1:1"),
+            a("10.0.0.2:1"),
+        ]);
+        let want = [
+            a("[::1]:1"),
+            a("10.0.0.1:1"),
+            a("[::2]:1"),
+            a("10.0.0.2:1"),
+            a("[::3]:1"),
+        ];
+        assert_eq!(got, want);
+        let got = interleave(vec![a("10.0.0.1:1"), a("[::1]:1")]);
+        assert_eq!(got, [a("10.0.0.1:1"), a("[::1]:1")]);
+        assert!(interleave(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn the_next_attempt_starts_after_the_delay_beside_a_pending_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let good = listener.local_addr().unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let t0 = Instant::now();
+        // An address that answers too, but is not polled as connected before
+        // the delay: the fake times drive the decision.
+        let mut c = Connector::start(vec![good, good], poll.registry(), TOKEN, DELAY, t0);
+        assert_eq!((c.in_flight(), c.remaining()), (1, 1));
+        assert_eq!(c.next_attempt(), Some(t0 + DELAY));
+        c.fail_current(poll.registry(), io::Error::other("x"));
+        // Before the delay a failed attempt starts the next one at once.
+        assert!(matches!(
+            c.poll(poll.registry(), t0),
+            ConnectProgress::Pending | ConnectProgress::Connected(_)
+        ));
+        assert_eq!(c.remaining(), 0);
     }
 }

@@ -473,3 +473,55 @@ fn a_rate_limited_download_leaves_room_and_does_not_spin() {
     // The paused request sleeps on a timer: a few polls per 100 ms read.
     assert!(polls < 400, "{polls} polls");
 }
+
+#[test]
+fn happy_eyeballs_connects_after_the_attempt_delay_not_the_timeout() {
+    // A listener whose accept queue is full drops further SYNs: a connect
+    // to it hangs, as to a dead address.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    sock.listen(0).unwrap();
+    let dead = sock.local_addr().unwrap().as_socket().unwrap();
+    let _fill: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&dead, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(ok_response("up")),
+    ]]);
+    let good = server.addr();
+    let mut pool = RequestPool::new().unwrap();
+    pool.set_lookup(Arc::new(move |_: &str, _: u16| Ok(vec![dead, good])));
+    let settings = Settings {
+        attempt_delay: Duration::from_millis(300),
+        connect_timeout: Duration::from_secs(20),
+        ..Settings::default()
+    };
+    let start = Instant::now();
+    pool.get("http://dual.test/", &settings).unwrap();
+    let (done, polls) = run_until(&mut pool, 1, 1_000);
+    let took = start.elapsed();
+    assert_eq!(
+        (done[0].1.result, &done[0].1.body[..]),
+        (RequestResult::Success, &b"up"[..]),
+        "{}",
+        done[0].1.reason
+    );
+    // The second address started at the delay: not before it, and long
+    // before the 20 s connect timeout (a loose upper bound).
+    assert!(took >= Duration::from_millis(290), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        polls < 100,
+        "{polls} polls: the delay is a timer, not a spin"
+    );
+    eprintln!("happy eyeballs: connected after {took:?} (attempt delay 300 ms)");
+}

@@ -108,6 +108,8 @@ pub(crate) struct Conn {
     interest: Option<Interest>,
     connect_timeout: Duration,
     connect_deadline: Option<Instant>,
+    /// RFC 8305's Connection Attempt Delay.
+    attempt_delay: Duration,
     config: Config,
 }
 
@@ -126,6 +128,9 @@ impl fmt::Debug for Conn {
 #[derive(Clone, Debug)]
 pub(crate) struct ConnSettings {
     pub(crate) connect_timeout: Duration,
+    /// Happy Eyeballs' delay before the next address starts beside a
+    /// pending one (RFC 8305 §5: 250 ms recommended).
+    pub(crate) attempt_delay: Duration,
     pub(crate) config: Config,
 }
 
@@ -156,6 +161,7 @@ impl Conn {
             interest: None,
             connect_timeout: settings.connect_timeout,
             connect_deadline: None,
+            attempt_delay: settings.attempt_delay,
             config: settings.config.clone(),
         };
         if literal {
@@ -204,9 +210,14 @@ impl Conn {
         reactor::merge(&mut self.ready, ev);
     }
 
-    /// The connect deadline, while establishing.
+    /// The next time the connection needs a step without an event: the
+    /// connect deadline, or the next Happy Eyeballs attempt.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.connect_deadline
+        let attempt = match &self.stage {
+            Stage::Connecting(c) => c.next_attempt(),
+            _ => None,
+        };
+        [self.connect_deadline, attempt].into_iter().flatten().min()
     }
 
     /// Whether a step would make progress now without waiting (`woken`: the
@@ -286,7 +297,13 @@ impl Conn {
             }
             Some(Ok(addrs)) => addrs,
         };
-        self.stage = Stage::Connecting(Connector::start(addrs, registry, self.token));
+        self.stage = Stage::Connecting(Connector::start(
+            addrs,
+            registry,
+            self.token,
+            self.attempt_delay,
+            now,
+        ));
         self.interest = Some(Interest::WRITABLE);
         self.connect_deadline = Some(now + self.connect_timeout);
         // Checked at the next step: a refused or completed connect may be
@@ -296,26 +313,20 @@ impl Conn {
     }
 
     fn step_connecting(&mut self, registry: &Registry, now: Instant) -> Result<(), Failure> {
-        let timed_out = self.timed_out(now);
+        // One deadline over every attempt, counted from the first.
+        if self.timed_out(now) {
+            return Err(Failure::ConnectTimeout(self.connect_timeout));
+        }
         let Stage::Connecting(connector) = &mut self.stage else {
             return Ok(());
         };
-        if timed_out {
-            // This address took too long: the next one gets a fresh timeout.
-            connector.fail_current(
-                registry,
-                io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
-            );
-            self.connect_deadline = Some(now + self.connect_timeout);
-        } else if !self.ready.writable {
+        let attempt_due = connector.next_attempt().is_some_and(|t| now >= t);
+        if !self.ready.writable && !attempt_due {
             return Ok(());
         }
         self.ready.writable = false;
-        let stream = match connector.poll(registry) {
+        let stream = match connector.poll(registry, now) {
             ConnectProgress::Pending => return Ok(()),
-            ConnectProgress::Failed(e) if e.kind() == io::ErrorKind::TimedOut => {
-                return Err(Failure::ConnectTimeout(self.connect_timeout))
-            }
             ConnectProgress::Failed(e) => return Err(Failure::Connect(e)),
             ConnectProgress::Connected(stream) => stream,
         };

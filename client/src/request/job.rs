@@ -153,7 +153,8 @@ impl Job {
 
     fn conn_settings(&self) -> ConnSettings {
         ConnSettings {
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: self.settings.connect_timeout,
+            attempt_delay: self.settings.attempt_delay,
             config: client_proto_config(Config::default(), self.settings.download_chunk_size),
         }
     }

@@ -72,6 +72,13 @@ pub struct Settings {
     pub https_proxy: Option<(String, u16)>,
     /// TLS settings for https URLs.
     pub tls: Option<TlsOptions>,
+    /// How long connecting may take (resolve excluded), over every address,
+    /// counted from the first attempt: then [`RequestResult::CantConnect`].
+    /// Default 30 s (Godot's connect timeout).
+    pub connect_timeout: Duration,
+    /// Happy Eyeballs' delay before the next address is tried beside a
+    /// pending one (RFC 8305 §5). Default 250 ms.
+    pub attempt_delay: Duration,
     /// Most bytes per second this request reads (a background download
     /// that must not crowd out the ones a player waits for; curl's
     /// `CURLOPT_MAX_RECV_SPEED_LARGE`). `None` (default): no limit. Reading
@@ -97,6 +104,8 @@ impl Default for Settings {
             http_proxy: None,
             https_proxy: None,
             tls: None,
+            connect_timeout: Duration::from_secs(30),
+            attempt_delay: Duration::from_millis(250),
             max_recv_speed: None,
             poll_budget: 1 << 20,
         }
