@@ -530,6 +530,27 @@ impl RequestPool {
         })
     }
 
+    /// The next piece of a streamed body ([`Settings::stream_body`]), as it
+    /// arrived (decoded), `None` when none is waiting (or `id` is not in
+    /// flight). A request whose backlog passed 1 MiB resumes reading once
+    /// pieces are taken. Never blocks.
+    pub fn read_body(&mut self, id: RequestId) -> Option<bytes::Bytes> {
+        let slot = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)?;
+        let (piece, resume) = slot.job.as_mut()?.take_chunk();
+        if resume {
+            if let Some(job) = slot.job.as_mut() {
+                if let Some(conn) = job.conn_mut() {
+                    conn.resume(self.conns.reactor.registry());
+                }
+            }
+            self.enqueue(id.index);
+        }
+        piece
+    }
+
     /// Requests started and not yet completed or cancelled.
     pub fn in_flight(&self) -> usize {
         self.in_flight

@@ -525,3 +525,54 @@ fn happy_eyeballs_connects_after_the_attempt_delay_not_the_timeout() {
     );
     eprintln!("happy eyeballs: connected after {took:?} (attempt delay 300 ms)");
 }
+
+#[test]
+fn a_streamed_body_comes_in_pieces_with_back_pressure() {
+    let nginx = pollhttp_tests::nginx::Nginx::start_with(pollhttp_tests::nginx::NginxOptions {
+        big_file_len: 64 << 20,
+    });
+    let mut pool = RequestPool::new().unwrap();
+    let settings = Settings {
+        stream_body: true,
+        ..Settings::default()
+    };
+    let id = pool.get(&nginx.url("/big.bin"), &settings).unwrap();
+    let mut taken = 0u64;
+    let mut most_held = 0u64;
+    let start = Instant::now();
+    let completed = loop {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        pool.wait(Some(Duration::from_millis(50)));
+        pool.poll();
+        // A slow consumer: at most 256 KiB per poll.
+        let mut this_poll = 0;
+        while this_poll < 256 * 1024 {
+            let Some(piece) = pool.read_body(id) else {
+                break;
+            };
+            assert!(piece.iter().all(|&b| b == 0));
+            this_poll += piece.len();
+        }
+        taken += this_poll as u64;
+        most_held = most_held.max(pool.bytes_read() - taken);
+        if let Some((got, c)) = pool.poll_completed() {
+            assert_eq!(got, id);
+            break c;
+        }
+    };
+    assert_eq!(
+        completed.result,
+        RequestResult::Success,
+        "{}",
+        completed.reason
+    );
+    // Pieces not taken before the end come in the completion.
+    assert_eq!(taken + completed.body.len() as u64, 64 << 20);
+    assert_eq!(completed.body_bytes, 64 << 20);
+    // Read ahead of the consumer: the 1 MiB backlog, proto's buffer and one
+    // turn (heads are counted too).
+    assert!(
+        most_held <= 2 << 20,
+        "held {most_held} bytes ahead of the consumer"
+    );
+}

@@ -3,6 +3,7 @@
 //! exchange. The same job runs inline under `HttpRequest::poll` and on its
 //! worker thread.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ use crate::time::{Deadlines, Expired};
 /// Most bytes of a redirect's body read to keep its connection for the next
 /// hop; past this the connection is dropped instead.
 const MAX_REDIRECT_BODY: u64 = 64 * 1024;
+
+/// Most bytes of streamed body pieces held before reading pauses.
+const STREAM_HIGH_WATER: usize = 1 << 20;
 
 /// Most bytes reserved up front for a body of known length held in memory
 /// (a larger Content-Length grows the buffer as bytes really arrive).
@@ -93,6 +97,8 @@ pub(crate) struct Job {
     rate_start: Option<Instant>,
     /// Reading is paused until then (the rate limit).
     throttled_until: Option<Instant>,
+    /// Reading is paused until the caller takes streamed body pieces.
+    stream_paused: bool,
 }
 
 impl Job {
@@ -128,6 +134,7 @@ impl Job {
             wire: 0,
             rate_start: None,
             throttled_until: None,
+            stream_paused: false,
         }
     }
 
@@ -208,11 +215,44 @@ impl Job {
         }
     }
 
+    /// Bytes of streamed body pieces not taken yet.
+    fn stream_backlog(&mut self) -> usize {
+        self.decoder
+            .as_mut()
+            .and_then(|d| d.sink().stream.as_ref())
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// The next streamed body piece (`stream_body`), if one arrived. Taking
+    /// pieces lets a job paused by its backlog read again: returns whether
+    /// it should get a turn.
+    pub(crate) fn take_chunk(&mut self) -> (Option<Bytes>, bool) {
+        let piece = self
+            .decoder
+            .as_mut()
+            .and_then(|d| d.sink().stream.as_mut())
+            .and_then(|(pieces, pending)| {
+                let p = pieces.pop_front()?;
+                *pending -= p.len();
+                Some(p)
+            });
+        let resume = self.stream_paused && self.stream_backlog() <= STREAM_HIGH_WATER / 2;
+        if resume {
+            self.stream_paused = false;
+        }
+        (piece, resume)
+    }
+
     /// Whether the job's connection waits for its name lookup.
     pub(crate) fn is_resolving(&self) -> bool {
         self.conn
             .as_ref()
             .is_some_and(|c| c.phase() == Phase::Resolving)
+    }
+
+    /// The job's connection.
+    pub(crate) fn conn_mut(&mut self) -> Option<&mut Conn> {
+        self.conn.as_mut()
     }
 
     /// Take the job's connection away (to close it when the job is dropped).
@@ -262,6 +302,9 @@ impl Job {
     /// Whether a step would make progress now without waiting (`woken`: the
     /// reactor's waker fired).
     pub(crate) fn has_pending_work(&self, woken: bool, now: Instant) -> bool {
+        if self.stream_paused {
+            return false;
+        }
         if let Some(until) = self.throttled_until {
             return now >= until;
         }
@@ -414,6 +457,14 @@ impl Job {
         budget: &mut usize,
     ) -> Option<Completed> {
         loop {
+            if self.stream_backlog() > STREAM_HIGH_WATER {
+                // The caller has not taken the streamed pieces: stop reading.
+                self.stream_paused = true;
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.pause(drv.registry());
+                }
+                return None;
+            }
             let Some(allowance) = self.rate_allowance(now) else {
                 if let Some(conn) = self.conn.as_mut() {
                     conn.pause(drv.registry());
@@ -568,6 +619,7 @@ impl Job {
             limit: self.settings.body_size_limit,
             total: 0,
             error: None,
+            stream: self.settings.stream_body.then(|| (VecDeque::new(), 0)),
         };
         self.decoder = Some(match (decoding, coding.as_deref()) {
             (true, Some("deflate")) => Decoder::Deflate(flate2::write::ZlibDecoder::new(sink)),
@@ -745,7 +797,13 @@ impl Job {
         }
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
-                let (sink, _) = d.finish();
+                let (mut sink, _) = d.finish();
+                // Streamed pieces not taken come with the completion.
+                if let Some((pieces, _)) = sink.stream.take() {
+                    for p in pieces {
+                        sink.memory.extend_from_slice(&p);
+                    }
+                }
                 (sink.memory, sink.total)
             }
             None => (Vec::new(), 0),

@@ -79,6 +79,12 @@ pub struct Settings {
     /// Happy Eyeballs' delay before the next address is tried beside a
     /// pending one (RFC 8305 §5). Default 250 ms.
     pub attempt_delay: Duration,
+    /// `RequestPool` only: hand the body out in pieces as they arrive
+    /// ([`crate::RequestPool::read_body`]) instead of collecting it; reading
+    /// pauses while more than 1 MiB is waiting to be taken. What was not
+    /// taken when the request completes comes in [`Completed::body`].
+    /// Default false.
+    pub stream_body: bool,
     /// Most bytes per second this request reads (a background download
     /// that must not crowd out the ones a player waits for; curl's
     /// `CURLOPT_MAX_RECV_SPEED_LARGE`). `None` (default): no limit. Reading
@@ -106,6 +112,7 @@ impl Default for Settings {
             tls: None,
             connect_timeout: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
+            stream_body: false,
             max_recv_speed: None,
             poll_budget: 1 << 20,
         }

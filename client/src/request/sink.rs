@@ -2,8 +2,11 @@
 //! sink (memory or the download file), with the body size limit counted
 //! after decoding (a decompression bomb stops at it).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
+
+use bytes::Bytes;
 
 #[derive(Debug)]
 pub(crate) enum SinkError {
@@ -19,6 +22,9 @@ pub(crate) struct Sink {
     pub(crate) limit: Option<u64>,
     pub(crate) total: u64,
     pub(crate) error: Option<SinkError>,
+    /// Hand the body out in pieces instead (`stream_body`): the pieces not
+    /// taken yet, and their bytes.
+    pub(crate) stream: Option<(VecDeque<Bytes>, usize)>,
 }
 
 impl Write for Sink {
@@ -28,6 +34,12 @@ impl Write for Sink {
                 self.error = Some(SinkError::Limit(limit));
                 return Err(io::Error::other("body size limit"));
             }
+        }
+        if let Some((pieces, pending)) = &mut self.stream {
+            pieces.push_back(Bytes::copy_from_slice(buf));
+            *pending += buf.len();
+            self.total += buf.len() as u64;
+            return Ok(buf.len());
         }
         match &mut self.file {
             Some(f) => {
@@ -97,5 +109,6 @@ pub(crate) fn empty_sink() -> Sink {
         limit: None,
         total: 0,
         error: None,
+        stream: None,
     }
 }
