@@ -131,7 +131,7 @@ struct Conns {
     clock: Clock,
     idle: Vec<IdleConn>,
     /// Connections open per origin (active and idle).
-    open: HashMap<(bool, String, u16), usize>,
+    open: HashMap<OriginKey, usize>,
     total: usize,
     owners: Vec<Owner>,
     free_tokens: Vec<usize>,
@@ -153,7 +153,7 @@ fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Re
     Resolver::with_config(lookup, config, Arc::clone(clock))
 }
 
-fn origin_key(t: &Target) -> (bool, String, u16) {
+fn origin_key(t: &Target) -> OriginKey {
     (t.tls, t.host.to_ascii_lowercase(), t.port)
 }
 
@@ -288,6 +288,65 @@ impl Connections for Conns {
     }
 }
 
+type OriginKey = (bool, String, u16);
+
+/// Requests waiting for a connection: a FIFO queue per origin, served
+/// oldest first across origins. An origin whose oldest request cannot get a
+/// connection is skipped for the rest of a pass, so a pass costs a few
+/// look-ups per origin, not one per waiting request.
+#[derive(Default)]
+struct WaitQueue {
+    by_origin: HashMap<OriginKey, VecDeque<(u64, u32)>>,
+    next_seq: u64,
+    len: usize,
+}
+
+impl WaitQueue {
+    fn push(&mut self, key: OriginKey, index: u32) {
+        self.by_origin
+            .entry(key)
+            .or_default()
+            .push_back((self.next_seq, index));
+        self.next_seq += 1;
+        self.len += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Offer a connection to the oldest waiting request of each origin in
+    /// turn, oldest first: `admit(i)` says `Some(true)` (admitted),
+    /// `Some(false)` (still waiting: its origin is full for this pass) or
+    /// `None` (gone).
+    fn admit(&mut self, mut admit: impl FnMut(u32) -> Option<bool>) {
+        let mut blocked: Vec<OriginKey> = Vec::new();
+        loop {
+            let oldest = self
+                .by_origin
+                .iter()
+                .filter(|(k, q)| !q.is_empty() && !blocked.contains(k))
+                .min_by_key(|(_, q)| q.front().map(|e| e.0))
+                .map(|(k, _)| k.clone());
+            let Some(key) = oldest else {
+                break;
+            };
+            let queue = self.by_origin.get_mut(&key).expect("found above");
+            let (_, i) = *queue.front().expect("not empty");
+            match admit(i) {
+                Some(false) => blocked.push(key),
+                Some(true) | None => {
+                    queue.pop_front();
+                    self.len -= 1;
+                    if queue.is_empty() {
+                        self.by_origin.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Slot {
     generation: u32,
     job: Option<Box<Job>>,
@@ -341,8 +400,8 @@ pub struct RequestPool {
     free_slots: Vec<u32>,
     /// Requests with something to do, in turn order.
     run: VecDeque<u32>,
-    /// Requests waiting for a connection, oldest first.
-    waiting: VecDeque<u32>,
+    /// Requests waiting for a connection, per origin, oldest first.
+    waiting: WaitQueue,
     /// Deadlines (connect, total, idle) of requests: (when, slot, generation).
     deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     completed: VecDeque<(RequestId, Completed)>,
@@ -408,7 +467,7 @@ impl RequestPool {
             slots: Vec::new(),
             free_slots: Vec::new(),
             run: VecDeque::new(),
-            waiting: VecDeque::new(),
+            waiting: WaitQueue::default(),
             deadlines: BinaryHeap::new(),
             completed: VecDeque::new(),
             fresh_events: false,
@@ -480,6 +539,7 @@ impl RequestPool {
             now,
             Arc::clone(&progress),
         );
+        let job_target = job.target();
         let index = match self.free_slots.pop() {
             Some(i) => i,
             None => {
@@ -500,11 +560,12 @@ impl RequestPool {
         slot.armed = None;
         self.in_flight += 1;
         // It asks for a connection in arrival order with those waiting.
-        self.waiting.push_back(index);
+        let key = origin_key(&job_target);
+        self.waiting.push(key, index);
         self.arrivals = true;
         Ok(RequestId {
             index,
-            generation: slot.generation,
+            generation: self.slots[index as usize].generation,
         })
     }
 
@@ -698,19 +759,18 @@ impl RequestPool {
         if !self.waiting.is_empty() && (self.arrivals || self.conns.capacity_freed) {
             self.conns.capacity_freed = false;
             self.arrivals = false;
-            let waiting = std::mem::take(&mut self.waiting);
-            for i in waiting {
-                let Some(job) = self.slots[i as usize].job.as_mut() else {
-                    continue;
-                };
+            let mut waiting = std::mem::take(&mut self.waiting);
+            waiting.admit(|i| {
+                let job = self.slots[i as usize].job.as_mut()?;
                 self.conns.current = i;
                 job.begin(&mut self.conns, start);
                 if job.is_waiting() {
-                    self.waiting.push_back(i);
-                } else {
-                    self.enqueue(i);
+                    return Some(false);
                 }
-            }
+                self.enqueue(i);
+                Some(true)
+            });
+            self.waiting = waiting;
         }
         let turns = self.run.len();
         for _ in 0..turns {
@@ -756,6 +816,7 @@ impl RequestPool {
         }
         let waiting = job.is_waiting();
         let more = !waiting && job.has_pending_work(false, now);
+        let job_target = job.target();
         // One live heap entry per request: a later deadline (an idle
         // timeout pushed back by new bytes) is armed when the earlier fires.
         let slot = &mut self.slots[i as usize];
@@ -767,7 +828,7 @@ impl RequestPool {
         }
         slot.job = Some(job);
         if waiting {
-            self.waiting.push_back(i);
+            self.waiting.push(origin_key(&job_target), i);
         } else if more {
             self.enqueue(i);
         }

@@ -138,7 +138,7 @@ impl Job {
         }
     }
 
-    fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         let tls = self.url.scheme() == "https";
         let host = self.url.host_str().unwrap_or("");
         let host = host
