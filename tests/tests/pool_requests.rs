@@ -169,7 +169,14 @@ fn a_stalled_origin_does_not_delay_the_others() {
             .all(|(id, c)| Some(*id) != stall_id && c.result == RequestResult::Success));
         if let Some(id) = stall_id {
             let p = pool.progress(id).expect("still in flight");
-            assert_eq!((p.status, p.downloaded), (pollhttp::Status::Body, 4));
+            // Its half body may or may not have arrived by now.
+            assert!(
+                matches!(
+                    p.status,
+                    pollhttp::Status::Requesting | pollhttp::Status::Body
+                ) && p.downloaded <= 4,
+                "{p:?}"
+            );
         }
         polls
     };
