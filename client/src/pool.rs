@@ -264,7 +264,7 @@ impl Connections for Conns {
         Some(Token(token))
     }
 
-    fn release(&mut self, conn: Conn, keep: bool, _now: Instant) {
+    fn release(&mut self, mut conn: Conn, keep: bool, _now: Instant) {
         let now = (self.clock)();
         let key = origin_key(conn.target());
         let idle_here = self
@@ -279,6 +279,7 @@ impl Connections for Conns {
             if let Some(o) = self.owners.get_mut(conn.token().0) {
                 *o = Owner::Idle;
             }
+            conn.release_buffers();
             self.idle.push(IdleConn { conn, since: now });
             // A waiting request for this origin can take it.
             self.capacity_freed = true;

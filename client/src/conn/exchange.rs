@@ -333,6 +333,19 @@ impl Exchange {
         Failure::Protocol(e)
     }
 
+    /// Give the buffers back while idle (a kept-alive connection costs a few
+    /// KiB, not its receive buffers): proto's buffers go with a fresh
+    /// `Connection` when nothing is buffered, the TLS receive buffer too.
+    /// The next request allocates them again.
+    pub(crate) fn release_buffers(&mut self) {
+        if self.proto.is_idle() && self.proto.buffered() == 0 && !self.proto.wants_transmit() {
+            let config = self.proto.config().clone();
+            self.proto = Connection::new(config);
+            self.response_start = 0;
+        }
+        self.transport.release_buffers();
+    }
+
     /// Best effort, never blocks: a TLS `close_notify`.
     pub(crate) fn close_notify(&mut self) {
         self.transport.close_notify();

@@ -472,6 +472,13 @@ impl Conn {
         }
     }
 
+    /// Give the buffers back (an idle kept-alive connection).
+    pub(crate) fn release_buffers(&mut self) {
+        if let Stage::Ready(x) = &mut self.stage {
+            x.release_buffers();
+        }
+    }
+
     /// Stop readiness events for this socket (a rate-limited request that
     /// must not be woken by every arriving segment): deregister it. The next
     /// [`update_interest`](Self::update_interest) registers it again.

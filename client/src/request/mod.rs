@@ -227,6 +227,7 @@ impl Connections for Driver {
 
     fn release(&mut self, mut conn: Conn, keep: bool, _now: Instant) {
         if keep {
+            // One connection: its buffers are worth keeping warm.
             if let Some(mut old) = self.kept.replace(conn) {
                 old.close(self.reactor.registry());
             }

@@ -193,6 +193,13 @@ impl Transport {
         }
     }
 
+    /// Give receive buffers back while the connection is idle.
+    pub(crate) fn release_buffers(&mut self) {
+        if let Self::Tls(s) = self {
+            s.release_buffers();
+        }
+    }
+
     /// Best effort, never blocks: a TLS stream queues `close_notify` and tries
     /// to send it; a plain stream does nothing (dropping it closes the socket).
     pub(crate) fn close_notify(&mut self) {

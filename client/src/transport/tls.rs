@@ -52,6 +52,9 @@ pub(crate) struct TlsStream {
     /// An error to report on the next call (data read before it came first).
     pending_error: Option<TransportError>,
     socket_reads: u64,
+    /// The receive buffer's size when allocated (it is given back while the
+    /// connection is idle: [`TlsStream::release_buffers`]).
+    buffer_size: usize,
 }
 
 impl fmt::Debug for TlsStream {
@@ -120,6 +123,7 @@ impl TlsStream {
             maybe_readable: true,
             pending_error: None,
             socket_reads: 0,
+            buffer_size,
         })
     }
 
@@ -282,6 +286,16 @@ impl TlsStream {
         Ok(true)
     }
 
+    /// Give the receive buffer back while nothing is buffered (an idle
+    /// kept-alive connection); the next socket read allocates it again.
+    pub(crate) fn release_buffers(&mut self) {
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+            self.inbuf = Box::new([]);
+        }
+    }
+
     /// Whether TLS records are queued for the socket (rustls' `wants_write`).
     pub(crate) fn wants_write(&self) -> bool {
         self.conn.wants_write()
@@ -374,6 +388,10 @@ impl TlsStream {
         }
         if *budget == 0 {
             return Ok(Pump::Budget);
+        }
+        if self.inbuf.is_empty() {
+            // Given back while idle: take it again now that bytes arrive.
+            self.inbuf = vec![0u8; self.buffer_size.max(1)].into_boxed_slice();
         }
         let cap = self.inbuf.len().min(*budget);
         loop {
