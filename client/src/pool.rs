@@ -129,7 +129,10 @@ struct Conns {
     resolver: Resolver,
     settings: PoolSettings,
     clock: Clock,
+    /// Oldest first (the order they went idle).
     idle: Vec<IdleConn>,
+    /// Idle connections that had a readiness event since the last look.
+    idle_events: Vec<Token>,
     /// Connections open per origin (active and idle).
     open: HashMap<OriginKey, usize>,
     total: usize,
@@ -176,33 +179,36 @@ impl Conns {
         self.capacity_freed = true;
     }
 
-    /// Close the idle connections the server closed, and those past the
-    /// idle age.
+    /// Close the idle connections the server closed (those that had an
+    /// event), and those past the idle age (the oldest are first). Costs
+    /// follow events, not the number of idle connections.
     fn maintain_idle(&mut self, now: Instant) {
-        let age = self.settings.idle_age;
-        let mut i = 0;
-        while i < self.idle.len() {
-            let entry = &mut self.idle[i];
-            let expired = now.saturating_duration_since(entry.since) >= age;
-            let dead = expired
-                || entry
-                    .conn
-                    .exchange_mut()
-                    .is_none_or(|(x, ready)| x.pump(ready, &mut 0).is_err());
-            if dead {
-                let IdleConn { conn, .. } = self.idle.swap_remove(i);
+        for token in std::mem::take(&mut self.idle_events) {
+            let Some(i) = self.idle.iter().position(|e| e.conn.token() == token) else {
+                continue;
+            };
+            let alive = self.idle[i]
+                .conn
+                .exchange_mut()
+                .is_some_and(|(x, ready)| x.pump(ready, &mut 0).is_ok());
+            if !alive {
+                let IdleConn { conn, .. } = self.idle.remove(i);
                 self.close(conn);
-            } else {
-                i += 1;
             }
+        }
+        let age = self.settings.idle_age;
+        while self
+            .idle
+            .first()
+            .is_some_and(|e| now.saturating_duration_since(e.since) >= age)
+        {
+            let IdleConn { conn, .. } = self.idle.remove(0);
+            self.close(conn);
         }
     }
 
     fn next_idle_expiry(&self) -> Option<Instant> {
-        self.idle
-            .iter()
-            .map(|e| e.since + self.settings.idle_age)
-            .min()
+        self.idle.first().map(|e| e.since + self.settings.idle_age)
     }
 }
 
@@ -246,7 +252,7 @@ impl Connections for Conns {
         if self.total >= self.settings.max_connections.max(1) {
             // Make room by closing the oldest idle connection (of another
             // origin: one of this origin would have been reused).
-            let oldest = (0..self.idle.len()).min_by_key(|&i| self.idle[i].since)?;
+            let oldest = (!self.idle.is_empty()).then_some(0)?;
             let IdleConn { conn, .. } = self.idle.remove(oldest);
             self.close(conn);
         }
@@ -457,6 +463,7 @@ impl RequestPool {
                 settings,
                 clock,
                 idle: Vec::new(),
+                idle_events: Vec::new(),
                 open: HashMap::new(),
                 total: 0,
                 owners: Vec::new(),
@@ -685,6 +692,7 @@ impl RequestPool {
             reactor,
             owners,
             idle,
+            idle_events,
             ..
         } = &mut self.conns;
         let slots = &mut self.slots;
@@ -702,8 +710,11 @@ impl RequestPool {
                 }
             }
             Some(Owner::Idle) => {
+                // Rare (a server closing a kept connection): looked at in
+                // the next maintenance.
                 if let Some(e) = idle.iter_mut().find(|e| e.conn.token() == token) {
                     e.conn.on_event(ev);
+                    idle_events.push(token);
                 }
             }
             _ => {}
