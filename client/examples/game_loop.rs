@@ -1,78 +1,114 @@
-//! `game_loop`: a 60 fps frame loop that downloads with
-//! [`pollhttp::HttpRequest`] while it "renders", and measures what the
-//! download costs the frames.
+//! `game_loop`: a 60 fps frame loop that downloads a game's asset set through
+//! one [`pollhttp::RequestPool`], polled inline from the frame loop (no
+//! worker thread), and measures what the downloads cost the frames.
 //!
 //! ```text
-//! game_loop [URL] [--inline] [--memory] [--asset-mib N] [--poll-budget-kib N]
+//! game_loop [--worker] [--url URL] [--files | --stream] [--max-mib N]
+//!           [--budget-ms MS] [--byte-budget-mib N] [--connections N]
 //!           [--timeout SECS] [--plot FILE.svg]
 //! ```
 //!
-//! Each frame calls `req.poll()` exactly once (timed), runs a small fake
-//! update/render workload, and draws a one-line status on stderr (`\r` + the
-//! line every frame when stderr is a terminal; otherwise a plain line every
-//! 30th frame). The rest of the 16.667 ms frame is slept with
-//! `std::thread::sleep`: that is the game's own frame pacing, not the
-//! library's.
+//! Without `--url` it starts a loopback HTTP/1.1 server inside this process
+//! (a thread per connection, keep-alive: each connection serves requests
+//! until the client closes it) and downloads its asset set: 48 requests, 46
+//! assets from 1 KiB to 64 MiB (`--max-mib N` for the largest; sizes grow
+//! geometrically, about 290 MiB in all), some chunked, some gzip (with
+//! Content-Length or chunked), one slow one (512 KiB at 512 KiB/s, paced by
+//! the server), and one that does not exist (404). Every byte is
+//! deterministic, and after the loop (outside the frames) every body is
+//! checked against what the server sent.
 //!
-//! - Without a URL it serves a generated asset (`--asset-mib N`, default 256
-//!   MiB, deterministic bytes, `Content-Length`) from a loopback server thread
-//!   inside this process, so it runs on a machine without network, and checks
-//!   the received bytes at the end.
-//! - By default the request runs on the library's worker thread
-//!   (`use_threads = true`): the worker downloads at full speed and `poll()`
-//!   only collects. `--inline` runs it in the frame loop instead: each
-//!   `poll()` then does at most `poll_budget` bytes of work
-//!   (`--poll-budget-kib`, default the library's 1 MiB), so the download is
-//!   capped at about budget × 60 per second.
-//! - The body is streamed into a temporary file (`download_file`), as a game
-//!   would do with an asset; `--memory` keeps it in memory instead.
-//! - `--plot FILE.svg` draws the frame time and the `poll()` cost of every
-//!   frame (two panels, plotters).
+//! Each frame calls `pool.poll()` exactly once (timed), takes the
+//! completions, runs a small fake update/render workload, and draws a status
+//! line on stderr (`\r` + the line every frame when stderr is a terminal;
+//! otherwise a plain line every 30th frame). The rest of the 16.667 ms frame
+//! is slept with `std::thread::sleep`: that is the game's own frame pacing,
+//! not the library's. The pool has a 2 ms time budget per `poll()`
+//! (`--budget-ms`); the byte budget (`--byte-budget-mib`) and the six
+//! connections per origin (`--connections`) are the pool's defaults.
+//!
+//! - `--worker`: the thread mode for comparison: six `HttpRequest` nodes
+//!   (`--connections`) with `use_threads` (Godot's way: one node and one
+//!   thread per parallel request), each fed the next asset when it is done;
+//!   `poll()` is then the nodes' polls, which only collect.
+//! - `--url URL`: fetch that one URL instead of the asset set (through the
+//!   pool, or a node with `--worker`); its bytes are not checked.
+//! - `--files`: stream each body into a file in a temporary directory
+//!   (`Settings::download_file`) instead of memory.
+//! - `--stream`: the pool hands each body out in pieces
+//!   (`Settings::stream_body`, `RequestPool::read_body`), which the frame
+//!   copies into memory the game allocated and touched before the loop (an
+//!   asset arena), instead of the pool collecting each body in a new `Vec`.
+//! - `--plot FILE.svg`: draw frame time, `poll()` cost and bytes read per
+//!   frame (three panels, plotters).
 //!
 //! At the end it prints the frame-time distribution (the work done in a
-//! frame, before the sleep), the `poll()` cost, the throughput, and as its
-//! last line:
+//! frame, before the sleep), the `poll()` cost, the throughput, the targets
+//! (no frame over 16.7 ms; `poll()` p99 within its budget + 0.25 ms; at least
+//! 150 MB/s) and, as its last line:
 //!
 //! ```text
-//! frames=N frame_max_ms=X frame_p99_ms=X poll_max_us=X poll_p99_us=X mb_per_s=X result=Success
+//! frames=N frame_max_ms=X frame_p99_ms=X poll_max_us=X poll_p99_us=X mb_per_s=X result=Success requests=48 failed=1 connections=6
 //! ```
 //!
-//! MB/s means 10^6 bytes per second, over the time from `request()` to the
-//! frame whose `poll()` returned the result. The exit status is non-zero
-//! unless the result is `Success` (and, for the built-in asset, the bytes
-//! check out).
+//! `mb_per_s` is body bytes (decoded) per second, 10^6 bytes, over the time
+//! from the first `request()` to the frame whose `poll()` returned the last
+//! completion. `failed` counts the requests that did not deliver an asset
+//! with 200 (the 404 is one). `connections` is the connections opened
+//! (`RequestPool::connections_opened`; in `--worker` mode the connections
+//! the asset server accepted, or the nodes used with `--url`).
+//! `result=Success` means everything expected happened: every asset arrived
+//! intact and exactly the missing one failed, as a 404; otherwise it names
+//! the first unexpected result (or `Mismatch` for a wrong status code or
+//! wrong bytes). With `--url` it is that request's result. The exit status
+//! is 0 only for `result=Success`.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pollhttp::{HttpRequest, RequestResult};
+use pollhttp::{
+    Completed, HttpRequest, PoolSettings, RequestId, RequestPool, RequestResult, Settings,
+};
 
 /// The frame period: 60 frames per second.
 const FRAME: Duration = Duration::from_nanos(16_666_667);
 
-/// The asset server writes (and the check compares) this many bytes per call.
+/// The content patterns repeat every BLOCK bytes.
 const BLOCK: usize = 1 << 20;
 
+/// Length and pace of the slow asset: about a second to download.
+const SLOW_LEN: u64 = 512 * 1024;
+const SLOW_RATE: u64 = 512 * 1024;
+
 const USAGE: &str = "\
-usage: game_loop [URL] [options]
-      --inline             run the request in the frame loop (no worker thread)
-      --memory             keep the body in memory instead of a temporary file
-      --asset-mib N        size of the built-in asset (no URL), default 256
-      --poll-budget-kib N  bytes one inline poll() may process, default 1024
-      --timeout SECS       request deadline, default 300
-      --plot FILE.svg      plot frame time and poll() cost per frame";
+usage: game_loop [options]
+      --worker             HttpRequest nodes on worker threads instead of the pool
+      --url URL            fetch this one URL instead of the built-in asset set
+      --files              stream bodies into files instead of memory
+      --stream             take bodies in pieces (read_body) into memory touched before the loop
+      --max-mib N          largest asset of the set in MiB, default 64
+      --budget-ms MS       the pool's time budget per poll(), default 2
+      --byte-budget-mib N  the pool's byte budget per poll(), default 4
+      --connections N      the pool's connections per origin (and nodes), default 6
+      --timeout SECS       deadline of each request, default 300
+      --plot FILE.svg      plot frame time, poll() cost and bytes per frame";
 
 #[derive(Debug)]
 struct Args {
     url: Option<String>,
-    inline: bool,
-    memory: bool,
-    asset_mib: u64,
-    poll_budget_kib: Option<usize>,
+    worker: bool,
+    files: bool,
+    stream: bool,
+    max_mib: u64,
+    budget: Duration,
+    byte_budget: usize,
+    connections: usize,
     timeout: Duration,
     plot: Option<PathBuf>,
 }
@@ -80,12 +116,16 @@ struct Args {
 /// What one frame cost.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
-    /// Work time of the frame (poll + update/render + status), ms.
+    /// Work time of the frame (poll + completions + update/render + status), ms.
     work_ms: f64,
     /// `poll()` alone, µs.
     poll_us: f64,
     /// From this frame's start to the next one's, ms (0 for the last).
     interval_ms: f64,
+    /// Bytes read in this frame's `poll()`.
+    bytes: u64,
+    /// The most bytes one request got in this frame's `poll()`.
+    one_max: u64,
 }
 
 fn main() -> ExitCode {
@@ -113,10 +153,13 @@ fn main() -> ExitCode {
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut a = Args {
         url: None,
-        inline: false,
-        memory: false,
-        asset_mib: 256,
-        poll_budget_kib: None,
+        worker: false,
+        files: false,
+        stream: false,
+        max_mib: 64,
+        budget: Duration::from_millis(2),
+        byte_budget: PoolSettings::default().byte_budget,
+        connections: 6,
         timeout: Duration::from_secs(300),
         plot: None,
     };
@@ -124,20 +167,26 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--inline" => a.inline = true,
-            "--memory" => a.memory = true,
-            "--asset-mib" => a.asset_mib = number(&arg, &value(&arg)?)?,
-            "--poll-budget-kib" => a.poll_budget_kib = Some(number(&arg, &value(&arg)?)?),
-            "--timeout" => {
-                let s: f64 = number(&arg, &value(&arg)?)?;
-                a.timeout =
-                    Duration::try_from_secs_f64(s).map_err(|_| format!("bad --timeout {s}"))?;
+            "--worker" => a.worker = true,
+            "--files" => a.files = true,
+            "--stream" => a.stream = true,
+            "--url" => a.url = Some(value(&arg)?),
+            "--max-mib" => a.max_mib = number::<u64>(&arg, &value(&arg)?)?.max(1),
+            "--budget-ms" => a.budget = seconds(&arg, number::<f64>(&arg, &value(&arg)?)? / 1e3)?,
+            "--byte-budget-mib" => {
+                a.byte_budget = number::<usize>(&arg, &value(&arg)?)?.max(1) << 20;
             }
+            "--connections" => a.connections = number::<usize>(&arg, &value(&arg)?)?.max(1),
+            "--timeout" => a.timeout = seconds(&arg, number(&arg, &value(&arg)?)?)?,
             "--plot" => a.plot = Some(PathBuf::from(value(&arg)?)),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            // A bare URL, as before `--url` existed.
             _ if a.url.is_none() => a.url = Some(arg),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
+    }
+    if a.stream && (a.files || a.worker) {
+        return Err("--stream is for the pool (not --worker), and not with --files".to_string());
     }
     Ok(Some(a))
 }
@@ -147,56 +196,688 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
 }
 
-fn run(args: &Args) -> Result<bool, String> {
-    // The asset: the given URL, or our own loopback server.
-    let asset_len = args.asset_mib << 20;
-    let url = match &args.url {
-        Some(u) => u.clone(),
-        None => {
-            let addr = start_asset_server(asset_len)
-                .map_err(|e| format!("cannot start the asset server: {e}"))?;
-            format!("http://{addr}/asset.bin")
-        }
-    };
-    let file = (!args.memory).then(|| {
-        std::env::temp_dir().join(format!("pollhttp-game-loop-{}.bin", std::process::id()))
-    });
-    let _cleanup = file.clone().map(RemoveOnDrop);
+fn seconds(flag: &str, s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s).map_err(|_| format!("bad {flag} {s}"))
+}
 
-    let mut req = HttpRequest::new();
-    {
-        let s = req.settings_mut();
-        s.use_threads = !args.inline;
-        s.timeout = Some(args.timeout);
-        s.download_file = file.clone();
-        if let Some(kib) = args.poll_budget_kib {
-            s.poll_budget = kib.max(1) * 1024;
+// ------------------------------------------------------------ the asset set
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Content-Length.
+    Plain,
+    /// Transfer-Encoding: chunked, chunks of varying sizes.
+    Chunked,
+    /// Content-Encoding: gzip with Content-Length.
+    Gzip,
+    /// Content-Encoding: gzip, chunked.
+    GzipChunked,
+    /// Content-Length, paced at SLOW_RATE by the server.
+    Slow,
+    /// Not on the server: 404.
+    Missing,
+}
+
+#[derive(Debug, Clone)]
+struct Asset {
+    path: String,
+    /// Content length (decoded); 0 for the missing one.
+    len: u64,
+    kind: Kind,
+    /// Where in the pattern this asset's content starts.
+    offset: usize,
+}
+
+impl Asset {
+    fn is_text(&self) -> bool {
+        matches!(self.kind, Kind::Gzip | Kind::GzipChunked)
+    }
+}
+
+/// The set: 46 assets from 1 KiB to `max_mib` MiB, the slow one and the
+/// missing one. Listed in the order a game would ask for them (a manifest,
+/// sizes mixed), the slow one first.
+fn asset_set(max_mib: u64) -> Vec<Asset> {
+    const N: u64 = 46;
+    let max = (max_mib << 20) as f64;
+    let min = 1024f64.min(max);
+    let sized: Vec<Asset> = (0..N)
+        .map(|i| {
+            let len = (min * (max / min).powf(i as f64 / (N - 1) as f64)).round() as u64;
+            let kind = if i % 7 == 3 && len <= 16 << 20 {
+                if i % 2 == 0 {
+                    Kind::GzipChunked
+                } else {
+                    Kind::Gzip
+                }
+            } else if i % 5 == 2 {
+                Kind::Chunked
+            } else {
+                Kind::Plain
+            };
+            let tag = match kind {
+                Kind::Plain => "bin",
+                Kind::Chunked => "chunked.bin",
+                Kind::Gzip => "gz.txt",
+                _ => "gz-chunked.txt",
+            };
+            Asset {
+                path: format!("/assets/{i:02}-{len}.{tag}"),
+                len,
+                kind,
+                offset: (i as usize * 65_537) % BLOCK,
+            }
+        })
+        .collect();
+    let mut set = vec![Asset {
+        path: format!("/assets/slow-{SLOW_LEN}.bin"),
+        len: SLOW_LEN,
+        kind: Kind::Slow,
+        offset: 4242,
+    }];
+    // A fixed shuffle (17 is coprime with 46).
+    for k in 0..N {
+        set.push(sized[(k * 17 % N) as usize].clone());
+        if k == 5 {
+            set.push(Asset {
+                path: "/assets/missing.bin".to_string(),
+                len: 0,
+                kind: Kind::Missing,
+                offset: 0,
+            });
         }
     }
-    let mode = if args.inline {
+    set
+}
+
+/// The two content patterns: random bytes (binary assets), and text of 16
+/// letters and newlines (the gzip assets: it compresses to about half).
+struct Patterns {
+    binary: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl Patterns {
+    fn new() -> Patterns {
+        let mut x: u32 = 0x9E37_79B9;
+        let binary: Vec<u8> = (0..BLOCK)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let text = binary
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if i % 64 == 63 {
+                    b'\n'
+                } else {
+                    b"etaoinshrdlucmfw"[(b & 15) as usize]
+                }
+            })
+            .collect();
+        Patterns { binary, text }
+    }
+
+    fn of(&self, asset: &Asset) -> Pattern<'_> {
+        Pattern {
+            base: if asset.is_text() {
+                &self.text
+            } else {
+                &self.binary
+            },
+            offset: asset.offset,
+        }
+    }
+}
+
+/// An asset's content: `base` repeated, starting at `offset`.
+#[derive(Clone, Copy)]
+struct Pattern<'a> {
+    base: &'a [u8],
+    offset: usize,
+}
+
+impl Pattern<'_> {
+    /// The pieces (at most BLOCK each) of bytes `from..from + n`.
+    fn pieces(
+        self,
+        from: u64,
+        n: u64,
+        mut f: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let len = self.base.len() as u64;
+        let (mut p, end) = (from, from + n);
+        while p < end {
+            let i = ((p + self.offset as u64) % len) as usize;
+            let take = (self.base.len() - i).min((end - p) as usize);
+            f(&self.base[i..i + take])?;
+            p += take as u64;
+        }
+        Ok(())
+    }
+
+    /// Whether `body` is exactly the first `n` bytes.
+    fn check(self, body: &[u8], n: u64) -> Result<(), String> {
+        if body.len() as u64 != n {
+            return Err(format!("{} bytes, expected {n}", body.len()));
+        }
+        let mut at = 0usize;
+        self.pieces(0, n, |s| {
+            if body[at..at + s.len()] != *s {
+                let first = (0..s.len()).find(|&k| body[at + k] != s[k]).unwrap_or(0);
+                return Err(io::Error::other(format!("differs at byte {}", at + first)));
+            }
+            at += s.len();
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+// ------------------------------------------------------------ the server
+
+/// What the server serves, shared by its connection threads.
+struct Content {
+    patterns: Patterns,
+    assets: HashMap<String, Asset>,
+    /// The gzip assets, compressed once at start-up.
+    gzipped: HashMap<String, Vec<u8>>,
+}
+
+struct Server {
+    addr: SocketAddr,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicU64>,
+}
+
+/// Serves the asset set on 127.0.0.1, a thread per connection, until the
+/// process exits. The gzip assets are compressed before it returns.
+fn start_asset_server(set: &[Asset]) -> io::Result<Server> {
+    let patterns = Patterns::new();
+    let mut gzipped = HashMap::new();
+    for a in set.iter().filter(|a| a.is_text()) {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        patterns.of(a).pieces(0, a.len, |s| gz.write_all(s))?;
+        gzipped.insert(a.path.clone(), gz.finish()?);
+    }
+    let content = Arc::new(Content {
+        patterns,
+        assets: set.iter().map(|a| (a.path.clone(), a.clone())).collect(),
+        gzipped,
+    });
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let addr = listener.local_addr()?;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::Builder::new()
+        .name("asset-server".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                count.fetch_add(1, Ordering::Relaxed);
+                let content = Arc::clone(&content);
+                let _ = std::thread::Builder::new()
+                    .name("asset-conn".into())
+                    .spawn(move || serve(conn, &content));
+            }
+        })?;
+    Ok(Server { addr, accepted })
+}
+
+/// One connection: requests until the client closes it (HTTP/1.1
+/// keep-alive), or asks for `Connection: close`.
+fn serve(conn: TcpStream, content: &Content) -> io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(120)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(60)))?;
+    conn.set_nodelay(true)?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = BufWriter::with_capacity(256 * 1024, conn);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        if request_line.trim().is_empty() {
+            continue;
+        }
+        let (mut gzip_ok, mut close) = (false, false);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let value = value.trim().to_ascii_lowercase();
+                if name.eq_ignore_ascii_case("accept-encoding") {
+                    gzip_ok = value.split(',').any(|c| c.trim().starts_with("gzip"));
+                } else if name.eq_ignore_ascii_case("connection") {
+                    close = value.split(',').any(|c| c.trim() == "close");
+                }
+            }
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        respond(&mut out, content, method, path, gzip_ok)?;
+        out.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn respond(
+    out: &mut impl Write,
+    content: &Content,
+    method: &str,
+    path: &str,
+    gzip_ok: bool,
+) -> io::Result<()> {
+    let asset = content
+        .assets
+        .get(path)
+        .filter(|a| a.kind != Kind::Missing && matches!(method, "GET" | "HEAD"));
+    let Some(asset) = asset else {
+        return out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nnot found\n",
+        );
+    };
+    let head_only = method == "HEAD";
+    let pattern = content.patterns.of(asset);
+    let gz = content.gzipped.get(path).filter(|_| gzip_ok);
+    let (ctype, chunked) = match (asset.kind, gz) {
+        (Kind::Gzip, Some(_)) => ("text/plain\r\nContent-Encoding: gzip", false),
+        (Kind::GzipChunked, Some(_)) => ("text/plain\r\nContent-Encoding: gzip", true),
+        (Kind::Gzip | Kind::GzipChunked, None) => ("text/plain", false),
+        (Kind::Chunked, _) => ("application/octet-stream", true),
+        _ => ("application/octet-stream", false),
+    };
+    let len = gz.map_or(asset.len, |g| g.len() as u64);
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {len}")
+    };
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n{framing}\r\n\r\n"
+    )?;
+    if head_only {
+        return Ok(());
+    }
+    // The body's bytes from..from + n.
+    let body = |out: &mut dyn Write, from: u64, n: u64| -> io::Result<()> {
+        match gz {
+            Some(g) => out.write_all(&g[from as usize..(from + n) as usize]),
+            None => pattern.pieces(from, n, |s| out.write_all(s)),
+        }
+    };
+    if chunked {
+        // Chunks of varying sizes, some small, some large.
+        const SIZES: [u64; 6] = [4096, 65_536, 1000, 32_768, 200_000, 16_384];
+        let mut at = 0;
+        let mut k = 0;
+        while at < len {
+            let n = SIZES[k % SIZES.len()].min(len - at);
+            write!(out, "{n:x}\r\n")?;
+            body(out, at, n)?;
+            out.write_all(b"\r\n")?;
+            at += n;
+            k += 1;
+        }
+        return out.write_all(b"0\r\n\r\n");
+    }
+    if asset.kind == Kind::Slow {
+        let start = Instant::now();
+        let mut at = 0;
+        while at < len {
+            let n = (8 * 1024).min(len - at);
+            body(out, at, n)?;
+            out.flush()?;
+            at += n;
+            let due = start + Duration::from_secs_f64(at as f64 / SLOW_RATE as f64);
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+        return Ok(());
+    }
+    body(out, 0, len)
+}
+
+// ------------------------------------------------------------ the loaders
+
+/// Where the frame loop gets its downloads from: one pool polled inline, or
+/// HttpRequest nodes on worker threads.
+enum Loader {
+    Pool {
+        pool: Box<RequestPool>,
+        ids: HashMap<RequestId, usize>,
+        /// `--stream`: each request's body, taken piece by piece into memory
+        /// the game owns (allocated and touched before the loop).
+        arenas: Option<Vec<Vec<u8>>>,
+        /// Body bytes of each running request at the last look.
+        seen: HashMap<usize, u64>,
+    },
+    Worker {
+        nodes: Vec<(HttpRequest, Option<usize>)>,
+        queue: VecDeque<usize>,
+        jobs: Vec<(String, Settings)>,
+        /// Wire bytes of the completed requests.
+        done_bytes: u64,
+        /// Body bytes of each running request at the last look.
+        seen: HashMap<usize, u64>,
+    },
+}
+
+impl Loader {
+    fn pool(
+        settings: PoolSettings,
+        jobs: &[(String, Settings)],
+        arenas: Option<Vec<Vec<u8>>>,
+    ) -> Result<Loader, String> {
+        let mut pool = RequestPool::with_settings(settings).map_err(|e| e.to_string())?;
+        let mut ids = HashMap::new();
+        for (i, (url, s)) in jobs.iter().enumerate() {
+            let s = Settings {
+                stream_body: arenas.is_some(),
+                ..s.clone()
+            };
+            let id = pool.get(url, &s).map_err(|e| format!("{url}: {e}"))?;
+            ids.insert(id, i);
+        }
+        Ok(Loader::Pool {
+            pool: Box::new(pool),
+            ids,
+            arenas,
+            seen: HashMap::new(),
+        })
+    }
+
+    fn worker(jobs: Vec<(String, Settings)>, nodes: usize) -> Result<Loader, String> {
+        let nodes = (0..nodes.min(jobs.len()))
+            .map(|_| (HttpRequest::new(), None))
+            .collect();
+        let mut loader = Loader::Worker {
+            nodes,
+            queue: (0..jobs.len()).collect(),
+            jobs,
+            done_bytes: 0,
+            seen: HashMap::new(),
+        };
+        loader.feed()?;
+        Ok(loader)
+    }
+
+    /// Worker mode: give each idle node the next request.
+    fn feed(&mut self) -> Result<(), String> {
+        if let Loader::Worker {
+            nodes, queue, jobs, ..
+        } = self
+        {
+            for (node, busy) in nodes.iter_mut() {
+                if busy.is_some() {
+                    continue;
+                }
+                let Some(i) = queue.pop_front() else { break };
+                let (url, settings) = &jobs[i];
+                *node.settings_mut() = Settings {
+                    use_threads: true,
+                    ..settings.clone()
+                };
+                node.request(url, &[], "GET", "")
+                    .map_err(|e| format!("{url}: {e}"))?;
+                *busy = Some(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame's one poll; completions go to `out` as (job index, result).
+    fn poll(&mut self, out: &mut Vec<(usize, Completed)>) -> Result<(), String> {
+        match self {
+            Loader::Pool {
+                pool, ids, arenas, ..
+            } => {
+                pool.poll();
+                for (id, mut done) in pool.drain_completed() {
+                    if let Some(i) = ids.remove(&id) {
+                        if let Some(arena) = arenas.as_mut().map(|a| &mut a[i]) {
+                            arena.extend_from_slice(&done.body);
+                            done.body = std::mem::take(arena).into();
+                        }
+                        out.push((i, done));
+                    }
+                }
+                Ok(())
+            }
+            Loader::Worker {
+                nodes, done_bytes, ..
+            } => {
+                for (node, busy) in nodes.iter_mut() {
+                    if let (Some(i), Some(done)) = (*busy, node.poll()) {
+                        *done_bytes += done.wire_bytes;
+                        out.push((i, done));
+                        *busy = None;
+                    }
+                }
+                self.feed()
+            }
+        }
+    }
+
+    /// `--stream`, after a poll (outside its timing): take the pieces that
+    /// arrived into the arenas.
+    fn take_pieces(&mut self) {
+        if let Loader::Pool {
+            pool,
+            ids,
+            arenas: Some(arenas),
+            ..
+        } = self
+        {
+            for (id, &i) in ids.iter() {
+                while let Some(piece) = pool.read_body(*id) {
+                    arenas[i].extend_from_slice(&piece);
+                }
+            }
+        }
+    }
+
+    /// After a poll (outside its timing): the most body bytes one request
+    /// got since the last look (`done`: what completed in that poll).
+    fn one_max(&mut self, done: &[(usize, Completed)]) -> u64 {
+        let mut best = 0;
+        let mut look = |seen: &mut HashMap<usize, u64>, i: usize, now: u64| {
+            let before = seen.insert(i, now).unwrap_or(0);
+            best = best.max(now.saturating_sub(before));
+        };
+        let seen = match self {
+            Loader::Pool {
+                pool, ids, seen, ..
+            } => {
+                for (id, &i) in ids.iter() {
+                    if let Some(p) = pool.progress(*id) {
+                        look(seen, i, p.downloaded);
+                    }
+                }
+                seen
+            }
+            Loader::Worker { nodes, seen, .. } => {
+                for (node, busy) in nodes.iter() {
+                    if let Some(i) = busy {
+                        look(seen, *i, node.downloaded_bytes());
+                    }
+                }
+                seen
+            }
+        };
+        for (i, d) in done {
+            // The body's bytes on the wire: the response past its head.
+            look(seen, *i, d.wire_bytes.saturating_sub(head_len(d)));
+            seen.remove(i);
+        }
+        best
+    }
+
+    /// Bytes read so far (pool: socket bytes; worker: wire bytes of finished
+    /// requests plus body bytes of running ones).
+    fn bytes(&self) -> u64 {
+        match self {
+            Loader::Pool { pool, .. } => pool.bytes_read(),
+            Loader::Worker {
+                nodes, done_bytes, ..
+            } => {
+                done_bytes
+                    + nodes
+                        .iter()
+                        .filter(|(_, b)| b.is_some())
+                        .map(|(n, _)| n.downloaded_bytes())
+                        .sum::<u64>()
+            }
+        }
+    }
+
+    /// Connections open now.
+    fn open_connections(&self) -> usize {
+        match self {
+            Loader::Pool { pool, .. } => pool.connections(),
+            Loader::Worker { nodes, .. } => nodes.iter().filter(|(_, b)| b.is_some()).count(),
+        }
+    }
+}
+
+// ------------------------------------------------------------ the run
+
+/// One request of the run, and what is expected of it.
+struct Job {
+    url: String,
+    /// The asset (`None` for `--url`: nothing to check).
+    asset: Option<Asset>,
+    file: Option<PathBuf>,
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    let set = match &args.url {
+        Some(_) => Vec::new(),
+        None => asset_set(args.max_mib),
+    };
+    let server = match &args.url {
+        Some(_) => None,
+        None => Some(
+            start_asset_server(&set).map_err(|e| format!("cannot start the asset server: {e}"))?,
+        ),
+    };
+    let dir = args.files.then(|| {
+        let d = std::env::temp_dir().join(format!("pollhttp-game-loop-{}", std::process::id()));
+        RemoveDirOnDrop(d)
+    });
+    if let Some(d) = &dir {
+        std::fs::create_dir_all(&d.0)
+            .map_err(|e| format!("cannot create {}: {e}", d.0.display()))?;
+    }
+    let jobs: Vec<Job> = match (&args.url, &server) {
+        (Some(url), _) => vec![Job {
+            url: url.clone(),
+            asset: None,
+            file: dir.as_ref().map(|d| d.0.join("download.bin")),
+        }],
+        (None, Some(server)) => set
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Job {
+                url: format!("http://{}{}", server.addr, a.path),
+                asset: Some(a.clone()),
+                file: dir.as_ref().map(|d| d.0.join(format!("{i:02}.bin"))),
+            })
+            .collect(),
+        (None, None) => unreachable!("the server runs without --url"),
+    };
+    let requests: Vec<(String, Settings)> = jobs
+        .iter()
+        .map(|j| {
+            let settings = Settings {
+                timeout: Some(args.timeout),
+                download_file: j.file.clone(),
+                ..Settings::default()
+            };
+            (j.url.clone(), settings)
+        })
+        .collect();
+
+    let pool_settings = PoolSettings {
+        time_budget: args.budget,
+        byte_budget: args.byte_budget,
+        max_connections_per_origin: args.connections,
+        max_idle_per_origin: args.connections,
+        ..PoolSettings::default()
+    };
+    let mode = if args.worker {
         format!(
-            "inline, poll budget {} KiB",
-            req.settings().poll_budget / 1024
+            "{} HttpRequest nodes on worker threads",
+            args.connections.min(jobs.len())
         )
     } else {
-        "worker thread".to_string()
+        format!(
+            "one RequestPool inline, poll budget {:.1} ms / {} MiB, {} connections per origin",
+            ms(pool_settings.time_budget),
+            pool_settings.byte_budget >> 20,
+            pool_settings.max_connections_per_origin,
+        )
     };
-    println!(
-        "game_loop: GET {url} ({mode}) into {}",
-        file.as_deref()
-            .map_or("memory".to_string(), |p| p.display().to_string())
-    );
+    let what = match &args.url {
+        Some(url) => format!("GET {url}"),
+        None => format!(
+            "{} requests, {:.1} MiB of assets from http://{}",
+            jobs.len(),
+            set.iter().map(|a| a.len).sum::<u64>() as f64 / (1 << 20) as f64,
+            server
+                .as_ref()
+                .map_or_else(String::new, |s| s.addr.to_string()),
+        ),
+    };
+    let into = match &dir {
+        Some(d) => d.0.display().to_string(),
+        None if args.stream => "memory touched before the loop (read_body)".to_string(),
+        None => "memory".to_string(),
+    };
+    println!("game_loop: {what} ({mode}) into {into}");
 
     let tty = io::stderr().is_terminal();
     let mut world = World::new();
     let mut frames: Vec<Frame> = Vec::with_capacity(4096);
     let mut rate = Rate::default();
+    let mut results: Vec<Option<Completed>> = (0..jobs.len()).map(|_| None).collect();
+    let mut finished = 0usize;
+    let mut polled = Vec::new();
+
+    // --stream: memory for every body, touched now (a game's asset arena).
+    let mut arenas = args.stream.then(|| {
+        jobs.iter()
+            .map(|j| {
+                let len = j.asset.as_ref().map_or(0, |a| a.len) as usize;
+                let mut v = vec![1u8; len];
+                v.clear();
+                v
+            })
+            .collect::<Vec<_>>()
+    });
     let started = Instant::now();
-    req.request(&url, &[], "GET", "")
-        .map_err(|e| e.to_string())?;
+    let mut loader = if args.worker {
+        Loader::worker(requests, args.connections)?
+    } else {
+        Loader::pool(pool_settings.clone(), &requests, arenas.take())?
+    };
     let mut next = started;
     let mut last_start: Option<Instant> = None;
-    let done = loop {
+    let mut bytes_before = 0;
+    loop {
         let frame_start = Instant::now();
         if let (Some(prev), Some(last)) = (last_start, frames.last_mut()) {
             last.interval_ms = ms(frame_start - prev);
@@ -204,30 +885,29 @@ fn run(args: &Args) -> Result<bool, String> {
         last_start = Some(frame_start);
 
         let t = Instant::now();
-        let polled = req.poll();
+        loader.poll(&mut polled)?;
         let poll_cost = t.elapsed();
+
+        loader.take_pieces();
+        let one_max = loader.one_max(&polled);
+        let completed_now = !polled.is_empty();
+        for (i, done) in polled.drain(..) {
+            results[i] = Some(done);
+            finished += 1;
+        }
 
         world.update_and_render();
 
+        let bytes = loader.bytes();
         let n = frames.len();
-        if tty || n % 30 == 0 || polled.is_some() {
-            let got = polled
-                .as_ref()
-                .map_or_else(|| req.downloaded_bytes(), |d| d.body_bytes);
+        let last = finished == jobs.len();
+        if tty || n % 30 == 0 || (last && completed_now) {
             let line = format!(
-                "frame {n:5}  {:>15}  {:7.1}/{} MiB  {:7.1} MB/s  frame {:6.3} ms  poll {:7.1} µs",
-                polled.as_ref().map_or_else(
-                    || format!("{:?}", req.http_client_status()),
-                    |d| d.result.name().to_string()
-                ),
-                got as f64 / (1 << 20) as f64,
-                req.body_size()
-                    .or(polled.as_ref().map(|d| d.body_bytes))
-                    .map_or("?".to_string(), |s| format!(
-                        "{:.1}",
-                        s as f64 / (1 << 20) as f64
-                    )),
-                rate.update(frame_start, got),
+                "frame {n:5}  files {finished:2}/{}  {:8.1} MiB  {:7.1} MB/s  conns {}  frame {:6.3} ms  poll {:7.1} µs",
+                jobs.len(),
+                bytes as f64 / (1 << 20) as f64,
+                rate.update(frame_start, bytes),
+                loader.open_connections(),
                 ms(frame_start.elapsed()),
                 poll_cost.as_secs_f64() * 1e6,
             );
@@ -243,9 +923,12 @@ fn run(args: &Args) -> Result<bool, String> {
             work_ms: ms(frame_start.elapsed()),
             poll_us: poll_cost.as_secs_f64() * 1e6,
             interval_ms: 0.0,
+            bytes: bytes - bytes_before,
+            one_max,
         });
-        if let Some(done) = polled {
-            break done;
+        bytes_before = bytes;
+        if last {
+            break;
         }
         // The game's frame pacing: sleep out the rest of the frame.
         next += FRAME;
@@ -255,38 +938,151 @@ fn run(args: &Args) -> Result<bool, String> {
         } else {
             next = now; // a late frame: do not try to catch up
         }
-    };
+    }
     let seconds = started.elapsed().as_secs_f64();
     if tty {
         eprintln!();
     }
-
-    // The bytes, when they are ours to check.
-    let mut ok = done.result == RequestResult::Success;
-    let check = if args.url.is_none() && ok {
-        let verdict = match &file {
-            Some(path) => check_file(path, asset_len),
-            None => check_bytes(&done.body, asset_len),
-        };
-        ok &= verdict.is_ok();
-        Some(verdict)
-    } else {
-        None
+    let connections = match (&loader, &server) {
+        (Loader::Pool { pool, .. }, _) => pool.connections_opened(),
+        (Loader::Worker { .. }, Some(s)) => s.accepted.load(Ordering::Relaxed),
+        (Loader::Worker { nodes, .. }, None) => nodes.len() as u64,
     };
+    let accepted = server.as_ref().map(|s| s.accepted.load(Ordering::Relaxed));
+    drop(loader);
+
+    // After the loop, outside the frames: every body checked.
+    let patterns = Patterns::new();
+    let results: Vec<Completed> = results
+        .into_iter()
+        .map(|r| r.expect("every job completed"))
+        .collect();
+    let verdict = judge(&jobs, &results, &patterns);
+
     if let Some(path) = &args.plot {
-        plot(path, &frames, &mode).map_err(|e| format!("cannot plot {}: {e}", path.display()))?;
+        plot(path, &frames, &mode, (!args.worker).then_some(args.budget))
+            .map_err(|e| format!("cannot plot {}: {e}", path.display()))?;
         println!("plot: {}", path.display());
     }
-    report(&frames, &done, seconds, check.as_ref());
-    Ok(ok)
+    report(&Report {
+        frames: &frames,
+        results: &results,
+        verdict: &verdict,
+        seconds,
+        connections,
+        accepted,
+        budget: (!args.worker).then_some(args.budget),
+    });
+    Ok(verdict.result == "Success")
 }
 
-fn report(
-    frames: &[Frame],
-    done: &pollhttp::Completed,
+/// What the run came to.
+struct Verdict {
+    /// `Success`, the first unexpected `RequestResult`, or `Mismatch`.
+    result: String,
+    /// Requests that did not deliver an asset with 200.
+    failed: usize,
+    /// One line per problem (and the 404, as expected).
+    notes: Vec<String>,
+}
+
+fn judge(jobs: &[Job], results: &[Completed], patterns: &Patterns) -> Verdict {
+    let mut v = Verdict {
+        result: "Success".to_string(),
+        failed: 0,
+        notes: Vec::new(),
+    };
+    let set = |v: &mut Verdict, r: &str| {
+        if v.result == "Success" {
+            v.result = r.to_string();
+        }
+    };
+    let mut intact = 0;
+    for (job, done) in jobs.iter().zip(results) {
+        let ok_200 = done.result == RequestResult::Success && done.response_code == 200;
+        if !ok_200 {
+            v.failed += 1;
+        }
+        let Some(asset) = &job.asset else {
+            if done.result != RequestResult::Success {
+                set(&mut v, done.result.name());
+                v.notes
+                    .push(format!("{}: {} ({})", job.url, done.result, done.reason));
+            }
+            continue;
+        };
+        if done.result != RequestResult::Success {
+            set(&mut v, done.result.name());
+            v.notes
+                .push(format!("{}: {} ({})", asset.path, done.result, done.reason));
+            continue;
+        }
+        if asset.kind == Kind::Missing {
+            if done.response_code == 404 {
+                v.notes.push(format!("{}: 404, as expected", asset.path));
+            } else {
+                set(&mut v, "Mismatch");
+                v.notes.push(format!(
+                    "{}: HTTP {}, expected 404",
+                    asset.path, done.response_code
+                ));
+            }
+            continue;
+        }
+        if done.response_code != 200 {
+            set(&mut v, "Mismatch");
+            v.notes
+                .push(format!("{}: HTTP {}", asset.path, done.response_code));
+            continue;
+        }
+        let body = match &job.file {
+            Some(path) => match std::fs::read(path) {
+                Ok(b) => b,
+                Err(e) if asset.len == 0 && e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => {
+                    set(&mut v, "Mismatch");
+                    v.notes
+                        .push(format!("{}: {}: {e}", asset.path, path.display()));
+                    continue;
+                }
+            },
+            None => done.body.to_vec(),
+        };
+        match patterns.of(asset).check(&body, asset.len) {
+            Ok(()) => intact += 1,
+            Err(e) => {
+                set(&mut v, "Mismatch");
+                v.notes.push(format!("{}: WRONG: {e}", asset.path));
+            }
+        }
+    }
+    if jobs.iter().any(|j| j.asset.is_some()) {
+        v.notes.insert(
+            0,
+            format!(
+                "content: {intact} of {} assets verified byte for byte",
+                jobs.iter()
+                    .filter(|j| j.asset.as_ref().is_some_and(|a| a.kind != Kind::Missing))
+                    .count()
+            ),
+        );
+    }
+    v
+}
+
+struct Report<'a> {
+    frames: &'a [Frame],
+    results: &'a [Completed],
+    verdict: &'a Verdict,
     seconds: f64,
-    check: Option<&Result<(), String>>,
-) {
+    connections: u64,
+    accepted: Option<u64>,
+    /// The pool's time budget (`None` in worker mode).
+    budget: Option<Duration>,
+}
+
+fn report(r: &Report<'_>) {
+    let frames = r.frames;
     let work: Vec<f64> = frames.iter().map(|f| f.work_ms).collect();
     let poll: Vec<f64> = frames.iter().map(|f| f.poll_us).collect();
     let intervals: Vec<f64> = frames
@@ -294,18 +1090,38 @@ fn report(
         .map(|f| f.interval_ms)
         .filter(|&i| i > 0.0)
         .collect();
-    let budget = ms(FRAME);
-    let over = work.iter().filter(|&&w| w > budget).count();
-    let late = intervals.iter().filter(|&&i| i > 2.0 * budget).count();
-    let mb_per_s = done.body_bytes as f64 / seconds / 1e6;
-    if done.result != RequestResult::Success {
-        println!("result: {} ({})", done.result, done.reason);
-    } else {
-        println!("result: Success, HTTP {}", done.response_code);
+    let period = ms(FRAME);
+    let over = work.iter().filter(|&&w| w > period).count();
+    let late = intervals.iter().filter(|&&i| i > 2.0 * period).count();
+    let body: u64 = r.results.iter().map(|d| d.body_bytes).sum();
+    let wire: u64 = r.results.iter().map(|d| d.wire_bytes).sum();
+    let mb_per_s = body as f64 / r.seconds / 1e6;
+    let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
+    for d in r.results {
+        let key = if d.result == RequestResult::Success {
+            format!("HTTP {}", d.response_code)
+        } else {
+            d.result.name().to_string()
+        };
+        *codes.entry(key).or_default() += 1;
     }
-    println!("frames: {} at 60 fps (period {budget:.3} ms)", frames.len());
+    let codes: Vec<String> = codes.iter().map(|(k, n)| format!("{n} × {k}")).collect();
+    println!("result: {}", r.verdict.result);
+    for note in &r.verdict.notes {
+        println!("  {note}");
+    }
     println!(
-        "frame time (work before the sleep): max {:.3} ms  p99 {:.3} ms  p50 {:.3} ms  over {budget:.3} ms: {over}",
+        "requests: {} ({}), failed {}, connections opened {}{}",
+        r.results.len(),
+        codes.join(", "),
+        r.verdict.failed,
+        r.connections,
+        r.accepted
+            .map_or_else(String::new, |a| format!(" (the server accepted {a})")),
+    );
+    println!("frames: {} at 60 fps (period {period:.3} ms)", frames.len());
+    println!(
+        "frame time (work before the sleep): max {:.3} ms  p99 {:.3} ms  p50 {:.3} ms  over {period:.3} ms: {over}",
         max(&work),
         percentile(&work, 0.99),
         percentile(&work, 0.50),
@@ -322,24 +1138,69 @@ fn report(
         percentile(&poll, 0.99),
         percentile(&poll, 0.50),
     );
+    let per_frame: Vec<f64> = frames.iter().map(|f| f.bytes as f64 / 1e6).collect();
     println!(
-        "download: {} body bytes ({} on the wire) in {seconds:.3} s = {mb_per_s:.1} MB/s",
-        done.body_bytes, done.wire_bytes
+        "bytes per frame: max {:.2} MB  p50 {:.2} MB",
+        max(&per_frame),
+        percentile(&per_frame, 0.50)
     );
-    match check {
-        Some(Ok(())) => println!("content: verified"),
-        Some(Err(e)) => println!("content: WRONG: {e}"),
-        None => {}
+    // How fast poll() goes while it works, and what that allows per frame.
+    let busy: Vec<&Frame> = frames.iter().filter(|f| f.bytes > 0).collect();
+    let busy_bytes: u64 = busy.iter().map(|f| f.bytes).sum();
+    let busy_us: f64 = busy.iter().map(|f| f.poll_us).sum();
+    // (Worker mode: the threads read; poll() only collects.)
+    if let (Some(b), true) = (r.budget, busy_us > 0.0) {
+        let speed = busy_bytes as f64 / busy_us; // bytes per µs = MB/s
+        println!(
+            "poll() reads at {speed:.1} MB/s while it runs (bytes / time in poll()); a {:.1} ms budget at 60 fps allows at most {:.1} MB/s",
+            ms(b),
+            speed * ms(b) * 1e3 * 60.0 / 1e6
+        );
+    }
+    let one = frames.iter().map(|f| f.one_max).max().unwrap_or(0);
+    println!(
+        "most body bytes one request got in one poll(): {:.1} KiB (one download alone: at most {:.1} MB/s at 60 fps)",
+        one as f64 / 1024.0,
+        one as f64 * 60.0 / 1e6,
+    );
+    println!(
+        "download: {body} body bytes ({wire} on the wire) in {:.3} s = {mb_per_s:.1} MB/s ({:.1} MB/s on the wire)",
+        r.seconds,
+        wire as f64 / r.seconds / 1e6,
+    );
+    // The targets (for the pool; informative in worker mode).
+    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    let frame_max = max(&work);
+    println!(
+        "target: no frame over {period:.1} ms: max {frame_max:.3} ms, {}",
+        mark(frame_max <= period)
+    );
+    if let Some(budget) = r.budget {
+        let limit = ms(budget) + 0.25;
+        let p99 = percentile(&poll, 0.99) / 1e3;
+        println!(
+            "target: poll() p99 within its budget + 0.25 ms ({limit:.2} ms): p99 {p99:.3} ms, {}",
+            mark(p99 <= limit)
+        );
     }
     println!(
-        "frames={} frame_max_ms={:.3} frame_p99_ms={:.3} poll_max_us={:.1} poll_p99_us={:.1} mb_per_s={:.1} result={}",
+        "target: at least 150 MB/s: {mb_per_s:.1} MB/s ({:.2}× the target, {:.0}× Godot's inline 64 KiB × 60), {}",
+        mb_per_s / 150.0,
+        mb_per_s / (65_536.0 * 60.0 / 1e6),
+        mark(mb_per_s >= 150.0)
+    );
+    println!(
+        "frames={} frame_max_ms={:.3} frame_p99_ms={:.3} poll_max_us={:.1} poll_p99_us={:.1} mb_per_s={:.1} result={} requests={} failed={} connections={}",
         frames.len(),
-        max(&work),
+        frame_max,
         percentile(&work, 0.99),
         max(&poll),
         percentile(&poll, 0.99),
         mb_per_s,
-        done.result.name()
+        r.verdict.result,
+        r.results.len(),
+        r.verdict.failed,
+        r.connections,
     );
 }
 
@@ -365,7 +1226,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 /// Throughput over roughly the last half second, for the status line.
 #[derive(Default)]
 struct Rate {
-    marks: std::collections::VecDeque<(Instant, u64)>,
+    marks: VecDeque<(Instant, u64)>,
 }
 
 impl Rate {
@@ -426,200 +1287,123 @@ impl World {
     }
 }
 
-// ------------------------------------------------------------ the asset
+/// Removes the download directory at the end.
+struct RemoveDirOnDrop(PathBuf);
 
-/// One block of the asset: xorshift32 bytes; the asset repeats it.
-fn asset_block() -> Vec<u8> {
-    let mut x: u32 = 0x9E37_79B9;
-    (0..BLOCK)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
-/// Serves `GET /asset.bin` (`len` bytes) on 127.0.0.1, one thread per
-/// connection, until the process exits.
-fn start_asset_server(len: u64) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let addr = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("asset-server".into())
-        .spawn(move || {
-            let block = std::sync::Arc::new(asset_block());
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let block = std::sync::Arc::clone(&block);
-                let _ = std::thread::Builder::new()
-                    .name("asset-conn".into())
-                    .spawn(move || serve(conn, len, &block));
-            }
-        })?;
-    Ok(addr)
-}
-
-fn serve(conn: TcpStream, len: u64, block: &[u8]) -> io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(60)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let mut out = conn;
-    if path != "/asset.bin" || !matches!(method, "GET" | "HEAD") {
-        return out.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
-    }
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
-    );
-    out.write_all(head.as_bytes())?;
-    if method == "HEAD" {
-        return Ok(());
-    }
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(block.len() as u64) as usize;
-        out.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    out.flush()
-}
-
-fn check_bytes(body: &[u8], len: u64) -> Result<(), String> {
-    if body.len() as u64 != len {
-        return Err(format!("{} bytes, expected {len}", body.len()));
-    }
-    let block = asset_block();
-    match body.chunks(BLOCK).position(|c| c != &block[..c.len()]) {
-        Some(i) => Err(format!("block {i} differs")),
-        None => Ok(()),
-    }
-}
-
-fn check_file(path: &Path, len: u64) -> Result<(), String> {
-    let block = asset_block();
-    let mut f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut buf = vec![0u8; BLOCK];
-    let mut total = 0u64;
-    loop {
-        let mut filled = 0;
-        while filled < BLOCK {
-            match f.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        if buf[..filled] != block[..filled] {
-            return Err(format!("block {} differs", total / BLOCK as u64));
-        }
-        total += filled as u64;
-    }
-    if total != len {
-        return Err(format!("{total} bytes, expected {len}"));
-    }
-    Ok(())
-}
-
-/// Removes the download file at the end.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
+impl Drop for RemoveDirOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 // ------------------------------------------------------------ the plot
 
-fn plot(path: &Path, frames: &[Frame], mode: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// One panel of the plot: a value per frame, and a reference line.
+struct Panel {
+    title: String,
+    ylabel: &'static str,
+    color: plotters::style::RGBColor,
+    values: Vec<f64>,
+    line: Option<(f64, String)>,
+}
+
+fn plot(
+    path: &Path,
+    frames: &[Frame],
+    mode: &str,
+    budget: Option<Duration>,
+) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let n = frames.len().max(2) as u32;
-    let work_max = frames.iter().map(|f| f.work_ms).fold(0.0, f64::max);
-    let poll_max = frames.iter().map(|f| f.poll_us).fold(0.0, f64::max);
-    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    let root = SVGBackend::new(path, (960, 900)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (top, bottom) = root.split_vertically(320);
+    let areas = root.split_evenly((3, 1));
     let caption = ("sans-serif", 18);
-
-    let mut chart = ChartBuilder::on(&top)
-        .caption(
-            format!(
-                "frame time per frame ({mode}; budget {:.1} ms at 60 fps)",
-                ms(FRAME)
-            ),
-            caption,
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0u32..n, 0.0..(work_max * 1.25).max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("frame (60 fps)")
-        .y_desc("frame time (ms)")
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (i as u32, f.work_ms)),
-            &BLUE,
-        ))?
-        .label("frame time (ms): poll + update/render + status")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption("HttpRequest::poll() cost per frame", caption)
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0u32..n, 0.0..(poll_max * 1.25).max(1.0))?;
-    chart
-        .configure_mesh()
-        .x_desc("frame (60 fps)")
-        .y_desc("poll() cost (µs)")
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (i as u32, f.poll_us)),
-            &RED,
-        ))?
-        .label("poll() (µs)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    let panels = [
+        Panel {
+            title: format!("frame time per frame ({mode})"),
+            ylabel: "frame time (ms)",
+            color: BLUE,
+            values: frames.iter().map(|f| f.work_ms).collect(),
+            line: Some((
+                ms(FRAME),
+                format!("{:.1} ms: one frame at 60 fps", ms(FRAME)),
+            )),
+        },
+        Panel {
+            title: "poll() cost per frame".to_string(),
+            ylabel: "poll() (µs)",
+            color: RED,
+            values: frames.iter().map(|f| f.poll_us).collect(),
+            line: budget.map(|b| {
+                let us = b.as_secs_f64() * 1e6;
+                (us, format!("{us:.0} µs: the pool's time budget"))
+            }),
+        },
+        Panel {
+            title: "bytes read per frame".to_string(),
+            ylabel: "MB per frame",
+            color: GREEN,
+            values: frames.iter().map(|f| f.bytes as f64 / 1e6).collect(),
+            line: None,
+        },
+    ];
+    for (area, panel) in areas.iter().zip(&panels) {
+        let top = panel
+            .values
+            .iter()
+            .copied()
+            .chain(panel.line.as_ref().map(|l| l.0))
+            .fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .caption(panel.title.as_str(), caption)
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0u32..n, 0.0..(top * 1.15).max(1.0))?;
+        chart
+            .configure_mesh()
+            .x_desc("frame (60 fps)")
+            .y_desc(panel.ylabel)
+            .draw()?;
+        let color = panel.color;
+        chart
+            .draw_series(LineSeries::new(
+                panel.values.iter().enumerate().map(|(i, v)| (i as u32, *v)),
+                &color,
+            ))?
+            .label(panel.ylabel)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        if let Some((y, label)) = &panel.line {
+            let y = *y;
+            chart
+                .draw_series(LineSeries::new(vec![(0, y), (n, y)], BLACK.mix(0.5)))?
+                .label(label.as_str())
+                .legend(move |(x, ly)| {
+                    PathElement::new(vec![(x, ly), (x + 20, ly)], BLACK.mix(0.5))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
     root.present()?;
     Ok(())
+}
+
+/// Bytes of a response's head (status line, fields, blank line), about.
+fn head_len(d: &Completed) -> u64 {
+    let fields: usize = d
+        .headers
+        .iter()
+        .map(|f| f.name().len() + f.value().len() + 4)
+        .sum();
+    (fields + "HTTP/1.1 200 OK\r\n\r\n".len()) as u64
 }

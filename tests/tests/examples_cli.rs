@@ -454,6 +454,168 @@ fn fetch_usage_errors_exit_2() {
     assert!(out.stdout_text().contains("usage: fetch"));
 }
 
+/// Writes `n` files `<tag>-NN.bin` of different sizes into nginx's docroot
+/// and returns (name, URL path, contents): plain, gzip and chunked
+/// locations in turn.
+fn parallel_files(nginx: &Nginx, tag: &str, n: usize) -> Vec<(String, String, Vec<u8>)> {
+    let pattern = pseudo_random_bytes(4 << 20);
+    (0..n)
+        .map(|i| {
+            let name = format!("{tag}-{i:02}.bin");
+            // From 13 bytes to about 2.9 MiB.
+            let len = [13, 1024, 100_000, 1 << 20, 3_000_000][i % 5] + i;
+            let start = i * 7919;
+            let body = pattern[start..start + len].to_vec();
+            std::fs::write(nginx.docroot.join(&name), &body).unwrap();
+            let location = ["", "gzip/", "chunked/"][i % 3];
+            (name.clone(), format!("/{location}{name}"), body)
+        })
+        .collect()
+}
+
+#[test]
+fn fetch_parallel_output_dir() {
+    let Some(nginx) = nginx() else { return };
+    let files = parallel_files(nginx, "pz", 20);
+    let dir = TempDir::new("fetch-z").unwrap();
+    let out_dir = dir.path().join("out");
+    let mut args = vec![
+        "-Z".to_string(),
+        "--parallel-max".to_string(),
+        "4".to_string(),
+        "--json".to_string(),
+        "--output-dir".to_string(),
+        out_dir.to_str().unwrap().to_string(),
+    ];
+    args.extend(files.iter().map(|(_, path, _)| nginx.url(path)));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = fetch(&args);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+
+    // One JSON line per transfer, as each completed.
+    let text = out.stdout_text();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(lines.len(), files.len(), "{text}");
+    for (name, path, body) in &files {
+        let url = nginx.url(path);
+        let v = lines
+            .iter()
+            .find(|v| v["request_url"] == url.as_str())
+            .unwrap_or_else(|| panic!("no line for {url}:\n{text}"));
+        assert_eq!(str_of(v, "result"), "Success", "{v}");
+        assert_eq!(v["response_code"], 200, "{v}");
+        assert_eq!(v["body_bytes"], body.len(), "{v}");
+        assert_eq!(str_of(v, "body_sha256"), sha256_hex(body), "{v}");
+        let saved = out_dir.join(name);
+        assert_eq!(str_of(v, "file"), saved.to_str().unwrap());
+        let got = std::fs::read(&saved).unwrap_or_else(|e| panic!("{}: {e}", saved.display()));
+        assert!(got == *body, "{name} differs from the served file");
+    }
+
+    // At most --parallel-max connections carried the 20 requests.
+    let log = nginx.access_log();
+    let conns: std::collections::HashSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("/pz-"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        !conns.is_empty() && conns.len() <= 4,
+        "{} connections:\n{log}",
+        conns.len()
+    );
+}
+
+#[test]
+fn fetch_parallel_and_sequential_to_stdout() {
+    let Some(nginx) = nginx() else { return };
+    let hello = nginx.url("/hello.txt");
+    let one_k = nginx.url("/1k.bin");
+    let mut expected = b"Hello, world!".to_vec();
+    expected.extend_from_slice(&pseudo_random_bytes(1024));
+    expected.extend_from_slice(b"Hello, world!");
+
+    // Without -Z one after the other, in order, as curl.
+    let out = fetch(&[&hello, &one_k, &hello]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(out.stdout == expected, "bodies in order on stdout");
+    let out = fetch(&["--json", &hello, &one_k]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let lines: Vec<Value> = out
+        .stdout_text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["request_url"], hello.as_str());
+    assert_eq!(lines[1]["request_url"], one_k.as_str());
+    assert_eq!(
+        lines[1]["body_sha256"],
+        sha256_hex(&pseudo_random_bytes(1024))
+    );
+    assert!(lines[0]["file"].is_null());
+
+    // With -Z every body arrives whole, in completion order.
+    let out = fetch(&["-Z", &hello, &hello, &hello]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"Hello, world!".repeat(3));
+}
+
+#[test]
+fn fetch_parallel_failure_and_usage() {
+    let Some(nginx) = nginx() else { return };
+    let files = parallel_files(nginx, "pf", 3);
+    let dir = TempDir::new("fetch-zf").unwrap();
+    let port = free_port().unwrap();
+    let refused = format!("http://127.0.0.1:{port}/nothing.bin");
+    let mut urls: Vec<String> = files.iter().map(|(_, p, _)| nginx.url(p)).collect();
+    urls.insert(1, refused.clone());
+    let mut args = vec!["--parallel", "--json", "--output-dir"];
+    args.push(dir.path().to_str().unwrap());
+    args.extend(urls.iter().map(String::as_str));
+    let out = fetch(&args);
+    // One failed: exit 1; the others are saved all the same.
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    let text = out.stdout_text();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let failed = lines
+        .iter()
+        .find(|v| v["request_url"] == refused.as_str())
+        .expect("a line for the refused URL");
+    assert_eq!(str_of(failed, "result"), "CantConnect");
+    for (name, _, body) in &files {
+        assert!(
+            std::fs::read(dir.path().join(name)).unwrap() == *body,
+            "{name}"
+        );
+    }
+
+    // Usage errors: -o with several URLs, two URLs saved under one name, a
+    // URL without a file name, --parallel-max 0.
+    let hello = nginx.url("/hello.txt");
+    let out = fetch(&["-o", "x", &hello, &hello]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = fetch(&[
+        "-Z",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+        &hello,
+        &nginx.url("/gzip/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = fetch(&["-O", &nginx.url("/")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = fetch(&["-Z", "--parallel-max", "0", &hello]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
 // ------------------------------------------------------------ game_loop
 
 /// The values of the last line: `frames=N ... result=Success`.
@@ -476,6 +638,9 @@ fn last_line_values(out: &Output) -> std::collections::HashMap<String, String> {
         "poll_p99_us",
         "mb_per_s",
         "result",
+        "requests",
+        "failed",
+        "connections",
     ] {
         assert!(
             values.contains_key(key),
@@ -497,9 +662,8 @@ fn last_line_values(out: &Output) -> std::collections::HashMap<String, String> {
     values
 }
 
-#[test]
-fn game_loop_worker_thread() {
-    let out = example("game_loop", &["--asset-mib", "16"]);
+/// Checks a run of the built-in asset set: everything expected happened.
+fn assert_asset_set_ok(out: &Output) -> std::collections::HashMap<String, String> {
     assert_eq!(
         out.code,
         Some(0),
@@ -507,53 +671,69 @@ fn game_loop_worker_thread() {
         out.stdout_text(),
         out.stderr
     );
-    let v = last_line_values(&out);
-    assert_eq!(v["result"], "Success");
+    let v = last_line_values(out);
+    assert_eq!(v["result"], "Success", "{v:?}");
+    // 46 assets, the slow one and the 404, which is the one failure.
+    assert_eq!(v["requests"], "48", "{v:?}");
+    assert_eq!(v["failed"], "1", "{v:?}");
     assert!(v["frames"].parse::<u64>().unwrap() > 0);
+    let text = out.stdout_text();
     assert!(
-        out.stdout_text().contains("content: verified"),
-        "{}",
-        out.stdout_text()
+        text.contains("content: 47 of 47 assets verified byte for byte"),
+        "{text}"
     );
+    assert!(
+        text.contains("/assets/missing.bin: 404, as expected"),
+        "{text}"
+    );
+    v
 }
 
 #[test]
-fn game_loop_inline_with_plot() {
+fn game_loop_worker_thread() {
+    let out = example("game_loop", &["--worker", "--max-mib", "16"]);
+    let v = assert_asset_set_ok(&out);
+    // Six nodes, each keeping its connection.
+    let conns: u64 = v["connections"].parse().unwrap();
+    assert!((1..=6).contains(&conns), "{v:?}");
+}
+
+#[test]
+fn game_loop_pool_with_plot() {
     let dir = TempDir::new("game-loop").unwrap();
     let svg = dir.path().join("plot.svg");
     let out = example(
         "game_loop",
-        &[
-            "--inline",
-            "--memory",
-            "--asset-mib",
-            "8",
-            "--plot",
-            svg.to_str().unwrap(),
-        ],
+        &["--max-mib", "4", "--plot", svg.to_str().unwrap()],
     );
-    assert_eq!(
-        out.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout_text(),
-        out.stderr
-    );
-    let v = last_line_values(&out);
-    assert_eq!(v["result"], "Success");
-    // 8 MiB at most 1 MiB per poll: at least 8 frames.
-    assert!(v["frames"].parse::<u64>().unwrap() >= 8, "{v:?}");
+    let v = assert_asset_set_ok(&out);
+    // One pool, keep-alive: at most the pool's 6 connections per origin for
+    // 48 requests.
+    let conns: u64 = v["connections"].parse().unwrap();
+    assert!((1..=6).contains(&conns), "{v:?}");
     let plot = std::fs::read_to_string(&svg).expect("the plot was written");
     assert!(
-        plot.contains("<svg") && plot.contains("poll() cost"),
+        plot.contains("<svg")
+            && plot.contains("poll() cost")
+            && plot.contains("bytes read per frame"),
         "not the expected SVG"
     );
 }
 
 #[test]
+fn game_loop_stream_and_files() {
+    let out = example("game_loop", &["--stream", "--max-mib", "2"]);
+    assert_asset_set_ok(&out);
+    let out = example("game_loop", &["--files", "--max-mib", "2"]);
+    assert_asset_set_ok(&out);
+    let out = example("game_loop", &["--stream", "--files"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
 fn game_loop_fetches_a_url() {
     let Some(nginx) = nginx() else { return };
-    let out = example("game_loop", &[&nginx.url("/1m.bin")]);
+    let out = example("game_loop", &["--url", &nginx.url("/1m.bin")]);
     assert_eq!(
         out.code,
         Some(0),
@@ -563,9 +743,21 @@ fn game_loop_fetches_a_url() {
     );
     let v = last_line_values(&out);
     assert_eq!(v["result"], "Success");
+    assert_eq!(v["requests"], "1");
+    assert_eq!(v["failed"], "0");
+
+    // The same through a worker thread, the URL given bare (as before --url).
+    let out = example("game_loop", &["--worker", &nginx.url("/1m.bin")]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(last_line_values(&out)["result"], "Success");
 
     let port = free_port().unwrap();
-    let out = example("game_loop", &[&format!("http://127.0.0.1:{port}/")]);
+    let out = example(
+        "game_loop",
+        &["--url", &format!("http://127.0.0.1:{port}/")],
+    );
     assert_eq!(out.code, Some(1));
-    assert_eq!(last_line_values(&out)["result"], "CantConnect");
+    let v = last_line_values(&out);
+    assert_eq!(v["result"], "CantConnect");
+    assert_eq!(v["failed"], "1");
 }
