@@ -92,8 +92,9 @@ impl Default for PoolSettings {
 }
 
 /// Most socket bytes one request reads per turn, so the others get theirs
-/// within the same `poll`.
-const QUANTUM: usize = 256 * 1024;
+/// within the same `poll`, and one turn (reads, decoding, copying into the
+/// sink) stays a small part of a frame's budget.
+const QUANTUM: usize = 64 * 1024;
 
 /// Progress of one request, readable at any time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,7 +377,7 @@ struct Slot {
 /// `poll()` never blocks and does bounded work: it reads at most
 /// [`PoolSettings::byte_budget`] socket bytes, stops starting new work once
 /// [`PoolSettings::time_budget`] has passed (checked between requests, so it
-/// overshoots by at most one request's turn of at most 256 KiB), and steps
+/// overshoots by at most one request's turn of at most 64 KiB), and steps
 /// only the requests that have something to do (an event on their socket, a
 /// deadline due, a lookup done): its cost follows ready events, not the
 /// number of connections. What is left is picked up by the next call, and
@@ -729,8 +730,9 @@ impl RequestPool {
     /// are waiting to be taken.
     ///
     /// Never blocks. Cost per call: one `epoll_wait`, then per request with
-    /// work one turn (at most 256 KiB of reads), stopping at the byte budget
-    /// or when the time budget has passed.
+    /// work turns in rotation (at most 64 KiB of reads each) until the byte
+    /// budget is used, the time budget has passed, or a whole round made no
+    /// progress.
     pub fn poll(&mut self) -> usize {
         let start = self.now();
         if !self.fresh_events {
@@ -784,8 +786,10 @@ impl RequestPool {
             });
             self.waiting = waiting;
         }
-        let turns = self.run.len();
-        for _ in 0..turns {
+        // Turns round the run queue until a budget runs out or nobody makes
+        // progress (a whole round of turns that read nothing).
+        let mut fruitless = 0;
+        while fruitless <= self.run.len() {
             if bytes == 0 || self.now().saturating_duration_since(start) >= time_budget {
                 break;
             }
@@ -794,7 +798,14 @@ impl RequestPool {
             };
             self.slots[i as usize].queued = false;
             if self.slots[i as usize].job.is_some() {
+                let before = bytes;
+                let completions = self.completed.len();
                 self.turn(i, start, &mut bytes);
+                if bytes == before && self.completed.len() == completions {
+                    fruitless += 1;
+                } else {
+                    fruitless = 0;
+                }
             }
         }
         self.completed.len()
