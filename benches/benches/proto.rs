@@ -18,6 +18,13 @@
 //!   proto's one copy, no socket read). `memcpy_floor` copies the same wire
 //!   bytes through a 64 KiB buffer: the socket read a client cannot avoid.
 //!
+//! * `proto_drip/*`: a large head (16 KiB and 64 KiB, 100 fields: cookies and
+//!   policies) fed whole and fed one byte per `receive` + `poll_event`, as a
+//!   slowloris peer would send it. The head parser scans only new bytes for
+//!   the end of the head and parses at doubling sizes, so `drip_1B` stays a
+//!   constant multiple of `whole` (per-call overhead, not re-scanning); it
+//!   was quadratic before.
+//!
 //! Run: `cargo bench -p pollhttp-benches --bench proto -- --warm-up-time 1 --measurement-time 3`.
 //! On a loaded machine prefer `PROTO_RATIOS=1 cargo bench -p pollhttp-benches
 //! --bench proto`: every variant timed in turn, round after round, and
@@ -87,6 +94,59 @@ fn warmed(head: &[u8]) -> Connection {
         head_cycle(&mut conn, head);
     }
     conn
+}
+
+/// A response head of exactly `len` bytes: the status line, 98 cookie and
+/// policy fields, `Content-Length: 0` (100 fields, the default limit).
+fn large_head(len: usize) -> Vec<u8> {
+    let start = b"HTTP/1.1 200 OK\r\n";
+    let end = b"Content-Length: 0\r\n\r\n";
+    let fields = 98;
+    let mut head = start.to_vec();
+    let fixed: usize = (0..fields)
+        .map(|i| format!("Set-Cookie: c{i:02}=; Path=/; Secure\r\n").len())
+        .sum();
+    let room = len - start.len() - end.len() - fixed;
+    for i in 0..fields {
+        let n = room / fields + usize::from(i < room % fields);
+        let value: String = (0..n).map(|k| (b'a' + (k % 26) as u8) as char).collect();
+        head.extend_from_slice(
+            format!("Set-Cookie: c{i:02}={value}; Path=/; Secure\r\n").as_bytes(),
+        );
+    }
+    head.extend_from_slice(end);
+    assert_eq!(head.len(), len);
+    head
+}
+
+/// The head cycle with the head handed in one byte per `receive`, polling
+/// after each byte.
+fn drip_cycle(conn: &mut Connection, head: &[u8]) {
+    start_request(conn);
+    let (last, body) = head.split_last().unwrap();
+    for byte in body.chunks(1) {
+        conn.receive(byte);
+        assert!(matches!(conn.poll_event(), Ok(None)));
+    }
+    conn.receive(std::slice::from_ref(last));
+    poll_head_end(conn);
+}
+
+fn drips(c: &mut Criterion) {
+    let mut g = c.benchmark_group("proto_drip");
+    for (name, len) in [("16KiB", 16 * 1024), ("64KiB", 64 * 1024)] {
+        let head = large_head(len);
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(format!("{name}/whole"), |b| {
+            let mut conn = warmed(&head);
+            b.iter(|| head_cycle(&mut conn, black_box(&head)));
+        });
+        g.bench_function(format!("{name}/drip_1B"), |b| {
+            let mut conn = warmed(&head);
+            b.iter(|| drip_cycle(&mut conn, black_box(&head)));
+        });
+    }
+    g.finish();
 }
 
 fn raw_parse<const N: usize>(head: &[u8]) {
@@ -455,7 +515,7 @@ fn ratios() {
     }
 }
 
-criterion_group!(benches, heads, bodies);
+criterion_group!(benches, heads, bodies, drips);
 
 fn main() {
     if std::env::var_os("PROTO_RATIOS").is_some() {

@@ -95,8 +95,10 @@ fn expect_fields(fields: &[(String, Vec<u8>)]) -> Result<(Framing, bool), Error>
             _ => {}
         }
     }
-    if hosts != 1 {
-        return Err(Error::MissingHost);
+    match hosts {
+        0 => return Err(Error::MissingHost),
+        1 => {}
+        _ => return Err(Error::MultipleHost),
     }
     let framing = match (length, te) {
         (Some(_), Some(_)) | (None, Some(false)) => return Err(Error::InvalidRequestFraming),
@@ -351,6 +353,7 @@ fuzz_target!(|data: &[u8]| {
                     body: b,
                     trailers: t,
                     consumed,
+                    ..
                 } => {
                     assert_eq!(b, body);
                     assert_eq!(consumed, out.len());

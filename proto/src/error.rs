@@ -1,7 +1,75 @@
 //! The one error type of the protocol core.
 
-use std::fmt;
+use core::fmt;
 
+/// Defines [`Error`] from one list of variants, each tagged with who broke
+/// the rule, and derives from that list what must agree with it: [`Error::kind`]
+/// (the variant's name), [`Error::offset`] (every `peer` variant has an
+/// `offset` field, first) and [`Error::is_caller_error`].
+///
+/// * `peer`: the peer's input broke a rule; `offset` says where. Fatal.
+/// * `caller`: the caller asked for something invalid; nothing was queued and
+///   the connection is still usable.
+/// * `closed`: the connection can no longer carry a request. Fatal.
+macro_rules! errors {
+    (
+        $(#[$meta:meta])*
+        pub enum $Error:ident {
+            $(
+                $(#[$vmeta:meta])*
+                $who:ident $name:ident $({
+                    $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)?
+                })?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $Error {
+            $(
+                $(#[$vmeta])*
+                $name $({ $( $(#[$fmeta])* $field : $ty ),* })?
+            ),*
+        }
+
+        impl $Error {
+            /// A stable name for the error kind: the variant's name, e.g.
+            /// `"InvalidChunkSize"`, for logs and tools.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( $Error::$name { .. } => stringify!($name), )*
+                }
+            }
+
+            /// The offset in the connection's input where the error was found,
+            /// for errors in the peer's input; `None` for the others.
+            pub fn offset(&self) -> Option<u64> {
+                match self {
+                    $( $Error::$name { .. } => errors!(@offset $who, self, $Error::$name), )*
+                }
+            }
+
+            /// Whether this is a caller error: nothing was queued and the
+            /// connection can still be used.
+            pub fn is_caller_error(&self) -> bool {
+                match self {
+                    $( $Error::$name { .. } => errors!(@caller $who), )*
+                }
+            }
+        }
+    };
+    (@offset peer, $e:expr, $($path:ident)::+) => {
+        match $e {
+            $($path)::+ { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    };
+    (@offset $other:ident, $e:expr, $($path:ident)::+) => { None };
+    (@caller caller) => { true };
+    (@caller peer) => { false };
+    (@caller closed) => { false };
+}
+
+errors! {
 /// Everything that can go wrong on an HTTP/1.1 connection, named after the rule
 /// that was broken.
 ///
@@ -11,7 +79,15 @@ use std::fmt;
 /// the caller asked to send (`InvalidMethod`, `InvalidRequestTarget`, …) are
 /// raised before any byte is queued and leave the connection usable; every
 /// other error is fatal: the connection is dead and returns the same error from
-/// every later call that needs input or output.
+/// every later call that needs input or output. [`is_caller_error`](Self::is_caller_error),
+/// [`is_peer_error`](Self::is_peer_error) and [`offset`](Self::offset) tell
+/// them apart; [`kind`](Self::kind) names the variant.
+///
+/// What to do after an error: a caller error leaves everything as it was
+/// (fix the call and retry). Any other error ends the connection: close the
+/// socket; input handed in later is ignored, and the events handed out before
+/// stay valid (a response that ended with [`Event::End`](crate::Event::End)
+/// before the error was complete).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -20,7 +96,7 @@ pub enum Error {
     /// longer than [`Config::max_head_bytes`](crate::Config::max_head_bytes).
     /// Enforced on the whole head however the bytes arrive (RFC 9112 §2.3
     /// leaves the limit to the recipient).
-    HeadTooLarge {
+    peer HeadTooLarge {
         /// Offset of the first byte past the limit.
         offset: u64,
         /// The limit in bytes.
@@ -28,7 +104,7 @@ pub enum Error {
     },
     /// The response head has more field lines than
     /// [`Config::max_fields`](crate::Config::max_fields).
-    TooManyFields {
+    peer TooManyFields {
         /// Offset of the start of the head.
         offset: u64,
         /// The limit in field lines.
@@ -36,53 +112,53 @@ pub enum Error {
     },
     /// The status line does not match `HTTP-version SP status-code SP
     /// [reason-phrase]` (RFC 9112 §4).
-    InvalidStatusLine {
+    peer InvalidStatusLine {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// The HTTP-version is not `HTTP/1.0` or `HTTP/1.1` (RFC 9112 §2.3).
-    InvalidVersion {
+    peer InvalidVersion {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// The status-code is not exactly three digits in 100..=999 (RFC 9112 §4,
     /// RFC 9110 §15).
-    InvalidStatusCode {
+    peer InvalidStatusCode {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// A field name is not a token (RFC 9110 §5.1).
-    InvalidFieldName {
+    peer InvalidFieldName {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// Whitespace between a field name and its colon (RFC 9112 §5.1: a
     /// recipient MUST reject it).
-    WhitespaceBeforeColon {
+    peer WhitespaceBeforeColon {
         /// Offset of the whitespace.
         offset: u64,
     },
     /// A field value contains a control character other than HTAB, or a NUL,
     /// CR or LF (RFC 9110 §5.5).
-    InvalidFieldValue {
+    peer InvalidFieldValue {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// A field line folded onto the next line (obs-fold, RFC 9112 §5.2),
     /// rejected unless [`Leniency::obs_fold`](crate::Leniency::obs_fold).
-    ObsFold {
+    peer ObsFold {
         /// Offset of the whitespace that starts the continuation line.
         offset: u64,
     },
     /// A line of the head or of the trailer section ends in a bare LF (RFC 9112
     /// §2.2), rejected unless [`Leniency::bare_lf`](crate::Leniency::bare_lf).
-    BareLineFeed {
+    peer BareLineFeed {
         /// Offset of the LF.
         offset: u64,
     },
     /// A CR that is not followed by LF (RFC 9112 §2.2: a bare CR MUST be
     /// treated as invalid or replaced; in framing it is always invalid).
-    BareCarriageReturn {
+    peer BareCarriageReturn {
         /// Offset of the byte after the CR.
         offset: u64,
     },
@@ -90,32 +166,32 @@ pub enum Error {
     // ----- message body length (RFC 9112 §6) -----
     /// A Content-Length value that is not `1*DIGIT`, or that overflows `u64`
     /// (RFC 9110 §8.6, RFC 9112 §6.3 rule 5).
-    InvalidContentLength {
+    peer InvalidContentLength {
         /// Offset of the field line.
         offset: u64,
     },
     /// Several Content-Length values that differ, in one field or across
     /// several (RFC 9110 §8.6, RFC 9112 §6.3 rule 5).
-    ConflictingContentLength {
+    peer ConflictingContentLength {
         /// Offset of the field line with the second value.
         offset: u64,
     },
     /// Both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3, the
     /// request-smuggling guard of §11.2), rejected unless
     /// [`Leniency::content_length_with_transfer_encoding`](crate::Leniency::content_length_with_transfer_encoding).
-    ContentLengthWithTransferEncoding {
+    peer ContentLengthWithTransferEncoding {
         /// Offset of the start of the head.
         offset: u64,
     },
     /// A Transfer-Encoding list with an empty or non-token element, or chunked
     /// applied more than once (RFC 9112 §6.1, §7).
-    InvalidTransferEncoding {
+    peer InvalidTransferEncoding {
         /// Offset of the field line.
         offset: u64,
     },
     /// Transfer-Encoding in an HTTP/1.0 response: RFC 9112 §6.1 says the
     /// framing is faulty.
-    TransferEncodingInHttp10 {
+    peer TransferEncodingInHttp10 {
         /// Offset of the field line.
         offset: u64,
     },
@@ -123,43 +199,43 @@ pub enum Error {
     // ----- chunked transfer coding (RFC 9112 §7.1) -----
     /// A chunk-size that is not `1*HEXDIG` (no sign, no leading whitespace,
     /// whitespace only before a chunk extension).
-    InvalidChunkSize {
+    peer InvalidChunkSize {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// A chunk-size with more hex digits than fit in a `u64` (more than 16).
-    ChunkSizeOverflow {
+    peer ChunkSizeOverflow {
         /// Offset of the digit that does not fit.
         offset: u64,
     },
     /// A chunk extension that does not match `*( BWS ";" BWS chunk-ext-name [
     /// BWS "=" BWS chunk-ext-val ] )` (RFC 9112 §7.1.1).
-    InvalidChunkExtension {
+    peer InvalidChunkExtension {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// Chunk extensions of one message total more than
     /// [`Config::max_chunk_extension_bytes`](crate::Config::max_chunk_extension_bytes).
-    ChunkExtensionTooLarge {
+    peer ChunkExtensionTooLarge {
         /// Offset of the first byte past the limit.
         offset: u64,
         /// The limit in bytes.
         limit: usize,
     },
     /// A chunk-size line or last-chunk not ended by exactly CRLF.
-    InvalidChunkLineEnding {
+    peer InvalidChunkLineEnding {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// The chunk-data is not followed by exactly CRLF (RFC 9112 §7.1).
-    MissingChunkDataCrlf {
+    peer MissingChunkDataCrlf {
         /// Offset of the offending byte.
         offset: u64,
     },
     /// The trailer section is longer than
     /// [`Config::max_trailer_bytes`](crate::Config::max_trailer_bytes)
     /// (RFC 9112 §7.1.2).
-    TrailerTooLarge {
+    peer TrailerTooLarge {
         /// Offset of the first byte past the limit.
         offset: u64,
         /// The limit in bytes.
@@ -167,7 +243,7 @@ pub enum Error {
     },
     /// The trailer section has more field lines than
     /// [`Config::max_trailer_fields`](crate::Config::max_trailer_fields).
-    TooManyTrailerFields {
+    peer TooManyTrailerFields {
         /// Offset of the start of the trailer section.
         offset: u64,
         /// The limit in field lines.
@@ -175,7 +251,7 @@ pub enum Error {
     },
     /// A trailer field line that is not `field-name ":" OWS field-value OWS`
     /// (RFC 9112 §7.1.2, §5).
-    InvalidTrailerField {
+    peer InvalidTrailerField {
         /// Offset of the offending byte.
         offset: u64,
     },
@@ -187,7 +263,7 @@ pub enum Error {
     /// (offset: the body's start); for chunked bodies at the chunk-size that
     /// would pass the limit (offset: that chunk's data start); for
     /// close-delimited bodies at the first byte past it.
-    BodyTooLarge {
+    peer BodyTooLarge {
         /// Offset of the first body byte past the limit (or of the body's
         /// start when the declared Content-Length is already too large).
         offset: u64,
@@ -198,14 +274,14 @@ pub enum Error {
     // ----- end of input (RFC 9112 §8) -----
     /// The connection closed before the response head was complete. `received`
     /// is 0 when the server closed without sending anything.
-    IncompleteHead {
+    peer IncompleteHead {
         /// Offset at which the input ended.
         offset: u64,
         /// Bytes of the head that had arrived.
         received: usize,
     },
     /// The connection closed before all Content-Length bytes arrived.
-    IncompleteBody {
+    peer IncompleteBody {
         /// Offset at which the input ended.
         offset: u64,
         /// The declared Content-Length.
@@ -215,7 +291,7 @@ pub enum Error {
     },
     /// The connection closed inside a chunked body, before the last-chunk and
     /// trailer section were complete.
-    IncompleteChunkedBody {
+    peer IncompleteChunkedBody {
         /// Offset at which the input ended.
         offset: u64,
         /// Body bytes received (all of them were handed out).
@@ -230,239 +306,157 @@ pub enum Error {
     /// a valid closure alert has been received"), so it may be truncated.
     /// The body bytes handed out before stay handed out; no [`Event::End`](crate::Event::End)
     /// follows.
-    UncleanClose {
+    peer UncleanClose {
         /// Offset at which the input ended.
         offset: u64,
     },
+    /// Bytes arrived after the end of a response on a connection that cannot
+    /// carry another one ([`Connection::close_reason`](crate::Connection::close_reason)
+    /// is `ConnectionClose`, `Http10`, `RequestedClose`, …; not after a 101 or
+    /// a tunnel, whose bytes are [`take_remaining`](crate::Connection::take_remaining)'s).
+    /// The server was to close the connection after that response (RFC 9112
+    /// §9.6, §9.3) and no other request was sent, so the bytes are a sign of a
+    /// desynchronised or request-smuggling peer (llhttp's
+    /// `HPE_CLOSED_CONNECTION`). Empty lines (CR, LF) are skipped first, as
+    /// before a status line. The response before was complete and stays
+    /// valid: it was delivered with [`Event::End`](crate::Event::End) first.
+    peer DataAfterClose {
+        /// Offset of the first stray byte.
+        offset: u64,
+    },
     /// The connection was closed by the peer; no further request can be sent.
-    ClosedByPeer,
+    closed ClosedByPeer,
 
     // ----- caller errors: nothing is queued, the connection stays usable -----
     /// The method is not a token (RFC 9110 §9.1).
-    InvalidMethod,
+    caller InvalidMethod,
     /// The request-target has a byte outside VCHAR, is empty, or its form does
     /// not fit the method (RFC 9112 §3.2: `*` only with OPTIONS,
     /// authority-form only and always with CONNECT).
-    InvalidRequestTarget,
+    caller InvalidRequestTarget,
     /// The caller's field name at `index` is not a token (RFC 9110 §5.1).
-    InvalidRequestFieldName {
+    caller InvalidRequestFieldName {
         /// Index of the field in the caller's list.
         index: usize,
     },
     /// The caller's field value at `index` contains CR, LF, NUL or another
     /// control character except HTAB (RFC 9110 §5.5). Refused so that no
     /// header can be injected and no request split.
-    InvalidRequestFieldValue {
+    caller InvalidRequestFieldValue {
         /// Index of the field in the caller's list.
         index: usize,
     },
-    /// The request has no Host field, or more than one (RFC 9112 §3.2).
-    MissingHost,
+    /// The request has no Host field (RFC 9112 §3.2: exactly one is
+    /// required).
+    caller MissingHost,
+    /// The request has more than one Host field line (RFC 9112 §3.2: a
+    /// server rejects such a request with 400).
+    caller MultipleHost,
     /// The request's Content-Length is not `1*DIGIT`, is given twice, or comes
     /// with Transfer-Encoding; or its Transfer-Encoding does not end in
     /// chunked (RFC 9112 §6.1, §6.2).
-    InvalidRequestFraming,
+    caller InvalidRequestFraming,
     /// `send_body` with more bytes than the request's Content-Length has left.
-    RequestBodyTooLong {
+    caller RequestBodyTooLong {
         /// Bytes the Content-Length still allowed.
         remaining: u64,
     },
     /// `finish` before all Content-Length bytes were sent.
-    RequestBodyTooShort {
+    caller RequestBodyTooShort {
         /// Bytes still owed.
         remaining: u64,
     },
     /// A call that does not fit the connection's state, e.g. `send_request`
     /// while a response is outstanding, or `send_body` for a request without a
     /// body. `expected` names what the connection was ready for.
-    InvalidState {
+    caller InvalidState {
         /// What the connection can do now.
         expected: &'static str,
     },
 }
+}
 
 impl Error {
-    /// The offset in the connection's input where the error was found, for
-    /// errors in the peer's input; `None` for caller errors.
-    pub fn offset(&self) -> Option<u64> {
-        use Error::*;
-        match *self {
-            HeadTooLarge { offset, .. }
-            | TooManyFields { offset, .. }
-            | InvalidStatusLine { offset }
-            | InvalidVersion { offset }
-            | InvalidStatusCode { offset }
-            | InvalidFieldName { offset }
-            | WhitespaceBeforeColon { offset }
-            | InvalidFieldValue { offset }
-            | ObsFold { offset }
-            | BareLineFeed { offset }
-            | BareCarriageReturn { offset }
-            | InvalidContentLength { offset }
-            | ConflictingContentLength { offset }
-            | ContentLengthWithTransferEncoding { offset }
-            | InvalidTransferEncoding { offset }
-            | TransferEncodingInHttp10 { offset }
-            | InvalidChunkSize { offset }
-            | ChunkSizeOverflow { offset }
-            | InvalidChunkExtension { offset }
-            | ChunkExtensionTooLarge { offset, .. }
-            | InvalidChunkLineEnding { offset }
-            | MissingChunkDataCrlf { offset }
-            | TrailerTooLarge { offset, .. }
-            | TooManyTrailerFields { offset, .. }
-            | InvalidTrailerField { offset }
-            | BodyTooLarge { offset, .. }
-            | IncompleteHead { offset, .. }
-            | IncompleteBody { offset, .. }
-            | IncompleteChunkedBody { offset, .. }
-            | UncleanClose { offset } => Some(offset),
-            ClosedByPeer
-            | InvalidMethod
-            | InvalidRequestTarget
-            | InvalidRequestFieldName { .. }
-            | InvalidRequestFieldValue { .. }
-            | MissingHost
-            | InvalidRequestFraming
-            | RequestBodyTooLong { .. }
-            | RequestBodyTooShort { .. }
-            | InvalidState { .. } => None,
-        }
-    }
-
-    /// Whether this is a caller error: nothing was queued and the connection
-    /// can still be used.
-    pub fn is_caller_error(&self) -> bool {
-        matches!(
-            self,
-            Error::InvalidMethod
-                | Error::InvalidRequestTarget
-                | Error::InvalidRequestFieldName { .. }
-                | Error::InvalidRequestFieldValue { .. }
-                | Error::MissingHost
-                | Error::InvalidRequestFraming
-                | Error::RequestBodyTooLong { .. }
-                | Error::RequestBodyTooShort { .. }
-                | Error::InvalidState { .. }
-        )
-    }
-
-    /// A stable name for the error kind, e.g. `"InvalidChunkSize"` (the variant
-    /// name), for logs and tools.
-    pub fn kind(&self) -> &'static str {
-        use Error::*;
-        match self {
-            HeadTooLarge { .. } => "HeadTooLarge",
-            TooManyFields { .. } => "TooManyFields",
-            InvalidStatusLine { .. } => "InvalidStatusLine",
-            InvalidVersion { .. } => "InvalidVersion",
-            InvalidStatusCode { .. } => "InvalidStatusCode",
-            InvalidFieldName { .. } => "InvalidFieldName",
-            WhitespaceBeforeColon { .. } => "WhitespaceBeforeColon",
-            InvalidFieldValue { .. } => "InvalidFieldValue",
-            ObsFold { .. } => "ObsFold",
-            BareLineFeed { .. } => "BareLineFeed",
-            BareCarriageReturn { .. } => "BareCarriageReturn",
-            InvalidContentLength { .. } => "InvalidContentLength",
-            ConflictingContentLength { .. } => "ConflictingContentLength",
-            ContentLengthWithTransferEncoding { .. } => "ContentLengthWithTransferEncoding",
-            InvalidTransferEncoding { .. } => "InvalidTransferEncoding",
-            TransferEncodingInHttp10 { .. } => "TransferEncodingInHttp10",
-            InvalidChunkSize { .. } => "InvalidChunkSize",
-            ChunkSizeOverflow { .. } => "ChunkSizeOverflow",
-            InvalidChunkExtension { .. } => "InvalidChunkExtension",
-            ChunkExtensionTooLarge { .. } => "ChunkExtensionTooLarge",
-            InvalidChunkLineEnding { .. } => "InvalidChunkLineEnding",
-            MissingChunkDataCrlf { .. } => "MissingChunkDataCrlf",
-            TrailerTooLarge { .. } => "TrailerTooLarge",
-            TooManyTrailerFields { .. } => "TooManyTrailerFields",
-            InvalidTrailerField { .. } => "InvalidTrailerField",
-            BodyTooLarge { .. } => "BodyTooLarge",
-            IncompleteHead { .. } => "IncompleteHead",
-            IncompleteBody { .. } => "IncompleteBody",
-            IncompleteChunkedBody { .. } => "IncompleteChunkedBody",
-            UncleanClose { .. } => "UncleanClose",
-            ClosedByPeer => "ClosedByPeer",
-            InvalidMethod => "InvalidMethod",
-            InvalidRequestTarget => "InvalidRequestTarget",
-            InvalidRequestFieldName { .. } => "InvalidRequestFieldName",
-            InvalidRequestFieldValue { .. } => "InvalidRequestFieldValue",
-            MissingHost => "MissingHost",
-            InvalidRequestFraming => "InvalidRequestFraming",
-            RequestBodyTooLong { .. } => "RequestBodyTooLong",
-            RequestBodyTooShort { .. } => "RequestBodyTooShort",
-            InvalidState { .. } => "InvalidState",
-        }
+    /// Whether the peer's input broke a rule (the error has an
+    /// [`offset`](Self::offset)); the connection is dead.
+    pub fn is_peer_error(&self) -> bool {
+        self.offset().is_some()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Error::*;
-        let what = match self {
-            HeadTooLarge { limit, .. } => format!("response head larger than {limit} bytes"),
-            TooManyFields { limit, .. } => format!("response head has more than {limit} field lines"),
-            InvalidStatusLine { .. } => "malformed status line (RFC 9112 §4)".into(),
-            InvalidVersion { .. } => "HTTP-version is not HTTP/1.0 or HTTP/1.1 (RFC 9112 §2.3)".into(),
-            InvalidStatusCode { .. } => "status-code is not three digits in 100..=999 (RFC 9112 §4)".into(),
-            InvalidFieldName { .. } => "field name is not a token (RFC 9110 §5.1)".into(),
-            WhitespaceBeforeColon { .. } => "whitespace between field name and colon (RFC 9112 §5.1)".into(),
-            InvalidFieldValue { .. } => "control character in field value (RFC 9110 §5.5)".into(),
-            ObsFold { .. } => "obsolete line folding in a field (RFC 9112 §5.2)".into(),
-            BareLineFeed { .. } => "line ended by a bare LF, not CRLF (RFC 9112 §2.2)".into(),
-            BareCarriageReturn { .. } => "CR not followed by LF (RFC 9112 §2.2)".into(),
-            InvalidContentLength { .. } => "Content-Length is not 1*DIGIT or overflows (RFC 9110 §8.6)".into(),
-            ConflictingContentLength { .. } => "differing Content-Length values (RFC 9112 §6.3)".into(),
+        match self {
+            HeadTooLarge { limit, .. } => write!(f, "response head larger than {limit} bytes"),
+            TooManyFields { limit, .. } => write!(f, "response head has more than {limit} field lines"),
+            InvalidStatusLine { .. } => f.write_str("malformed status line (RFC 9112 §4)"),
+            InvalidVersion { .. } => f.write_str("HTTP-version is not HTTP/1.0 or HTTP/1.1 (RFC 9112 §2.3)"),
+            InvalidStatusCode { .. } => f.write_str("status-code is not three digits in 100..=999 (RFC 9112 §4)"),
+            InvalidFieldName { .. } => f.write_str("field name is not a token (RFC 9110 §5.1)"),
+            WhitespaceBeforeColon { .. } => f.write_str("whitespace between field name and colon (RFC 9112 §5.1)"),
+            InvalidFieldValue { .. } => f.write_str("control character in field value (RFC 9110 §5.5)"),
+            ObsFold { .. } => f.write_str("obsolete line folding in a field (RFC 9112 §5.2)"),
+            BareLineFeed { .. } => f.write_str("line ended by a bare LF, not CRLF (RFC 9112 §2.2)"),
+            BareCarriageReturn { .. } => f.write_str("CR not followed by LF (RFC 9112 §2.2)"),
+            InvalidContentLength { .. } => f.write_str("Content-Length is not 1*DIGIT or overflows (RFC 9110 §8.6)"),
+            ConflictingContentLength { .. } => f.write_str("differing Content-Length values (RFC 9112 §6.3)"),
             ContentLengthWithTransferEncoding { .. } => {
-                "both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3)".into()
+                f.write_str("both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3)")
             }
-            InvalidTransferEncoding { .. } => "malformed Transfer-Encoding (RFC 9112 §6.1)".into(),
-            TransferEncodingInHttp10 { .. } => "Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1)".into(),
-            InvalidChunkSize { .. } => "chunk-size is not 1*HEXDIG (RFC 9112 §7.1)".into(),
-            ChunkSizeOverflow { .. } => "chunk-size does not fit in 64 bits (RFC 9112 §7.1)".into(),
-            InvalidChunkExtension { .. } => "malformed chunk extension (RFC 9112 §7.1.1)".into(),
-            ChunkExtensionTooLarge { limit, .. } => format!("chunk extensions longer than {limit} bytes"),
-            InvalidChunkLineEnding { .. } => "chunk line not ended by CRLF (RFC 9112 §7.1)".into(),
-            MissingChunkDataCrlf { .. } => "chunk-data not followed by CRLF (RFC 9112 §7.1)".into(),
-            TrailerTooLarge { limit, .. } => format!("trailer section larger than {limit} bytes"),
-            TooManyTrailerFields { limit, .. } => format!("trailer section has more than {limit} field lines"),
-            InvalidTrailerField { .. } => "malformed trailer field line (RFC 9112 §7.1.2)".into(),
-            BodyTooLarge { limit, .. } => format!("message body larger than the limit of {limit} bytes"),
-            IncompleteHead { received: 0, .. } => "connection closed before any response byte".into(),
+            InvalidTransferEncoding { .. } => f.write_str("malformed Transfer-Encoding (RFC 9112 §6.1)"),
+            TransferEncodingInHttp10 { .. } => f.write_str("Transfer-Encoding in an HTTP/1.0 response (RFC 9112 §6.1)"),
+            InvalidChunkSize { .. } => f.write_str("chunk-size is not 1*HEXDIG (RFC 9112 §7.1)"),
+            ChunkSizeOverflow { .. } => f.write_str("chunk-size does not fit in 64 bits (RFC 9112 §7.1)"),
+            InvalidChunkExtension { .. } => f.write_str("malformed chunk extension (RFC 9112 §7.1.1)"),
+            ChunkExtensionTooLarge { limit, .. } => write!(f, "chunk extensions longer than {limit} bytes"),
+            InvalidChunkLineEnding { .. } => f.write_str("chunk line not ended by CRLF (RFC 9112 §7.1)"),
+            MissingChunkDataCrlf { .. } => f.write_str("chunk-data not followed by CRLF (RFC 9112 §7.1)"),
+            TrailerTooLarge { limit, .. } => write!(f, "trailer section larger than {limit} bytes"),
+            TooManyTrailerFields { limit, .. } => write!(f, "trailer section has more than {limit} field lines"),
+            InvalidTrailerField { .. } => f.write_str("malformed trailer field line (RFC 9112 §7.1.2)"),
+            BodyTooLarge { limit, .. } => write!(f, "message body larger than the limit of {limit} bytes"),
+            IncompleteHead { received: 0, .. } => f.write_str("connection closed before any response byte"),
             IncompleteHead { received, .. } => {
-                format!("connection closed inside the response head after {received} bytes")
+                write!(f, "connection closed inside the response head after {received} bytes")
             }
-            IncompleteBody { expected, received, .. } => format!(
+            IncompleteBody { expected, received, .. } => write!(
+                f,
                 "connection closed after {received} of {expected} Content-Length body bytes"
             ),
-            IncompleteChunkedBody { received, .. } => format!(
+            IncompleteChunkedBody { received, .. } => write!(
+                f,
                 "connection closed inside a chunked body after {received} body bytes, before the last-chunk"
             ),
             UncleanClose { .. } => {
-                "connection ended without a clean close inside a close-delimited body, which may be truncated (RFC 9112 §9.8)".into()
+                f.write_str("connection ended without a clean close inside a close-delimited body, which may be truncated (RFC 9112 §9.8)")
             }
-            ClosedByPeer => "connection closed by the peer".into(),
-            InvalidMethod => "method is not a token (RFC 9110 §9.1)".into(),
-            InvalidRequestTarget => "invalid request-target for this method (RFC 9112 §3.2)".into(),
-            InvalidRequestFieldName { index } => format!("request field {index}: name is not a token"),
+            DataAfterClose { .. } => {
+                f.write_str("data after the end of a response whose connection was to close (RFC 9112 §9.6)")
+            }
+            ClosedByPeer => f.write_str("connection closed by the peer"),
+            InvalidMethod => f.write_str("method is not a token (RFC 9110 §9.1)"),
+            InvalidRequestTarget => f.write_str("invalid request-target for this method (RFC 9112 §3.2)"),
+            InvalidRequestFieldName { index } => write!(f, "request field {index}: name is not a token"),
             InvalidRequestFieldValue { index } => {
-                format!("request field {index}: value contains CR, LF, NUL or another control character")
+                write!(f, "request field {index}: value contains CR, LF, NUL or another control character")
             }
-            MissingHost => "request needs exactly one Host field (RFC 9112 §3.2)".into(),
-            InvalidRequestFraming => "invalid request Content-Length or Transfer-Encoding".into(),
+            MissingHost => f.write_str("request has no Host field (RFC 9112 §3.2)"),
+            MultipleHost => f.write_str("request has more than one Host field (RFC 9112 §3.2)"),
+            InvalidRequestFraming => f.write_str("invalid request Content-Length or Transfer-Encoding"),
             RequestBodyTooLong { remaining } => {
-                format!("request body longer than its Content-Length ({remaining} bytes left)")
+                write!(f, "request body longer than its Content-Length ({remaining} bytes left)")
             }
             RequestBodyTooShort { remaining } => {
-                format!("request body shorter than its Content-Length ({remaining} bytes owed)")
+                write!(f, "request body shorter than its Content-Length ({remaining} bytes owed)")
             }
-            InvalidState { expected } => format!("call out of order: the connection expects {expected}"),
-        };
+            InvalidState { expected } => write!(f, "call out of order: the connection expects {expected}"),
+        }?;
         match self.offset() {
-            Some(offset) => write!(f, "{what} at byte {offset}"),
-            None => f.write_str(&what),
+            Some(offset) => write!(f, " at byte {offset}"),
+            None => Ok(()),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}

@@ -177,8 +177,10 @@ where
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    if hosts != 1 {
-        return Err(Error::MissingHost);
+    match hosts {
+        0 => return Err(Error::MissingHost),
+        1 => {}
+        _ => return Err(Error::MultipleHost),
     }
     out.extend_from_slice(b"\r\n");
     let framing = match (length, te) {

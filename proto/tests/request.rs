@@ -130,7 +130,7 @@ fn caller_errors_queue_nothing_and_leave_the_connection_usable() {
             "GET",
             "/",
             vec![("Host", "a"), ("host", "b")],
-            Error::MissingHost,
+            Error::MultipleHost,
         ),
         (
             "POST",

@@ -978,3 +978,82 @@ fn an_empty_trailer_section_is_never_over_the_limit() {
         })
     );
 }
+
+#[test]
+fn data_after_a_close_response_is_an_error_after_its_end() {
+    // The response is delivered whole, End included; then the stray bytes
+    // (a desynchronised or smuggling peer) are an error, however they arrive.
+    let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+    let stray = [&close[..], b"\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"].concat();
+    for o in [
+        Script::new(&stray).no_eof().check(),
+        Script::new(&stray).check(),
+    ] {
+        assert_eq!(o.body(), b"ok");
+        assert_eq!(
+            o.events.last(),
+            Some(&Out::End(Some(CloseReason::ConnectionClose)))
+        );
+        assert_eq!(
+            o.error,
+            Some(Error::DataAfterClose {
+                offset: close.len() as u64 + 4
+            })
+        );
+    }
+    // Empty lines alone are skipped, as before a status line.
+    let o = Script::new(&[&close[..], b"\r\n\n\r"].concat())
+        .no_eof()
+        .check();
+    assert_eq!((o.body(), o.error), (b"ok".to_vec(), None));
+    // HTTP/1.0 without keep-alive, and a request that asked to close, too.
+    let o = Script::new(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\nX")
+        .no_eof()
+        .check();
+    assert_eq!(o.error, Some(Error::DataAfterClose { offset: 38 }));
+    let mut conn = pollhttp_proto::Connection::new(Config::default());
+    conn.send_request("GET", "/", [("Host", "h"), ("Connection", "close")])
+        .unwrap();
+    conn.receive(b"HTTP/1.1 204 No Content\r\n\r\n");
+    assert!(matches!(
+        conn.poll_event(),
+        Ok(Some(pollhttp_proto::Event::Head(_)))
+    ));
+    assert_eq!(conn.poll_event(), Ok(Some(pollhttp_proto::Event::End)));
+    assert_eq!(conn.poll_event(), Ok(None));
+    conn.receive(b"\r\nX");
+    assert_eq!(conn.poll_event(), Err(Error::DataAfterClose { offset: 29 }));
+    // On a reusable connection the bytes wait for the next response, and
+    // after a 101 they are the new protocol's.
+    let o = Script::new(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 X\r\n\r\n")
+        .no_eof()
+        .responses(2)
+        .check();
+    assert_eq!((o.heads(), o.error), (vec![200, 204], None));
+    let o = Script::new(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nX")
+        .no_eof()
+        .check();
+    assert_eq!(o.events.last(), Some(&Out::HandedOver(b"X".to_vec())));
+    assert_eq!(o.error, None);
+}
+
+#[test]
+fn f13_a_head_is_judged_when_it_is_decided_whatever_the_splits() {
+    // A broken head without its empty line: nothing yet, however it arrived
+    // (a parse of whatever had arrived made the outcome depend on the splits).
+    let broken = b"HTTP/1.1 500 Oo.\x8asHTTP\0\0\r\n\x0c\n";
+    let o = Script::new(broken).no_eof().check();
+    assert_eq!((o.events.len(), o.error), (0, None));
+    // Decided by its end, ...
+    let o = Script::new(&[&broken[..], b"\r\n"].concat())
+        .no_eof()
+        .check();
+    assert_eq!(o.error, Some(Error::InvalidStatusLine { offset: 22 }));
+    // ... by the end of input, ...
+    assert_eq!(err(broken), Error::InvalidStatusLine { offset: 22 });
+    // ... or by the limit.
+    let mut c = Config::default();
+    c.max_head_bytes = 24;
+    let o = Script::new(broken).config(c).no_eof().check();
+    assert_eq!(o.error, Some(Error::InvalidStatusLine { offset: 22 }));
+}

@@ -6,7 +6,9 @@
 //! * [`framing`]: message body length and the reuse verdict, one pure function
 //!   of the head (RFC 9112 §6.3);
 //! * [`chunked`]: [`ChunkedDecoder`], the chunked framing (RFC 9112 §7.1);
-//! * [`trailers`]: the trailer section (RFC 9112 §7.1.2).
+//! * [`trailers`]: the trailer section (RFC 9112 §7.1.2);
+//! * [`scan`]: when to parse a head or trailer section that arrives in pieces
+//!   (linear cost and the same outcome for any split).
 //!
 //! The lexical rules they share with the request encoder are in
 //! `crate::syntax`, the error locators in `crate::locate`.
@@ -24,10 +26,12 @@ use crate::request::{self, method, SendFraming};
 pub(crate) mod chunked;
 pub(crate) mod framing;
 pub(crate) mod head;
+pub(crate) mod scan;
 pub(crate) mod trailers;
 
 pub use chunked::{ChunkedDecoder, ChunkedNext};
 use framing::RequestKind;
+use scan::SectionScan;
 
 /// What the connection hands out, in order, for each response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,47 +203,180 @@ pub enum RecvState {
 ///
 /// The methods come in four kinds (after quinn-proto's `Connection`):
 ///
-/// * **Commands** queue output: [`send_request`](Self::send_request),
-///   [`send_body`](Self::send_body), [`finish`](Self::finish),
-///   [`reset`](Self::reset).
+/// * **Getters** say where the connection is and never change it:
+///   [`send_state`](Self::send_state) and [`recv_state`](Self::recv_state)
+///   (the two sides' states: project them instead of keeping a copy),
+///   [`wants_receive`](Self::wants_receive) ("give me bytes", rustls'
+///   `wants_read`), [`wants_transmit`](Self::wants_transmit),
+///   [`close_reason`](Self::close_reason), [`can_reuse`](Self::can_reuse),
+///   [`error`](Self::error), [`is_idle`](Self::is_idle),
+///   [`input_offset`](Self::input_offset), [`buffered`](Self::buffered), …
 /// * **Input** hands in what the socket gave: [`recv_buf`](Self::recv_buf) +
 ///   [`receive_filled`](Self::receive_filled) (read straight into the
 ///   connection's buffer: the socket read is the only copy), or
 ///   [`receive`](Self::receive); and the end of input, clean
-///   ([`receive_eof`](Self::receive_eof)) or not
-///   ([`receive_unclean_eof`](Self::receive_unclean_eof)).
-/// * **Output**: [`poll_event`](Self::poll_event) for response events and
-///   [`transmit_buf`](Self::transmit_buf) + [`advance_transmit`](Self::advance_transmit)
-///   for bytes to write.
-/// * **Getters**: [`send_state`](Self::send_state) and
-///   [`recv_state`](Self::recv_state) (the two sides' states, to project
-///   instead of shadowing), [`wants_receive`](Self::wants_receive) ("give me
-///   bytes"), [`close_reason`](Self::close_reason),
-///   [`can_reuse`](Self::can_reuse), [`error`](Self::error), …
+///   ([`receive_eof`](Self::receive_eof): FIN, TLS `close_notify`) or not
+///   ([`receive_unclean_eof`](Self::receive_unclean_eof): TLS EOF without
+///   `close_notify`, a reset). Input is only buffered: nothing is parsed
+///   until `poll_event`.
+/// * **Commands** queue output and move the send side:
+///   [`send_request`](Self::send_request), [`send_body`](Self::send_body),
+///   [`finish`](Self::finish), [`finish_with_trailers`](Self::finish_with_trailers),
+///   [`reset`](Self::reset) (ready for the next request after `End`).
+/// * **Outputs**: [`transmit_buf`](Self::transmit_buf) +
+///   [`advance_transmit`](Self::advance_transmit) (bytes to write),
+///   [`poll_event`](Self::poll_event) (response events), and
+///   [`take_remaining`](Self::take_remaining) (the bytes after a 101 or a
+///   tunnel's 2xx).
 ///
-/// After any command, write out `transmit_buf()`; after any input, call
-/// `poll_event()` until it returns `Ok(None)` (it needs more input) before
-/// reading again. Nothing here blocks, allocates per body event, or reads a
-/// clock: timeouts belong to the driver.
+/// A driver drains the outputs in this order, after every command and every
+/// input:
 ///
-/// # Example
+/// 1. write out `transmit_buf()` while [`wants_transmit`](Self::wants_transmit)
+///    (a short write is fine: `advance_transmit` what was written, and write
+///    the rest when the socket is writable again);
+/// 2. call `poll_event()` until it returns `Ok(None)` or an error, handling
+///    each [`Event`] (a response may arrive while the request body is still
+///    being sent: keep reading while writing);
+/// 3. when [`wants_receive`](Self::wants_receive), read the socket (into
+///    `recv_buf()`) or wait until it is readable; an empty `recv_buf()` means
+///    step 2 comes first;
+/// 4. after [`Event::End`]: [`reset`](Self::reset) and go on when
+///    [`can_reuse`](Self::can_reuse), close the connection when
+///    [`close_reason`](Self::close_reason) says so, or hand it over with
+///    [`take_remaining`](Self::take_remaining) after a protocol switch.
+///
+/// `send_state()` changes only with commands, a switching response and
+/// errors; `recv_state()` only inside `poll_event()`, `send_request()` and
+/// `reset()` (and becomes [`RecvState::Closed`] when the input ends while
+/// idle). An error is final: the connection is dead, returns the same error
+/// from every later call that needs input or output, and both states are
+/// `Error`; events handed out before stay valid. Nothing here blocks,
+/// allocates per body event, or reads a clock: timeouts belong to the driver.
+///
+/// ```text
+///  send_state()                                  recv_state()
+///
+///  Idle ─send_request─► SendingLength ─┐         Idle ─send_request─► Head ◄─┐ Informational
+///   ▲  (or SendingChunked, or Done)    │ send_body,  ▲                   │ └───┘ (1xx)
+///   │                                  ▼ finish      │                   ▼ Head
+///   └────────── reset ◄────────────── Done           │                  Body ─ Body* ─► Trailers
+///                                      │             │                   │ End            │ Trailers?
+///     MustClose ◄── close_reason() ────┤             └── reset ◄──────── Done ◄── End ────┘
+///     SwitchedProtocol ◄── 101, 2xx to CONNECT       MustClose, SwitchedProtocol, Closed (EOF while idle)
+///     Error ◄── any error ──────────────────────────► Error
+/// ```
+///
+/// # Example: every state, byte for byte
 ///
 /// ```
-/// use pollhttp_proto::{Connection, Config, Event, method};
+/// use pollhttp_proto::{
+///     method, Bytes, CloseReason, Config, Connection, Error, Event, MessageBodyLength,
+///     RecvState, SendState,
+/// };
 ///
+/// /// Take every queued byte off the transmit queue (the socket write).
+/// fn written(conn: &mut Connection) -> Vec<u8> {
+///     let out = conn.transmit_buf().to_vec();
+///     conn.advance_transmit(out.len());
+///     out
+/// }
+///
+/// # fn main() -> Result<(), Error> {
 /// let mut conn = Connection::new(Config::default());
-/// conn.send_request(method::GET, "/", [("Host", "example.com")]).unwrap();
-/// assert_eq!(conn.transmit_buf(), b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
-/// let n = conn.transmit_buf().len();
-/// conn.advance_transmit(n);
+/// assert_eq!((conn.send_state(), conn.recv_state()), (SendState::Idle, RecvState::Idle));
 ///
-/// conn.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-/// let Some(Event::Head(head)) = conn.poll_event().unwrap() else { panic!() };
-/// assert_eq!(head.status(), 200);
-/// assert_eq!(conn.poll_event().unwrap(), Some(Event::Body("hello".into())));
-/// assert_eq!(conn.poll_event().unwrap(), Some(Event::End));
-/// assert!(conn.can_reuse());
-/// conn.reset().unwrap();
+/// // A chunked upload that waits for 100 Continue.
+/// conn.send_request(
+///     method::POST,
+///     "/upload",
+///     [("Host", "example.com"), ("Transfer-Encoding", "chunked"), ("Expect", "100-continue")],
+/// )?;
+/// assert_eq!(
+///     written(&mut conn),
+///     b"POST /upload HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\
+///       Expect: 100-continue\r\n\r\n"
+/// );
+/// assert_eq!(conn.send_state(), SendState::SendingChunked);
+/// assert_eq!(conn.recv_state(), RecvState::Head);
+/// assert!(conn.wants_receive());
+///
+/// // An interim response.
+/// conn.receive(b"HTTP/1.1 100 Continue\r\n\r\n");
+/// let Some(Event::Informational(info)) = conn.poll_event()? else { unreachable!() };
+/// assert_eq!(info.status(), 100);
+/// assert_eq!(conn.poll_event()?, None);
+/// assert!(conn.wants_receive());
+///
+/// // The body, one chunk per send_body, then the last-chunk.
+/// conn.send_body(b"hello")?;
+/// conn.finish()?;
+/// assert_eq!(written(&mut conn), b"5\r\nhello\r\n0\r\n\r\n");
+/// assert_eq!(conn.send_state(), SendState::Done);
+///
+/// // The head, in two reads: nothing comes out until it is complete.
+/// conn.receive(b"HTTP/1.1 200 OK\r\nTransfer-Enc");
+/// assert_eq!(conn.poll_event()?, None);
+/// conn.receive(b"oding: chunked\r\n\r\n4\r\nabcd\r\n0\r\nX-Sum: 7\r\n\r\n");
+/// let Some(Event::Head(head)) = conn.poll_event()? else { unreachable!() };
+/// assert_eq!((head.status(), head.body_length()), (200, MessageBodyLength::Chunked));
+/// assert_eq!(conn.recv_state(), RecvState::Body);
+///
+/// // Body, trailers, end.
+/// assert_eq!(conn.poll_event()?, Some(Event::Body(Bytes::from_static(b"abcd"))));
+/// let Some(Event::Trailers(trailers)) = conn.poll_event()? else { unreachable!() };
+/// assert_eq!(trailers.get("x-sum"), Some(&b"7"[..]));
+/// assert_eq!(conn.poll_event()?, Some(Event::End));
+/// assert_eq!(conn.recv_state(), RecvState::Done);
+///
+/// // Reuse.
+/// assert_eq!(conn.close_reason(), None);
+/// conn.reset()?;
+/// assert!(conn.is_idle());
+///
+/// // A response that ends the connection: `reset` is refused after it, and
+/// // bytes after it are an error.
+/// conn.send_request(method::GET, "/bye", [("Host", "example.com")])?;
+/// assert_eq!(written(&mut conn), b"GET /bye HTTP/1.1\r\nHost: example.com\r\n\r\n");
+/// conn.receive(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+/// assert!(matches!(conn.poll_event()?, Some(Event::Head(_))));
+/// assert_eq!(conn.poll_event()?, Some(Event::Body(Bytes::from_static(b"ok"))));
+/// assert_eq!(conn.poll_event()?, Some(Event::End));
+/// assert_eq!(conn.close_reason(), Some(CloseReason::ConnectionClose));
+/// assert_eq!((conn.send_state(), conn.recv_state()), (SendState::MustClose, RecvState::MustClose));
+/// assert!(matches!(conn.reset(), Err(Error::InvalidState { .. })));
+/// let offset = conn.input_offset();
+/// conn.receive(b"HTTP/1.1 200 OK\r\n\r\n");
+/// assert_eq!(conn.poll_event(), Err(Error::DataAfterClose { offset }));
+///
+/// // A protocol switch: the bytes after the head belong to the new protocol.
+/// let mut ws = Connection::new(Config::default());
+/// ws.send_request(
+///     method::GET,
+///     "/chat",
+///     [("Host", "example.com"), ("Connection", "upgrade"), ("Upgrade", "websocket")],
+/// )?;
+/// written(&mut ws);
+/// ws.receive(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+/// let Some(Event::Head(head)) = ws.poll_event()? else { unreachable!() };
+/// assert_eq!(head.status(), 101);
+/// assert_eq!(ws.poll_event()?, Some(Event::End));
+/// assert_eq!(ws.recv_state(), RecvState::SwitchedProtocol);
+/// assert_eq!(ws.take_remaining(), &b"\x81\x05hello"[..]);
+///
+/// // An error, and the sticky state after it.
+/// let mut bad = Connection::new(Config::default());
+/// bad.send_request(method::GET, "/", [("Host", "example.com")])?;
+/// written(&mut bad);
+/// bad.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n");
+/// let error = bad.poll_event().unwrap_err();
+/// assert_eq!(error, Error::ConflictingContentLength { offset: 17 });
+/// assert_eq!(bad.poll_event(), Err(error.clone()));
+/// assert_eq!(bad.send_request(method::GET, "/", [("Host", "example.com")]), Err(error.clone()));
+/// assert_eq!((bad.send_state(), bad.recv_state()), (SendState::Error, RecvState::Error));
+/// assert_eq!(bad.close_reason(), Some(CloseReason::Error));
+/// # Ok(())
+/// # }
 /// ```
 pub struct Connection {
     config: Config,
@@ -255,9 +392,8 @@ pub struct Connection {
     eof: Option<Eof>,
     recv: Rx,
     req: RequestKind,
-    /// Bytes of `rx` the head or trailer parser has examined and found
-    /// incomplete (0: not scanned).
-    scanned: usize,
+    /// How far the head or trailer section being received was examined.
+    scan: SectionScan,
     /// The chunked decoder of the current body.
     chunked: ChunkedDecoder,
     body_received: u64,
@@ -292,7 +428,7 @@ impl Connection {
             eof: None,
             recv: Rx::Idle,
             req: RequestKind::default(),
-            scanned: 0,
+            scan: SectionScan::default(),
             chunked: ChunkedDecoder::new(0),
             body_received: 0,
             close: None,
@@ -472,7 +608,7 @@ impl Connection {
         self.recv = Rx::Idle;
         self.send = Tx::Idle;
         self.body_received = 0;
-        self.scanned = 0;
+        self.scan.restart();
         Ok(())
     }
 
@@ -754,11 +890,11 @@ impl Connection {
     /// more (ignoring the end of input). Each arm mirrors where
     /// `poll_inner` returns `Ok(None)`: the body decoders consume every
     /// buffered byte before they ask for more; the head and trailer parsers
-    /// record in `scanned` how much of the buffer they examined.
+    /// record in `scan` how much of the buffer they examined.
     fn starved(&self) -> bool {
         match self.recv {
             Rx::Idle | Rx::Done | Rx::PendingEnd | Rx::Length(0) => false,
-            Rx::Head | Rx::Trailers => self.scanned == self.filled,
+            Rx::Head | Rx::Trailers => self.scan.scanned == self.filled,
             Rx::Length(_) | Rx::Close | Rx::Chunked => self.filled == 0,
         }
     }
@@ -788,7 +924,8 @@ impl Connection {
     fn poll_inner(&mut self) -> Result<Option<Event>, Error> {
         loop {
             match self.recv {
-                Rx::Idle | Rx::Done => return Ok(None),
+                Rx::Idle => return Ok(None),
+                Rx::Done => return self.poll_after_close(),
                 Rx::Head => return self.poll_head(),
                 Rx::Length(remaining) => {
                     if remaining == 0 {
@@ -897,6 +1034,27 @@ impl Connection {
         }
     }
 
+    /// After `End` on a connection that cannot be reused (other than by a
+    /// protocol switch): nothing more may arrive. Empty lines are skipped, as
+    /// before a status line; any other byte is [`Error::DataAfterClose`].
+    /// On a reusable connection the bytes wait for the next response.
+    fn poll_after_close(&mut self) -> Result<Option<Event>, Error> {
+        if self.filled == 0 || self.close.is_none() || self.is_switched() || self.handed_over {
+            return Ok(None);
+        }
+        let blank = self.rx[..self.filled]
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        self.skip(blank);
+        if self.filled > 0 {
+            return Err(Error::DataAfterClose {
+                offset: self.consumed,
+            });
+        }
+        Ok(None)
+    }
+
     /// The response head: skip empty lines before it, parse it, apply the
     /// framing verdict.
     fn poll_head(&mut self) -> Result<Option<Event>, Error> {
@@ -914,29 +1072,36 @@ impl Connection {
                 }
                 [b'\r'] if self.eof.is_none() => {
                     // All buffered input examined: see `starved`.
-                    self.scanned = self.filled;
+                    self.scan.examined(self.filled);
                     return Ok(None);
                 }
                 _ => break,
             }
-            self.scanned = 0;
+            self.scan.restart();
         }
         let filled = self.filled;
         if filled == 0 {
             return self.head_eof();
         }
-        // Re-parse only when bytes arrived since the last partial parse. Each
-        // parse costs at most `max_head_bytes`, so the work per read is bounded
-        // (httparse reports errors at the offending byte, so skipping parses
-        // until a blank line arrives would make errors depend on the splits).
-        if self.scanned == filled && self.eof.is_none() {
+        // Nothing new since the last look: nothing to do.
+        if self.scan.scanned == filled && self.eof.is_none() {
             return Ok(None);
         }
         let max = self.config.max_head_bytes;
         let base = self.consumed;
         let limit = filled.min(max.saturating_add(1));
+        // Parse only once the head is decided (see `scan`): linear cost and the
+        // same outcome however the head arrives.
+        if !self
+            .scan
+            .should_parse(&self.rx[..limit], filled > max, self.eof.is_some())
+        {
+            self.scan.examined(filled);
+            return Ok(None);
+        }
         let Some(parsed) = head::parse_head(&self.rx[..limit], base, &self.config)? else {
-            self.scanned = filled;
+            let ended = scan::ends_section(&self.rx[..limit], 0);
+            self.scan.incomplete(filled, ended);
             if filled > max {
                 return Err(Error::HeadTooLarge {
                     offset: base + max as u64,
@@ -945,7 +1110,7 @@ impl Connection {
             }
             return self.head_eof();
         };
-        self.scanned = 0;
+        self.scan.restart();
         let framing = framing::message_body_length(
             parsed.status,
             parsed.version,
@@ -1029,14 +1194,26 @@ impl Connection {
     /// The trailer section after the last-chunk.
     fn poll_trailers(&mut self) -> Result<Option<Event>, Error> {
         let filled = self.filled;
-        if self.scanned == filled && filled > 0 && self.eof.is_none() {
+        if self.scan.scanned == filled && filled > 0 && self.eof.is_none() {
             return Ok(None);
         }
         let max = self.config.max_trailer_bytes;
         let base = self.consumed;
+        let limit = filled.min(max.saturating_add(1));
+        // The empty section (a lone CRLF) is decided at once; a field section
+        // is parsed only once it is decided (see `scan`).
+        if !matches!(self.rx[..filled], [b'\r' | b'\n', ..])
+            && !self
+                .scan
+                .should_parse(&self.rx[..limit], filled > max, self.eof.is_some())
+        {
+            self.scan.examined(filled);
+            return Ok(None);
+        }
         let Some(parsed) = trailers::parse_trailers(&self.rx[..filled], base, &self.config)? else {
             // All buffered input examined: see `starved`.
-            self.scanned = filled;
+            let ended = scan::ends_section(&self.rx[..limit], 0);
+            self.scan.incomplete(filled, ended);
             // (A lone CR may still become the empty section, which no limit
             // counts.)
             if filled > max && self.rx[..filled] != *b"\r" {
@@ -1047,7 +1224,7 @@ impl Connection {
             }
             return self.chunked_eof().map(|()| None);
         };
-        self.scanned = 0;
+        self.scan.restart();
         self.recv = Rx::PendingEnd;
         if parsed.field_count == 0 {
             self.skip(parsed.len);
@@ -1059,5 +1236,57 @@ impl Connection {
             0,
             parsed.field_count,
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    /// Feed `input` in pieces of `step` bytes and return the section work
+    /// (bytes searched plus bytes parsed) until the head came out.
+    fn head_work(input: &[u8], step: usize) -> usize {
+        let mut conn = Connection::new(Config::default());
+        conn.send_request(method::GET, "/", [("Host", "h")])
+            .unwrap();
+        for piece in input.chunks(step) {
+            conn.receive(piece);
+            match conn.poll_event().unwrap() {
+                Some(Event::Head(_)) => return conn.scan.work,
+                None => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("no head");
+    }
+
+    /// A head of about `len` bytes in 100 fields.
+    fn big_head(len: usize) -> alloc::vec::Vec<u8> {
+        let value = "v".repeat(len / 100 - 10);
+        let mut head = alloc::vec::Vec::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        for i in 0..98 {
+            head.extend_from_slice(format!("X-{i:02}: {value}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        head
+    }
+
+    #[test]
+    fn a_head_fed_byte_by_byte_costs_a_small_multiple_of_it_fed_whole() {
+        for len in [1000, 16 * 1024, 60 * 1024] {
+            let head = big_head(len);
+            let whole = head_work(&head, head.len());
+            let drip = head_work(&head, 1);
+            let reads = head_work(&head, 1460);
+            assert!(whole <= 2 * head.len(), "{len}: whole {whole}");
+            // Each byte searched once (3 times with the overlap), one parse.
+            assert!(
+                drip <= 4 * head.len(),
+                "{len}: drip {drip} for {}",
+                head.len()
+            );
+            assert!(reads <= 3 * head.len(), "{len}: reads {reads}");
+        }
     }
 }

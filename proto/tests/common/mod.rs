@@ -257,6 +257,8 @@ struct Drive<'r, 'a> {
     handed_out: usize,
     responses: usize,
     finished: bool,
+    /// `End` came on a connection that cannot be reused.
+    closed: bool,
     handed_over: Option<Vec<u8>>,
     /// Input offset where the hand-over happened.
     handover_at: usize,
@@ -293,6 +295,7 @@ impl<'a> Run<'a> {
             handed_out: 0,
             responses: 0,
             finished: false,
+            closed: false,
             handed_over: None,
             handover_at: 0,
         };
@@ -463,6 +466,10 @@ impl Drive<'_, '_> {
                     return;
                 }
                 Ok(Some(ev)) => {
+                    assert!(
+                        !self.closed,
+                        "an event after End on a closed connection: {ev:?}"
+                    );
                     self.events += 1;
                     assert!(self.events <= bound, "too many events for the input");
                     if !matches!(ev, Event::End) {
@@ -613,7 +620,9 @@ impl Drive<'_, '_> {
                     Some(_) => {
                         assert_eq!(self.conn.recv_state(), RecvState::MustClose);
                         assert!(matches!(self.conn.reset(), Err(Error::InvalidState { .. })));
-                        self.finished = true;
+                        // Keep feeding: anything but empty lines from now on
+                        // is DataAfterClose.
+                        self.closed = true;
                     }
                 }
             }
@@ -637,6 +646,18 @@ impl Drive<'_, '_> {
         if let Error::UncleanClose { .. } = e {
             assert_eq!(self.run.end, End::Unclean);
             assert_eq!(self.framing, MessageBodyLength::CloseDelimited);
+        }
+        // After End on a closed connection the only error is stray data, at
+        // a byte that is not part of an empty line.
+        assert_eq!(
+            self.closed,
+            matches!(e, Error::DataAfterClose { .. }),
+            "{e:?} (closed: {})",
+            self.closed
+        );
+        if let Error::DataAfterClose { offset } = e {
+            let b = self.run.input[offset as usize];
+            assert!(b != b'\r' && b != b'\n', "DataAfterClose at an empty line");
         }
         // Dead connections stay dead and say so, everywhere.
         for _ in 0..2 {

@@ -1,0 +1,139 @@
+//! When to run a section parser (head or trailers) over a buffer that grows
+//! a little at a time, so that any split of the input costs O(its length)
+//! and gives the same outcome.
+//!
+//! Re-parsing the whole buffer on every arrival is quadratic: a 64 KiB head
+//! that arrives one byte per read would be scanned 32 768 times over (about
+//! 2 GiB of parsing). Instead only the new bytes are searched for the empty
+//! line that ends the section, and the parser runs once the section is
+//! decided: its end is buffered, the buffer passed the limit, or the input
+//! ended (h11's model). Each byte is searched once, and the parser runs about
+//! once per section.
+//!
+//! The outcome does not depend on the splits: whether the section is decided
+//! is a function of the bytes buffered, and the parser rejects a prefix only
+//! at the offending byte and completes only at the empty line, so a parse of
+//! the buffered bytes then gives what a parse of the whole input would. The
+//! price is latency, not correctness: an error inside a section is reported
+//! when the section's end, the limit or the end of input arrives, not at the
+//! offending byte (a peer that sends a broken head and stalls meets the
+//! driver's timeout, as with h11).
+//!
+//! Should the parser ever call a section incomplete although its empty line
+//! is buffered, the section falls back to a parse on every arrival (the
+//! quadratic but always split-independent rule) until it ends.
+
+/// The scan state of one head or trailer section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SectionScan {
+    /// Bytes examined and found not to complete the section (see
+    /// `Connection::starved`).
+    pub scanned: usize,
+    /// The parser called the section incomplete with an empty line in it:
+    /// parse on every arrival from now on.
+    eager: bool,
+    /// Bytes searched plus bytes handed to the parser, for the tests that
+    /// bound the work per split.
+    #[cfg(test)]
+    pub work: usize,
+}
+
+impl SectionScan {
+    /// Whether to run the parser over `buf` now (the buffered bytes of the
+    /// section, cut at the limit plus one), given whether the input passed the
+    /// limit or ended. Bytes already scanned are not searched again.
+    #[inline]
+    pub fn should_parse(&mut self, buf: &[u8], over_limit: bool, eof: bool) -> bool {
+        let ends = ends_section(buf, self.scanned);
+        #[cfg(test)]
+        {
+            self.work += buf.len().saturating_sub(self.scanned.saturating_sub(2));
+        }
+        let parse = over_limit || eof || self.eager || ends;
+        #[cfg(test)]
+        if parse {
+            self.work += buf.len();
+        }
+        parse
+    }
+
+    /// The parser found the section incomplete: every buffered byte was
+    /// examined, more input is needed. `ended`: an empty line was buffered.
+    #[inline]
+    pub fn incomplete(&mut self, filled: usize, ended: bool) {
+        self.scanned = filled;
+        self.eager |= ended;
+    }
+
+    /// Nothing to parse yet: every buffered byte was examined.
+    #[inline]
+    pub fn examined(&mut self, filled: usize) {
+        self.scanned = filled;
+    }
+
+    /// Start over for the next section.
+    #[inline]
+    pub fn restart(&mut self) {
+        self.scanned = 0;
+        self.eager = false;
+    }
+}
+
+/// Whether `buf` has an empty line (LF then LF, or LF then CRLF) with its
+/// first LF at or after `from - 2` (the bytes before were searched already).
+#[inline]
+pub(crate) fn ends_section(buf: &[u8], from: usize) -> bool {
+    let mut i = from.saturating_sub(2);
+    while let Some(p) = buf
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+    {
+        let lf = i + p;
+        match buf.get(lf + 1..lf + 3) {
+            Some([b'\n', _]) | Some([b'\r', b'\n']) => return true,
+            None if buf.get(lf + 1) == Some(&b'\n') => return true,
+            _ => {}
+        }
+        i = lf + 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_end_in_new_bytes_only() {
+        assert!(ends_section(b"A: b\r\n\r\n", 0));
+        assert!(ends_section(b"A: b\n\n", 0));
+        assert!(ends_section(b"A: b\n\r\n", 0));
+        assert!(!ends_section(b"A: b\r\n\r", 0));
+        assert!(!ends_section(b"A: b\r\nC: d\r\n", 0));
+        // The overlap: an LF examined before, its CRLF new.
+        assert!(ends_section(b"A: b\r\n\r\n", 7));
+        assert!(!ends_section(b"A: b\r\n\r\n\r\n", 11));
+    }
+
+    #[test]
+    fn parses_only_once_the_section_is_decided() {
+        let buf = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+        let mut scan = SectionScan::default();
+        let mut parses = alloc::vec::Vec::new();
+        for n in 1..=buf.len() {
+            if scan.should_parse(&buf[..n], false, false) {
+                parses.push(n);
+            }
+            scan.examined(n);
+        }
+        assert_eq!(parses, [buf.len()]);
+        let mut scan = SectionScan::default();
+        assert!(scan.should_parse(b"HTTP", true, false));
+        assert!(scan.should_parse(b"HTTP", false, true));
+        scan.incomplete(4, true);
+        assert!(
+            scan.should_parse(b"HTTPX", false, false),
+            "eager after a surprise"
+        );
+    }
+}
