@@ -4,6 +4,8 @@
 #   - nginx (Debian package), used by tests/src/nginx.rs
 #   - a Python virtualenv at <workspace>/.ci-venv with httpbin + gunicorn,
 #     used by tests/src/httpbin.rs (override the location with POLLHTTP_VENV)
+#   - the Rust target thumbv7em-none-eabihf (rustup), for the no_std build of
+#     pollhttp-proto (override with POLLHTTP_NO_STD_TARGET)
 # Re-running it is cheap: each step is skipped when already satisfied.
 set -euo pipefail
 
@@ -40,6 +42,15 @@ else
     echo "install-deps: creating virtualenv $VENV with httpbin + gunicorn (pip)"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --no-cache-dir --disable-pip-version-check httpbin gunicorn
+fi
+
+# --- a bare-metal Rust target, for the no_std build of pollhttp-proto -------
+NO_STD_TARGET="${POLLHTTP_NO_STD_TARGET:-thumbv7em-none-eabihf}"
+if rustup target list --installed 2>/dev/null | grep -qx "$NO_STD_TARGET"; then
+    echo "install-deps: Rust target $NO_STD_TARGET already present"
+else
+    echo "install-deps: adding Rust target $NO_STD_TARGET (rustup)"
+    rustup target add "$NO_STD_TARGET"
 fi
 
 echo "install-deps: done"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a fresh machine: installs what the tests
-# need (nginx, httpbin in a virtualenv, cargo-fuzz), then fmt, clippy, docs,
+# need (nginx, httpbin in a virtualenv, cargo-fuzz, a bare-metal Rust target
+# for the no_std build of pollhttp-proto), then fmt, clippy, docs,
 # the whole workspace's tests, and a short smoke run of each fuzz target.
 #
 #   scripts/test.sh                  everything (what CI runs)
@@ -20,6 +21,10 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd fuzz && cargo clippy --all-targets --locked -- -D warnings)
+
+step "pollhttp-proto without std (no_std + alloc, bare-metal target)"
+cargo clippy -p pollhttp-proto --no-default-features --locked \
+    --target "${POLLHTTP_NO_STD_TARGET:-thumbv7em-none-eabihf}" -- -D warnings
 
 step "cargo doc -D warnings"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet

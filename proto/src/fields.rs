@@ -3,7 +3,6 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 
@@ -13,6 +12,12 @@ use crate::syntax::list_has_token;
 /// Offsets of one field line in the section's bytes: name start, name end,
 /// value start, value end.
 type Entry = [u32; 4];
+
+/// The lazily built index: thread-safe with `std`, a plain cell without.
+#[cfg(feature = "std")]
+type IndexCell = std::sync::OnceLock<Box<[Entry]>>;
+#[cfg(not(feature = "std"))]
+type IndexCell = core::cell::OnceCell<Box<[Entry]>>;
 
 /// A field section as received: every field line in wire order, duplicates
 /// kept, names as sent (compare them case-insensitively, RFC 9110 §5.1).
@@ -26,7 +31,7 @@ pub struct Fields {
     /// Where the field lines start in `buf` (after the status line of a head).
     start: u32,
     count: u32,
-    index: OnceLock<Box<[Entry]>>,
+    index: IndexCell,
 }
 
 impl Clone for Fields {
@@ -70,7 +75,7 @@ impl Fields {
             buf,
             start: start as u32,
             count: count as u32,
-            index: OnceLock::new(),
+            index: IndexCell::new(),
         }
     }
 

@@ -59,7 +59,7 @@ impl ResponseHead {
     }
     /// The reason phrase as UTF-8 (lossless when it is ASCII; `""` otherwise).
     pub fn reason_str(&self) -> &str {
-        std::str::from_utf8(self.reason()).unwrap_or("")
+        core::str::from_utf8(self.reason()).unwrap_or("")
     }
     /// The HTTP version of the status line.
     pub fn version(&self) -> Version {
@@ -84,12 +84,15 @@ impl ResponseHead {
     }
 }
 
-impl std::fmt::Debug for ResponseHead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for ResponseHead {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ResponseHead")
             .field("version", &self.version)
             .field("status", &self.status)
-            .field("reason", &String::from_utf8_lossy(self.reason()))
+            .field(
+                "reason",
+                &alloc::string::String::from_utf8_lossy(self.reason()),
+            )
             .field("fields", &self.fields)
             .field("body", &self.body)
             .finish()

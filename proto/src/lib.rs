@@ -22,7 +22,13 @@
 //!   hyper and llhttp: empty lines (CRLF) before a status line — a stray CRLF
 //!   after the previous body — are skipped, not part of the head.
 //! * Every limit ([`Config`]) holds however the input is split: head bytes,
-//!   field count, trailer bytes, chunk extensions, body size.
+//!   field count, trailer bytes, chunk extensions, body size. So does the cost:
+//!   a head fed one byte at a time is searched once and parsed once.
+//! * The states are public ([`Connection::send_state`],
+//!   [`Connection::recv_state`], [`Connection::wants_receive`]), so a driver
+//!   projects them instead of keeping its own; the end of input is clean or
+//!   not ([`Connection::receive_eof`], [`Connection::receive_unclean_eof`]).
+//! * [`ChunkedDecoder`] is usable on its own.
 //! * Body bytes come out of the receive buffer without copying
 //!   ([`bytes::Bytes`]), at most [`Config::read_chunk_size`] per event.
 //! * One error type, [`Error`], names the rule broken and the input offset.
@@ -30,10 +36,22 @@
 //!   connection cannot be reused, or `None` when it can.
 //!
 //! See [`Connection`] for a complete example.
+//!
+//! # Features
+//!
+//! * `std` (default): `Fields` caches its index in a `std::sync::OnceLock`
+//!   (so `Fields` and `ResponseHead` are `Sync`), and `bytes` and `httparse`
+//!   get their `std` features. Without it the crate is `no_std` + `alloc`:
+//!   it builds for targets without an OS (engines, WASM hosts, embedded
+//!   runtimes); the only difference is that `Fields` then caches its index in
+//!   a `core::cell::OnceCell` and is not `Sync`.
+#![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod config;
 mod conn;
