@@ -2,22 +2,30 @@
 //! response bytes from stdin and prints one JSON object.
 //!
 //! ```text
-//! cargo run -p pollhttp-proto --example parse_response -- [--feed N] [--head] [--no-eof] < capture.bin
+//! cargo run -p pollhttp-proto --example parse_response -- [--feed N] [--head] [--no-eof] [--unclean-eof] [--lenient NAME,…] < capture.bin
 //! ```
 //!
 //! * `--feed N`: hand the bytes to the parser N at a time (default: all at once).
 //! * `--head`: every request on this connection was HEAD (no bodies).
 //! * `--no-eof`: the end of input is not the end of the connection: an
 //!   unfinished message is reported with `"complete": false`, not as an error.
+//! * `--unclean-eof`: the input ended without proof it was complete (a TLS
+//!   capture without `close_notify`, a reset): a close-delimited body then
+//!   ends in `UncleanClose`.
+//! * `--lenient NAME,…`: turn on leniencies of `pollhttp_proto::Leniency`
+//!   by field name (`bare_lf`, `obs_fold`,
+//!   `content_length_with_transfer_encoding`, `last_chunk_then_eof`; `all`
+//!   for every one), to check a capture under the leniencies a user enables.
 //!
 //! Output: `{"messages": [{"status", "reason", "version", "headers",
 //! "body_b64", "trailers", "chunked", "complete"}...], "error": null | {"kind",
-//! "offset", "message"}}`. Interim 1xx responses are messages of their own.
+//! "offset", "message"}, "lenient": [NAME…]}`. Interim 1xx responses are
+//! messages of their own.
 
 use std::io::Read;
 
 use base64::Engine;
-use pollhttp_proto::{Config, Connection, Event, Fields, MessageBodyLength};
+use pollhttp_proto::{Config, Connection, Event, Fields, Leniency, MessageBodyLength};
 use serde_json::{json, Value};
 
 fn fields_json(fields: &Fields) -> Value {
@@ -32,12 +40,58 @@ struct Message {
     body: Vec<u8>,
 }
 
+/// Every leniency by its field name. The destructuring has no `..`: a new
+/// `Leniency` field does not compile until it is named here.
+fn leniencies(l: &mut Leniency) -> [(&'static str, &mut bool); 4] {
+    let Leniency {
+        bare_lf,
+        obs_fold,
+        content_length_with_transfer_encoding,
+        last_chunk_then_eof,
+    } = l;
+    [
+        ("bare_lf", bare_lf),
+        ("obs_fold", obs_fold),
+        (
+            "content_length_with_transfer_encoding",
+            content_length_with_transfer_encoding,
+        ),
+        ("last_chunk_then_eof", last_chunk_then_eof),
+    ]
+}
+
+/// Turn on the comma-separated leniencies `names`.
+fn set_lenient(lenient: &mut Leniency, names: &str) -> Result<(), String> {
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let mut found = false;
+        for (field, on) in leniencies(lenient) {
+            if name == field || name == "all" {
+                *on = true;
+                found = true;
+            }
+        }
+        if !found {
+            let known: Vec<&str> = leniencies(&mut Leniency::default())
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            return Err(format!(
+                "unknown leniency {name:?} (known: {}, all)",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 // A tool at the edge of the crate: it reads stdin, which the library itself never does.
 #[allow(clippy::disallowed_methods)]
 fn main() {
     let mut feed = usize::MAX;
     let mut head = false;
     let mut eof = true;
+    let mut unclean = false;
+    let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -50,6 +104,15 @@ fn main() {
             }
             "--head" => head = true,
             "--no-eof" => eof = false,
+            "--unclean-eof" => unclean = true,
+            "--lenient" => {
+                let names = args
+                    .next()
+                    .unwrap_or_else(|| usage("--lenient needs NAME,…"));
+                if let Err(e) = set_lenient(&mut config.lenient, &names) {
+                    usage(&e);
+                }
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -60,7 +123,19 @@ fn main() {
     }
 
     let method = if head { "HEAD" } else { "GET" };
-    let mut conn = Connection::new(Config::default());
+    let lenient: Vec<&str> = leniencies(&mut config.lenient.clone())
+        .into_iter()
+        .filter(|(_, on)| **on)
+        .map(|(n, _)| n)
+        .collect();
+    let end_input = |conn: &mut Connection| {
+        if unclean {
+            conn.receive_unclean_eof();
+        } else {
+            conn.receive_eof();
+        }
+    };
+    let mut conn = Connection::new(config);
     let request = |conn: &mut Connection| {
         conn.send_request(method, "/", [("Host", "capture")])
             .expect("a valid request");
@@ -78,13 +153,13 @@ fn main() {
             Some(piece) => conn.receive(piece),
             None => {
                 if eof {
-                    conn.receive_eof();
+                    end_input(&mut conn);
                 }
             }
         }
         let last = pieces.peek().is_none();
         if last && eof {
-            conn.receive_eof();
+            end_input(&mut conn);
         }
         loop {
             match conn.poll_event() {
@@ -153,13 +228,18 @@ fn main() {
             m.json
         })
         .collect();
-    println!("{}", json!({"messages": messages, "error": error}));
+    println!(
+        "{}",
+        json!({"messages": messages, "error": error, "lenient": lenient})
+    );
 }
 
 fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("parse_response: {msg}");
     }
-    eprintln!("usage: parse_response [--feed N] [--head] [--no-eof] < capture");
+    eprintln!(
+        "usage: parse_response [--feed N] [--head] [--no-eof] [--unclean-eof] [--lenient NAME,…] < capture"
+    );
     std::process::exit(2)
 }
