@@ -70,6 +70,7 @@ fuzz_target!(|data: &[u8]| {
                 body: want,
                 trailers,
                 consumed,
+                ..
             },
         ) => {
             assert_eq!(

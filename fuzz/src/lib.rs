@@ -117,6 +117,8 @@ pub enum RefResult {
     Ok {
         body: Vec<u8>,
         trailers: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Where the trailer section starts (after the last-chunk line).
+        trailer_start: usize,
         /// Bytes of the chunked message (through the final CRLF).
         consumed: usize,
     },
@@ -227,10 +229,12 @@ impl RefChunked<'_> {
                 self.pos += 1;
             }
         }
+        let trailer_start = self.pos;
         let trailers = self.trailers()?;
         Ok(RefResult::Ok {
             body,
             trailers,
+            trailer_start,
             consumed: self.pos,
         })
     }
