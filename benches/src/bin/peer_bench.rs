@@ -4,7 +4,7 @@
 //! ```text
 //! peer_bench [--rounds N] [--quick] [--tls-mib N] [--count N]
 //!            [--clients a,b,..] [--tests plain,tls,seq] [--json-out FILE]
-//!            [--peer PATH] [--no-pin] [--serve SECONDS]
+//!            [--peer PATH] [--before-peer PATH] [--no-pin] [--serve SECONDS]
 //! ```
 //!
 //! Starts nginx (pollhttp-tests) with a sparse 1 GiB `/big.bin` (64 MiB with
@@ -29,6 +29,14 @@
 //! Prints a table per round (absolute values and ratios against ureq and raw
 //! measured in that same round), then a JSON summary with the median over
 //! rounds of every ratio and the issue #3 targets met or missed.
+//!
+//! `--before-peer PATH` adds a client `pollhttp-before`: pollhttp run by
+//! another build of `peer` (e.g. one built from an older commit), with the
+//! same arguments as `pollhttp`, in every test and every round, so a change
+//! is compared against its own baseline measured in the same rounds
+//! (`median_ratios.<test>.pollhttp` next to `...pollhttp-before`, and
+//! `median_vs_before`: pollhttp / pollhttp-before per round, the same as the
+//! ratio of their ratios against ureq).
 //!
 //! `--serve SECONDS` only starts nginx (pinned), prints its URLs and the CA
 //! path as JSON, and keeps it up that long: for profiling one client by hand
@@ -58,6 +66,8 @@ const SERVER_CORE: u32 = 1;
 const CALL_CPU: &str = "pollhttp-cpu";
 /// The control for [`CALL_CPU`]: a raw run timing each `read()` call.
 const RAW_CPU: &str = "raw-cpu";
+/// pollhttp run by the `--before-peer` build of `peer`.
+const BEFORE: &str = "pollhttp-before";
 
 fn is_timing_run(c: &str) -> bool {
     c == CALL_CPU || c == RAW_CPU
@@ -81,10 +91,10 @@ impl Test {
     fn clients(self) -> &'static [&'static str] {
         match self {
             Test::Plain => &[
-                "pollhttp", "ureq", "hyper", "curl", "raw", CALL_CPU, RAW_CPU,
+                "pollhttp", BEFORE, "ureq", "hyper", "curl", "raw", CALL_CPU, RAW_CPU,
             ],
-            Test::Tls => &["pollhttp", "ureq", "curl", "raw", CALL_CPU, RAW_CPU],
-            Test::Seq => &["pollhttp", "ureq", "hyper", "curl", "raw"],
+            Test::Tls => &["pollhttp", BEFORE, "ureq", "curl", "raw", CALL_CPU, RAW_CPU],
+            Test::Seq => &["pollhttp", BEFORE, "ureq", "hyper", "curl", "raw"],
         }
     }
 }
@@ -99,6 +109,7 @@ struct Opts {
     tests: Vec<Test>,
     json_out: Option<PathBuf>,
     peer: PathBuf,
+    before_peer: Option<PathBuf>,
     pin: bool,
     serve: Option<u64>,
 }
@@ -106,7 +117,8 @@ struct Opts {
 fn usage() -> ! {
     eprintln!(
         "usage: peer_bench [--rounds N] [--quick] [--tls-mib N] [--count N] \
-         [--clients a,b,..] [--tests plain,tls,seq] [--json-out FILE] [--peer PATH] [--no-pin] [--serve SECONDS]"
+         [--clients a,b,..] [--tests plain,tls,seq] [--json-out FILE] [--peer PATH] [--before-peer PATH] [--no-pin] \
+         [--serve SECONDS]"
     );
     std::process::exit(2)
 }
@@ -120,6 +132,7 @@ fn parse_opts() -> Opts {
     let mut tests = vec![Test::Plain, Test::Tls, Test::Seq];
     let mut json_out = None;
     let mut peer = None;
+    let mut before_peer = None;
     let mut pin = true;
     let mut serve = None;
     let mut it = std::env::args().skip(1);
@@ -144,6 +157,7 @@ fn parse_opts() -> Opts {
             }
             "--json-out" => json_out = Some(PathBuf::from(val())),
             "--peer" => peer = Some(PathBuf::from(val())),
+            "--before-peer" => before_peer = Some(PathBuf::from(val())),
             "--no-pin" => pin = false,
             "--serve" => serve = Some(val().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
@@ -161,6 +175,10 @@ fn parse_opts() -> Opts {
         );
         std::process::exit(2);
     }
+    if let Some(p) = before_peer.as_ref().filter(|p| !p.is_file()) {
+        eprintln!("peer_bench: --before-peer {} not found", p.display());
+        std::process::exit(2);
+    }
     Opts {
         rounds: rounds.max(1),
         quick,
@@ -171,6 +189,7 @@ fn parse_opts() -> Opts {
         tests,
         json_out,
         peer,
+        before_peer,
         pin,
         serve,
     }
@@ -296,19 +315,23 @@ impl Bench {
     }
 
     fn command(&self, client: &str, test: Test) -> Command {
+        let peer = match (client, &self.opts.before_peer) {
+            (BEFORE, Some(before)) => before,
+            _ => &self.opts.peer,
+        };
         let mut cmd = if self.taskset {
             let mut c = Command::new("taskset");
             c.arg("-c").arg(Self::client_core(test).to_string());
             if client == "curl" {
                 c.arg("curl");
             } else {
-                c.arg(&self.opts.peer);
+                c.arg(peer);
             }
             c
         } else if client == "curl" {
             Command::new("curl")
         } else {
-            Command::new(&self.opts.peer)
+            Command::new(peer)
         };
         if client == "curl" {
             cmd.args([
@@ -328,7 +351,7 @@ impl Bench {
             }
         } else {
             let peer_client = match client {
-                CALL_CPU => "pollhttp",
+                CALL_CPU | BEFORE => "pollhttp",
                 RAW_CPU => "raw",
                 c => c,
             };
@@ -341,7 +364,7 @@ impl Bench {
             if test == Test::Tls {
                 cmd.arg("--cacert").arg(&self.cacert);
             }
-            if test == Test::Seq && client == "pollhttp" {
+            if test == Test::Seq && (client == "pollhttp" || client == BEFORE) {
                 // Per-call timing is for the download figures; here it
                 // would only slow pollhttp down (~5 calls per request).
                 cmd.arg("--no-timing");
@@ -534,11 +557,15 @@ fn main() {
         eprintln!("note: taskset not found (util-linux): runs are NOT pinned");
     }
     let only = opts.clients.clone();
+    let before = opts.before_peer.is_some();
     let wanted = move |c: &str| {
         (c != "curl" || curl)
+            && (c != BEFORE || before)
             && only.as_ref().is_none_or(|l| {
                 l.iter().any(|x| {
-                    x == c || (c == CALL_CPU && x == "pollhttp") || (c == RAW_CPU && x == "raw")
+                    x == c
+                        || ((c == CALL_CPU || c == BEFORE) && x == "pollhttp")
+                        || (c == RAW_CPU && x == "raw")
                 })
             })
     };
@@ -695,7 +722,7 @@ fn print_round(r: usize, runs: &BTreeMap<(Test, String), Run>, b: &Bench) {
         );
         let ms = metrics(test);
         println!(
-            "{:<9} {:>10} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "{:<15} {:>10} {:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "client", ms[0].2, "usr%", ms[1].2, "rss KiB", "vs ureq", "vs raw", "vs ureq", "vs raw"
         );
         for c in test.clients() {
@@ -706,7 +733,7 @@ fn print_round(r: usize, runs: &BTreeMap<(Test, String), Run>, b: &Bench) {
                 continue;
             }
             println!(
-                "{:<9} {:>10.3} {:>5.0} {:>10.3} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<15} {:>10.3} {:>5.0} {:>10.3} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 c,
                 (ms[0].1)(run),
                 run.user_share * 100.0,
@@ -716,6 +743,15 @@ fn print_round(r: usize, runs: &BTreeMap<(Test, String), Run>, b: &Bench) {
                 fmt_ratio(ratio(runs, test, c, "raw", ms[0].1)),
                 fmt_ratio(ratio(runs, test, c, "ureq", ms[1].1)),
                 fmt_ratio(ratio(runs, test, c, "raw", ms[1].1)),
+            );
+        }
+        if let (Some(a), Some(b)) = (
+            ratio(runs, test, "pollhttp", BEFORE, ms[0].1),
+            ratio(runs, test, "pollhttp", BEFORE, ms[1].1),
+        ) {
+            println!(
+                "pollhttp / pollhttp-before: {} {a:.3}x, {} {b:.3}x",
+                ms[0].2, ms[1].2
             );
         }
         if let Some(p) = runs
@@ -759,6 +795,7 @@ fn summarize(
 ) -> Value {
     let mut ratios = serde_json::Map::new();
     let mut absolute = serde_json::Map::new();
+    let mut vs_before = serde_json::Map::new();
     for test in b.opts.tests.iter().copied() {
         let mut t_ratios = serde_json::Map::new();
         let mut t_abs = serde_json::Map::new();
@@ -806,7 +843,7 @@ fn summarize(
                 c_abs.insert("user_share".into(), json!(m));
             }
             let keys: &[&str] = match *c {
-                "pollhttp" => &["max_poll_us", "p99_poll_us"],
+                "pollhttp" | BEFORE => &["max_poll_us", "p99_poll_us"],
                 CALL_CPU | RAW_CPU => &["max_poll_cpu_us", "p99_poll_cpu_us", "max_poll_us"],
                 _ => &[],
             };
@@ -833,6 +870,20 @@ fn summarize(
         }
         ratios.insert(test.name().into(), Value::Object(t_ratios));
         absolute.insert(test.name().into(), Value::Object(t_abs));
+        let mut t_before = serde_json::Map::new();
+        for (name, f, _) in metrics(test) {
+            let v: Vec<f64> = rounds
+                .iter()
+                .filter_map(|r| ratio(r, test, "pollhttp", BEFORE, *f))
+                .collect();
+            if let Some(m) = median(&v) {
+                t_before.insert(format!("{name}_vs_before"), json!(m));
+                t_before.insert(format!("{name}_vs_before_rounds"), json!(v));
+            }
+        }
+        if !t_before.is_empty() {
+            vs_before.insert(test.name().into(), Value::Object(t_before));
+        }
     }
     let get = |m: &serde_json::Map<String, Value>, t: &str, c: &str, k: &str| {
         m.get(t)?.get(c)?.get(k)?.as_f64()
@@ -846,6 +897,7 @@ fn summarize(
             }
         }
     };
+    let before = |t: &str, k: &str| vs_before.get(t)?.get(k)?.as_f64();
     let full_size = b.opts.big_len == 1 << 30;
     let targets = json!({
         "plain_cpu_per_gib_vs_ureq": target(get(&ratios, "plain", "pollhttp", "cpu_s_per_gib_vs_ureq"), "<=", 0.8),
@@ -861,6 +913,10 @@ fn summarize(
         "tls_max_poll_thread_cpu_us (context)": target(get(&absolute, "tls", CALL_CPU, "max_poll_cpu_us"), "<=", 1000.0),
         "plain_raw_max_read_thread_cpu_us (control)": target(get(&absolute, "plain", RAW_CPU, "max_poll_cpu_us"), "<=", 1000.0),
         "tls_raw_max_read_thread_cpu_us (control)": target(get(&absolute, "tls", RAW_CPU, "max_poll_cpu_us"), "<=", 1000.0),
+        // Issue 7: within 3 % of the code before (with --before-peer).
+        "plain_cpu_per_gib_vs_before": target(before("plain", "cpu_s_per_gib_vs_before"), "<=", 1.03),
+        "tls_cpu_per_gib_vs_before": target(before("tls", "cpu_s_per_gib_vs_before"), "<=", 1.03),
+        "seq_req_per_s_vs_before": target(before("seq", "req_per_s_vs_before"), ">=", 0.97),
     });
     json!({
         "rounds": rounds.len(),
@@ -885,6 +941,7 @@ fn summarize(
         "elapsed_s": elapsed.as_secs_f64(),
         "median_ratios": ratios,
         "median_absolute": absolute,
+        "median_vs_before": vs_before,
         "targets": targets,
         "runs": rounds.iter().enumerate().flat_map(|(i, r)| r.values().map(move |run| json!({
             "round": i + 1,
