@@ -12,10 +12,22 @@ pub struct Observed {
     pub statuses: Vec<Status>,
     /// Body bytes read.
     pub body: Vec<u8>,
-    /// The longest single `poll()` or `read_response_body_chunk()` call.
+    /// The longest single `poll()` or `read_response_body_chunk()` call
+    /// (wall time: for logs only; one preemption makes it anything).
     pub max_call: Duration,
+    /// Wall time spent inside `poll()` and `read_response_body_chunk()`
+    /// calls, summed.
+    pub in_calls: Duration,
+    /// Wall time of the whole drive.
+    pub wall: Duration,
     /// Number of `poll()` calls.
     pub polls: u64,
+    /// Number of `read_response_body_chunk()` calls that returned bytes.
+    pub chunks: u64,
+    /// Most socket bytes (`HttpClient::bytes_read`) one `poll()` call read.
+    pub max_poll_bytes: u64,
+    /// Most socket bytes one `read_response_body_chunk()` call read.
+    pub max_read_bytes: u64,
 }
 
 impl Observed {
@@ -38,6 +50,7 @@ pub fn drive_until(
     let start = Instant::now();
     loop {
         if done(client.status()) {
+            obs.wall = start.elapsed();
             return obs;
         }
         assert!(
@@ -48,18 +61,33 @@ pub fn drive_until(
             client.failure()
         );
         client.wait(Some(Duration::from_millis(50)));
+        let before = client.bytes_read();
         let t = Instant::now();
         let s = client.poll();
-        obs.max_call = obs.max_call.max(t.elapsed());
+        let took = t.elapsed();
+        obs.max_poll_bytes = obs
+            .max_poll_bytes
+            .max(client.bytes_read().saturating_sub(before));
+        obs.max_call = obs.max_call.max(took);
+        obs.in_calls += took;
         obs.polls += 1;
         obs.note(s);
         while client.status() == Status::Body {
+            let before = client.bytes_read();
             let t = Instant::now();
             let chunk = client.read_response_body_chunk();
-            obs.max_call = obs.max_call.max(t.elapsed());
+            let took = t.elapsed();
+            obs.max_read_bytes = obs
+                .max_read_bytes
+                .max(client.bytes_read().saturating_sub(before));
+            obs.max_call = obs.max_call.max(took);
+            obs.in_calls += took;
             obs.note(client.status());
             match chunk {
-                Some(c) => obs.body.extend_from_slice(&c),
+                Some(c) => {
+                    obs.chunks += 1;
+                    obs.body.extend_from_slice(&c);
+                }
                 None => break,
             }
         }
