@@ -29,6 +29,13 @@ use crate::time::{Deadlines, Expired};
 /// hop; past this the connection is dropped instead.
 const MAX_REDIRECT_BODY: u64 = 64 * 1024;
 
+/// Most decoded body bytes one turn produces; the rest of the received
+/// bytes wait for the next turn, so decoding stays inside the budget.
+const MAX_DECODED_PER_TURN: u64 = 1 << 20;
+
+/// Input fed to a decoder at once (its output is checked in between).
+const DECODE_PIECE: usize = 8 * 1024;
+
 /// Most bytes of streamed body pieces held before reading pauses.
 const STREAM_HIGH_WATER: usize = 1 << 20;
 
@@ -99,6 +106,11 @@ pub(crate) struct Job {
     throttled_until: Option<Instant>,
     /// Reading is paused until the caller takes streamed body pieces.
     stream_paused: bool,
+    /// Body bytes received but not decoded yet: a turn decodes at most
+    /// [`MAX_DECODED_PER_TURN`] (a gzip body can expand a thousandfold).
+    stash: Bytes,
+    /// Decoded bytes this turn.
+    turn_output: u64,
 }
 
 impl Job {
@@ -135,6 +147,8 @@ impl Job {
             rate_start: None,
             throttled_until: None,
             stream_paused: false,
+            stash: Bytes::new(),
+            turn_output: 0,
         }
     }
 
@@ -305,6 +319,9 @@ impl Job {
         if self.stream_paused {
             return false;
         }
+        if !self.stash.is_empty() {
+            return true;
+        }
         if let Some(until) = self.throttled_until {
             return now >= until;
         }
@@ -343,6 +360,7 @@ impl Job {
         now: Instant,
         budget: &mut usize,
     ) -> Option<Completed> {
+        self.turn_output = 0;
         if let Some(expired) = self.deadlines.expired(now) {
             let failure = match expired {
                 Expired::Idle => {
@@ -457,6 +475,15 @@ impl Job {
         budget: &mut usize,
     ) -> Option<Completed> {
         loop {
+            if !self.stash.is_empty() {
+                let data = std::mem::take(&mut self.stash);
+                if let Some(done) = self.feed(drv, data) {
+                    return Some(done);
+                }
+                if !self.stash.is_empty() {
+                    return None;
+                }
+            }
             if self.stream_backlog() > STREAM_HIGH_WATER {
                 // The caller has not taken the streamed pieces: stop reading.
                 self.stream_paused = true;
@@ -511,6 +538,10 @@ impl Job {
                             .store(body_received, Ordering::Relaxed);
                         if let Some(done) = self.on_body(drv, &b, body_received, now) {
                             return Some(done);
+                        }
+                        if !self.stash.is_empty() {
+                            // This turn's decoding is used up.
+                            return None;
                         }
                         if self.stage == Stage::Connect {
                             // A large redirect body: following on a new connection.
@@ -645,9 +676,24 @@ impl Job {
             }
             return None;
         }
-        let decoder = self.decoder.as_mut()?;
-        if decoder.write(chunk).is_err() {
-            return Some(self.sink_failure(drv, None));
+        self.feed(drv, chunk.clone())
+    }
+
+    /// Decode `data` into the sink, up to this turn's output limit; what is
+    /// left waits in the stash for the next turn.
+    fn feed(&mut self, drv: &mut dyn Connections, mut data: Bytes) -> Option<Completed> {
+        while !data.is_empty() {
+            if self.turn_output >= MAX_DECODED_PER_TURN {
+                self.stash = data;
+                return None;
+            }
+            let piece = data.split_to(data.len().min(DECODE_PIECE));
+            let decoder = self.decoder.as_mut()?;
+            let before = decoder.sink().total;
+            if decoder.write(&piece).is_err() {
+                return Some(self.sink_failure(drv, None));
+            }
+            self.turn_output += decoder.sink().total - before;
         }
         None
     }
