@@ -146,6 +146,7 @@ impl ChunkedDecoder {
     /// [`Error::InvalidChunkLineEnding`], [`Error::MissingChunkDataCrlf`],
     /// each at the offending byte. An error is final: later calls return it
     /// again.
+    #[inline]
     pub fn decode(&mut self, input: &[u8], offset: u64) -> Result<(usize, ChunkedNext), Error> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
@@ -159,6 +160,7 @@ impl ChunkedDecoder {
 
     /// Report that `n` bytes of chunk data were taken (at most the
     /// [`ChunkedNext::Data`] count; more is clamped to it).
+    #[inline]
     pub fn consume_data(&mut self, n: u64) {
         if let State::Data(left) = self.state {
             let left = left.saturating_sub(n);
@@ -191,6 +193,7 @@ impl ChunkedDecoder {
         Ok(())
     }
 
+    #[inline]
     fn decode_inner(&mut self, input: &[u8], offset: u64) -> Result<(usize, ChunkedNext), Error> {
         match self.state {
             State::Data(left) => return Ok((0, ChunkedNext::Data(left))),

@@ -1091,17 +1091,25 @@ impl Connection {
         let base = self.consumed;
         let limit = filled.min(max.saturating_add(1));
         // Parse only once the head is decided (see `scan`): linear cost and the
-        // same outcome however the head arrives.
-        if !self
-            .scan
-            .should_parse(&self.rx[..limit], filled > max, self.eof.is_some())
-        {
+        // same outcome however the head arrives. The first look parses at once
+        // (a head that arrived whole needs no search), keeping an error only if
+        // the head is decided.
+        let (over, eof) = (filled > max, self.eof.is_some());
+        let first = self.scan.is_first_look();
+        if !first && !self.scan.is_decided(&self.rx[..limit], over, eof) {
             self.scan.examined(filled);
             return Ok(None);
         }
-        let Some(parsed) = head::parse_head(&self.rx[..limit], base, &self.config)? else {
-            let ended = scan::ends_section(&self.rx[..limit], 0);
-            self.scan.incomplete(filled, ended);
+        self.scan.parsing(limit);
+        let parsed = match head::parse_head(&self.rx[..limit], base, &self.config) {
+            Err(_) if first && !self.scan.is_decided(&self.rx[..limit], over, eof) => {
+                self.scan.examined(filled);
+                return Ok(None);
+            }
+            r => r?,
+        };
+        let Some(parsed) = parsed else {
+            self.scan.incomplete_in(&self.rx[..limit], filled);
             if filled > max {
                 return Err(Error::HeadTooLarge {
                     offset: base + max as u64,
@@ -1201,19 +1209,26 @@ impl Connection {
         let base = self.consumed;
         let limit = filled.min(max.saturating_add(1));
         // The empty section (a lone CRLF) is decided at once; a field section
-        // is parsed only once it is decided (see `scan`).
-        if !matches!(self.rx[..filled], [b'\r' | b'\n', ..])
-            && !self
-                .scan
-                .should_parse(&self.rx[..limit], filled > max, self.eof.is_some())
-        {
+        // is parsed only once it is decided (see `scan`; the first look parses
+        // at once, keeping an error only if the section is decided).
+        let (over, eof) = (filled > max, self.eof.is_some());
+        let empty = matches!(self.rx[..filled], [b'\r' | b'\n', ..]);
+        let first = self.scan.is_first_look();
+        if !empty && !first && !self.scan.is_decided(&self.rx[..limit], over, eof) {
             self.scan.examined(filled);
             return Ok(None);
         }
-        let Some(parsed) = trailers::parse_trailers(&self.rx[..filled], base, &self.config)? else {
+        self.scan.parsing(limit);
+        let parsed = match trailers::parse_trailers(&self.rx[..filled], base, &self.config) {
+            Err(_) if !empty && first && !self.scan.is_decided(&self.rx[..limit], over, eof) => {
+                self.scan.examined(filled);
+                return Ok(None);
+            }
+            r => r?,
+        };
+        let Some(parsed) = parsed else {
             // All buffered input examined: see `starved`.
-            let ended = scan::ends_section(&self.rx[..limit], 0);
-            self.scan.incomplete(filled, ended);
+            self.scan.incomplete_in(&self.rx[..limit], filled);
             // (A lone CR may still become the empty section, which no limit
             // counts.)
             if filled > max && self.rx[..filled] != *b"\r" {

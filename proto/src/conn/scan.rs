@@ -39,22 +39,50 @@ pub(crate) struct SectionScan {
 }
 
 impl SectionScan {
-    /// Whether to run the parser over `buf` now (the buffered bytes of the
-    /// section, cut at the limit plus one), given whether the input passed the
-    /// limit or ended. Bytes already scanned are not searched again.
+    /// Whether nothing of this section was examined yet. The first look may
+    /// parse at once (a section that arrived whole is then done without a
+    /// search), but keeps an error only if [`is_decided`](Self::is_decided).
     #[inline]
-    pub fn should_parse(&mut self, buf: &[u8], over_limit: bool, eof: bool) -> bool {
-        let ends = ends_section(buf, self.scanned);
+    pub fn is_first_look(&self) -> bool {
+        self.scanned == 0
+    }
+
+    /// Whether the section is decided, so the parser's verdict on `buf` (the
+    /// buffered bytes of the section, cut at the limit plus one) is final:
+    /// its empty line is buffered, the input passed the limit or ended.
+    /// Bytes already scanned are not searched again.
+    #[inline]
+    pub fn is_decided(&mut self, buf: &[u8], over_limit: bool, eof: bool) -> bool {
+        if over_limit || eof || self.eager {
+            return true;
+        }
         #[cfg(test)]
         {
             self.work += buf.len().saturating_sub(self.scanned.saturating_sub(2));
         }
-        let parse = over_limit || eof || self.eager || ends;
+        ends_section(buf, self.scanned)
+    }
+
+    /// The parser is about to run over `n` bytes.
+    #[inline]
+    pub fn parsing(&mut self, n: usize) {
         #[cfg(test)]
-        if parse {
+        {
+            self.work += n;
+        }
+        let _ = n;
+    }
+
+    /// The parser found the section in `buf` incomplete: every buffered byte
+    /// (`filled`) was examined, more input is needed.
+    #[inline]
+    pub fn incomplete_in(&mut self, buf: &[u8], filled: usize) {
+        #[cfg(test)]
+        {
             self.work += buf.len();
         }
-        parse
+        let ended = ends_section(buf, 0);
+        self.incomplete(filled, ended);
     }
 
     /// The parser found the section incomplete: every buffered byte was
@@ -116,23 +144,25 @@ mod tests {
     }
 
     #[test]
-    fn parses_only_once_the_section_is_decided() {
+    fn decided_only_by_the_end_the_limit_or_eof() {
         let buf = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
         let mut scan = SectionScan::default();
-        let mut parses = alloc::vec::Vec::new();
+        let mut decided = alloc::vec::Vec::new();
         for n in 1..=buf.len() {
-            if scan.should_parse(&buf[..n], false, false) {
-                parses.push(n);
+            if scan.is_decided(&buf[..n], false, false) {
+                decided.push(n);
             }
             scan.examined(n);
         }
-        assert_eq!(parses, [buf.len()]);
+        assert_eq!(decided, [buf.len()]);
         let mut scan = SectionScan::default();
-        assert!(scan.should_parse(b"HTTP", true, false));
-        assert!(scan.should_parse(b"HTTP", false, true));
+        assert!(scan.is_first_look());
+        assert!(scan.is_decided(b"HTTP", true, false));
+        assert!(scan.is_decided(b"HTTP", false, true));
         scan.incomplete(4, true);
+        assert!(!scan.is_first_look());
         assert!(
-            scan.should_parse(b"HTTPX", false, false),
+            scan.is_decided(b"HTTPX", false, false),
             "eager after a surprise"
         );
     }
