@@ -644,13 +644,22 @@ impl Connection {
         }
     }
 
-    /// The next response event, `Ok(None)` when more input is needed (or no
-    /// request is outstanding).
+    /// The next response event, `Ok(None)` when more input is needed (then
+    /// [`wants_receive`](Self::wants_receive) is true) or no response is
+    /// outstanding.
+    ///
+    /// Its cost is linear in the input however it is split: a head or
+    /// trailer section is searched for its end one new byte at a time and
+    /// parsed once it is decided (its empty line arrived, the limit was
+    /// passed, or the input ended), so an error inside an unfinished head is
+    /// reported then, at the same offset whatever the splits.
     ///
     /// # Errors
     /// Any protocol error in the input (each variant names the rule and
-    /// offset). After an error the connection is dead and returns the same
-    /// error from every later call; events handed out before stay valid.
+    /// offset), including [`Error::DataAfterClose`] for bytes after the `End`
+    /// of a response that ends the connection. After an error the connection
+    /// is dead and returns the same error from every later call; events
+    /// handed out before stay valid.
     #[must_use = "an event not handled is lost"]
     pub fn poll_event(&mut self) -> Result<Option<Event>, Error> {
         if let Some(e) = &self.error {
