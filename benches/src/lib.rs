@@ -78,3 +78,29 @@ Via: 1.1 varnish\r\n\
     pub const REQUEST_FIELDS: [(&str, &str); 1] = [("Host", "example.com")];
 }
 pub mod peer;
+
+/// Poll `pool` (waiting up to 100 ms between polls) until `n` requests
+/// completed, each with `Success`; fails after 120 s or at the first other
+/// result.
+///
+/// # Errors
+/// The first failed completion, or the time limit.
+pub fn drain_pool(pool: &mut pollhttp::RequestPool, n: usize) -> Result<(), String> {
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut done = 0;
+    while done < n {
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err(format!("{done} of {n} done in 120 s"));
+        }
+        pool.wait(Some(Duration::from_millis(100)));
+        pool.poll();
+        for (_, c) in pool.drain_completed() {
+            if c.result != pollhttp::RequestResult::Success {
+                return Err(format!("{}: {}", c.result, c.reason));
+            }
+            done += 1;
+        }
+    }
+    Ok(())
+}

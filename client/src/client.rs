@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::{Token, Waker};
-use pollhttp_proto::{Config, Event, Fields, MessageBodyLength, RecvState, ResponseHead};
+use pollhttp_proto::{Config, Event, Fields, MessageBodyLength, ResponseHead};
 
 use crate::body::BodySource;
 use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
@@ -397,19 +397,9 @@ impl HttpClient {
         if let Some(f) = &self.failure {
             return f.status();
         }
-        let Some(conn) = &self.conn else {
-            return Status::Disconnected;
-        };
-        match conn.phase() {
-            Phase::Resolving => Status::Resolving,
-            Phase::Connecting => Status::Connecting,
-            Phase::Closed => Status::Disconnected,
-            Phase::Ready => match conn.exchange().map(|x| x.proto.recv_state()) {
-                Some(RecvState::Head) => Status::Requesting,
-                Some(RecvState::Body | RecvState::Trailers) => Status::Body,
-                _ => Status::Connected,
-            },
-        }
+        self.conn
+            .as_ref()
+            .map_or(Status::Disconnected, Conn::status)
     }
 
     /// Why the client is in an error state, or `None`.

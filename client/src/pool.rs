@@ -839,7 +839,8 @@ impl RequestPool {
         }
         let waiting = job.is_waiting();
         let more = !waiting && job.has_pending_work(false, now);
-        let job_target = job.target();
+        // Only a request that waits needs its origin (a few allocations).
+        let wait_key = waiting.then(|| origin_key(&job.target()));
         // One live heap entry per request: a later deadline (an idle
         // timeout pushed back by new bytes) is armed when the earlier fires.
         let slot = &mut self.slots[i as usize];
@@ -850,8 +851,8 @@ impl RequestPool {
             }
         }
         slot.job = Some(job);
-        if waiting {
-            self.waiting.push(origin_key(&job_target), i);
+        if let Some(key) = wait_key {
+            self.waiting.push(key, i);
         } else if more {
             self.enqueue(i);
         }

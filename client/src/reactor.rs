@@ -30,7 +30,8 @@ impl Readiness {
         read_closed: false,
     };
 
-    fn merge(&mut self, ev: &mio::event::Event) {
+    /// Add what a poller event reports.
+    pub(crate) fn merge(&mut self, ev: &mio::event::Event) {
         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
             self.readable = true;
         }
@@ -123,9 +124,4 @@ impl Reactor {
     pub(crate) fn is_woken(&self) -> bool {
         self.woken
     }
-}
-
-/// Merge a mio event into a readiness record.
-pub(crate) fn merge(ready: &mut Readiness, ev: &mio::event::Event) {
-    ready.merge(ev);
 }

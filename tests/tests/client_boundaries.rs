@@ -691,3 +691,42 @@ fn a_connection_close_response_is_not_reused() {
     let close_conns = nginx_connections(&log, "/close");
     assert_eq!(close_conns.len(), 2, "{log}");
 }
+
+#[test]
+fn a_reader_body_is_not_sent_again_for_a_307() {
+    // A 307 keeps the method and the body (RFC 9110 §15.4.8); a body read
+    // from a reader was consumed by the first hop and cannot follow.
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Write(response(
+            "307 Temporary Redirect",
+            &[("Location", "/next")],
+            "",
+        )),
+        Step::Sleep(Duration::from_millis(500)),
+    ]]);
+    let mut req = HttpRequest::new();
+    let body = pollhttp::RequestBody::reader(std::io::Cursor::new(b"streamed".to_vec()), Some(8));
+    req.request_body(&format!("{}/start", server.base_url()), &[], "PUT", body)
+        .expect("request accepted");
+    let done = run(&mut req);
+    assert_eq!(done.result, R::RequestFailed, "{}", done.reason);
+    assert!(
+        matches!(
+            done.failure,
+            Some(pollhttp::RequestFailure::BodyNotReplayable)
+        ),
+        "{:?}",
+        done.failure
+    );
+    assert_eq!(
+        done.reason,
+        "the request body (a reader) cannot be sent again"
+    );
+    let sent = String::from_utf8_lossy(&server.requests()[0]).into_owned();
+    assert!(
+        sent.starts_with("PUT /start ") && sent.ends_with("streamed"),
+        "{sent:?}"
+    );
+    assert_eq!(server.requests().len(), 1, "nothing sent to /next");
+}

@@ -21,9 +21,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pollhttp::{PoolSettings, RequestPool, RequestResult, Settings, TlsOptions};
+use pollhttp::{PoolSettings, RequestPool, Settings, TlsOptions};
 use pollhttp_tests::nginx::Nginx;
 
 /// Live heap bytes, counted by the allocator below.
@@ -93,13 +93,13 @@ fn run(nginx: &Nginx, n: usize, tls: bool) -> Result<(f64, f64), String> {
     };
     // Warm up the allocator and the TLS configuration with one request.
     pool.get(&url, &settings).map_err(|e| e.to_string())?;
-    drain(&mut pool, 1)?;
+    pollhttp_benches::drain_pool(&mut pool, 1)?;
     let before = rss_kib();
     let live_before = LIVE.load(Ordering::Relaxed);
     for _ in 0..n {
         pool.get(&url, &settings).map_err(|e| e.to_string())?;
     }
-    drain(&mut pool, n)?;
+    pollhttp_benches::drain_pool(&mut pool, n)?;
     let idle = pool.idle_connections();
     if idle < n * 9 / 10 {
         return Err(format!("only {idle} of {n} connections idle"));
@@ -107,25 +107,6 @@ fn run(nginx: &Nginx, n: usize, tls: bool) -> Result<(f64, f64), String> {
     let live = (LIVE.load(Ordering::Relaxed) - live_before) as f64 / 1024.0 / idle as f64;
     let after = rss_kib();
     Ok((live, (after.saturating_sub(before)) as f64 / idle as f64))
-}
-
-fn drain(pool: &mut RequestPool, n: usize) -> Result<(), String> {
-    let start = Instant::now();
-    let mut done = 0;
-    while done < n {
-        if start.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{done} of {n} done in 120 s"));
-        }
-        pool.wait(Some(Duration::from_millis(100)));
-        pool.poll();
-        for (_, c) in pool.drain_completed() {
-            if c.result != RequestResult::Success {
-                return Err(format!("{}: {}", c.result, c.reason));
-            }
-            done += 1;
-        }
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {

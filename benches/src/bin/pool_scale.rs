@@ -31,25 +31,6 @@ fn pool(n: usize) -> RequestPool {
     .expect("a poller")
 }
 
-fn drain(pool: &mut RequestPool, n: usize) -> Result<(), String> {
-    let start = Instant::now();
-    let mut done = 0;
-    while done < n {
-        if start.elapsed() > Duration::from_secs(120) {
-            return Err(format!("{done} of {n} in 120 s"));
-        }
-        pool.wait(Some(Duration::from_millis(100)));
-        pool.poll();
-        for (_, c) in pool.drain_completed() {
-            if c.result != RequestResult::Success {
-                return Err(format!("{}: {}", c.result, c.reason));
-            }
-            done += 1;
-        }
-    }
-    Ok(())
-}
-
 /// Median and p99 of the cost of one `poll()` during a big download beside
 /// `idle` idle connections.
 fn run(nginx: &Nginx, idle: usize) -> Result<(f64, f64), String> {
@@ -59,7 +40,7 @@ fn run(nginx: &Nginx, idle: usize) -> Result<(f64, f64), String> {
         p.get(&nginx.url("/hello.txt"), &s)
             .map_err(|e| e.to_string())?;
     }
-    drain(&mut p, idle)?;
+    pollhttp_benches::drain_pool(&mut p, idle)?;
     let big = Settings {
         accept_gzip: false,
         ..Settings::default()
@@ -140,7 +121,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Err(e) = drain(&mut p, 10_000) {
+    if let Err(e) = pollhttp_benches::drain_pool(&mut p, 10_000) {
         eprintln!("pool_scale: 10 000 GETs: {e}");
         return ExitCode::FAILURE;
     }

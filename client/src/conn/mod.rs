@@ -15,7 +15,7 @@ use pollhttp_proto::{method, Config, Event, RecvState};
 
 use crate::connect::{ConnectProgress, Connector};
 use crate::error::Failure;
-use crate::reactor::{self, Readiness};
+use crate::reactor::Readiness;
 use crate::resolve::{parse_ip_literal, PendingLookup, Resolver};
 use crate::tls_options::TlsOptions;
 use crate::transport::{PlainStream, TlsStream, Transport};
@@ -189,6 +189,23 @@ impl Conn {
         }
     }
 
+    /// The connection's state with Godot's HTTPClient names, derived from
+    /// its phase and proto's receive state (the one place both front ends
+    /// read it from).
+    pub(crate) fn status(&self) -> crate::Status {
+        use crate::Status;
+        match self.phase() {
+            Phase::Resolving => Status::Resolving,
+            Phase::Connecting => Status::Connecting,
+            Phase::Closed => Status::Disconnected,
+            Phase::Ready => match self.exchange().map(|x| x.proto.recv_state()) {
+                Some(RecvState::Head) => Status::Requesting,
+                Some(RecvState::Body | RecvState::Trailers) => Status::Body,
+                _ => Status::Connected,
+            },
+        }
+    }
+
     /// The exchange, once established.
     pub(crate) fn exchange(&self) -> Option<&Exchange> {
         match &self.stage {
@@ -207,7 +224,7 @@ impl Conn {
 
     /// A readiness event for this connection's token.
     pub(crate) fn on_event(&mut self, ev: &mio::event::Event) {
-        reactor::merge(&mut self.ready, ev);
+        self.ready.merge(ev);
     }
 
     /// The next time the connection needs a step without an event: the

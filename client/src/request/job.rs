@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::{Registry, Token, Waker};
-use pollhttp_proto::{Config, Event, MessageBodyLength, RecvState, ResponseHead};
+use pollhttp_proto::{Config, Event, MessageBodyLength, ResponseHead};
 use url::Url;
 
 use super::outcome::{Completed, RequestFailure, RequestResult};
@@ -334,19 +334,10 @@ impl Job {
     }
 
     pub(crate) fn publish_status(&self) {
-        let status = match &self.conn {
-            None => Status::Disconnected,
-            Some(c) => match c.phase() {
-                Phase::Resolving => Status::Resolving,
-                Phase::Connecting => Status::Connecting,
-                Phase::Closed => Status::Disconnected,
-                Phase::Ready => match c.exchange().map(|x| x.proto.recv_state()) {
-                    Some(RecvState::Head) => Status::Requesting,
-                    Some(RecvState::Body | RecvState::Trailers) => Status::Body,
-                    _ => Status::Connected,
-                },
-            },
-        };
+        let status = self
+            .conn
+            .as_ref()
+            .map_or(Status::Disconnected, Conn::status);
         self.progress
             .status
             .store(status_code(status), Ordering::Relaxed);

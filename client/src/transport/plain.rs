@@ -94,11 +94,11 @@ impl PlainStream {
         })
     }
 
-    /// Writes as much of `data` to the socket as it accepts now. Never blocks.
+    /// Writes as much of `data` to the socket as it accepts now; `Ok(0)` when
+    /// it accepts nothing (wait for WRITABLE). Never blocks.
     ///
     /// # Errors
-    /// [`io::ErrorKind::WouldBlock`] if the socket accepts nothing right now
-    /// (wait for WRITABLE); other socket errors.
+    /// Socket errors.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
             return Ok(0);
