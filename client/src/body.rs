@@ -33,6 +33,20 @@ pub enum RequestBody {
         /// The body's size in bytes, when known.
         length: Option<u64>,
     },
+    /// Pieces in memory and files, sent one after the other (a
+    /// `multipart/form-data` body): every file is opened when the request
+    /// starts, the sum of the sizes is the Content-Length, and the body can
+    /// be sent again.
+    Parts(Vec<BodyPart>),
+}
+
+/// One piece of a [`RequestBody::Parts`] body.
+#[derive(Debug, Clone)]
+pub enum BodyPart {
+    /// Bytes in memory.
+    Bytes(Bytes),
+    /// A file streamed from disk, whole.
+    File(PathBuf),
 }
 
 impl fmt::Debug for RequestBody {
@@ -44,6 +58,7 @@ impl fmt::Debug for RequestBody {
             RequestBody::Reader { length, .. } => {
                 f.debug_struct("Reader").field("length", length).finish()
             }
+            RequestBody::Parts(parts) => f.debug_tuple("Parts").field(parts).finish(),
         }
     }
 }
@@ -68,6 +83,7 @@ impl RequestBody {
             RequestBody::Empty => Some(RequestBody::Empty),
             RequestBody::Bytes(b) => Some(RequestBody::Bytes(b.clone())),
             RequestBody::File(p) => Some(RequestBody::File(p.clone())),
+            RequestBody::Parts(parts) => Some(RequestBody::Parts(parts.clone())),
             RequestBody::Reader { .. } => None,
         }
     }
@@ -94,7 +110,66 @@ impl RequestBody {
                 length,
                 buf: Vec::new(),
             },
+            RequestBody::Parts(parts) => {
+                let mut length = 0u64;
+                let mut readers: Vec<Box<dyn Read + Send>> = Vec::with_capacity(parts.len());
+                for part in parts {
+                    match part {
+                        BodyPart::Bytes(b) => {
+                            length += b.len() as u64;
+                            readers.push(Box::new(io::Cursor::new(b)));
+                        }
+                        BodyPart::File(path) => {
+                            let file = File::open(&path)?;
+                            length += file.metadata()?.len();
+                            readers.push(Box::new(file));
+                        }
+                    }
+                }
+                BodySource::Read {
+                    reader: Box::new(Chain {
+                        readers: readers.into(),
+                    }),
+                    length: Some(length),
+                    buf: Vec::new(),
+                }
+            }
         })
+    }
+
+    /// Check that every file of the body can be opened (done before a
+    /// request starts, so a missing file is refused at once).
+    ///
+    /// # Errors
+    /// The first file that cannot be opened.
+    pub(crate) fn check_files(&self) -> io::Result<()> {
+        match self {
+            RequestBody::File(path) => File::open(path).map(drop),
+            RequestBody::Parts(parts) => parts.iter().try_for_each(|p| match p {
+                BodyPart::File(path) => File::open(path).map(drop),
+                BodyPart::Bytes(_) => Ok(()),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Readers read one after the other.
+struct Chain {
+    readers: std::collections::VecDeque<Box<dyn Read + Send>>,
+}
+
+impl Read for Chain {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while let Some(r) = self.readers.front_mut() {
+            match r.read(buf)? {
+                0 if !buf.is_empty() => {
+                    self.readers.pop_front();
+                }
+                n => return Ok(n),
+            }
+        }
+        Ok(0)
     }
 }
 

@@ -44,8 +44,9 @@ mod resolve;
 mod time;
 mod tls_options;
 mod transport;
+pub mod web;
 
-pub use body::RequestBody;
+pub use body::{BodyPart, RequestBody};
 pub use client::{HttpClient, Status, WakeHandle};
 pub use error::{Failure, RequestError};
 pub use pollhttp_proto::method;

@@ -593,9 +593,7 @@ pub(crate) fn prepare(
             ));
         }
     }
-    if let RequestBody::File(path) = body {
-        std::fs::File::open(path).map_err(RequestError::Body)?;
-    }
+    body.check_files().map_err(RequestError::Body)?;
     let mut headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -1,0 +1,33 @@
+//! The web-API conveniences users of Parse.Cloud.httpRequest, RethinkDB's
+//! `r.http` and axios/got expect, built on [`crate::HttpRequest`] and
+//! [`crate::RequestPool`] (not beside them): query strings, field lines,
+//! form, JSON and multipart bodies, decoded and parsed responses, cookies,
+//! authentication, retries and pagination.
+
+mod auth;
+mod fields;
+mod link;
+mod query;
+mod response;
+mod retry;
+
+#[cfg(feature = "cookies")]
+mod cookies;
+#[cfg(feature = "multipart")]
+mod multipart;
+
+pub use auth::Auth;
+pub(crate) use auth::{basic_value, digest_value, new_cnonce, parse_digest_challenge, DigestChallenge};
+pub use fields::{parse_field_lines, FieldLineError, FieldLineErrorKind};
+pub use link::{next_link, parse_link, LinkValue};
+pub use query::{append_query_pairs, append_raw_query, form_body, query_string_from_dict, uri_encode, QueryValue};
+pub use response::{BodyError, ResultFormat};
+#[cfg(feature = "json")]
+pub use response::Parsed;
+pub use retry::{RetryBudget, RetryPolicy};
+pub(crate) use retry::{backoff, random_u64, retry_after};
+
+#[cfg(feature = "cookies")]
+pub use cookies::{parse_set_cookie, CookieJar, CookieJarError, SameSite, SetCookie, SharedCookieJar};
+#[cfg(feature = "multipart")]
+pub use multipart::{Multipart, MultipartError};
