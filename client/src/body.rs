@@ -1,10 +1,12 @@
 //! Request bodies: taken as they are (no copy), streamed from a file or any
 //! reader, and fed to the connection with back-pressure.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -38,6 +40,50 @@ pub enum RequestBody {
     /// starts, the sum of the sizes is the Content-Length, and the body can
     /// be sent again.
     Parts(Vec<BodyPart>),
+    /// The body of another request in flight in the same pool, as it
+    /// arrives ([`crate::RequestPool::pipe`]; sent chunked). Sent once.
+    Piped(Piped),
+}
+
+/// The receiving end of a pipe from a download to an upload
+/// ([`crate::RequestPool::pipe`]); made by the pool only.
+pub struct Piped {
+    pub(crate) shared: Arc<Mutex<PipeState>>,
+}
+
+impl fmt::Debug for Piped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.shared);
+        f.debug_struct("Piped")
+            .field("queued", &state.len)
+            .field("end", &state.end)
+            .finish()
+    }
+}
+
+/// What a pipe holds: pieces of the download not yet sent by the upload.
+#[derive(Debug, Default)]
+pub(crate) struct PipeState {
+    pub(crate) pieces: VecDeque<Bytes>,
+    /// Bytes in `pieces`.
+    pub(crate) len: usize,
+    pub(crate) end: PipeEnd,
+}
+
+/// How a pipe's download ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PipeEnd {
+    /// Still running: more may come.
+    #[default]
+    Open,
+    /// Complete: the upload's body ends after the pieces.
+    Done,
+    /// Failed or cancelled: the upload fails.
+    Failed,
+}
+
+pub(crate) fn lock(m: &Mutex<PipeState>) -> std::sync::MutexGuard<'_, PipeState> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One piece of a [`RequestBody::Parts`] body.
@@ -59,6 +105,7 @@ impl fmt::Debug for RequestBody {
                 f.debug_struct("Reader").field("length", length).finish()
             }
             RequestBody::Parts(parts) => f.debug_tuple("Parts").field(parts).finish(),
+            RequestBody::Piped(p) => p.fmt(f),
         }
     }
 }
@@ -72,9 +119,9 @@ impl RequestBody {
         }
     }
 
-    /// Whether the body can be sent again (not a reader).
+    /// Whether the body can be sent again (not a reader, nor piped).
     pub fn is_replayable(&self) -> bool {
-        !matches!(self, RequestBody::Reader { .. })
+        !matches!(self, RequestBody::Reader { .. } | RequestBody::Piped(_))
     }
 
     /// A copy to send again (`None` for a reader). Cheap: bytes are shared.
@@ -84,7 +131,7 @@ impl RequestBody {
             RequestBody::Bytes(b) => Some(RequestBody::Bytes(b.clone())),
             RequestBody::File(p) => Some(RequestBody::File(p.clone())),
             RequestBody::Parts(parts) => Some(RequestBody::Parts(parts.clone())),
-            RequestBody::Reader { .. } => None,
+            RequestBody::Reader { .. } | RequestBody::Piped(_) => None,
         }
     }
 
@@ -134,6 +181,7 @@ impl RequestBody {
                     buf: Vec::new(),
                 }
             }
+            RequestBody::Piped(p) => BodySource::Piped(p.shared),
         })
     }
 
@@ -213,6 +261,8 @@ pub(crate) enum BodySource {
         length: Option<u64>,
         buf: Vec<u8>,
     },
+    /// A pipe from a download in the same pool.
+    Piped(Arc<Mutex<PipeState>>),
 }
 
 impl fmt::Debug for BodySource {
@@ -222,6 +272,7 @@ impl fmt::Debug for BodySource {
             BodySource::Read { length, .. } => {
                 f.debug_struct("Read").field("length", length).finish()
             }
+            BodySource::Piped(_) => f.write_str("Piped"),
         }
     }
 }
@@ -232,14 +283,30 @@ impl BodySource {
         match self {
             BodySource::Memory(b) => Some(b.len() as u64),
             BodySource::Read { length, .. } => *length,
+            BodySource::Piped(_) => None,
+        }
+    }
+
+    /// Whether [`next_piece`](Self::next_piece) has something now: always,
+    /// but for a pipe whose download has nothing new yet.
+    pub(crate) fn is_ready(&self) -> bool {
+        match self {
+            BodySource::Piped(shared) => {
+                let state = lock(shared);
+                state.len > 0 || state.end != PipeEnd::Open
+            }
+            _ => true,
         }
     }
 
     /// The next piece, at most `max` bytes; an empty piece at the end.
-    /// Bytes in memory are not copied (a shared slice).
+    /// Bytes in memory (and a pipe's pieces) are not copied (a shared
+    /// slice).
     ///
     /// # Errors
-    /// The reader's error.
+    /// The reader's error; for a pipe, `WouldBlock` when nothing is there
+    /// yet ([`is_ready`](Self::is_ready) says so first) and `BrokenPipe`
+    /// when its download failed.
     pub(crate) fn next_piece(&mut self, max: usize) -> io::Result<Bytes> {
         match self {
             BodySource::Memory(b) => {
@@ -254,6 +321,26 @@ impl BodySource {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
                     }
+                }
+            }
+            BodySource::Piped(shared) => {
+                let mut state = lock(shared);
+                if let Some(front) = state.pieces.front_mut() {
+                    let piece = if front.len() <= max {
+                        state.pieces.pop_front().unwrap_or_default()
+                    } else {
+                        front.split_to(max)
+                    };
+                    state.len -= piece.len();
+                    return Ok(piece);
+                }
+                match state.end {
+                    PipeEnd::Open => Err(io::ErrorKind::WouldBlock.into()),
+                    PipeEnd::Done => Ok(Bytes::new()),
+                    PipeEnd::Failed => Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the piped download failed",
+                    )),
                 }
             }
         }

@@ -343,6 +343,7 @@ impl HttpClient {
             host: bare.to_string(),
             port,
             proxy,
+            proxy_auth: None,
             tls_options,
         };
         let settings = ConnSettings {

@@ -6,12 +6,12 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token, Waker};
 
-use crate::body::RequestBody;
+use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
 use crate::client::{Status, WakeHandle};
 use crate::conn::{Conn, Target};
 use crate::error::RequestError;
@@ -95,6 +95,17 @@ impl Default for PoolSettings {
 /// within the same `poll`, and one turn (reads, decoding, copying into the
 /// sink) stays a small part of a frame's budget.
 const QUANTUM: usize = 64 * 1024;
+
+/// Most bytes a pipe holds between a download and its upload; past this the
+/// download's pieces wait (and past 1 MiB of those, it stops reading).
+const PIPE_HIGH_WATER: usize = 1 << 20;
+
+/// A download whose body is an upload's ([`RequestPool::pipe`]).
+struct PipeLink {
+    from: RequestId,
+    to: RequestId,
+    shared: Arc<Mutex<PipeState>>,
+}
 
 /// Progress of one request, readable at any time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,17 +315,19 @@ type OriginKey = (bool, String, u16);
 /// look-ups per origin, not one per waiting request.
 #[derive(Default)]
 struct WaitQueue {
-    by_origin: HashMap<OriginKey, VecDeque<(u64, u32)>>,
+    /// (arrival, slot, the slot's generation: a cancelled request's entry
+    /// never admits the slot's next request).
+    by_origin: HashMap<OriginKey, VecDeque<(u64, u32, u32)>>,
     next_seq: u64,
     len: usize,
 }
 
 impl WaitQueue {
-    fn push(&mut self, key: OriginKey, index: u32) {
+    fn push(&mut self, key: OriginKey, index: u32, generation: u32) {
         self.by_origin
             .entry(key)
             .or_default()
-            .push_back((self.next_seq, index));
+            .push_back((self.next_seq, index, generation));
         self.next_seq += 1;
         self.len += 1;
     }
@@ -324,10 +337,10 @@ impl WaitQueue {
     }
 
     /// Offer a connection to the oldest waiting request of each origin in
-    /// turn, oldest first: `admit(i)` says `Some(true)` (admitted),
+    /// turn, oldest first: `admit(slot, generation)` says `Some(true)` (admitted),
     /// `Some(false)` (still waiting: its origin is full for this pass) or
     /// `None` (gone).
-    fn admit(&mut self, mut admit: impl FnMut(u32) -> Option<bool>) {
+    fn admit(&mut self, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
         let mut blocked: Vec<OriginKey> = Vec::new();
         loop {
             let oldest = self
@@ -340,8 +353,8 @@ impl WaitQueue {
                 break;
             };
             let queue = self.by_origin.get_mut(&key).expect("found above");
-            let (_, i) = *queue.front().expect("not empty");
-            match admit(i) {
+            let (_, i, generation) = *queue.front().expect("not empty");
+            match admit(i, generation) {
                 Some(false) => blocked.push(key),
                 Some(true) | None => {
                     queue.pop_front();
@@ -420,6 +433,8 @@ pub struct RequestPool {
     in_flight: usize,
     /// Socket bytes read over the pool's life.
     bytes_read: u64,
+    /// Downloads piped into uploads.
+    pipes: Vec<PipeLink>,
 }
 
 impl fmt::Debug for RequestPool {
@@ -483,6 +498,7 @@ impl RequestPool {
             arrivals: false,
             in_flight: 0,
             bytes_read: 0,
+            pipes: Vec::new(),
         })
     }
 
@@ -570,12 +586,152 @@ impl RequestPool {
         self.in_flight += 1;
         // It asks for a connection in arrival order with those waiting.
         let key = origin_key(&job_target);
-        self.waiting.push(key, index);
+        let generation = self.slots[index as usize].generation;
+        self.waiting.push(key, index, generation);
         self.arrivals = true;
         Ok(RequestId {
             index,
             generation: self.slots[index as usize].generation,
         })
+    }
+
+    /// Start an upload whose body is the body of the request `from` as it
+    /// arrives (got's `stream.pipeline`): `from`'s body is streamed (as with
+    /// [`Settings::stream_body`]) into the new request, sent chunked, with
+    /// back-pressure both ways: the pipe holds at most 1 MiB, and the
+    /// download stops reading while the upload cannot take more, so a pipe
+    /// of any size holds a few MiB. `from` completes as usual (its
+    /// [`Completed::body`] empty); if it fails, the upload fails
+    /// ([`RequestResult::ConnectionError`](crate::RequestResult) with an I/O
+    /// `BrokenPipe` cause); if the upload ends first, `from` is stopped and
+    /// completes with [`RequestFailure::PipeClosed`](crate::RequestFailure).
+    /// Never blocks.
+    ///
+    /// # Errors
+    /// [`RequestError::NotPipeable`] when `from` is not in flight or its
+    /// body has started arriving (pipe right after starting it); else as
+    /// [`request`](Self::request).
+    pub fn pipe(
+        &mut self,
+        from: RequestId,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        settings: &Settings,
+    ) -> Result<RequestId, RequestError> {
+        let streaming = self
+            .slots
+            .get_mut(from.index as usize)
+            .filter(|s| s.generation == from.generation)
+            .and_then(|s| s.job.as_mut())
+            .is_some_and(|job| job.stream_from_now());
+        if !streaming {
+            return Err(RequestError::NotPipeable);
+        }
+        let shared = Arc::new(Mutex::new(PipeState::default()));
+        let body = RequestBody::Piped(Piped {
+            shared: Arc::clone(&shared),
+        });
+        let to = self.request(url, headers, method, body, settings)?;
+        self.pipes.push(PipeLink { from, to, shared });
+        Ok(to)
+    }
+
+    fn in_flight_job(&mut self, id: RequestId) -> Option<&mut Job> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.job.as_deref_mut())
+    }
+
+    /// Move what the piped downloads received into their pipes (up to the
+    /// high water), wake the uploads that got something, and settle the
+    /// pipes whose ends are gone. Cost: per pipe, a lock and the pieces
+    /// moved (shared, not copied).
+    fn move_pipes(&mut self) {
+        let mut i = 0;
+        while i < self.pipes.len() {
+            let PipeLink { from, to, .. } = self.pipes[i];
+            let shared = Arc::clone(&self.pipes[i].shared);
+            let upload_alive = self.in_flight_job(to).is_some();
+            let registry = self.conns.reactor.registry();
+            let slots = &mut self.slots;
+            let Some(job) = slots
+                .get_mut(from.index as usize)
+                .filter(|s| s.generation == from.generation)
+                .and_then(|s| s.job.as_deref_mut())
+            else {
+                // The download is gone (completed or cancelled) without
+                // closing the pipe: the upload fails.
+                let mut state = lock(&shared);
+                if state.end == PipeEnd::Open {
+                    state.end = PipeEnd::Failed;
+                }
+                drop(state);
+                self.enqueue(to.index);
+                self.pipes.swap_remove(i);
+                continue;
+            };
+            if !upload_alive {
+                // The upload ended first: stop the download.
+                self.pipes.swap_remove(i);
+                if self.cancel(from) {
+                    self.completed.push_back((
+                        from,
+                        Completed::failed(
+                            crate::RequestResult::RequestFailed,
+                            crate::RequestFailure::PipeClosed,
+                        ),
+                    ));
+                }
+                continue;
+            }
+            let mut moved = false;
+            let mut resume = false;
+            {
+                let mut state = lock(&shared);
+                while state.len < PIPE_HIGH_WATER {
+                    let (piece, r) = job.take_chunk();
+                    resume |= r;
+                    let Some(piece) = piece else { break };
+                    state.len += piece.len();
+                    state.pieces.push_back(piece);
+                    moved = true;
+                }
+            }
+            if resume {
+                if let Some(conn) = job.conn_mut() {
+                    conn.resume(registry);
+                }
+                self.enqueue(from.index);
+            }
+            if moved {
+                self.enqueue(to.index);
+            }
+            i += 1;
+        }
+    }
+
+    /// `id` completed with `done`: if it feeds a pipe, its last pieces go
+    /// in and the pipe is closed (done or failed), and its upload is woken.
+    fn close_pipe(&mut self, id: RequestId, done: &mut Completed) {
+        let Some(k) = self.pipes.iter().position(|l| l.from == id) else {
+            return;
+        };
+        let link = self.pipes.swap_remove(k);
+        let mut state = lock(&link.shared);
+        let rest = std::mem::take(&mut done.body);
+        if !rest.is_empty() {
+            state.len += rest.len();
+            state.pieces.push_back(rest);
+        }
+        state.end = if done.result == crate::RequestResult::Success {
+            PipeEnd::Done
+        } else {
+            PipeEnd::Failed
+        };
+        drop(state);
+        self.enqueue(link.to.index);
     }
 
     fn slot(&self, id: RequestId) -> Option<&Slot> {
@@ -774,8 +930,12 @@ impl RequestPool {
             self.conns.capacity_freed = false;
             self.arrivals = false;
             let mut waiting = std::mem::take(&mut self.waiting);
-            waiting.admit(|i| {
-                let job = self.slots[i as usize].job.as_mut()?;
+            waiting.admit(|i, generation| {
+                let slot = &mut self.slots[i as usize];
+                if slot.generation != generation {
+                    return None; // cancelled while it waited
+                }
+                let job = slot.job.as_mut()?;
                 self.conns.current = i;
                 job.begin(&mut self.conns, start);
                 if job.is_waiting() {
@@ -808,6 +968,9 @@ impl RequestPool {
                 }
             }
         }
+        if !self.pipes.is_empty() {
+            self.move_pipes();
+        }
         self.completed.len()
     }
 
@@ -825,16 +988,17 @@ impl RequestPool {
         *bytes -= before - quantum;
         self.bytes_read += (before - quantum) as u64;
         let generation = self.slots[i as usize].generation;
-        if let Some(done) = done {
+        if let Some(mut done) = done {
             self.slots[i as usize].job = Some(job);
             self.free(i);
-            self.completed.push_back((
-                RequestId {
-                    index: i,
-                    generation,
-                },
-                done,
-            ));
+            let id = RequestId {
+                index: i,
+                generation,
+            };
+            if !self.pipes.is_empty() {
+                self.close_pipe(id, &mut done);
+            }
+            self.completed.push_back((id, done));
             return;
         }
         let waiting = job.is_waiting();
@@ -852,7 +1016,7 @@ impl RequestPool {
         }
         slot.job = Some(job);
         if let Some(key) = wait_key {
-            self.waiting.push(key, i);
+            self.waiting.push(key, i, generation);
         } else if more {
             self.enqueue(i);
         }

@@ -585,3 +585,32 @@ fn a_streamed_body_comes_in_pieces_with_back_pressure() {
         "held {most_held} bytes ahead of the consumer"
     );
 }
+
+#[test]
+fn a_request_cancelled_while_waiting_never_starts_its_slots_next_request() {
+    // The cancelled request's slot is reused at once; the queue entry it
+    // left must not start the new request a second time (a second
+    // connection, the first one closed under it).
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(ok_response("one")),
+    ]]);
+    let mut pool = RequestPool::new().unwrap();
+    let gone = pool
+        .get("http://127.0.0.1:9/", &Settings::default())
+        .unwrap();
+    assert!(pool.cancel(gone));
+    let id = pool
+        .get(&format!("{}/x", srv.base_url()), &Settings::default())
+        .unwrap();
+    let (done, _) = run_until(&mut pool, 1, 200);
+    assert_eq!(done[0].0, id);
+    assert_eq!(
+        (done[0].1.result, &done[0].1.body[..]),
+        (RequestResult::Success, &b"one"[..]),
+        "{}",
+        done[0].1.reason
+    );
+    assert_eq!(srv.connections_accepted(), 1);
+    assert_eq!(pool.connections_opened(), 1);
+}

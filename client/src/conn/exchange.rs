@@ -116,7 +116,8 @@ impl Exchange {
     pub(crate) fn wants_write(&self) -> bool {
         self.write_error.is_none()
             && (self.proto.wants_transmit()
-                || (self.body.is_some() && self.proto.transmit_buf().len() < TX_HIGH_WATER))
+                || (self.body.as_ref().is_some_and(BodySource::is_ready)
+                    && self.proto.transmit_buf().len() < TX_HIGH_WATER))
     }
 
     /// The readiness to register for.
@@ -170,7 +171,12 @@ impl Exchange {
             return Ok(());
         }
         while self.proto.is_sending_body() && self.proto.transmit_buf().len() < TX_HIGH_WATER {
-            let piece = source.next_piece(BODY_PIECE).map_err(Failure::Io)?;
+            let piece = match source.next_piece(BODY_PIECE) {
+                Ok(piece) => piece,
+                // A pipe with nothing new yet: the pool wakes us when it has.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Failure::Io(e)),
+            };
             if piece.is_empty() {
                 self.proto.finish().map_err(Failure::Protocol)?;
                 break;

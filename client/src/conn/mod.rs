@@ -37,6 +37,9 @@ pub(crate) struct Target {
     /// The proxy the socket goes to, as (host, port): an HTTP proxy for
     /// `http` (absolute-form targets), a CONNECT tunnel for `https`.
     pub(crate) proxy: Option<(String, u16)>,
+    /// The `Proxy-Authorization` value sent to the proxy (on CONNECT, or
+    /// with each absolute-form request), never to the origin.
+    pub(crate) proxy_auth: Option<String>,
     /// TLS settings, for `https`.
     pub(crate) tls_options: Option<TlsOptions>,
 }
@@ -71,6 +74,7 @@ impl Target {
             && self.host.eq_ignore_ascii_case(&other.host)
             && self.port == other.port
             && self.proxy == other.proxy
+            && self.proxy_auth == other.proxy_auth
             && match (&self.tls_options, &other.tls_options) {
                 (None, None) => true,
                 (Some(a), Some(b)) => a.same_settings(b),
@@ -355,13 +359,12 @@ impl Conn {
         if self.target.tls && self.target.proxy.is_some() {
             let mut tunnel = Exchange::new(plain, Config::default());
             let authority = format!("{}:{}", self.target.host_for_uri(), self.target.port);
+            let mut fields = vec![("Host", authority.as_str())];
+            if let Some(auth) = &self.target.proxy_auth {
+                fields.push(("Proxy-Authorization", auth.as_str()));
+            }
             tunnel
-                .start_request(
-                    method::CONNECT,
-                    &authority,
-                    [("Host", authority.as_str())],
-                    None,
-                )
+                .start_request(method::CONNECT, &authority, fields, None)
                 .map_err(Failure::Protocol)?;
             self.stage = Stage::Tunnel(Box::new(tunnel));
         } else if self.target.tls {
@@ -635,6 +638,11 @@ impl Conn {
         }
         if !has("accept") {
             fields.push((("Accept", "*/*"), None));
+        }
+        if let (true, Some(auth)) = (self.target.via_http_proxy(), &self.target.proxy_auth) {
+            if !has("proxy-authorization") {
+                fields.push((("Proxy-Authorization", auth.as_str()), None));
+            }
         }
         if !has_framing {
             match length {

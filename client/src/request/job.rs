@@ -24,6 +24,7 @@ use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::Failure;
 use crate::resolve::Resolver;
 use crate::time::{Deadlines, Expired};
+use crate::web;
 
 /// Most bytes of a redirect's body read to keep its connection for the next
 /// hop; past this the connection is dropped instead.
@@ -51,6 +52,21 @@ enum Stage {
     Exchange,
     /// No connection yet: the connection limits are reached.
     Waiting,
+    /// Waiting to try again (a retry's backoff), without a connection.
+    Backoff,
+}
+
+/// What a response that is not the result leads to, once its body is read
+/// (a small one, to keep the connection) or dropped.
+#[derive(Debug)]
+enum Next {
+    /// Follow a redirect (a [`Decision::Follow`]).
+    Redirect(Decision),
+    /// Send the request again with the answer to a Digest challenge (the
+    /// `Authorization` field is already set).
+    Challenge,
+    /// Try again after this delay (a status of the retry policy).
+    Retry(Duration),
 }
 
 /// Where a job gets its connections: the one-request driver of an
@@ -89,8 +105,25 @@ pub(crate) struct Job {
     conn: Option<Conn>,
     stage: Stage,
     redirects: u32,
-    /// A redirect being followed: its body is read and dropped.
-    next: Option<Decision>,
+    /// A redirect, challenge or retry being followed: the body of the
+    /// response that led to it is read and dropped.
+    next: Option<Next>,
+    /// Tries made so far (retries of the retry policy + 1).
+    attempts: u32,
+    /// The retry's backoff ends then (`Stage::Backoff`).
+    retry_at: Option<Instant>,
+    /// Digest challenges answered (one, or two when the first nonce was
+    /// stale).
+    challenges: u8,
+    /// Where `settings.auth` applies: the origin of the URL as given.
+    auth_origin: url::Origin,
+    /// `resume`: the size of the partial download file, asked for from
+    /// there on (`Range: bytes=N-`).
+    resume_from: Option<u64>,
+    /// The caller's own `Cookie` field, merged with the jar's at each hop
+    /// (dropped when a redirect leaves the origin).
+    #[cfg(feature = "cookies")]
+    user_cookie: Option<String>,
     /// The request went out on a kept connection.
     reused: bool,
     /// The one safe retry was used.
@@ -123,7 +156,37 @@ impl Job {
         start: Instant,
         progress: Arc<Progress>,
     ) -> Job {
+        #[cfg(feature = "cookies")]
+        let (headers, user_cookie) = if settings.cookie_jar.is_some() {
+            let mut headers = headers;
+            let mut cookie: Option<String> = None;
+            headers.retain(|(k, v)| {
+                if !k.eq_ignore_ascii_case("cookie") {
+                    return true;
+                }
+                match &mut cookie {
+                    Some(c) => {
+                        c.push_str("; ");
+                        c.push_str(v);
+                    }
+                    None => cookie = Some(v.clone()),
+                }
+                false
+            });
+            (headers, cookie)
+        } else {
+            (headers, None)
+        };
+        let mut headers = headers;
+        let resume_from = resume_offset(&settings, &mut headers);
         Job {
+            resume_from,
+            auth_origin: url.origin(),
+            #[cfg(feature = "cookies")]
+            user_cookie,
+            attempts: 1,
+            retry_at: None,
+            challenges: 0,
             deadlines: Deadlines {
                 connect: None,
                 total: settings.timeout.map(|t| start + t),
@@ -159,15 +222,28 @@ impl Job {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
+        let mut proxy = if tls {
+            self.settings.https_proxy.clone()
+        } else {
+            self.settings.http_proxy.clone()
+        };
+        let mut credentials = self.settings.proxy_auth.clone();
+        if proxy.is_none() && self.settings.proxy_from_env {
+            if let Some(p) = web::env_proxy(&self.url) {
+                proxy = Some((p.host, p.port));
+                credentials = credentials.or(p.credentials);
+            }
+        }
+        let proxy_auth = proxy
+            .as_ref()
+            .and(credentials.as_ref())
+            .map(|(u, p)| web::basic_value(u, p));
         Target {
             tls,
             host: host.to_string(),
             port: self.url.port_or_known_default().unwrap_or(80),
-            proxy: if tls {
-                self.settings.https_proxy.clone()
-            } else {
-                self.settings.http_proxy.clone()
-            },
+            proxy,
+            proxy_auth,
             tls_options: tls.then(|| self.settings.tls.clone().unwrap_or_default()),
         }
     }
@@ -257,6 +333,16 @@ impl Job {
         (piece, resume)
     }
 
+    /// Stream the final response's body (`stream_body`) from now on, for a
+    /// pipe: possible while no body has started arriving.
+    pub(crate) fn stream_from_now(&mut self) -> bool {
+        if self.decoder.is_some() {
+            return false;
+        }
+        self.settings.stream_body = true;
+        true
+    }
+
     /// Whether the job's connection waits for its name lookup.
     pub(crate) fn is_resolving(&self) -> bool {
         self.conn
@@ -283,10 +369,15 @@ impl Job {
     /// The nearest deadline of the job: connect, total, idle.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let connect = self.conn.as_ref().and_then(Conn::deadline);
-        [connect, self.deadlines.next(), self.throttled_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            connect,
+            self.deadlines.next(),
+            self.throttled_until,
+            self.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Bytes the receive rate limit allows now (`usize::MAX`: no limit), or
@@ -322,6 +413,9 @@ impl Job {
         if !self.stash.is_empty() {
             return true;
         }
+        if let Some(at) = self.retry_at {
+            return now >= at || self.deadlines.next().is_some_and(|d| now >= d);
+        }
         if let Some(until) = self.throttled_until {
             return now >= until;
         }
@@ -353,6 +447,13 @@ impl Job {
     ) -> Option<Completed> {
         self.turn_output = 0;
         if let Some(expired) = self.deadlines.expired(now) {
+            if expired == Expired::Idle {
+                if let Some(delay) = self.retry_after_failure(now) {
+                    self.close_conn(drv);
+                    self.schedule_retry(drv, now, delay);
+                    return None;
+                }
+            }
             let failure = match expired {
                 Expired::Idle => {
                     RequestFailure::IdleTimeout(self.settings.idle_timeout.unwrap_or_default())
@@ -362,6 +463,13 @@ impl Job {
                 }
             };
             return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
+        }
+        if let Some(at) = self.retry_at {
+            if now < at {
+                return None;
+            }
+            self.retry_at = None;
+            self.stage = Stage::Connect;
         }
         if self.conn.is_none() {
             self.begin(drv, now);
@@ -400,7 +508,7 @@ impl Job {
                     }
                 }
                 Stage::Exchange => return self.exchange(drv, now, budget),
-                Stage::Waiting => return None,
+                Stage::Waiting | Stage::Backoff => return None,
             }
         }
     }
@@ -438,6 +546,8 @@ impl Job {
                 ))
             }
         };
+        #[cfg(feature = "cookies")]
+        self.set_cookie_field();
         let target = self.target_path();
         let conn = self.conn.as_mut()?;
         if let Err(e) = conn.start_request(
@@ -519,7 +629,7 @@ impl Job {
                 match event {
                     Ok(None) => break,
                     Ok(Some(Event::Head(h))) => {
-                        if let Some(done) = self.on_head(drv, h) {
+                        if let Some(done) = self.on_head(drv, h, now) {
                             return Some(done);
                         }
                     }
@@ -534,8 +644,9 @@ impl Job {
                             // This turn's decoding is used up.
                             return None;
                         }
-                        if self.stage == Stage::Connect {
-                            // A large redirect body: following on a new connection.
+                        if self.stage != Stage::Exchange {
+                            // A large redirect body: following on a new
+                            // connection (or after a retry's backoff).
                             return None;
                         }
                     }
@@ -550,19 +661,39 @@ impl Job {
         }
     }
 
-    fn on_head(&mut self, drv: &mut dyn Connections, head: ResponseHead) -> Option<Completed> {
-        let policy = Policy {
-            max_redirects: self.settings.max_redirects,
-            allow_https_to_http: self.settings.allow_https_to_http_redirect,
+    fn on_head(
+        &mut self,
+        drv: &mut dyn Connections,
+        head: ResponseHead,
+        now: Instant,
+    ) -> Option<Completed> {
+        #[cfg(feature = "cookies")]
+        if let Some(jar) = &self.settings.cookie_jar {
+            jar.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .store_response(&self.url, head.fields());
+        }
+        if let Some(next) = self.challenge(&head).or_else(|| self.retry_for(&head, now)) {
+            self.response = Some(head);
+            self.next = Some(next);
+            return None;
+        }
+        let decision = if self.settings.follow_redirects {
+            let policy = Policy {
+                max_redirects: self.settings.max_redirects,
+                allow_https_to_http: self.settings.allow_https_to_http_redirect,
+            };
+            redirect::decide(
+                &self.url,
+                head.status(),
+                &self.method,
+                head.fields().get_str("location"),
+                self.redirects,
+                policy,
+            )
+        } else {
+            Decision::Final
         };
-        let decision = redirect::decide(
-            &self.url,
-            head.status(),
-            &self.method,
-            head.fields().get_str("location"),
-            self.redirects,
-            policy,
-        );
         self.response = Some(head);
         match decision {
             Decision::Final => {}
@@ -582,7 +713,7 @@ impl Job {
                 ))
             }
             follow @ Decision::Follow { .. } => {
-                self.next = Some(follow);
+                self.next = Some(Next::Redirect(follow));
                 return None;
             }
         }
@@ -616,8 +747,39 @@ impl Job {
         }
         let has_body = length != Some(0);
         let mut file = None;
-        if let (Some(path), true) = (&self.settings.download_file, has_body) {
-            match File::create(path) {
+        let mut append = false;
+        let mut to_file = has_body;
+        if let Some(from) = self.resume_from {
+            let head = self.response.as_ref()?;
+            match head.status() {
+                206 => {
+                    let range = head.fields().get_str("content-range").unwrap_or("");
+                    if content_range_start(range) != Some(from) {
+                        let failure = RequestFailure::RangeMismatch {
+                            expected: from,
+                            content_range: range.to_string(),
+                        };
+                        return Some(self.complete(
+                            drv,
+                            RequestResult::RequestFailed,
+                            Some(failure),
+                        ));
+                    }
+                    append = true;
+                }
+                // Nothing to resume: the file stays as it is, the 416 and
+                // its body are the result.
+                416 => to_file = false,
+                _ => {}
+            }
+        }
+        if let (Some(path), true) = (&self.settings.download_file, to_file) {
+            let opened = if append {
+                std::fs::OpenOptions::new().append(true).open(path)
+            } else {
+                File::create(path)
+            };
+            match opened {
                 Ok(f) => file = Some(f),
                 Err(e) => {
                     return Some(self.complete(
@@ -663,7 +825,7 @@ impl Job {
             // large one is not worth reading: reconnect instead.
             if received > MAX_REDIRECT_BODY {
                 self.close_conn(drv);
-                return self.follow_redirect(drv, now);
+                return self.follow_next(drv, now);
             }
             return None;
         }
@@ -735,7 +897,7 @@ impl Job {
             self.close_conn(drv);
         }
         if self.next.is_some() {
-            return self.follow_redirect(drv, now);
+            return self.follow_next(drv, now);
         }
         if let Some(decoder) = self.decoder.take() {
             let (sink, r) = decoder.finish();
@@ -747,17 +909,31 @@ impl Job {
         Some(self.complete(drv, RequestResult::Success, None))
     }
 
-    fn follow_redirect(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
-        let Some(Decision::Follow {
-            url,
-            method,
-            drop_body,
-            drop_credentials,
-        }) = self.next.take()
-        else {
-            return None;
+    /// Go on after a response that is not the result: the next hop of a
+    /// redirect, the answer to a challenge, or a retry's backoff.
+    fn follow_next(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
+        let (url, method, drop_body, drop_credentials) = match self.next.take() {
+            Some(Next::Redirect(Decision::Follow {
+                url,
+                method,
+                drop_body,
+                drop_credentials,
+            })) => (url, method, drop_body, drop_credentials),
+            Some(Next::Challenge) => {
+                self.response = None;
+                return self.send_again(drv, now);
+            }
+            Some(Next::Retry(delay)) => {
+                self.schedule_retry(drv, now, delay);
+                return None;
+            }
+            _ => return None,
         };
         if drop_credentials {
+            #[cfg(feature = "cookies")]
+            {
+                self.user_cookie = None;
+            }
             self.headers.retain(|(k, _)| {
                 !["authorization", "cookie", "proxy-authorization"]
                     .iter()
@@ -778,6 +954,12 @@ impl Job {
         self.response = None;
         self.progress.downloaded.store(0, Ordering::Relaxed);
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+        self.send_again(drv, now)
+    }
+
+    /// Send the request (as it now is) on the same connection when it is
+    /// idle and fits the URL, else on another one.
+    fn send_again(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         let same = self
             .conn
             .as_ref()
@@ -788,6 +970,154 @@ impl Job {
         }
         self.begin(drv, now);
         None
+    }
+
+    /// A `401` that `settings.auth` (Digest) answers: the `Authorization`
+    /// field for the same request again (RFC 7616 §3.4). One answer per
+    /// request, a second only when the server says the first nonce was
+    /// stale (§3.3); never for another origin than the one given, nor with
+    /// a body that cannot be sent again (the 401 is then the result).
+    fn challenge(&mut self, head: &ResponseHead) -> Option<Next> {
+        if head.status() != 401 || self.url.origin() != self.auth_origin {
+            return None;
+        }
+        let Some(web::Auth::Digest { user, password }) = &self.settings.auth else {
+            return None;
+        };
+        let values = head
+            .fields()
+            .get_all("www-authenticate")
+            .filter_map(|v| std::str::from_utf8(v).ok());
+        let challenge = web::parse_digest_challenge(values)?;
+        let again = self.challenges == 1 && challenge.stale;
+        if (self.challenges > 0 && !again) || !self.body_replayable() {
+            return None;
+        }
+        self.challenges += 1;
+        let value = web::digest_value(
+            &challenge,
+            user,
+            password,
+            &self.method,
+            &self.target_path(),
+            1,
+            &web::new_cnonce(),
+        );
+        self.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+        self.headers.push(("Authorization".into(), value));
+        Some(Next::Challenge)
+    }
+
+    /// A response whose status the retry policy retries: the delay before
+    /// the next try. The server answered, so the request was sent: only an
+    /// idempotent method is sent again (RFC 9110 §9.2.2). `Retry-After`
+    /// (RFC 9110 §10.2.3; a date counts from the response's `Date`, else
+    /// from the local clock) replaces the backoff; one longer than the
+    /// policy's `max_delay` or past the request's deadline makes this
+    /// response the result.
+    fn retry_for(&self, head: &ResponseHead, now: Instant) -> Option<Next> {
+        let policy = self.settings.retry.as_ref()?;
+        if !policy.statuses.contains(&head.status()) || !is_idempotent(&self.method) {
+            return None;
+        }
+        let fields = head.fields();
+        let retry_after = fields.get_str("retry-after").and_then(|v| {
+            let base = fields
+                .get_str("date")
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .unwrap_or_else(std::time::SystemTime::now);
+            web::retry_after(v, base)
+        });
+        self.retry_delay(retry_after, now).map(Next::Retry)
+    }
+
+    /// The delay before another try, if the retry policy allows one now:
+    /// tries left, a body that can be sent again, no body byte handed out
+    /// yet, within the deadline and the origin's retry budget.
+    fn retry_delay(&self, retry_after: Option<Duration>, now: Instant) -> Option<Duration> {
+        let policy = self.settings.retry.as_ref()?;
+        if self.attempts > policy.retries || !self.body_replayable() {
+            return None;
+        }
+        let delivered = self.progress.downloaded.load(Ordering::Relaxed) > 0
+            && self.next.is_none()
+            && self.response.is_some();
+        if delivered {
+            return None;
+        }
+        let delay = match retry_after {
+            Some(d) if d > policy.max_delay => return None,
+            Some(d) => d,
+            None => web::backoff(policy, self.attempts, web::random_u64()),
+        };
+        if self.deadlines.total.is_some_and(|t| now + delay >= t) {
+            return None;
+        }
+        let origin = self.url.origin().ascii_serialization();
+        policy.budget.try_take(&origin, now).then_some(delay)
+    }
+
+    /// A failure the retry policy retries (no connection, no response, a
+    /// reset, a cut body, the idle timeout): the delay before the next try.
+    /// Only for an idempotent method, or when nothing was sent.
+    fn retry_after_failure(&self, now: Instant) -> Option<Duration> {
+        self.settings.retry.as_ref()?;
+        let nothing_sent = self
+            .conn
+            .as_ref()
+            .and_then(Conn::exchange)
+            .is_none_or(|x| x.nothing_sent());
+        if !(is_idempotent(&self.method) || nothing_sent) {
+            return None;
+        }
+        self.retry_delay(None, now)
+    }
+
+    fn body_replayable(&self) -> bool {
+        self.body.as_ref().is_some_and(RequestBody::is_replayable)
+    }
+
+    /// Wait `delay`, then try again from the start (a reusable connection
+    /// is kept for it).
+    fn schedule_retry(&mut self, drv: &mut dyn Connections, now: Instant, delay: Duration) {
+        if let Some(conn) = self.conn.take() {
+            let keep = conn.is_idle();
+            drv.release(conn, keep, now);
+        }
+        self.attempts += 1;
+        self.next = None;
+        self.response = None;
+        self.decoder = None;
+        self.stash = Bytes::new();
+        self.progress.downloaded.store(0, Ordering::Relaxed);
+        self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+        let at = now + delay;
+        self.retry_at = Some(at);
+        self.deadlines.idle = self.settings.idle_timeout.map(|t| at + t);
+        self.stage = Stage::Backoff;
+    }
+
+    /// The `Cookie` field of the next hop: the caller's own, then the
+    /// jar's cookies for the URL (RFC 6265 §5.4).
+    #[cfg(feature = "cookies")]
+    fn set_cookie_field(&mut self) {
+        let Some(jar) = &self.settings.cookie_jar else {
+            return;
+        };
+        let from_jar = jar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .cookie_header(&self.url);
+        self.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("cookie"));
+        let value = match (self.user_cookie.as_deref(), from_jar) {
+            (Some(u), Some(j)) => format!("{u}; {j}"),
+            (Some(u), None) => u.to_string(),
+            (None, Some(j)) => j,
+            (None, None) => return,
+        };
+        self.headers.push(("Cookie".into(), value));
     }
 
     fn on_failure(
@@ -817,6 +1147,19 @@ impl Job {
             return None;
         }
         let result = RequestResult::for_failure(&failure);
+        let transient = matches!(
+            result,
+            RequestResult::CantConnect
+                | RequestResult::CantResolve
+                | RequestResult::ConnectionError
+                | RequestResult::NoResponse
+                | RequestResult::ChunkedBodySizeMismatch
+        );
+        if let Some(delay) = transient.then(|| self.retry_after_failure(now)).flatten() {
+            self.close_conn(drv);
+            self.schedule_retry(drv, now, delay);
+            return None;
+        }
         Some(self.complete(drv, result, Some(RequestFailure::Connection(failure))))
     }
 
@@ -846,6 +1189,9 @@ impl Job {
             None => (Vec::new(), 0),
         };
         let head = self.response.take();
+        if let (true, Some(head)) = (self.settings.resume, &head) {
+            self.stamp_download(head);
+        }
         self.progress
             .status
             .store(status_code(Status::Disconnected), Ordering::Relaxed);
@@ -866,13 +1212,71 @@ impl Job {
             redirects: self.redirects,
             wire_bytes: self.wire,
             body_bytes,
+            attempts: self.attempts,
         }
     }
 }
 
+impl Job {
+    /// `resume`: give the download file the response's `Last-Modified` as
+    /// its modification time (curl's `-R`), so a later `If-Range` with that
+    /// time matches exactly, as RFC 9110 §13.1.5 asks. Done when the
+    /// request ends, complete or cut; a file left without it (no
+    /// Last-Modified) is downloaded whole next time, never mixed.
+    fn stamp_download(&self, head: &ResponseHead) {
+        let (Some(path), true) = (&self.settings.download_file, head.status() / 100 == 2) else {
+            return;
+        };
+        let Some(time) = head
+            .fields()
+            .get_str("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+        else {
+            return;
+        };
+        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
+            let _ = file.set_modified(time);
+        }
+    }
+}
+
+/// `resume`: the size of a partial download file (> 0), with `Range` and
+/// `If-Range` added to `headers` (unless the caller gave a `Range`).
+fn resume_offset(settings: &Settings, headers: &mut Vec<(String, String)>) -> Option<u64> {
+    if !settings.resume || headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
+        return None;
+    }
+    let meta = std::fs::metadata(settings.download_file.as_ref()?).ok()?;
+    let size = meta.len();
+    if size == 0 || !meta.is_file() {
+        return None;
+    }
+    headers.push(("Range".into(), format!("bytes={size}-")));
+    if let Ok(modified) = meta.modified() {
+        headers.push(("If-Range".into(), httpdate::fmt_http_date(modified)));
+    }
+    Some(size)
+}
+
+/// The first byte of a `Content-Range: bytes first-last/complete` value
+/// (RFC 9110 §14.4).
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes")?.trim_start();
+    let (first, _) = range.split_once('-')?;
+    first.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_idempotent;
+    use super::{content_range_start, is_idempotent};
+
+    #[test]
+    fn content_range_first_byte() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(content_range_start("bytes */200"), None);
+        assert_eq!(content_range_start("items 1-2/3"), None);
+    }
 
     #[test]
     fn idempotent_methods_are_rfc_9110s() {

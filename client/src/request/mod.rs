@@ -50,6 +50,18 @@ pub struct Settings {
     /// Stream the body into this file instead of memory. Created or
     /// truncated only when the final response's body starts.
     pub download_file: Option<PathBuf>,
+    /// Continue a partial `download_file` (curl's `-C -`): a file of N > 0
+    /// bytes asks for `Range: bytes=N-` with `If-Range:` the file's
+    /// modification time (RFC 9110 §14.2, §13.1.5). With `resume` on, a
+    /// download file gets the response's `Last-Modified` as its
+    /// modification time when the request ends (curl's `-R`), so that
+    /// `If-Range` matches exactly only while the resource is unchanged. A
+    /// 206 whose Content-Range starts at N is appended; a 200 (the resource
+    /// changed, or ranges are not supported) rewrites the file whole; a 416
+    /// is the result and the file is left as it is; a 206 that starts
+    /// elsewhere fails with [`RequestFailure::RangeMismatch`]. Default
+    /// false.
+    pub resume: bool,
     /// Most redirects followed. Default 8.
     pub max_redirects: u32,
     /// One deadline on wall-clock time from `request` to completion, covering
@@ -70,6 +82,15 @@ pub struct Settings {
     pub http_proxy: Option<(String, u16)>,
     /// Proxy (CONNECT tunnel) for https URLs, as (host, port).
     pub https_proxy: Option<(String, u16)>,
+    /// User and password for the proxy (`Proxy-Authorization: Basic`, RFC
+    /// 9110 §11.7.2), sent on CONNECT and with each request through an
+    /// HTTP proxy, never to the origin. `None` (default).
+    pub proxy_auth: Option<(String, String)>,
+    /// Take the proxy from the environment when none is set here
+    /// (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`, by curl's
+    /// rules: [`crate::web::proxy_for`]; credentials in the proxy URL are
+    /// used unless `proxy_auth` is set). Default false.
+    pub proxy_from_env: bool,
     /// TLS settings for https URLs.
     pub tls: Option<TlsOptions>,
     /// How long connecting may take (resolve excluded), over every address,
@@ -93,6 +114,29 @@ pub struct Settings {
     /// Socket bytes processed per [`HttpRequest::poll`] when not using
     /// threads, so a frame never stalls. Default 1 MiB.
     pub poll_budget: usize,
+    /// Follow redirects (default true). `false` is Parse's
+    /// `followRedirects: false`: a 3xx is the result, with its body.
+    pub follow_redirects: bool,
+    /// Credentials for the request's origin (never sent to another one
+    /// after a redirect): Basic is sent with the first request, Digest
+    /// answers the server's `401` challenge, on the same connection when
+    /// the server keeps it. An `Authorization` header given with the
+    /// request wins; both win over the URL's userinfo. `None` (default).
+    pub auth: Option<crate::web::Auth>,
+    /// Try again on connection failures and on the policy's status codes
+    /// (r.http's `attempts`, curl's `--retry`): idempotent methods only (or
+    /// when nothing was sent), with exponential backoff and jitter,
+    /// `Retry-After` honoured within the request's `timeout`, a retry budget
+    /// per origin. [`Completed::attempts`] counts the tries. `None`
+    /// (default): no retries (the one transparent retry of a request that
+    /// met a stale keep-alive connection stays).
+    pub retry: Option<crate::web::RetryPolicy>,
+    /// A cookie jar the request reads and fills (every hop: a `Set-Cookie`
+    /// on a 3xx applies to the next one). Shared by the requests and
+    /// threads that hold a clone. `None` (default): cookies are only what
+    /// the caller sends.
+    #[cfg(feature = "cookies")]
+    pub cookie_jar: Option<crate::web::SharedCookieJar>,
 }
 
 impl Default for Settings {
@@ -101,6 +145,7 @@ impl Default for Settings {
             body_size_limit: None,
             download_chunk_size: 65_536,
             download_file: None,
+            resume: false,
             max_redirects: 8,
             timeout: None,
             idle_timeout: None,
@@ -109,12 +154,19 @@ impl Default for Settings {
             allow_https_to_http_redirect: false,
             http_proxy: None,
             https_proxy: None,
+            proxy_auth: None,
+            proxy_from_env: false,
             tls: None,
             connect_timeout: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
             stream_body: false,
             max_recv_speed: None,
             poll_budget: 1 << 20,
+            follow_redirects: true,
+            auth: None,
+            retry: None,
+            #[cfg(feature = "cookies")]
+            cookie_jar: None,
         }
     }
 }
@@ -393,19 +445,34 @@ impl HttpRequest {
         method: &str,
         body: RequestBody,
     ) -> Result<(), RequestError> {
+        let settings = self.settings.clone();
+        self.request_with(url, headers, method, body, settings)
+    }
+
+    /// [`request_body`](Self::request_body) under `settings` instead of
+    /// this request's own (which stay as they are): the web builder's path.
+    pub(crate) fn request_with(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: RequestBody,
+        settings: Settings,
+    ) -> Result<(), RequestError> {
         if self.running.is_some() {
             return Err(RequestError::Busy);
         }
         let start = Instant::now();
-        let (url, headers) = prepare(url, headers, method, &body, &self.settings)?;
+        let (url, headers) = prepare(url, headers, method, &body, &settings)?;
         let mut driver = match self.driver.take() {
             Some(d) => d,
             None => Driver::new().map_err(RequestError::System)?,
         };
         self.progress = Arc::new(Progress::default());
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+        let use_threads = settings.use_threads;
         let mut job = Job::new(
-            self.settings.clone(),
+            settings,
             url,
             method.to_string(),
             headers,
@@ -415,7 +482,7 @@ impl HttpRequest {
         );
         job.begin(&mut driver, start);
         job.publish_status();
-        if self.settings.use_threads {
+        if use_threads {
             let (tx, rx) = mpsc::channel();
             let cancel = Arc::new(AtomicBool::new(false));
             let wake = WakeHandle(Arc::clone(driver.reactor.waker()));
@@ -598,6 +665,14 @@ pub(crate) fn prepare(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if let Some(crate::web::Auth::Basic { user, password }) = &settings.auth {
+        if !has_header(&headers, "authorization") {
+            headers.push((
+                "Authorization".into(),
+                crate::web::basic_value(user, password),
+            ));
+        }
+    }
     if !url.username().is_empty() && !has_header(&headers, "authorization") {
         let decode = |s| {
             percent_encoding::percent_decode_str(s)

@@ -148,6 +148,17 @@ pub enum RequestFailure {
     Body(std::io::Error),
     /// The worker thread (`use_threads`) ended without a result.
     WorkerGone,
+    /// [`crate::RequestPool::pipe`]: the upload this download fed ended
+    /// first, so the download was stopped.
+    PipeClosed,
+    /// `resume`: the server's 206 does not start where the partial file
+    /// ends (the file is left as it was).
+    RangeMismatch {
+        /// The partial file's size: the first byte asked for.
+        expected: u64,
+        /// The response's Content-Range, as received.
+        content_range: String,
+    },
 }
 
 impl fmt::Display for RequestFailure {
@@ -187,6 +198,16 @@ impl fmt::Display for RequestFailure {
             RequestFailure::Redirect(r) => r.fmt(f),
             RequestFailure::Body(e) => write!(f, "cannot read the request body: {e}"),
             RequestFailure::WorkerGone => f.write_str("the worker thread ended without a result"),
+            RequestFailure::PipeClosed => {
+                f.write_str("the upload this download was piped into ended first")
+            }
+            RequestFailure::RangeMismatch {
+                expected,
+                content_range,
+            } => write!(
+                f,
+                "asked for the bytes from {expected} on, got Content-Range {content_range:?}"
+            ),
             RequestFailure::BodyNotReplayable => {
                 f.write_str("the request body (a reader) cannot be sent again")
             }
@@ -234,6 +255,8 @@ pub struct Completed {
     pub wire_bytes: u64,
     /// Body bytes after decoding (also when written to a file).
     pub body_bytes: u64,
+    /// Tries made (1 when no retry happened; see [`crate::Settings::retry`]).
+    pub attempts: u32,
 }
 
 impl Completed {
@@ -250,6 +273,7 @@ impl Completed {
             redirects: 0,
             wire_bytes: 0,
             body_bytes: 0,
+            attempts: 1,
         }
     }
 

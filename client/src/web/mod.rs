@@ -5,18 +5,28 @@
 //! authentication, retries and pagination.
 
 mod auth;
+mod batch;
+mod builder;
 mod fields;
 mod link;
+mod paginate;
+mod proxy;
 mod query;
 mod response;
 mod retry;
 
 #[cfg(feature = "cookies")]
 mod cookies;
+#[cfg(feature = "http")]
+mod interop;
 #[cfg(feature = "multipart")]
 mod multipart;
 
 pub use auth::Auth;
+pub use batch::{all, all_settled, Batch};
+pub use builder::{Request, StatusPolicy, WebError};
+pub use paginate::{Pagination, Paginator};
+pub use proxy::{env_proxy, proxy_for, ProxyConfig};
 pub(crate) use auth::{basic_value, digest_value, new_cnonce, parse_digest_challenge, DigestChallenge};
 pub use fields::{parse_field_lines, FieldLineError, FieldLineErrorKind};
 pub use link::{next_link, parse_link, LinkValue};
