@@ -1,18 +1,24 @@
-//! `"Name: value"` field lines. STUB: helper-A implements.
+//! `"Name: value"` field lines (Godot's `custom_headers`, r.http's array
+//! form), split into pairs and checked by proto's rules before anything is
+//! sent.
+
+use std::fmt;
 
 /// Why a field line was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FieldLineErrorKind {
-    /// No colon.
+    /// No colon: not `"Name: value"`.
     NoColon,
-    /// The name is not a token.
+    /// The name is empty, not a token, or has whitespace before the colon
+    /// (RFC 9112 §5.1).
     InvalidName,
-    /// The value has a character a field value cannot hold.
+    /// The value holds a character a field value cannot (CR, LF, NUL or
+    /// another control: RFC 9110 §5.5).
     InvalidValue,
 }
 
-/// A field line that was refused, with its index.
+/// A field line that was refused, with its index in the list given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldLineError {
     /// Its index in the list given.
@@ -21,18 +27,99 @@ pub struct FieldLineError {
     pub kind: FieldLineErrorKind,
 }
 
-impl std::fmt::Display for FieldLineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "field line {}: {:?}", self.index, self.kind)
+impl fmt::Display for FieldLineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = self.index;
+        match self.kind {
+            FieldLineErrorKind::NoColon => {
+                write!(f, "field line {i} has no colon (\"Name: value\" expected)")
+            }
+            FieldLineErrorKind::InvalidName => write!(
+                f,
+                "field line {i} has an invalid name (a token, with no space before the colon)"
+            ),
+            FieldLineErrorKind::InvalidValue => write!(
+                f,
+                "field line {i} has a character a field value cannot hold (CR, LF, NUL, a control)"
+            ),
+        }
     }
 }
 
 impl std::error::Error for FieldLineError {}
 
-/// Split `"Name: value"` strings into (name, value) pairs.
+/// Split `"Name: value"` strings into `(name, value)` pairs: at the first
+/// colon; the name must be a token (RFC 9110 §5.1; whitespace before the
+/// colon is refused, RFC 9112 §5.1); the value loses its leading and
+/// trailing spaces and tabs (OWS) and must be a valid field value. An
+/// empty value is allowed.
 ///
 /// # Errors
-/// The first line that breaks a rule.
-pub fn parse_field_lines<'a>(_lines: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, FieldLineError> {
-    todo!()
+/// The first line that breaks a rule, with its index.
+pub fn parse_field_lines<'a>(lines: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, FieldLineError> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| {
+            let err = |kind| FieldLineError { index, kind };
+            let (name, value) = line
+                .split_once(':')
+                .ok_or(err(FieldLineErrorKind::NoColon))?;
+            if !pollhttp_proto::is_token(name.as_bytes()) {
+                return Err(err(FieldLineErrorKind::InvalidName));
+            }
+            let value = value.trim_matches([' ', '\t']);
+            if !pollhttp_proto::is_field_value(value.as_bytes()) {
+                return Err(err(FieldLineErrorKind::InvalidValue));
+            }
+            Ok((name, value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_at(lines: &[&str]) -> (usize, FieldLineErrorKind) {
+        let e = parse_field_lines(lines).unwrap_err();
+        (e.index, e.kind)
+    }
+
+    #[test]
+    fn lines_split_at_the_first_colon() {
+        let got = parse_field_lines(&["Accept: text/html", "X-Url:  http://a:1/ \t", "X-Empty:"])
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("Accept", "text/html"),
+                ("X-Url", "http://a:1/"),
+                ("X-Empty", "")
+            ]
+        );
+    }
+
+    #[test]
+    fn each_rule_has_its_error_and_index() {
+        assert_eq!(
+            kind_at(&["A: 1", "no colon"]),
+            (1, FieldLineErrorKind::NoColon)
+        );
+        assert_eq!(kind_at(&["A : 1"]), (0, FieldLineErrorKind::InvalidName));
+        assert_eq!(kind_at(&[": 1"]), (0, FieldLineErrorKind::InvalidName));
+        assert_eq!(
+            kind_at(&["A: 1", "B: 2", "C: a\r\nD: b"]),
+            (2, FieldLineErrorKind::InvalidValue)
+        );
+        assert_eq!(
+            kind_at(&["A: nul\0"]),
+            (0, FieldLineErrorKind::InvalidValue)
+        );
+        let e = parse_field_lines(&["x"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field line 0 has no colon (\"Name: value\" expected)"
+        );
+    }
 }
