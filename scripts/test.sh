@@ -22,6 +22,9 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd fuzz && cargo clippy --all-targets --locked -- -D warnings)
 
+step "pollhttp without its optional features (json, cookies, multipart, http)"
+cargo clippy -p pollhttp --no-default-features --locked -- -D warnings
+
 step "pollhttp-proto without std (no_std + alloc, bare-metal target)"
 cargo clippy -p pollhttp-proto --no-default-features --locked \
     --target "${POLLHTTP_NO_STD_TARGET:-thumbv7em-none-eabihf}" -- -D warnings

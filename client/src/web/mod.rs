@@ -23,21 +23,25 @@ mod interop;
 mod multipart;
 
 pub use auth::Auth;
+pub(crate) use auth::{basic_value, digest_value, new_cnonce, parse_digest_challenge};
 pub use batch::{all, all_settled, Batch};
 pub use builder::{Request, StatusPolicy, WebError};
-pub use paginate::{Pagination, Paginator};
-pub use proxy::{env_proxy, proxy_for, ProxyConfig};
-pub(crate) use auth::{basic_value, digest_value, new_cnonce, parse_digest_challenge, DigestChallenge};
 pub use fields::{parse_field_lines, FieldLineError, FieldLineErrorKind};
 pub use link::{next_link, parse_link, LinkValue};
-pub use query::{append_query_pairs, append_raw_query, form_body, query_string_from_dict, uri_encode, QueryValue};
-pub use response::{BodyError, ResultFormat};
+pub use paginate::{NextPageFn, Pagination, Paginator};
+pub use proxy::{env_proxy, proxy_for, ProxyConfig};
+pub use query::{
+    append_query_pairs, append_raw_query, form_body, query_string_from_dict, uri_encode, QueryValue,
+};
 #[cfg(feature = "json")]
 pub use response::Parsed;
-pub use retry::{RetryBudget, RetryPolicy};
+pub use response::{BodyError, ResultFormat};
 pub(crate) use retry::{backoff, random_u64, retry_after};
+pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "cookies")]
-pub use cookies::{parse_set_cookie, CookieJar, CookieJarError, SameSite, SetCookie, SharedCookieJar};
+pub use cookies::{
+    parse_set_cookie, CookieJar, CookieJarError, SameSite, SetCookie, SharedCookieJar,
+};
 #[cfg(feature = "multipart")]
 pub use multipart::{Multipart, MultipartError};

@@ -10,6 +10,9 @@ use url::Url;
 use super::{next_link, Request, StatusPolicy, WebError};
 use crate::{Completed, HttpRequest};
 
+/// A function of the last page that returns the next page's URL.
+pub type NextPageFn = Box<dyn FnMut(&Completed) -> Option<String> + Send>;
+
 /// How the next page is found.
 pub enum Pagination {
     /// The `Link` field's `rel="next"` target (RFC 8288; a relative
@@ -19,7 +22,7 @@ pub enum Pagination {
     /// A function of the last page (its final URL, fields and body) that
     /// returns the next URL (relative to the page's URL) or `None` at the
     /// end: r.http's `page` function.
-    Custom(Box<dyn FnMut(&Completed) -> Option<String> + Send>),
+    Custom(NextPageFn),
 }
 
 impl fmt::Debug for Pagination {

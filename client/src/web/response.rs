@@ -78,6 +78,7 @@ impl std::error::Error for BodyError {
 }
 
 /// The media type of a Content-Type value, lowercased, without parameters.
+#[cfg(feature = "json")]
 fn media_type(content_type: &str) -> String {
     content_type
         .split(';')
