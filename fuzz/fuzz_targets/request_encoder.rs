@@ -45,6 +45,7 @@ fn expect_fields(fields: &[(String, Vec<u8>)]) -> Result<(Framing, bool), Error>
     let mut hosts = 0;
     let mut length: Option<u64> = None;
     let mut te: Option<bool> = None;
+    let mut te_index = 0;
     let mut close = false;
     for (index, (n, v)) in fields.iter().enumerate() {
         if !is_token(n.as_bytes()) {
@@ -58,24 +59,31 @@ fn expect_fields(fields: &[(String, Vec<u8>)]) -> Result<(Framing, bool), Error>
             "host" => hosts += 1,
             "content-length" => {
                 let t = trim_ows(v);
-                if length.is_some() || t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
-                    return Err(Error::InvalidRequestFraming);
+                if length.is_some() {
+                    return Err(Error::DuplicateRequestContentLength { index });
+                }
+                if t.is_empty() || !t.iter().all(u8::is_ascii_digit) {
+                    return Err(Error::InvalidRequestContentLength { index });
                 }
                 let s = std::str::from_utf8(t).unwrap();
-                length = Some(s.parse::<u64>().map_err(|_| Error::InvalidRequestFraming)?);
+                length = Some(
+                    s.parse::<u64>()
+                        .map_err(|_| Error::InvalidRequestContentLength { index })?,
+                );
             }
             "transfer-encoding" => {
                 // One field; codings are tokens (parameters after ';' ignored);
                 // chunked at most once, and last.
                 if te.is_some() {
-                    return Err(Error::InvalidRequestFraming);
+                    return Err(Error::InvalidRequestTransferEncoding { index });
                 }
+                te_index = index;
                 let codings: Vec<&[u8]> = v
                     .split(|&b| b == b',')
                     .map(|el| trim_ows(trim_ows(el).split(|&b| b == b';').next().unwrap()))
                     .collect();
                 if !codings.iter().all(|c| is_token(c)) {
-                    return Err(Error::InvalidRequestFraming);
+                    return Err(Error::InvalidRequestTransferEncoding { index });
                 }
                 let chunked: Vec<bool> = codings
                     .iter()
@@ -84,7 +92,7 @@ fn expect_fields(fields: &[(String, Vec<u8>)]) -> Result<(Framing, bool), Error>
                 match chunked.iter().filter(|&&c| c).count() {
                     0 => te = Some(false),
                     1 if *chunked.last().unwrap() => te = Some(true),
-                    _ => return Err(Error::InvalidRequestFraming),
+                    _ => return Err(Error::InvalidRequestTransferEncoding { index }),
                 }
             }
             "connection" => {
@@ -101,7 +109,10 @@ fn expect_fields(fields: &[(String, Vec<u8>)]) -> Result<(Framing, bool), Error>
         _ => return Err(Error::MultipleHost),
     }
     let framing = match (length, te) {
-        (Some(_), Some(_)) | (None, Some(false)) => return Err(Error::InvalidRequestFraming),
+        (Some(_), Some(_)) => return Err(Error::RequestContentLengthWithTransferEncoding),
+        (None, Some(false)) => {
+            return Err(Error::InvalidRequestTransferEncoding { index: te_index })
+        }
         (None, Some(true)) => Framing::Chunked,
         (Some(0), None) | (None, None) => Framing::None,
         (Some(n), None) => Framing::Length(n),

@@ -352,10 +352,38 @@ pub enum Error {
     /// The request has more than one Host field line (RFC 9112 §3.2: a
     /// server rejects such a request with 400).
     caller MultipleHost,
-    /// The request's Content-Length is not `1*DIGIT`, is given twice, or comes
-    /// with Transfer-Encoding; or its Transfer-Encoding does not end in
-    /// chunked (RFC 9112 §6.1, §6.2).
-    caller InvalidRequestFraming,
+    /// The caller's Content-Length field at `index` is not `1*DIGIT` (or
+    /// does not fit in 64 bits) (RFC 9110 §8.6).
+    caller InvalidRequestContentLength {
+        /// Index of the field in the caller's list.
+        index: usize,
+    },
+    /// A second Content-Length field, at `index` (RFC 9110 §8.6: a sender
+    /// sends one; RFC 9112 §6.3 makes differing ones unrecoverable).
+    caller DuplicateRequestContentLength {
+        /// Index of the second field in the caller's list.
+        index: usize,
+    },
+    /// The caller's Transfer-Encoding field at `index` has a coding that is
+    /// not a token, applies chunked more than once or not last, does not
+    /// end in chunked, or is a second Transfer-Encoding field (RFC 9112
+    /// §6.1: a request's codings MUST end in chunked, applied once).
+    caller InvalidRequestTransferEncoding {
+        /// Index of the field in the caller's list.
+        index: usize,
+    },
+    /// The request has both Content-Length and Transfer-Encoding (RFC 9112
+    /// §6.2: a sender MUST NOT send Content-Length with Transfer-Encoding).
+    caller RequestContentLengthWithTransferEncoding,
+    /// A driver that knows the body's length up front found the caller's
+    /// Content-Length different from it (the pollhttp client checks this
+    /// before anything is sent; RFC 9110 §8.6).
+    caller RequestContentLengthMismatch {
+        /// The Content-Length given.
+        declared: u64,
+        /// The body's length in bytes.
+        length: u64,
+    },
     /// `send_body` with more bytes than the request's Content-Length has left.
     caller RequestBodyTooLong {
         /// Bytes the Content-Length still allowed.
@@ -381,6 +409,42 @@ impl Error {
     /// [`offset`](Self::offset)); the connection is dead.
     pub fn is_peer_error(&self) -> bool {
         self.offset().is_some()
+    }
+
+    /// The index of the caller's field an error is about (a name, a value,
+    /// a framing field), `None` for the others.
+    pub fn field_index(&self) -> Option<usize> {
+        use Error::*;
+        match self {
+            InvalidRequestFieldName { index }
+            | InvalidRequestFieldValue { index }
+            | InvalidRequestContentLength { index }
+            | DuplicateRequestContentLength { index }
+            | InvalidRequestTransferEncoding { index } => Some(*index),
+            _ => None,
+        }
+    }
+
+    /// The same error with its field index passed through `f` (a driver
+    /// that added fields of its own maps indexes back to its caller's
+    /// list); errors without one are returned as they are.
+    #[must_use]
+    pub fn map_field_index(self, f: impl FnOnce(usize) -> usize) -> Error {
+        use Error::*;
+        match self {
+            InvalidRequestFieldName { index } => InvalidRequestFieldName { index: f(index) },
+            InvalidRequestFieldValue { index } => InvalidRequestFieldValue { index: f(index) },
+            InvalidRequestContentLength { index } => {
+                InvalidRequestContentLength { index: f(index) }
+            }
+            DuplicateRequestContentLength { index } => {
+                DuplicateRequestContentLength { index: f(index) }
+            }
+            InvalidRequestTransferEncoding { index } => {
+                InvalidRequestTransferEncoding { index: f(index) }
+            }
+            other => other,
+        }
     }
 }
 
@@ -443,7 +507,25 @@ impl fmt::Display for Error {
             }
             MissingHost => f.write_str("request has no Host field (RFC 9112 §3.2)"),
             MultipleHost => f.write_str("request has more than one Host field (RFC 9112 §3.2)"),
-            InvalidRequestFraming => f.write_str("invalid request Content-Length or Transfer-Encoding"),
+            InvalidRequestContentLength { index } => write!(
+                f,
+                "request field {index}: Content-Length is not a decimal number (RFC 9110 §8.6)"
+            ),
+            DuplicateRequestContentLength { index } => write!(
+                f,
+                "request field {index}: a second Content-Length (RFC 9110 §8.6)"
+            ),
+            InvalidRequestTransferEncoding { index } => write!(
+                f,
+                "request field {index}: Transfer-Encoding must end in chunked, applied once, in one field (RFC 9112 §6.1)"
+            ),
+            RequestContentLengthWithTransferEncoding => f.write_str(
+                "request has both Content-Length and Transfer-Encoding (RFC 9112 §6.2)",
+            ),
+            RequestContentLengthMismatch { declared, length } => write!(
+                f,
+                "request Content-Length {declared} is not the body's length {length} (RFC 9110 §8.6)"
+            ),
             RequestBodyTooLong { remaining } => {
                 write!(f, "request body longer than its Content-Length ({remaining} bytes left)")
             }

@@ -145,6 +145,7 @@ where
     let mut hosts = 0usize;
     let mut length: Option<u64> = None;
     let mut te: Option<bool> = None; // Some(final coding is chunked)
+    let mut te_index = 0;
     let mut close = false;
     for (index, (name, value)) in fields.into_iter().enumerate() {
         let (name, value) = (name.as_ref(), value.as_ref());
@@ -159,16 +160,20 @@ where
             hosts += 1;
         } else if n.eq_ignore_ascii_case(b"content-length") {
             if length.is_some() {
-                return Err(Error::InvalidRequestFraming);
+                return Err(Error::DuplicateRequestContentLength { index });
             }
-            length = Some(parse_decimal(trim_ows(value)).ok_or(Error::InvalidRequestFraming)?);
+            length = Some(
+                parse_decimal(trim_ows(value))
+                    .ok_or(Error::InvalidRequestContentLength { index })?,
+            );
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             // chunked MUST be applied once and last (RFC 9112 §6.1).
             te = match (te, transfer_codings(value)) {
                 (None, Some((0, _))) => Some(false),
                 (None, Some((1, true))) => Some(true),
-                _ => return Err(Error::InvalidRequestFraming),
+                _ => return Err(Error::InvalidRequestTransferEncoding { index }),
             };
+            te_index = index;
         } else if n.eq_ignore_ascii_case(b"connection") && list_has_token(value, "close") {
             close = true;
         }
@@ -184,7 +189,10 @@ where
     }
     out.extend_from_slice(b"\r\n");
     let framing = match (length, te) {
-        (Some(_), Some(_)) | (None, Some(false)) => return Err(Error::InvalidRequestFraming),
+        (Some(_), Some(_)) => return Err(Error::RequestContentLengthWithTransferEncoding),
+        (None, Some(false)) => {
+            return Err(Error::InvalidRequestTransferEncoding { index: te_index })
+        }
         (None, Some(true)) => SendFraming::Chunked,
         (Some(0), None) | (None, None) => SendFraming::None,
         (Some(n), None) => SendFraming::Length(n),

@@ -136,7 +136,7 @@ fn caller_errors_queue_nothing_and_leave_the_connection_usable() {
             "POST",
             "/",
             vec![("Host", "h"), ("Content-Length", "+1")],
-            Error::InvalidRequestFraming,
+            Error::InvalidRequestContentLength { index: 1 },
         ),
         (
             "POST",
@@ -146,7 +146,7 @@ fn caller_errors_queue_nothing_and_leave_the_connection_usable() {
                 ("Content-Length", "1"),
                 ("Content-Length", "1"),
             ],
-            Error::InvalidRequestFraming,
+            Error::DuplicateRequestContentLength { index: 2 },
         ),
         (
             "POST",
@@ -156,19 +156,19 @@ fn caller_errors_queue_nothing_and_leave_the_connection_usable() {
                 ("Content-Length", "1"),
                 ("Transfer-Encoding", "chunked"),
             ],
-            Error::InvalidRequestFraming,
+            Error::RequestContentLengthWithTransferEncoding,
         ),
         (
             "POST",
             "/",
             vec![("Host", "h"), ("Transfer-Encoding", "gzip")],
-            Error::InvalidRequestFraming,
+            Error::InvalidRequestTransferEncoding { index: 1 },
         ),
         (
             "POST",
             "/",
             vec![("Host", "h"), ("Transfer-Encoding", "chunked, gzip")],
-            Error::InvalidRequestFraming,
+            Error::InvalidRequestTransferEncoding { index: 1 },
         ),
     ];
     for (m, t, f, want) in cases {

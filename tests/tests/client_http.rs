@@ -321,7 +321,34 @@ fn callers_own_framing_headers() {
     assert!(matches!(
         c.request("POST", "/", &[("Content-Length", "10")], b"abc"),
         Err(pollhttp::RequestError::Invalid(
-            ProtoError::InvalidRequestFraming
+            ProtoError::RequestContentLengthMismatch {
+                declared: 10,
+                length: 3
+            }
+        ))
+    ));
+    // proto's framing rules name the caller's field by its index in the
+    // caller's list (the Host field the client puts first does not count).
+    assert!(matches!(
+        c.request(
+            "POST",
+            "/",
+            &[("X-A", "1"), ("Content-Length", "3x")],
+            b"abc"
+        ),
+        Err(pollhttp::RequestError::Invalid(
+            ProtoError::InvalidRequestContentLength { index: 1 }
+        ))
+    ));
+    assert!(matches!(
+        c.request(
+            "POST",
+            "/",
+            &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")],
+            b"abc"
+        ),
+        Err(pollhttp::RequestError::Invalid(
+            ProtoError::RequestContentLengthWithTransferEncoding
         ))
     ));
     assert_eq!(c.status(), Connected);

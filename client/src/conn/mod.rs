@@ -584,7 +584,7 @@ impl Conn {
     /// # Errors
     /// proto's caller errors, with field indexes into `headers`; a caller's
     /// Content-Length that does not match the body's size
-    /// ([`ProtoError::InvalidRequestFraming`]); [`ProtoError::InvalidState`]
+    /// ([`ProtoError::RequestContentLengthMismatch`]); [`ProtoError::InvalidState`]
     /// when the connection is not established and idle. Nothing is queued.
     pub(crate) fn start_request<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
@@ -607,12 +607,16 @@ impl Conn {
             BodyPlan::Streaming => None,
         };
         if let (BodyPlan::Source(_), Some(n)) = (&body, length) {
+            // An unparsable one is proto's to refuse, with its index.
             let declared = headers
                 .iter()
                 .find(|(k, _)| is(k, "content-length"))
-                .map(|(_, v)| v.as_ref().trim().parse::<u64>().ok());
-            if declared.is_some_and(|d| d != Some(n)) {
-                return Err(ProtoError::InvalidRequestFraming);
+                .and_then(|(_, v)| v.as_ref().trim().parse::<u64>().ok());
+            if let Some(declared) = declared.filter(|d| *d != n) {
+                return Err(ProtoError::RequestContentLengthMismatch {
+                    declared,
+                    length: n,
+                });
             }
         }
         let host_header = self.target.host_header();
@@ -667,19 +671,7 @@ impl Conn {
         };
         let remap = |index: usize| fields.get(index).and_then(|f| f.1).unwrap_or(index);
         x.start_request(method, target, fields.iter().map(|f| f.0), source)
-            .map_err(|e| match e {
-                ProtoError::InvalidRequestFieldName { index } => {
-                    ProtoError::InvalidRequestFieldName {
-                        index: remap(index),
-                    }
-                }
-                ProtoError::InvalidRequestFieldValue { index } => {
-                    ProtoError::InvalidRequestFieldValue {
-                        index: remap(index),
-                    }
-                }
-                other => other,
-            })?;
+            .map_err(|e| e.map_field_index(remap))?;
         // Try to write at once; a full socket says so.
         self.ready.writable = true;
         Ok(())

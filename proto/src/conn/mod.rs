@@ -459,7 +459,11 @@ impl Connection {
     /// usable): [`Error::InvalidMethod`], [`Error::InvalidRequestTarget`],
     /// [`Error::InvalidRequestFieldName`], [`Error::InvalidRequestFieldValue`]
     /// (CR, LF, NUL or another control: no header injection),
-    /// [`Error::MissingHost`], [`Error::InvalidRequestFraming`],
+    /// [`Error::MissingHost`], [`Error::MultipleHost`], the framing rules
+    /// ([`Error::InvalidRequestContentLength`],
+    /// [`Error::DuplicateRequestContentLength`],
+    /// [`Error::InvalidRequestTransferEncoding`],
+    /// [`Error::RequestContentLengthWithTransferEncoding`]),
     /// [`Error::InvalidState`] (a request is already outstanding). Also
     /// [`Error::ClosedByPeer`] after `receive_eof`, and the connection's error
     /// if it is dead.
