@@ -86,12 +86,20 @@ pub const REDIRECT_CODES: [u16; 5] = [301, 302, 303, 307, 308];
 pub struct NginxOptions {
     /// Length of the sparse all-zero `/big.bin` (default 1 GiB).
     pub big_file_len: u64,
+    /// nginx's `keepalive_timeout` in whole seconds (default 60): how long
+    /// it keeps an idle keep-alive connection before closing it.
+    pub keepalive_timeout_secs: u32,
+    /// nginx's `worker_connections` (default 1024; raise it, with the fd
+    /// limit, for tests of more open connections).
+    pub worker_connections: u32,
 }
 
 impl Default for NginxOptions {
     fn default() -> Self {
         NginxOptions {
             big_file_len: 1 << 30,
+            keepalive_timeout_secs: 60,
+            worker_connections: 1024,
         }
     }
 }
@@ -249,7 +257,7 @@ impl Nginx {
                     break p;
                 }
             };
-            let conf = config(&prefix, &docroot, http_port, https_port);
+            let conf = config(&prefix, &docroot, http_port, https_port, opts);
             fs::write(prefix.join("nginx.conf"), conf).expect("write nginx.conf");
             let _ = fs::remove_file(prefix.join("error.log"));
             let stderr = File::create(prefix.join("stderr.log")).expect("stderr log");
@@ -346,7 +354,15 @@ fn write_docroot(docroot: &Path, big_len: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn config(prefix: &Path, docroot: &Path, http_port: u16, https_port: u16) -> String {
+fn config(
+    prefix: &Path,
+    docroot: &Path,
+    http_port: u16,
+    https_port: u16,
+    opts: &NginxOptions,
+) -> String {
+    let keepalive = opts.keepalive_timeout_secs;
+    let workers = opts.worker_connections;
     let p = prefix.display();
     let d = docroot.display();
     let mut locations = String::new();
@@ -377,7 +393,7 @@ pid {p}/nginx.pid;
 error_log {p}/error.log warn;
 
 events {{
-    worker_connections 1024;
+    worker_connections {workers};
 }}
 
 http {{
@@ -397,7 +413,7 @@ http {{
     sendfile on;
     server_tokens off;
     keepalive_requests 1000000;
-    keepalive_timeout 60s;
+    keepalive_timeout {keepalive}s;
 
     server {{
         listen 127.0.0.1:{http_port};

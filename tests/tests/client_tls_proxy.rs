@@ -299,7 +299,10 @@ fn a_slow_lookup_does_not_delay_another_client() {
 }
 
 fn big_download(tls: bool, len: u64) {
-    let nginx = Nginx::start_with(NginxOptions { big_file_len: len });
+    let nginx = Nginx::start_with(NginxOptions {
+        big_file_len: len,
+        ..NginxOptions::default()
+    });
     let mut c = tls_client(&nginx.ca_pem);
     let (host, port) = if tls {
         ("https://localhost", nginx.https_port)

@@ -538,6 +538,7 @@ fn happy_eyeballs_connects_after_the_attempt_delay_not_the_timeout() {
 fn a_streamed_body_comes_in_pieces_with_back_pressure() {
     let nginx = pollhttp_tests::nginx::Nginx::start_with(pollhttp_tests::nginx::NginxOptions {
         big_file_len: 64 << 20,
+        ..Default::default()
     });
     let mut pool = RequestPool::new().unwrap();
     let settings = Settings {
@@ -613,4 +614,55 @@ fn a_request_cancelled_while_waiting_never_starts_its_slots_next_request() {
     );
     assert_eq!(srv.connections_accepted(), 1);
     assert_eq!(pool.connections_opened(), 1);
+}
+
+#[test]
+fn nginx_closing_idle_connections_after_1s_costs_the_caller_nothing() {
+    use pollhttp_tests::nginx::NginxOptions;
+    let Some(nginx) = Nginx::try_start_with(NginxOptions {
+        keepalive_timeout_secs: 1,
+        ..NginxOptions::default()
+    }) else {
+        return; // nginx not installed and skipping allowed
+    };
+    let mut pool = RequestPool::new().unwrap();
+    pool.get(&nginx.url("/hello.txt"), &Settings::default())
+        .unwrap();
+    let (done, _) = run_until(&mut pool, 1, 1000);
+    assert_eq!(&done[0].1.body[..], HELLO_BODY.as_bytes());
+    assert_eq!(pool.idle_connections(), 1);
+    // nginx closes the kept connection after 1 s idle.
+    std::thread::sleep(Duration::from_millis(1500));
+    pool.get(&nginx.url("/hello.txt"), &Settings::default())
+        .unwrap();
+    let (done, _) = run_until(&mut pool, 1, 1000);
+    assert_eq!(
+        (done[0].1.result, &done[0].1.body[..]),
+        (RequestResult::Success, HELLO_BODY.as_bytes()),
+        "{}",
+        done[0].1.reason
+    );
+    assert_eq!(done[0].1.attempts, 1);
+    // A POST in the same situation: the closed connection is noticed before
+    // anything is sent, so the POST goes once, on a new connection.
+    std::thread::sleep(Duration::from_millis(1500));
+    pool.request(
+        &nginx.url("/hello.txt"),
+        &[],
+        "POST",
+        RequestBody::from("once"),
+        &Settings::default(),
+    )
+    .unwrap();
+    let (done, _) = run_until(&mut pool, 1, 1000);
+    assert_ne!(done[0].1.response_code, 0, "{}", done[0].1.reason);
+    assert_eq!(pool.connections_opened(), 3);
+    let log = nginx.wait_access_log(3, Duration::from_secs(5));
+    let lines = our_lines(&log);
+    let posts = lines
+        .iter()
+        .filter(|l| l.contains("\"POST /hello.txt"))
+        .count();
+    assert_eq!(posts, 1, "{log}");
+    assert_eq!(connections_in(&log).len(), 3, "{log}");
 }

@@ -635,6 +635,7 @@ fn download_file_results() {
 fn one_gib_download_to_a_file() {
     let nginx = Nginx::start_with(NginxOptions {
         big_file_len: 1 << 30,
+        ..NginxOptions::default()
     });
     let dir = TempDir::new("big").unwrap();
     let path = dir.path().join("big.bin");

@@ -29,6 +29,7 @@ fn get(path: &str) -> Vec<u8> {
 fn small_nginx() -> Option<Nginx> {
     Nginx::try_start_with(NginxOptions {
         big_file_len: 1 << 20,
+        ..NginxOptions::default()
     })
 }
 

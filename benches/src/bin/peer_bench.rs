@@ -577,6 +577,7 @@ fn main() {
     );
     let nginx = Nginx::start_with(NginxOptions {
         big_file_len: opts.big_len,
+        ..NginxOptions::default()
     });
     if opts.tls_len != opts.big_len {
         let f = File::create(nginx.docroot.join("tls.bin")).expect("create tls.bin");

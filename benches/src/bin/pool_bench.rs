@@ -284,6 +284,7 @@ fn main() -> ExitCode {
     let taskset = opts.pin && have("taskset");
     let nginx = Nginx::start_with(NginxOptions {
         big_file_len: 1 << 20,
+        ..NginxOptions::default()
     });
     fs::write(nginx.docroot.join("small"), HELLO_BODY).expect("write /small");
     if taskset {

@@ -90,6 +90,9 @@ fn main() -> ExitCode {
     }
     let nginx = Nginx::start_with(NginxOptions {
         big_file_len: 64 << 20,
+        // Each connection is one of nginx's, with room to spare.
+        worker_connections: (2 * n + 64) as u32,
+        ..NginxOptions::default()
     });
     let mut results = Vec::new();
     // Interleaved, twice each, to see the noise.

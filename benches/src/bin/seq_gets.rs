@@ -277,6 +277,7 @@ fn main() -> ExitCode {
     };
     let nginx = Nginx::start_with(NginxOptions {
         big_file_len: 1 << 20,
+        ..NginxOptions::default()
     });
     fs::write(nginx.docroot.join("small"), HELLO_BODY).expect("write /small");
     let log_offset = fs::metadata(nginx.prefix.join("access.log")).map_or(0, |m| m.len());
