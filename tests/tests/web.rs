@@ -876,3 +876,22 @@ fn resume_appends_a_206_rewrites_on_200_and_keeps_the_file_on_416() {
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"brand new");
 }
+
+#[test]
+fn http_crate_request_in_response_out() {
+    let hb = Httpbin::shared();
+    let req = http::Request::put(hb.url("/put?via=http"))
+        .header("X-Trace", "7")
+        .header("Content-Type", "text/plain")
+        .body(bytes::Bytes::from_static(b"payload"))
+        .unwrap();
+    let done = send(Request::from_http(req));
+    let resp = done.into_http().unwrap();
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    assert_eq!(resp.version(), http::Version::HTTP_11);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let echo: Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(echo["data"], "payload");
+    assert_eq!(echo["args"]["via"], "http");
+    assert_eq!(echo["headers"]["X-Trace"], "7");
+}
