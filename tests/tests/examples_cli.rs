@@ -21,6 +21,7 @@ use pollhttp_tests::httpbin::Httpbin;
 use pollhttp_tests::nginx::Nginx;
 use pollhttp_tests::process::{free_port, TempDir};
 use pollhttp_tests::proxy::{Proxy, ProxyOptions};
+use pollhttp_tests::script::{response, ScriptServer, Step};
 use pollhttp_tests::{pseudo_random_bytes, sha256_hex};
 use serde_json::Value;
 
@@ -614,6 +615,789 @@ fn fetch_parallel_failure_and_usage() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     let out = fetch(&["-Z", "--parallel-max", "0", &hello]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+/// httpbin's echo of a fetch run that printed it, after checking the run
+/// exited 0.
+fn echo(out: &Output) -> Value {
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not httpbin's JSON ({e}): {}", out.stdout_text()))
+}
+
+#[test]
+fn fetch_get_puts_data_urlencode_in_the_query() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let dir = TempDir::new("fetch-get").unwrap();
+    let named = dir.path().join("named.txt");
+    std::fs::write(&named, "from a file & more").unwrap();
+    let whole = dir.path().join("whole.txt");
+    std::fs::write(&whole, "k=v w").unwrap();
+    // curl's five forms, and -d as it is, in the order given.
+    let out = fetch(&[
+        "-G",
+        "--data-urlencode",
+        "q=two words&more",
+        "--data-urlencode",
+        "=bare value",
+        "-d",
+        "plain=1",
+        "--data-urlencode",
+        &format!("n@{}", named.display()),
+        "--data-urlencode",
+        &format!("@{}", whole.display()),
+        "--data-urlencode",
+        "just text",
+        &httpbin.url("/get"),
+    ]);
+    let v = echo(&out);
+    let args = &v["args"];
+    assert_eq!(args["q"], "two words&more", "{v}");
+    assert_eq!(args["bare value"], "", "{v}");
+    assert_eq!(args["plain"], "1", "{v}");
+    assert_eq!(args["n"], "from a file & more", "{v}");
+    assert_eq!(args["k=v w"], "", "{v}");
+    assert_eq!(args["just text"], "", "{v}");
+    let url = str_of(&v, "url");
+    assert!(
+        url.ends_with(
+            "/get?q=two+words%26more&bare+value&plain=1&n=from+a+file+%26+more&k%3Dv+w&just+text"
+        ),
+        "{url}"
+    );
+
+    // Without -G the same data is a form body (POST).
+    let out = fetch(&[
+        "--data-urlencode",
+        "q=two words&more",
+        "-d",
+        "plain=1",
+        &httpbin.url("/post"),
+    ]);
+    let v = echo(&out);
+    assert_eq!(v["form"]["q"], "two words&more", "{v}");
+    assert_eq!(v["form"]["plain"], "1", "{v}");
+    assert_eq!(
+        v["headers"]["Content-Type"], "application/x-www-form-urlencoded",
+        "{v}"
+    );
+}
+
+#[test]
+fn fetch_data_from_a_file() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let dir = TempDir::new("fetch-data-at").unwrap();
+    // -d @file drops CR and LF, as curl does.
+    let form = dir.path().join("form.txt");
+    std::fs::write(&form, "game=pong&\nscore=42\r\n").unwrap();
+    let v = echo(&fetch(&[
+        "-d",
+        &format!("@{}", form.display()),
+        &httpbin.url("/post"),
+    ]));
+    assert_eq!(v["form"]["game"], "pong", "{v}");
+    assert_eq!(v["form"]["score"], "42", "{v}");
+
+    // --data-binary @file keeps every byte.
+    let raw = dir.path().join("raw.txt");
+    std::fs::write(&raw, "line one\r\nline two\n").unwrap();
+    let v = echo(&fetch(&[
+        "--data-binary",
+        &format!("@{}", raw.display()),
+        "-H",
+        "Content-Type: text/plain",
+        &httpbin.url("/post"),
+    ]));
+    assert_eq!(v["data"], "line one\r\nline two\n", "{v}");
+
+    // --data-raw takes '@' as it is; a missing -d file is a usage error.
+    let v = echo(&fetch(&[
+        "--data-raw",
+        "@not-a-file",
+        &httpbin.url("/post"),
+    ]));
+    assert_eq!(v["form"]["@not-a-file"], "", "{v}");
+    let out = fetch(&["-d", "@/nonexistent/fetch-data", &httpbin.url("/post")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/fetch-data"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn fetch_json_body() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let body = r#"{"a":1,"b":[true,null],"c":"two words"}"#;
+    let v = echo(&fetch(&["--json-body", body, &httpbin.url("/post")]));
+    let expected: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["json"], expected, "{v}");
+    assert_eq!(v["data"], body, "sent as it is: {v}");
+    assert_eq!(v["headers"]["Content-Type"], "application/json", "{v}");
+    assert_eq!(v["headers"]["Accept"], "application/json", "{v}");
+
+    // From a file, with a PUT and a Content-Type of the caller's.
+    let dir = TempDir::new("fetch-json-body").unwrap();
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, "[1, 2, 3]\n").unwrap();
+    let v = echo(&fetch(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.test+json",
+        "--json-body",
+        &format!("@{}", file.display()),
+        &httpbin.url("/put"),
+    ]));
+    assert_eq!(v["data"], "[1, 2, 3]\n", "{v}");
+    assert_eq!(
+        v["headers"]["Content-Type"], "application/vnd.test+json",
+        "{v}"
+    );
+}
+
+#[test]
+fn fetch_multipart_form() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let dir = TempDir::new("fetch-form").unwrap();
+    let notes = dir.path().join("notes.txt");
+    let content: String = (0..50_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    std::fs::write(&notes, &content).unwrap();
+    let binary = dir.path().join("data.bin");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x01]).unwrap();
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "text from a file").unwrap();
+    let out = fetch(&[
+        "-F",
+        "title=hello \"quoted\" world",
+        "-F",
+        &format!("upload=@{}", notes.display()),
+        "-F",
+        &format!("typed=@{};type=application/x-fetch-test", binary.display()),
+        "-F",
+        &format!("renamed=@{};filename=other.txt", notes.display()),
+        "-F",
+        &format!("note=<{}", small.display()),
+        "-F",
+        "semi=a;b",
+        &httpbin.url("/post"),
+    ]);
+    let v = echo(&out);
+    assert_eq!(v["form"]["title"], "hello \"quoted\" world", "{v}");
+    assert_eq!(v["form"]["note"], "text from a file", "{v}");
+    assert_eq!(v["form"]["semi"], "a;b", "{v}");
+    assert!(v["files"]["upload"] == content.as_str(), "upload differs");
+    assert!(v["files"]["renamed"] == content.as_str(), "renamed differs");
+    // Binary: httpbin answers a data URL with the part's type.
+    assert_eq!(
+        v["files"]["typed"], "data:application/x-fetch-test;base64,//4AAQ==",
+        "{}",
+        v["files"]["typed"]
+    );
+    let ct = str_of(&v["headers"], "Content-Type");
+    assert!(ct.starts_with("multipart/form-data; boundary="), "{ct}");
+
+    // A part without '=', a file that is not there: usage errors.
+    let out = fetch(&["-F", "no-equals", &httpbin.url("/post")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("usage: fetch"), "{}", out.stderr);
+    let out = fetch(&["-F", "f=@/nonexistent/fetch-part", &httpbin.url("/post")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_basic_and_digest_auth() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let v = echo(&fetch(&["-u", "u:p", &httpbin.url("/basic-auth/u/p")]));
+    assert_eq!(v["authenticated"], true, "{v}");
+    assert_eq!(v["user"], "u", "{v}");
+    // --basic is the default; a colon in the password stays in it.
+    let v = echo(&fetch(&[
+        "--basic",
+        "-u",
+        "u:p:q",
+        &httpbin.url("/basic-auth/u/p:q"),
+    ]));
+    assert_eq!(v["authenticated"], true, "{v}");
+
+    let out = fetch(&[
+        "--json",
+        "--digest",
+        "-u",
+        "u:p",
+        &httpbin.url("/digest-auth/auth/u/p/MD5"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["response_code"], 200, "{v}");
+    let v = echo(&fetch(&[
+        "--digest",
+        "-u",
+        "u:p",
+        &httpbin.url("/digest-auth/auth/u/p/MD5"),
+    ]));
+    assert_eq!(v["authenticated"], true, "{v}");
+
+    // A wrong password: the 401 is the response; with -f, exit 22.
+    let out = fetch(&["--json", "-u", "u:wrong", &httpbin.url("/basic-auth/u/p")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.json()["response_code"], 401);
+    let out = fetch(&[
+        "-f",
+        "--digest",
+        "-u",
+        "u:wrong",
+        &httpbin.url("/digest-auth/auth/u/p/MD5"),
+    ]);
+    assert_eq!(out.code, Some(22), "stderr: {}", out.stderr);
+
+    // -u without a colon is a usage error (fetch does not prompt).
+    let out = fetch(&["-u", "just-a-user", &httpbin.url("/basic-auth/u/p")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("USER:PASSWORD"), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_cookie_jar_round_trip() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let dir = TempDir::new("fetch-cookies").unwrap();
+    let jar = dir.path().join("jar.txt");
+    // /cookies/set answers a 302 with Set-Cookie; the jar carries them to
+    // /cookies, which echoes them, and -c writes them (Netscape format).
+    let v = echo(&fetch(&[
+        "-c",
+        jar.to_str().unwrap(),
+        &httpbin.url("/cookies/set?a=1&b=two"),
+    ]));
+    assert_eq!(
+        v["cookies"],
+        serde_json::json!({"a": "1", "b": "two"}),
+        "{v}"
+    );
+    let text = std::fs::read_to_string(&jar).expect("-c wrote the jar");
+    assert!(text.starts_with("# Netscape HTTP Cookie File"), "{text}");
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.is_empty() && (!l.starts_with('#') || l.starts_with("#HttpOnly_")))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(|f| f.len() == 7), "{text}");
+    assert!(
+        lines.iter().any(|f| f[5] == "a" && f[6] == "1")
+            && lines.iter().any(|f| f[5] == "b" && f[6] == "two"),
+        "{text}"
+    );
+
+    // -b FILE reads it again; -b and -c share the jar, so a cookie the
+    // server deletes is gone from the file written.
+    let v = echo(&fetch(&[
+        "-b",
+        jar.to_str().unwrap(),
+        &httpbin.url("/cookies"),
+    ]));
+    assert_eq!(
+        v["cookies"],
+        serde_json::json!({"a": "1", "b": "two"}),
+        "{v}"
+    );
+    let jar2 = dir.path().join("jar2.txt");
+    let v = echo(&fetch(&[
+        "-b",
+        jar.to_str().unwrap(),
+        "-c",
+        jar2.to_str().unwrap(),
+        &httpbin.url("/cookies/delete?a"),
+    ]));
+    assert_eq!(v["cookies"], serde_json::json!({"b": "two"}), "{v}");
+    let text2 = std::fs::read_to_string(&jar2).unwrap();
+    assert!(text2.contains("\tb\ttwo"), "{text2}");
+    assert!(!text2.contains("\ta\t1"), "{text2}");
+
+    // A string with '=' is sent as it is.
+    let v = echo(&fetch(&["-b", "x=1; y=2", &httpbin.url("/cookies")]));
+    assert_eq!(v["cookies"], serde_json::json!({"x": "1", "y": "2"}), "{v}");
+    // A -b file that is not there starts an empty jar, as with curl.
+    let missing = dir.path().join("missing.txt");
+    let v = echo(&fetch(&[
+        "-b",
+        missing.to_str().unwrap(),
+        &httpbin.url("/cookies"),
+    ]));
+    assert_eq!(v["cookies"], serde_json::json!({}), "{v}");
+    // A file that is not a jar is a usage error.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "plain words\n").unwrap();
+    let out = fetch(&["-b", bad.to_str().unwrap(), &httpbin.url("/cookies")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+
+    // The --json line lists the final response's Set-Cookie cookies.
+    let out = fetch(&["--json", "--no-location", &httpbin.url("/cookies/set?k=v")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["response_code"], 302, "{v}");
+    assert_eq!(v["redirects"], 0, "{v}");
+    assert_eq!(v["cookies"], serde_json::json!([["k", "v"]]), "{v}");
+}
+
+#[test]
+fn fetch_fail_exits_22_without_the_body() {
+    let Some(nginx) = nginx() else { return };
+    let url = nginx.url("/status/404");
+    let out = fetch(&["-f", &url]);
+    assert_eq!(out.code, Some(22), "stderr: {}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout_text());
+    assert!(
+        out.stderr.contains("(22)") && out.stderr.contains("404"),
+        "{}",
+        out.stderr
+    );
+    // -s hides the message; -sS shows it again.
+    let out = fetch(&["-fs", &url]);
+    assert_eq!(out.code, Some(22));
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let out = fetch(&["-fsS", &url]);
+    assert_eq!(out.code, Some(22));
+    assert!(out.stderr.contains("(22)"), "{}", out.stderr);
+    // The file it would have gone to is not written.
+    let dir = TempDir::new("fetch-fail").unwrap();
+    let file = dir.path().join("out.html");
+    let out = fetch(&["-f", "-o", file.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(22), "stderr: {}", out.stderr);
+    assert!(!file.exists(), "-f left {}", file.display());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temporary left"
+    );
+    // --json still reports it.
+    let out = fetch(&["-f", "--json", &url]);
+    assert_eq!(out.code, Some(22));
+    assert_eq!(out.json()["response_code"], 404);
+    // A success is untouched.
+    let out = fetch(&["-f", "-o", file.to_str().unwrap(), &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"Hello, world!");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // Without -f a 404 is a response like any other.
+    let out = fetch(&[&url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(!out.stdout.is_empty());
+
+    // With -Z too: 22 when no transfer failed, 1 when one did.
+    let hello = nginx.url("/hello.txt");
+    let out = fetch(&["-Z", "-f", &hello, &url, &hello]);
+    assert_eq!(out.code, Some(22), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"Hello, world!".repeat(2));
+    let refused = format!("http://127.0.0.1:{}/", free_port().unwrap());
+    let out = fetch(&["-Z", "-f", &url, &refused]);
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+}
+
+#[test]
+fn fetch_head_and_include() {
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&["-I", &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let text = out.stdout_text();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.eq_ignore_ascii_case("content-length: 13\r")
+                || l.eq_ignore_ascii_case("content-length: 13")),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\n"), "{text:?}");
+    assert!(!text.contains("Hello"), "HEAD has no body: {text}");
+
+    let out = fetch(&["-i", &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let text = out.stdout_text();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nHello, world!"), "{text:?}");
+
+    let out = fetch(&["-I", &nginx.url("/status/404")]);
+    assert!(
+        out.stdout_text().starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{}",
+        out.stdout_text()
+    );
+    // -I with a body is a usage error.
+    let out = fetch(&["-I", "-d", "x=1", &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_retry_counts_attempts() {
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response(
+            "503 Service Unavailable",
+            &[("Retry-After", "0")],
+            "x",
+        )),
+        Step::ReadRequest,
+        Step::write(response("200 OK", &[], "ok")),
+    ]]);
+    let url = format!("{}/r", srv.base_url());
+    let out = fetch(&["--json", "--retry", "2", "-m", "30", &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["response_code"], 200, "{v}");
+    assert_eq!(v["attempts"], 2, "{v}");
+    assert_eq!(str_of(&v, "body_sha256"), sha256_hex(b"ok"));
+    assert_eq!(srv.requests().len(), 2);
+
+    // Without --retry the 503 is the response, in one attempt.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response(
+            "503 Service Unavailable",
+            &[("Retry-After", "0")],
+            "x",
+        )),
+    ]]);
+    let out = fetch(&["--json", &format!("{}/r", srv.base_url())]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(
+        (v["response_code"].as_u64(), v["attempts"].as_u64()),
+        (Some(503), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["pages"], 1, "{v}");
+
+    // --retry-max-time is also the longest wait: a Retry-After beyond it
+    // makes the 503 the result, tried once. -v tells the policy.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response(
+            "503 Service Unavailable",
+            &[("Retry-After", "30")],
+            "x",
+        )),
+    ]]);
+    let out = fetch(&[
+        "--json",
+        "-v",
+        "--retry",
+        "3",
+        "--retry-delay",
+        "0.25",
+        "--retry-max-time",
+        "2",
+        &format!("{}/r", srv.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(
+        (v["response_code"].as_u64(), v["attempts"].as_u64()),
+        (Some(503), Some(1)),
+        "{v}"
+    );
+    assert!(
+        out.stderr
+            .contains("* retry 3 times, first wait 250ms, longest 2s"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("* deadline 2s"), "{}", out.stderr);
+}
+
+/// A server of `n` pages on one connection: `/p1` links to `/p2`... (a
+/// relative `Link: <...>; rel="next"`), the last one to nothing. Serves
+/// `served` of them.
+fn page_server(n: usize, served: usize) -> ScriptServer {
+    let mut steps = Vec::new();
+    for i in 1..=served {
+        let next = format!("</p{}>; rel=\"next\"", i + 1);
+        let links: Vec<(&str, &str)> = if i < n {
+            vec![("Link", next.as_str())]
+        } else {
+            Vec::new()
+        };
+        steps.push(Step::ReadRequest);
+        steps.push(Step::write(response(
+            "200 OK",
+            &links,
+            format!("page {i}|"),
+        )));
+    }
+    ScriptServer::start(vec![steps])
+}
+
+#[test]
+fn fetch_paginate_with_a_page_limit() {
+    // Three pages, at most two fetched.
+    let srv = page_server(3, 2);
+    let out = fetch(&[
+        "--paginate",
+        "--page-limit",
+        "2",
+        &format!("{}/p1", srv.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout_text(), "page 1|page 2|");
+    assert_eq!(srv.requests().len(), 2);
+
+    // Every page without a limit; --json: one line, the pages counted.
+    let srv = page_server(3, 3);
+    let dir = TempDir::new("fetch-pages").unwrap();
+    let file = dir.path().join("pages.txt");
+    let out = fetch(&[
+        "--json",
+        "--paginate",
+        "-o",
+        file.to_str().unwrap(),
+        &format!("{}/p1", srv.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["pages"], 3, "{v}");
+    assert_eq!(v["attempts"], 3, "{v}");
+    assert_eq!(v["body_bytes"], 21, "{v}");
+    assert_eq!(
+        str_of(&v, "body_sha256"),
+        sha256_hex(b"page 1|page 2|page 3|")
+    );
+    assert!(str_of(&v, "url").ends_with("/p3"), "{v}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"page 1|page 2|page 3|");
+    let paths: Vec<String> = srv
+        .requests()
+        .iter()
+        .map(|r| {
+            String::from_utf8_lossy(r)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        ["GET /p1 HTTP/1.1", "GET /p2 HTTP/1.1", "GET /p3 HTTP/1.1"],
+        "{paths:?}"
+    );
+
+    // Not with -Z; --page-limit needs --paginate.
+    let out = fetch(&["-Z", "--paginate", "http://127.0.0.1:9/"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = fetch(&["--page-limit", "2", "http://127.0.0.1:9/"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_limit_rate_parsing() {
+    let Some(nginx) = nginx() else { return };
+    let url = nginx.url("/hello.txt");
+    // -v tells the rate the settings got: curl's suffixes are powers of 1024.
+    for (rate, bytes) in [
+        ("4096", "4096"),
+        ("100k", "102400"),
+        ("100K", "102400"),
+        ("1.5M", "1572864"),
+        ("2g", "2147483648"),
+    ] {
+        let out = fetch(&["-v", "--limit-rate", rate, &url]);
+        assert_eq!(out.code, Some(0), "{rate}: {}", out.stderr);
+        assert_eq!(out.stdout, b"Hello, world!", "{rate}");
+        assert!(
+            out.stderr
+                .contains(&format!("* rate limit {bytes} bytes/s")),
+            "{rate}: {}",
+            out.stderr
+        );
+    }
+    // 0 is no limit, as with curl.
+    let out = fetch(&["-v", "--limit-rate", "0", &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("rate limit"), "{}", out.stderr);
+    // A slow rate still delivers the whole body (1 KiB at 4 KiB/s).
+    let out = fetch(&["--json", "--limit-rate", "4k", &nginx.url("/1k.bin")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        str_of(&out.json(), "body_sha256"),
+        sha256_hex(&pseudo_random_bytes(1024))
+    );
+    for bad in ["10x", "-1", "k", "", "1.5.5M", "99999999999G"] {
+        let out = fetch(&[&format!("--limit-rate={bad}"), &url]);
+        assert_eq!(out.code, Some(2), "{bad:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--limit-rate"),
+            "{bad:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn fetch_continue_at_resumes_a_partial_file() {
+    let Some(nginx) = nginx() else { return };
+    let full = pseudo_random_bytes(1 << 20);
+    let dir = TempDir::new("fetch-resume").unwrap();
+    let file = dir.path().join("1m.bin");
+    std::fs::write(&file, &full[..100_000]).unwrap();
+    // If-Range is the file's modification time: make it the served file's,
+    // so nginx answers 206 with the rest.
+    let served = std::fs::metadata(nginx.docroot.join("1m.bin"))
+        .and_then(|m| m.modified())
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(served))
+        .unwrap();
+    let out = fetch(&[
+        "--json",
+        "-C",
+        "-",
+        "-o",
+        file.to_str().unwrap(),
+        &nginx.url("/1m.bin"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["response_code"], 206, "{v}");
+    assert_eq!(str_of(&v, "body_sha256"), sha256_hex(&full), "{v}");
+    assert!(
+        std::fs::read(&file).unwrap() == full,
+        "the resumed file differs"
+    );
+
+    // Only '-C -', and only with a file.
+    let out = fetch(&[
+        "-C",
+        "100",
+        "-o",
+        file.to_str().unwrap(),
+        &nginx.url("/1m.bin"),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let out = fetch(&["-C", "-", &nginx.url("/1m.bin")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_new_usage_errors_exit_2() {
+    for args in [
+        &["-u", "nocolon", "http://127.0.0.1:9/"][..],
+        &["--limit-rate", "fast", "http://127.0.0.1:9/"],
+        &["-F", "nameonly", "http://127.0.0.1:9/"],
+        &["-H", "no colon here", "http://127.0.0.1:9/"],
+        &["-H", "Bad Name: x", "http://127.0.0.1:9/"],
+        &["-G", "-F", "a=b", "http://127.0.0.1:9/"],
+        &["-d", "a=1", "--json-body", "{}", "http://127.0.0.1:9/"],
+        &["-m", "soon", "http://127.0.0.1:9/"],
+        &["--noproxy", "example.com", "http://127.0.0.1:9/"],
+        &["--retry", "-1", "http://127.0.0.1:9/"],
+    ] {
+        let out = fetch(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("usage: fetch"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // -h is the short help, --help every option; both exit 0.
+    let short = fetch(&["-h"]);
+    assert_eq!(short.code, Some(0));
+    let long = fetch(&["--help"]);
+    assert_eq!(long.code, Some(0));
+    let (short, long) = (short.stdout_text(), long.stdout_text());
+    assert!(short.contains("usage: fetch") && long.contains("usage: fetch"));
+    for flag in [
+        "--data-urlencode",
+        "--cookie-jar",
+        "--retry",
+        "--max-time",
+        "--fail",
+    ] {
+        assert!(long.contains(flag), "{flag} in --help");
+    }
+    assert!(long.contains("--retry-max-time") && !short.contains("--retry-max-time"));
+    assert!(long.len() > short.len());
+    // One line per option, the argument in caps, under a heading.
+    let line = long
+        .lines()
+        .find(|l| l.trim_start().starts_with("--data-urlencode"))
+        .unwrap();
+    assert!(
+        line.contains("<DATA>") && line.contains("URL-encoded"),
+        "{line}"
+    );
+    assert!(
+        long.contains("\nData:\n") && long.contains("\nCookies:\n"),
+        "{long}"
+    );
+}
+
+#[test]
+fn fetch_curl_spellings_of_old_flags() {
+    let Some(nginx) = nginx() else { return };
+    // -m is curl's name for --timeout (kept as an alias), --max-redirs for
+    // --max-redirects, --max-filesize for --limit, -x for --proxy.
+    let out = fetch(&[
+        "--json",
+        "--max-redirs",
+        "1",
+        &nginx.url("/redirect/chain/3"),
+    ]);
+    assert_eq!(str_of(&out.json(), "result"), "RedirectLimitReached");
+    let out = fetch(&["--json", "--max-filesize", "100", &nginx.url("/1m.bin")]);
+    assert_eq!(str_of(&out.json(), "result"), "BodySizeLimitExceeded");
+    for flag in ["-m", "--max-time", "--timeout"] {
+        let out = fetch(&["--json", flag, "30", &nginx.url("/hello.txt")]);
+        assert_eq!(out.code, Some(0), "{flag}: {}", out.stderr);
+    }
+    let proxy = Proxy::start(ProxyOptions::default());
+    let out = fetch(&["-x", &proxy.url(), &nginx.url("/hello.txt")]);
+    assert_eq!(out.stdout, b"Hello, world!", "{}", out.stderr);
+    assert!(!proxy.request_lines().is_empty());
+    // -L and --compressed change nothing; --no-location gives the 3xx.
+    let out = fetch(&[
+        "--json",
+        "-L",
+        "--compressed",
+        &nginx.url("/redirect/chain/1"),
+    ]);
+    assert_eq!(out.json()["redirects"], 1);
+    let out = fetch(&["--json", "--no-location", &nginx.url("/redirect/chain/1")]);
+    let v = out.json();
+    assert_eq!(
+        (v["response_code"].as_u64(), v["redirects"].as_u64()),
+        (Some(302), Some(0)),
+        "{v}"
+    );
+    // -A and -e arrive as fields.
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let v = echo(&fetch(&[
+        "-A",
+        "fetch-test/1",
+        "-e",
+        "http://ref.example/",
+        &httpbin.url("/headers"),
+    ]));
+    assert_eq!(v["headers"]["User-Agent"], "fetch-test/1", "{v}");
+    assert_eq!(v["headers"]["Referer"], "http://ref.example/", "{v}");
 }
 
 // ------------------------------------------------------------ game_loop
