@@ -901,7 +901,7 @@ fn run(args: &Args) -> Result<bool, String> {
         let bytes = loader.bytes();
         let n = frames.len();
         let last = finished == jobs.len();
-        if tty || n % 30 == 0 || (last && completed_now) {
+        if tty || n.is_multiple_of(30) || (last && completed_now) {
             let line = format!(
                 "frame {n:5}  files {finished:2}/{}  {:8.1} MiB  {:7.1} MB/s  conns {}  frame {:6.3} ms  poll {:7.1} µs",
                 jobs.len(),
