@@ -11,6 +11,17 @@ use sha2::Sha256;
 const MAX_PARAMS: usize = 64;
 
 /// Credentials for a request's origin ([`crate::Settings::auth`]).
+///
+/// Sent only to the origin of the request they were set for (a redirect
+/// elsewhere drops them, as curl does without `--location-trusted`).
+/// `Debug` shows the scheme and the user, never the password.
+///
+/// # Examples
+/// ```
+/// use pollhttp::web::Auth;
+/// let auth = Auth::digest("Mufasa", "Circle of Life");
+/// assert_eq!(format!("{auth:?}"), r#"Digest("Mufasa")"#);
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Auth {
@@ -32,7 +43,9 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// Basic credentials.
+    /// Basic credentials (RFC 7617): sent with the first request as
+    /// `Authorization: Basic base64(user ":" password)`, UTF-8. The user
+    /// must not hold a `:` (§2: the server splits at the first one).
     pub fn basic(user: &str, password: &str) -> Auth {
         Auth::Basic {
             user: user.into(),
@@ -40,7 +53,11 @@ impl Auth {
         }
     }
 
-    /// Digest credentials.
+    /// Digest credentials (RFC 7616): the first request goes without them;
+    /// a `401` with a `WWW-Authenticate: Digest` challenge is answered
+    /// once (again once if the server says `stale=true`). MD5, SHA-256
+    /// and their `-sess` forms, `qop=auth` or none (RFC 2069); user and
+    /// password are hashed as UTF-8 (what `charset=UTF-8`, §4, asks for).
     pub fn digest(user: &str, password: &str) -> Auth {
         Auth::Digest {
             user: user.into(),
@@ -108,7 +125,8 @@ impl Algorithm {
     }
 }
 
-/// A parsed Digest challenge (RFC 7616 §3.3).
+/// A parsed Digest challenge (RFC 7616 §3.3). `charset=UTF-8` (§4) is
+/// not kept: credentials are always hashed as UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DigestChallenge {
     pub(crate) realm: String,
@@ -123,7 +141,8 @@ pub(crate) struct DigestChallenge {
     pub(crate) userhash: bool,
 }
 
-/// `Basic <base64(user ":" password)>` (RFC 7617 §2, UTF-8).
+/// `Basic <base64(user ":" password)>` (RFC 7617 §2, UTF-8, the standard
+/// base64 alphabet with padding).
 pub(crate) fn basic_value(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
@@ -321,8 +340,12 @@ pub(crate) fn digest_value(
     v
 }
 
-/// A fresh client nonce: 16 bytes from the OS's CSPRNG as 32 hex digits
-/// (from the clock and a counter should the OS refuse).
+/// A fresh client nonce (RFC 7616 §3.4 `cnonce`): 16 bytes from the OS's
+/// CSPRNG (`getrandom`) as 32 lowercase hex digits. Should the OS refuse,
+/// the bytes come from the clock and a process-wide counter mixed by
+/// SplitMix64 (`random_u64`'s fallback): unpredictable enough for a
+/// cnonce, whose job is against chosen-plaintext replay, and never a
+/// panic.
 pub(crate) fn new_cnonce() -> String {
     let mut raw = [0u8; 16];
     if getrandom::fill(&mut raw).is_err() {
@@ -447,6 +470,63 @@ mod tests {
     }
 
     #[test]
+    fn sess_and_userhash() {
+        let ch = parse_digest_challenge([
+            "Digest realm=\"r\", nonce=\"n\", qop=auth, algorithm=SHA-256-sess, userhash=true",
+        ])
+        .unwrap();
+        assert_eq!((ch.algorithm, ch.userhash), (Algorithm::Sha256Sess, true));
+        let v = digest_value(&ch, "u", "p", "POST", "/x?y=1", 0x1a, "c");
+        let a = Algorithm::Sha256;
+        let ha1 = a.hash(&format!("{}:n:c", a.hash("u:r:p")));
+        let expected = a.hash(&format!(
+            "{ha1}:n:0000001a:c:auth:{}",
+            a.hash("POST:/x?y=1")
+        ));
+        assert_eq!(response_of(&v), expected, "{v}");
+        assert!(
+            v.starts_with(&format!("Digest username=\"{}\", ", a.hash("u:r"))),
+            "{v}"
+        );
+        assert!(v.contains("algorithm=SHA-256-sess,"), "{v}");
+        assert!(v.ends_with(", userhash=true"), "{v}");
+        assert!(!v.contains("opaque"), "{v}");
+        let ch = parse_digest_challenge(["Digest realm=r, nonce=n, algorithm=md5-sess"]).unwrap();
+        assert_eq!(ch.algorithm, Algorithm::Md5Sess);
+    }
+
+    #[test]
+    fn the_first_of_the_strongest_wins() {
+        let ch = parse_digest_challenge([
+            "Digest realm=r, nonce=md5",
+            "Digest realm=r, nonce=first, algorithm=SHA-256, Digest realm=r, nonce=second, algorithm=SHA-256",
+        ])
+        .unwrap();
+        assert_eq!(ch.nonce, "first");
+        let ch = parse_digest_challenge([
+            "Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\", Basic realm=\"simple\", \
+             DIGEST REALM=\"d\", Nonce=\"n, with comma\"",
+        ])
+        .unwrap();
+        assert_eq!(
+            (ch.realm.as_str(), ch.nonce.as_str()),
+            ("d", "n, with comma")
+        );
+    }
+
+    #[test]
+    fn params_are_bounded() {
+        let filler = (0..MAX_PARAMS)
+            .map(|i| format!("p{i}=v"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let late = format!("Digest {filler}, realm=r, nonce=n");
+        assert_eq!(parse_digest_challenge([late.as_str()]), None);
+        let early = format!("Digest realm=r, nonce=n, {filler}");
+        assert!(parse_digest_challenge([early.as_str()]).is_some());
+    }
+
+    #[test]
     fn basic_and_debug() {
         assert_eq!(
             basic_value("Aladdin", "open sesame"),
@@ -454,8 +534,12 @@ mod tests {
         );
         assert_eq!(format!("{:?}", Auth::basic("u", "secret")), "Basic(\"u\")");
         assert!(!format!("{:?}", Auth::digest("u", "secret")).contains("secret"));
+        assert_eq!(basic_value("ü", ""), "Basic w7w6");
         let c = new_cnonce();
         assert_eq!(c.len(), 32);
+        assert!(c
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_ne!(c, new_cnonce());
     }
 }

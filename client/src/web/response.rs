@@ -9,14 +9,21 @@ use encoding_rs::Encoding;
 
 use crate::Completed;
 
-/// r.http's `result_format`: how [`Completed::parse`] reads a body.
+/// r.http's `result_format`: how [`Completed::parse`] reads a body
+/// (RethinkDB's `r.http(url, {result_format: 'auto'})`: `text`, `json`,
+/// `jsonp`, `auto`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResultFormat {
     /// Text ([`Completed::text`]).
     Text,
     /// JSON.
     Json,
-    /// JSONP: the JSON inside a callback call, `cb({...});`.
+    /// JSONP: the JSON inside a callback call, `cb({...});`: optional
+    /// whitespace and a `/**/` comment, a callback name (identifiers
+    /// joined by dots: `cb`, `a.b_c$1`, `jQuery123_456`), `(`, the JSON,
+    /// `)`, an optional `;`. Only that plain form: guarded forms such as
+    /// `/**/ typeof cb === 'function' && cb({...})` are
+    /// [`BodyError::NotJsonp`].
     Jsonp,
     /// By the Content-Type: `application/json` (and `+json` types) → JSON;
     /// `application/json-p`, `text/json-p`, `text/javascript` → JSONP;
@@ -104,11 +111,14 @@ impl Completed {
         self.headers.get_str("content-type").unwrap_or("")
     }
 
-    /// The body's encoding: the `charset` of Content-Type (looked up by the
-    /// WHATWG Encoding Standard's labels: `ISO-8859-1` is windows-1252, as
-    /// browsers read it); UTF-8 when there is none or it is unknown (as
-    /// fetch and axios do). A byte order mark in the body wins over both
-    /// ([`text`](Self::text) follows it).
+    /// The body's encoding: the `charset` parameter of Content-Type (RFC
+    /// 9110 §8.3: the parameter name case-insensitive, the value a token or
+    /// a quoted-string), looked up by the WHATWG Encoding Standard's labels
+    /// (`Encoding::for_label`: `ISO-8859-1` and `latin1` are windows-1252,
+    /// as browsers read them). UTF-8 when there is no charset or its label
+    /// is unknown (as fetch and axios do). A UTF-8 or UTF-16 byte order
+    /// mark at the start of the body wins over both (the WHATWG "decode"
+    /// algorithm); [`text`](Self::text) follows it and drops the mark.
     pub fn encoding(&self) -> &'static Encoding {
         if let Some((enc, _)) = Encoding::for_bom(&self.body) {
             return enc;
@@ -118,10 +128,12 @@ impl Completed {
             .unwrap_or(encoding_rs::UTF_8)
     }
 
-    /// The body as text in its [`encoding`](Self::encoding), strictly.
+    /// The body as text in its [`encoding`](Self::encoding), strictly
+    /// (a byte order mark is dropped). Copies the body once.
     ///
     /// # Errors
-    /// [`BodyError::InvalidText`] when a byte sequence is not valid in it.
+    /// [`BodyError::InvalidText`], naming the encoding, when a byte
+    /// sequence is not valid in it.
     pub fn text(&self) -> Result<String, BodyError> {
         let enc = self.encoding();
         let (text, _, malformed) = enc.decode(&self.body);
@@ -139,9 +151,11 @@ impl Completed {
         self.encoding().decode(&self.body).0.into_owned()
     }
 
-    /// The header fields as a map: lowercase names → values in wire order
-    /// (axios's `response.headers`; [`Completed::headers`] keeps the wire
-    /// order of all of them).
+    /// The header fields as a map: lowercase names → every value of that
+    /// name in wire order, not joined (field names are case-insensitive,
+    /// RFC 9110 §5.1; axios lowercases them too). Values that are not UTF-8
+    /// are read lossily (U+FFFD). [`Completed::headers`] keeps the wire
+    /// order of all fields.
     pub fn header_map(&self) -> BTreeMap<String, Vec<String>> {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for field in self.headers.iter() {
@@ -152,13 +166,16 @@ impl Completed {
         map
     }
 
-    /// Whether the status is 2xx.
+    /// Whether the status is 2xx (RFC 9110 §15.3): axios's default
+    /// `validateStatus`.
     pub fn is_success_status(&self) -> bool {
         (200..300).contains(&self.response_code)
     }
 
     /// The body as JSON, into any `Deserialize` type (a
-    /// `serde_json::Value` for any JSON), from its text.
+    /// `serde_json::Value` for any JSON), from its [`text`](Self::text):
+    /// axios's `responseType: 'json'`. An empty body is an error, not
+    /// `null`.
     ///
     /// # Errors
     /// [`BodyError::EmptyBody`], [`BodyError::InvalidText`],
@@ -172,11 +189,25 @@ impl Completed {
         serde_json::from_str(&text).map_err(BodyError::Json)
     }
 
-    /// The body read as r.http's `result_format` says ([`ResultFormat`]).
+    /// The body read as r.http's `result_format` says ([`ResultFormat`]):
+    /// [`Parsed::Text`] for text, [`Parsed::Json`] for JSON and JSONP.
+    /// `Auto` looks at the media type of Content-Type (case-insensitive,
+    /// parameters ignored).
     ///
     /// # Errors
     /// As [`text`](Self::text) and [`json`](Self::json);
     /// [`BodyError::NotJsonp`] for JSONP that is not `name(...)`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn f(done: &pollhttp::Completed) -> Result<(), pollhttp::web::BodyError> {
+    /// use pollhttp::web::{Parsed, ResultFormat};
+    /// match done.parse(ResultFormat::Auto)? {
+    ///     Parsed::Json(v) => println!("{}", v["name"]),
+    ///     Parsed::Text(t) => println!("{t}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "json")]
     pub fn parse(&self, format: ResultFormat) -> Result<Parsed, BodyError> {
         let format = match format {
@@ -296,6 +327,19 @@ mod tests {
         let c = completed(Some("text/plain; charset=latin1"), b"\xef\xbb\xbf\xc3\xa9");
         assert_eq!(c.encoding().name(), "UTF-8");
         assert_eq!(c.text().unwrap(), "é");
+        let c = completed(Some("text/plain; charset=utf-8"), b"\xff\xfeh\x00i\x00");
+        assert_eq!(c.encoding().name(), "UTF-16LE");
+        assert_eq!(c.text().unwrap(), "hi");
+        let c = completed(Some("text/plain; charset=shift_jis"), b"\x82");
+        let e = c.text().unwrap_err();
+        assert!(matches!(
+            e,
+            BodyError::InvalidText {
+                encoding: "Shift_JIS"
+            }
+        ));
+        assert_eq!(e.to_string(), "the body is not valid Shift_JIS text");
+        assert!(std::error::Error::source(&e).is_none());
     }
 
     #[test]
@@ -315,6 +359,13 @@ mod tests {
             completed(None, b"").json::<T>(),
             Err(BodyError::EmptyBody)
         ));
+        let e = completed(None, br#"{"a": "x"}"#).json::<T>().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the body is not the JSON expected"),
+            "{e}"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     #[test]
@@ -342,8 +393,44 @@ mod tests {
             c.parse(ResultFormat::Auto).unwrap(),
             Parsed::Text("{\"a\":1}".into())
         );
-        assert_eq!(c.parse(ResultFormat::Json).unwrap(), Parsed::Json(json));
-        for bad in ["{\"a\":1}", "1cb({})", "cb({}", "cb.({})", "x = cb({})"] {
+        assert_eq!(
+            c.parse(ResultFormat::Json).unwrap(),
+            Parsed::Json(json.clone())
+        );
+        let c = completed(Some("text/plain"), b"cb({\"a\":1});");
+        assert_eq!(
+            c.parse(ResultFormat::Jsonp).unwrap(),
+            Parsed::Json(json.clone())
+        );
+        assert_eq!(
+            c.parse(ResultFormat::Text).unwrap(),
+            Parsed::Text("cb({\"a\":1});".into())
+        );
+        let c = completed(Some("Application/JSON; charset=utf-8"), b"[1]");
+        assert_eq!(
+            c.parse(ResultFormat::Auto).unwrap(),
+            Parsed::Json(serde_json::json!([1]))
+        );
+        let c = completed(Some("text/javascript"), b"cb({)");
+        assert!(matches!(
+            c.parse(ResultFormat::Auto),
+            Err(BodyError::Json(_))
+        ));
+        let c = completed(None, b"");
+        assert_eq!(
+            c.parse(ResultFormat::Auto).unwrap(),
+            Parsed::Text(String::new())
+        );
+        for bad in [
+            "{\"a\":1}",
+            "1cb({})",
+            "cb({}",
+            "cb.({})",
+            "x = cb({})",
+            "/**/ typeof cb === 'function' && cb({\"a\":1});",
+            "",
+            "cb",
+        ] {
             let c = completed(None, bad.as_bytes());
             assert!(
                 matches!(c.parse(ResultFormat::Jsonp), Err(BodyError::NotJsonp)),
