@@ -41,7 +41,8 @@ pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "cookies")]
 pub use cookies::{
-    parse_set_cookie, CookieJar, CookieJarError, SameSite, SetCookie, SharedCookieJar,
+    parse_set_cookie, CookieJar, CookieJarError, SameSite, SetCookie, SharedCookieJar, MAX_COOKIES,
+    MAX_COOKIES_PER_RESPONSE, MAX_COOKIE_HEADER, MAX_COOKIE_SIZE,
 };
 #[cfg(feature = "multipart")]
 pub use multipart::{Multipart, MultipartError};
