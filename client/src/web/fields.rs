@@ -21,7 +21,7 @@ pub enum FieldLineErrorKind {
 /// A field line that was refused, with its index in the list given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldLineError {
-    /// Its index in the list given.
+    /// Its index in the list given (0 for the first line).
     pub index: usize,
     /// What is wrong.
     pub kind: FieldLineErrorKind,
@@ -48,14 +48,28 @@ impl fmt::Display for FieldLineError {
 
 impl std::error::Error for FieldLineError {}
 
-/// Split `"Name: value"` strings into `(name, value)` pairs: at the first
-/// colon; the name must be a token (RFC 9110 §5.1; whitespace before the
-/// colon is refused, RFC 9112 §5.1); the value loses its leading and
-/// trailing spaces and tabs (OWS) and must be a valid field value. An
-/// empty value is allowed.
+/// Split `"Name: value"` strings (Godot's `custom_headers`, r.http's
+/// header array) into `(name, value)` pairs borrowed from the input, in
+/// order.
+///
+/// Each line is split at its first colon (later colons belong to the
+/// value). The name must be a token (RFC 9110 §5.6.2): not empty, no
+/// whitespace before the colon (RFC 9112 §5.1) or before the name. The
+/// value loses its leading and trailing spaces and tabs (OWS, RFC 9110
+/// §5.5) and must be a valid field value: no CR, LF, NUL or other control
+/// but HTAB ([`pollhttp_proto::is_field_value`]), so a line cannot inject
+/// another. An empty value is allowed. Names keep their case.
+///
+/// ```
+/// use pollhttp::web::parse_field_lines;
+/// let pairs = parse_field_lines(&["Accept: application/json", "X-Url: http://a:8/"])?;
+/// assert_eq!(pairs, [("Accept", "application/json"), ("X-Url", "http://a:8/")]);
+/// # Ok::<(), pollhttp::web::FieldLineError>(())
+/// ```
 ///
 /// # Errors
-/// The first line that breaks a rule, with its index.
+/// [`FieldLineError`] for the first line that breaks a rule, with its
+/// index in `lines` and which rule ([`FieldLineErrorKind`]).
 pub fn parse_field_lines<'a>(lines: &[&'a str]) -> Result<Vec<(&'a str, &'a str)>, FieldLineError> {
     lines
         .iter()
@@ -88,16 +102,29 @@ mod tests {
 
     #[test]
     fn lines_split_at_the_first_colon() {
-        let got = parse_field_lines(&["Accept: text/html", "X-Url:  http://a:1/ \t", "X-Empty:"])
-            .unwrap();
+        let got = parse_field_lines(&[
+            "Accept: text/html",
+            "X-Url:  http://a:1/ \t",
+            "X-Empty:",
+            "X-Blank: \t ",
+            "x-tight:v",
+            "X-Inner: a  \t b",
+            "X-Latin: café",
+        ])
+        .unwrap();
         assert_eq!(
             got,
             [
                 ("Accept", "text/html"),
                 ("X-Url", "http://a:1/"),
-                ("X-Empty", "")
+                ("X-Empty", ""),
+                ("X-Blank", ""),
+                ("x-tight", "v"),
+                ("X-Inner", "a  \t b"),
+                ("X-Latin", "café"),
             ]
         );
+        assert_eq!(parse_field_lines(&[]).unwrap(), []);
     }
 
     #[test]
@@ -106,8 +133,21 @@ mod tests {
             kind_at(&["A: 1", "no colon"]),
             (1, FieldLineErrorKind::NoColon)
         );
+        assert_eq!(kind_at(&[""]), (0, FieldLineErrorKind::NoColon));
+        // Whitespace before the colon (RFC 9112 §5.1) or before the name
+        // (obs-fold's look).
         assert_eq!(kind_at(&["A : 1"]), (0, FieldLineErrorKind::InvalidName));
+        assert_eq!(kind_at(&["A\t: 1"]), (0, FieldLineErrorKind::InvalidName));
+        assert_eq!(
+            kind_at(&["A: 1", " B: 2"]),
+            (1, FieldLineErrorKind::InvalidName)
+        );
         assert_eq!(kind_at(&[": 1"]), (0, FieldLineErrorKind::InvalidName));
+        assert_eq!(
+            kind_at(&["Na(me): 1"]),
+            (0, FieldLineErrorKind::InvalidName)
+        );
+        assert_eq!(kind_at(&["Nämé: 1"]), (0, FieldLineErrorKind::InvalidName));
         assert_eq!(
             kind_at(&["A: 1", "B: 2", "C: a\r\nD: b"]),
             (2, FieldLineErrorKind::InvalidValue)
@@ -116,9 +156,35 @@ mod tests {
             kind_at(&["A: nul\0"]),
             (0, FieldLineErrorKind::InvalidValue)
         );
-        let e = parse_field_lines(&["x"]).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            kind_at(&["A: del\x7f"]),
+            (0, FieldLineErrorKind::InvalidValue)
+        );
+        assert_eq!(kind_at(&["A: lf\n"]), (0, FieldLineErrorKind::InvalidValue));
+        // The first bad line wins.
+        assert_eq!(
+            kind_at(&["ok: 1", "bad", ": 1"]),
+            (1, FieldLineErrorKind::NoColon)
+        );
+    }
+
+    #[test]
+    fn errors_read_as_words() {
+        let e = |index, kind| FieldLineError { index, kind }.to_string();
+        assert_eq!(
+            e(2, FieldLineErrorKind::NoColon),
+            "field line 2 has no colon (\"Name: value\" expected)"
+        );
+        assert_eq!(
+            e(0, FieldLineErrorKind::InvalidName),
+            "field line 0 has an invalid name (a token, with no space before the colon)"
+        );
+        assert_eq!(
+            e(1, FieldLineErrorKind::InvalidValue),
+            "field line 1 has a character a field value cannot hold (CR, LF, NUL, a control)"
+        );
+        assert_eq!(
+            parse_field_lines(&["x"]).unwrap_err().to_string(),
             "field line 0 has no colon (\"Name: value\" expected)"
         );
     }

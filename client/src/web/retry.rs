@@ -4,6 +4,7 @@
 //! are passed in.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,6 +18,20 @@ const MAX_ORIGINS: usize = 256;
 /// only (RFC 9110 §9.2.2), or when nothing was sent; never once a body
 /// byte was handed out. Each retry waits the backoff (or the response's
 /// `Retry-After`), within the request's `timeout` and the origin's budget.
+///
+/// There is no `Default`: how many retries suit a request is the caller's
+/// choice (curl's `--retry` has no default count either); write
+/// `RetryPolicy::new(3)`.
+///
+/// ```
+/// use std::time::Duration;
+/// use pollhttp::web::{RetryBudget, RetryPolicy};
+/// let policy = RetryPolicy::new(3)
+///     .with_base_delay(Duration::from_millis(250))
+///     .with_statuses([503])
+///     .with_budget(RetryBudget::new(20, Duration::from_secs(60)));
+/// assert_eq!(policy.max_delay, Duration::from_secs(600));
+/// ```
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Most retries after the first attempt (curl's `--retry N`).
@@ -36,7 +51,9 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// `retries` retries with the defaults above.
+    /// `retries` retries with the defaults above: a 1 s first delay, a 10
+    /// minute cap, statuses 408, 429, 500, 502, 503 and 504, and a budget of
+    /// 10 retries per origin in any 10 s.
     pub fn new(retries: u32) -> RetryPolicy {
         RetryPolicy {
             retries,
@@ -59,6 +76,12 @@ impl RetryPolicy {
         self
     }
 
+    /// The same with these retried status codes.
+    pub fn with_statuses(mut self, statuses: impl Into<Vec<u16>>) -> RetryPolicy {
+        self.statuses = statuses.into();
+        self
+    }
+
     /// The same with this budget.
     pub fn with_budget(mut self, budget: RetryBudget) -> RetryPolicy {
         self.budget = budget;
@@ -70,8 +93,9 @@ impl RetryPolicy {
 /// requests and threads that hold one): at most `max_retries` in any
 /// `window` for one origin. Memory is bounded: `max_retries` instants per
 /// origin, at most 256 origins (the one whose last retry is oldest is
-/// forgotten first).
-#[derive(Debug, Clone)]
+/// forgotten first). The lock is never held across I/O, and a poisoned one
+/// is used as it is (a budget has no invariant a panic can break).
+#[derive(Clone)]
 pub struct RetryBudget {
     inner: Arc<Mutex<Budget>>,
 }
@@ -84,13 +108,27 @@ struct Budget {
     origins: HashMap<String, VecDeque<Instant>>,
 }
 
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("RetryBudget")
+            .field("max_retries", &b.max)
+            .field("window", &b.window)
+            .field("origins", &b.origins.len())
+            .finish()
+    }
+}
+
 impl RetryBudget {
-    /// At most `max_retries` retries per origin in any `window`.
+    /// At most `max_retries` retries per origin in any `window` (a sliding
+    /// window: a retry at `t` counts until `t + window`). `max_retries` 0
+    /// allows none.
     pub fn new(max_retries: u32, window: Duration) -> RetryBudget {
         RetryBudget::with(Some(max_retries), window)
     }
 
-    /// No limit.
+    /// No limit: every retry the policy allows is taken, and nothing is
+    /// recorded.
     pub fn unlimited() -> RetryBudget {
         RetryBudget::with(None, Duration::ZERO)
     }
@@ -105,7 +143,10 @@ impl RetryBudget {
         }
     }
 
-    /// Take one retry for `origin` at `now`, if the budget has one.
+    /// Take one retry for `origin` (its ASCII serialization) at `now`:
+    /// `true`, and `now` recorded, if fewer than `max_retries` were taken
+    /// for it in (now − window, now]; else `false`, nothing recorded. Cost:
+    /// amortized O(1), O(256) when a new origin evicts an old one.
     pub(crate) fn try_take(&self, origin: &str, now: Instant) -> bool {
         let mut b = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(max) = b.max else {
@@ -140,26 +181,52 @@ impl RetryBudget {
     }
 }
 
-/// The delay before retry number `retry` (1 for the first): d =
-/// min(`max_delay`, `base_delay` × 2^(retry−1)), then "equal jitter": a
-/// point in [d/2, d] chosen by `random`, so clients that failed together
-/// do not come back together. Never overflows.
+/// The delay before retry number `retry` (1 for the first; 0 is taken
+/// as 1), in the policy's units (a [`Duration`]).
+///
+/// Exponential backoff as curl's `--retry` (1 s, 2 s, 4 s, …, capped at
+/// 10 minutes by default): d = min(`max_delay`, `base_delay` ×
+/// 2^(retry−1)), computed without overflow for any `retry` up to
+/// `u32::MAX`. Then "equal jitter" (AWS Architecture Blog, "Exponential
+/// Backoff And Jitter"): the result is uniform in [d/2, d], picked by
+/// `random` (0 gives d/2 rounded down to the nanosecond, `u64::MAX` gives
+/// d exactly), so clients that failed together do not come back together.
+/// Pure: the caller passes [`random_u64`].
 pub(crate) fn backoff(policy: &RetryPolicy, retry: u32, random: u64) -> Duration {
     let exp = retry.max(1) - 1;
-    let factor = 1u32.checked_shl(exp.min(31)).unwrap_or(u32::MAX);
-    let d = policy
-        .base_delay
-        .checked_mul(factor)
-        .unwrap_or(policy.max_delay)
-        .min(policy.max_delay);
+    let base = policy.base_delay.as_nanos();
+    let max = policy.max_delay.as_nanos();
+    // base × 2^exp, saturating: it fits when base has more than `exp`
+    // leading zero bits.
+    let d = if base == 0 {
+        0
+    } else if exp < base.leading_zeros() {
+        (base << exp).min(max)
+    } else {
+        max
+    };
     let half = d / 2;
-    let fraction = (random >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-    half + (d - half).mul_f64(fraction)
+    let span = d - half;
+    // span ≤ 2^94 (a Duration's nanoseconds) and the top 32 random bits
+    // < 2^32: the product fits a u128, and u64::MAX maps to span exactly.
+    let offset = span * u128::from(random >> 32) / u128::from(u32::MAX);
+    from_nanos(half + offset)
 }
 
-/// A `Retry-After` value as a delay from `now` (RFC 9110 §10.2.3): either
-/// delay-seconds (digits; a huge value saturates) or an HTTP-date (a date
-/// in the past is zero). Anything else: `None`.
+/// A [`Duration`] of `nanos` nanoseconds (at most a Duration's range).
+fn from_nanos(nanos: u128) -> Duration {
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (nanos % 1_000_000_000) as u32)
+}
+
+/// A `Retry-After` field value as a delay from `now` (RFC 9110 §10.2.3).
+///
+/// Either delay-seconds (`1*DIGIT`, surrounding OWS ignored; a value past
+/// `u64::MAX` seconds saturates there) or an HTTP-date in any of the three
+/// forms of RFC 9110 §5.6.7 (httpdate), giving the time from `now` until
+/// then: zero for a date in the past. Anything else (a sign, a fraction,
+/// words): `None`, and the caller falls back to its backoff. `now` is the
+/// response's `Date` when it has one, so clock skew does not count.
 pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim_matches([' ', '\t']);
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -170,46 +237,104 @@ pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// 64 random bits from the OS (getrandom). Should the OS refuse, the bits
-/// come from the clock and a counter: fine for jitter, which is all they
-/// are used for.
+/// 64 random bits from the OS's CSPRNG (getrandom). Should the OS refuse
+/// (no entropy source), the bits come from the clock's nanoseconds and a
+/// process-wide counter mixed by SplitMix64: varying from call to call,
+/// good enough for jitter, but not secret. Never panics.
 pub(crate) fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
     if getrandom::fill(&mut buf).is_ok() {
         return u64::from_le_bytes(buf);
     }
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+    fallback_u64()
+}
+
+/// The non-panicking fallback of [`random_u64`].
+fn fallback_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    (t ^ n).wrapping_mul(0x2545_F491_4F6C_DD1D)
+    // SplitMix64's finalizer over the clock and the counter's golden-ratio
+    // steps.
+    let mut z = t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
-    fn backoff_doubles_within_equal_jitter_and_caps() {
+    fn backoff_doubles_within_equal_jitter() {
         let p = RetryPolicy::new(5);
         for (retry, lo, hi) in [
             (1, 500, 1000),
             (2, 1000, 2000),
             (3, 2000, 4000),
+            (4, 4000, 8000),
             (5, 8000, 16000),
         ] {
-            let low = backoff(&p, retry, 0);
-            let high = backoff(&p, retry, u64::MAX);
-            assert_eq!(low, Duration::from_millis(lo), "retry {retry}");
-            assert!(
-                high <= Duration::from_millis(hi) && high > Duration::from_millis(hi) * 99 / 100
-            );
+            assert_eq!(backoff(&p, retry, 0), ms(lo), "retry {retry}");
+            assert_eq!(backoff(&p, retry, u64::MAX), ms(hi), "retry {retry}");
+            let mid = backoff(&p, retry, u64::MAX / 2);
+            assert!(mid > ms(lo) && mid < ms(hi), "retry {retry}: {mid:?}");
         }
+        // Retry 0 is retry 1.
         assert_eq!(backoff(&p, 0, 0), backoff(&p, 1, 0));
-        let capped = backoff(&p, u32::MAX, u64::MAX);
-        assert!(capped <= p.max_delay && capped >= p.max_delay / 2);
-        assert!(backoff(&p, 40, 0) >= p.max_delay / 2);
+        assert_eq!(backoff(&p, 0, u64::MAX), ms(1000));
+        // An odd number of nanoseconds: d/2 rounds down.
+        let odd = RetryPolicy::new(1).with_base_delay(Duration::from_nanos(3));
+        assert_eq!(backoff(&odd, 1, 0), Duration::from_nanos(1));
+        assert_eq!(backoff(&odd, 1, u64::MAX), Duration::from_nanos(3));
+    }
+
+    #[test]
+    fn backoff_caps_without_overflow() {
+        let p = RetryPolicy::new(5);
+        let cap = p.max_delay;
+        // 2^9 s = 512 s is below the 600 s cap, 2^10 s is above.
+        assert_eq!(backoff(&p, 10, u64::MAX), Duration::from_secs(512));
+        for retry in [11, 31, 32, 33, 64, 200, u32::MAX] {
+            assert_eq!(backoff(&p, retry, 0), cap / 2, "retry {retry}");
+            assert_eq!(backoff(&p, retry, u64::MAX), cap, "retry {retry}");
+        }
+        // A tiny base still reaches the cap for huge retry numbers.
+        let tiny = RetryPolicy::new(1).with_base_delay(Duration::from_nanos(1));
+        // 1 ns × 2^39 ≈ 550 s is below the cap, × 2^40 ≈ 1100 s above.
+        assert_eq!(backoff(&tiny, 40, u64::MAX), Duration::from_nanos(1 << 39));
+        assert_eq!(backoff(&tiny, 41, u64::MAX), cap);
+        assert_eq!(backoff(&tiny, u32::MAX, u64::MAX), cap);
+        // No cap at all: the largest Duration, no panic.
+        let huge = RetryPolicy::new(1)
+            .with_base_delay(Duration::MAX)
+            .with_max_delay(Duration::MAX);
+        assert_eq!(backoff(&huge, u32::MAX, u64::MAX), Duration::MAX);
+        assert!(backoff(&huge, 2, 0) >= Duration::MAX / 2 - Duration::from_nanos(1));
+        // A zero base is always zero.
+        let zero = RetryPolicy::new(1).with_base_delay(Duration::ZERO);
+        assert_eq!(backoff(&zero, u32::MAX, u64::MAX), Duration::ZERO);
+    }
+
+    #[test]
+    fn defaults_and_setters() {
+        let p = RetryPolicy::new(3);
+        assert_eq!(p.retries, 3);
+        assert_eq!(p.base_delay, Duration::from_secs(1));
+        assert_eq!(p.max_delay, Duration::from_secs(600));
+        assert_eq!(p.statuses, [408, 429, 500, 502, 503, 504]);
+        let p = p.with_statuses([503]).with_max_delay(ms(5));
+        assert_eq!(p.statuses, [503]);
+        assert_eq!(backoff(&p, 3, u64::MAX), ms(5));
+        assert!(format!("{:?}", p.budget).contains("max_retries: Some(10)"));
     }
 
     #[test]
@@ -233,40 +358,117 @@ mod tests {
             retry_after("99999999999999999999999", now),
             Some(Duration::from_secs(u64::MAX))
         );
-        assert_eq!(retry_after("soon", now), None);
-        assert_eq!(retry_after("-1", now), None);
-        assert_eq!(retry_after("", now), None);
+        assert_eq!(retry_after("\t0\t", now), Some(Duration::ZERO));
+        // The obsolete date forms (RFC 9110 §5.6.7) too.
+        assert_eq!(
+            retry_after("Wednesday, 21-Oct-15 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after("Wed Oct 21 07:28:00 2015", now),
+            Some(Duration::from_secs(10))
+        );
+        for bad in [
+            "soon",
+            "-1",
+            "+5",
+            "1.5",
+            "5 s",
+            "",
+            "  ",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(retry_after(bad, now), None, "{bad:?}");
+        }
     }
 
     #[test]
-    fn the_budget_is_a_sliding_window_per_origin_shared_by_clones() {
+    fn the_budget_is_a_sliding_window_per_origin() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let b = RetryBudget::new(2, Duration::from_secs(10));
+        assert!(b.try_take("http://a", at(0)));
+        assert!(b.try_take("http://a", at(1)));
+        // Exhausted for a, not for b.
+        assert!(!b.try_take("http://a", at(2)));
+        assert!(!b.try_take("http://a", at(9)));
+        assert!(b.try_take("http://b", at(2)));
+        assert!(b.try_take("http://b", at(3)));
+        assert!(!b.try_take("http://b", at(4)));
+        // The retry at 0 leaves the window (now − 10 s, now] at 10 s; the
+        // one at 1 s at 11 s.
+        assert!(b.try_take("http://a", at(10)));
+        assert!(!b.try_take("http://a", at(10)));
+        assert!(b.try_take("http://a", at(11)));
+        // Refused takes recorded nothing: after a long pause, two again.
+        assert!(b.try_take("http://a", at(100)));
+        assert!(b.try_take("http://a", at(100)));
+        assert!(!b.try_take("http://a", at(100)));
+    }
+
+    #[test]
+    fn clones_share_the_budget() {
         let t0 = Instant::now();
         let b = RetryBudget::new(2, Duration::from_secs(10));
         let clone = b.clone();
+        let policy = RetryPolicy::new(1).with_budget(b.clone());
         assert!(b.try_take("http://a", t0));
-        assert!(clone.try_take("http://a", t0 + Duration::from_secs(1)));
-        assert!(!b.try_take("http://a", t0 + Duration::from_secs(2)));
-        assert!(b.try_take("http://b", t0 + Duration::from_secs(2)));
-        // The first retry leaves the window at t0 + 10 s.
-        assert!(b.try_take("http://a", t0 + Duration::from_secs(10)));
-        assert!(!b.try_take("http://a", t0 + Duration::from_secs(10)));
-        assert!(!RetryBudget::new(0, Duration::from_secs(1)).try_take("x", t0));
-        let u = RetryBudget::unlimited();
-        assert!((0..1000).all(|_| u.try_take("x", t0)));
+        assert!(clone.try_take("http://a", t0));
+        assert!(!policy.clone().budget.try_take("http://a", t0));
     }
 
     #[test]
-    fn the_budget_forgets_the_oldest_origin_past_its_bound() {
+    fn zero_and_unlimited_budgets() {
         let t0 = Instant::now();
+        assert!(!RetryBudget::new(0, Duration::from_secs(1)).try_take("x", t0));
+        let u = RetryBudget::unlimited();
+        assert!((0..1000).all(|_| u.try_take("x", t0)));
+        assert_eq!(u.inner.lock().unwrap().origins.len(), 0);
+    }
+
+    #[test]
+    fn the_budget_forgets_the_origin_idle_longest_past_its_bound() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
         let b = RetryBudget::new(1, Duration::from_secs(600));
-        for i in 0..MAX_ORIGINS + 10 {
-            assert!(b.try_take(&format!("o{i}"), t0 + Duration::from_millis(i as u64)));
+        for i in 0..MAX_ORIGINS as u64 {
+            assert!(b.try_take(&format!("o{i}"), at(i)));
         }
-        assert!(b.inner.lock().unwrap().origins.len() <= MAX_ORIGINS);
+        // o0's newest retry is the oldest: a new origin evicts it, so o0
+        // gets a fresh budget while o1 is still exhausted.
+        assert!(b.try_take("new", at(1000)));
+        assert_eq!(b.inner.lock().unwrap().origins.len(), MAX_ORIGINS);
+        assert!(!b.inner.lock().unwrap().origins.contains_key("o0"));
+        assert!(!b.try_take("o2", at(1001)));
+        for i in 0..1000 {
+            b.try_take(&format!("more{i}"), at(2000 + i));
+        }
+        let inner = b.inner.lock().unwrap();
+        assert_eq!(inner.origins.len(), MAX_ORIGINS);
+        assert!(inner.origins.values().all(|q| q.len() <= 1));
+    }
+
+    #[test]
+    fn a_poisoned_budget_still_works() {
+        let t0 = Instant::now();
+        let b = RetryBudget::new(1, Duration::from_secs(10));
+        let b2 = b.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = b2.inner.lock().unwrap();
+            panic!("poisoning the budget's lock on purpose");
+        })
+        .join();
+        assert!(b.inner.is_poisoned());
+        assert!(b.try_take("x", t0));
+        assert!(!b.try_take("x", t0));
+        assert!(format!("{b:?}").contains("origins: 1"));
     }
 
     #[test]
     fn random_bits_vary() {
         assert_ne!(random_u64(), random_u64());
+        // The fallback never repeats within a process either.
+        let a: std::collections::HashSet<u64> = (0..1000).map(|_| fallback_u64()).collect();
+        assert_eq!(a.len(), 1000);
     }
 }
