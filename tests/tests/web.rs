@@ -297,16 +297,22 @@ fn cookie_jar_takes_set_cookie_from_a_302_and_sends_it_on() {
 
 #[test]
 fn a_file_that_is_not_a_cookie_jar_is_refused_with_its_line() {
+    // JSON that breaks on its second line.
+    let err = CookieJar::load(&b"[\n  {\"raw_cookie\": oops}\n]"[..]).unwrap_err();
+    assert!(
+        matches!(err, CookieJarError::NotAJar { line: 2 }),
+        "{err:?}"
+    );
     // Neither JSON nor Netscape lines (curl's -b FILE reads either).
     let err = CookieJar::load_any(&b"# a comment\nthis is not\na cookie jar\n"[..]).unwrap_err();
     assert!(
         matches!(err, CookieJarError::NotAJar { line: 2 }),
         "{err:?}"
     );
-    // JSON that breaks on its second line.
+    // A JSON object, not a list of cookies: refused where it starts.
     let err = CookieJar::load(&b"{\"not\": \"a jar\"\nplain words\n"[..]).unwrap_err();
     assert!(
-        matches!(err, CookieJarError::NotAJar { line: 2 }),
+        matches!(err, CookieJarError::NotAJar { line: 1 }),
         "{err:?}"
     );
 }
