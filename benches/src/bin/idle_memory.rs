@@ -4,9 +4,8 @@
 //! connection).
 //!
 //! ```text
-//! idle_memory [--connections N]     (default 500: the test nginx allows 1024
-//!                                    connections and drops some of 1000
-//!                                    simultaneous connects)
+//! idle_memory [--connections N]     (default 500; nginx is started with
+//!                                    room for 2N connections)
 //! ```
 //!
 //! For plain HTTP and for TLS: open N connections to nginx at once (N GETs
@@ -24,7 +23,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use pollhttp::{PoolSettings, RequestPool, Settings, TlsOptions};
-use pollhttp_tests::nginx::Nginx;
+use pollhttp_tests::nginx::{Nginx, NginxOptions};
 
 /// Live heap bytes, counted by the allocator below.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -121,7 +120,11 @@ fn main() -> ExitCode {
             }
         }
     }
-    let nginx = Nginx::start();
+    // Each connection is one of nginx's, with room to spare.
+    let nginx = Nginx::start_with(NginxOptions {
+        worker_connections: (2 * n + 64) as u32,
+        ..NginxOptions::default()
+    });
     let mut json = serde_json::Map::new();
     for (name, tls, target) in [("plain", false, 16.0), ("tls", true, 64.0)] {
         match run(&nginx, n, tls) {
