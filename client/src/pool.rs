@@ -132,6 +132,9 @@ enum Owner {
 struct IdleConn {
     conn: Conn,
     since: Instant,
+    /// It still holds its buffers: it went idle since the last sweep
+    /// ([`Conns::release_idle_buffers`]).
+    warm: bool,
 }
 
 /// The connection side of the pool: the reactor, the cache of idle
@@ -156,6 +159,8 @@ struct Conns {
     capacity_freed: bool,
     /// Connections opened so far.
     opened: u64,
+    /// Idle connections still holding their buffers.
+    warm: usize,
 }
 
 fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Resolver {
@@ -204,7 +209,7 @@ impl Conns {
                 .exchange_mut()
                 .is_some_and(|(x, ready)| x.pump(ready, &mut 0).is_ok());
             if !alive {
-                let IdleConn { conn, .. } = self.idle.remove(i);
+                let conn = self.remove_idle(i);
                 self.close(conn);
             }
         }
@@ -214,9 +219,30 @@ impl Conns {
             .first()
             .is_some_and(|e| now.saturating_duration_since(e.since) >= age)
         {
-            let IdleConn { conn, .. } = self.idle.remove(0);
+            let conn = self.remove_idle(0);
             self.close(conn);
         }
+    }
+
+    /// Take the idle connection at `i` out of the cache.
+    fn remove_idle(&mut self, i: usize) -> Conn {
+        let IdleConn { conn, warm, .. } = self.idle.remove(i);
+        self.warm -= usize::from(warm);
+        conn
+    }
+
+    /// Give back the buffers of the connections that went idle since the
+    /// last sweep and were not taken meanwhile (an idle connection keeps a
+    /// few KiB). Free when none did; else one pass over the idle cache.
+    fn release_idle_buffers(&mut self) {
+        if self.warm == 0 {
+            return;
+        }
+        for e in self.idle.iter_mut().filter(|e| e.warm) {
+            e.conn.release_buffers();
+            e.warm = false;
+        }
+        self.warm = 0;
     }
 
     fn next_idle_expiry(&self) -> Option<Instant> {
@@ -248,7 +274,7 @@ impl Connections for Conns {
             .idle
             .iter()
             .rposition(|e| e.conn.target().can_reuse_for(target))?;
-        let IdleConn { conn, .. } = self.idle.remove(i);
+        let conn = self.remove_idle(i);
         if let Some(o) = self.owners.get_mut(conn.token().0) {
             *o = Owner::Job(self.current);
         }
@@ -265,7 +291,7 @@ impl Connections for Conns {
             // Make room by closing the oldest idle connection (of another
             // origin: one of this origin would have been reused).
             let oldest = (!self.idle.is_empty()).then_some(0)?;
-            let IdleConn { conn, .. } = self.idle.remove(oldest);
+            let conn = self.remove_idle(oldest);
             self.close(conn);
         }
         let token = match self.free_tokens.pop() {
@@ -282,7 +308,7 @@ impl Connections for Conns {
         Some(Token(token))
     }
 
-    fn release(&mut self, mut conn: Conn, keep: bool, _now: Instant) {
+    fn release(&mut self, conn: Conn, keep: bool, _now: Instant) {
         let now = (self.clock)();
         let key = origin_key(conn.target());
         let idle_here = self
@@ -297,8 +323,15 @@ impl Connections for Conns {
             if let Some(o) = self.owners.get_mut(conn.token().0) {
                 *o = Owner::Idle;
             }
-            conn.release_buffers();
-            self.idle.push(IdleConn { conn, since: now });
+            // Its buffers go back at the next sweep, unless a waiting
+            // request takes it first (then they are used at once: no free,
+            // allocation and zeroing per request on a busy connection).
+            self.idle.push(IdleConn {
+                conn,
+                since: now,
+                warm: true,
+            });
+            self.warm += 1;
             // A waiting request for this origin can take it.
             self.capacity_freed = true;
         } else {
@@ -487,6 +520,7 @@ impl RequestPool {
                 current: 0,
                 capacity_freed: false,
                 opened: 0,
+                warm: 0,
             },
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -946,6 +980,9 @@ impl RequestPool {
             });
             self.waiting = waiting;
         }
+        // Idle connections nobody took since the last poll give their
+        // buffers back.
+        self.conns.release_idle_buffers();
         // Turns round the run queue until a budget runs out or nobody makes
         // progress (a whole round of turns that read nothing).
         let mut fruitless = 0;

@@ -99,6 +99,9 @@ fn run(nginx: &Nginx, n: usize, tls: bool) -> Result<(f64, f64), String> {
         pool.get(&url, &settings).map_err(|e| e.to_string())?;
     }
     pollhttp_benches::drain_pool(&mut pool, n)?;
+    // Connections that went idle give their buffers back at the next poll
+    // (one that a waiting request takes at once keeps them).
+    pool.poll();
     let idle = pool.idle_connections();
     if idle < n * 9 / 10 {
         return Err(format!("only {idle} of {n} connections idle"));
