@@ -116,7 +116,8 @@ pub(crate) struct Job {
     /// stale).
     challenges: u8,
     /// Where `settings.auth` applies: the origin of the URL as given.
-    auth_origin: url::Origin,
+    /// (`None` without `auth`: no allocation per request for nothing.)
+    auth_origin: Option<url::Origin>,
     /// `resume`: the size of the partial download file, asked for from
     /// there on (`Range: bytes=N-`).
     resume_from: Option<u64>,
@@ -181,7 +182,7 @@ impl Job {
         let resume_from = resume_offset(&settings, &mut headers);
         Job {
             resume_from,
-            auth_origin: url.origin(),
+            auth_origin: settings.auth.is_some().then(|| url.origin()),
             #[cfg(feature = "cookies")]
             user_cookie,
             attempts: 1,
@@ -978,7 +979,7 @@ impl Job {
     /// stale (§3.3); never for another origin than the one given, nor with
     /// a body that cannot be sent again (the 401 is then the result).
     fn challenge(&mut self, head: &ResponseHead) -> Option<Next> {
-        if head.status() != 401 || self.url.origin() != self.auth_origin {
+        if head.status() != 401 || Some(self.url.origin()) != self.auth_origin {
             return None;
         }
         let Some(web::Auth::Digest { user, password }) = &self.settings.auth else {
