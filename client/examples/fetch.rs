@@ -1056,7 +1056,7 @@ fn build_form(parts: &[FormPart]) -> Result<Multipart, String> {
                 };
                 let media_type = match &p.content_type {
                     Some(t) => t.clone(),
-                    None => guess_type(&filename).to_string(),
+                    None => pollhttp::web::guess_media_type(&filename).to_string(),
                 };
                 form.file_with(&p.name, path, &filename, &media_type)
             }
@@ -1087,27 +1087,6 @@ fn file_text(path: &Path) -> Result<String, String> {
             path.display()
         )
     })
-}
-
-/// A file part's content type from its name, when `;filename=` is given
-/// without `;type=` (the library's own guess, from the same extensions).
-fn guess_type(filename: &str) -> &'static str {
-    let ext = filename
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "txt" => "text/plain",
-        "html" | "htm" => "text/html",
-        "json" => "application/json",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        "gz" => "application/gzip",
-        _ => "application/octet-stream",
-    }
 }
 
 /// The jar `-b FILE` and `-c FILE` share, when either is given.

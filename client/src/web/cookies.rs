@@ -526,22 +526,10 @@ impl CookieJar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pollhttp_proto::{Connection, Event};
 
     fn fields(set_cookies: &[&str]) -> Fields {
-        let mut raw = String::from("HTTP/1.1 200 OK\r\n");
-        for v in set_cookies {
-            raw.push_str(&format!("Set-Cookie: {v}\r\n"));
-        }
-        raw.push_str("Content-Length: 0\r\n\r\n");
-        let mut c = Connection::new(pollhttp_proto::Config::default());
-        c.send_request("GET", "/", [("Host", "h")]).unwrap();
-        c.receive(raw.as_bytes());
-        loop {
-            if let Some(Event::Head(h)) = c.poll_event().unwrap() {
-                return h.fields().clone();
-            }
-        }
+        let pairs: Vec<(&str, &str)> = set_cookies.iter().map(|v| ("Set-Cookie", *v)).collect();
+        crate::web::test_fields(&pairs)
     }
 
     fn url(s: &str) -> Url {

@@ -186,7 +186,7 @@ pub fn next_link(fields: &Fields, base: &Url) -> Option<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pollhttp_proto::{Connection, Event};
+    use pollhttp_proto::Fields;
 
     fn rels(v: &str) -> Vec<(String, Vec<String>)> {
         parse_link(v)
@@ -204,21 +204,8 @@ mod tests {
 
     /// Fields as a parsed response head has them.
     fn fields(links: &[&str]) -> Fields {
-        let mut raw = String::from("HTTP/1.1 200 OK\r\n");
-        for v in links {
-            raw.push_str(&format!("Link: {v}\r\n"));
-        }
-        raw.push_str("Content-Length: 0\r\n\r\n");
-        let mut c = Connection::new(pollhttp_proto::Config::default());
-        c.send_request("GET", "/", [("Host", "h")]).unwrap();
-        c.receive(raw.as_bytes());
-        loop {
-            match c.poll_event().unwrap() {
-                Some(Event::Head(h)) => return h.fields().clone(),
-                Some(_) => {}
-                None => panic!("no head"),
-            }
-        }
+        let pairs: Vec<(&str, &str)> = links.iter().map(|v| ("Link", *v)).collect();
+        crate::web::test_fields(&pairs)
     }
 
     fn url(s: &str) -> Url {

@@ -45,4 +45,26 @@ pub use cookies::{
     MAX_COOKIES_PER_RESPONSE, MAX_COOKIE_HEADER, MAX_COOKIE_SIZE,
 };
 #[cfg(feature = "multipart")]
-pub use multipart::{Multipart, MultipartError};
+pub use multipart::{guess_media_type, Multipart, MultipartError};
+
+/// Fields as a parsed response head has them (proto builds `Fields` only
+/// from a parsed head): for the unit tests of this module.
+#[cfg(test)]
+pub(crate) fn test_fields(pairs: &[(&str, &str)]) -> pollhttp_proto::Fields {
+    use pollhttp_proto::{Config, Connection, Event};
+    let mut raw = String::from("HTTP/1.1 200 OK\r\n");
+    for (k, v) in pairs {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str("Content-Length: 0\r\n\r\n");
+    let mut c = Connection::new(Config::default());
+    c.send_request("GET", "/", [("Host", "h")]).unwrap();
+    c.receive(raw.as_bytes());
+    loop {
+        match c.poll_event().unwrap() {
+            Some(Event::Head(h)) => return h.fields().clone(),
+            Some(_) => {}
+            None => panic!("no head"),
+        }
+    }
+}

@@ -371,9 +371,24 @@ fn close_delimiter(boundary: &str) -> String {
 
 /// The content type of a file by its extension (case-insensitive).
 fn guess_type(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    guess_media_type(
+        &path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+    )
+}
+
+/// The media type a file part gets from its file name's extension
+/// (case-insensitive): txt, html/htm, json, png, jpg/jpeg, gif, pdf, zip,
+/// gz; anything else `application/octet-stream` (what browsers and curl
+/// send for an unknown file).
+pub fn guess_media_type(filename: &str) -> &'static str {
+    // A leading dot alone (`.txt`, a hidden file) is no extension.
+    let ext = filename
+        .rsplit_once('.')
+        .filter(|(stem, _)| !stem.is_empty())
+        .map(|(_, e)| e.to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
         "txt" => "text/plain",

@@ -267,25 +267,11 @@ fn jsonp_inner(text: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use pollhttp_proto::{Connection, Event, Fields};
+    use pollhttp_proto::Fields;
 
     /// Fields as a parsed response head has them.
     fn fields(pairs: &[(&str, &str)]) -> Fields {
-        let mut raw = String::from("HTTP/1.1 200 OK\r\n");
-        for (k, v) in pairs {
-            raw.push_str(&format!("{k}: {v}\r\n"));
-        }
-        raw.push_str("Content-Length: 0\r\n\r\n");
-        let mut c = Connection::new(pollhttp_proto::Config::default());
-        c.send_request("GET", "/", [("Host", "h")]).unwrap();
-        c.receive(raw.as_bytes());
-        loop {
-            match c.poll_event().unwrap() {
-                Some(Event::Head(h)) => return h.fields().clone(),
-                Some(_) => {}
-                None => panic!("no head"),
-            }
-        }
+        crate::web::test_fields(pairs)
     }
 
     fn completed(content_type: Option<&str>, body: &[u8]) -> Completed {
