@@ -159,27 +159,17 @@ impl RequestBody {
             },
             RequestBody::Parts(parts) => {
                 let mut length = 0u64;
-                let mut readers: Vec<Box<dyn Read + Send>> = Vec::with_capacity(parts.len());
+                let mut sources = VecDeque::with_capacity(parts.len());
                 for part in parts {
-                    match part {
-                        BodyPart::Bytes(b) => {
-                            length += b.len() as u64;
-                            readers.push(Box::new(io::Cursor::new(b)));
-                        }
-                        BodyPart::File(path) => {
-                            let file = File::open(&path)?;
-                            length += file.metadata()?.len();
-                            readers.push(Box::new(file));
-                        }
+                    let source = match part {
+                        BodyPart::Bytes(b) => RequestBody::Bytes(b),
+                        BodyPart::File(path) => RequestBody::File(path),
                     }
+                    .open()?;
+                    length += source.length().unwrap_or(0);
+                    sources.push_back(source);
                 }
-                BodySource::Read {
-                    reader: Box::new(Chain {
-                        readers: readers.into(),
-                    }),
-                    length: Some(length),
-                    buf: Vec::new(),
-                }
+                BodySource::Parts { sources, length }
             }
             RequestBody::Piped(p) => BodySource::Piped(p.shared),
         })
@@ -199,25 +189,6 @@ impl RequestBody {
             }),
             _ => Ok(()),
         }
-    }
-}
-
-/// Readers read one after the other.
-struct Chain {
-    readers: std::collections::VecDeque<Box<dyn Read + Send>>,
-}
-
-impl Read for Chain {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while let Some(r) = self.readers.front_mut() {
-            match r.read(buf)? {
-                0 if !buf.is_empty() => {
-                    self.readers.pop_front();
-                }
-                n => return Ok(n),
-            }
-        }
-        Ok(0)
     }
 }
 
@@ -261,6 +232,11 @@ pub(crate) enum BodySource {
         length: Option<u64>,
         buf: Vec<u8>,
     },
+    /// Pieces sent one after the other (memory shared, files read).
+    Parts {
+        sources: VecDeque<BodySource>,
+        length: u64,
+    },
     /// A pipe from a download in the same pool.
     Piped(Arc<Mutex<PipeState>>),
 }
@@ -272,6 +248,11 @@ impl fmt::Debug for BodySource {
             BodySource::Read { length, .. } => {
                 f.debug_struct("Read").field("length", length).finish()
             }
+            BodySource::Parts { sources, length } => f
+                .debug_struct("Parts")
+                .field("left", &sources.len())
+                .field("length", length)
+                .finish(),
             BodySource::Piped(_) => f.write_str("Piped"),
         }
     }
@@ -283,6 +264,7 @@ impl BodySource {
         match self {
             BodySource::Memory(b) => Some(b.len() as u64),
             BodySource::Read { length, .. } => *length,
+            BodySource::Parts { length, .. } => Some(*length),
             BodySource::Piped(_) => None,
         }
     }
@@ -322,6 +304,16 @@ impl BodySource {
                         Err(e) => return Err(e),
                     }
                 }
+            }
+            BodySource::Parts { sources, .. } => {
+                while let Some(front) = sources.front_mut() {
+                    let piece = front.next_piece(max)?;
+                    if !piece.is_empty() {
+                        return Ok(piece);
+                    }
+                    sources.pop_front();
+                }
+                Ok(Bytes::new())
             }
             BodySource::Piped(shared) => {
                 let mut state = lock(shared);

@@ -263,3 +263,63 @@ fn pipe_refusals_and_an_upload_that_ends_first() {
     );
     assert_eq!(pool.in_flight(), 0);
 }
+
+#[test]
+fn a_download_that_fails_fails_its_upload_with_a_broken_pipe() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pool = RequestPool::new().unwrap();
+    // 1 000 of 1 000 000 promised bytes, then a reset.
+    let source = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"),
+        Step::WriteRepeated {
+            chunk: pattern(),
+            total: 1000,
+        },
+        Step::Reset,
+    ]]);
+    let sink = ScriptServer::start(vec![vec![
+        Step::ReadRequestHead,
+        Step::Sleep(Duration::from_secs(5)),
+    ]]);
+    let settings = Settings {
+        timeout: Some(Duration::from_secs(60)),
+        ..Settings::default()
+    };
+    let download = pool
+        .get(&format!("{}/big", source.base_url()), &settings)
+        .unwrap();
+    let upload = pool
+        .pipe(
+            download,
+            &format!("{}/put", sink.base_url()),
+            &[],
+            "PUT",
+            &settings,
+        )
+        .unwrap();
+    let mut results = Vec::new();
+    for _ in 0..2000 {
+        pool.poll();
+        results.extend(pool.drain_completed());
+        if results.len() == 2 {
+            break;
+        }
+        pool.wait(Some(Duration::from_millis(100)));
+    }
+    assert_eq!(results.len(), 2, "{results:?}");
+    let down = results.iter().find(|(id, _)| *id == download).unwrap();
+    assert_ne!(down.1.result, RequestResult::Success);
+    let up = results.iter().find(|(id, _)| *id == upload).unwrap();
+    assert_eq!(
+        up.1.result,
+        RequestResult::ConnectionError,
+        "{}",
+        up.1.reason
+    );
+    let io = match up.1.connection_failure() {
+        Some(pollhttp::Failure::Io(e)) => e.kind(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(io, std::io::ErrorKind::BrokenPipe);
+}

@@ -44,23 +44,7 @@ impl Batch {
         pool: &mut RequestPool,
         requests: impl IntoIterator<Item = Request>,
     ) -> Result<Batch, RequestError> {
-        let mut batch = Batch {
-            entries: Vec::new(),
-            fail_fast: true,
-            failed: None,
-            running: 0,
-        };
-        for request in requests {
-            let status = request.status_policy().clone();
-            match request.submit(pool) {
-                Ok(id) => batch.push(Some(id), status, None),
-                Err(e) => {
-                    batch.cancel(pool);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(batch)
+        Batch::submit(pool, requests, true)
     }
 
     /// Submit `requests` to `pool`: each runs to its end; one refused at
@@ -69,9 +53,22 @@ impl Batch {
         pool: &mut RequestPool,
         requests: impl IntoIterator<Item = Request>,
     ) -> Batch {
+        match Batch::submit(pool, requests, false) {
+            Ok(batch) => batch,
+            Err(_) => unreachable!("all_settled keeps refusals in their places"),
+        }
+    }
+
+    /// Submit every request; a refusal ends `all` (the others cancelled)
+    /// and takes its place in `all_settled`.
+    fn submit(
+        pool: &mut RequestPool,
+        requests: impl IntoIterator<Item = Request>,
+        fail_fast: bool,
+    ) -> Result<Batch, RequestError> {
         let mut batch = Batch {
             entries: Vec::new(),
-            fail_fast: false,
+            fail_fast,
             failed: None,
             running: 0,
         };
@@ -79,10 +76,14 @@ impl Batch {
             let status = request.status_policy().clone();
             match request.submit(pool) {
                 Ok(id) => batch.push(Some(id), status, None),
+                Err(e) if fail_fast => {
+                    batch.cancel(pool);
+                    return Err(e);
+                }
                 Err(e) => batch.push(None, status, Some(Err(WebError::Refused(e)))),
             }
         }
-        batch
+        Ok(batch)
     }
 
     fn push(
