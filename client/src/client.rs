@@ -150,6 +150,7 @@ pub struct HttpClient {
     poll_read_budget: usize,
     connect_timeout: Duration,
     attempt_delay: Duration,
+    recv_buffer_size: Option<usize>,
     tls_options: Option<TlsOptions>,
     http_proxy: Option<(String, u16)>,
     https_proxy: Option<(String, u16)>,
@@ -200,6 +201,7 @@ impl HttpClient {
             poll_read_budget: 256 * 1024,
             connect_timeout: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
+            recv_buffer_size: None,
             tls_options: None,
             http_proxy: None,
             https_proxy: None,
@@ -248,6 +250,13 @@ impl HttpClient {
     /// 250 ms (RFC 8305 §5).
     pub fn set_attempt_delay(&mut self, delay: Duration) {
         self.attempt_delay = delay;
+    }
+
+    /// The receive buffer (`SO_RCVBUF`, bytes) of sockets this client opens
+    /// from now on: see [`Settings::recv_buffer_size`](crate::Settings::recv_buffer_size).
+    /// `None` (default): the kernel's default, autotuned.
+    pub fn set_recv_buffer_size(&mut self, size: Option<usize>) {
+        self.recv_buffer_size = size;
     }
 
     /// TLS settings for `https` connections (custom roots, name override, the
@@ -349,6 +358,7 @@ impl HttpClient {
         let settings = ConnSettings {
             connect_timeout: self.connect_timeout,
             attempt_delay: self.attempt_delay,
+            recv_buffer: self.recv_buffer_size,
             config: self.proto_config.clone(),
         };
         self.conn = Some(Conn::start(

@@ -60,6 +60,8 @@ pub struct Connector {
     next_attempt: Option<Instant>,
     done: bool,
     connected: bool,
+    /// `SO_RCVBUF` for each attempt's socket, set before it connects.
+    recv_buffer: Option<usize>,
 }
 
 impl fmt::Debug for Connector {
@@ -101,6 +103,7 @@ impl Connector {
     /// next address starts beside a pending one after `delay` (RFC 8305's
     /// Connection Attempt Delay, 250 ms recommended). Never blocks; errors
     /// (including an empty list) are reported by [`poll`](Self::poll).
+    #[cfg(test)]
     pub fn start(
         addrs: Vec<SocketAddr>,
         registry: &Registry,
@@ -108,7 +111,25 @@ impl Connector {
         delay: Duration,
         now: Instant,
     ) -> Self {
+        Connector::start_with(addrs, registry, token, delay, None, now)
+    }
+
+    /// [`start`](Self::start), with each socket's receive buffer
+    /// (`SO_RCVBUF`, in bytes) set before it connects, so the window scale
+    /// the SYN announces covers it (RFC 7323 §2.2). The kernel clamps it
+    /// (Linux: to `net.core.rmem_max`, then doubles it for bookkeeping) and
+    /// stops autotuning that socket's buffer. `None`: the kernel's default
+    /// and autotuning.
+    pub fn start_with(
+        addrs: Vec<SocketAddr>,
+        registry: &Registry,
+        token: Token,
+        delay: Duration,
+        recv_buffer: Option<usize>,
+        now: Instant,
+    ) -> Self {
         let mut c = Connector {
+            recv_buffer,
             remaining: interleave(addrs),
             attempts: Vec::new(),
             last_error: None,
@@ -246,7 +267,7 @@ impl Connector {
     /// attempt delay.
     fn begin_next(&mut self, registry: &Registry, now: Instant) {
         while let Some(addr) = self.remaining.pop_front() {
-            let mut stream = match TcpStream::connect(addr) {
+            let mut stream = match open(addr, self.recv_buffer) {
                 Ok(s) => s,
                 Err(e) => {
                     self.last_error = Some(e);
@@ -263,6 +284,28 @@ impl Connector {
         }
         self.next_attempt = None;
     }
+}
+
+/// A non-blocking socket connecting to `addr`, with its receive buffer set
+/// first when `recv_buffer` is given (best effort: a kernel that refuses the
+/// size keeps its own).
+fn open(addr: SocketAddr, recv_buffer: Option<usize>) -> io::Result<TcpStream> {
+    let Some(size) = recv_buffer else {
+        return TcpStream::connect(addr);
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    let _ = socket.set_recv_buffer_size(size);
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if is_not_yet_connected(&e) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
 }
 
 /// `peer_addr()` errors that mean "connect still in progress".
@@ -350,6 +393,38 @@ mod tests {
             c.poll(poll.registry(), Instant::now()),
             ConnectProgress::Failed(_)
         ));
+    }
+
+    #[test]
+    fn receive_buffer_is_set_before_connecting() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut plain = Connector::start(vec![addr], poll.registry(), TOKEN, DELAY, Instant::now());
+        let default = socket2::SockRef::from(&drive(&mut poll, &mut plain).unwrap())
+            .recv_buffer_size()
+            .unwrap();
+        // Smaller than any kernel's default: the clamp cannot hide it.
+        let size = 8 * 1024;
+        let mut c = Connector::start_with(
+            vec![addr],
+            poll.registry(),
+            Token(8),
+            DELAY,
+            Some(size),
+            Instant::now(),
+        );
+        let s = drive(&mut poll, &mut c).unwrap();
+        assert_eq!(s.peer_addr().unwrap(), addr);
+        assert!(s.nodelay().unwrap());
+        let got = socket2::SockRef::from(&s).recv_buffer_size().unwrap();
+        // Linux doubles the asked size for its bookkeeping.
+        assert!(
+            got >= size && got <= 2 * size && got != default,
+            "{got} (default {default})"
+        );
+        listener.accept().unwrap();
+        listener.accept().unwrap();
     }
 
     #[test]

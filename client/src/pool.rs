@@ -96,6 +96,37 @@ impl Default for PoolSettings {
 /// sink) stays a small part of a frame's budget.
 const QUANTUM: usize = 64 * 1024;
 
+/// Fewest socket bytes a turn may read when the time left is short (a turn
+/// smaller than this costs more in calls than it saves in overshoot).
+const MIN_QUANTUM: usize = 4 * 1024;
+
+/// A turn that read at least this many bytes is a sample of its request's
+/// cost per byte.
+const COST_SAMPLE: usize = 4 * 1024;
+
+/// How many bytes a turn may read in `left` at `cost` nanoseconds per KiB
+/// (0: unknown, a whole quantum), so the last turn of a `poll` ends about
+/// when its time budget does.
+fn quantum_for(left: Duration, cost: u64) -> usize {
+    if cost == 0 {
+        return QUANTUM;
+    }
+    let bytes = left.as_nanos().saturating_mul(1024) / u128::from(cost);
+    usize::try_from(bytes)
+        .unwrap_or(QUANTUM)
+        .clamp(MIN_QUANTUM, QUANTUM)
+}
+
+/// A moving average (weight 1/4 for the new sample; the first sample is
+/// taken as it is).
+fn average(old: u64, sample: u64) -> u64 {
+    if old == 0 {
+        sample.max(1)
+    } else {
+        (old * 3 + sample) / 4
+    }
+}
+
 /// Most bytes a pipe holds between a download and its upload; past this the
 /// download's pieces wait (and past 1 MiB of those, it stops reading).
 const PIPE_HIGH_WATER: usize = 1 << 20;
@@ -409,6 +440,10 @@ struct Slot {
     queued: bool,
     /// The earliest deadline of this request in the deadline heap.
     armed: Option<Instant>,
+    /// What this request's turns cost, in nanoseconds per KiB read (a
+    /// moving average; 0: not measured yet): a gzip body costs several
+    /// times a plain one per socket byte.
+    cost: u64,
 }
 
 /// Many requests under one [`poll`](Self::poll), on one thread: per-origin
@@ -422,8 +457,10 @@ struct Slot {
 ///
 /// `poll()` never blocks and does bounded work: it reads at most
 /// [`PoolSettings::byte_budget`] socket bytes, stops starting new work once
-/// [`PoolSettings::time_budget`] has passed (checked between requests, so it
-/// overshoots by at most one request's turn of at most 64 KiB), and steps
+/// [`PoolSettings::time_budget`] has passed (checked between turns; each
+/// turn reads at most what its request's measured cost per byte fits in
+/// the time left, between 4 and 64 KiB, so the overshoot is about one
+/// small turn), and steps
 /// only the requests that have something to do (an event on their socket, a
 /// deadline due, a lookup done): its cost follows ready events, not the
 /// number of connections. What is left is picked up by the next call, and
@@ -466,6 +503,10 @@ pub struct RequestPool {
     in_flight: usize,
     /// Socket bytes read over the pool's life.
     bytes_read: u64,
+    /// What turns cost over all requests, in nanoseconds per KiB read (a
+    /// moving average; 0: not measured yet): the first guess for a request
+    /// not measured yet.
+    turn_cost: u64,
     /// Downloads piped into uploads.
     pipes: Vec<PipeLink>,
 }
@@ -532,6 +573,7 @@ impl RequestPool {
             arrivals: false,
             in_flight: 0,
             bytes_read: 0,
+            turn_cost: 0,
             pipes: Vec::new(),
         })
     }
@@ -608,6 +650,7 @@ impl RequestPool {
                     progress: Arc::clone(&progress),
                     queued: false,
                     armed: None,
+                    cost: 0,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -864,6 +907,7 @@ impl RequestPool {
         slot.job = None;
         slot.generation = slot.generation.wrapping_add(1);
         slot.queued = false;
+        slot.cost = 0;
         self.free_slots.push(index);
         self.in_flight -= 1;
     }
@@ -920,7 +964,9 @@ impl RequestPool {
     /// are waiting to be taken.
     ///
     /// Never blocks. Cost per call: one `epoll_wait`, then per request with
-    /// work turns in rotation (at most 64 KiB of reads each) until the byte
+    /// work turns in rotation (at most 64 KiB of reads each, fewer when the
+    /// time left is short: a turn reads what its request's measured cost
+    /// per byte fits in it, at least 4 KiB) until the byte
     /// budget is used, the time budget has passed, or a whole round made no
     /// progress.
     pub fn poll(&mut self) -> usize {
@@ -985,9 +1031,14 @@ impl RequestPool {
         self.conns.release_idle_buffers();
         // Turns round the run queue until a budget runs out or nobody makes
         // progress (a whole round of turns that read nothing).
+        // Each turn reads what its request's measured cost per byte lets it
+        // do in the time left (at most a quantum), so the last turn ends
+        // about when the budget does instead of a whole quantum past it.
         let mut fruitless = 0;
+        let mut now = self.now();
         while fruitless <= self.run.len() {
-            if bytes == 0 || self.now().saturating_duration_since(start) >= time_budget {
+            let elapsed = now.saturating_duration_since(start);
+            if bytes == 0 || elapsed >= time_budget {
                 break;
             }
             let Some(i) = self.run.pop_front() else {
@@ -997,7 +1048,27 @@ impl RequestPool {
             if self.slots[i as usize].job.is_some() {
                 let before = bytes;
                 let completions = self.completed.len();
-                self.turn(i, start, &mut bytes);
+                let slot_cost = self.slots[i as usize].cost;
+                let cost = if slot_cost == 0 {
+                    self.turn_cost
+                } else {
+                    slot_cost
+                };
+                let quantum = quantum_for(time_budget - elapsed, cost);
+                self.turn(i, start, &mut bytes, quantum);
+                let after = self.now();
+                let read = before - bytes;
+                if read >= COST_SAMPLE {
+                    let took = after.saturating_duration_since(now).as_nanos();
+                    let sample = u64::try_from(took * 1024 / read as u128).unwrap_or(u64::MAX);
+                    let slot = &mut self.slots[i as usize];
+                    // A request that just completed has its slot reset.
+                    if slot.job.is_some() {
+                        slot.cost = average(slot.cost, sample);
+                    }
+                    self.turn_cost = average(self.turn_cost, sample);
+                }
+                now = after;
                 if bytes == before && self.completed.len() == completions {
                     fruitless += 1;
                 } else {
@@ -1014,12 +1085,12 @@ impl RequestPool {
     /// One request's turn: step it, then file it where it belongs (done,
     /// waiting for a connection, more to do now, or sleeping until an event
     /// or its deadline).
-    fn turn(&mut self, i: u32, now: Instant, bytes: &mut usize) {
+    fn turn(&mut self, i: u32, now: Instant, bytes: &mut usize, quantum: usize) {
         let Some(mut job) = self.slots[i as usize].job.take() else {
             return;
         };
         self.conns.current = i;
-        let mut quantum = (*bytes).min(QUANTUM);
+        let mut quantum = (*bytes).min(quantum);
         let before = quantum;
         let done = job.step(&mut self.conns, now, &mut quantum);
         *bytes -= before - quantum;
@@ -1143,5 +1214,31 @@ impl Drop for RequestPool {
         for IdleConn { conn, .. } in std::mem::take(&mut self.conns.idle) {
             self.conns.close(conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_reads_what_fits_in_the_time_left() {
+        // Unknown cost: a whole quantum.
+        assert_eq!(quantum_for(Duration::from_micros(10), 0), QUANTUM);
+        // 1 µs per KiB (1 GB/s) with 20 µs left: 20 KiB.
+        assert_eq!(quantum_for(Duration::from_micros(20), 1000), 20 * 1024);
+        // Plenty of time: never past a quantum.
+        assert_eq!(quantum_for(Duration::from_millis(5), 1000), QUANTUM);
+        // Almost no time, or a very costly request (a gzip bomb): the floor.
+        assert_eq!(quantum_for(Duration::ZERO, 1000), MIN_QUANTUM);
+        assert_eq!(quantum_for(Duration::from_millis(1), u64::MAX), MIN_QUANTUM);
+    }
+
+    #[test]
+    fn the_cost_is_a_moving_average() {
+        assert_eq!(average(0, 800), 800);
+        assert_eq!(average(0, 0), 1, "a measured cost is never 'unknown'");
+        assert_eq!(average(800, 1600), 1000);
+        assert_eq!(average(1000, 1000), 1000);
     }
 }

@@ -114,6 +114,7 @@ pub(crate) struct Conn {
     connect_deadline: Option<Instant>,
     /// RFC 8305's Connection Attempt Delay.
     attempt_delay: Duration,
+    recv_buffer: Option<usize>,
     config: Config,
 }
 
@@ -135,6 +136,9 @@ pub(crate) struct ConnSettings {
     /// Happy Eyeballs' delay before the next address starts beside a
     /// pending one (RFC 8305 §5: 250 ms recommended).
     pub(crate) attempt_delay: Duration,
+    /// `SO_RCVBUF` of each new socket, set before it connects
+    /// ([`Settings::recv_buffer_size`](crate::Settings::recv_buffer_size)).
+    pub(crate) recv_buffer: Option<usize>,
     pub(crate) config: Config,
 }
 
@@ -166,6 +170,7 @@ impl Conn {
             connect_timeout: settings.connect_timeout,
             connect_deadline: None,
             attempt_delay: settings.attempt_delay,
+            recv_buffer: settings.recv_buffer,
             config: settings.config.clone(),
         };
         if literal {
@@ -318,11 +323,12 @@ impl Conn {
             }
             Some(Ok(addrs)) => addrs,
         };
-        self.stage = Stage::Connecting(Connector::start(
+        self.stage = Stage::Connecting(Connector::start_with(
             addrs,
             registry,
             self.token,
             self.attempt_delay,
+            self.recv_buffer,
             now,
         ));
         self.interest = Some(Interest::WRITABLE);

@@ -30,9 +30,12 @@ use crate::web;
 /// hop; past this the connection is dropped instead.
 const MAX_REDIRECT_BODY: u64 = 64 * 1024;
 
-/// Most decoded body bytes one turn produces; the rest of the received
-/// bytes wait for the next turn, so decoding stays inside the budget.
-const MAX_DECODED_PER_TURN: u64 = 1 << 20;
+/// Most decoded body bytes one step produces, as a multiple of the socket
+/// bytes it may read (between 64 KiB and 1 MiB); the rest of the received
+/// bytes wait for the next step, so decoding stays inside the budget.
+const DECODED_PER_READ: u64 = 4;
+const MIN_DECODED_PER_STEP: u64 = 64 << 10;
+const MAX_DECODED_PER_STEP: u64 = 1 << 20;
 
 /// Input fed to a decoder at once (its output is checked in between).
 const DECODE_PIECE: usize = 8 * 1024;
@@ -41,8 +44,11 @@ const DECODE_PIECE: usize = 8 * 1024;
 const STREAM_HIGH_WATER: usize = 1 << 20;
 
 /// Most bytes reserved up front for a body of known length held in memory
-/// (a larger Content-Length grows the buffer as bytes really arrive).
-const MAX_RESERVE: u64 = 16 << 20;
+/// (a larger Content-Length grows the buffer as bytes really arrive). The
+/// reservation is address space: pages are backed as bytes are written.
+/// Reserving the whole body spares the copies of a growing buffer (a
+/// 16 MiB copy into fresh pages is several milliseconds in one `poll`).
+const MAX_RESERVE: u64 = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -141,10 +147,12 @@ pub(crate) struct Job {
     /// Reading is paused until the caller takes streamed body pieces.
     stream_paused: bool,
     /// Body bytes received but not decoded yet: a turn decodes at most
-    /// [`MAX_DECODED_PER_TURN`] (a gzip body can expand a thousandfold).
+    /// `turn_cap` (a gzip body can expand a thousandfold).
     stash: Bytes,
     /// Decoded bytes this turn.
     turn_output: u64,
+    /// Most decoded bytes this step may produce.
+    turn_cap: u64,
 }
 
 impl Job {
@@ -213,6 +221,7 @@ impl Job {
             stream_paused: false,
             stash: Bytes::new(),
             turn_output: 0,
+            turn_cap: MAX_DECODED_PER_STEP,
         }
     }
 
@@ -253,6 +262,7 @@ impl Job {
         ConnSettings {
             connect_timeout: self.settings.connect_timeout,
             attempt_delay: self.settings.attempt_delay,
+            recv_buffer: self.settings.recv_buffer_size,
             config: client_proto_config(Config::default(), self.settings.download_chunk_size),
         }
     }
@@ -447,6 +457,9 @@ impl Job {
         budget: &mut usize,
     ) -> Option<Completed> {
         self.turn_output = 0;
+        self.turn_cap = (*budget as u64)
+            .saturating_mul(DECODED_PER_READ)
+            .clamp(MIN_DECODED_PER_STEP, MAX_DECODED_PER_STEP);
         if let Some(expired) = self.deadlines.expired(now) {
             if expired == Expired::Idle {
                 if let Some(delay) = self.retry_after_failure(now) {
@@ -837,7 +850,7 @@ impl Job {
     /// left waits in the stash for the next turn.
     fn feed(&mut self, drv: &mut dyn Connections, mut data: Bytes) -> Option<Completed> {
         while !data.is_empty() {
-            if self.turn_output >= MAX_DECODED_PER_TURN {
+            if self.turn_output >= self.turn_cap {
                 self.stash = data;
                 return None;
             }
