@@ -854,8 +854,15 @@ impl Job {
                 self.stash = data;
                 return None;
             }
-            let piece = data.split_to(data.len().min(DECODE_PIECE));
             let decoder = self.decoder.as_mut()?;
+            // Without a content coding, output is input: one piece (a
+            // streamed body then shares it instead of copying it).
+            let piece = if decoder.is_identity() {
+                let room = self.turn_cap.saturating_sub(self.turn_output);
+                data.split_to(data.len().min(usize::try_from(room).unwrap_or(usize::MAX)))
+            } else {
+                data.split_to(data.len().min(DECODE_PIECE))
+            };
             let before = decoder.sink().total;
             if decoder.write(&piece).is_err() {
                 return Some(self.sink_failure(drv, None));

@@ -114,8 +114,11 @@ pub struct Settings {
     pub recv_buffer_size: Option<usize>,
     /// `RequestPool` only: hand the body out in pieces as they arrive
     /// ([`crate::RequestPool::read_body`]) instead of collecting it; reading
-    /// pauses while more than 1 MiB is waiting to be taken. What was not
-    /// taken when the request completes comes in [`Completed::body`].
+    /// pauses while more than 1 MiB is waiting to be taken. Pieces of 16 KiB
+    /// or more of a body without a content coding are the receive buffer's
+    /// own bytes, shared rather than copied; a waiting piece keeps its
+    /// buffer, so the backlog holds at most about 4 MiB of memory. What was
+    /// not taken when the request completes comes in [`Completed::body`].
     /// Default false.
     pub stream_body: bool,
     /// Most bytes per second this request reads (a background download

@@ -27,14 +27,44 @@ pub(crate) struct Sink {
     pub(crate) stream: Option<(VecDeque<Bytes>, usize)>,
 }
 
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+/// Pieces at least this long are handed out as they came from the receive
+/// buffer (shared, not copied). A shared piece keeps its receive buffer
+/// (at most 64 KiB, refilled only after half of it was consumed) alive, so
+/// the floor bounds what the streamed backlog can hold: at most about four
+/// times its bytes. Shorter pieces are copied.
+const SHARED_PIECE: usize = 16 * 1024;
+
+impl Sink {
+    fn check_limit(&mut self, n: usize) -> io::Result<()> {
         if let Some(limit) = self.limit {
-            if self.total + buf.len() as u64 > limit {
+            if self.total + n as u64 > limit {
                 self.error = Some(SinkError::Limit(limit));
                 return Err(io::Error::other("body size limit"));
             }
         }
+        Ok(())
+    }
+
+    /// Take `data` (undecoded body bytes): a streamed body keeps a long
+    /// piece as it is, without a copy.
+    fn write_bytes(&mut self, data: &Bytes) -> io::Result<()> {
+        match &self.stream {
+            Some(_) if data.len() >= SHARED_PIECE => {
+                self.check_limit(data.len())?;
+                let (pieces, pending) = self.stream.as_mut().expect("streaming");
+                pieces.push_back(data.clone());
+                *pending += data.len();
+                self.total += data.len() as u64;
+                Ok(())
+            }
+            _ => self.write_all(data),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_limit(buf.len())?;
         if let Some((pieces, pending)) = &mut self.stream {
             pieces.push_back(Bytes::copy_from_slice(buf));
             *pending += buf.len();
@@ -73,9 +103,13 @@ impl Decoder {
             Decoder::Deflate(d) => d.get_mut(),
         }
     }
-    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Whether bytes go to the sink as they are (no content coding).
+    pub(crate) fn is_identity(&self) -> bool {
+        matches!(self, Decoder::Identity(_))
+    }
+    pub(crate) fn write(&mut self, data: &Bytes) -> io::Result<()> {
         match self {
-            Decoder::Identity(s) => s.write_all(data),
+            Decoder::Identity(s) => s.write_bytes(data),
             Decoder::Gzip(d) => d.write_all(data),
             Decoder::Deflate(d) => d.write_all(data),
         }
