@@ -51,7 +51,9 @@ pub use client::{HttpClient, Status, WakeHandle};
 pub use error::{Failure, RequestError};
 pub use pollhttp_proto::method;
 pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
-pub use request::{Completed, HttpRequest, Refusal, RequestFailure, RequestResult, Settings};
+pub use request::{
+    Completed, HttpRequest, IntoUrl, Refusal, RequestFailure, RequestResult, Settings,
+};
 pub use resolve::LookupFn;
 pub use tls_options::{TlsConfigError, TlsOptions};
 pub use transport::TransportError;

@@ -17,7 +17,7 @@ use crate::conn::{Conn, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
 use crate::request::job::{Connections, Job};
-use crate::request::{prepare, status_from, Completed, Progress, Settings};
+use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::time::sleep_for;
 
@@ -208,6 +208,11 @@ fn origin_key(t: &Target) -> OriginKey {
     (t.tls, t.host.to_ascii_lowercase(), t.port)
 }
 
+/// Whether `a` and `b` have the same [`origin_key`] (without building it).
+fn same_origin(a: &Target, b: &Target) -> bool {
+    a.tls == b.tls && a.port == b.port && a.host.eq_ignore_ascii_case(&b.host)
+}
+
 impl Conns {
     fn close(&mut self, mut conn: Conn) {
         let token = conn.token();
@@ -341,16 +346,18 @@ impl Connections for Conns {
 
     fn release(&mut self, conn: Conn, keep: bool, _now: Instant) {
         let now = (self.clock)();
-        let key = origin_key(conn.target());
-        let idle_here = self
-            .idle
-            .iter()
-            .filter(|e| origin_key(e.conn.target()) == key)
-            .count();
-        if keep
-            && idle_here < self.settings.max_idle_per_origin
-            && self.idle.len() < self.settings.max_idle
-        {
+        let target = conn.target();
+        let per_origin = self.settings.max_idle_per_origin;
+        // Counting this origin's idle connections is needed only when there
+        // are enough idle connections in all to reach its limit.
+        let room_here = self.idle.len() < per_origin
+            || self
+                .idle
+                .iter()
+                .filter(|e| same_origin(e.conn.target(), target))
+                .count()
+                < per_origin;
+        if keep && room_here && self.idle.len() < self.settings.max_idle {
             if let Some(o) = self.owners.get_mut(conn.token().0) {
                 *o = Owner::Idle;
             }
@@ -603,7 +610,11 @@ impl RequestPool {
     ///
     /// # Errors
     /// As [`request`](Self::request).
-    pub fn get(&mut self, url: &str, settings: &Settings) -> Result<RequestId, RequestError> {
+    pub fn get(
+        &mut self,
+        url: impl IntoUrl,
+        settings: &Settings,
+    ) -> Result<RequestId, RequestError> {
         self.request(url, &[], "GET", RequestBody::Empty, settings)
     }
 
@@ -618,7 +629,7 @@ impl RequestPool {
     /// As `HttpRequest::request_body`, at once: nothing was started.
     pub fn request(
         &mut self,
-        url: &str,
+        url: impl IntoUrl,
         headers: &[(&str, &str)],
         method: &str,
         body: impl Into<RequestBody>,
@@ -691,7 +702,7 @@ impl RequestPool {
     pub fn pipe(
         &mut self,
         from: RequestId,
-        url: &str,
+        url: impl IntoUrl,
         headers: &[(&str, &str)],
         method: &str,
         settings: &Settings,

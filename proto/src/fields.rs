@@ -11,7 +11,7 @@ use crate::syntax::list_has_token;
 
 /// Offsets of one field line in the section's bytes: name start, name end,
 /// value start, value end.
-type Entry = [u32; 4];
+pub(crate) type Entry = [u32; 4];
 
 /// The lazily built index: thread-safe with `std`, a plain cell without.
 #[cfg(feature = "std")]
@@ -79,6 +79,14 @@ impl Fields {
         }
     }
 
+    /// [`new`](Self::new) with the index the parser built as it went (one
+    /// parse of the section instead of two).
+    pub(crate) fn with_index(buf: Bytes, start: usize, index: Box<[Entry]>) -> Fields {
+        let fields = Fields::new(buf, start, index.len());
+        let _ = fields.index.set(index);
+        fields
+    }
+
     pub(crate) fn raw(&self) -> &Bytes {
         &self.buf
     }
@@ -129,9 +137,13 @@ impl Fields {
 
     /// The value of the first field named `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|f| f.name.eq_ignore_ascii_case(name))
-            .map(|f| f.value)
+        // The name's bytes are compared (no UTF-8 check per field line).
+        let buf = &self.buf[..];
+        self.index().iter().find_map(|&[n0, n1, v0, v1]| {
+            buf.get(n0 as usize..n1 as usize)
+                .filter(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|_| buf.get(v0 as usize..v1 as usize).unwrap_or_default())
+        })
     }
 
     /// The value of the first field named `name` as UTF-8.

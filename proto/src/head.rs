@@ -69,6 +69,10 @@ impl ResponseHead {
     pub fn fields(&self) -> &Fields {
         &self.fields
     }
+    /// The header fields, taken out of the head (no copy).
+    pub fn into_fields(self) -> Fields {
+        self.fields
+    }
     /// How the body that follows is delimited.
     pub fn body_length(&self) -> MessageBodyLength {
         self.body

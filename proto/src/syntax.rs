@@ -114,10 +114,7 @@ pub(crate) fn is_quoted_pair_octet(b: u8) -> bool {
 
 /// Index of the first LF at or after `from`.
 pub(crate) fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|p| p + from)
+    memchr::memchr(b'\n', buf.get(from..)?).map(|p| p + from)
 }
 
 /// Index of the first LF not preceded by CR (RFC 9112 §2.2).

@@ -74,7 +74,7 @@ fn five_hundred_requests_over_four_origins_share_six_connections_each() {
         } else {
             &files[i % 2]
         };
-        let id = pool.get(&server.url(path), &Settings::default()).unwrap();
+        let id = pool.get(server.url(path), &Settings::default()).unwrap();
         expected.insert(id, sha.clone());
     }
     assert_eq!(pool.in_flight(), 500);
@@ -116,7 +116,7 @@ fn cancelled_requests_complete_nothing_and_the_others_are_intact() {
             } else {
                 "/1k.bin"
             };
-            pool.get(&nginx.url(path), &Settings::default()).unwrap()
+            pool.get(nginx.url(path), &Settings::default()).unwrap()
         })
         .collect();
     for _ in 0..5 {
@@ -158,9 +158,9 @@ fn a_stalled_origin_does_not_delay_the_others() {
     let run = |with_stall: bool| {
         let mut pool = RequestPool::new().unwrap();
         let stall_id =
-            with_stall.then(|| pool.get(&stalled.base_url(), &Settings::default()).unwrap());
+            with_stall.then(|| pool.get(stalled.base_url(), &Settings::default()).unwrap());
         for _ in 0..20 {
-            pool.get(&nginx.url("/1k.bin"), &Settings::default())
+            pool.get(nginx.url("/1k.bin"), &Settings::default())
                 .unwrap();
         }
         let (done, polls) = run_until(&mut pool, 20, 10_000);
@@ -208,12 +208,12 @@ fn a_stale_keep_alive_connection_is_replaced_without_an_error() {
         ],
     ]);
     let mut pool = RequestPool::new().unwrap();
-    pool.get(&server.base_url(), &Settings::default()).unwrap();
+    pool.get(server.base_url(), &Settings::default()).unwrap();
     let (done, _) = run_until(&mut pool, 1, 1000);
     assert_eq!(&done[0].1.body[..], b"first");
     assert_eq!(pool.idle_connections(), 1);
     std::thread::sleep(Duration::from_millis(500));
-    pool.get(&server.base_url(), &Settings::default()).unwrap();
+    pool.get(server.base_url(), &Settings::default()).unwrap();
     let (done, _) = run_until(&mut pool, 1, 1000);
     assert_eq!(
         (done[0].1.result, &done[0].1.body[..]),
@@ -223,7 +223,7 @@ fn a_stale_keep_alive_connection_is_replaced_without_an_error() {
     );
     // A POST on the connection that is still good reuses it.
     pool.request(
-        &server.base_url(),
+        server.base_url(),
         &[],
         "POST",
         RequestBody::from("data"),
@@ -263,7 +263,7 @@ fn wait_sleeps_while_fifty_requests_drip() {
     })
     .unwrap();
     for _ in 0..50 {
-        pool.get(&server.base_url(), &Settings::default()).unwrap();
+        pool.get(server.base_url(), &Settings::default()).unwrap();
     }
     let mut polls = 0;
     let mut done = 0;
@@ -291,7 +291,7 @@ fn the_byte_budget_bounds_every_poll() {
     })
     .unwrap();
     for _ in 0..8 {
-        pool.get(&nginx.url("/1m.bin"), &Settings::default())
+        pool.get(nginx.url("/1m.bin"), &Settings::default())
             .unwrap();
     }
     let mut done = 0;
@@ -340,7 +340,7 @@ fn the_time_budget_stops_a_poll_after_one_turn_past_it() {
     )
     .unwrap();
     for _ in 0..8 {
-        pool.get(&nginx.url("/1m.bin"), &Settings::default())
+        pool.get(nginx.url("/1m.bin"), &Settings::default())
             .unwrap();
     }
     let mut done = 0;
@@ -385,7 +385,7 @@ fn limits_queue_requests_first_in_first_out() {
     let ids: Vec<RequestId> = (0..6)
         .map(|i| {
             let server = if i % 3 == 2 { &b } else { &a };
-            pool.get(&format!("{}/{i}", server.base_url()), &Settings::default())
+            pool.get(format!("{}/{i}", server.base_url()), &Settings::default())
                 .unwrap()
         })
         .collect();
@@ -419,7 +419,7 @@ fn deadlines_and_idle_age_follow_the_fake_clock() {
         timeout: Some(Duration::from_secs(100)),
         ..Settings::default()
     };
-    let id = pool.get(&server.base_url(), &settings).unwrap();
+    let id = pool.get(server.base_url(), &settings).unwrap();
     for _ in 0..20 {
         pool.poll();
         assert!(pool.poll_completed().is_none());
@@ -436,7 +436,7 @@ fn deadlines_and_idle_age_follow_the_fake_clock() {
         Some(pollhttp::RequestFailure::Timeout(t)) if t == Duration::from_secs(100)
     ));
     // A kept connection closes at its idle age.
-    pool.get(&server.base_url(), &Settings::default()).unwrap();
+    pool.get(server.base_url(), &Settings::default()).unwrap();
     let (done, _) = run_until(&mut pool, 1, 1000);
     assert_eq!(&done[0].1.body[..], b"kept");
     assert_eq!(pool.idle_connections(), 1);
@@ -458,9 +458,9 @@ fn a_rate_limited_download_leaves_room_and_does_not_spin() {
         ..Settings::default()
     };
     let start = Instant::now();
-    let background = pool.get(&nginx.url("/1m.bin"), &slow).unwrap();
+    let background = pool.get(nginx.url("/1m.bin"), &slow).unwrap();
     let urgent = pool
-        .get(&nginx.url("/1m.bin"), &Settings::default())
+        .get(nginx.url("/1m.bin"), &Settings::default())
         .unwrap();
     let (done, polls) = run_until(&mut pool, 2, 2_000);
     assert_eq!(done[0].0, urgent, "the unlimited one finishes first");
@@ -545,7 +545,7 @@ fn a_streamed_body_comes_in_pieces_with_back_pressure() {
         stream_body: true,
         ..Settings::default()
     };
-    let id = pool.get(&nginx.url("/big.bin"), &settings).unwrap();
+    let id = pool.get(nginx.url("/big.bin"), &settings).unwrap();
     let mut taken = 0u64;
     let mut most_held = 0u64;
     let start = Instant::now();
@@ -602,7 +602,7 @@ fn a_request_cancelled_while_waiting_never_starts_its_slots_next_request() {
         .unwrap();
     assert!(pool.cancel(gone));
     let id = pool
-        .get(&format!("{}/x", srv.base_url()), &Settings::default())
+        .get(format!("{}/x", srv.base_url()), &Settings::default())
         .unwrap();
     let (done, _) = run_until(&mut pool, 1, 200);
     assert_eq!(done[0].0, id);
@@ -626,14 +626,14 @@ fn nginx_closing_idle_connections_after_1s_costs_the_caller_nothing() {
         return; // nginx not installed and skipping allowed
     };
     let mut pool = RequestPool::new().unwrap();
-    pool.get(&nginx.url("/hello.txt"), &Settings::default())
+    pool.get(nginx.url("/hello.txt"), &Settings::default())
         .unwrap();
     let (done, _) = run_until(&mut pool, 1, 1000);
     assert_eq!(&done[0].1.body[..], HELLO_BODY.as_bytes());
     assert_eq!(pool.idle_connections(), 1);
     // nginx closes the kept connection after 1 s idle.
     std::thread::sleep(Duration::from_millis(1500));
-    pool.get(&nginx.url("/hello.txt"), &Settings::default())
+    pool.get(nginx.url("/hello.txt"), &Settings::default())
         .unwrap();
     let (done, _) = run_until(&mut pool, 1, 1000);
     assert_eq!(
@@ -647,7 +647,7 @@ fn nginx_closing_idle_connections_after_1s_costs_the_caller_nothing() {
     // anything is sent, so the POST goes once, on a new connection.
     std::thread::sleep(Duration::from_millis(1500));
     pool.request(
-        &nginx.url("/hello.txt"),
+        nginx.url("/hello.txt"),
         &[],
         "POST",
         RequestBody::from("once"),

@@ -130,7 +130,7 @@ fn a_download_piped_into_an_upload_holds_a_few_mib() {
     };
     let download = pool
         .request(
-            &format!("{}/big", source.base_url()),
+            format!("{}/big", source.base_url()),
             &[],
             "GET",
             pollhttp::RequestBody::Empty,
@@ -140,7 +140,7 @@ fn a_download_piped_into_an_upload_holds_a_few_mib() {
     let upload = pool
         .pipe(
             download,
-            &format!("http://127.0.0.1:{sink_port}/put"),
+            format!("http://127.0.0.1:{sink_port}/put"),
             &[("Content-Type", "application/octet-stream")],
             "PUT",
             &settings,
@@ -226,12 +226,12 @@ fn pipe_refusals_and_an_upload_that_ends_first() {
         ..Settings::default()
     };
     let download = pool
-        .get(&format!("{}/big", source.base_url()), &settings)
+        .get(format!("{}/big", source.base_url()), &settings)
         .unwrap();
     let upload = pool
         .pipe(
             download,
-            &format!("{}/put", sink.base_url()),
+            format!("{}/put", sink.base_url()),
             &[],
             "PUT",
             &settings,
@@ -287,12 +287,12 @@ fn a_download_that_fails_fails_its_upload_with_a_broken_pipe() {
         ..Settings::default()
     };
     let download = pool
-        .get(&format!("{}/big", source.base_url()), &settings)
+        .get(format!("{}/big", source.base_url()), &settings)
         .unwrap();
     let upload = pool
         .pipe(
             download,
-            &format!("{}/put", sink.base_url()),
+            format!("{}/put", sink.base_url()),
             &[],
             "PUT",
             &settings,

@@ -37,7 +37,7 @@ fn run(nginx: &Nginx, idle: usize) -> Result<(f64, f64), String> {
     let mut p = pool(idle);
     let s = Settings::default();
     for _ in 0..idle {
-        p.get(&nginx.url("/hello.txt"), &s)
+        p.get(nginx.url("/hello.txt"), &s)
             .map_err(|e| e.to_string())?;
     }
     pollhttp_benches::drain_pool(&mut p, idle)?;
@@ -45,7 +45,7 @@ fn run(nginx: &Nginx, idle: usize) -> Result<(f64, f64), String> {
         accept_gzip: false,
         ..Settings::default()
     };
-    p.get(&nginx.url("/big.bin"), &big)
+    p.get(nginx.url("/big.bin"), &big)
         .map_err(|e| e.to_string())?;
     let mut costs = Vec::new();
     let start = Instant::now();
@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     let mut p = pool(n);
     let start = Instant::now();
     for _ in 0..10_000 {
-        if let Err(e) = p.get(&nginx.url("/hello.txt"), &Settings::default()) {
+        if let Err(e) = p.get(nginx.url("/hello.txt"), &Settings::default()) {
             eprintln!("pool_scale: {e}");
             return ExitCode::FAILURE;
         }

@@ -106,6 +106,8 @@ enum Stage {
 pub(crate) struct Conn {
     token: Token,
     target: Target,
+    /// The Host field value for this target, built once.
+    host_header: String,
     stage: Stage,
     ready: Readiness,
     /// The interest the socket is registered with (`None`: not registered).
@@ -163,6 +165,7 @@ impl Conn {
         let lookup = resolver.start(&host, port, Some(Arc::clone(waker)));
         let mut conn = Conn {
             token,
+            host_header: target.host_header(),
             target,
             stage: Stage::Resolving(lookup),
             ready: Readiness::default(),
@@ -625,7 +628,7 @@ impl Conn {
                 });
             }
         }
-        let host_header = self.target.host_header();
+        let host_header = &self.host_header;
         let length_text;
         // (field, index in the caller's list)
         let mut fields: Vec<((&str, &str), Option<usize>)> = Vec::with_capacity(headers.len() + 4);

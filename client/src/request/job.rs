@@ -1223,7 +1223,7 @@ impl Job {
                 .map_or_else(String::new, ToString::to_string),
             failure,
             response_code: head.as_ref().map_or(0, ResponseHead::status),
-            headers: head.map(|h| h.fields().clone()).unwrap_or_default(),
+            headers: head.map(ResponseHead::into_fields).unwrap_or_default(),
             body: if result == RequestResult::Success {
                 Bytes::from(body)
             } else {

@@ -469,7 +469,7 @@ impl HttpRequest {
     /// this request's own (which stay as they are): the web builder's path.
     pub(crate) fn request_with(
         &mut self,
-        url: &str,
+        url: impl IntoUrl,
         headers: &[(&str, &str)],
         method: &str,
         body: RequestBody,
@@ -653,7 +653,7 @@ fn run_worker(
 /// `Authorization: Basic` from URL userinfo, `Accept-Encoding` when gzip is
 /// on. Shared by every front end.
 pub(crate) fn prepare(
-    url: &str,
+    url: impl IntoUrl,
     headers: &[(&str, &str)],
     method: &str,
     body: &RequestBody,
@@ -715,8 +715,49 @@ fn has_header(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
-fn parse_url(url: &str) -> Result<Url, RequestError> {
-    let mut url = Url::parse(url).map_err(RequestError::InvalidUrl)?;
+/// What a request's URL may be given as: a string (parsed here), or a
+/// [`Url`] parsed before (no second parse: a program sending many requests
+/// builds them from one base with [`Url::join`] or by cloning).
+pub trait IntoUrl {
+    /// The parsed URL.
+    ///
+    /// # Errors
+    /// The [`url::ParseError`] of a string that is not a URL.
+    fn into_url(self) -> Result<Url, url::ParseError>;
+}
+
+impl IntoUrl for Url {
+    fn into_url(self) -> Result<Url, url::ParseError> {
+        Ok(self)
+    }
+}
+
+impl IntoUrl for &Url {
+    fn into_url(self) -> Result<Url, url::ParseError> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoUrl for &str {
+    fn into_url(self) -> Result<Url, url::ParseError> {
+        Url::parse(self)
+    }
+}
+
+impl IntoUrl for &String {
+    fn into_url(self) -> Result<Url, url::ParseError> {
+        Url::parse(self)
+    }
+}
+
+impl IntoUrl for String {
+    fn into_url(self) -> Result<Url, url::ParseError> {
+        Url::parse(&self)
+    }
+}
+
+fn parse_url(url: impl IntoUrl) -> Result<Url, RequestError> {
+    let mut url = url.into_url().map_err(RequestError::InvalidUrl)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(RequestError::UnsupportedScheme(url.scheme().to_string()));
     }
@@ -725,4 +766,32 @@ fn parse_url(url: &str) -> Result<Url, RequestError> {
     }
     url.set_fragment(None);
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parsed_url_is_checked_as_a_string_is() {
+        let parsed = Url::parse("http://example.com/a?b#frag").unwrap();
+        let from_url = parse_url(&parsed).unwrap();
+        let from_str = parse_url("http://example.com/a?b#frag").unwrap();
+        assert_eq!(from_url, from_str);
+        assert_eq!(
+            from_url.as_str(),
+            "http://example.com/a?b",
+            "fragment dropped"
+        );
+        assert!(matches!(
+            parse_url(Url::parse("ftp://example.com/").unwrap()),
+            Err(RequestError::UnsupportedScheme(s)) if s == "ftp"
+        ));
+        assert!(matches!(
+            parse_url(String::from("not a url")),
+            Err(RequestError::InvalidUrl(
+                url::ParseError::RelativeUrlWithoutBase
+            ))
+        ));
+    }
 }

@@ -560,7 +560,7 @@ impl Request {
             }
         }
         Ok(Prepared {
-            url: url.to_string(),
+            url,
             method: self.method,
             headers: self.headers,
             body: self.body,
@@ -585,7 +585,7 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        request.request_with(&p.url, &fields, &p.method, p.body, p.settings)?;
+        request.request_with(p.url, &fields, &p.method, p.body, p.settings)?;
         Ok(p.status)
     }
 
@@ -600,7 +600,7 @@ impl Request {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        pool.request(&p.url, &fields, &p.method, p.body, &p.settings)
+        pool.request(p.url, &fields, &p.method, p.body, &p.settings)
     }
 
     /// Run the request to its end on `request` (which keeps its connection
@@ -650,7 +650,7 @@ impl Request {
 }
 
 struct Prepared {
-    url: String,
+    url: Url,
     method: String,
     headers: Vec<(String, String)>,
     body: RequestBody,

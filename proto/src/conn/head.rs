@@ -3,14 +3,16 @@
 //! endings, status codes under 100, obs-text reason phrases), with the
 //! framing fields picked out for [`framing`](super::framing).
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 use crate::config::Config;
 use crate::conn::framing::FramingFields;
 use crate::error::Error;
+use crate::fields::Entry;
 use crate::head::Version;
 use crate::locate::{head_error_at, offset_in, with_uninit_headers};
-use crate::syntax::{
-    bare_lf_in, find_lf, list_elements, parse_decimal, token_eq_lower, transfer_codings,
-};
+use crate::syntax::{find_lf, list_elements, parse_decimal, token_eq_lower, transfer_codings};
 
 /// A complete, valid response head at the front of a buffer.
 #[derive(Debug, Clone)]
@@ -23,7 +25,8 @@ pub(crate) struct ParsedHead {
     pub reason: (u32, u32),
     /// Where the field lines start (after the status line).
     pub fields_at: usize,
-    pub field_count: usize,
+    /// Where each field line's name and value are in the head.
+    pub index: Box<[Entry]>,
     pub framing: FramingFields,
 }
 
@@ -102,12 +105,14 @@ pub(crate) fn parse_head(
         // Field lines: line endings, framing fields.
         let mut framing = FramingFields::default();
         let mut chunked_count = 0usize;
+        let mut index = Vec::with_capacity(resp.headers.len());
         for h in resp.headers.iter() {
             let name_at = || offset_in(head, h.name.as_bytes()).unwrap_or(0);
-            let value_end = match offset_in(head, h.value) {
-                Some(v0) => v0 + h.value.len(),
-                None => name_at() + h.name.len(),
-            };
+            let n1 = name_at() + h.name.len();
+            // An empty value may point anywhere: then it sits after the name.
+            let v0 = offset_in(head, h.value).unwrap_or(n1);
+            let value_end = v0 + h.value.len();
+            index.push([name_at(), n1, v0, value_end].map(|x| x as u32));
             // httparse accepts a CR only as part of CRLF, so a CR right after
             // the value settles it; otherwise (trailing whitespace, bare LF)
             // look for the LF.
@@ -159,7 +164,7 @@ pub(crate) fn parse_head(
             version,
             reason,
             fields_at: line_end + 1,
-            field_count: resp.headers.len(),
+            index: index.into_boxed_slice(),
             framing,
         }))
     })
@@ -176,18 +181,22 @@ pub(crate) fn unfold_obs_fold(
     base: u64,
     lenient_lf: bool,
 ) -> Result<(), Error> {
+    // One pass over the LFs of the field section (a few per field line,
+    // found with memchr): a bare LF is an error unless allowed; a fold is an
+    // LF followed by SP or HTAB.
     let len = head.len();
-    if !lenient_lf {
-        if let Some(i) = bare_lf_in(&head[fields_at..len]) {
+    let mut folded = false;
+    for i in memchr::memchr_iter(b'\n', &head[fields_at..len]).map(|i| i + fields_at) {
+        if !lenient_lf && (i == 0 || head[i - 1] != b'\r') {
             return Err(Error::BareLineFeed {
-                offset: base + (fields_at + i) as u64,
+                offset: base + i as u64,
             });
         }
+        folded |= matches!(head.get(i + 1), Some(b' ' | b'\t'));
     }
-    let is_fold = |head: &[u8], i: usize| head[i] == b'\n' && matches!(head[i + 1], b' ' | b'\t');
-    if (fields_at..len - 1).any(|i| is_fold(head, i)) {
+    if folded {
         for i in fields_at..len - 1 {
-            if is_fold(head, i) {
+            if head[i] == b'\n' && matches!(head[i + 1], b' ' | b'\t') {
                 head[i] = b' ';
                 if head[i - 1] == b'\r' {
                     head[i - 1] = b' ';

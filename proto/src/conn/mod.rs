@@ -1163,7 +1163,7 @@ impl Connection {
             version: parsed.version,
             status: parsed.status,
             reason: parsed.reason,
-            fields: Fields::new(raw, parsed.fields_at, parsed.field_count),
+            fields: Fields::with_index(raw, parsed.fields_at, parsed.index),
             body: framing.body,
         };
         if head.is_informational() && head.status != 101 {
@@ -1287,6 +1287,33 @@ mod tests {
             }
         }
         panic!("no head");
+    }
+
+    #[test]
+    fn the_index_built_while_parsing_is_the_one_a_second_parse_builds() {
+        let heads: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Empty:\r\nX-Pad:   v  \r\nA: 1\r\nA: 2\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n  b\r\n\tc\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-Empty: \r\nContent-Length: 0\r\n\r\n",
+        ];
+        for input in heads {
+            let mut config = Config::default();
+            config.lenient.obs_fold = true;
+            let mut conn = Connection::new(config);
+            conn.send_request(method::GET, "/", [("Host", "h")])
+                .unwrap();
+            conn.receive(input);
+            let Ok(Some(Event::Head(head))) = conn.poll_event() else {
+                panic!("no head from {input:?}");
+            };
+            let eager: alloc::vec::Vec<_> = head.fields.iter().collect();
+            let raw = head.fields.raw().clone();
+            let fields_at = raw.iter().position(|&b| b == b'\n').unwrap() + 1;
+            let lazy = Fields::new(raw, fields_at, eager.len());
+            let lazy: alloc::vec::Vec<_> = lazy.iter().collect();
+            assert_eq!(eager, lazy, "{input:?}");
+        }
     }
 
     /// A head of about `len` bytes in 100 fields.
