@@ -377,6 +377,14 @@ fn steady_state_allocations() {
     eprintln!("-- heads only");
     let dropped = heads_only(false);
     assert!(dropped <= 1.0, "{dropped} allocations per head");
+    // Kept heads hold the receive buffer, so it cannot be reclaimed: once at
+    // least half a buffer was consumed, a refill allocates a new buffer and,
+    // at its first split, the header that shares it (two allocations).
     let kept = heads_only(true);
-    assert!(kept <= 1.0, "{kept} allocations per kept head");
+    let half = (Config::default().recv_buf_size / 2) as f64;
+    let refills = 2.0 * HEAD_20.len() as f64 / half;
+    assert!(
+        kept <= 1.0 + refills,
+        "{kept} allocations per kept head (1 + {refills:.3} refills allowed)"
+    );
 }

@@ -23,8 +23,9 @@ type IndexCell = core::cell::OnceCell<Box<[Entry]>>;
 /// kept, names as sent (compare them case-insensitively, RFC 9110 §5.1).
 ///
 /// The bytes are shared with the receive buffer they arrived in (no copy).
-/// The index of field lines is built on first access (one allocation): a
-/// response whose fields are never read costs no more than its parse.
+/// A response head's index of field lines (one allocation) is built while
+/// the head is parsed, so reading a field never parses the section again;
+/// a trailer section's is built on first access.
 #[derive(Default)]
 pub struct Fields {
     buf: Bytes,
