@@ -100,6 +100,9 @@ const QUANTUM: usize = 64 * 1024;
 /// smaller than this costs more in calls than it saves in overshoot).
 const MIN_QUANTUM: usize = 4 * 1024;
 
+/// Most socket bytes a request reads in a turn before its cost was measured.
+const FIRST_QUANTUM: usize = 16 * 1024;
+
 /// A turn that read at least this many bytes is a sample of its request's
 /// cost per byte.
 const COST_SAMPLE: usize = 4 * 1024;
@@ -1060,12 +1063,13 @@ impl RequestPool {
                 let before = bytes;
                 let completions = self.completed.len();
                 let slot_cost = self.slots[i as usize].cost;
-                let cost = if slot_cost == 0 {
-                    self.turn_cost
+                let quantum = if slot_cost == 0 {
+                    // Not measured yet (a gzip body may cost several times
+                    // the others): a short turn, to measure it.
+                    quantum_for(time_budget - elapsed, self.turn_cost).min(FIRST_QUANTUM)
                 } else {
-                    slot_cost
+                    quantum_for(time_budget - elapsed, slot_cost)
                 };
-                let quantum = quantum_for(time_budget - elapsed, cost);
                 self.turn(i, start, &mut bytes, quantum);
                 let after = self.now();
                 let read = before - bytes;
