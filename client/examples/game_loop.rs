@@ -39,6 +39,10 @@
 //!   (`Settings::stream_body`, `RequestPool::read_body`), which the frame
 //!   copies into memory the game allocated and touched before the loop (an
 //!   asset arena), instead of the pool collecting each body in a new `Vec`.
+//! - `--recv-buffer-kib N`: each socket's receive buffer
+//!   (`Settings::recv_buffer_size`), default 4096 KiB; 0 leaves the kernel's
+//!   (Linux: 128 KiB to start, autotuned, which a reader that drains once per
+//!   frame often never grows).
 //! - `--plot FILE.svg`: draw frame time, `poll()` cost and bytes read per
 //!   frame (three panels, plotters).
 //!
@@ -48,7 +52,7 @@
 //! 150 MB/s) and, as its last line:
 //!
 //! ```text
-//! frames=N frame_max_ms=X frame_p99_ms=X poll_max_us=X poll_p99_us=X mb_per_s=X result=Success requests=48 failed=1 connections=6
+//! frames=N frame_max_ms=X frame_p99_ms=X poll_max_us=X poll_p99_us=X poll_cpu_p99_us=X mb_per_s=X result=Success requests=48 failed=1 connections=6
 //! ```
 //!
 //! `mb_per_s` is body bytes (decoded) per second, 10^6 bytes, over the time
