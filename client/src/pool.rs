@@ -164,7 +164,7 @@ enum Owner {
 }
 
 struct IdleConn {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
     /// It still holds its buffers: it went idle since the last sweep
     /// ([`Conns::release_idle_buffers`]).
@@ -217,7 +217,7 @@ fn same_origin(a: &Target, b: &Target) -> bool {
 }
 
 impl Conns {
-    fn close(&mut self, mut conn: Conn) {
+    fn close(&mut self, mut conn: Box<Conn>) {
         let token = conn.token();
         conn.close(self.reactor.registry());
         if let Some(o) = self.owners.get_mut(token.0) {
@@ -264,7 +264,7 @@ impl Conns {
     }
 
     /// Take the idle connection at `i` out of the cache.
-    fn remove_idle(&mut self, i: usize) -> Conn {
+    fn remove_idle(&mut self, i: usize) -> Box<Conn> {
         let IdleConn { conn, warm, .. } = self.idle.remove(i);
         self.warm -= usize::from(warm);
         conn
@@ -307,7 +307,7 @@ impl Connections for Conns {
         // per poll.
     }
 
-    fn take_idle(&mut self, target: &Target) -> Option<Conn> {
+    fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>> {
         // The most recently used first (warm, least likely to be closed).
         let i = self
             .idle
@@ -347,7 +347,7 @@ impl Connections for Conns {
         Some(Token(token))
     }
 
-    fn release(&mut self, conn: Conn, keep: bool, _now: Instant) {
+    fn release(&mut self, conn: Box<Conn>, keep: bool, _now: Instant) {
         let now = (self.clock)();
         let target = conn.target();
         let per_origin = self.settings.max_idle_per_origin;

@@ -8,7 +8,10 @@
 //!
 //! nginx serves a 13-byte `/small` from core 1; every client runs as a child
 //! process of this binary (or curl itself) on core 0, timed from spawn to
-//! exit, in interleaved rounds (ours, hyper, curl, ours, ...). It prints the
+//! exit, in interleaved rounds (ours, hyper, curl, ours-window, ours, ...).
+//! `ours` submits all the requests at once; `ours-window` keeps at most two
+//! per connection submitted, as curl's `--parallel` and the hyper child (50
+//! tasks, one request each at a time) do. It prints the
 //! requests per second of each round, the median ratios ours/hyper and
 //! ours/curl, the connections nginx saw for each client, and a JSON line.
 
@@ -89,6 +92,45 @@ fn child_ours(url: &str, count: usize, connections: usize) -> Result<(), String>
     }
     let mut done = 0;
     while done < count {
+        pool.wait(Some(Duration::from_secs(5)));
+        pool.poll();
+        for (_, c) in pool.drain_completed() {
+            if c.result != RequestResult::Success || c.body.len() != HELLO_BODY.len() {
+                return Err(format!("{}: {}", c.result, c.reason));
+            }
+            done += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The pool again, fed as curl's `--parallel` feeds its multi handle: at
+/// most two requests per connection submitted at a time, the next submitted
+/// as each completes (so 100 requests are alive at once, not 10 000: what a
+/// program walking a long download list does).
+fn child_ours_window(url: &str, count: usize, connections: usize) -> Result<(), String> {
+    let mut pool = RequestPool::with_settings(PoolSettings {
+        max_connections: connections,
+        max_connections_per_origin: connections,
+        max_idle_per_origin: connections,
+        max_idle: connections,
+        time_budget: Duration::from_secs(1),
+        byte_budget: usize::MAX,
+        ..PoolSettings::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        accept_gzip: false,
+        ..Settings::default()
+    };
+    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let window = 2 * connections;
+    let (mut submitted, mut done) = (0, 0);
+    while done < count {
+        while submitted < count && submitted - done < window {
+            pool.get(&url, &settings).map_err(|e| e.to_string())?;
+            submitted += 1;
+        }
         pool.wait(Some(Duration::from_secs(5)));
         pool.poll();
         for (_, c) in pool.drain_completed() {
@@ -269,6 +311,7 @@ fn main() -> ExitCode {
     if let Some((which, url)) = child {
         let r = match which.as_str() {
             "ours" => child_ours(&url, opts.count, opts.connections),
+            "ours-window" => child_ours_window(&url, opts.count, opts.connections),
             "hyper" => child_hyper(&url, opts.count, opts.connections),
             other => Err(format!("unknown child {other}")),
         };
@@ -315,18 +358,18 @@ fn main() -> ExitCode {
             ", unpinned".into()
         }
     );
-    let clients = ["ours", "hyper", "curl"];
+    let clients = ["ours", "hyper", "curl", "ours-window"];
     for c in clients {
         if let Err(e) = b.run(c) {
             eprintln!("pool_bench: warm-up: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    let mut conns = [0usize; 3];
-    println!("round  ours_req_s  hyper_req_s  curl_req_s  ours/hyper  ours/curl");
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut conns = [0usize; 4];
+    println!("round  ours_req_s  hyper_req_s  curl_req_s  ours/hyper  ours/curl  window_req_s  window/hyper");
     for round in 1..=b.opts.rounds {
-        let mut row = [0f64; 3];
+        let mut row = [0f64; 4];
         for (i, c) in clients.iter().enumerate() {
             match b.run(c) {
                 Ok((secs, n)) => {
@@ -341,16 +384,21 @@ fn main() -> ExitCode {
             }
         }
         println!(
-            "{round:>5}  {:>10.0}  {:>11.0}  {:>10.0}  {:>10.2}  {:>9.2}",
+            "{round:>5}  {:>10.0}  {:>11.0}  {:>10.0}  {:>10.2}  {:>9.2}  {:>12.0}  {:>12.2}",
             row[0],
             row[1],
             row[2],
             row[0] / row[1],
-            row[0] / row[2]
+            row[0] / row[2],
+            row[3],
+            row[3] / row[1]
         );
     }
-    let ratio = |i: usize| median(rates[0].iter().zip(&rates[i]).map(|(o, p)| o / p).collect());
+    let ratio_of =
+        |a: usize, i: usize| median(rates[a].iter().zip(&rates[i]).map(|(o, p)| o / p).collect());
+    let ratio = |i: usize| ratio_of(0, i);
     let (vs_hyper, vs_curl) = (ratio(1), ratio(2));
+    let window_vs_hyper = ratio_of(3, 1);
     println!(
         "median: ours {:.0} req/s, hyper {:.0}, curl {:.0}; ours/hyper {vs_hyper:.2} (target >= 1.0), ours/curl {vs_curl:.2} (target >= 1.5); connections seen by nginx: ours {}, hyper {}, curl {}",
         median(rates[0].clone()),
@@ -359,6 +407,11 @@ fn main() -> ExitCode {
         conns[0],
         conns[1],
         conns[2]
+    );
+    println!(
+        "windowed (at most 2 requests per connection submitted at a time): ours {:.0} req/s, ours/hyper {window_vs_hyper:.2}; connections seen by nginx: {}",
+        median(rates[3].clone()),
+        conns[3]
     );
     println!(
         "{}",
@@ -371,6 +424,8 @@ fn main() -> ExitCode {
             "curl_req_s": median(rates[2].clone()),
             "ours_over_hyper": vs_hyper,
             "ours_over_curl": vs_curl,
+            "window_req_s": median(rates[3].clone()),
+            "window_over_hyper": window_vs_hyper,
             "nginx_connections": {"ours": conns[0], "hyper": conns[1], "curl": conns[2]},
         })
     );

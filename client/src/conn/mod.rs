@@ -94,7 +94,7 @@ pub(crate) enum Phase {
 
 enum Stage {
     Resolving(PendingLookup),
-    Connecting(Connector),
+    Connecting(Box<Connector>),
     /// CONNECT to an HTTPS proxy over the plain transport.
     Tunnel(Box<Exchange>),
     Handshake(Box<TlsStream>),
@@ -326,14 +326,14 @@ impl Conn {
             }
             Some(Ok(addrs)) => addrs,
         };
-        self.stage = Stage::Connecting(Connector::start_with(
+        self.stage = Stage::Connecting(Box::new(Connector::start_with(
             addrs,
             registry,
             self.token,
             self.attempt_delay,
             self.recv_buffer,
             now,
-        ));
+        )));
         self.interest = Some(Interest::WRITABLE);
         self.connect_deadline = Some(now + self.connect_timeout);
         // Checked at the next step: a refused or completed connect may be

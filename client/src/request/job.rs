@@ -86,13 +86,13 @@ pub(crate) trait Connections {
     fn take_woken(&mut self);
     /// A kept connection made for `target`, if one is idle (its readiness
     /// is up to date; the job probes it before use).
-    fn take_idle(&mut self, target: &Target) -> Option<Conn>;
+    fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>>;
     /// A token for a new connection to `target`, or `None` when the limits
     /// say wait.
     fn new_token(&mut self, target: &Target) -> Option<Token>;
     /// The job is done with `conn`: keep it for reuse (`keep`: it is idle and
     /// reusable) or close it.
-    fn release(&mut self, conn: Conn, keep: bool, now: Instant);
+    fn release(&mut self, conn: Box<Conn>, keep: bool, now: Instant);
 }
 
 /// Methods a client may send again after a failure (RFC 9110 §9.2.2).
@@ -108,7 +108,7 @@ pub(crate) struct Job {
     /// The body to send (again); `None` once a reader body was sent.
     body: Option<RequestBody>,
     deadlines: Deadlines,
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     stage: Stage,
     redirects: u32,
     /// A redirect, challenge or retry being followed: the body of the
@@ -293,7 +293,7 @@ impl Job {
             self.stage = Stage::Waiting;
             return;
         };
-        self.conn = Some(Conn::start(
+        self.conn = Some(Box::new(Conn::start(
             target,
             token,
             &self.conn_settings(),
@@ -301,7 +301,7 @@ impl Job {
             drv.registry(),
             drv.waker(),
             now,
-        ));
+        )));
     }
 
     /// Whether the job waits for a connection (the limits are reached).
@@ -311,7 +311,7 @@ impl Job {
 
     /// A readiness event for the token of this job's connection.
     pub(crate) fn on_event(&mut self, token: Token, ev: &mio::event::Event) {
-        if let Some(c) = self.conn.as_mut().filter(|c| c.token() == token) {
+        if let Some(c) = self.conn.as_deref_mut().filter(|c| c.token() == token) {
             c.on_event(ev);
         }
     }
@@ -363,11 +363,11 @@ impl Job {
 
     /// The job's connection.
     pub(crate) fn conn_mut(&mut self) -> Option<&mut Conn> {
-        self.conn.as_mut()
+        self.conn.as_deref_mut()
     }
 
     /// Take the job's connection away (to close it when the job is dropped).
-    pub(crate) fn take_conn(&mut self) -> Option<Conn> {
+    pub(crate) fn take_conn(&mut self) -> Option<Box<Conn>> {
         self.conn.take()
     }
 
@@ -379,7 +379,7 @@ impl Job {
 
     /// The nearest deadline of the job: connect, total, idle.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let connect = self.conn.as_ref().and_then(Conn::deadline);
+        let connect = self.conn.as_deref().and_then(Conn::deadline);
         [
             connect,
             self.deadlines.next(),
@@ -441,7 +441,7 @@ impl Job {
     pub(crate) fn publish_status(&self) {
         let status = self
             .conn
-            .as_ref()
+            .as_deref()
             .map_or(Status::Disconnected, Conn::status);
         self.progress
             .status
@@ -507,7 +507,7 @@ impl Job {
         loop {
             match self.stage {
                 Stage::Connect => {
-                    let conn = self.conn.as_mut()?;
+                    let conn = self.conn.as_deref_mut()?;
                     if conn.phase() == Phase::Resolving {
                         drv.take_woken();
                     }
@@ -563,7 +563,7 @@ impl Job {
         #[cfg(feature = "cookies")]
         self.set_cookie_field();
         let target = self.target_path();
-        let conn = self.conn.as_mut()?;
+        let conn = self.conn.as_deref_mut()?;
         if let Err(e) = conn.start_request(
             &self.method,
             &target,
@@ -602,18 +602,18 @@ impl Job {
             if self.stream_backlog() > STREAM_HIGH_WATER {
                 // The caller has not taken the streamed pieces: stop reading.
                 self.stream_paused = true;
-                if let Some(conn) = self.conn.as_mut() {
+                if let Some(conn) = self.conn.as_deref_mut() {
                     conn.pause(drv.registry());
                 }
                 return None;
             }
             let Some(allowance) = self.rate_allowance(now) else {
-                if let Some(conn) = self.conn.as_mut() {
+                if let Some(conn) = self.conn.as_deref_mut() {
                     conn.pause(drv.registry());
                 }
                 return None;
             };
-            let conn = self.conn.as_mut()?;
+            let conn = self.conn.as_deref_mut()?;
             if conn.is_paused() {
                 conn.resume(drv.registry());
             }
@@ -636,7 +636,7 @@ impl Job {
                 return self.on_failure(drv, f, now);
             }
             loop {
-                let (x, ready) = self.conn.as_mut()?.exchange_mut()?;
+                let (x, ready) = self.conn.as_deref_mut()?.exchange_mut()?;
                 // The pump read already: drain what proto holds, no second read.
                 let event = x.poll_event(ready, &mut 0);
                 let body_received = x.proto.body_received();
@@ -820,8 +820,10 @@ impl Job {
             stream: self.settings.stream_body.then(|| (VecDeque::new(), 0)),
         };
         self.decoder = Some(match (decoding, coding.as_deref()) {
-            (true, Some("deflate")) => Decoder::Deflate(flate2::write::ZlibDecoder::new(sink)),
-            (true, _) => Decoder::Gzip(flate2::write::GzDecoder::new(sink)),
+            (true, Some("deflate")) => {
+                Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink)))
+            }
+            (true, _) => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
             _ => Decoder::Identity(sink),
         });
         None
@@ -911,7 +913,7 @@ impl Job {
     fn on_end(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         let reusable = self
             .conn
-            .as_mut()
+            .as_deref_mut()
             .and_then(Conn::exchange_mut)
             .is_some_and(|(x, _)| x.proto.can_reuse() && x.proto.reset().is_ok());
         if !reusable {
@@ -1086,7 +1088,7 @@ impl Job {
         self.settings.retry.as_ref()?;
         let nothing_sent = self
             .conn
-            .as_ref()
+            .as_deref()
             .and_then(Conn::exchange)
             .is_none_or(|x| x.nothing_sent());
         if !(is_idempotent(&self.method) || nothing_sent) {
@@ -1156,7 +1158,7 @@ impl Job {
             && self.body.as_ref().is_some_and(RequestBody::is_replayable)
             && self
                 .conn
-                .as_ref()
+                .as_deref()
                 .and_then(Conn::exchange)
                 .is_some_and(|x| {
                     x.no_response_byte() && (is_idempotent(&self.method) || x.nothing_sent())

@@ -213,7 +213,7 @@ pub(crate) fn status_from(code: u8) -> Status {
 pub(crate) struct Driver {
     reactor: Reactor,
     resolver: Resolver,
-    kept: Option<Conn>,
+    kept: Option<Box<Conn>>,
     /// Events were collected by `wait`; the next step uses them.
     fresh_events: bool,
 }
@@ -274,7 +274,7 @@ impl Connections for Driver {
         self.reactor.take_woken();
     }
 
-    fn take_idle(&mut self, target: &Target) -> Option<Conn> {
+    fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>> {
         let mut kept = self.kept.take()?;
         if !kept.target().can_reuse_for(target) {
             kept.close(self.reactor.registry());
@@ -293,7 +293,7 @@ impl Connections for Driver {
         Some(CONN)
     }
 
-    fn release(&mut self, mut conn: Conn, keep: bool, _now: Instant) {
+    fn release(&mut self, mut conn: Box<Conn>, keep: bool, _now: Instant) {
         if keep {
             // One connection: its buffers are worth keeping warm.
             if let Some(mut old) = self.kept.replace(conn) {

@@ -89,10 +89,13 @@ impl Write for Sink {
     }
 }
 
+/// The coded variants are boxed: a decoder's state is a few hundred bytes
+/// that a body without a content coding (and a queued request) need not
+/// carry.
 pub(crate) enum Decoder {
     Identity(Sink),
-    Gzip(flate2::write::GzDecoder<Sink>),
-    Deflate(flate2::write::ZlibDecoder<Sink>),
+    Gzip(Box<flate2::write::GzDecoder<Sink>>),
+    Deflate(Box<flate2::write::ZlibDecoder<Sink>>),
 }
 
 impl Decoder {
