@@ -1201,15 +1201,24 @@ impl Job {
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
                 let (mut sink, _) = d.finish();
-                // Streamed pieces not taken come with the completion.
-                if let Some((pieces, _)) = sink.stream.take() {
-                    for p in pieces {
-                        sink.memory.extend_from_slice(&p);
+                // Streamed pieces not taken come with the completion: one
+                // piece as it is, several copied together.
+                let body = match sink.stream.take() {
+                    Some((mut pieces, _)) if pieces.len() == 1 && sink.memory.is_empty() => {
+                        pieces.pop_front().unwrap_or_default()
                     }
-                }
-                (sink.memory, sink.total)
+                    Some((pieces, pending)) => {
+                        sink.memory.reserve_exact(pending);
+                        for p in pieces {
+                            sink.memory.extend_from_slice(&p);
+                        }
+                        Bytes::from(sink.memory)
+                    }
+                    None => Bytes::from(sink.memory),
+                };
+                (body, sink.total)
             }
-            None => (Vec::new(), 0),
+            None => (Bytes::new(), 0),
         };
         let head = self.response.take();
         if let (true, Some(head)) = (self.settings.resume, &head) {
@@ -1227,7 +1236,7 @@ impl Job {
             response_code: head.as_ref().map_or(0, ResponseHead::status),
             headers: head.map(ResponseHead::into_fields).unwrap_or_default(),
             body: if result == RequestResult::Success {
-                Bytes::from(body)
+                body
             } else {
                 Bytes::new()
             },
