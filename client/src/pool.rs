@@ -124,12 +124,14 @@ fn quantum_for(left: Duration, cost: u64) -> usize {
 }
 
 /// A moving average (weight 1/4 for the new sample; the first sample is
-/// taken as it is).
+/// taken as it is). A sample is counted as at most 8 times the average: a
+/// turn the thread was preempted in (or the VM's host took the CPU) says
+/// little about the request, and must not shrink its turns for long.
 fn average(old: u64, sample: u64) -> u64 {
     if old == 0 {
         sample.max(1)
     } else {
-        (old * 3 + sample) / 4
+        (old * 3 + sample.min(old.saturating_mul(8))) / 4
     }
 }
 
@@ -1258,5 +1260,7 @@ mod tests {
         assert_eq!(average(0, 0), 1, "a measured cost is never 'unknown'");
         assert_eq!(average(800, 1600), 1000);
         assert_eq!(average(1000, 1000), 1000);
+        // A preempted turn counts as 8 times the average, not 1000 times.
+        assert_eq!(average(1000, 1_000_000), 2750);
     }
 }
