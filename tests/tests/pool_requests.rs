@@ -675,3 +675,66 @@ fn nginx_closing_idle_connections_after_1s_costs_the_caller_nothing() {
     assert_eq!(posts, 1, "{log}");
     assert_eq!(connections_in(&log).len(), 3, "{log}");
 }
+
+#[test]
+fn a_streamed_body_that_ends_with_pieces_waiting_completes_one_poll_later() {
+    // Three chunks and the last-chunk in one write: one turn reads them all,
+    // so the body ends with three pieces not taken yet. The completion waits
+    // one poll (the pieces are not copied into one body inside that poll).
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for part in [&b"a"[..], b"b", b"c"] {
+        response.extend_from_slice(
+            format!(
+                "3e8\r\n{}\r\n",
+                String::from_utf8(part.repeat(1000)).unwrap()
+            )
+            .as_bytes(),
+        );
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    let srv = ScriptServer::start(vec![vec![Step::ReadRequest, Step::write(response)]]);
+    let mut pool = RequestPool::new().unwrap();
+    let settings = Settings {
+        stream_body: true,
+        ..Settings::default()
+    };
+    let id = pool
+        .get(format!("{}/s", srv.base_url()), &settings)
+        .unwrap();
+    let start = Instant::now();
+    let mut polls = 0;
+    // Until the body has arrived whole (the progress says so).
+    loop {
+        assert!(polls < 500 && start.elapsed() < Duration::from_secs(20));
+        pool.wait(Some(Duration::from_millis(50)));
+        assert_eq!(pool.poll(), 0, "completed with its pieces still waiting");
+        polls += 1;
+        if pool.progress(id).is_some_and(|p| p.downloaded == 3000) {
+            break;
+        }
+    }
+    let mut taken = Vec::new();
+    while let Some(piece) = pool.read_body(id) {
+        taken.extend_from_slice(&piece);
+    }
+    let expected: Vec<u8> = [&b"a"[..], b"b", b"c"]
+        .iter()
+        .flat_map(|p| p.repeat(1000))
+        .collect();
+    assert_eq!(taken, expected);
+    // The next poll completes it, with nothing left to copy.
+    assert_eq!(pool.poll(), 1);
+    let done: Vec<_> = pool.drain_completed().collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, id);
+    assert_eq!(
+        done[0].1.result,
+        RequestResult::Success,
+        "{}",
+        done[0].1.reason
+    );
+    assert!(done[0].1.body.is_empty());
+    assert_eq!(done[0].1.body_bytes, 3000);
+    assert_eq!(pool.in_flight(), 0);
+    assert_eq!(pool.connections_opened(), 1);
+}

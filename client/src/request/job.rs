@@ -153,6 +153,11 @@ pub(crate) struct Job {
     turn_output: u64,
     /// Most decoded bytes this step may produce.
     turn_cap: u64,
+    /// A streamed body ended (at this time) while several of its pieces
+    /// were still waiting: the completion comes at the next step, a poll
+    /// later, so the caller can take the pieces first instead of having them
+    /// copied into one body.
+    end_deferred: Option<Instant>,
 }
 
 impl Job {
@@ -222,6 +227,7 @@ impl Job {
             stash: Bytes::new(),
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
+            end_deferred: None,
         }
     }
 
@@ -385,6 +391,7 @@ impl Job {
             self.deadlines.next(),
             self.throttled_until,
             self.retry_at,
+            self.end_deferred,
         ]
         .into_iter()
         .flatten()
@@ -418,6 +425,10 @@ impl Job {
     /// Whether a step would make progress now without waiting (`woken`: the
     /// reactor's waker fired).
     pub(crate) fn has_pending_work(&self, woken: bool, now: Instant) -> bool {
+        if self.end_deferred.is_some() {
+            // Not in this poll: its deadline (now) brings it back next time.
+            return false;
+        }
         if self.stream_paused {
             return false;
         }
@@ -460,6 +471,11 @@ impl Job {
         self.turn_cap = (*budget as u64)
             .saturating_mul(DECODED_PER_READ)
             .clamp(MIN_DECODED_PER_STEP, MAX_DECODED_PER_STEP);
+        if self.end_deferred.take().is_some() {
+            // The body is complete: nothing (not even a deadline) changes
+            // that now.
+            return Some(self.complete(drv, RequestResult::Success, None));
+        }
         if let Some(expired) = self.deadlines.expired(now) {
             if expired == Expired::Idle {
                 if let Some(delay) = self.retry_after_failure(now) {
@@ -928,6 +944,22 @@ impl Job {
             if let Err(e) = r {
                 return Some(self.sink_failure(drv, Some(e)));
             }
+        }
+        let waiting_pieces = self
+            .decoder
+            .as_mut()
+            .and_then(|d| d.sink().stream.as_ref())
+            .map_or(0, |(pieces, _)| pieces.len());
+        if waiting_pieces > 1 {
+            // Completing now would copy the pieces into one body inside this
+            // poll: give the caller a chance to take them first. The
+            // connection goes back now.
+            if let Some(conn) = self.conn.take() {
+                let keep = conn.is_idle();
+                drv.release(conn, keep, now);
+            }
+            self.end_deferred = Some(now);
+            return None;
         }
         Some(self.complete(drv, RequestResult::Success, None))
     }

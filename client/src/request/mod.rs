@@ -117,8 +117,11 @@ pub struct Settings {
     /// pauses while more than 1 MiB is waiting to be taken. Pieces of 16 KiB
     /// or more of a body without a content coding are the receive buffer's
     /// own bytes, shared rather than copied; a waiting piece keeps its
-    /// buffer, so the backlog holds at most about 4 MiB of memory. What was
-    /// not taken when the request completes comes in [`Completed::body`].
+    /// buffer, so the backlog holds at most about 4 MiB of memory. A body
+    /// that ends while several pieces are still waiting completes one poll
+    /// later (its connection is free at once), so they can be taken rather
+    /// than copied into one inside the `poll`. What was not taken when the
+    /// request completes comes in [`Completed::body`].
     /// Default false.
     pub stream_body: bool,
     /// Most bytes per second this request reads (a background download
