@@ -67,8 +67,11 @@ fn parse() -> Result<(Opts, Option<(String, String)>), String> {
     Ok((o, child))
 }
 
-/// The pool: `count` GETs queued at once, `connections` at most, one thread.
-fn child_ours(url: &str, count: usize, connections: usize) -> Result<(), String> {
+/// The pool, one thread, `connections` at most, with at most `window`
+/// requests submitted and not yet completed: `ours` submits all `count` at
+/// once (`window = count`); `ours-window` feeds it as curl's `--parallel`
+/// feeds its multi handle, two per connection, the next as one completes.
+fn child_ours(url: &str, count: usize, connections: usize, window: usize) -> Result<(), String> {
     let mut pool = RequestPool::with_settings(PoolSettings {
         max_connections: connections,
         max_connections_per_origin: connections,
@@ -87,44 +90,6 @@ fn child_ours(url: &str, count: usize, connections: usize) -> Result<(), String>
     // Parsed once, as the hyper child splits its URL once: each request
     // takes a copy of the parsed URL.
     let url = url::Url::parse(url).map_err(|e| e.to_string())?;
-    for _ in 0..count {
-        pool.get(&url, &settings).map_err(|e| e.to_string())?;
-    }
-    let mut done = 0;
-    while done < count {
-        pool.wait(Some(Duration::from_secs(5)));
-        pool.poll();
-        for (_, c) in pool.drain_completed() {
-            if c.result != RequestResult::Success || c.body.len() != HELLO_BODY.len() {
-                return Err(format!("{}: {}", c.result, c.reason));
-            }
-            done += 1;
-        }
-    }
-    Ok(())
-}
-
-/// The pool again, fed as curl's `--parallel` feeds its multi handle: at
-/// most two requests per connection submitted at a time, the next submitted
-/// as each completes (so 100 requests are alive at once, not 10 000: what a
-/// program walking a long download list does).
-fn child_ours_window(url: &str, count: usize, connections: usize) -> Result<(), String> {
-    let mut pool = RequestPool::with_settings(PoolSettings {
-        max_connections: connections,
-        max_connections_per_origin: connections,
-        max_idle_per_origin: connections,
-        max_idle: connections,
-        time_budget: Duration::from_secs(1),
-        byte_budget: usize::MAX,
-        ..PoolSettings::default()
-    })
-    .map_err(|e| e.to_string())?;
-    let settings = Settings {
-        accept_gzip: false,
-        ..Settings::default()
-    };
-    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let window = 2 * connections;
     let (mut submitted, mut done) = (0, 0);
     while done < count {
         while submitted < count && submitted - done < window {
@@ -310,8 +275,8 @@ fn main() -> ExitCode {
     };
     if let Some((which, url)) = child {
         let r = match which.as_str() {
-            "ours" => child_ours(&url, opts.count, opts.connections),
-            "ours-window" => child_ours_window(&url, opts.count, opts.connections),
+            "ours" => child_ours(&url, opts.count, opts.connections, opts.count),
+            "ours-window" => child_ours(&url, opts.count, opts.connections, 2 * opts.connections),
             "hyper" => child_hyper(&url, opts.count, opts.connections),
             other => Err(format!("unknown child {other}")),
         };

@@ -48,17 +48,16 @@ impl Sink {
     /// Take `data` (undecoded body bytes): a streamed body keeps a long
     /// piece as it is, without a copy.
     fn write_bytes(&mut self, data: &Bytes) -> io::Result<()> {
-        match &self.stream {
-            Some(_) if data.len() >= SHARED_PIECE => {
-                self.check_limit(data.len())?;
-                let (pieces, pending) = self.stream.as_mut().expect("streaming");
-                pieces.push_back(data.clone());
-                *pending += data.len();
-                self.total += data.len() as u64;
-                Ok(())
-            }
-            _ => self.write_all(data),
+        if data.len() < SHARED_PIECE || self.stream.is_none() {
+            return self.write_all(data);
         }
+        self.check_limit(data.len())?;
+        if let Some((pieces, pending)) = &mut self.stream {
+            pieces.push_back(data.clone());
+            *pending += data.len();
+        }
+        self.total += data.len() as u64;
+        Ok(())
     }
 }
 
