@@ -3,7 +3,7 @@
 //! worker thread), and measures what the downloads cost the frames.
 //!
 //! ```text
-//! game_loop [--worker] [--url URL] [--files | --stream] [--max-mib N]
+//! game_loop [--worker] [--url URL] [--files | --stream | --fresh] [--max-mib N]
 //!           [--budget-ms MS] [--byte-budget-mib N] [--connections N]
 //!           [--timeout SECS] [--recv-buffer-kib N] [--plot FILE.svg]
 //! ```
@@ -17,6 +17,10 @@
 //! the server), and one that does not exist (404). Every byte is
 //! deterministic, and after the loop (outside the frames) every body is
 //! checked against what the server sent.
+//!
+//! Before the loop the game allocates and touches memory for every asset
+//! (an asset arena, as a game does at loading time) and hands each request
+//! its part (`RequestPool::collect_into`): the pool collects each body there.
 //!
 //! Each frame calls `pool.poll()` exactly once (timed), takes the
 //! completions, runs a small fake update/render workload, and draws a status
@@ -37,8 +41,11 @@
 //!   (`Settings::download_file`) instead of memory.
 //! - `--stream`: the pool hands each body out in pieces
 //!   (`Settings::stream_body`, `RequestPool::read_body`), which the frame
-//!   copies into memory the game allocated and touched before the loop (an
-//!   asset arena), instead of the pool collecting each body in a new `Vec`.
+//!   copies into the asset arena, instead of the pool collecting the body.
+//! - `--fresh`: the pool collects each body in a new allocation instead of
+//!   the arena. Each first write to a fresh page then faults inside
+//!   `poll()` (on this VM, zeroing and mapping a page costs more than
+//!   receiving it: about half of `poll()`'s time).
 //! - `--recv-buffer-kib N`: each socket's receive buffer
 //!   (`Settings::recv_buffer_size`), default 4096 KiB; 0 leaves the kernel's
 //!   (Linux: 128 KiB to start, autotuned, which a reader that drains once per
@@ -103,6 +110,8 @@ usage: game_loop [options]
       --url URL            fetch this one URL instead of the built-in asset set
       --files              stream bodies into files instead of memory
       --stream             take bodies in pieces (read_body) into memory touched before the loop
+      --no-pin             leave the game thread and the asset server's threads unpinned
+      --fresh              let the pool collect each body in a new allocation (page faults in poll())
       --max-mib N          largest asset of the set in MiB, default 64
       --budget-ms MS       the pool's time budget per poll(), default 2
       --byte-budget-mib N  the pool's byte budget per poll(), default 4
@@ -117,6 +126,8 @@ struct Args {
     worker: bool,
     files: bool,
     stream: bool,
+    fresh: bool,
+    no_pin: bool,
     max_mib: u64,
     budget: Duration,
     byte_budget: usize,
@@ -172,6 +183,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         worker: false,
         files: false,
         stream: false,
+        fresh: false,
+        no_pin: false,
         max_mib: 64,
         budget: Duration::from_millis(2),
         byte_budget: PoolSettings::default().byte_budget,
@@ -187,6 +200,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--worker" => a.worker = true,
             "--files" => a.files = true,
             "--stream" => a.stream = true,
+            "--fresh" => a.fresh = true,
+            "--no-pin" => a.no_pin = true,
             "--url" => a.url = Some(value(&arg)?),
             "--max-mib" => a.max_mib = number::<u64>(&arg, &value(&arg)?)?.max(1),
             "--budget-ms" => a.budget = seconds(&arg, number::<f64>(&arg, &value(&arg)?)? / 1e3)?,
@@ -415,6 +430,35 @@ struct Server {
     accepted: Arc<AtomicU64>,
 }
 
+/// The CPUs of the asset server's threads (all but the game's), when the
+/// game thread was pinned: empty for none.
+static SERVER_CPUS: std::sync::OnceLock<Vec<core_affinity::CoreId>> = std::sync::OnceLock::new();
+
+/// Pin the game thread (the caller) to the first CPU and keep the asset
+/// server's threads on the others (as a benchmark pins client and server
+/// with `taskset`): the server stands for another machine and must not
+/// take the game thread's CPU in the middle of a `poll()`. Nothing happens
+/// with fewer than two CPUs.
+fn pin_game_thread() -> bool {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let Some((&game, rest)) = cores.split_first() else {
+        return false;
+    };
+    if rest.is_empty() || !core_affinity::set_for_current(game) {
+        return false;
+    }
+    SERVER_CPUS.set(rest.to_vec()).is_ok()
+}
+
+/// Put an asset-server thread on one of the server's CPUs (round-robin).
+fn pin_server() {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if let Some(cpus) = SERVER_CPUS.get().filter(|c| !c.is_empty()) {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) as usize % cpus.len();
+        core_affinity::set_for_current(cpus[k]);
+    }
+}
+
 /// Serves the asset set on 127.0.0.1, a thread per connection, until the
 /// process exits. The gzip assets are compressed before it returns.
 fn start_asset_server(set: &[Asset]) -> io::Result<Server> {
@@ -437,13 +481,17 @@ fn start_asset_server(set: &[Asset]) -> io::Result<Server> {
     std::thread::Builder::new()
         .name("asset-server".into())
         .spawn(move || {
+            pin_server();
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 count.fetch_add(1, Ordering::Relaxed);
                 let content = Arc::clone(&content);
                 let _ = std::thread::Builder::new()
                     .name("asset-conn".into())
-                    .spawn(move || serve(conn, &content));
+                    .spawn(move || {
+                        pin_server();
+                        serve(conn, &content)
+                    });
             }
         })?;
     Ok(Server { addr, accepted })
@@ -601,18 +649,26 @@ impl Loader {
     fn pool(
         settings: PoolSettings,
         jobs: &[(String, Settings)],
-        arenas: Option<Vec<Vec<u8>>>,
+        mut arenas: Option<Vec<Vec<u8>>>,
+        stream: bool,
     ) -> Result<Loader, String> {
         let mut pool = RequestPool::with_settings(settings).map_err(|e| e.to_string())?;
         let mut ids = HashMap::new();
         for (i, (url, s)) in jobs.iter().enumerate() {
             let s = Settings {
-                stream_body: arenas.is_some(),
+                stream_body: stream,
                 ..s.clone()
             };
             let id = pool.get(url, &s).map_err(|e| format!("{url}: {e}"))?;
+            // Collected by the pool, into the game's memory.
+            if let (false, Some(arenas)) = (stream, arenas.as_mut()) {
+                let arena = std::mem::take(&mut arenas[i]);
+                pool.collect_into(id, arena)
+                    .map_err(|_| format!("{url}: collect_into refused"))?;
+            }
             ids.insert(id, i);
         }
+        let arenas = arenas.filter(|_| stream);
         Ok(Loader::Pool {
             pool: Box::new(pool),
             ids,
@@ -789,6 +845,8 @@ fn run(args: &Args) -> Result<bool, String> {
         Some(_) => Vec::new(),
         None => asset_set(args.max_mib),
     };
+    // Before the server starts: its threads go to the other CPUs.
+    let pinned = args.url.is_none() && !args.worker && !args.no_pin && pin_game_thread();
     let server = match &args.url {
         Some(_) => None,
         None => Some(
@@ -867,9 +925,15 @@ fn run(args: &Args) -> Result<bool, String> {
     let into = match &dir {
         Some(d) => d.0.display().to_string(),
         None if args.stream => "memory touched before the loop (read_body)".to_string(),
-        None => "memory".to_string(),
+        None if args.fresh || args.worker || args.url.is_some() => "memory".to_string(),
+        None => "memory touched before the loop (collect_into)".to_string(),
     };
-    println!("game_loop: {what} ({mode}) into {into}");
+    let pin = if pinned {
+        "; game thread on CPU 0, the asset server on the others"
+    } else {
+        ""
+    };
+    println!("game_loop: {what} ({mode}) into {into}{pin}");
 
     let tty = io::stderr().is_terminal();
     let mut world = World::new();
@@ -879,22 +943,24 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut finished = 0usize;
     let mut polled = Vec::new();
 
-    // --stream: memory for every body, touched now (a game's asset arena).
-    let mut arenas = args.stream.then(|| {
-        jobs.iter()
-            .map(|j| {
-                let len = j.asset.as_ref().map_or(0, |a| a.len) as usize;
-                let mut v = vec![1u8; len];
-                v.clear();
-                v
-            })
-            .collect::<Vec<_>>()
-    });
+    // Memory for every body, touched now (a game's asset arena): the pool
+    // collects into it (collect_into), or --stream copies the pieces in.
+    let mut arenas =
+        (dir.is_none() && !args.worker && !args.fresh && args.url.is_none()).then(|| {
+            jobs.iter()
+                .map(|j| {
+                    let len = j.asset.as_ref().map_or(0, |a| a.len) as usize;
+                    let mut v = vec![1u8; len];
+                    v.clear();
+                    v
+                })
+                .collect::<Vec<_>>()
+        });
     let started = Instant::now();
     let mut loader = if args.worker {
         Loader::worker(requests, args.connections)?
     } else {
-        Loader::pool(pool_settings.clone(), &requests, arenas.take())?
+        Loader::pool(pool_settings.clone(), &requests, arenas.take(), args.stream)?
     };
     let mut next = started;
     let mut last_start: Option<Instant> = None;

@@ -873,6 +873,29 @@ impl RequestPool {
         piece
     }
 
+    /// Collect the body of `id` into `buffer` (cleared first; its capacity
+    /// kept) instead of a new allocation: the [`Completed::body`] is then
+    /// `buffer`'s allocation (`Vec::from(body)` gives it back whole, to use
+    /// again). A game that allocates and touches its asset memory at
+    /// loading time keeps `poll()` from paying the page faults of fresh
+    /// memory: on Linux a first write to a page costs about as much as
+    /// receiving it, and a body that outgrows `buffer` is moved to a larger
+    /// allocation as usual. A body streamed to a
+    /// [`Settings::download_file`] does not use it; a streamed one
+    /// ([`Settings::stream_body`]) uses it only for the pieces still waiting
+    /// at its end. A retry starts over in the same buffer; a redirect's or
+    /// challenge's body never touches it. Never blocks; no allocation.
+    ///
+    /// # Errors
+    /// `buffer` comes back when `id` is not in flight or its body has
+    /// started arriving (give it right after starting the request).
+    pub fn collect_into(&mut self, id: RequestId, buffer: Vec<u8>) -> Result<(), Vec<u8>> {
+        match self.in_flight_job(id) {
+            Some(job) => job.collect_into(buffer),
+            None => Err(buffer),
+        }
+    }
+
     /// Requests started and not yet completed or cancelled.
     pub fn in_flight(&self) -> usize {
         self.in_flight

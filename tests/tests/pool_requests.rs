@@ -738,3 +738,67 @@ fn a_streamed_body_that_ends_with_pieces_waiting_completes_one_poll_later() {
     assert_eq!(pool.in_flight(), 0);
     assert_eq!(pool.connections_opened(), 1);
 }
+
+#[test]
+fn a_body_collected_into_the_callers_buffer_is_that_buffer() {
+    let body: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut partial =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    partial.extend_from_slice(&body[..1000]);
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(ok_response(&body)),
+        Step::ReadRequest,
+        Step::write(ok_response(&body)),
+        Step::ReadRequest,
+        Step::write(partial),
+        Step::Sleep(Duration::from_millis(300)),
+        Step::write(&body[1000..]),
+    ]]);
+    let url = format!("{}/b", srv.base_url());
+    let mut pool = RequestPool::new().unwrap();
+    let settings = Settings::default();
+
+    // A buffer with room: the body is that allocation (cleared first).
+    let mut buffer = Vec::with_capacity(8192);
+    buffer.extend_from_slice(b"stale bytes");
+    let ptr = buffer.as_ptr();
+    let id = pool.get(&url, &settings).unwrap();
+    pool.collect_into(id, buffer).unwrap();
+    let (mut done, _) = run_until(&mut pool, 1, 200);
+    assert_eq!(
+        done[0].1.result,
+        RequestResult::Success,
+        "{}",
+        done[0].1.reason
+    );
+    assert_eq!(done[0].1.body, body);
+    assert_eq!(done[0].1.body.as_ptr(), ptr);
+    // Given back whole: the same allocation, to use again.
+    let back = Vec::from(std::mem::take(&mut done[0].1.body));
+    assert_eq!((back.as_ptr(), back.capacity()), (ptr, 8192));
+
+    // A completed id gives the buffer back untouched.
+    let refused = pool.collect_into(id, back).unwrap_err();
+    assert_eq!((refused.as_ptr(), refused.len()), (ptr, body.len()));
+
+    // A buffer too small: the body outgrows it, whole.
+    let id = pool.get(&url, &settings).unwrap();
+    pool.collect_into(id, Vec::with_capacity(16)).unwrap();
+    let (done, _) = run_until(&mut pool, 1, 200);
+    assert_eq!(done[0].1.body, body);
+
+    // Once the body has started arriving, the buffer comes back.
+    let id = pool.get(&url, &settings).unwrap();
+    let start = Instant::now();
+    while pool.progress(id).is_none_or(|p| p.downloaded < 1000) {
+        assert!(start.elapsed() < Duration::from_secs(20), "no body bytes");
+        pool.wait(Some(Duration::from_millis(50)));
+        assert_eq!(pool.poll(), 0);
+    }
+    let late = vec![7u8; 3];
+    assert_eq!(pool.collect_into(id, late).unwrap_err(), vec![7u8; 3]);
+    let (done, _) = run_until(&mut pool, 1, 200);
+    assert_eq!(done[0].1.body, body);
+    assert_eq!(pool.connections_opened(), 1);
+}

@@ -158,6 +158,10 @@ pub(crate) struct Job {
     /// later, so the caller can take the pieces first instead of having them
     /// copied into one body.
     end_deferred: Option<Instant>,
+    /// The caller's buffer for the body held in memory
+    /// ([`RequestPool::collect_into`](crate::RequestPool::collect_into)):
+    /// empty (no allocation) when none was given.
+    collect: Vec<u8>,
 }
 
 impl Job {
@@ -228,6 +232,7 @@ impl Job {
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
             end_deferred: None,
+            collect: Vec::new(),
         }
     }
 
@@ -358,6 +363,29 @@ impl Job {
         }
         self.settings.stream_body = true;
         true
+    }
+
+    /// Collect the final response's body into `buffer` (cleared; its
+    /// capacity kept): possible while no body has started arriving.
+    pub(crate) fn collect_into(&mut self, mut buffer: Vec<u8>) -> Result<(), Vec<u8>> {
+        if self.decoder.is_some() {
+            return Err(buffer);
+        }
+        buffer.clear();
+        self.collect = buffer;
+        Ok(())
+    }
+
+    /// Drop the body sink (a retry starts over), keeping the caller's
+    /// buffer for the next try.
+    fn drop_sink(&mut self) {
+        if let Some(mut d) = self.decoder.take() {
+            let memory = &mut d.sink().memory;
+            if memory.capacity() > self.collect.capacity() {
+                memory.clear();
+                self.collect = std::mem::take(memory);
+            }
+        }
     }
 
     /// Whether the job's connection waits for its name lookup.
@@ -595,7 +623,7 @@ impl Job {
         self.stage = Stage::Exchange;
         self.response = None;
         self.next = None;
-        self.decoder = None;
+        self.drop_sink();
         None
     }
 
@@ -823,7 +851,10 @@ impl Job {
                 }
             }
         }
-        let mut memory = Vec::new();
+        let mut memory = match file {
+            None => std::mem::take(&mut self.collect),
+            Some(_) => Vec::new(),
+        };
         if let (None, false, Some(n)) = (&file, decoding, length) {
             memory.reserve(n.min(MAX_RESERVE) as usize);
         }
@@ -1143,7 +1174,7 @@ impl Job {
         self.attempts += 1;
         self.next = None;
         self.response = None;
-        self.decoder = None;
+        self.drop_sink();
         self.stash = Bytes::new();
         self.progress.downloaded.store(0, Ordering::Relaxed);
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
