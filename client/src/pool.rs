@@ -16,7 +16,7 @@ use crate::client::{Status, WakeHandle};
 use crate::conn::{Conn, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
-use crate::request::job::{Connections, Job};
+use crate::request::job::{url_origin, Connections, Job};
 use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::time::sleep_for;
@@ -447,9 +447,63 @@ impl WaitQueue {
     }
 }
 
+/// A request in its slot: as it was given, while it waits for its first
+/// connection (a couple of hundred bytes: 10 000 requests queued at once
+/// take a few MiB, not the 1.3 KiB of a running job each), or running.
+enum Work {
+    Queued(Box<Queued>),
+    Running(Box<Job>),
+}
+
+/// What [`RequestPool::request`] was given, until the request is admitted
+/// (or looked at closely: `collect_into`, `pipe`).
+struct Queued {
+    settings: Arc<Settings>,
+    url: url::Url,
+    method: String,
+    headers: Vec<(String, String)>,
+    body: RequestBody,
+    start: Instant,
+    progress: Arc<Progress>,
+}
+
+/// The running job of `work`, built from its queued form first if need be.
+fn job_of(work: &mut Option<Work>) -> Option<&mut Job> {
+    if let Some(Work::Queued(_)) = work {
+        if let Some(Work::Queued(q)) = work.take() {
+            *work = Some(Work::Running(Box::new(into_job(*q))));
+        }
+    }
+    match work {
+        Some(Work::Running(job)) => Some(job),
+        _ => None,
+    }
+}
+
+fn into_job(q: Queued) -> Job {
+    let Queued {
+        settings,
+        url,
+        method,
+        headers,
+        body,
+        start,
+        progress,
+    } = q;
+    Job::new(settings, url, method, headers, body, start, progress)
+}
+
+/// The running job of `work`, `None` while it is queued.
+fn running(work: &mut Option<Work>) -> Option<&mut Job> {
+    match work {
+        Some(Work::Running(job)) => Some(job),
+        _ => None,
+    }
+}
+
 struct Slot {
     generation: u32,
-    job: Option<Box<Job>>,
+    job: Option<Work>,
     progress: Arc<Progress>,
     /// In the run queue.
     queued: bool,
@@ -522,6 +576,9 @@ pub struct RequestPool {
     /// moving average; 0: not measured yet): the first guess for a request
     /// not measured yet.
     turn_cost: u64,
+    /// The settings of the last request started, shared with the next one
+    /// made with equal settings.
+    last_settings: Option<Arc<Settings>>,
     /// Downloads piped into uploads.
     pipes: Vec<PipeLink>,
 }
@@ -589,6 +646,7 @@ impl RequestPool {
             in_flight: 0,
             bytes_read: 0,
             turn_cost: 0,
+            last_settings: None,
             pipes: Vec::new(),
         })
     }
@@ -650,16 +708,26 @@ impl RequestPool {
         progress
             .body_size
             .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
-        let job = Job::new(
-            settings.clone(),
+        // Requests made with equal settings share one copy.
+        let settings = match &self.last_settings {
+            Some(last) if last.same_as(settings) => Arc::clone(last),
+            _ => {
+                let copy = Arc::new(settings.clone());
+                self.last_settings = Some(Arc::clone(&copy));
+                copy
+            }
+        };
+        let (tls, host, port) = url_origin(&url);
+        let key = (tls, host.to_ascii_lowercase(), port);
+        let queued = Queued {
+            settings,
             url,
-            method.to_string(),
+            method: method.to_string(),
             headers,
             body,
-            now,
-            Arc::clone(&progress),
-        );
-        let job_target = job.target();
+            start: now,
+            progress: Arc::clone(&progress),
+        };
         let index = match self.free_slots.pop() {
             Some(i) => i,
             None => {
@@ -675,13 +743,12 @@ impl RequestPool {
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.job = Some(Box::new(job));
+        slot.job = Some(Work::Queued(Box::new(queued)));
         slot.progress = progress;
         slot.queued = false;
         slot.armed = None;
         self.in_flight += 1;
         // It asks for a connection in arrival order with those waiting.
-        let key = origin_key(&job_target);
         let generation = self.slots[index as usize].generation;
         self.waiting.push(key, index, generation);
         self.arrivals = true;
@@ -719,7 +786,7 @@ impl RequestPool {
             .slots
             .get_mut(from.index as usize)
             .filter(|s| s.generation == from.generation)
-            .and_then(|s| s.job.as_mut())
+            .and_then(|s| job_of(&mut s.job))
             .is_some_and(|job| job.stream_from_now());
         if !streaming {
             return Err(RequestError::NotPipeable);
@@ -737,7 +804,7 @@ impl RequestPool {
         self.slots
             .get_mut(id.index as usize)
             .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.job.as_deref_mut())
+            .and_then(|s| job_of(&mut s.job))
     }
 
     /// Move what the piped downloads received into their pipes (up to the
@@ -755,7 +822,7 @@ impl RequestPool {
             let Some(job) = slots
                 .get_mut(from.index as usize)
                 .filter(|s| s.generation == from.generation)
-                .and_then(|s| s.job.as_deref_mut())
+                .and_then(|s| job_of(&mut s.job))
             else {
                 // The download is gone (completed or cancelled) without
                 // closing the pipe: the upload fails.
@@ -861,9 +928,9 @@ impl RequestPool {
             .slots
             .get_mut(id.index as usize)
             .filter(|s| s.generation == id.generation)?;
-        let (piece, resume) = slot.job.as_mut()?.take_chunk();
+        let (piece, resume) = running(&mut slot.job)?.take_chunk();
         if resume {
-            if let Some(job) = slot.job.as_mut() {
+            if let Some(job) = running(&mut slot.job) {
                 if let Some(conn) = job.conn_mut() {
                     conn.resume(self.conns.reactor.registry());
                 }
@@ -934,11 +1001,14 @@ impl RequestPool {
         else {
             return false;
         };
-        let Some(mut job) = slot.job.take() else {
+        let Some(work) = slot.job.take() else {
             return false;
         };
-        if let Some(conn) = job.take_conn() {
-            self.conns.release(conn, false, Instant::now());
+        // A queued request has no connection yet.
+        if let Work::Running(mut job) = work {
+            if let Some(conn) = job.take_conn() {
+                self.conns.release(conn, false, Instant::now());
+            }
         }
         self.free(id.index);
         true
@@ -977,7 +1047,7 @@ impl RequestPool {
         reactor.poll(timeout, |token, ev| match owners.get(token.0) {
             Some(Owner::Job(i)) => {
                 if let Some(slot) = slots.get_mut(*i as usize) {
-                    if let Some(job) = slot.job.as_mut() {
+                    if let Some(job) = running(&mut slot.job) {
                         job.on_event(token, ev);
                         if !slot.queued {
                             slot.queued = true;
@@ -1024,7 +1094,7 @@ impl RequestPool {
                 let resolving = self.slots[i as usize]
                     .job
                     .as_ref()
-                    .is_some_and(|j| j.is_resolving());
+                    .is_some_and(|w| matches!(w, Work::Running(j) if j.is_resolving()));
                 if resolving {
                     self.enqueue(i);
                 }
@@ -1057,7 +1127,7 @@ impl RequestPool {
                 if slot.generation != generation {
                     return None; // cancelled while it waited
                 }
-                let job = slot.job.as_mut()?;
+                let job = job_of(&mut slot.job)?;
                 self.conns.current = i;
                 job.begin(&mut self.conns, start);
                 if job.is_waiting() {
@@ -1129,8 +1199,10 @@ impl RequestPool {
     /// waiting for a connection, more to do now, or sleeping until an event
     /// or its deadline).
     fn turn(&mut self, i: u32, now: Instant, bytes: &mut usize, quantum: usize) {
-        let Some(mut job) = self.slots[i as usize].job.take() else {
-            return;
+        let mut job = match self.slots[i as usize].job.take() {
+            Some(Work::Running(job)) => job,
+            Some(Work::Queued(q)) => Box::new(into_job(*q)),
+            None => return,
         };
         self.conns.current = i;
         let mut quantum = (*bytes).min(quantum);
@@ -1140,7 +1212,7 @@ impl RequestPool {
         self.bytes_read += (before - quantum) as u64;
         let generation = self.slots[i as usize].generation;
         if let Some(mut done) = done {
-            self.slots[i as usize].job = Some(job);
+            drop(job);
             self.free(i);
             let id = RequestId {
                 index: i,
@@ -1165,7 +1237,7 @@ impl RequestPool {
                 self.deadlines.push(Reverse((d, i, generation)));
             }
         }
-        slot.job = Some(job);
+        slot.job = Some(Work::Running(job));
         if let Some(key) = wait_key {
             self.waiting.push(key, i, generation);
         } else if more {
@@ -1248,7 +1320,7 @@ impl Drop for RequestPool {
     /// their own threads and are discarded (never joined).
     fn drop(&mut self) {
         for slot in &mut self.slots {
-            if let Some(job) = slot.job.as_mut() {
+            if let Some(job) = running(&mut slot.job) {
                 if let Some(conn) = job.take_conn() {
                     self.conns.close(conn);
                 }

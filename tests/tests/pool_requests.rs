@@ -802,3 +802,37 @@ fn a_body_collected_into_the_callers_buffer_is_that_buffer() {
     assert_eq!(done[0].1.body, body);
     assert_eq!(pool.connections_opened(), 1);
 }
+
+#[test]
+fn requests_queued_back_to_back_keep_their_own_settings() {
+    // The pool shares one copy of equal settings between requests; each of
+    // these must still run under its own.
+    let body = vec![b'x'; 100];
+    let script = vec![Step::ReadRequest, Step::write(ok_response(&body))];
+    let srv = ScriptServer::start(vec![script.clone(), script.clone(), script.clone(), script]);
+    let url = format!("{}/s", srv.base_url());
+    let mut pool = RequestPool::new().unwrap();
+    let limited = Settings {
+        body_size_limit: Some(10),
+        ..Settings::default()
+    };
+    let plain = Settings::default();
+    let ids = [
+        pool.get(&url, &limited).unwrap(),
+        pool.get(&url, &plain).unwrap(),
+        pool.get(&url, &limited).unwrap(),
+        pool.get(&url, &plain).unwrap(),
+    ];
+    let (done, _) = run_until(&mut pool, 4, 400);
+    let results: HashMap<RequestId, RequestResult> =
+        done.into_iter().map(|(id, c)| (id, c.result)).collect();
+    assert_eq!(
+        ids.map(|id| results[&id]),
+        [
+            RequestResult::BodySizeLimitExceeded,
+            RequestResult::Success,
+            RequestResult::BodySizeLimitExceeded,
+            RequestResult::Success,
+        ]
+    );
+}

@@ -101,7 +101,8 @@ fn is_idempotent(m: &str) -> bool {
 }
 
 pub(crate) struct Job {
-    pub(crate) settings: Settings,
+    /// Shared by the requests a pool was given with equal settings.
+    pub(crate) settings: Arc<Settings>,
     url: Url,
     method: String,
     headers: Vec<(String, String)>,
@@ -166,7 +167,7 @@ pub(crate) struct Job {
 
 impl Job {
     pub(crate) fn new(
-        settings: Settings,
+        settings: Arc<Settings>,
         url: Url,
         method: String,
         headers: Vec<(String, String)>,
@@ -237,12 +238,7 @@ impl Job {
     }
 
     pub(crate) fn target(&self) -> Target {
-        let tls = self.url.scheme() == "https";
-        let host = self.url.host_str().unwrap_or("");
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let (tls, host, port) = url_origin(&self.url);
         let mut proxy = if tls {
             self.settings.https_proxy.clone()
         } else {
@@ -262,7 +258,7 @@ impl Job {
         Target {
             tls,
             host: host.to_string(),
-            port: self.url.port_or_known_default().unwrap_or(80),
+            port,
             proxy,
             proxy_auth,
             tls_options: tls.then(|| self.settings.tls.clone().unwrap_or_default()),
@@ -361,7 +357,7 @@ impl Job {
         if self.decoder.is_some() {
             return false;
         }
-        self.settings.stream_body = true;
+        Arc::make_mut(&mut self.settings).stream_body = true;
         true
     }
 
@@ -1337,6 +1333,21 @@ impl Job {
 
 /// `resume`: the size of a partial download file (> 0), with `Range` and
 /// `If-Range` added to `headers` (unless the caller gave a `Range`).
+/// Whether `url` is https, its host (an IPv6 literal without its brackets)
+/// and its port: a connection [`Target`]'s origin.
+pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
+    let host = url.host_str().unwrap_or("");
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (
+        url.scheme() == "https",
+        host,
+        url.port_or_known_default().unwrap_or(80),
+    )
+}
+
 fn resume_offset(settings: &Settings, headers: &mut Vec<(String, String)>) -> Option<u64> {
     if !settings.resume || headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
         return None;

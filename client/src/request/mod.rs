@@ -157,6 +157,100 @@ pub struct Settings {
     pub cookie_jar: Option<crate::web::SharedCookieJar>,
 }
 
+impl Settings {
+    /// Whether a request made with `self` behaves exactly as one made with
+    /// `other`, so a pool may share one copy between them: every field
+    /// equal; shared state (TLS configuration, retry budget, cookie jar)
+    /// the same object. The destructuring names every field, so a new one
+    /// cannot be forgotten here.
+    pub(crate) fn same_as(&self, other: &Settings) -> bool {
+        let Settings {
+            body_size_limit,
+            download_chunk_size,
+            download_file,
+            resume,
+            max_redirects,
+            timeout,
+            idle_timeout,
+            use_threads,
+            accept_gzip,
+            allow_https_to_http_redirect,
+            http_proxy,
+            https_proxy,
+            proxy_auth,
+            proxy_from_env,
+            tls,
+            connect_timeout,
+            attempt_delay,
+            recv_buffer_size,
+            stream_body,
+            max_recv_speed,
+            poll_budget,
+            follow_redirects,
+            auth,
+            retry,
+            #[cfg(feature = "cookies")]
+            cookie_jar,
+        } = self;
+        #[cfg(feature = "cookies")]
+        let same_jar = match (cookie_jar, &other.cookie_jar) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        #[cfg(not(feature = "cookies"))]
+        let same_jar = true;
+        let same_tls = match (tls, &other.tls) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_settings(b),
+            _ => false,
+        };
+        let same_retry = match (retry, &other.retry) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                let crate::web::RetryPolicy {
+                    retries,
+                    base_delay,
+                    max_delay,
+                    statuses,
+                    budget,
+                } = a;
+                *retries == b.retries
+                    && *base_delay == b.base_delay
+                    && *max_delay == b.max_delay
+                    && *statuses == b.statuses
+                    && budget.same_as(&b.budget)
+            }
+            _ => false,
+        };
+        same_jar
+            && same_tls
+            && same_retry
+            && *body_size_limit == other.body_size_limit
+            && *download_chunk_size == other.download_chunk_size
+            && *download_file == other.download_file
+            && *resume == other.resume
+            && *max_redirects == other.max_redirects
+            && *timeout == other.timeout
+            && *idle_timeout == other.idle_timeout
+            && *use_threads == other.use_threads
+            && *accept_gzip == other.accept_gzip
+            && *allow_https_to_http_redirect == other.allow_https_to_http_redirect
+            && *http_proxy == other.http_proxy
+            && *https_proxy == other.https_proxy
+            && *proxy_auth == other.proxy_auth
+            && *proxy_from_env == other.proxy_from_env
+            && *connect_timeout == other.connect_timeout
+            && *attempt_delay == other.attempt_delay
+            && *recv_buffer_size == other.recv_buffer_size
+            && *stream_body == other.stream_body
+            && *max_recv_speed == other.max_recv_speed
+            && *poll_budget == other.poll_budget
+            && *follow_redirects == other.follow_redirects
+            && *auth == other.auth
+    }
+}
+
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
@@ -491,7 +585,7 @@ impl HttpRequest {
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
         let use_threads = settings.use_threads;
         let mut job = Job::new(
-            settings,
+            Arc::new(settings),
             url,
             method.to_string(),
             headers,
@@ -774,6 +868,63 @@ fn parse_url(url: impl IntoUrl) -> Result<Url, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_shared_only_when_every_field_and_shared_object_match() {
+        let base = Settings::default();
+        assert!(base.same_as(&Settings::default()));
+        let differ = [
+            Settings {
+                timeout: Some(Duration::from_secs(1)),
+                ..Settings::default()
+            },
+            Settings {
+                body_size_limit: Some(10),
+                ..Settings::default()
+            },
+            Settings {
+                stream_body: true,
+                ..Settings::default()
+            },
+            Settings {
+                tls: Some(TlsOptions::new()),
+                ..Settings::default()
+            },
+            Settings {
+                retry: Some(crate::web::RetryPolicy::new(2)),
+                ..Settings::default()
+            },
+        ];
+        for d in &differ {
+            assert!(!base.same_as(d) && !d.same_as(&base), "{d:?}");
+            assert!(d.same_as(&d.clone()), "a clone shares: {d:?}");
+        }
+        // Separately made TLS options and retry budgets are other objects.
+        let a = Settings {
+            tls: Some(TlsOptions::new()),
+            ..Settings::default()
+        };
+        let b = Settings {
+            tls: Some(TlsOptions::new()),
+            ..Settings::default()
+        };
+        assert_eq!(
+            a.same_as(&b),
+            a.tls
+                .as_ref()
+                .unwrap()
+                .same_settings(b.tls.as_ref().unwrap())
+        );
+        let r1 = Settings {
+            retry: Some(crate::web::RetryPolicy::new(2)),
+            ..Settings::default()
+        };
+        let r2 = Settings {
+            retry: Some(crate::web::RetryPolicy::new(2)),
+            ..Settings::default()
+        };
+        assert!(!r1.same_as(&r2), "two budgets");
+    }
 
     #[test]
     fn a_parsed_url_is_checked_as_a_string_is() {

@@ -120,6 +120,11 @@ impl fmt::Debug for RetryBudget {
 }
 
 impl RetryBudget {
+    /// Whether `self` and `other` are the same budget (one shared window).
+    pub(crate) fn same_as(&self, other: &RetryBudget) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// At most `max_retries` retries per origin in any `window` (a sliding
     /// window: a retry at `t` counts until `t + window`). `max_retries` 0
     /// allows none.
