@@ -1118,25 +1118,8 @@ impl RequestPool {
         // Requests waiting for a connection ask first, oldest first. Asking
         // is cheap (a cache look-up, or a socket and a non-blocking connect);
         // those admitted take their turns below, within the budget.
-        if !self.waiting.is_empty() && (self.arrivals || self.conns.capacity_freed) {
-            self.conns.capacity_freed = false;
-            self.arrivals = false;
-            let mut waiting = std::mem::take(&mut self.waiting);
-            waiting.admit(|i, generation| {
-                let slot = &mut self.slots[i as usize];
-                if slot.generation != generation {
-                    return None; // cancelled while it waited
-                }
-                let job = job_of(&mut slot.job)?;
-                self.conns.current = i;
-                job.begin(&mut self.conns, start);
-                if job.is_waiting() {
-                    return Some(false);
-                }
-                self.enqueue(i);
-                Some(true)
-            });
-            self.waiting = waiting;
+        if self.arrivals || self.conns.capacity_freed {
+            self.admit_waiting(start);
         }
         // Idle connections nobody took since the last poll give their
         // buffers back.
@@ -1169,6 +1152,11 @@ impl RequestPool {
                     quantum_for(time_budget - elapsed, slot_cost)
                 };
                 self.turn(i, start, &mut bytes, quantum);
+                // A connection this turn gave back (kept or closed) goes to
+                // the next request waiting for it now, not a poll later.
+                if self.conns.capacity_freed {
+                    self.admit_waiting(start);
+                }
                 let after = self.now();
                 let read = before - bytes;
                 if read >= COST_SAMPLE {
@@ -1193,6 +1181,34 @@ impl RequestPool {
             self.move_pipes();
         }
         self.completed.len()
+    }
+
+    /// Offer the connections free now to the requests waiting for one,
+    /// oldest first (fairly across origins); those admitted join the run
+    /// queue. Cost: per admitted request a cache look-up or a non-blocking
+    /// connect; per origin still waiting, one comparison.
+    fn admit_waiting(&mut self, now: Instant) {
+        self.conns.capacity_freed = false;
+        self.arrivals = false;
+        if self.waiting.is_empty() {
+            return;
+        }
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.admit(|i, generation| {
+            let slot = &mut self.slots[i as usize];
+            if slot.generation != generation {
+                return None; // cancelled while it waited
+            }
+            let job = job_of(&mut slot.job)?;
+            self.conns.current = i;
+            job.begin(&mut self.conns, now);
+            if job.is_waiting() {
+                return Some(false);
+            }
+            self.enqueue(i);
+            Some(true)
+        });
+        self.waiting = waiting;
     }
 
     /// One request's turn: step it, then file it where it belongs (done,
