@@ -836,3 +836,46 @@ fn requests_queued_back_to_back_keep_their_own_settings() {
         ]
     );
 }
+
+#[test]
+fn a_connection_given_back_serves_the_next_waiting_request_in_the_same_poll() {
+    // One connection per origin: B waits for A's connection. The poll that
+    // completes A sends B's request on it (no poll in between).
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(ok_response("a")),
+        Step::ReadRequest,
+        Step::write(ok_response("b")),
+    ]]);
+    let mut pool = RequestPool::with_settings(PoolSettings {
+        max_connections_per_origin: 1,
+        ..PoolSettings::default()
+    })
+    .unwrap();
+    let a = pool
+        .get(format!("{}/a", srv.base_url()), &Settings::default())
+        .unwrap();
+    let b = pool
+        .get(format!("{}/b", srv.base_url()), &Settings::default())
+        .unwrap();
+    let start = Instant::now();
+    let mut polls = 0;
+    while pool.poll() == 0 {
+        polls += 1;
+        assert!(
+            polls < 500 && start.elapsed() < Duration::from_secs(20),
+            "A not done"
+        );
+        pool.wait(Some(Duration::from_millis(50)));
+    }
+    let done: Vec<_> = pool.drain_completed().collect();
+    assert_eq!(done.iter().map(|d| d.0).collect::<Vec<_>>(), [a]);
+    assert!(
+        srv.wait_for_requests(2, Duration::from_secs(10)),
+        "B's request was not sent in the poll that completed A"
+    );
+    let (done, _) = run_until(&mut pool, 1, 200);
+    assert_eq!(done[0].0, b);
+    assert_eq!(&done[0].1.body[..], b"b");
+    assert_eq!(pool.connections_opened(), 1);
+}
