@@ -691,6 +691,11 @@ impl RequestPool {
     /// with the request's id; nothing is sent before the next
     /// [`poll`](Self::poll). Never blocks.
     ///
+    /// Cost: the checks of the URL and fields, and a few hundred bytes
+    /// while the request waits for a connection (its URL, fields, body and
+    /// settings; requests made one after another with equal settings share
+    /// one copy of them). It becomes a running job when admitted.
+    ///
     /// # Errors
     /// As `HttpRequest::request_body`, at once: nothing was started.
     pub fn request(
