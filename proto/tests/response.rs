@@ -1057,3 +1057,61 @@ fn f13_a_head_is_judged_when_it_is_decided_whatever_the_splits() {
     let o = Script::new(broken).config(c).no_eof().check();
     assert_eq!(o.error, Some(Error::InvalidStatusLine { offset: 22 }));
 }
+
+#[test]
+fn the_receive_room_starts_small_grows_on_full_reads_and_starts_over_per_response() {
+    let mut conn = pollhttp_proto::Connection::new(Config::default());
+    conn.send_request("GET", "/", [("Host", "h")]).unwrap();
+    let n = conn.transmit_buf().len();
+    conn.advance_transmit(n);
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n";
+    let buf = conn.recv_buf();
+    assert_eq!(buf.len(), 8 * 1024);
+    buf[..head.len()].copy_from_slice(head);
+    // A short read: the room stays.
+    conn.receive_filled(head.len());
+    let mut rooms = Vec::new();
+    let (mut body, mut ended) = (0usize, false);
+    while body < 200_000 {
+        while let Some(ev) = conn.poll_event().unwrap() {
+            match ev {
+                pollhttp_proto::Event::Body(b) => body += b.len(),
+                pollhttp_proto::Event::End => ended = true,
+                _ => {}
+            }
+        }
+        if body >= 200_000 {
+            break;
+        }
+        let buf = conn.recv_buf();
+        let n = buf.len().min(200_000 - body);
+        rooms.push(buf.len());
+        buf[..n].fill(b'x');
+        conn.receive_filled(n);
+    }
+    // Full reads double it up to recv_buf_size (64 KiB), where it stays.
+    assert_eq!(
+        &rooms[..5],
+        &[
+            8 * 1024 - head.len(),
+            16 * 1024,
+            32 * 1024,
+            64 * 1024,
+            64 * 1024
+        ]
+    );
+    assert!(rooms.iter().all(|&r| r <= 64 * 1024));
+    if !ended {
+        assert_eq!(conn.poll_event().unwrap(), Some(pollhttp_proto::Event::End));
+    }
+    // The next response starts over.
+    conn.reset().unwrap();
+    conn.send_request("GET", "/", [("Host", "h")]).unwrap();
+    assert_eq!(conn.recv_buf().len(), 8 * 1024);
+    // A receive buffer smaller than the first room is the room.
+    let mut c = Config::default();
+    c.recv_buf_size = 1000;
+    let mut small = pollhttp_proto::Connection::new(c);
+    small.send_request("GET", "/", [("Host", "h")]).unwrap();
+    assert_eq!(small.recv_buf().len(), 1000);
+}

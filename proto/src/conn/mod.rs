@@ -33,6 +33,11 @@ pub use chunked::{ChunkedDecoder, ChunkedNext};
 use framing::RequestKind;
 use scan::SectionScan;
 
+/// The receive room a response starts with (hyper's first read buffer):
+/// [`Connection::recv_buf`] doubles it after each read that filled it, up
+/// to [`Config::recv_buf_size`].
+const FIRST_RECV_ROOM: usize = 8 * 1024;
+
 /// What the connection hands out, in order, for each response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -386,6 +391,12 @@ pub struct Connection {
     /// `rx[..filled]` is unconsumed input; `rx[filled..]` zeroed spare room.
     rx: BytesMut,
     filled: usize,
+    /// Room [`recv_buf`](Connection::recv_buf) lends now: it starts at
+    /// [`FIRST_RECV_ROOM`] and doubles after a read that filled it, up to
+    /// `config.recv_buf_size`; each response starts over.
+    recv_room: usize,
+    /// Room lent by the last `recv_buf` (a read that fills it grows the next).
+    lent: usize,
     /// Input offset of `rx[0]`.
     consumed: u64,
     /// How the input ended, once it has.
@@ -418,10 +429,12 @@ impl Connection {
     /// A fresh connection, ready for [`send_request`](Self::send_request).
     pub fn new(config: Config) -> Connection {
         Connection {
-            config,
             tx: Vec::new(),
             tx_pos: 0,
             send: Tx::Idle,
+            recv_room: FIRST_RECV_ROOM.min(config.recv_buf_size).max(1),
+            lent: 0,
+            config,
             rx: BytesMut::new(),
             filled: 0,
             consumed: 0,
@@ -613,6 +626,7 @@ impl Connection {
         self.send = Tx::Idle;
         self.body_received = 0;
         self.scan.restart();
+        self.recv_room = FIRST_RECV_ROOM.min(self.config.recv_buf_size).max(1);
         Ok(())
     }
 
@@ -686,12 +700,22 @@ impl Connection {
     /// then call [`receive_filled`](Self::receive_filled). Empty when enough
     /// unprocessed input is buffered: call [`poll_event`](Self::poll_event)
     /// first (this bounds memory whatever the peer sends).
+    ///
+    /// The room adapts to the response, as hyper's read buffer does: it
+    /// starts at 8 KiB (or `recv_buf_size` if smaller) and doubles after
+    /// each read that filled it, up to `recv_buf_size`; each response
+    /// ([`reset`](Self::reset)) starts over. A connection that carries small
+    /// responses touches 8 KiB, not 64; a download reaches the full size
+    /// after three full reads.
     #[must_use]
     pub fn recv_buf(&mut self) -> &mut [u8] {
-        let want = self.config.recv_buf_size.max(1);
+        let want = self.recv_room;
         // Room for a whole over-limit head or trailer section (so the limit,
         // not the buffer, decides), and at least a CR and its LF.
-        let cap = want
+        let cap = self
+            .config
+            .recv_buf_size
+            .max(1)
             .max(self.config.max_head_bytes.saturating_add(1))
             .max(self.config.max_trailer_bytes.saturating_add(1))
             .max(2);
@@ -705,12 +729,22 @@ impl Connection {
             self.rx.resize(self.filled + want, 0);
         }
         let end = self.rx.len().min(self.filled + want);
+        self.lent = end - self.filled;
         &mut self.rx[self.filled..end]
+    }
+
+    /// A read of `n` bytes into room of `room`: a full one grows the room.
+    fn note_read(&mut self, n: usize, room: usize) {
+        if room > 0 && n >= room {
+            self.recv_room = (self.recv_room * 2).min(self.config.recv_buf_size.max(1));
+        }
     }
 
     /// Record that `n` bytes were written at the start of
     /// [`recv_buf`](Self::recv_buf). `n` past the lent room is clamped.
     pub fn receive_filled(&mut self, n: usize) {
+        let room = core::mem::take(&mut self.lent);
+        self.note_read(n, room);
         self.filled = (self.filled + n).min(self.rx.len());
     }
 
@@ -719,11 +753,12 @@ impl Connection {
         if data.is_empty() {
             return;
         }
+        self.note_read(data.len(), self.recv_room);
         self.rx.truncate(self.filled);
         if self.rx.capacity() - self.rx.len() < data.len() {
             // Room for a whole receive buffer, not just this slice: one
             // allocation per refill even when the consumer keeps body bytes.
-            self.rx.reserve(data.len().max(self.config.recv_buf_size));
+            self.rx.reserve(data.len().max(self.recv_room));
         }
         self.rx.extend_from_slice(data);
         self.filled = self.rx.len();
