@@ -30,8 +30,10 @@ pub struct Config {
     /// Most bytes one [`Event::Body`](crate::Event::Body) carries. Default
     /// 65 536 (Godot's HTTPClient `read_chunk_size`). 0 is treated as 1.
     pub read_chunk_size: usize,
-    /// Size in bytes of the receive buffer [`Connection::recv_buf`](crate::Connection::recv_buf)
-    /// lends. Default 65 536. Larger values mean fewer reads per megabyte.
+    /// Most bytes [`Connection::recv_buf`](crate::Connection::recv_buf)
+    /// lends at once. Default 65 536. Each response starts with 8 KiB of
+    /// room (or this, if smaller), doubled after each read that filled it up
+    /// to this size. Larger values mean fewer reads per megabyte.
     pub recv_buf_size: usize,
     /// Response-only relaxations of RFC 9112. All off by default.
     pub lenient: Leniency,
