@@ -724,6 +724,7 @@ impl RequestPool {
         };
         let (tls, host, port) = url_origin(&url);
         let key = (tls, host.to_ascii_lowercase(), port);
+        let timeout = settings.timeout;
         let queued = Queued {
             settings,
             url,
@@ -751,10 +752,14 @@ impl RequestPool {
         slot.job = Some(Work::Queued(Box::new(queued)));
         slot.progress = progress;
         slot.queued = false;
-        slot.armed = None;
+        // Its timeout counts from now, queued or not.
+        slot.armed = timeout.map(|t| now + t);
+        let generation = slot.generation;
+        if let Some(d) = slot.armed {
+            self.deadlines.push(Reverse((d, index, generation)));
+        }
         self.in_flight += 1;
         // It asks for a connection in arrival order with those waiting.
-        let generation = self.slots[index as usize].generation;
         self.waiting.push(key, index, generation);
         self.arrivals = true;
         Ok(RequestId {

@@ -879,3 +879,99 @@ fn a_connection_given_back_serves_the_next_waiting_request_in_the_same_poll() {
     assert_eq!(&done[0].1.body[..], b"b");
     assert_eq!(pool.connections_opened(), 1);
 }
+
+#[test]
+fn a_request_waiting_for_a_connection_times_out_at_its_own_deadline() {
+    // One connection per origin, held by A (the server never answers): B
+    // waits in the queue, and its timeout counts from its request(), so it
+    // ends at 10 s, not when A's connection frees up.
+    let server = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Sleep(Duration::from_secs(5)),
+    ]]);
+    let (clock, now) = fake_clock(Duration::ZERO);
+    let mut pool = RequestPool::with_clock(
+        PoolSettings {
+            max_connections_per_origin: 1,
+            ..PoolSettings::default()
+        },
+        clock,
+    )
+    .unwrap();
+    let a = pool
+        .get(
+            server.base_url(),
+            &Settings {
+                timeout: Some(Duration::from_secs(100)),
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+    let b = pool
+        .get(
+            server.base_url(),
+            &Settings {
+                timeout: Some(Duration::from_secs(10)),
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+    for _ in 0..20 {
+        pool.poll();
+        assert!(pool.poll_completed().is_none());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(pool.next_timeout(), Some(Duration::from_secs(10)));
+    now.fetch_add(10_000_000_000, Ordering::SeqCst);
+    pool.poll();
+    let (got, c) = pool.poll_completed().expect("B timed out");
+    assert_eq!((got, c.result), (b, RequestResult::Timeout));
+    assert!(pool.poll_completed().is_none(), "A is still in flight");
+    assert!(pool.progress(a).is_some());
+}
+
+#[test]
+fn the_idle_timeout_of_a_queued_request_starts_when_it_gets_a_connection() {
+    // B waits 10 s (fake) behind A with a 5 s idle timeout: no byte can
+    // arrive while it waits, so it does not fail then, nor when it is
+    // finally admitted; it gets its answer.
+    let server = ScriptServer::start(vec![
+        vec![Step::ReadRequest, Step::Sleep(Duration::from_secs(5))],
+        vec![Step::ReadRequest, Step::Write(ok_response("b"))],
+    ]);
+    let (clock, now) = fake_clock(Duration::ZERO);
+    let mut pool = RequestPool::with_clock(
+        PoolSettings {
+            max_connections_per_origin: 1,
+            ..PoolSettings::default()
+        },
+        clock,
+    )
+    .unwrap();
+    let a = pool.get(server.base_url(), &Settings::default()).unwrap();
+    let b = pool
+        .get(
+            server.base_url(),
+            &Settings {
+                idle_timeout: Some(Duration::from_secs(5)),
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+    for _ in 0..20 {
+        pool.poll();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    now.fetch_add(10_000_000_000, Ordering::SeqCst);
+    pool.poll();
+    assert!(pool.poll_completed().is_none(), "B failed while it waited");
+    assert!(pool.cancel(a));
+    let (done, _) = run_until(&mut pool, 1, 500);
+    assert_eq!(done[0].0, b);
+    assert_eq!(
+        (done[0].1.result, &done[0].1.body[..]),
+        (RequestResult::Success, &b"b"[..]),
+        "{}",
+        done[0].1.reason
+    );
+}

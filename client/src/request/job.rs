@@ -292,14 +292,19 @@ impl Job {
             if alive {
                 self.reused = true;
                 self.conn = Some(kept);
+                self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
                 return;
             }
             drv.release(kept, false, now);
         }
         let Some(token) = drv.new_token(&target) else {
+            // No byte can arrive while it waits for a connection: the idle
+            // timeout starts when it gets one (its total timeout runs on).
             self.stage = Stage::Waiting;
+            self.deadlines.idle = None;
             return;
         };
+        self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
         self.conn = Some(Box::new(Conn::start(
             target,
             token,
