@@ -67,7 +67,9 @@ pub struct Settings {
     /// One deadline on wall-clock time from `request` to completion, covering
     /// resolve, connect, TLS, redirects and body. `None` (default): none.
     pub timeout: Option<Duration>,
-    /// Fail when no byte arrives for this long. `None` (default): none.
+    /// Fail when no byte arrives for this long, counted from when the
+    /// request has a connection (not while it waits for one in a
+    /// [`RequestPool`](crate::RequestPool)'s queue). `None` (default): none.
     pub idle_timeout: Option<Duration>,
     /// Run the request on a worker thread; `poll` then only collects.
     /// Default false.
