@@ -880,6 +880,21 @@ fn a_connection_given_back_serves_the_next_waiting_request_in_the_same_poll() {
     assert_eq!(pool.connections_opened(), 1);
 }
 
+/// A pool with one connection per origin, on a fake clock (and the clock's
+/// nanoseconds, to move it).
+fn one_connection_per_origin_on_a_fake_clock() -> (RequestPool, Arc<AtomicU64>) {
+    let (clock, now) = fake_clock(Duration::ZERO);
+    let pool = RequestPool::with_clock(
+        PoolSettings {
+            max_connections_per_origin: 1,
+            ..PoolSettings::default()
+        },
+        clock,
+    )
+    .unwrap();
+    (pool, now)
+}
+
 #[test]
 fn a_request_waiting_for_a_connection_times_out_at_its_own_deadline() {
     // One connection per origin, held by A (the server never answers): B
@@ -889,15 +904,7 @@ fn a_request_waiting_for_a_connection_times_out_at_its_own_deadline() {
         Step::ReadRequest,
         Step::Sleep(Duration::from_secs(5)),
     ]]);
-    let (clock, now) = fake_clock(Duration::ZERO);
-    let mut pool = RequestPool::with_clock(
-        PoolSettings {
-            max_connections_per_origin: 1,
-            ..PoolSettings::default()
-        },
-        clock,
-    )
-    .unwrap();
+    let (mut pool, now) = one_connection_per_origin_on_a_fake_clock();
     let a = pool
         .get(
             server.base_url(),
@@ -939,15 +946,7 @@ fn the_idle_timeout_of_a_queued_request_starts_when_it_gets_a_connection() {
         vec![Step::ReadRequest, Step::Sleep(Duration::from_secs(5))],
         vec![Step::ReadRequest, Step::Write(ok_response("b"))],
     ]);
-    let (clock, now) = fake_clock(Duration::ZERO);
-    let mut pool = RequestPool::with_clock(
-        PoolSettings {
-            max_connections_per_origin: 1,
-            ..PoolSettings::default()
-        },
-        clock,
-    )
-    .unwrap();
+    let (mut pool, now) = one_connection_per_origin_on_a_fake_clock();
     let a = pool.get(server.base_url(), &Settings::default()).unwrap();
     let b = pool
         .get(
