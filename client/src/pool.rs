@@ -448,7 +448,7 @@ impl WaitQueue {
 }
 
 /// A request in its slot: as it was given, while it waits for its first
-/// connection (a couple of hundred bytes: 10 000 requests queued at once
+/// connection (about 200 bytes and its URL: 10 000 requests queued at once
 /// take a few MiB, not the 1.3 KiB of a running job each), or running.
 enum Work {
     Queued(Box<Queued>),
@@ -961,7 +961,7 @@ impl RequestPool {
     /// [`Settings::download_file`] does not use it; a streamed one
     /// ([`Settings::stream_body`]) uses it only for the pieces still waiting
     /// at its end. A retry starts over in the same buffer; a redirect's or
-    /// challenge's body never touches it. Never blocks; no allocation.
+    /// challenge's body never touches it. Never blocks.
     ///
     /// # Errors
     /// `buffer` comes back when `id` is not in flight or its body has
