@@ -16,7 +16,7 @@ use crate::client::{Status, WakeHandle};
 use crate::conn::{Conn, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
-use crate::request::job::{url_origin, Connections, Job};
+use crate::request::job::{url_origin, Connections, Job, STREAM_HIGH_WATER};
 use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::time::sleep_for;
@@ -136,7 +136,8 @@ fn average(old: u64, sample: u64) -> u64 {
 }
 
 /// Most bytes a pipe holds between a download and its upload; past this the
-/// download's pieces wait (and past 1 MiB of those, it stops reading).
+/// download's pieces wait (and past its streamed high water, one poll's
+/// byte budget, it stops reading).
 const PIPE_HIGH_WATER: usize = 1 << 20;
 
 /// A download whose body is an upload's ([`RequestPool::pipe`]).
@@ -297,6 +298,13 @@ impl Conns {
 impl Connections for Conns {
     fn registry(&self) -> &Registry {
         self.reactor.registry()
+    }
+    /// The byte budget of one poll (1–16 MiB): a caller who takes the
+    /// pieces after every poll never stops a download, which may then read
+    /// a whole poll's budget.
+    fn stream_high_water(&self) -> usize {
+        let (least, most) = STREAM_HIGH_WATER;
+        self.settings.byte_budget.clamp(least, most)
     }
 
     fn resolver(&self) -> &Resolver {
@@ -931,8 +939,9 @@ impl RequestPool {
 
     /// The next piece of a streamed body ([`Settings::stream_body`]), as it
     /// arrived (decoded), `None` when none is waiting (or `id` is not in
-    /// flight). A request whose backlog passed 1 MiB resumes reading once
-    /// pieces are taken. Never blocks.
+    /// flight). A request whose backlog passed its high water (the byte
+    /// budget, see [`Settings::stream_body`]) resumes reading once half of
+    /// it was taken. Never blocks.
     pub fn read_body(&mut self, id: RequestId) -> Option<bytes::Bytes> {
         let slot = self
             .slots
@@ -1361,6 +1370,18 @@ impl Drop for RequestPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_backlog_may_hold_one_polls_byte_budget_within_1_to_16_mib() {
+        for (budget, high_water) in [(4 << 20, 4 << 20), (1024, 1 << 20), (usize::MAX, 16 << 20)] {
+            let pool = RequestPool::with_settings(PoolSettings {
+                byte_budget: budget,
+                ..PoolSettings::default()
+            })
+            .unwrap();
+            assert_eq!(pool.conns.stream_high_water(), high_water, "{budget}");
+        }
+    }
 
     #[test]
     fn a_turn_reads_what_fits_in_the_time_left() {

@@ -540,7 +540,12 @@ fn a_streamed_body_comes_in_pieces_with_back_pressure() {
         big_file_len: 64 << 20,
         ..Default::default()
     });
-    let mut pool = RequestPool::new().unwrap();
+    // The backlog's high water is the byte budget: 1 MiB here.
+    let mut pool = RequestPool::with_settings(PoolSettings {
+        byte_budget: 1 << 20,
+        ..PoolSettings::default()
+    })
+    .unwrap();
     let settings = Settings {
         stream_body: true,
         ..Settings::default()

@@ -40,8 +40,9 @@ const MAX_DECODED_PER_STEP: u64 = 1 << 20;
 /// Input fed to a decoder at once (its output is checked in between).
 const DECODE_PIECE: usize = 8 * 1024;
 
-/// Most bytes of streamed body pieces held before reading pauses.
-const STREAM_HIGH_WATER: usize = 1 << 20;
+/// Fewest and most bytes of streamed body pieces held before reading
+/// pauses ([`Connections::stream_high_water`]).
+pub(crate) const STREAM_HIGH_WATER: (usize, usize) = (1 << 20, 16 << 20);
 
 /// Most bytes reserved up front for a body of known length held in memory
 /// (a larger Content-Length grows the buffer as bytes really arrive). The
@@ -93,6 +94,10 @@ pub(crate) trait Connections {
     /// The job is done with `conn`: keep it for reuse (`keep`: it is idle and
     /// reusable) or close it.
     fn release(&mut self, conn: Box<Conn>, keep: bool, now: Instant);
+    /// Most bytes of a streamed body's pieces held before reading pauses.
+    fn stream_high_water(&self) -> usize {
+        STREAM_HIGH_WATER.0
+    }
 }
 
 /// Methods a client may send again after a failure (RFC 9110 §9.2.2).
@@ -147,6 +152,9 @@ pub(crate) struct Job {
     throttled_until: Option<Instant>,
     /// Reading is paused until the caller takes streamed body pieces.
     stream_paused: bool,
+    /// The backlog of streamed pieces past which reading pauses (the
+    /// driver's [`Connections::stream_high_water`] at the last step).
+    stream_high_water: usize,
     /// Body bytes received but not decoded yet: a turn decodes at most
     /// `turn_cap` (a gzip body can expand a thousandfold).
     stash: Bytes,
@@ -229,6 +237,7 @@ impl Job {
             rate_start: None,
             throttled_until: None,
             stream_paused: false,
+            stream_high_water: STREAM_HIGH_WATER.0,
             stash: Bytes::new(),
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
@@ -349,7 +358,7 @@ impl Job {
                 *pending -= p.len();
                 Some(p)
             });
-        let resume = self.stream_paused && self.stream_backlog() <= STREAM_HIGH_WATER / 2;
+        let resume = self.stream_paused && self.stream_backlog() <= self.stream_high_water / 2;
         if resume {
             self.stream_paused = false;
         }
@@ -497,6 +506,7 @@ impl Job {
         budget: &mut usize,
     ) -> Option<Completed> {
         self.turn_output = 0;
+        self.stream_high_water = drv.stream_high_water();
         self.turn_cap = (*budget as u64)
             .saturating_mul(DECODED_PER_READ)
             .clamp(MIN_DECODED_PER_STEP, MAX_DECODED_PER_STEP);
@@ -644,7 +654,7 @@ impl Job {
                     return None;
                 }
             }
-            if self.stream_backlog() > STREAM_HIGH_WATER {
+            if self.stream_backlog() > self.stream_high_water {
                 // The caller has not taken the streamed pieces: stop reading.
                 self.stream_paused = true;
                 if let Some(conn) = self.conn.as_deref_mut() {

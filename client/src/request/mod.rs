@@ -116,10 +116,14 @@ pub struct Settings {
     pub recv_buffer_size: Option<usize>,
     /// `RequestPool` only: hand the body out in pieces as they arrive
     /// ([`crate::RequestPool::read_body`]) instead of collecting it; reading
-    /// pauses while more than 1 MiB is waiting to be taken. Pieces of 16 KiB
+    /// pauses while more than one poll's byte budget
+    /// ([`crate::PoolSettings::byte_budget`], 4 MiB by default; at least 1
+    /// MiB, at most 16 MiB) is waiting to be taken, so a caller that takes
+    /// the pieces after each poll never slows a download. Pieces of 16 KiB
     /// or more of a body without a content coding are the receive buffer's
     /// own bytes, shared rather than copied; a waiting piece keeps its
-    /// buffer, so the backlog holds at most about 4 MiB of memory. A body
+    /// buffer, so the backlog holds at most about four times that much
+    /// memory. A body
     /// that ends while several pieces are still waiting completes one poll
     /// later (its connection is free at once), so they can be taken rather
     /// than copied into one inside the `poll`. What was not taken when the
