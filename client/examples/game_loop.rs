@@ -922,10 +922,14 @@ fn run(args: &Args) -> Result<bool, String> {
                 .map_or_else(String::new, |s| s.addr.to_string()),
         ),
     };
+    // Memory for every body, touched before the loop (a game's asset arena):
+    // --stream copies the pieces in, otherwise the pool collects into it
+    // (collect_into) unless --fresh, a file, a worker or --url says not.
+    let arena = args.stream || (dir.is_none() && !args.worker && !args.fresh && args.url.is_none());
     let into = match &dir {
         Some(d) => d.0.display().to_string(),
+        None if !arena => "memory".to_string(),
         None if args.stream => "memory touched before the loop (read_body)".to_string(),
-        None if args.fresh || args.worker || args.url.is_some() => "memory".to_string(),
         None => "memory touched before the loop (collect_into)".to_string(),
     };
     let pin = if pinned {
@@ -943,19 +947,16 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut finished = 0usize;
     let mut polled = Vec::new();
 
-    // Memory for every body, touched now (a game's asset arena): the pool
-    // collects into it (collect_into), or --stream copies the pieces in.
-    let mut arenas =
-        (dir.is_none() && !args.worker && !args.fresh && args.url.is_none()).then(|| {
-            jobs.iter()
-                .map(|j| {
-                    let len = j.asset.as_ref().map_or(0, |a| a.len) as usize;
-                    let mut v = vec![1u8; len];
-                    v.clear();
-                    v
-                })
-                .collect::<Vec<_>>()
-        });
+    let mut arenas = arena.then(|| {
+        jobs.iter()
+            .map(|j| {
+                let len = j.asset.as_ref().map_or(0, |a| a.len) as usize;
+                let mut v = vec![1u8; len];
+                v.clear();
+                v
+            })
+            .collect::<Vec<_>>()
+    });
     let started = Instant::now();
     let mut loader = if args.worker {
         Loader::worker(requests, args.connections)?

@@ -214,7 +214,13 @@ fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Re
 }
 
 fn origin_key(t: &Target) -> OriginKey {
-    (t.tls, t.host.to_ascii_lowercase(), t.port)
+    key_of(t.tls, &t.host, t.port)
+}
+
+/// The wait queue's key for a connection's origin: https, host (case
+/// folded), port.
+fn key_of(tls: bool, host: &str, port: u16) -> OriginKey {
+    (tls, host.to_ascii_lowercase(), port)
 }
 
 /// Whether `a` and `b` have the same [`origin_key`] (without building it).
@@ -731,7 +737,7 @@ impl RequestPool {
             }
         };
         let (tls, host, port) = url_origin(&url);
-        let key = (tls, host.to_ascii_lowercase(), port);
+        let key = key_of(tls, host, port);
         let timeout = settings.timeout;
         let queued = Queued {
             settings,
@@ -1234,10 +1240,9 @@ impl RequestPool {
     /// waiting for a connection, more to do now, or sleeping until an event
     /// or its deadline).
     fn turn(&mut self, i: u32, now: Instant, bytes: &mut usize, quantum: usize) {
-        let mut job = match self.slots[i as usize].job.take() {
-            Some(Work::Running(job)) => job,
-            Some(Work::Queued(q)) => Box::new(into_job(*q)),
-            None => return,
+        job_of(&mut self.slots[i as usize].job);
+        let Some(Work::Running(mut job)) = self.slots[i as usize].job.take() else {
+            return;
         };
         self.conns.current = i;
         let mut quantum = (*bytes).min(quantum);

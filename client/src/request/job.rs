@@ -291,6 +291,7 @@ impl Job {
         self.close_conn(drv);
         self.reused = false;
         self.stage = Stage::Connect;
+        self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
         while let Some(mut kept) = drv.take_idle(&target) {
             // A server that closed the idle connection is noticed now,
             // before anything is sent.
@@ -301,7 +302,6 @@ impl Job {
             if alive {
                 self.reused = true;
                 self.conn = Some(kept);
-                self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
                 return;
             }
             drv.release(kept, false, now);
@@ -313,7 +313,6 @@ impl Job {
             self.deadlines.idle = None;
             return;
         };
-        self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
         self.conn = Some(Box::new(Conn::start(
             target,
             token,
@@ -1346,8 +1345,6 @@ impl Job {
     }
 }
 
-/// `resume`: the size of a partial download file (> 0), with `Range` and
-/// `If-Range` added to `headers` (unless the caller gave a `Range`).
 /// Whether `url` is https, its host (an IPv6 literal without its brackets)
 /// and its port: a connection [`Target`]'s origin.
 pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
@@ -1363,6 +1360,8 @@ pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
     )
 }
 
+/// `resume`: the size of a partial download file (> 0), with `Range` and
+/// `If-Range` added to `headers` (unless the caller gave a `Range`).
 fn resume_offset(settings: &Settings, headers: &mut Vec<(String, String)>) -> Option<u64> {
     if !settings.resume || headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
         return None;

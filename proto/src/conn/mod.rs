@@ -38,6 +38,11 @@ use scan::SectionScan;
 /// to [`Config::recv_buf_size`].
 const FIRST_RECV_ROOM: usize = 8 * 1024;
 
+/// The room a response starts with under `config`.
+fn first_recv_room(config: &Config) -> usize {
+    FIRST_RECV_ROOM.min(config.recv_buf_size).max(1)
+}
+
 /// What the connection hands out, in order, for each response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -432,7 +437,7 @@ impl Connection {
             tx: Vec::new(),
             tx_pos: 0,
             send: Tx::Idle,
-            recv_room: FIRST_RECV_ROOM.min(config.recv_buf_size).max(1),
+            recv_room: first_recv_room(&config),
             lent: 0,
             config,
             rx: BytesMut::new(),
@@ -626,7 +631,7 @@ impl Connection {
         self.send = Tx::Idle;
         self.body_received = 0;
         self.scan.restart();
-        self.recv_room = FIRST_RECV_ROOM.min(self.config.recv_buf_size).max(1);
+        self.recv_room = first_recv_room(&self.config);
         Ok(())
     }
 
