@@ -9,96 +9,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mio::{Token, Waker};
+use mio::Token;
 use pollhttp_proto::{Config, Event, Fields, MessageBodyLength, ResponseHead};
 
 use crate::body::BodySource;
-use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
+use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::{Failure, RequestError};
 use crate::reactor::Reactor;
 use crate::resolve::{parse_ip_literal, LookupFn, Resolver};
+use crate::status::{Status, WakeHandle};
 use crate::time::sleep_for;
 use crate::tls_options::TlsOptions;
 
 /// The token of the client's one connection.
 const CONN: Token = Token(0);
-
-/// The state of an [`HttpClient`], with Godot's HTTPClient names and meanings.
-///
-/// Error states (`CantResolve`, `CantConnect`, `ConnectionError`,
-/// `TlsHandshakeError`) stay until [`HttpClient::close`] or a new
-/// [`HttpClient::connect_to_host`]; [`HttpClient::failure`] says why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// No connection.
-    Disconnected,
-    /// Resolving the host name on a resolver thread.
-    Resolving,
-    /// The host name could not be resolved.
-    CantResolve,
-    /// Connecting (TCP, then the proxy tunnel and the TLS handshake).
-    Connecting,
-    /// No address could be connected to, the connect timed out, or the proxy
-    /// refused the tunnel.
-    CantConnect,
-    /// Connected and idle: ready for [`HttpClient::request`].
-    Connected,
-    /// A request is being sent or its response head awaited.
-    Requesting,
-    /// The response head arrived; its body is being read with
-    /// [`HttpClient::read_response_body_chunk`].
-    Body,
-    /// The connection failed: an I/O error, a truncated or malformed response,
-    /// or the server closed an idle kept-alive connection.
-    ConnectionError,
-    /// The TLS handshake or certificate verification failed.
-    TlsHandshakeError,
-}
-
-impl Status {
-    /// Every status, in declaration order (`ALL[s as usize] == s`).
-    pub(crate) const ALL: [Status; 10] = [
-        Status::Disconnected,
-        Status::Resolving,
-        Status::CantResolve,
-        Status::Connecting,
-        Status::CantConnect,
-        Status::Connected,
-        Status::Requesting,
-        Status::Body,
-        Status::ConnectionError,
-        Status::TlsHandshakeError,
-    ];
-
-    /// Whether this is one of the four error states.
-    pub fn is_error(self) -> bool {
-        matches!(
-            self,
-            Status::CantResolve
-                | Status::CantConnect
-                | Status::ConnectionError
-                | Status::TlsHandshakeError
-        )
-    }
-}
-
-/// Wakes a sleeping `wait` (of an [`HttpClient`] or an `HttpRequest`) from
-/// another thread. Cheap to clone.
-#[derive(Clone)]
-pub struct WakeHandle(pub(crate) Arc<Waker>);
-
-impl WakeHandle {
-    /// Make the current or next `wait` return at once. Never blocks.
-    pub fn wake(&self) {
-        let _ = self.0.wake();
-    }
-}
-
-impl fmt::Debug for WakeHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WakeHandle")
-    }
-}
 
 /// One HTTP/1.1 connection driven by [`poll`](Self::poll), with Godot's
 /// HTTPClient shape: `connect_to_host`, `poll`, `status`, `request`,
@@ -171,18 +95,6 @@ impl fmt::Debug for HttpClient {
             .field("failure", &self.failure)
             .finish()
     }
-}
-
-/// proto's configuration for a client with this read chunk size: the client
-/// is a user agent, so obs-fold in a response is unfolded (RFC 9112 §5.2).
-pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Config {
-    let mut config = Config {
-        read_chunk_size,
-        recv_buf_size: read_chunk_size.max(16 * 1024),
-        ..base
-    };
-    config.lenient.obs_fold = true;
-    config
 }
 
 impl HttpClient {

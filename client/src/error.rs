@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use pollhttp_proto::Error as ProtoError;
 
+use crate::status::Status;
 use crate::tls_options::TlsConfigError;
 use crate::transport::TransportError;
-use crate::Status;
 
 /// Why a call was refused at once: nothing was sent, and the front end is as
 /// it was before the call (`HttpClient::connect_to_host`,
@@ -130,6 +130,11 @@ pub enum Failure {
     ClosedWhileIdle,
     /// The server sent bytes while no request was outstanding.
     UnsolicitedData,
+    /// The TLS options cannot be used for this host (a redirect to a host
+    /// that is not a valid server name): nothing was sent to it. A request
+    /// whose first URL has this problem is refused at once instead
+    /// ([`RequestError::Tls`]).
+    TlsConfig(TlsConfigError),
 }
 
 impl Failure {
@@ -146,7 +151,8 @@ impl Failure {
             | Failure::Protocol(_)
             | Failure::Io(_)
             | Failure::ClosedWhileIdle
-            | Failure::UnsolicitedData => Status::ConnectionError,
+            | Failure::UnsolicitedData
+            | Failure::TlsConfig(_) => Status::ConnectionError,
         }
     }
 
@@ -194,6 +200,7 @@ impl fmt::Display for Failure {
             Failure::UnsolicitedData => {
                 f.write_str("the server sent data while no request was outstanding")
             }
+            Failure::TlsConfig(e) => write!(f, "TLS configuration: {e}"),
         }
     }
 }
@@ -205,6 +212,7 @@ impl std::error::Error for Failure {
             Failure::Tls(e) => Some(e),
             Failure::TlsSession(e) => Some(e),
             Failure::Protocol(e) => Some(e),
+            Failure::TlsConfig(e) => Some(e),
             _ => None,
         }
     }

@@ -37,24 +37,26 @@ mod client;
 mod conn;
 mod connect;
 mod error;
+mod http_request;
 mod pool;
 mod reactor;
 mod request;
 mod resolve;
+mod status;
 mod time;
 mod tls_options;
 mod transport;
 pub mod web;
 
 pub use body::{BodyPart, RequestBody};
-pub use client::{HttpClient, Status, WakeHandle};
+pub use client::HttpClient;
 pub use error::{Failure, RequestError};
+pub use http_request::HttpRequest;
 pub use pollhttp_proto::method;
 pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
-pub use request::{
-    Completed, HttpRequest, IntoUrl, Refusal, RequestFailure, RequestResult, Settings,
-};
+pub use request::{Completed, IntoUrl, Refusal, RequestFailure, RequestResult, Settings};
 pub use resolve::LookupFn;
+pub use status::{Status, WakeHandle};
 pub use tls_options::{TlsConfigError, TlsOptions};
 pub use transport::TransportError;
 

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token, Waker};
 
 use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
-use crate::client::{Status, WakeHandle};
 use crate::conn::{Conn, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
 use crate::request::job::{url_origin, Connections, Job, STREAM_HIGH_WATER};
 use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
+use crate::status::{Status, WakeHandle};
 use crate::time::sleep_for;
 
 /// A request in a [`RequestPool`]. Generational: an id of a request that

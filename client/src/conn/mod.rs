@@ -17,10 +17,23 @@ use crate::connect::{ConnectProgress, Connector};
 use crate::error::Failure;
 use crate::reactor::Readiness;
 use crate::resolve::{parse_ip_literal, PendingLookup, Resolver};
+use crate::status::Status;
 use crate::tls_options::TlsOptions;
 use crate::transport::{PlainStream, TlsStream, Transport};
 
 mod exchange;
+
+/// proto's configuration for a client with this read chunk size: the client
+/// is a user agent, so obs-fold in a response is unfolded (RFC 9112 §5.2).
+pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Config {
+    let mut config = Config {
+        read_chunk_size,
+        recv_buf_size: read_chunk_size.max(16 * 1024),
+        ..base
+    };
+    config.lenient.obs_fold = true;
+    config
+}
 
 pub(crate) use exchange::Exchange;
 
@@ -204,8 +217,7 @@ impl Conn {
     /// The connection's state with Godot's HTTPClient names, derived from
     /// its phase and proto's receive state (the one place both front ends
     /// read it from).
-    pub(crate) fn status(&self) -> crate::Status {
-        use crate::Status;
+    pub(crate) fn status(&self) -> Status {
         match self.phase() {
             Phase::Resolving => Status::Resolving,
             Phase::Connecting => Status::Connecting,
@@ -397,12 +409,9 @@ impl Conn {
             .target
             .tls_options
             .get_or_insert_with(TlsOptions::default);
-        let name = options.server_name(&self.target.host).map_err(|e| {
-            Failure::Tls(crate::transport::TransportError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                e,
-            )))
-        })?;
+        let name = options
+            .server_name(&self.target.host)
+            .map_err(Failure::TlsConfig)?;
         let tls = TlsStream::new(
             Arc::clone(options.client_config()),
             name,

@@ -19,12 +19,11 @@ use super::redirect::{self, Decision, Policy};
 use super::sink::{Decoder, Sink, SinkError};
 use super::{status_code, Progress, Settings};
 use crate::body::RequestBody;
-use crate::client::{client_proto_config, Status};
-use crate::conn::{BodyPlan, Conn, ConnSettings, Phase, Target};
+use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::Failure;
 use crate::resolve::Resolver;
+use crate::status::Status;
 use crate::time::{Deadlines, Expired};
-use crate::web;
 
 /// Most bytes of a redirect's body read to keep its connection for the next
 /// hop; past this the connection is dropped instead.
@@ -255,7 +254,7 @@ impl Job {
         };
         let mut credentials = self.settings.proxy_auth.clone();
         if proxy.is_none() && self.settings.proxy_from_env {
-            if let Some(p) = web::env_proxy(&self.url) {
+            if let Some(p) = super::proxy::env_proxy(&self.url) {
                 proxy = Some((p.host, p.port));
                 credentials = credentials.or(p.credentials);
             }
@@ -263,7 +262,7 @@ impl Job {
         let proxy_auth = proxy
             .as_ref()
             .and(credentials.as_ref())
-            .map(|(u, p)| web::basic_value(u, p));
+            .map(|(u, p)| super::auth::basic_value(u, p));
         Target {
             tls,
             host: host.to_string(),
@@ -1077,27 +1076,27 @@ impl Job {
         if head.status() != 401 || Some(self.url.origin()) != self.auth_origin {
             return None;
         }
-        let Some(web::Auth::Digest { user, password }) = &self.settings.auth else {
+        let Some(super::auth::Auth::Digest { user, password }) = &self.settings.auth else {
             return None;
         };
         let values = head
             .fields()
             .get_all("www-authenticate")
             .filter_map(|v| std::str::from_utf8(v).ok());
-        let challenge = web::parse_digest_challenge(values)?;
+        let challenge = super::auth::parse_digest_challenge(values)?;
         let again = self.challenges == 1 && challenge.stale;
         if (self.challenges > 0 && !again) || !self.body_replayable() {
             return None;
         }
         self.challenges += 1;
-        let value = web::digest_value(
+        let value = super::auth::digest_value(
             &challenge,
             user,
             password,
             &self.method,
             &self.target_path(),
             1,
-            &web::new_cnonce(),
+            &super::auth::new_cnonce(),
         );
         self.headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
@@ -1123,7 +1122,7 @@ impl Job {
                 .get_str("date")
                 .and_then(|d| httpdate::parse_http_date(d).ok())
                 .unwrap_or_else(std::time::SystemTime::now);
-            web::retry_after(v, base)
+            super::retry::retry_after(v, base)
         });
         self.retry_delay(retry_after, now).map(Next::Retry)
     }
@@ -1145,7 +1144,7 @@ impl Job {
         let delay = match retry_after {
             Some(d) if d > policy.max_delay => return None,
             Some(d) => d,
-            None => web::backoff(policy, self.attempts, web::random_u64()),
+            None => super::retry::backoff(policy, self.attempts, super::retry::random_u64()),
         };
         if self.deadlines.total.is_some_and(|t| now + delay >= t) {
             return None;

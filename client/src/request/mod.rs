@@ -1,40 +1,31 @@
-//! [`HttpRequest`]: one request at a time, Godot's HTTPRequest node done
-//! right: redirects per RFC 9110, one wall-clock deadline, an idle timeout,
-//! gzip, a body limit that counts decoded bytes, download to a file, a
-//! non-blocking cancel, an optional worker thread — and, unlike Godot, the
-//! connection kept for the next request to the same origin.
-//!
-//! The per-request logic is [`job::Job`]; [`redirect`] is the redirect
-//! policy as a pure function; [`sink`] holds the decoders and the body sink;
-//! [`outcome`] the result types.
+//! The request logic every front end shares: [`Settings`], [`prepare`] (a
+//! request checked before anything starts), [`job::Job`] (one request's
+//! logic over a connection), [`redirect`] (the redirect policy as a pure
+//! function), [`retry`], [`auth`] and [`proxy`] (pure policies), [`sink`]
+//! (the decoders and the body sink) and [`outcome`] (the result types).
 
-use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicU8};
+#[cfg(feature = "cookies")]
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
 use url::Url;
 
 use crate::body::RequestBody;
-use crate::client::{Status, WakeHandle};
-use crate::conn::{Conn, Target};
 use crate::error::RequestError;
-use crate::reactor::Reactor;
-use crate::resolve::Resolver;
-use crate::time::sleep_for;
+use crate::status::Status;
 use crate::tls_options::TlsOptions;
-use mio::{Registry, Token, Waker};
 
+pub(crate) mod auth;
 pub(crate) mod job;
 pub(crate) mod outcome;
+pub(crate) mod proxy;
 pub(crate) mod redirect;
+pub(crate) mod retry;
 pub(crate) mod sink;
 
-use job::{Connections, Job};
 pub use outcome::{Completed, RequestFailure, RequestResult};
 pub use redirect::Refusal;
 
@@ -146,7 +137,7 @@ pub struct Settings {
     /// answers the server's `401` challenge, on the same connection when
     /// the server keeps it. An `Authorization` header given with the
     /// request wins; both win over the URL's userinfo. `None` (default).
-    pub auth: Option<crate::web::Auth>,
+    pub auth: Option<auth::Auth>,
     /// Try again on connection failures and on the policy's status codes
     /// (r.http's `attempts`, curl's `--retry`): idempotent methods only (or
     /// when nothing was sent), with exponential backoff and jitter,
@@ -154,7 +145,7 @@ pub struct Settings {
     /// per origin. [`Completed::attempts`] counts the tries. `None`
     /// (default): no retries (the one transparent retry of a request that
     /// met a stale keep-alive connection stays).
-    pub retry: Option<crate::web::RetryPolicy>,
+    pub retry: Option<retry::RetryPolicy>,
     /// A cookie jar the request reads and fills (every hop: a `Set-Cookie`
     /// on a 3xx applies to the next one). Shared by the requests and
     /// threads that hold a clone. `None` (default): cookies are only what
@@ -214,7 +205,7 @@ impl Settings {
         let same_retry = match (retry, &other.retry) {
             (None, None) => true,
             (Some(a), Some(b)) => {
-                let crate::web::RetryPolicy {
+                let retry::RetryPolicy {
                     retries,
                     base_delay,
                     max_delay,
@@ -311,446 +302,6 @@ pub(crate) fn status_from(code: u8) -> Status {
         .unwrap_or(Status::Disconnected)
 }
 
-/// The machinery one request at a time runs on: a reactor, the resolver,
-/// and the connection kept from the last request.
-pub(crate) struct Driver {
-    reactor: Reactor,
-    resolver: Resolver,
-    kept: Option<Box<Conn>>,
-    /// Events were collected by `wait`; the next step uses them.
-    fresh_events: bool,
-}
-
-/// The token of the driver's one connection.
-const CONN: Token = Token(0);
-
-impl Driver {
-    fn new() -> std::io::Result<Driver> {
-        Ok(Driver {
-            reactor: Reactor::new(8)?,
-            resolver: Resolver::new(),
-            kept: None,
-            fresh_events: false,
-        })
-    }
-
-    fn collect(&mut self, job: &mut Job, timeout: Option<Duration>) {
-        self.reactor
-            .poll(timeout, |token, ev| job.on_event(token, ev));
-    }
-
-    /// Collect readiness (unless `wait` just did), then step the job.
-    fn step(&mut self, job: &mut Job, now: Instant, budget: &mut usize) -> Option<Completed> {
-        if !self.fresh_events {
-            self.collect(job, Some(Duration::ZERO));
-        }
-        self.fresh_events = false;
-        job.step(self, now, budget)
-    }
-
-    /// Sleep until the job has work, `timeout` passes, or one of its
-    /// deadlines (connect, total, idle) is due. Never spins.
-    fn wait(&mut self, job: &mut Job, timeout: Option<Duration>) {
-        let now = Instant::now();
-        if job.has_pending_work(self.reactor.is_woken(), now) {
-            return;
-        }
-        self.collect(job, sleep_for(timeout, job.next_deadline(), now));
-        self.fresh_events = true;
-    }
-}
-
-impl Connections for Driver {
-    fn registry(&self) -> &Registry {
-        self.reactor.registry()
-    }
-
-    fn resolver(&self) -> &Resolver {
-        &self.resolver
-    }
-
-    fn waker(&self) -> &Arc<Waker> {
-        self.reactor.waker()
-    }
-
-    fn take_woken(&mut self) {
-        self.reactor.take_woken();
-    }
-
-    fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>> {
-        let mut kept = self.kept.take()?;
-        if !kept.target().can_reuse_for(target) {
-            kept.close(self.reactor.registry());
-            return None;
-        }
-        // A fresh look at the socket: did the server close it meanwhile?
-        self.reactor.poll(Some(Duration::ZERO), |token, ev| {
-            if token == kept.token() {
-                kept.on_event(ev);
-            }
-        });
-        Some(kept)
-    }
-
-    fn new_token(&mut self, _target: &Target) -> Option<Token> {
-        Some(CONN)
-    }
-
-    fn release(&mut self, mut conn: Box<Conn>, keep: bool, _now: Instant) {
-        if keep {
-            // One connection: its buffers are worth keeping warm.
-            if let Some(mut old) = self.kept.replace(conn) {
-                old.close(self.reactor.registry());
-            }
-        } else {
-            conn.close(self.reactor.registry());
-        }
-    }
-}
-
-/// One HTTP request at a time, driven by [`poll`](Self::poll) from the
-/// caller's loop; Godot's HTTPRequest node without its flaws. The connection
-/// of a request is kept (when the response allows it) and carries the next
-/// request to the same origin.
-///
-/// ```no_run
-/// use pollhttp::{HttpRequest, RequestResult};
-/// use std::time::Duration;
-///
-/// let mut req = HttpRequest::new();
-/// req.settings_mut().timeout = Some(Duration::from_secs(10));
-/// req.request("https://example.com/", &[], "GET", "").unwrap();
-/// let done = loop {
-///     // A game calls poll() once per frame; a tool can sleep in wait().
-///     if let Some(done) = req.poll() {
-///         break done;
-///     }
-///     req.wait(Some(Duration::from_millis(100)));
-/// };
-/// assert_eq!(done.result, RequestResult::Success);
-/// println!("{} {} bytes", done.response_code, done.body.len());
-/// ```
-pub struct HttpRequest {
-    settings: Settings,
-    running: Option<Running>,
-    progress: Arc<Progress>,
-    /// Idle between requests (inline mode, and a worker's when it is done).
-    driver: Option<Driver>,
-}
-
-enum Running {
-    Inline(Box<Job>, Box<Driver>),
-    Thread {
-        rx: mpsc::Receiver<(Completed, Driver)>,
-        cancel: Arc<AtomicBool>,
-        wake: WakeHandle,
-        ready: Option<Box<Completed>>,
-    },
-}
-
-impl fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpRequest")
-            .field("busy", &self.is_busy())
-            .field("status", &self.http_client_status())
-            .finish()
-    }
-}
-
-impl Default for HttpRequest {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl HttpRequest {
-    /// An idle request with default [`Settings`]. Allocates nothing of the OS
-    /// until the first request.
-    pub fn new() -> HttpRequest {
-        HttpRequest {
-            settings: Settings::default(),
-            running: None,
-            progress: Arc::new(Progress::default()),
-            driver: None,
-        }
-    }
-
-    /// The settings; they apply to the next `request`.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// Change the settings; they apply to the next `request`.
-    pub fn settings_mut(&mut self) -> &mut Settings {
-        &mut self.settings
-    }
-
-    /// Whether a request is running.
-    pub fn is_busy(&self) -> bool {
-        self.running.is_some()
-    }
-
-    /// Start a request with a text body (UTF-8; empty for none). See
-    /// [`request_body`](Self::request_body).
-    ///
-    /// # Errors
-    /// As [`request_body`](Self::request_body).
-    pub fn request(
-        &mut self,
-        url: &str,
-        headers: &[(&str, &str)],
-        method: &str,
-        body: &str,
-    ) -> Result<(), RequestError> {
-        self.request_raw(url, headers, method, body.as_bytes())
-    }
-
-    /// Start a request with a body of bytes (copied once; hand over a
-    /// [`RequestBody`] with [`request_body`](Self::request_body) to avoid the
-    /// copy).
-    ///
-    /// # Errors
-    /// As [`request_body`](Self::request_body).
-    pub fn request_raw(
-        &mut self,
-        url: &str,
-        headers: &[(&str, &str)],
-        method: &str,
-        body: &[u8],
-    ) -> Result<(), RequestError> {
-        let body = if body.is_empty() {
-            RequestBody::Empty
-        } else {
-            RequestBody::Bytes(Bytes::copy_from_slice(body))
-        };
-        self.request_body(url, headers, method, body)
-    }
-
-    /// Start a request whose body is the file at `path`, streamed from disk
-    /// (its size is the Content-Length; memory stays at a few hundred KiB
-    /// whatever the file's size).
-    ///
-    /// # Errors
-    /// As [`request_body`](Self::request_body).
-    pub fn request_file(
-        &mut self,
-        url: &str,
-        headers: &[(&str, &str)],
-        method: &str,
-        path: impl Into<PathBuf>,
-    ) -> Result<(), RequestError> {
-        self.request_body(url, headers, method, RequestBody::File(path.into()))
-    }
-
-    /// Start a request: `url` (http or https; userinfo becomes Basic
-    /// authorization unless an Authorization header is given; the fragment is
-    /// dropped), extra header fields, a method (any token), and a body, taken
-    /// as it is (see [`RequestBody`]: bytes are not copied, files and readers
-    /// are streamed with back-pressure). Returns at once; [`poll`](Self::poll)
-    /// drives it and returns the [`Completed`].
-    ///
-    /// # Errors
-    /// [`RequestError::Busy`] while a request runs;
-    /// [`RequestError::InvalidUrl`] / [`RequestError::UnsupportedScheme`] /
-    /// [`RequestError::InvalidHost`] for a bad URL; [`RequestError::Invalid`]
-    /// for a method or field that breaks proto's rules (with the field's
-    /// index); [`RequestError::Body`] when a body file cannot be opened;
-    /// [`RequestError::System`] when the OS refuses a poller or a thread.
-    /// Nothing is sent then.
-    pub fn request_body(
-        &mut self,
-        url: &str,
-        headers: &[(&str, &str)],
-        method: &str,
-        body: RequestBody,
-    ) -> Result<(), RequestError> {
-        let settings = self.settings.clone();
-        self.request_with(url, headers, method, body, settings)
-    }
-
-    /// [`request_body`](Self::request_body) under `settings` instead of
-    /// this request's own (which stay as they are): the web builder's path.
-    pub(crate) fn request_with(
-        &mut self,
-        url: impl IntoUrl,
-        headers: &[(&str, &str)],
-        method: &str,
-        body: RequestBody,
-        settings: Settings,
-    ) -> Result<(), RequestError> {
-        if self.running.is_some() {
-            return Err(RequestError::Busy);
-        }
-        let start = Instant::now();
-        let (url, headers) = prepare(url, headers, method, &body, &settings)?;
-        let mut driver = match self.driver.take() {
-            Some(d) => d,
-            None => Driver::new().map_err(RequestError::System)?,
-        };
-        self.progress = Arc::new(Progress::default());
-        self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
-        let use_threads = settings.use_threads;
-        let mut job = Job::new(
-            Arc::new(settings),
-            url,
-            method.to_string(),
-            headers,
-            body,
-            start,
-            Arc::clone(&self.progress),
-        );
-        job.begin(&mut driver, start);
-        job.publish_status();
-        if use_threads {
-            let (tx, rx) = mpsc::channel();
-            let cancel = Arc::new(AtomicBool::new(false));
-            let wake = WakeHandle(Arc::clone(driver.reactor.waker()));
-            let flag = Arc::clone(&cancel);
-            let spawned = std::thread::Builder::new()
-                .name("pollhttp-request".into())
-                .spawn(move || run_worker(job, driver, flag, tx));
-            if let Err(e) = spawned {
-                return Err(RequestError::System(e));
-            }
-            self.running = Some(Running::Thread {
-                rx,
-                cancel,
-                wake,
-                ready: None,
-            });
-        } else {
-            self.running = Some(Running::Inline(Box::new(job), Box::new(driver)));
-        }
-        Ok(())
-    }
-
-    /// Advance the request and return its [`Completed`] once, when it ends.
-    /// Without threads it reads at most [`Settings::poll_budget`] socket
-    /// bytes; with threads it only collects. Never blocks.
-    pub fn poll(&mut self) -> Option<Completed> {
-        let done = match self.running.as_mut()? {
-            Running::Inline(job, driver) => {
-                let mut budget = job.settings.poll_budget.max(1);
-                driver.step(job, Instant::now(), &mut budget)
-            }
-            Running::Thread { rx, ready, .. } => {
-                ready.take().map(|b| *b).or_else(|| match rx.try_recv() {
-                    Ok((done, driver)) => {
-                        self.driver = Some(driver);
-                        Some(done)
-                    }
-                    Err(mpsc::TryRecvError::Empty) => None,
-                    Err(mpsc::TryRecvError::Disconnected) => Some(Completed::failed(
-                        RequestResult::RequestFailed,
-                        RequestFailure::WorkerGone,
-                    )),
-                })
-            }
-        };
-        if done.is_some() {
-            if let Some(Running::Inline(_, driver)) = self.running.take() {
-                self.driver = Some(*driver);
-            }
-        }
-        done
-    }
-
-    /// Sleep until the request has something for [`poll`](Self::poll), or
-    /// `timeout` passes (never past the request's own deadlines). Returns at
-    /// once when idle. Never spins.
-    pub fn wait(&mut self, timeout: Option<Duration>) {
-        match self.running.as_mut() {
-            None => {}
-            Some(Running::Inline(job, driver)) => driver.wait(job, timeout),
-            Some(Running::Thread { rx, ready, .. }) => {
-                if ready.is_some() {
-                    return;
-                }
-                let got = match timeout {
-                    Some(t) => rx.recv_timeout(t).ok(),
-                    None => rx.recv().ok(),
-                };
-                if let Some((done, driver)) = got {
-                    self.driver = Some(driver);
-                    *ready = Some(Box::new(done));
-                }
-            }
-        }
-    }
-
-    /// Stop the request at once: the connection is closed, a worker thread is
-    /// told to stop (and woken; it is never joined, so this never blocks), and
-    /// nothing completes afterwards.
-    pub fn cancel_request(&mut self) {
-        match self.running.take() {
-            Some(Running::Thread { cancel, wake, .. }) => {
-                cancel.store(true, Ordering::Release);
-                wake.wake();
-            }
-            Some(Running::Inline(job, mut driver)) => {
-                drop(job); // its connection closes here
-                driver.kept = None;
-                self.driver = Some(*driver);
-            }
-            None => {}
-        }
-        self.progress
-            .status
-            .store(status_code(Status::Disconnected), Ordering::Relaxed);
-    }
-
-    /// The Content-Length of the current response, or `None` when unknown
-    /// (chunked, close-delimited, or no response yet).
-    pub fn body_size(&self) -> Option<u64> {
-        match self.progress.body_size.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(n),
-        }
-    }
-
-    /// Body bytes received on the wire for the current response (reset at
-    /// each redirect), updated as they arrive.
-    pub fn downloaded_bytes(&self) -> u64 {
-        self.progress.downloaded.load(Ordering::Relaxed)
-    }
-
-    /// Request body bytes handed to the connection so far.
-    pub fn uploaded_bytes(&self) -> u64 {
-        self.progress.uploaded.load(Ordering::Relaxed)
-    }
-
-    /// The status of the connection under the request, with
-    /// [`crate::HttpClient`]'s names.
-    pub fn http_client_status(&self) -> Status {
-        if self.running.is_none() {
-            return Status::Disconnected;
-        }
-        status_from(self.progress.status.load(Ordering::Relaxed))
-    }
-}
-
-fn run_worker(
-    mut job: Job,
-    mut driver: Driver,
-    cancel: Arc<AtomicBool>,
-    tx: mpsc::Sender<(Completed, Driver)>,
-) {
-    loop {
-        if cancel.load(Ordering::Acquire) {
-            return; // the job, its connection and the driver drop here
-        }
-        let mut budget = usize::MAX;
-        if let Some(done) = driver.step(&mut job, Instant::now(), &mut budget) {
-            let _ = tx.send((done, driver));
-            return;
-        }
-        if cancel.load(Ordering::Acquire) {
-            return;
-        }
-        driver.wait(&mut job, None);
-    }
-}
-
 /// Check a request before anything starts (URL, method, fields by proto's
 /// rules, a body file) and add what the URL and settings imply:
 /// `Authorization: Basic` from URL userinfo, `Accept-Encoding` when gzip is
@@ -784,12 +335,9 @@ pub(crate) fn prepare(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    if let Some(crate::web::Auth::Basic { user, password }) = &settings.auth {
+    if let Some(auth::Auth::Basic { user, password }) = &settings.auth {
         if !has_header(&headers, "authorization") {
-            headers.push((
-                "Authorization".into(),
-                crate::web::basic_value(user, password),
-            ));
+            headers.push(("Authorization".into(), auth::basic_value(user, password)));
         }
     }
     if !url.username().is_empty() && !has_header(&headers, "authorization") {
@@ -897,7 +445,7 @@ mod tests {
                 ..Settings::default()
             },
             Settings {
-                retry: Some(crate::web::RetryPolicy::new(2)),
+                retry: Some(retry::RetryPolicy::new(2)),
                 ..Settings::default()
             },
         ];
@@ -922,11 +470,11 @@ mod tests {
                 .same_settings(b.tls.as_ref().unwrap())
         );
         let r1 = Settings {
-            retry: Some(crate::web::RetryPolicy::new(2)),
+            retry: Some(retry::RetryPolicy::new(2)),
             ..Settings::default()
         };
         let r2 = Settings {
-            retry: Some(crate::web::RetryPolicy::new(2)),
+            retry: Some(retry::RetryPolicy::new(2)),
             ..Settings::default()
         };
         assert!(!r1.same_as(&r2), "two budgets");

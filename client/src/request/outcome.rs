@@ -85,6 +85,7 @@ impl RequestResult {
                 RequestResult::CantConnect
             }
             Failure::Tls(_) => RequestResult::TlsHandshakeError,
+            Failure::TlsConfig(_) => RequestResult::RequestFailed,
             Failure::Protocol(ProtoError::IncompleteHead { received: 0, .. }) => {
                 RequestResult::NoResponse
             }

@@ -4,16 +4,13 @@
 //! form, JSON and multipart bodies, decoded and parsed responses, cookies,
 //! authentication, retries and pagination.
 
-mod auth;
 mod batch;
 mod builder;
 mod fields;
 mod link;
 mod paginate;
-mod proxy;
 mod query;
 mod response;
-mod retry;
 
 #[cfg(feature = "cookies")]
 mod cookies;
@@ -22,22 +19,20 @@ mod interop;
 #[cfg(feature = "multipart")]
 mod multipart;
 
-pub use auth::Auth;
-pub(crate) use auth::{basic_value, digest_value, new_cnonce, parse_digest_challenge};
+pub use crate::request::auth::Auth;
+pub use crate::request::proxy::{env_proxy, proxy_for, ProxyConfig};
+pub use crate::request::retry::{RetryBudget, RetryPolicy};
 pub use batch::{all, all_settled, Batch};
 pub use builder::{Request, StatusPolicy, WebError};
 pub use fields::{parse_field_lines, FieldLineError, FieldLineErrorKind};
 pub use link::{next_link, parse_link, LinkValue};
 pub use paginate::{NextPageFn, Pagination, Paginator};
-pub use proxy::{env_proxy, proxy_for, ProxyConfig};
 pub use query::{
     append_query_pairs, append_raw_query, form_body, query_string_from_dict, uri_encode, QueryValue,
 };
 #[cfg(feature = "json")]
 pub use response::Parsed;
 pub use response::{BodyError, ResultFormat};
-pub(crate) use retry::{backoff, random_u64, retry_after};
-pub use retry::{RetryBudget, RetryPolicy};
 
 #[cfg(feature = "cookies")]
 pub use cookies::{

@@ -131,8 +131,8 @@ impl Multipart {
     pub fn new() -> Multipart {
         let mut raw = [0u8; 16];
         if getrandom::fill(&mut raw).is_err() {
-            raw[..8].copy_from_slice(&super::random_u64().to_le_bytes());
-            raw[8..].copy_from_slice(&super::random_u64().to_le_bytes());
+            raw[..8].copy_from_slice(&crate::request::retry::random_u64().to_le_bytes());
+            raw[8..].copy_from_slice(&crate::request::retry::random_u64().to_le_bytes());
         }
         let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         Multipart {

@@ -349,8 +349,8 @@ pub(crate) fn digest_value(
 pub(crate) fn new_cnonce() -> String {
     let mut raw = [0u8; 16];
     if getrandom::fill(&mut raw).is_err() {
-        raw[..8].copy_from_slice(&super::random_u64().to_le_bytes());
-        raw[8..].copy_from_slice(&super::random_u64().to_le_bytes());
+        raw[..8].copy_from_slice(&super::retry::random_u64().to_le_bytes());
+        raw[8..].copy_from_slice(&super::retry::random_u64().to_le_bytes());
     }
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
