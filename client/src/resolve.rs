@@ -369,6 +369,18 @@ impl PendingLookup {
         }
     }
 
+    /// Whether the result is here and not taken yet (an IP literal, a
+    /// cached name, or a finished lookup already collected): a step takes
+    /// it at once, without waiting for a wake-up.
+    pub(crate) fn is_answered(&self) -> bool {
+        matches!(self.state, State::Ready(Some(_)))
+    }
+
+    /// Whether the result is here, not taken yet, and addresses.
+    pub(crate) fn has_addresses(&self) -> bool {
+        matches!(self.state, State::Ready(Some(Ok(_))))
+    }
+
     /// Returns `true` while the lookup has not delivered a result yet.
     #[cfg(test)]
     pub fn is_running(&self) -> bool {

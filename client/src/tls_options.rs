@@ -210,13 +210,29 @@ impl TlsOptions {
     /// [`TlsConfigError::InvalidServerName`] if the name is neither a DNS name
     /// nor an IP address.
     pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsConfigError> {
-        let name = self.server_name_override.as_deref().unwrap_or(host);
-        if let Some(ip) = parse_ip_literal(name) {
-            return Ok(ServerName::IpAddress(ip.into()));
-        }
-        ServerName::try_from(name.to_owned())
-            .map_err(|_| TlsConfigError::InvalidServerName(name.to_owned()))
+        server_name_of(self.server_name_override.as_deref().unwrap_or(host))
     }
+}
+
+/// Whether a TLS connection to `host` under `options` (the defaults when
+/// `None`) has a valid server name: checked when a request is made, so a bad
+/// one is refused at once instead of failing a connection later.
+pub(crate) fn check_server_name(
+    options: Option<&TlsOptions>,
+    host: &str,
+) -> Result<(), TlsConfigError> {
+    let name = options
+        .and_then(|o| o.server_name_override.as_deref())
+        .unwrap_or(host);
+    server_name_of(name).map(drop)
+}
+
+fn server_name_of(name: &str) -> Result<ServerName<'static>, TlsConfigError> {
+    if let Some(ip) = parse_ip_literal(name) {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(name.to_owned())
+        .map_err(|_| TlsConfigError::InvalidServerName(name.to_owned()))
 }
 
 enum ConfigKind {

@@ -11,6 +11,8 @@
 //! - [`script`]: scripted, misbehaving servers (plain and TLS) on std sockets.
 //! - [`proxy`]: an HTTP proxy (CONNECT tunnels and absolute-form forwarding).
 //! - [`process`]: external server processes with a watchdog, and temp dirs.
+//! - [`simnet`]: a simulated network for the request layer (scripted peers
+//!   stepped from the test's thread, name lookups, a fake clock).
 //!
 //! External servers missing from the machine make `start()` panic with an
 //! install hint (run `.ci/install-deps.sh`), unless `POLLHTTP_SKIP_REAL_SERVERS=1`
@@ -23,6 +25,7 @@ pub mod nginx;
 pub mod process;
 pub mod proxy;
 pub mod script;
+pub mod simnet;
 
 use std::path::PathBuf;
 

@@ -174,8 +174,8 @@ impl Conn {
             Some((h, p)) => (h.clone(), *p),
             None => (target.host.clone(), target.port),
         };
-        let literal = parse_ip_literal(&host).is_some();
         let lookup = resolver.start(&host, port, Some(Arc::clone(waker)));
+        let answered = lookup.has_addresses();
         let mut conn = Conn {
             token,
             host_header: target.host_header(),
@@ -189,9 +189,10 @@ impl Conn {
             recv_buffer: settings.recv_buffer,
             config: settings.config.clone(),
         };
-        if literal {
-            // Answered already: connect now, no thread and no wakeup needed.
-            // A failure shows at the next step.
+        if answered {
+            // An IP literal or a cached name: connect now; no thread runs and
+            // no wake-up will come. (An answer that is a failure stays for
+            // the first step to report; a connect error shows there too.)
             let _ = conn.step_resolving(registry, now);
         }
         conn
@@ -265,7 +266,7 @@ impl Conn {
     /// reactor's waker fired, which is how a lookup reports).
     pub(crate) fn has_pending_work(&self, woken: bool) -> bool {
         match &self.stage {
-            Stage::Resolving(_) => woken,
+            Stage::Resolving(lookup) => woken || lookup.is_answered(),
             Stage::Connecting(_) => self.ready.writable,
             Stage::Tunnel(x) => x.has_pending_work(&self.ready),
             Stage::Handshake(_) => self.ready.readable || self.ready.writable,

@@ -150,6 +150,24 @@ pub(crate) fn basic_value(user: &str, password: &str) -> String {
     )
 }
 
+/// The `Authorization: Basic` value of a URL's userinfo (percent-decoded,
+/// RFC 3986 §3.2.1), when it has any: a user name, or a password with an
+/// empty user name (`http://:secret@host/`).
+pub(crate) fn basic_from_url(url: &url::Url) -> Option<String> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some(basic_value(
+        &decode(url.username()),
+        &decode(url.password().unwrap_or("")),
+    ))
+}
+
 /// One challenge: a scheme and its auth-params.
 struct Challenge {
     scheme: String,

@@ -4,7 +4,6 @@
 //! worker thread.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use url::Url;
 
 use super::outcome::{Completed, RequestFailure, RequestResult};
 use super::redirect::{self, Decision, Policy};
-use super::sink::{Decoder, Sink, SinkError};
+use super::sink::{resume_note, Decoder, Replace, Sink, SinkError};
 use super::{status_code, Progress, Settings};
 use crate::body::RequestBody;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
@@ -558,26 +557,42 @@ impl Job {
         budget: &mut usize,
     ) -> Option<Completed> {
         loop {
-            match self.stage {
+            let hop = self.hop();
+            let done = match self.stage {
                 Stage::Connect => {
                     let conn = self.conn.as_deref_mut()?;
                     if conn.phase() == Phase::Resolving {
                         drv.take_woken();
                     }
-                    if let Err(f) = conn.establish(drv.registry(), now) {
-                        return self.on_failure(drv, f, now);
-                    }
-                    if conn.phase() != Phase::Ready {
-                        return None;
-                    }
-                    if let Some(done) = self.send(drv) {
-                        return Some(done);
+                    match conn.establish(drv.registry(), now) {
+                        Err(f) => self.on_failure(drv, f, now),
+                        Ok(()) if conn.phase() != Phase::Ready => return None,
+                        Ok(()) => {
+                            if let Some(done) = self.send(drv) {
+                                return Some(done);
+                            }
+                            continue;
+                        }
                     }
                 }
-                Stage::Exchange => return self.exchange(drv, now, budget),
+                Stage::Exchange => self.exchange(drv, now, budget),
                 Stage::Waiting | Stage::Backoff => return None,
+            };
+            // A new hop (a redirect, a challenge's answer, the safe retry)
+            // that began in this step goes on now: what it was handed may
+            // be ready at once (an idle kept connection, a cached name), and
+            // no event would ever come for it.
+            if done.is_some() || self.hop() == hop {
+                return done;
             }
         }
+    }
+
+    /// Counts every new start of the request (redirects followed,
+    /// challenges answered, tries, the safe retry): it changes exactly when
+    /// a step began another hop. Each is bounded, so a step's loop is too.
+    fn hop(&self) -> u32 {
+        self.redirects + u32::from(self.challenges) + self.attempts + u32::from(self.retried)
     }
 
     fn target_path(&self) -> String {
@@ -798,7 +813,12 @@ impl Job {
             .fields()
             .get_str("content-encoding")
             .map(|v| v.trim().to_ascii_lowercase());
-        let decoding = self.settings.accept_gzip
+        // A decoder exists only when a body does: HEAD, 204, 304 and a
+        // Content-Length of 0 carry the coding of a representation they do
+        // not send (RFC 9110 §6.4.1, RFC 9112 §6.3).
+        let has_body = length != Some(0);
+        let decoding = has_body
+            && self.settings.accept_gzip
             && matches!(coding.as_deref(), Some("gzip" | "x-gzip" | "deflate"));
         if let (Some(limit), Some(n), false) = (self.settings.body_size_limit, length, decoding) {
             if n > limit {
@@ -812,10 +832,9 @@ impl Job {
                 ));
             }
         }
-        let has_body = length != Some(0);
         let mut file = None;
         let mut append = false;
-        let mut to_file = has_body;
+        let mut to_file = true;
         if let Some(from) = self.resume_from {
             let head = self.response.as_ref()?;
             match head.status() {
@@ -840,11 +859,25 @@ impl Job {
                 _ => {}
             }
         }
+        let mut replace = None;
         if let (Some(path), true) = (&self.settings.download_file, to_file) {
             let opened = if append {
                 std::fs::OpenOptions::new().append(true).open(path)
             } else {
-                File::create(path)
+                // Emptied when the body starts (or an empty body ends),
+                // not now: a response that fails first changes nothing.
+                let head = self.response.as_ref()?;
+                replace = Some(Replace {
+                    note: self
+                        .settings
+                        .resume
+                        .then(|| (resume_note(path), validator_of(head))),
+                });
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
             };
             match opened {
                 Ok(f) => file = Some(f),
@@ -874,6 +907,7 @@ impl Job {
             total: 0,
             error: None,
             stream: self.settings.stream_body.then(|| (VecDeque::new(), 0)),
+            replace,
         };
         self.decoder = Some(match (decoding, coding.as_deref()) {
             (true, Some("deflate")) => {
@@ -981,7 +1015,10 @@ impl Job {
         if let Some(decoder) = self.decoder.take() {
             let (sink, r) = decoder.finish();
             self.decoder = Some(Decoder::Identity(sink));
-            if let Err(e) = r {
+            // An empty body (chunked or close-delimited with no byte) has
+            // nothing to decode: it is empty, not a corrupt stream.
+            let empty = self.progress.downloaded.load(Ordering::Relaxed) == 0;
+            if let (Err(e), false) = (r, empty) {
                 return Some(self.sink_failure(drv, Some(e)));
             }
         }
@@ -1029,11 +1066,19 @@ impl Job {
             {
                 self.user_cookie = None;
             }
+            // The caller's Host named the first origin (curl sends a custom
+            // Host only there).
             self.headers.retain(|(k, _)| {
-                !["authorization", "cookie", "proxy-authorization"]
+                !["authorization", "cookie", "proxy-authorization", "host"]
                     .iter()
                     .any(|n| k.eq_ignore_ascii_case(n))
             });
+        }
+        // Credentials in the Location are the next hop's (curl uses them).
+        if let Some(value) = super::auth::basic_from_url(&url) {
+            self.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+            self.headers.push(("Authorization".into(), value));
         }
         if drop_body {
             self.body = Some(RequestBody::Empty);
@@ -1273,6 +1318,17 @@ impl Job {
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
                 let (mut sink, _) = d.finish();
+                if let (RequestResult::Success, Some(path)) = (result, &self.settings.download_file)
+                {
+                    if let Err(error) = sink.finish_download(path) {
+                        let path = path.clone();
+                        return self.complete(
+                            drv,
+                            RequestResult::DownloadFileWriteError,
+                            Some(RequestFailure::DownloadFileWrite { path, error }),
+                        );
+                    }
+                }
                 // Streamed pieces not taken come with the completion: one
                 // piece as it is, several copied together.
                 let body = match sink.stream.take() {
@@ -1323,10 +1379,10 @@ impl Job {
 
 impl Job {
     /// `resume`: give the download file the response's `Last-Modified` as
-    /// its modification time (curl's `-R`), so a later `If-Range` with that
-    /// time matches exactly, as RFC 9110 §13.1.5 asks. Done when the
-    /// request ends, complete or cut; a file left without it (no
-    /// Last-Modified) is downloaded whole next time, never mixed.
+    /// its modification time (curl's `-R`) when the request ends, complete
+    /// or cut. Informational: a resume's `If-Range` comes from the note
+    /// beside the file ([`resume_note`]), which a killed process leaves
+    /// right, where it leaves the modification time at the cut.
     fn stamp_download(&self, head: &ResponseHead) {
         let (Some(path), true) = (&self.settings.download_file, head.status() / 100 == 2) else {
             return;
@@ -1371,10 +1427,29 @@ fn resume_offset(settings: &Settings, headers: &mut Vec<(String, String)>) -> Op
         return None;
     }
     headers.push(("Range".into(), format!("bytes={size}-")));
-    if let Ok(modified) = meta.modified() {
-        headers.push(("If-Range".into(), httpdate::fmt_http_date(modified)));
+    // Only a validator the server gave for these bytes (RFC 9110 §13.1.5):
+    // without one, the Range goes alone (as curl's `-C -`).
+    let note = std::fs::read_to_string(resume_note(settings.download_file.as_ref()?));
+    if let Some(v) = note
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && pollhttp_proto::is_field_value(v.as_bytes()))
+    {
+        headers.push(("If-Range".into(), v));
     }
     Some(size)
+}
+
+/// The `If-Range` validator of a response (RFC 9110 §13.1.5): its ETag when
+/// strong, else its Last-Modified date; `None` when it has neither.
+fn validator_of(head: &ResponseHead) -> Option<String> {
+    let fields = head.fields();
+    fields
+        .get_str("etag")
+        .map(str::trim)
+        .filter(|e| e.starts_with('"'))
+        .or_else(|| fields.get_str("last-modified").map(str::trim))
+        .map(str::to_string)
 }
 
 /// The first byte of a `Content-Range: bytes first-last/complete` value

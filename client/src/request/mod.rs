@@ -10,13 +10,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use url::Url;
 
 use crate::body::RequestBody;
 use crate::error::RequestError;
 use crate::status::Status;
-use crate::tls_options::TlsOptions;
+use crate::tls_options::{check_server_name, TlsOptions};
 
 pub(crate) mod auth;
 pub(crate) mod job;
@@ -38,20 +37,25 @@ pub struct Settings {
     /// Most bytes read per body chunk (Godot's `download_chunk_size`).
     /// Default 65 536.
     pub download_chunk_size: usize,
-    /// Stream the body into this file instead of memory. Created or
-    /// truncated only when the final response's body starts.
+    /// Stream the body into this file instead of memory. The file is
+    /// opened (created if missing) when the final response's head arrives;
+    /// its old content is replaced when the body's first byte arrives, or
+    /// when an empty body completes (curl truncates then too), so a request
+    /// that fails before any body byte leaves an existing file as it was.
     pub download_file: Option<PathBuf>,
     /// Continue a partial `download_file` (curl's `-C -`): a file of N > 0
-    /// bytes asks for `Range: bytes=N-` with `If-Range:` the file's
-    /// modification time (RFC 9110 §14.2, §13.1.5). With `resume` on, a
-    /// download file gets the response's `Last-Modified` as its
-    /// modification time when the request ends (curl's `-R`), so that
-    /// `If-Range` matches exactly only while the resource is unchanged. A
-    /// 206 whose Content-Range starts at N is appended; a 200 (the resource
-    /// changed, or ranges are not supported) rewrites the file whole; a 416
-    /// is the result and the file is left as it is; a 206 that starts
-    /// elsewhere fails with [`RequestFailure::RangeMismatch`]. Default
-    /// false.
+    /// bytes asks for `Range: bytes=N-`, with `If-Range:` the validator of
+    /// the response its bytes came from (a strong ETag, else its
+    /// Last-Modified date; RFC 9110 §14.2, §13.1.5), kept beside the file
+    /// in `FILE.resume` from the moment the file's bytes start until the
+    /// download completes, so it survives a killed process. Without a
+    /// validator the Range goes alone, as curl's. A 206 whose Content-Range
+    /// starts at N is appended; a 200 (the resource changed, or ranges are
+    /// not supported) replaces the file from its first body byte; a 416 is
+    /// the result and the file is left as it is; a 206 that starts elsewhere
+    /// fails with [`RequestFailure::RangeMismatch`]. The file also gets the
+    /// response's `Last-Modified` as its modification time when the request
+    /// ends (curl's `-R`). Default false.
     pub resume: bool,
     /// Most redirects followed. Default 8.
     pub max_redirects: u32,
@@ -331,30 +335,26 @@ pub(crate) fn prepare(
         }
     }
     body.check_files().map_err(RequestError::Body)?;
+    if url.scheme() == "https" {
+        let (_, host, _) = job::url_origin(&url);
+        check_server_name(settings.tls.as_ref(), host).map_err(RequestError::Tls)?;
+    }
     let mut headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    if let Some(auth::Auth::Basic { user, password }) = &settings.auth {
-        if !has_header(&headers, "authorization") {
-            headers.push(("Authorization".into(), auth::basic_value(user, password)));
-        }
-    }
-    if !url.username().is_empty() && !has_header(&headers, "authorization") {
-        let decode = |s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
+    // Credentials: the caller's Authorization field, else `settings.auth`
+    // (Basic now, Digest in answer to a challenge), else the URL's userinfo
+    // as Basic.
+    if !has_header(&headers, "authorization") {
+        let value = match &settings.auth {
+            Some(auth::Auth::Basic { user, password }) => Some(auth::basic_value(user, password)),
+            Some(_) => None,
+            None => auth::basic_from_url(&url),
         };
-        let user = decode(url.username());
-        let pass = decode(url.password().unwrap_or(""));
-        headers.push((
-            "Authorization".into(),
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-            ),
-        ));
+        if let Some(value) = value {
+            headers.push(("Authorization".into(), value));
+        }
     }
     if settings.accept_gzip && !has_header(&headers, "accept-encoding") {
         headers.push(("Accept-Encoding".into(), "gzip, deflate".into()));

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -25,6 +26,46 @@ pub(crate) struct Sink {
     /// Hand the body out in pieces instead (`stream_body`): the pieces not
     /// taken yet, and their bytes.
     pub(crate) stream: Option<(VecDeque<Bytes>, usize)>,
+    /// The download file is replaced, not appended to: it is emptied when
+    /// the body's first byte arrives (or when an empty body completes), so
+    /// a response that fails before its body leaves the old content as it
+    /// was (a partial download stays resumable).
+    pub(crate) replace: Option<Replace>,
+}
+
+/// A download file about to be replaced, and what a later resume needs to
+/// know about the bytes that will go into it.
+#[derive(Debug)]
+pub(crate) struct Replace {
+    /// `resume`: where the validator of the file's bytes is kept
+    /// ([`resume_note`]), and the validator (`None`: the response had none,
+    /// so the note is removed).
+    pub(crate) note: Option<(PathBuf, Option<String>)>,
+}
+
+/// `resume`: the file beside a download that keeps the `If-Range` validator
+/// (a strong ETag or a Last-Modified date, RFC 9110 §13.1.5) of the response
+/// its bytes came from, so a download cut by a killed process is resumed
+/// only from the same representation. Removed when the download completes.
+pub(crate) fn resume_note(download: &Path) -> PathBuf {
+    let mut name = download.as_os_str().to_owned();
+    name.push(".resume");
+    PathBuf::from(name)
+}
+
+impl Replace {
+    /// Empty `file` and record the new bytes' validator.
+    fn apply(self, file: &mut File) -> io::Result<()> {
+        file.set_len(0)?;
+        match self.note {
+            Some((path, Some(validator))) => std::fs::write(path, validator),
+            Some((path, None)) => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
 }
 
 /// Pieces at least this long are handed out as they came from the receive
@@ -35,6 +76,18 @@ pub(crate) struct Sink {
 const SHARED_PIECE: usize = 16 * 1024;
 
 impl Sink {
+    /// The body is complete: a file still to be replaced is emptied (an
+    /// empty body), and a resume note is no longer needed.
+    pub(crate) fn finish_download(&mut self, download: &Path) -> io::Result<()> {
+        if let (Some(r), Some(f)) = (self.replace.take(), self.file.as_mut()) {
+            r.apply(f)?;
+        }
+        match std::fs::remove_file(resume_note(download)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     fn check_limit(&mut self, n: usize) -> io::Result<()> {
         if let Some(limit) = self.limit {
             if self.total + n as u64 > limit {
@@ -72,7 +125,8 @@ impl Write for Sink {
         }
         match &mut self.file {
             Some(f) => {
-                if let Err(e) = f.write_all(buf) {
+                let replaced = self.replace.take().map_or(Ok(()), |r| r.apply(f));
+                if let Err(e) = replaced.and_then(|()| f.write_all(buf)) {
                     let msg = e.to_string();
                     self.error = Some(SinkError::Write(e));
                     return Err(io::Error::other(msg));
@@ -146,5 +200,6 @@ pub(crate) fn empty_sink() -> Sink {
         total: 0,
         error: None,
         stream: None,
+        replace: None,
     }
 }

@@ -1,0 +1,463 @@
+//! The request layer on the simulated network (`pollhttp_tests::simnet`):
+//! scripted peers stepped from this thread, names looked up through the
+//! pool's lookup function, a fake clock. Combinations first: a redirect to
+//! an origin the pool already holds an idle connection to, or whose name is
+//! cached; the safe retry onto a cached name; bodiless responses with a
+//! content coding; credentials and Host across hops.
+
+use pollhttp::{
+    web::Auth, Completed, PoolSettings, RequestBody, RequestError, RequestId, RequestPool,
+    RequestResult, Settings, TlsConfigError, TlsOptions,
+};
+use pollhttp_tests::simnet::{ok, redirect, response, Answer, Reply, SimNet};
+
+/// Run until `id` completes; fails (with what the peers saw) when the
+/// network settles with it still in flight: nothing would ever step it.
+fn finish(net: &mut SimNet, pool: &mut RequestPool, id: RequestId) -> Completed {
+    let done = net.settle(pool, 400);
+    match done.into_iter().find(|(i, _)| *i == id) {
+        Some((_, c)) => c,
+        None => panic!(
+            "request {id} waits for a wake-up no one will send ({} in flight)",
+            pool.in_flight()
+        ),
+    }
+}
+
+fn two_origins() -> (SimNet, RequestPool) {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.add_peer("b.test", Answer::Now);
+    let pool = net.pool(PoolSettings::default());
+    (net, pool)
+}
+
+#[test]
+fn a_redirect_to_an_origin_with_an_idle_connection_goes_on_in_the_same_run() {
+    let (mut net, mut pool) = two_origins();
+    let b_y = net.url("b.test", "/y");
+    net.route("b.test", "/x", vec![Reply::Send(ok(b"x"))]);
+    net.route("b.test", "/y", vec![Reply::Send(ok(b"why"))]);
+    net.route(
+        "a.test",
+        "/r",
+        vec![Reply::Send(redirect("302 Found", &b_y))],
+    );
+
+    // The pool keeps a connection to b.test.
+    let first = pool
+        .get(net.url("b.test", "/x"), &Settings::default())
+        .unwrap();
+    let c = finish(&mut net, &mut pool, first);
+    assert_eq!((c.result, &c.body[..]), (RequestResult::Success, &b"x"[..]));
+    assert_eq!(pool.idle_connections(), 1);
+
+    let id = pool
+        .get(net.url("a.test", "/r"), &Settings::default())
+        .unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!(&c.body[..], b"why");
+    assert_eq!(c.redirects, 1);
+    assert_eq!(c.final_url, b_y);
+    // The hop went out on the kept connection.
+    assert_eq!(net.accepted("b.test"), 1);
+    let conns: Vec<usize> = net.received("b.test").iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0]);
+}
+
+#[test]
+fn a_redirect_to_a_cached_name_without_a_connection_goes_on_in_the_same_run() {
+    let (mut net, mut pool) = two_origins();
+    let b_y = net.url("b.test", "/y");
+    // b.test closes after each answer: its name is cached, no connection
+    // is kept.
+    net.route(
+        "b.test",
+        "/x",
+        vec![Reply::SendAndClose(response(
+            "200 OK",
+            &[("Connection", "close")],
+            b"x",
+        ))],
+    );
+    net.route("b.test", "/y", vec![Reply::Send(ok(b"why"))]);
+    net.route(
+        "a.test",
+        "/r",
+        vec![Reply::Send(redirect("301 Moved Permanently", &b_y))],
+    );
+
+    let first = pool
+        .get(net.url("b.test", "/x"), &Settings::default())
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, first).result,
+        RequestResult::Success
+    );
+    assert_eq!(pool.idle_connections(), 0);
+    assert_eq!(net.lookups("b.test"), 1);
+
+    let id = pool
+        .get(net.url("a.test", "/r"), &Settings::default())
+        .unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!(&c.body[..], b"why");
+    assert_eq!(
+        net.lookups("b.test"),
+        1,
+        "the hop's name came from the cache"
+    );
+    assert_eq!(net.accepted("b.test"), 2);
+}
+
+#[test]
+fn the_safe_retry_onto_a_cached_name_goes_on_in_the_same_run() {
+    let (mut net, mut pool) = two_origins();
+    // The first request leaves a kept connection; the server then closes
+    // it as the second request arrives (a stale keep-alive connection).
+    net.route("a.test", "/one", vec![Reply::Send(ok(b"1"))]);
+    net.route("a.test", "/two", vec![Reply::Close, Reply::Send(ok(b"2"))]);
+
+    let first = pool
+        .get(net.url("a.test", "/one"), &Settings::default())
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, first).result,
+        RequestResult::Success
+    );
+
+    let id = pool
+        .get(net.url("a.test", "/two"), &Settings::default())
+        .unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!(&c.body[..], b"2");
+    assert_eq!(net.accepted("a.test"), 2, "the retry took a new connection");
+    assert_eq!(net.lookups("a.test"), 1, "its name came from the cache");
+    let lines: Vec<String> = net
+        .received("a.test")
+        .iter()
+        .map(|r| r.request_line())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /one HTTP/1.1",
+            "GET /two HTTP/1.1",
+            "GET /two HTTP/1.1"
+        ]
+    );
+}
+
+#[test]
+fn a_late_lookup_is_waited_for_and_then_stepped() {
+    let mut net = SimNet::new();
+    net.add_peer("late.test", Answer::Late);
+    net.route("late.test", "/", vec![Reply::Send(ok(b"late"))]);
+    let mut pool = net.pool(PoolSettings::default());
+    let id = pool
+        .get(net.url("late.test", "/"), &Settings::default())
+        .unwrap();
+    assert!(
+        net.settle(&mut pool, 50).is_empty(),
+        "nothing before the answer"
+    );
+    assert_eq!(pool.in_flight(), 1);
+    net.release("late.test");
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(
+        (c.result, &c.body[..]),
+        (RequestResult::Success, &b"late"[..])
+    );
+}
+
+/// HEAD, 204, 304 and `Content-Length: 0` with `Content-Encoding: gzip`
+/// have no body to decode (RFC 9110 §6.4.1, RFC 9112 §6.3): success, empty
+/// body. So does a chunked body with no chunk.
+#[test]
+fn bodiless_responses_with_a_content_coding_succeed_empty() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let gz = ("Content-Encoding", "gzip");
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        (
+            "HEAD",
+            "/head",
+            response("200 OK", &[gz, ("Content-Length", "120")], b""),
+            200,
+        ),
+        ("GET", "/204", response("204 No Content", &[gz], b""), 204),
+        (
+            "GET",
+            "/304",
+            response("304 Not Modified", &[gz, ("ETag", "\"e\"")], b""),
+            304,
+        ),
+        (
+            "GET",
+            "/cl0",
+            response("200 OK", &[gz, ("Content-Length", "0")], b""),
+            200,
+        ),
+        (
+            "GET",
+            "/chunked0",
+            response(
+                "200 OK",
+                &[gz, ("Transfer-Encoding", "chunked")],
+                b"0\r\n\r\n",
+            ),
+            200,
+        ),
+    ];
+    for (_, path, raw, _) in &cases {
+        net.route("a.test", path, vec![Reply::Send(raw.clone())]);
+    }
+    let mut pool = net.pool(PoolSettings::default());
+    for (method, path, _, status) in &cases {
+        let id = pool
+            .request(
+                net.url("a.test", path),
+                &[],
+                method,
+                RequestBody::Empty,
+                &Settings::default(),
+            )
+            .unwrap();
+        let c = finish(&mut net, &mut pool, id);
+        assert_eq!(
+            (c.result, c.response_code, c.body.len(), c.failure.is_none()),
+            (RequestResult::Success, *status, 0, true),
+            "{method} {path}: {}",
+            c.reason
+        );
+    }
+    // All on one kept connection: none of them left the connection unusable.
+    assert_eq!(net.accepted("a.test"), 1);
+}
+
+#[test]
+fn credentials_in_a_redirects_location_are_the_next_hops() {
+    let (mut net, mut pool) = two_origins();
+    let with_creds = format!("http://carol:s3cret@a.test:{}/next", net.port("a.test"));
+    net.route(
+        "a.test",
+        "/start",
+        vec![Reply::Send(redirect("302 Found", &with_creds))],
+    );
+    net.route("a.test", "/next", vec![Reply::Send(ok(b"ok"))]);
+    let url = format!("http://alice:pw@a.test:{}/start", net.port("a.test"));
+    let id = pool.get(url, &Settings::default()).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    let auth: Vec<Option<String>> = net
+        .received("a.test")
+        .iter()
+        .map(|r| r.field("authorization"))
+        .collect();
+    // base64("alice:pw"), then base64("carol:s3cret").
+    assert_eq!(
+        auth,
+        [
+            Some("Basic YWxpY2U6cHc=".to_string()),
+            Some("Basic Y2Fyb2w6czNjcmV0".to_string())
+        ]
+    );
+}
+
+#[test]
+fn url_credentials_with_an_empty_user_name_are_sent() {
+    let (mut net, mut pool) = two_origins();
+    net.route("a.test", "/", vec![Reply::Send(ok(b""))]);
+    let url = format!("http://:secret@a.test:{}/", net.port("a.test"));
+    let id = pool.get(url, &Settings::default()).unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, id).result,
+        RequestResult::Success
+    );
+    // base64(":secret")
+    assert_eq!(
+        net.received("a.test")[0].field("authorization").as_deref(),
+        Some("Basic OnNlY3JldA==")
+    );
+}
+
+#[test]
+fn digest_settings_keep_url_credentials_from_going_out_as_basic() {
+    let (mut net, mut pool) = two_origins();
+    net.route("a.test", "/", vec![Reply::Send(ok(b""))]);
+    let url = format!("http://u:p@a.test:{}/", net.port("a.test"));
+    let settings = Settings {
+        auth: Some(Auth::digest("u", "p")),
+        ..Settings::default()
+    };
+    let id = pool.get(url, &settings).unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, id).result,
+        RequestResult::Success
+    );
+    assert_eq!(net.received("a.test")[0].field("authorization"), None);
+}
+
+#[test]
+fn a_callers_host_field_is_not_sent_to_another_origin() {
+    let (mut net, mut pool) = two_origins();
+    let b = net.url("b.test", "/there");
+    net.route(
+        "a.test",
+        "/here",
+        vec![Reply::Send(redirect("307 Temporary Redirect", &b))],
+    );
+    net.route("b.test", "/there", vec![Reply::Send(ok(b""))]);
+    let id = pool
+        .request(
+            net.url("a.test", "/here"),
+            &[("Host", "virtual.example")],
+            "GET",
+            RequestBody::Empty,
+            &Settings::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, id).result,
+        RequestResult::Success
+    );
+    assert_eq!(
+        net.received("a.test")[0].field("host").as_deref(),
+        Some("virtual.example")
+    );
+    assert_eq!(
+        net.received("b.test")[0].field("host"),
+        Some(format!("b.test:{}", net.port("b.test")))
+    );
+}
+
+#[test]
+fn an_https_url_whose_server_name_cannot_be_used_is_refused_at_once() {
+    let (net, mut pool) = two_origins();
+    let settings = Settings {
+        tls: Some(TlsOptions::new().server_name_override("not a name!")),
+        ..Settings::default()
+    };
+    let url = format!("https://a.test:{}/", net.port("a.test"));
+    match pool.get(url, &settings) {
+        Err(RequestError::Tls(TlsConfigError::InvalidServerName(n))) => {
+            assert_eq!(n, "not a name!")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pool.in_flight(), 0);
+}
+
+/// A resumable download cut mid-body: the note beside the file keeps the
+/// ETag of the response its bytes came from, the next try sends it as
+/// `If-Range` (RFC 9110 §13.1.5), and a 206 completes the file; the note
+/// goes when the download is complete.
+#[test]
+fn resume_sends_the_validator_of_the_bytes_it_has() {
+    let dir = pollhttp_tests::process::TempDir::new("simnet-resume").unwrap();
+    let file = dir.path().join("asset.bin");
+    let note = dir.path().join("asset.bin.resume");
+    let body: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    // First try: 200 with a strong ETag, cut after 1000 body bytes.
+    let mut cut = response(
+        "200 OK",
+        &[("ETag", "\"v1\""), ("Content-Length", "4000")],
+        b"",
+    );
+    cut.extend_from_slice(&body[..1000]);
+    let mut rest = response(
+        "206 Partial Content",
+        &[
+            ("ETag", "\"v1\""),
+            ("Content-Range", "bytes 1000-3999/4000"),
+        ],
+        &body[1000..],
+    );
+    rest.truncate(rest.len()); // whole
+    net.route(
+        "a.test",
+        "/asset",
+        vec![Reply::SendAndClose(cut), Reply::Send(rest)],
+    );
+    let mut pool = net.pool(PoolSettings::default());
+    let settings = Settings {
+        download_file: Some(file.clone()),
+        resume: true,
+        ..Settings::default()
+    };
+    let id = pool.get(net.url("a.test", "/asset"), &settings).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(
+        c.result,
+        RequestResult::ChunkedBodySizeMismatch,
+        "{}",
+        c.reason
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), &body[..1000]);
+    assert_eq!(std::fs::read_to_string(&note).unwrap(), "\"v1\"");
+
+    let id = pool.get(net.url("a.test", "/asset"), &settings).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(
+        (c.result, c.response_code),
+        (RequestResult::Success, 206),
+        "{}",
+        c.reason
+    );
+    let second = &net.received("a.test")[1];
+    assert_eq!(second.field("range").as_deref(), Some("bytes=1000-"));
+    assert_eq!(second.field("if-range").as_deref(), Some("\"v1\""));
+    assert!(std::fs::read(&file).unwrap() == body, "the file is whole");
+    assert!(!note.exists(), "the note goes with a complete download");
+}
+
+/// A 200 that fails before its first body byte leaves the partial file as
+/// it was (it is replaced only when the new body starts), and an empty
+/// final body leaves the file empty (curl truncates then too).
+#[test]
+fn a_download_file_is_replaced_only_when_the_new_body_starts() {
+    let dir = pollhttp_tests::process::TempDir::new("simnet-replace").unwrap();
+    let file = dir.path().join("f.bin");
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let head_only = response("200 OK", &[("Content-Length", "10")], b"");
+    net.route("a.test", "/cut", vec![Reply::SendAndClose(head_only)]);
+    net.route(
+        "a.test",
+        "/empty",
+        vec![Reply::Send(response("204 No Content", &[], b""))],
+    );
+    let mut pool = net.pool(PoolSettings::default());
+    let settings = Settings {
+        download_file: Some(file.clone()),
+        resume: true,
+        ..Settings::default()
+    };
+    std::fs::write(&file, b"partial").unwrap();
+    let id = pool.get(net.url("a.test", "/cut"), &settings).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(
+        c.result,
+        RequestResult::ChunkedBodySizeMismatch,
+        "{}",
+        c.reason
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"partial");
+    let sent = &net.received("a.test")[0];
+    assert_eq!(sent.field("range").as_deref(), Some("bytes=7-"));
+    assert_eq!(sent.field("if-range"), None, "no validator known");
+
+    let plain = Settings {
+        download_file: Some(file.clone()),
+        ..Settings::default()
+    };
+    let id = pool.get(net.url("a.test", "/empty"), &plain).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!((c.result, c.response_code), (RequestResult::Success, 204));
+    assert_eq!(std::fs::read(&file).unwrap(), b"");
+}
