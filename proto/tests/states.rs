@@ -252,11 +252,13 @@ fn states_through_a_chunked_upload_and_reuse() {
     assert_eq!(conn.send_state(), SendState::MustClose);
     assert!(conn.reset().is_err());
 
-    // The peer closes an idle connection.
+    // The peer closes an idle connection (see also
+    // d8_an_idle_connection_the_peer_closed_is_not_idle).
     let mut conn = Connection::new(Config::default());
     conn.receive_eof();
     assert_eq!(conn.send_state(), SendState::MustClose);
     assert_eq!(conn.recv_state(), RecvState::Closed);
+    assert!(!conn.is_idle());
     assert_eq!(
         conn.send_request(method::GET, "/", [("Host", "a")]),
         Err(Error::ClosedByPeer)
@@ -300,4 +302,82 @@ fn f12_the_request_body_is_finished_before_the_switch() {
     assert_eq!(conn.send_state(), SendState::SendingLength { remaining: 7 });
     conn.send_body(b"defghij").unwrap();
     assert_eq!(conn.send_state(), SendState::SwitchedProtocol);
+}
+
+/// Every getter of a connection the peer closed while it was idle, and
+/// `send_request`'s answer: one truth.
+fn assert_closed_while_idle(conn: &mut Connection, what: &str) {
+    assert!(!conn.is_idle(), "{what}: is_idle");
+    assert_eq!(conn.send_state(), SendState::MustClose, "{what}");
+    assert_eq!(conn.recv_state(), RecvState::Closed, "{what}");
+    assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed), "{what}");
+    assert!(!conn.can_reuse(), "{what}: can_reuse");
+    assert!(!conn.wants_receive(), "{what}: wants_receive");
+    assert!(!conn.is_response_complete(), "{what}");
+    assert_eq!(conn.error(), None, "{what}");
+    assert_eq!(conn.poll_event(), Ok(None), "{what}: poll_event");
+    assert!(
+        matches!(conn.reset(), Err(Error::InvalidState { .. })),
+        "{what}: reset"
+    );
+    assert_eq!(
+        conn.send_request(method::GET, "/", [("Host", "a")]),
+        Err(Error::ClosedByPeer),
+        "{what}: send_request"
+    );
+    // Refused, nothing queued, nothing changed.
+    assert!(!conn.wants_transmit(), "{what}");
+    assert!(!conn.is_idle(), "{what}: is_idle after the refusal");
+    assert_eq!(conn.send_state(), SendState::MustClose, "{what}");
+}
+
+#[test]
+fn d8_an_idle_connection_the_peer_closed_is_not_idle() {
+    for unclean in [false, true] {
+        let end = |conn: &mut Connection| {
+            if unclean {
+                conn.receive_unclean_eof();
+            } else {
+                conn.receive_eof();
+            }
+        };
+        // A fresh connection.
+        let mut conn = Connection::new(Config::default());
+        assert!(conn.is_idle());
+        end(&mut conn);
+        assert_closed_while_idle(&mut conn, &format!("fresh, unclean {unclean}"));
+
+        // A kept connection after its response and reset.
+        let mut conn = get();
+        conn.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+        assert_eq!(next(&mut conn), Some(Event::Body("ok".into())));
+        assert_eq!(next(&mut conn), Some(Event::End));
+        assert!(conn.can_reuse());
+        conn.reset().unwrap();
+        assert!(conn.is_idle());
+        assert_eq!(
+            (conn.send_state(), conn.recv_state()),
+            (SendState::Idle, RecvState::Idle)
+        );
+        end(&mut conn);
+        assert_closed_while_idle(&mut conn, &format!("kept, unclean {unclean}"));
+
+        // The end of input between End and reset: reset is refused, the
+        // connection never becomes idle.
+        let mut conn = get();
+        conn.receive(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+        assert_eq!(next(&mut conn), Some(Event::End));
+        end(&mut conn);
+        assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed));
+        assert!(!conn.can_reuse());
+        assert_eq!(conn.recv_state(), RecvState::MustClose);
+        assert!(matches!(conn.reset(), Err(Error::InvalidState { .. })));
+        assert!(!conn.is_idle());
+        assert_eq!(
+            conn.send_request(method::GET, "/", [("Host", "a")]),
+            Err(Error::ClosedByPeer)
+        );
+    }
 }

@@ -141,9 +141,10 @@ enum Eof {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SendState {
-    /// No request outstanding: [`send_request`](Connection::send_request) may
-    /// be called (when [`recv_state`](Connection::recv_state) is
-    /// [`RecvState::Idle`] too, i.e. [`Connection::is_idle`]).
+    /// No request outstanding and one may be sent:
+    /// [`send_request`](Connection::send_request) may be called. Exactly when
+    /// [`Connection::is_idle`] (and [`recv_state`](Connection::recv_state) is
+    /// [`RecvState::Idle`]).
     Idle,
     /// The head is queued; a Content-Length body is being sent with
     /// [`send_body`](Connection::send_body) and `remaining` bytes are still
@@ -180,7 +181,8 @@ pub enum SendState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RecvState {
-    /// No request outstanding, so no response expected.
+    /// No request outstanding, so no response expected, and one may be sent:
+    /// exactly when [`Connection::is_idle`].
     Idle,
     /// Waiting for a response head; [`Event::Informational`] heads may come
     /// before the final one.
@@ -496,16 +498,8 @@ impl Connection {
         N: AsRef<str>,
         V: AsRef<[u8]>,
     {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        if self.eof.is_some() || self.handed_over {
-            return Err(Error::ClosedByPeer);
-        }
-        if self.send != Tx::Idle || self.recv != Rx::Idle {
-            return Err(Error::InvalidState {
-                expected: "the current response to finish and reset()",
-            });
+        if let Some(e) = self.refusal() {
+            return Err(e);
         }
         self.compact_tx();
         let head = request::encode_head(&mut self.tx, method, target, fields)?;
@@ -821,9 +815,16 @@ impl Connection {
         self.recv == Rx::Done && self.close_reason().is_none()
     }
 
-    /// Whether no request is outstanding and one may be sent now.
+    /// Whether no request is outstanding and one may be sent now: exactly
+    /// when [`send_request`](Self::send_request) would accept a valid
+    /// request, and when [`send_state`](Self::send_state) and
+    /// [`recv_state`](Self::recv_state) are both `Idle`. False once the input
+    /// ended (clean or not: `send_request` then fails with
+    /// [`Error::ClosedByPeer`] and [`close_reason`](Self::close_reason) is
+    /// [`CloseReason::PeerClosed`]), and on a dead connection.
+    #[must_use]
     pub fn is_idle(&self) -> bool {
-        self.recv == Rx::Idle && self.send == Tx::Idle && self.error.is_none()
+        self.refusal().is_none()
     }
 
     /// Whether the current response is complete ([`Event::End`] was handed out).
@@ -859,8 +860,9 @@ impl Connection {
             return SendState::Error;
         }
         match self.send {
-            Tx::Idle if self.recv == Rx::Idle && self.eof.is_some() => SendState::MustClose,
-            Tx::Idle => SendState::Idle,
+            // No request outstanding: `Idle` exactly when one may be sent.
+            Tx::Idle if self.is_idle() => SendState::Idle,
+            Tx::Idle => SendState::MustClose,
             // A request body is finished in HTTP/1.1 framing even when the
             // response switches protocols (RFC 9110 §7.8).
             Tx::Length(remaining) => SendState::SendingLength { remaining },
@@ -878,8 +880,8 @@ impl Connection {
             return RecvState::Error;
         }
         match self.recv {
-            Rx::Idle if self.eof.is_some() => RecvState::Closed,
-            Rx::Idle => RecvState::Idle,
+            Rx::Idle if self.is_idle() => RecvState::Idle,
+            Rx::Idle => RecvState::Closed,
             Rx::Head => RecvState::Head,
             Rx::Trailers => RecvState::Trailers,
             Rx::Length(_) | Rx::Chunked | Rx::Close | Rx::PendingEnd => RecvState::Body,
@@ -930,6 +932,24 @@ impl Connection {
     }
 
     // ------------------------------------------------------------ internals
+
+    /// Why [`send_request`](Self::send_request) refuses any request now, or
+    /// `None` when it takes one: the one rule behind `send_request`,
+    /// [`is_idle`](Self::is_idle) and the states' `Idle`.
+    fn refusal(&self) -> Option<Error> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        if self.eof.is_some() || self.handed_over {
+            return Some(Error::ClosedByPeer);
+        }
+        if self.send != Tx::Idle || self.recv != Rx::Idle {
+            return Some(Error::InvalidState {
+                expected: "the current response to finish and reset()",
+            });
+        }
+        None
+    }
 
     /// A 101 or a 2xx to CONNECT: the connection speaks another protocol.
     fn is_switched(&self) -> bool {

@@ -681,6 +681,20 @@ impl Drive<'_, '_> {
     }
 
     fn finish(mut self) -> Outcome {
+        // `is_idle` (and the states' `Idle`) is exactly "send_request takes
+        // a request now".
+        check_states(&self.conn);
+        let idle = self.conn.is_idle();
+        let at = self.conn.input_offset();
+        let sent = self.conn.send_request("GET", "/", [("Host", "h")]);
+        assert_eq!(idle, sent.is_ok(), "is_idle vs send_request: {sent:?}");
+        if sent.is_err() {
+            assert!(
+                !self.conn.wants_transmit(),
+                "a refused request queued bytes"
+            );
+        }
+        assert_eq!(self.conn.input_offset(), at);
         if let Some(rest) = self.handed_over.take() {
             assert_eq!(&rest[..], &self.run.input[self.handover_at..]);
             self.out.events.push(Out::HandedOver(rest));
