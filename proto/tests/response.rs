@@ -56,8 +56,11 @@ fn duplicate_fields_kept_in_wire_order() {
     assert_eq!(o.events[1], Out::End(None));
 }
 
+/// Two responses, each arriving after its request (the harness holds the
+/// input at the end of the first until it sent the second request; bytes
+/// that come before it answer none: see states.rs, d14_*).
 #[test]
-fn two_responses_on_one_connection_bytes_belong_to_next() {
+fn two_responses_on_one_connection_each_after_its_request() {
     let o = Script::new(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabHTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nxyz",
     )
@@ -1023,8 +1026,9 @@ fn data_after_a_close_response_is_an_error_after_its_end() {
     assert_eq!(conn.poll_event(), Ok(None));
     conn.receive(b"\r\nX");
     assert_eq!(conn.poll_event(), Err(Error::DataAfterClose { offset: 29 }));
-    // On a reusable connection the bytes wait for the next response, and
-    // after a 101 they are the new protocol's.
+    // On a reusable connection a response that arrives after the next
+    // request answers it (bytes before it answer none: see states.rs,
+    // d14_*), and after a 101 the bytes are the new protocol's.
     let o = Script::new(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 X\r\n\r\n")
         .no_eof()
         .responses(2)

@@ -90,6 +90,16 @@ pub enum CloseReason {
     ContentLengthWithTransferEncoding,
     /// The final response arrived before the request body was fully sent.
     EarlyResponse,
+    /// Bytes arrived that answer no request: past the end of a response
+    /// (buffered when its [`Event::End`] was handed out, or arriving before
+    /// [`reset`](Connection::reset)), or while no request was outstanding.
+    /// Each response answers the one request outstanding, in order (RFC 9112
+    /// §9.3, §9.3.2; this crate never pipelines), so such bytes come from a
+    /// desynchronised or hostile peer and would be taken for the answer to
+    /// the next request: the connection must not carry another. Every byte
+    /// counts, empty lines too (hyper likewise refuses a connection with
+    /// unread bytes once idle). The response before stays complete and valid.
+    UnsolicitedData,
     /// The peer closed the connection.
     PeerClosed,
     /// A protocol error occurred.
@@ -197,7 +207,9 @@ pub enum RecvState {
     /// request: call [`reset`](Connection::reset).
     Done,
     /// [`Event::End`] was handed out and the connection cannot be reused:
-    /// [`close_reason`](Connection::close_reason) says why.
+    /// [`close_reason`](Connection::close_reason) says why. Also with no
+    /// request outstanding once bytes arrived that answer none
+    /// ([`CloseReason::UnsolicitedData`]).
     MustClose,
     /// [`Event::End`] of a 101 or of a 2xx to CONNECT was handed out: take the
     /// bytes past the head with [`take_remaining`](Connection::take_remaining);
@@ -256,12 +268,18 @@ pub enum RecvState {
 /// 4. after [`Event::End`]: [`reset`](Self::reset) and go on when
 ///    [`can_reuse`](Self::can_reuse), close the connection when
 ///    [`close_reason`](Self::close_reason) says so, or hand it over with
-///    [`take_remaining`](Self::take_remaining) after a protocol switch.
+///    [`take_remaining`](Self::take_remaining) after a protocol switch. A
+///    kept connection that waits for its next request stays usable while
+///    [`is_idle`](Self::is_idle): the end of input or any byte that arrives
+///    meanwhile (handed in as usual) ends that.
 ///
-/// `send_state()` changes only with commands, a switching response and
-/// errors; `recv_state()` only inside `poll_event()`, `send_request()` and
-/// `reset()` (and becomes [`RecvState::Closed`] when the input ends while
-/// idle). An error is final: the connection is dead, returns the same error
+/// `send_state()` changes only with commands, a switching response, errors
+/// and the input's verdict on reuse; `recv_state()` only inside
+/// `poll_event()`, `send_request()` and `reset()`, and with that verdict:
+/// when no request is outstanding (idle, or after `End`), the end of input
+/// and any byte that arrives end reuse at once (`Closed` or `MustClose`;
+/// [`close_reason`](Self::close_reason) says which), without a
+/// `poll_event()`. An error is final: the connection is dead, returns the same error
 /// from every later call that needs input or output, and both states are
 /// `Error`; events handed out before stay valid. Nothing here blocks,
 /// allocates per body event, or reads a clock: timeouts belong to the driver.
@@ -485,8 +503,10 @@ impl Connection {
     /// [`Error::InvalidRequestTransferEncoding`],
     /// [`Error::RequestContentLengthWithTransferEncoding`]),
     /// [`Error::InvalidState`] (a request is already outstanding). Also
-    /// [`Error::ClosedByPeer`] after `receive_eof`, and the connection's error
-    /// if it is dead.
+    /// [`Error::ClosedByPeer`] after the end of input,
+    /// [`Error::UnsolicitedData`] when bytes arrived while no request was
+    /// outstanding, and the connection's error if it is dead: exactly when
+    /// [`is_idle`](Self::is_idle) is false.
     pub fn send_request<I, N, V>(
         &mut self,
         method: &str,
@@ -605,13 +625,17 @@ impl Connection {
         Ok(())
     }
 
-    /// Ready the connection for the next request after [`Event::End`], keeping
-    /// any bytes that already arrived: they belong to the next response.
+    /// Ready the connection for the next request after [`Event::End`]. Only a
+    /// connection with nothing buffered past the response is reset: bytes that
+    /// arrived before the next request was sent answer no request
+    /// ([`CloseReason::UnsolicitedData`]).
     ///
     /// # Errors
     /// [`Error::InvalidState`] before `End` or when
     /// [`close_reason`](Self::close_reason) says the connection cannot be
-    /// reused; the connection's error if it is dead.
+    /// reused (bytes past the response included: exactly when
+    /// [`can_reuse`](Self::can_reuse) is false); the connection's error if it
+    /// is dead.
     pub fn reset(&mut self) -> Result<(), Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());
@@ -797,20 +821,29 @@ impl Connection {
     // ------------------------------------------------------------ getters
 
     /// Why the connection cannot carry another request, or `None` when it can
-    /// (so far: the verdict is final once [`Event::End`] was handed out).
+    /// (so far: once [`Event::End`] was handed out, only the input can still
+    /// change it, with the end of input ([`CloseReason::PeerClosed`]) or
+    /// bytes that answer no request ([`CloseReason::UnsolicitedData`], which
+    /// the end of input does not hide)). Derived from the state at each call,
+    /// so it is right between `poll_event` calls too.
     #[must_use]
     pub fn close_reason(&self) -> Option<CloseReason> {
         if self.error.is_some() {
             return Some(CloseReason::Error);
         }
-        if self.close.is_none() && self.eof.is_some() {
-            return Some(CloseReason::PeerClosed);
+        if self.close.is_some() {
+            return self.close;
         }
-        self.close
+        if self.holds_unsolicited() {
+            return Some(CloseReason::UnsolicitedData);
+        }
+        self.eof.map(|_| CloseReason::PeerClosed)
     }
 
     /// Whether the response ended ([`Event::End`] was handed out) and the
-    /// connection can carry another request after [`reset`](Self::reset).
+    /// connection can carry another request after [`reset`](Self::reset):
+    /// [`close_reason`](Self::close_reason) is `None`, so no byte is buffered
+    /// past the response and the input has not ended.
     pub fn can_reuse(&self) -> bool {
         self.recv == Rx::Done && self.close_reason().is_none()
     }
@@ -821,7 +854,9 @@ impl Connection {
     /// [`recv_state`](Self::recv_state) are both `Idle`. False once the input
     /// ended (clean or not: `send_request` then fails with
     /// [`Error::ClosedByPeer`] and [`close_reason`](Self::close_reason) is
-    /// [`CloseReason::PeerClosed`]), and on a dead connection.
+    /// [`CloseReason::PeerClosed`]), once any byte arrived while no request
+    /// was outstanding ([`Error::UnsolicitedData`],
+    /// [`CloseReason::UnsolicitedData`]), and on a dead connection.
     #[must_use]
     pub fn is_idle(&self) -> bool {
         self.refusal().is_none()
@@ -881,7 +916,9 @@ impl Connection {
         }
         match self.recv {
             Rx::Idle if self.is_idle() => RecvState::Idle,
-            Rx::Idle => RecvState::Closed,
+            Rx::Idle if self.eof.is_some() => RecvState::Closed,
+            // Bytes that answer no request arrived.
+            Rx::Idle => RecvState::MustClose,
             Rx::Head => RecvState::Head,
             Rx::Trailers => RecvState::Trailers,
             Rx::Length(_) | Rx::Chunked | Rx::Close | Rx::PendingEnd => RecvState::Body,
@@ -940,6 +977,9 @@ impl Connection {
         if let Some(e) = &self.error {
             return Some(e.clone());
         }
+        if self.holds_unsolicited() {
+            return Some(Error::UnsolicitedData);
+        }
         if self.eof.is_some() || self.handed_over {
             return Some(Error::ClosedByPeer);
         }
@@ -949,6 +989,16 @@ impl Connection {
             });
         }
         None
+    }
+
+    /// Whether bytes are buffered that answer no request: past the `End` of a
+    /// response on a connection that could otherwise carry another, or while
+    /// no request is outstanding ([`CloseReason::UnsolicitedData`]). A
+    /// response that closes the connection (or switches protocols) has its
+    /// own reason; bytes after it are [`Error::DataAfterClose`] (or the new
+    /// protocol's).
+    fn holds_unsolicited(&self) -> bool {
+        self.filled > 0 && matches!(self.recv, Rx::Done | Rx::Idle) && self.close.is_none()
     }
 
     /// A 101 or a 2xx to CONNECT: the connection speaks another protocol.
@@ -1110,7 +1160,10 @@ impl Connection {
     /// After `End` on a connection that cannot be reused (other than by a
     /// protocol switch): nothing more may arrive. Empty lines are skipped, as
     /// before a status line; any other byte is [`Error::DataAfterClose`].
-    /// On a reusable connection the bytes wait for the next response.
+    /// On a connection that could otherwise be reused the bytes stay
+    /// buffered and make it unusable ([`CloseReason::UnsolicitedData`]): the
+    /// response stands, the connection is not an error, but no request may
+    /// follow.
     fn poll_after_close(&mut self) -> Result<Option<Event>, Error> {
         if self.filled == 0 || self.close.is_none() || self.is_switched() || self.handed_over {
             return Ok(None);
