@@ -693,7 +693,9 @@ impl Connection {
     /// trailer section is searched for its end one new byte at a time and
     /// parsed once it is decided (its empty line arrived, the limit was
     /// passed, or the input ended), so an error inside an unfinished head is
-    /// reported then, at the same offset whatever the splits.
+    /// reported then, at the same offset whatever the splits. The status
+    /// line is decided sooner, by its own LF: an invalid status line is
+    /// reported as soon as its line is complete.
     ///
     /// # Errors
     /// Any protocol error in the input (each variant names the rule and
@@ -1216,6 +1218,11 @@ impl Connection {
         let max = self.config.max_head_bytes;
         let base = self.consumed;
         let limit = filled.min(max.saturating_add(1));
+        // The status line is decided by its LF (see `scan`): checked once, as
+        // soon as it is complete within the limit, before the head is parsed.
+        if let Some(lf) = self.scan.first_line_end(&self.rx[..filled.min(max)]) {
+            head::check_status_line(&self.rx[..=lf], base, &self.config)?;
+        }
         // Parse only once the head is decided (see `scan`): linear cost and the
         // same outcome however the head arrives. The first look parses at once
         // (a head that arrived whole needs no search), keeping an error only if
@@ -1447,14 +1454,16 @@ mod tests {
             let whole = head_work(&head, head.len());
             let drip = head_work(&head, 1);
             let reads = head_work(&head, 1460);
-            assert!(whole <= 2 * head.len(), "{len}: whole {whole}");
+            // The status line is searched for its LF and checked once more.
+            let line = b"HTTP/1.1 200 OK\r\n".len();
+            assert!(whole <= 2 * head.len() + 2 * line, "{len}: whole {whole}");
             // Each byte searched once (3 times with the overlap), one parse.
             assert!(
-                drip <= 4 * head.len(),
+                drip <= 4 * head.len() + 2 * line,
                 "{len}: drip {drip} for {}",
                 head.len()
             );
-            assert!(reads <= 3 * head.len(), "{len}: reads {reads}");
+            assert!(reads <= 3 * head.len() + 2 * line, "{len}: reads {reads}");
         }
     }
 }
