@@ -601,3 +601,24 @@ fn d14_interim_responses_and_close_verdicts_are_unchanged() {
     assert_eq!(conn.close_reason(), Some(CloseReason::SwitchingProtocols));
     assert_eq!(conn.take_remaining(), &b"new"[..]);
 }
+
+#[test]
+fn a_dead_connection_is_not_sending_a_body() {
+    // Found by the response_stream fuzz target once the harness checked the
+    // states at the end of every run: is_sending_body stayed true.
+    let mut conn = Connection::new(Config::default());
+    conn.send_request(
+        method::POST,
+        "/",
+        [("Host", "a"), ("Transfer-Encoding", "chunked")],
+    )
+    .unwrap();
+    conn.send_body(b"abc").unwrap();
+    assert!(conn.is_sending_body());
+    conn.receive(b"\x97\n");
+    let e = conn.poll_event().unwrap_err();
+    assert_eq!(conn.send_state(), SendState::Error);
+    assert!(!conn.is_sending_body());
+    assert_eq!(conn.send_body(b"d"), Err(e.clone()));
+    assert_eq!(conn.finish(), Err(e));
+}

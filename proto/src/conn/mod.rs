@@ -870,9 +870,12 @@ impl Connection {
     }
 
     /// Whether the request body is still being sent (more
-    /// [`send_body`](Self::send_body) or [`finish`](Self::finish) expected).
+    /// [`send_body`](Self::send_body) or [`finish`](Self::finish) expected):
+    /// exactly when [`send_state`](Self::send_state) is `SendingLength` or
+    /// `SendingChunked`, so false on a dead connection (where `send_body`
+    /// returns its error).
     pub fn is_sending_body(&self) -> bool {
-        matches!(self.send, Tx::Length(_) | Tx::Chunked)
+        self.error.is_none() && matches!(self.send, Tx::Length(_) | Tx::Chunked)
     }
 
     /// Whether [`poll_event`](Self::poll_event) cannot make progress without
