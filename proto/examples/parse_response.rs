@@ -19,13 +19,20 @@
 //!
 //! Output: `{"messages": [{"status", "reason", "version", "headers",
 //! "body_b64", "trailers", "chunked", "complete"}...], "error": null | {"kind",
-//! "offset", "message"}, "lenient": [NAME…]}`. Interim 1xx responses are
-//! messages of their own.
+//! "offset", "message"}, "lenient": [NAME…]}`. Every response in the input is
+//! a message, in order (each response on a kept-alive connection answers the
+//! next request; interim 1xx responses are messages of their own), however
+//! the input is fed. `error` is the first error: a broken response (an
+//! invalid status line as soon as its line is complete), bytes after a
+//! response that ended the connection (`DataAfterClose`; empty lines are
+//! skipped), or a message cut off by the end of input.
 
 use std::io::Read;
 
 use base64::Engine;
-use pollhttp_proto::{Config, Connection, Event, Fields, Leniency, MessageBodyLength};
+use pollhttp_proto::{
+    CloseReason, Config, Connection, Error, Event, Fields, Leniency, MessageBodyLength,
+};
 use serde_json::{json, Value};
 
 fn fields_json(fields: &Fields) -> Value {
@@ -84,88 +91,121 @@ fn set_lenient(lenient: &mut Leniency, names: &str) -> Result<(), String> {
     Ok(())
 }
 
-// A tool at the edge of the crate: it reads stdin, which the library itself never does.
-#[allow(clippy::disallowed_methods)]
-fn main() {
-    let mut feed = usize::MAX;
-    let mut head = false;
-    let mut eof = true;
-    let mut unclean = false;
-    let mut config = Config::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--feed" => {
-                feed = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n: &usize| n > 0)
-                    .unwrap_or_else(|| usage("--feed needs a positive number"))
-            }
-            "--head" => head = true,
-            "--no-eof" => eof = false,
-            "--unclean-eof" => unclean = true,
-            "--lenient" => {
-                let names = args
-                    .next()
-                    .unwrap_or_else(|| usage("--lenient needs NAME,…"));
-                if let Err(e) = set_lenient(&mut config.lenient, &names) {
-                    usage(&e);
-                }
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown argument {other}")),
+/// How to read a capture: the command line's options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bytes handed to the parser at a time.
+    pub feed: usize,
+    /// Every request on the connection was HEAD.
+    pub head: bool,
+    /// The end of the input is the end of the connection.
+    pub eof: bool,
+    /// ... without proof that it was complete.
+    pub unclean: bool,
+    /// Limits and leniencies.
+    pub config: Config,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            feed: usize::MAX,
+            head: false,
+            eof: true,
+            unclean: false,
+            config: Config::default(),
         }
     }
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        usage(&format!("cannot read stdin: {e}"));
-    }
+}
 
-    let method = if head { "HEAD" } else { "GET" };
-    let lenient: Vec<&str> = leniencies(&mut config.lenient.clone())
+/// Send the next request (its bytes are not part of the capture).
+fn request(conn: &mut Connection, method: &str) {
+    conn.send_request(method, "/", [("Host", "capture")])
+        .expect("a valid request");
+    let n = conn.transmit_buf().len();
+    conn.advance_transmit(n);
+}
+
+/// Where the responses of a capture end, but the last: the offsets after
+/// which the client had sent its next request. A capture holds the answers
+/// to requests sent one after another, but handed to one connection at once
+/// the bytes past a response would arrive before the request they answer,
+/// and the connection rightly refuses them (`CloseReason::UnsolicitedData`).
+/// So one quick pass finds the ends (a fresh connection per response), and
+/// the real pass holds its input at each until the next request is sent.
+fn response_ends(input: &[u8], config: &Config, method: &str) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut base = 0;
+    'response: loop {
+        let mut conn = Connection::new(config.clone());
+        request(&mut conn, method);
+        conn.receive(&input[base..]);
+        loop {
+            match conn.poll_event() {
+                Ok(Some(Event::End)) => {
+                    if conn.close_reason() != Some(CloseReason::UnsolicitedData) {
+                        return ends;
+                    }
+                    base += conn.input_offset() as usize;
+                    ends.push(base);
+                    continue 'response;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return ends,
+            }
+        }
+    }
+}
+
+/// An error as JSON.
+fn error_json(e: &Error) -> Value {
+    json!({"kind": e.kind(), "offset": e.offset(), "message": e.to_string()})
+}
+
+/// What the parser makes of one connection's worth of response bytes: every
+/// response in order (interim 1xx ones as messages of their own), then the
+/// first error: a broken response, bytes after a response that ended the
+/// connection (`DataAfterClose`), or a cut-off one at the end of input.
+pub fn report(input: &[u8], opts: &Options) -> Value {
+    let mut config = opts.config.clone();
+    let method = if opts.head { "HEAD" } else { "GET" };
+    let lenient: Vec<&str> = leniencies(&mut config.lenient)
         .into_iter()
         .filter(|(_, on)| **on)
         .map(|(n, _)| n)
         .collect();
-    let end_input = |conn: &mut Connection| {
-        if unclean {
-            conn.receive_unclean_eof();
-        } else {
-            conn.receive_eof();
-        }
-    };
-    let mut conn = Connection::new(config);
-    let request = |conn: &mut Connection| {
-        conn.send_request(method, "/", [("Host", "capture")])
-            .expect("a valid request");
-        let n = conn.transmit_buf().len();
-        conn.advance_transmit(n);
-    };
-    request(&mut conn);
+    // Pieces of `feed` bytes, cut at the end of every response but the last
+    // too (see `response_ends`).
+    let mut cuts: Vec<usize> = (1..input.len().div_ceil(opts.feed.max(1)))
+        .map(|i| i * opts.feed)
+        .collect();
+    cuts.extend(response_ends(input, &opts.config, method));
+    cuts.push(input.len());
+    cuts.sort_unstable();
+    cuts.dedup();
 
+    let mut conn = Connection::new(opts.config.clone());
+    request(&mut conn, method);
     let mut messages: Vec<Message> = Vec::new();
     let mut current: Option<Message> = None;
     let mut error = Value::Null;
-    let mut pieces = input.chunks(feed.min(input.len().max(1))).peekable();
-    'feed: loop {
-        match pieces.next() {
-            Some(piece) => conn.receive(piece),
-            None => {
-                if eof {
-                    end_input(&mut conn);
-                }
+    let mut from = 0;
+    // Each piece, then the end of input; after each, every event.
+    'feed: for piece in cuts.iter().map(Some).chain([None]) {
+        match piece {
+            Some(&to) => {
+                conn.receive(&input[from..to]);
+                from = to;
             }
-        }
-        let last = pieces.peek().is_none();
-        if last && eof {
-            end_input(&mut conn);
+            None if opts.eof && opts.unclean => conn.receive_unclean_eof(),
+            None if opts.eof => conn.receive_eof(),
+            None => {}
         }
         loop {
             match conn.poll_event() {
                 Ok(None) => break,
                 Ok(Some(Event::Informational(h))) | Ok(Some(Event::Head(h))) => {
-                    let m = Message {
+                    let mut m = Message {
                         json: json!({
                             "status": h.status(),
                             "reason": String::from_utf8_lossy(h.reason()),
@@ -178,7 +218,6 @@ fn main() {
                         body: Vec::new(),
                     };
                     if h.is_informational() && h.status() != 101 {
-                        let mut m = m;
                         m.json["complete"] = json!(true);
                         messages.push(m);
                     } else {
@@ -200,22 +239,35 @@ fn main() {
                         m.json["complete"] = json!(true);
                         messages.push(m);
                     }
-                    if conn.can_reuse() {
-                        conn.reset().expect("reusable");
-                        request(&mut conn);
-                    } else {
-                        break 'feed;
+                    match conn.close_reason() {
+                        // The next request, if the capture holds its answer.
+                        None if (conn.input_offset() as usize) < input.len() => {
+                            conn.reset().expect("reusable");
+                            request(&mut conn, method);
+                        }
+                        None => {}
+                        // Input held at each response's end: bytes past
+                        // this one came before its End (not expected).
+                        Some(CloseReason::UnsolicitedData) => {
+                            let mut e = error_json(&Error::UnsolicitedData);
+                            e["offset"] = json!(conn.input_offset());
+                            error = e;
+                            break 'feed;
+                        }
+                        // Another protocol: the rest is not HTTP.
+                        Some(CloseReason::SwitchingProtocols | CloseReason::Tunnel) => {
+                            break 'feed;
+                        }
+                        // The connection ends with this response: polling on
+                        // reports any byte after it (`DataAfterClose`).
+                        Some(_) => {}
                     }
                 }
                 Err(e) => {
-                    error =
-                        json!({"kind": e.kind(), "offset": e.offset(), "message": e.to_string()});
+                    error = error_json(&e);
                     break 'feed;
                 }
             }
-        }
-        if last {
-            break;
         }
     }
     if let Some(m) = current.take() {
@@ -228,10 +280,43 @@ fn main() {
             m.json
         })
         .collect();
-    println!(
-        "{}",
-        json!({"messages": messages, "error": error, "lenient": lenient})
-    );
+    json!({"messages": messages, "error": error, "lenient": lenient})
+}
+
+// A tool at the edge of the crate: it reads stdin, which the library itself never does.
+#[allow(clippy::disallowed_methods)]
+fn main() {
+    let mut opts = Options::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--feed" => {
+                opts.feed = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n: &usize| n > 0)
+                    .unwrap_or_else(|| usage("--feed needs a positive number"))
+            }
+            "--head" => opts.head = true,
+            "--no-eof" => opts.eof = false,
+            "--unclean-eof" => opts.unclean = true,
+            "--lenient" => {
+                let names = args
+                    .next()
+                    .unwrap_or_else(|| usage("--lenient needs NAME,…"));
+                if let Err(e) = set_lenient(&mut opts.config.lenient, &names) {
+                    usage(&e);
+                }
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        usage(&format!("cannot read stdin: {e}"));
+    }
+    println!("{}", report(&input, &opts));
 }
 
 fn usage(msg: &str) -> ! {

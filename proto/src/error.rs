@@ -326,6 +326,13 @@ pub enum Error {
     },
     /// The connection was closed by the peer; no further request can be sent.
     closed ClosedByPeer,
+    /// Bytes arrived while no request was outstanding (past the end of the
+    /// last response, or on an idle connection): they answer no request, and
+    /// would be taken for the answer to the next one (RFC 9112 §9.3.2:
+    /// responses answer requests one for one, in order), so no request can be
+    /// sent on this connection. See
+    /// [`CloseReason::UnsolicitedData`](crate::CloseReason::UnsolicitedData).
+    closed UnsolicitedData,
 
     // ----- caller errors: nothing is queued, the connection stays usable -----
     /// The method is not a token (RFC 9110 §9.1).
@@ -499,6 +506,9 @@ impl fmt::Display for Error {
                 f.write_str("data after the end of a response whose connection was to close (RFC 9112 §9.6)")
             }
             ClosedByPeer => f.write_str("connection closed by the peer"),
+            UnsolicitedData => f.write_str(
+                "bytes arrived that answer no request, so the connection cannot carry another (RFC 9112 §9.3.2)",
+            ),
             InvalidMethod => f.write_str("method is not a token (RFC 9110 §9.1)"),
             InvalidRequestTarget => f.write_str("invalid request-target for this method (RFC 9112 §3.2)"),
             InvalidRequestFieldName { index } => write!(f, "request field {index}: name is not a token"),

@@ -56,8 +56,11 @@ fn duplicate_fields_kept_in_wire_order() {
     assert_eq!(o.events[1], Out::End(None));
 }
 
+/// Two responses, each arriving after its request (the harness holds the
+/// input at the end of the first until it sent the second request; bytes
+/// that come before it answer none: see states.rs, d14_*).
 #[test]
-fn two_responses_on_one_connection_bytes_belong_to_next() {
+fn two_responses_on_one_connection_each_after_its_request() {
     let o = Script::new(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabHTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nxyz",
     )
@@ -1023,8 +1026,9 @@ fn data_after_a_close_response_is_an_error_after_its_end() {
     assert_eq!(conn.poll_event(), Ok(None));
     conn.receive(b"\r\nX");
     assert_eq!(conn.poll_event(), Err(Error::DataAfterClose { offset: 29 }));
-    // On a reusable connection the bytes wait for the next response, and
-    // after a 101 they are the new protocol's.
+    // On a reusable connection a response that arrives after the next
+    // request answers it (bytes before it answer none: see states.rs,
+    // d14_*), and after a 101 the bytes are the new protocol's.
     let o = Script::new(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 X\r\n\r\n")
         .no_eof()
         .responses(2)
@@ -1039,23 +1043,33 @@ fn data_after_a_close_response_is_an_error_after_its_end() {
 
 #[test]
 fn f13_a_head_is_judged_when_it_is_decided_whatever_the_splits() {
-    // A broken head without its empty line: nothing yet, however it arrived
-    // (a parse of whatever had arrived made the outcome depend on the splits).
-    let broken = b"HTTP/1.1 500 Oo.\x8asHTTP\0\0\r\n\x0c\n";
+    // A broken field line without the head's empty line: nothing yet,
+    // however it arrived (a parse of whatever had arrived made the outcome
+    // depend on the splits).
+    let broken = b"HTTP/1.1 200 OK\r\nX-A: b\0c\r\n\x0c\n";
     let o = Script::new(broken).no_eof().check();
     assert_eq!((o.events.len(), o.error), (0, None));
     // Decided by its end, ...
     let o = Script::new(&[&broken[..], b"\r\n"].concat())
         .no_eof()
         .check();
-    assert_eq!(o.error, Some(Error::InvalidStatusLine { offset: 22 }));
+    assert_eq!(o.error, Some(Error::InvalidFieldValue { offset: 23 }));
     // ... by the end of input, ...
-    assert_eq!(err(broken), Error::InvalidStatusLine { offset: 22 });
+    assert_eq!(err(broken), Error::InvalidFieldValue { offset: 23 });
     // ... or by the limit.
     let mut c = Config::default();
-    c.max_head_bytes = 24;
+    c.max_head_bytes = 26;
     let o = Script::new(broken).config(c).no_eof().check();
+    assert_eq!(o.error, Some(Error::InvalidFieldValue { offset: 23 }));
+
+    // The fuzz finding's own input broke its status line, which is decided
+    // by the line's end (see d13_*): before it, nothing yet.
+    let broken = b"HTTP/1.1 500 Oo.\x8asHTTP\0\0\r\n\x0c\n";
+    let o = Script::new(&broken[..24]).no_eof().check();
+    assert_eq!((o.events.len(), o.error), (0, None));
+    let o = Script::new(broken).no_eof().check();
     assert_eq!(o.error, Some(Error::InvalidStatusLine { offset: 22 }));
+    assert_eq!(err(&broken[..24]), Error::InvalidStatusLine { offset: 22 });
 }
 
 #[test]
@@ -1114,4 +1128,121 @@ fn the_receive_room_starts_small_grows_on_full_reads_and_starts_over_per_respons
     let mut small = pollhttp_proto::Connection::new(c);
     small.send_request("GET", "/", [("Host", "h")]).unwrap();
     assert_eq!(small.recv_buf().len(), 1000);
+}
+
+// ----- D13: an invalid status line is reported when its line is complete -----
+
+#[test]
+fn d13_an_invalid_status_line_is_reported_at_its_line_end_whatever_the_splits() {
+    // (input without the end of input, error) — the head never ends, so each
+    // error comes from the status line alone, under every split.
+    let cases: &[(&[u8], Error)] = &[
+        (
+            b"HTTP/1.1 2x0 OK\r\n",
+            Error::InvalidStatusCode { offset: 10 },
+        ),
+        (
+            b"HTTP/1.1 099 X\r\n",
+            Error::InvalidStatusCode { offset: 9 },
+        ),
+        (b"HTTP/1.1 200 OK\n", Error::BareLineFeed { offset: 15 }),
+        (b"HTTP/1.2 200 OK\r\n", Error::InvalidVersion { offset: 7 }),
+        (b"XTTP/1.1 200 OK\r\n", Error::InvalidVersion { offset: 0 }),
+        (
+            b"HTTP/1.1 200 O\rK\r\n",
+            Error::BareCarriageReturn { offset: 15 },
+        ),
+        (
+            b"HTTP/1.1 200 OK\x7f\r\n",
+            Error::InvalidStatusLine { offset: 15 },
+        ),
+        // After empty lines, and with a field line on its way.
+        (
+            b"\r\n\r\nHTTP/1.1 099 X\r\n",
+            Error::InvalidStatusCode { offset: 13 },
+        ),
+        (
+            b"HTTP/1.1 099 X\r\nContent-Le",
+            Error::InvalidStatusCode { offset: 9 },
+        ),
+        // Before an error in a field line, and before the head's end.
+        (
+            b"HTTP/1.1 099 X\r\nA\0: b\r\n\r\n",
+            Error::InvalidStatusCode { offset: 9 },
+        ),
+        (
+            b"HTTP/1.1 2x0 OK\r\nA\0: b\r\n\r\n",
+            Error::InvalidStatusCode { offset: 10 },
+        ),
+    ];
+    for (input, error) in cases {
+        let what = String::from_utf8_lossy(input);
+        let o = Script::new(input).no_eof().check();
+        assert_eq!(
+            (o.events.len(), o.error.as_ref()),
+            (0, Some(error)),
+            "{what}"
+        );
+        // The end of input changes nothing.
+        let o = Script::new(input).check();
+        assert_eq!(
+            (o.events.len(), o.error.as_ref()),
+            (0, Some(error)),
+            "{what}"
+        );
+    }
+
+    // The second head of a response (after a 1xx) too.
+    let o = Script::new(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2x0 OK\r\n")
+        .no_eof()
+        .check();
+    assert_eq!(o.infos(), vec![100]);
+    assert_eq!(o.error, Some(Error::InvalidStatusCode { offset: 35 }));
+
+    // Before its LF, nothing yet; a valid line waits for the head.
+    for input in [
+        &b"HTTP/1.1 099 X\r"[..],
+        b"HTTP/1.1 2x",
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\n",
+    ] {
+        let o = Script::new(input).no_eof().check();
+        assert_eq!((o.events.len(), o.error), (0, None), "{input:?}");
+    }
+    // A bare LF only with the leniency.
+    let o = Script::new(b"HTTP/1.1 200 OK\n")
+        .config(lenient(|l| l.bare_lf = true))
+        .no_eof()
+        .check();
+    assert_eq!((o.events.len(), o.error), (0, None));
+    // A status line longer than the head limit is the head's: HeadTooLarge.
+    let mut c = Config::default();
+    c.max_head_bytes = 10;
+    let o = Script::new(b"HTTP/1.1 099 X\r\n")
+        .config(c)
+        .no_eof()
+        .check();
+    assert_eq!(
+        o.error,
+        Some(Error::HeadTooLarge {
+            offset: 10,
+            limit: 10
+        })
+    );
+}
+
+#[test]
+fn d13_poll_event_reports_the_status_line_as_its_lf_arrives() {
+    let mut conn = pollhttp_proto::Connection::new(Config::default());
+    conn.send_request("GET", "/", [("Host", "h")]).unwrap();
+    conn.receive(b"HTTP/1.1 099 X\r");
+    assert_eq!(conn.poll_event(), Ok(None));
+    assert!(conn.wants_receive());
+    conn.receive(b"\n");
+    assert_eq!(
+        conn.poll_event(),
+        Err(Error::InvalidStatusCode { offset: 9 })
+    );
+    assert!(!conn.wants_receive());
+    assert_eq!(conn.close_reason(), Some(CloseReason::Error));
 }

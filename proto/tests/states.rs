@@ -7,7 +7,7 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod common;
-use common::{Out, Script};
+use common::{Out, Req, Script};
 use pollhttp_proto::{method, CloseReason, Config, Connection, Error, Event, RecvState, SendState};
 
 /// Inputs ending in every receive state, framed so that the end of input
@@ -252,11 +252,13 @@ fn states_through_a_chunked_upload_and_reuse() {
     assert_eq!(conn.send_state(), SendState::MustClose);
     assert!(conn.reset().is_err());
 
-    // The peer closes an idle connection.
+    // The peer closes an idle connection (see also
+    // d8_an_idle_connection_the_peer_closed_is_not_idle).
     let mut conn = Connection::new(Config::default());
     conn.receive_eof();
     assert_eq!(conn.send_state(), SendState::MustClose);
     assert_eq!(conn.recv_state(), RecvState::Closed);
+    assert!(!conn.is_idle());
     assert_eq!(
         conn.send_request(method::GET, "/", [("Host", "a")]),
         Err(Error::ClosedByPeer)
@@ -300,4 +302,323 @@ fn f12_the_request_body_is_finished_before_the_switch() {
     assert_eq!(conn.send_state(), SendState::SendingLength { remaining: 7 });
     conn.send_body(b"defghij").unwrap();
     assert_eq!(conn.send_state(), SendState::SwitchedProtocol);
+}
+
+/// Every getter of a connection the peer closed while it was idle, and
+/// `send_request`'s answer: one truth.
+fn assert_closed_while_idle(conn: &mut Connection, what: &str) {
+    assert!(!conn.is_idle(), "{what}: is_idle");
+    assert_eq!(conn.send_state(), SendState::MustClose, "{what}");
+    assert_eq!(conn.recv_state(), RecvState::Closed, "{what}");
+    assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed), "{what}");
+    assert!(!conn.can_reuse(), "{what}: can_reuse");
+    assert!(!conn.wants_receive(), "{what}: wants_receive");
+    assert!(!conn.is_response_complete(), "{what}");
+    assert_eq!(conn.error(), None, "{what}");
+    assert_eq!(conn.poll_event(), Ok(None), "{what}: poll_event");
+    assert!(
+        matches!(conn.reset(), Err(Error::InvalidState { .. })),
+        "{what}: reset"
+    );
+    assert_eq!(
+        conn.send_request(method::GET, "/", [("Host", "a")]),
+        Err(Error::ClosedByPeer),
+        "{what}: send_request"
+    );
+    // Refused, nothing queued, nothing changed.
+    assert!(!conn.wants_transmit(), "{what}");
+    assert!(!conn.is_idle(), "{what}: is_idle after the refusal");
+    assert_eq!(conn.send_state(), SendState::MustClose, "{what}");
+}
+
+#[test]
+fn d8_an_idle_connection_the_peer_closed_is_not_idle() {
+    for unclean in [false, true] {
+        let end = |conn: &mut Connection| {
+            if unclean {
+                conn.receive_unclean_eof();
+            } else {
+                conn.receive_eof();
+            }
+        };
+        // A fresh connection.
+        let mut conn = Connection::new(Config::default());
+        assert!(conn.is_idle());
+        end(&mut conn);
+        assert_closed_while_idle(&mut conn, &format!("fresh, unclean {unclean}"));
+
+        // A kept connection after its response and reset.
+        let mut conn = get();
+        conn.receive(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+        assert_eq!(next(&mut conn), Some(Event::Body("ok".into())));
+        assert_eq!(next(&mut conn), Some(Event::End));
+        assert!(conn.can_reuse());
+        conn.reset().unwrap();
+        assert!(conn.is_idle());
+        assert_eq!(
+            (conn.send_state(), conn.recv_state()),
+            (SendState::Idle, RecvState::Idle)
+        );
+        end(&mut conn);
+        assert_closed_while_idle(&mut conn, &format!("kept, unclean {unclean}"));
+
+        // The end of input between End and reset: reset is refused, the
+        // connection never becomes idle.
+        let mut conn = get();
+        conn.receive(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+        assert_eq!(next(&mut conn), Some(Event::End));
+        end(&mut conn);
+        assert_eq!(conn.close_reason(), Some(CloseReason::PeerClosed));
+        assert!(!conn.can_reuse());
+        assert_eq!(conn.recv_state(), RecvState::MustClose);
+        assert!(matches!(conn.reset(), Err(Error::InvalidState { .. })));
+        assert!(!conn.is_idle());
+        assert_eq!(
+            conn.send_request(method::GET, "/", [("Host", "a")]),
+            Err(Error::ClosedByPeer)
+        );
+    }
+}
+
+// ----- D14: bytes past the end of a response answer no request -----
+
+/// A kept-alive response followed, in the same read, by a forged one.
+const KEPT_THEN_FORGED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\
+HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged";
+/// Where the forged response starts.
+const FORGED_AT: u64 = 40;
+
+/// Every getter of a connection holding bytes that answer no request, and
+/// what `reset` and `send_request` do: one truth.
+fn assert_unsolicited(conn: &mut Connection, recv: RecvState, what: &str) {
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::UnsolicitedData),
+        "{what}"
+    );
+    assert!(!conn.can_reuse(), "{what}: can_reuse");
+    assert!(!conn.is_idle(), "{what}: is_idle");
+    assert_eq!(conn.recv_state(), recv, "{what}");
+    assert_eq!(conn.send_state(), SendState::MustClose, "{what}");
+    assert!(!conn.wants_receive(), "{what}: wants_receive");
+    assert_eq!(conn.error(), None, "{what}: not an error");
+    let (at, buffered) = (conn.input_offset(), conn.buffered());
+    assert!(buffered > 0, "{what}");
+    for _ in 0..2 {
+        assert_eq!(conn.poll_event(), Ok(None), "{what}: poll_event");
+    }
+    assert!(
+        matches!(conn.reset(), Err(Error::InvalidState { .. })),
+        "{what}: reset"
+    );
+    assert_eq!(
+        conn.send_request(method::GET, "/", [("Host", "a")]),
+        Err(Error::UnsolicitedData),
+        "{what}: send_request"
+    );
+    assert!(
+        !conn.wants_transmit(),
+        "{what}: a refused request queued bytes"
+    );
+    // Nothing consumed, nothing changed: the verdict stays.
+    assert_eq!(
+        (conn.input_offset(), conn.buffered()),
+        (at, buffered),
+        "{what}"
+    );
+    assert_eq!(
+        conn.close_reason(),
+        Some(CloseReason::UnsolicitedData),
+        "{what}"
+    );
+}
+
+#[test]
+fn d14_bytes_buffered_at_the_end_of_a_kept_response_forbid_reuse() {
+    // The client's check after End: `can_reuse() && reset().is_ok()`.
+    let mut conn = get();
+    conn.receive(KEPT_THEN_FORGED);
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::Body("ok".into())));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert!(conn.is_response_complete());
+    assert_eq!(conn.input_offset(), FORGED_AT);
+    assert!(!(conn.can_reuse() && conn.reset().is_ok()));
+    assert_unsolicited(&mut conn, RecvState::MustClose, "buffered at End");
+    // The end of input does not hide it.
+    conn.receive_eof();
+    assert_unsolicited(&mut conn, RecvState::MustClose, "then the end of input");
+    let e = Error::UnsolicitedData;
+    assert_eq!(e.kind(), "UnsolicitedData");
+    assert_eq!(e.offset(), None);
+    assert!(!e.is_caller_error() && !e.is_peer_error());
+
+    // Every byte counts, an empty line too; and bytes past a response
+    // without a body (a HEAD answered with one, a 204, a 304).
+    for (req, input, len) in [
+        (
+            Req::Get,
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\r\n"[..],
+            38,
+        ),
+        (
+            Req::Head,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            38,
+        ),
+        (Req::Get, b"HTTP/1.1 204 No Content\r\n\r\nX", 27),
+        (Req::Get, b"HTTP/1.1 304 Not Modified\r\n\r\nX", 29),
+        (
+            Req::Get,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\nX",
+            58,
+        ),
+    ] {
+        for script in [
+            Script::new(input).req(req).no_eof(),
+            Script::new(input).req(req),
+        ] {
+            let o = script.check();
+            assert_eq!(o.error, None, "{input:?}");
+            assert_eq!(o.events.last(), Some(&Out::End(None)), "{input:?}");
+            assert_eq!(o.unsolicited, Some(len), "{input:?}");
+            assert_eq!(o.consumed, Some(len), "{input:?}");
+        }
+    }
+}
+
+#[test]
+fn d14_the_harness_sees_the_forged_response_as_unsolicited_however_it_arrives() {
+    // Whole, byte by byte, every two-piece split; with and without the end
+    // of input: the first response is delivered, the forged one never is.
+    for script in [
+        Script::new(KEPT_THEN_FORGED).no_eof(),
+        Script::new(KEPT_THEN_FORGED),
+        Script::new(KEPT_THEN_FORGED).unclean_eof(),
+    ] {
+        let o = script.check();
+        assert_eq!(o.heads(), vec![200]);
+        assert_eq!(o.body(), b"ok");
+        assert_eq!(o.events.last(), Some(&Out::End(None)));
+        assert_eq!((o.unsolicited, o.error), (Some(FORGED_AT), None));
+    }
+    // Nothing after the response: nothing unsolicited.
+    let o = Script::new(&KEPT_THEN_FORGED[..FORGED_AT as usize]).check();
+    assert_eq!((o.unsolicited, o.error), (None, None));
+    // A second response the client asked for is its answer.
+    let o = Script::new(KEPT_THEN_FORGED).responses(2).no_eof().check();
+    assert_eq!(
+        (o.heads(), o.body()),
+        (vec![200, 200], b"okforged".to_vec())
+    );
+    assert_eq!((o.unsolicited, o.error), (None, None));
+}
+
+#[test]
+fn d14_bytes_after_end_and_before_reset_forbid_reuse() {
+    let mut conn = get();
+    conn.receive(&KEPT_THEN_FORGED[..FORGED_AT as usize]);
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::Body("ok".into())));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert!(conn.can_reuse());
+    assert_eq!(conn.recv_state(), RecvState::Done);
+    assert_eq!(conn.send_state(), SendState::Done);
+    // Arrives before the client resets: no poll_event needed to see it.
+    conn.receive(&KEPT_THEN_FORGED[FORGED_AT as usize..]);
+    assert_unsolicited(&mut conn, RecvState::MustClose, "before reset");
+}
+
+#[test]
+fn d14_bytes_while_idle_forbid_reuse() {
+    // A kept connection after reset, and a fresh one.
+    let kept = || {
+        let mut conn = get();
+        conn.receive(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+        assert_eq!(next(&mut conn), Some(Event::End));
+        conn.reset().unwrap();
+        conn
+    };
+    for (mut conn, what) in [
+        (kept(), "kept"),
+        (Connection::new(Config::default()), "fresh"),
+    ] {
+        assert!(conn.is_idle(), "{what}");
+        // A server's 408 on an idle connection, say.
+        conn.receive(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+        assert_unsolicited(&mut conn, RecvState::MustClose, what);
+        // Then the end of input: the input ended (Closed), and the reason
+        // stays the more telling one.
+        conn.receive_eof();
+        assert_unsolicited(&mut conn, RecvState::Closed, what);
+    }
+    // A lone CRLF too.
+    let mut conn = kept();
+    conn.receive(b"\r\n");
+    assert_unsolicited(&mut conn, RecvState::MustClose, "CRLF");
+}
+
+#[test]
+fn d14_interim_responses_and_close_verdicts_are_unchanged() {
+    // 1xx heads precede the final response: they are its, not unsolicited.
+    let mut conn = get();
+    conn.receive(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+          HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+    );
+    assert!(matches!(next(&mut conn), Some(Event::Informational(_))));
+    assert!(matches!(next(&mut conn), Some(Event::Informational(_))));
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::Body("x".into())));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert!(conn.can_reuse());
+    assert_eq!(conn.close_reason(), None);
+    conn.reset().unwrap();
+    assert!(conn.is_idle());
+
+    // A response that closes the connection keeps its reason; bytes after
+    // it are DataAfterClose, as before.
+    let mut conn = get();
+    let close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    conn.receive(&[&close[..], b"X"].concat());
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert_eq!(conn.close_reason(), Some(CloseReason::ConnectionClose));
+    assert_eq!(
+        conn.poll_event(),
+        Err(Error::DataAfterClose {
+            offset: close.len() as u64
+        })
+    );
+    // And a 101's bytes are the new protocol's.
+    let mut conn = get();
+    conn.receive(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nnew");
+    assert!(matches!(next(&mut conn), Some(Event::Head(_))));
+    assert_eq!(next(&mut conn), Some(Event::End));
+    assert_eq!(conn.close_reason(), Some(CloseReason::SwitchingProtocols));
+    assert_eq!(conn.take_remaining(), &b"new"[..]);
+}
+
+#[test]
+fn a_dead_connection_is_not_sending_a_body() {
+    // Found by the response_stream fuzz target once the harness checked the
+    // states at the end of every run: is_sending_body stayed true.
+    let mut conn = Connection::new(Config::default());
+    conn.send_request(
+        method::POST,
+        "/",
+        [("Host", "a"), ("Transfer-Encoding", "chunked")],
+    )
+    .unwrap();
+    conn.send_body(b"abc").unwrap();
+    assert!(conn.is_sending_body());
+    conn.receive(b"\x97\n");
+    let e = conn.poll_event().unwrap_err();
+    assert_eq!(conn.send_state(), SendState::Error);
+    assert!(!conn.is_sending_body());
+    assert_eq!(conn.send_body(b"d"), Err(e.clone()));
+    assert_eq!(conn.finish(), Err(e));
 }

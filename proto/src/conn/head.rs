@@ -73,29 +73,7 @@ pub(crate) fn parse_head(
 
         // Status line: its end, the code range, CRLF.
         let line_end = find_lf(head, 0).unwrap_or(len - 1);
-        let code_at = head[..line_end]
-            .iter()
-            .position(|&b| b == b' ')
-            .map_or(0, |p| p + 1);
-        if status < 100 {
-            return Err(Error::InvalidStatusCode {
-                offset: base + code_at as u64,
-            });
-        }
-        if !lenient_lf && (line_end == 0 || head[line_end - 1] != b'\r') {
-            return Err(Error::BareLineFeed {
-                offset: base + line_end as u64,
-            });
-        }
-        // The reason phrase from the raw line (httparse drops one holding
-        // obs-text): after "HTTP/1.x SP 3DIGIT SP", up to the line end.
-        let line_stop = if head[line_end - 1] == b'\r' {
-            line_end - 1
-        } else {
-            line_end
-        };
-        let reason_start = (code_at + 4).min(line_stop);
-        let reason = (reason_start as u32, line_stop as u32);
+        let reason = status_line_rules(head, line_end, status, base, lenient_lf)?;
         if !lenient_lf && len >= 2 && head[len - 2] != b'\r' {
             return Err(Error::BareLineFeed {
                 offset: base + len as u64 - 1,
@@ -168,6 +146,66 @@ pub(crate) fn parse_head(
             framing,
         }))
     })
+}
+
+/// Check a complete status line, `line`: the bytes of a head through the
+/// first LF (which must be in it). Its verdict is final as soon as the line
+/// is complete, whatever follows: httparse rejects a prefix of a head only at
+/// the offending byte, and the other rules look at the line alone. So an
+/// invalid status line is reported when its line arrives, not when the
+/// head ends. The connection checks the line before it parses the head, so
+/// this error comes first however the head arrives (before an error in the
+/// field lines, or one decided by the head's end).
+pub(crate) fn check_status_line(line: &[u8], base: u64, config: &Config) -> Result<(), Error> {
+    let mut parser = httparse::ParserConfig::default();
+    parser.allow_obsolete_multiline_headers_in_responses(config.lenient.obs_fold);
+    // No field line is in `line`: one slot is never used.
+    with_uninit_headers(1, |headers| {
+        let mut resp = httparse::Response::new(&mut []);
+        match parser.parse_response_with_uninit_headers(&mut resp, line, headers) {
+            // Partial: the line passed, the fields are to come.
+            Ok(_) | Err(httparse::Error::TooManyHeaders) => {}
+            Err(e) => return Err(head_error(&parser, line, e, base, config.max_fields)),
+        }
+        let status = resp.code.unwrap_or(0);
+        status_line_rules(line, line.len() - 1, status, base, config.lenient.bare_lf)?;
+        Ok(())
+    })
+}
+
+/// The rules of a status line httparse accepted (its LF at `line_end` in
+/// `head`): a status code from 100 (RFC 9110 §15), CRLF unless bare LFs are
+/// allowed. Returns where the reason phrase is.
+fn status_line_rules(
+    head: &[u8],
+    line_end: usize,
+    status: u16,
+    base: u64,
+    lenient_lf: bool,
+) -> Result<(u32, u32), Error> {
+    let code_at = head[..line_end]
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(0, |p| p + 1);
+    if status < 100 {
+        return Err(Error::InvalidStatusCode {
+            offset: base + code_at as u64,
+        });
+    }
+    if !lenient_lf && (line_end == 0 || head[line_end - 1] != b'\r') {
+        return Err(Error::BareLineFeed {
+            offset: base + line_end as u64,
+        });
+    }
+    // The reason phrase from the raw line (httparse drops one holding
+    // obs-text): after "HTTP/1.x SP 3DIGIT SP", up to the line end.
+    let line_stop = if line_end > 0 && head[line_end - 1] == b'\r' {
+        line_end - 1
+    } else {
+        line_end
+    };
+    let reason_start = (code_at + 4).min(line_stop);
+    Ok((reason_start as u32, line_stop as u32))
 }
 
 /// With [`Leniency::obs_fold`](crate::Leniency::obs_fold): check every LF of

@@ -90,6 +90,16 @@ pub enum CloseReason {
     ContentLengthWithTransferEncoding,
     /// The final response arrived before the request body was fully sent.
     EarlyResponse,
+    /// Bytes arrived that answer no request: past the end of a response
+    /// (buffered when its [`Event::End`] was handed out, or arriving before
+    /// [`reset`](Connection::reset)), or while no request was outstanding.
+    /// Each response answers the one request outstanding, in order (RFC 9112
+    /// §9.3, §9.3.2; this crate never pipelines), so such bytes come from a
+    /// desynchronised or hostile peer and would be taken for the answer to
+    /// the next request: the connection must not carry another. Every byte
+    /// counts, empty lines too (hyper likewise refuses a connection with
+    /// unread bytes once idle). The response before stays complete and valid.
+    UnsolicitedData,
     /// The peer closed the connection.
     PeerClosed,
     /// A protocol error occurred.
@@ -141,9 +151,10 @@ enum Eof {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SendState {
-    /// No request outstanding: [`send_request`](Connection::send_request) may
-    /// be called (when [`recv_state`](Connection::recv_state) is
-    /// [`RecvState::Idle`] too, i.e. [`Connection::is_idle`]).
+    /// No request outstanding and one may be sent:
+    /// [`send_request`](Connection::send_request) may be called. Exactly when
+    /// [`Connection::is_idle`] (and [`recv_state`](Connection::recv_state) is
+    /// [`RecvState::Idle`]).
     Idle,
     /// The head is queued; a Content-Length body is being sent with
     /// [`send_body`](Connection::send_body) and `remaining` bytes are still
@@ -180,7 +191,8 @@ pub enum SendState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RecvState {
-    /// No request outstanding, so no response expected.
+    /// No request outstanding, so no response expected, and one may be sent:
+    /// exactly when [`Connection::is_idle`].
     Idle,
     /// Waiting for a response head; [`Event::Informational`] heads may come
     /// before the final one.
@@ -195,7 +207,9 @@ pub enum RecvState {
     /// request: call [`reset`](Connection::reset).
     Done,
     /// [`Event::End`] was handed out and the connection cannot be reused:
-    /// [`close_reason`](Connection::close_reason) says why.
+    /// [`close_reason`](Connection::close_reason) says why. Also with no
+    /// request outstanding once bytes arrived that answer none
+    /// ([`CloseReason::UnsolicitedData`]).
     MustClose,
     /// [`Event::End`] of a 101 or of a 2xx to CONNECT was handed out: take the
     /// bytes past the head with [`take_remaining`](Connection::take_remaining);
@@ -254,12 +268,18 @@ pub enum RecvState {
 /// 4. after [`Event::End`]: [`reset`](Self::reset) and go on when
 ///    [`can_reuse`](Self::can_reuse), close the connection when
 ///    [`close_reason`](Self::close_reason) says so, or hand it over with
-///    [`take_remaining`](Self::take_remaining) after a protocol switch.
+///    [`take_remaining`](Self::take_remaining) after a protocol switch. A
+///    kept connection that waits for its next request stays usable while
+///    [`is_idle`](Self::is_idle): the end of input or any byte that arrives
+///    meanwhile (handed in as usual) ends that.
 ///
-/// `send_state()` changes only with commands, a switching response and
-/// errors; `recv_state()` only inside `poll_event()`, `send_request()` and
-/// `reset()` (and becomes [`RecvState::Closed`] when the input ends while
-/// idle). An error is final: the connection is dead, returns the same error
+/// `send_state()` changes only with commands, a switching response, errors
+/// and the input's verdict on reuse; `recv_state()` only inside
+/// `poll_event()`, `send_request()` and `reset()`, and with that verdict:
+/// when no request is outstanding (idle, or after `End`), the end of input
+/// and any byte that arrives end reuse at once (`Closed` or `MustClose`;
+/// [`close_reason`](Self::close_reason) says which), without a
+/// `poll_event()`. An error is final: the connection is dead, returns the same error
 /// from every later call that needs input or output, and both states are
 /// `Error`; events handed out before stay valid. Nothing here blocks,
 /// allocates per body event, or reads a clock: timeouts belong to the driver.
@@ -483,8 +503,10 @@ impl Connection {
     /// [`Error::InvalidRequestTransferEncoding`],
     /// [`Error::RequestContentLengthWithTransferEncoding`]),
     /// [`Error::InvalidState`] (a request is already outstanding). Also
-    /// [`Error::ClosedByPeer`] after `receive_eof`, and the connection's error
-    /// if it is dead.
+    /// [`Error::ClosedByPeer`] after the end of input,
+    /// [`Error::UnsolicitedData`] when bytes arrived while no request was
+    /// outstanding, and the connection's error if it is dead: exactly when
+    /// [`is_idle`](Self::is_idle) is false.
     pub fn send_request<I, N, V>(
         &mut self,
         method: &str,
@@ -496,16 +518,8 @@ impl Connection {
         N: AsRef<str>,
         V: AsRef<[u8]>,
     {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        if self.eof.is_some() || self.handed_over {
-            return Err(Error::ClosedByPeer);
-        }
-        if self.send != Tx::Idle || self.recv != Rx::Idle {
-            return Err(Error::InvalidState {
-                expected: "the current response to finish and reset()",
-            });
+        if let Some(e) = self.refusal() {
+            return Err(e);
         }
         self.compact_tx();
         let head = request::encode_head(&mut self.tx, method, target, fields)?;
@@ -611,13 +625,17 @@ impl Connection {
         Ok(())
     }
 
-    /// Ready the connection for the next request after [`Event::End`], keeping
-    /// any bytes that already arrived: they belong to the next response.
+    /// Ready the connection for the next request after [`Event::End`]. Only a
+    /// connection with nothing buffered past the response is reset: bytes that
+    /// arrived before the next request was sent answer no request
+    /// ([`CloseReason::UnsolicitedData`]).
     ///
     /// # Errors
     /// [`Error::InvalidState`] before `End` or when
     /// [`close_reason`](Self::close_reason) says the connection cannot be
-    /// reused; the connection's error if it is dead.
+    /// reused (bytes past the response included: exactly when
+    /// [`can_reuse`](Self::can_reuse) is false); the connection's error if it
+    /// is dead.
     pub fn reset(&mut self) -> Result<(), Error> {
         if let Some(e) = &self.error {
             return Err(e.clone());
@@ -675,7 +693,9 @@ impl Connection {
     /// trailer section is searched for its end one new byte at a time and
     /// parsed once it is decided (its empty line arrived, the limit was
     /// passed, or the input ended), so an error inside an unfinished head is
-    /// reported then, at the same offset whatever the splits.
+    /// reported then, at the same offset whatever the splits. The status
+    /// line is decided sooner, by its own LF: an invalid status line is
+    /// reported as soon as its line is complete.
     ///
     /// # Errors
     /// Any protocol error in the input (each variant names the rule and
@@ -803,27 +823,45 @@ impl Connection {
     // ------------------------------------------------------------ getters
 
     /// Why the connection cannot carry another request, or `None` when it can
-    /// (so far: the verdict is final once [`Event::End`] was handed out).
+    /// (so far: once [`Event::End`] was handed out, only the input can still
+    /// change it, with the end of input ([`CloseReason::PeerClosed`]) or
+    /// bytes that answer no request ([`CloseReason::UnsolicitedData`], which
+    /// the end of input does not hide)). Derived from the state at each call,
+    /// so it is right between `poll_event` calls too.
     #[must_use]
     pub fn close_reason(&self) -> Option<CloseReason> {
         if self.error.is_some() {
             return Some(CloseReason::Error);
         }
-        if self.close.is_none() && self.eof.is_some() {
-            return Some(CloseReason::PeerClosed);
+        if self.close.is_some() {
+            return self.close;
         }
-        self.close
+        if self.holds_unsolicited() {
+            return Some(CloseReason::UnsolicitedData);
+        }
+        self.eof.map(|_| CloseReason::PeerClosed)
     }
 
     /// Whether the response ended ([`Event::End`] was handed out) and the
-    /// connection can carry another request after [`reset`](Self::reset).
+    /// connection can carry another request after [`reset`](Self::reset):
+    /// [`close_reason`](Self::close_reason) is `None`, so no byte is buffered
+    /// past the response and the input has not ended.
     pub fn can_reuse(&self) -> bool {
         self.recv == Rx::Done && self.close_reason().is_none()
     }
 
-    /// Whether no request is outstanding and one may be sent now.
+    /// Whether no request is outstanding and one may be sent now: exactly
+    /// when [`send_request`](Self::send_request) would accept a valid
+    /// request, and when [`send_state`](Self::send_state) and
+    /// [`recv_state`](Self::recv_state) are both `Idle`. False once the input
+    /// ended (clean or not: `send_request` then fails with
+    /// [`Error::ClosedByPeer`] and [`close_reason`](Self::close_reason) is
+    /// [`CloseReason::PeerClosed`]), once any byte arrived while no request
+    /// was outstanding ([`Error::UnsolicitedData`],
+    /// [`CloseReason::UnsolicitedData`]), and on a dead connection.
+    #[must_use]
     pub fn is_idle(&self) -> bool {
-        self.recv == Rx::Idle && self.send == Tx::Idle && self.error.is_none()
+        self.refusal().is_none()
     }
 
     /// Whether the current response is complete ([`Event::End`] was handed out).
@@ -832,9 +870,12 @@ impl Connection {
     }
 
     /// Whether the request body is still being sent (more
-    /// [`send_body`](Self::send_body) or [`finish`](Self::finish) expected).
+    /// [`send_body`](Self::send_body) or [`finish`](Self::finish) expected):
+    /// exactly when [`send_state`](Self::send_state) is `SendingLength` or
+    /// `SendingChunked`, so false on a dead connection (where `send_body`
+    /// returns its error).
     pub fn is_sending_body(&self) -> bool {
-        matches!(self.send, Tx::Length(_) | Tx::Chunked)
+        self.error.is_none() && matches!(self.send, Tx::Length(_) | Tx::Chunked)
     }
 
     /// Whether [`poll_event`](Self::poll_event) cannot make progress without
@@ -859,8 +900,9 @@ impl Connection {
             return SendState::Error;
         }
         match self.send {
-            Tx::Idle if self.recv == Rx::Idle && self.eof.is_some() => SendState::MustClose,
-            Tx::Idle => SendState::Idle,
+            // No request outstanding: `Idle` exactly when one may be sent.
+            Tx::Idle if self.is_idle() => SendState::Idle,
+            Tx::Idle => SendState::MustClose,
             // A request body is finished in HTTP/1.1 framing even when the
             // response switches protocols (RFC 9110 §7.8).
             Tx::Length(remaining) => SendState::SendingLength { remaining },
@@ -878,8 +920,10 @@ impl Connection {
             return RecvState::Error;
         }
         match self.recv {
+            Rx::Idle if self.is_idle() => RecvState::Idle,
             Rx::Idle if self.eof.is_some() => RecvState::Closed,
-            Rx::Idle => RecvState::Idle,
+            // Bytes that answer no request arrived.
+            Rx::Idle => RecvState::MustClose,
             Rx::Head => RecvState::Head,
             Rx::Trailers => RecvState::Trailers,
             Rx::Length(_) | Rx::Chunked | Rx::Close | Rx::PendingEnd => RecvState::Body,
@@ -930,6 +974,37 @@ impl Connection {
     }
 
     // ------------------------------------------------------------ internals
+
+    /// Why [`send_request`](Self::send_request) refuses any request now, or
+    /// `None` when it takes one: the one rule behind `send_request`,
+    /// [`is_idle`](Self::is_idle) and the states' `Idle`.
+    fn refusal(&self) -> Option<Error> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        if self.holds_unsolicited() {
+            return Some(Error::UnsolicitedData);
+        }
+        if self.eof.is_some() || self.handed_over {
+            return Some(Error::ClosedByPeer);
+        }
+        if self.send != Tx::Idle || self.recv != Rx::Idle {
+            return Some(Error::InvalidState {
+                expected: "the current response to finish and reset()",
+            });
+        }
+        None
+    }
+
+    /// Whether bytes are buffered that answer no request: past the `End` of a
+    /// response on a connection that could otherwise carry another, or while
+    /// no request is outstanding ([`CloseReason::UnsolicitedData`]). A
+    /// response that closes the connection (or switches protocols) has its
+    /// own reason; bytes after it are [`Error::DataAfterClose`] (or the new
+    /// protocol's).
+    fn holds_unsolicited(&self) -> bool {
+        self.filled > 0 && matches!(self.recv, Rx::Done | Rx::Idle) && self.close.is_none()
+    }
 
     /// A 101 or a 2xx to CONNECT: the connection speaks another protocol.
     fn is_switched(&self) -> bool {
@@ -1090,7 +1165,10 @@ impl Connection {
     /// After `End` on a connection that cannot be reused (other than by a
     /// protocol switch): nothing more may arrive. Empty lines are skipped, as
     /// before a status line; any other byte is [`Error::DataAfterClose`].
-    /// On a reusable connection the bytes wait for the next response.
+    /// On a connection that could otherwise be reused the bytes stay
+    /// buffered and make it unusable ([`CloseReason::UnsolicitedData`]): the
+    /// response stands, the connection is not an error, but no request may
+    /// follow.
     fn poll_after_close(&mut self) -> Result<Option<Event>, Error> {
         if self.filled == 0 || self.close.is_none() || self.is_switched() || self.handed_over {
             return Ok(None);
@@ -1143,6 +1221,11 @@ impl Connection {
         let max = self.config.max_head_bytes;
         let base = self.consumed;
         let limit = filled.min(max.saturating_add(1));
+        // The status line is decided by its LF (see `scan`): checked once, as
+        // soon as it is complete within the limit, before the head is parsed.
+        if let Some(lf) = self.scan.first_line_end(&self.rx[..filled.min(max)]) {
+            head::check_status_line(&self.rx[..=lf], base, &self.config)?;
+        }
         // Parse only once the head is decided (see `scan`): linear cost and the
         // same outcome however the head arrives. The first look parses at once
         // (a head that arrived whole needs no search), keeping an error only if
@@ -1374,14 +1457,16 @@ mod tests {
             let whole = head_work(&head, head.len());
             let drip = head_work(&head, 1);
             let reads = head_work(&head, 1460);
-            assert!(whole <= 2 * head.len(), "{len}: whole {whole}");
+            // The status line is searched for its LF and checked once more.
+            let line = b"HTTP/1.1 200 OK\r\n".len();
+            assert!(whole <= 2 * head.len() + 2 * line, "{len}: whole {whole}");
             // Each byte searched once (3 times with the overlap), one parse.
             assert!(
-                drip <= 4 * head.len(),
+                drip <= 4 * head.len() + 2 * line,
                 "{len}: drip {drip} for {}",
                 head.len()
             );
-            assert!(reads <= 3 * head.len(), "{len}: reads {reads}");
+            assert!(reads <= 3 * head.len() + 2 * line, "{len}: reads {reads}");
         }
     }
 }

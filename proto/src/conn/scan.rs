@@ -19,6 +19,16 @@
 //! offending byte (a peer that sends a broken head and stalls meets the
 //! driver's timeout, as with h11).
 //!
+//! One part of a head is decided sooner: its first line. A status line is
+//! complete at its LF and its verdict does not depend on what follows, so
+//! the new bytes are also searched for that first LF (each byte once, until
+//! it is found), and the line is checked once, as soon as it is complete
+//! (within the head limit) and before the head is parsed: an invalid status
+//! line is reported when its line arrives, and the same error comes first
+//! however the head is split (before an error in the field lines). The cost
+//! stays linear: one more search of the status line's bytes and one more
+//! parse of the line.
+//!
 //! Should the parser ever call a section incomplete although its empty line
 //! is buffered, the section falls back to a parse on every arrival (the
 //! quadratic but always split-independent rule) until it ends.
@@ -32,6 +42,11 @@ pub(crate) struct SectionScan {
     /// The parser called the section incomplete with an empty line in it:
     /// parse on every arrival from now on.
     eager: bool,
+    /// Bytes searched for the LF that ends the first line (a head's status
+    /// line), while it was not found.
+    line_searched: usize,
+    /// The first line's LF was found (and the line handed to its check).
+    line_found: bool,
     /// Bytes searched plus bytes handed to the parser, for the tests that
     /// bound the work per split.
     #[cfg(test)]
@@ -99,11 +114,40 @@ impl SectionScan {
         self.scanned = filled;
     }
 
+    /// The first line of the section once it is complete in `buf`: the index
+    /// of its LF, returned once (the line is to be checked then), `None`
+    /// before and after. Bytes already searched are not searched again.
+    #[inline]
+    pub fn first_line_end(&mut self, buf: &[u8]) -> Option<usize> {
+        if self.line_found || buf.len() <= self.line_searched {
+            return None;
+        }
+        let found = memchr::memchr(b'\n', &buf[self.line_searched..]);
+        #[cfg(test)]
+        {
+            self.work += found.map_or(buf.len() - self.line_searched, |i| i + 1);
+        }
+        match found {
+            Some(i) => {
+                self.line_found = true;
+                let lf = self.line_searched + i;
+                self.parsing(lf + 1);
+                Some(lf)
+            }
+            None => {
+                self.line_searched = buf.len();
+                None
+            }
+        }
+    }
+
     /// Start over for the next section.
     #[inline]
     pub fn restart(&mut self) {
         self.scanned = 0;
         self.eager = false;
+        self.line_searched = 0;
+        self.line_found = false;
     }
 }
 

@@ -119,8 +119,10 @@ pub enum Out {
     Head(HeadOut),
     Body(Vec<u8>),
     Trailers(FieldList),
-    /// The close reason at `End`, without `PeerClosed` (whether the end of
-    /// input had arrived when `End` was handed out depends on the split).
+    /// The close reason at `End`, without `PeerClosed` and `UnsolicitedData`
+    /// (whether the end of input, or bytes past the response, had arrived
+    /// when `End` was handed out depends on the split; the latter are
+    /// [`Outcome::unsolicited`]).
     End(Option<CloseReason>),
     /// After a 101 or a 2xx to CONNECT: `take_remaining()` plus all later input.
     HandedOver(Vec<u8>),
@@ -132,6 +134,10 @@ pub struct Outcome {
     pub error: Option<Error>,
     /// `input_offset()` at the end of a run without error.
     pub consumed: Option<u64>,
+    /// After the last response the run asked for ended on a connection that
+    /// could otherwise be reused, bytes arrived that answer no request
+    /// (`CloseReason::UnsolicitedData`): the input offset of the first.
+    pub unsolicited: Option<u64>,
 }
 
 impl Outcome {
@@ -195,6 +201,7 @@ impl Outcome {
                 events: self.events[..=i].to_vec(),
                 error: None,
                 consumed: None,
+                unsolicited: None,
             },
             None => self.clone(),
         }
@@ -222,6 +229,8 @@ pub struct Run<'a> {
     pub input: &'a [u8],
     pub end: End,
     /// Most responses to read on the connection (reset + GET in between).
+    /// After the last one the connection is reset and kept idle while the
+    /// rest of the input arrives.
     pub max_responses: usize,
 }
 
@@ -259,24 +268,69 @@ struct Drive<'r, 'a> {
     finished: bool,
     /// `End` came on a connection that cannot be reused.
     closed: bool,
+    /// The last response the run asks for ended on a connection that could
+    /// otherwise be reused: no more requests, the rest of the input answers
+    /// none.
+    last_ended: bool,
+    /// Finding the holds (see [`Run::holds`]): a response that ends with
+    /// bytes past it buffered is where the next hold goes.
+    discovering: bool,
+    /// Where such a response ended.
+    early_end: Option<usize>,
     handed_over: Option<Vec<u8>>,
     /// Input offset where the hand-over happened.
     handover_at: usize,
 }
 
 impl<'a> Run<'a> {
-    /// Feed the input whole, with one `receive` call.
+    /// Feed the input whole, with one `receive` call (one per response when
+    /// the run reads several: see [`holds`](Self::holds)).
     pub fn whole(&self) -> Outcome {
-        self.drive(&[], false)
+        let holds = self.holds();
+        self.drive(&holds, false, false).0
     }
 
-    /// Feed the input in pieces cut at `cuts`, alternating the two input paths
-    /// (`recv_buf` + `receive_filled`, and `receive`).
+    /// Feed the input in pieces cut at `cuts` (and at the [`holds`](Self::holds)),
+    /// alternating the two input paths (`recv_buf` + `receive_filled`, and
+    /// `receive`).
     pub fn split(&self, cuts: &[usize]) -> Outcome {
-        self.drive(cuts, true)
+        let mut all = self.holds();
+        all.extend_from_slice(cuts);
+        all.sort_unstable();
+        all.dedup();
+        self.drive(&all, true, false).0
     }
 
-    fn drive(&self, cuts: &[usize], alternate: bool) -> Outcome {
+    /// Where the input pauses for the next request: the offsets at which the
+    /// responses before the last one the run asks for end. A server answers
+    /// a request only once it was sent, and the connection takes bytes that
+    /// arrive before it for unsolicited (`CloseReason::UnsolicitedData`), so
+    /// the scripted peer holds its input at the end of each response until
+    /// `End` was handed out and the next request sent (a response, once its
+    /// last byte arrived, ends without more input: a run asserts it). Found
+    /// by running whole: a response whose `End` came with bytes past it
+    /// buffered ended at `input_offset()`; run again with a hold there,
+    /// until none ends early.
+    pub fn holds(&self) -> Vec<usize> {
+        let mut holds: Vec<usize> = Vec::new();
+        while holds.len() + 1 < self.max_responses {
+            match self.drive(&holds, false, true).1 {
+                Some(at) => {
+                    assert!(holds.last().is_none_or(|&h| h < at), "holds out of order");
+                    holds.push(at);
+                }
+                None => break,
+            }
+        }
+        holds
+    }
+
+    fn drive(
+        &self,
+        cuts: &[usize],
+        alternate: bool,
+        discovering: bool,
+    ) -> (Outcome, Option<usize>) {
         let mut d = Drive {
             run: self,
             conn: Connection::new(self.config.clone()),
@@ -284,6 +338,7 @@ impl<'a> Run<'a> {
                 events: Vec::new(),
                 error: None,
                 consumed: None,
+                unsolicited: None,
             },
             fed: 0,
             ended: false,
@@ -296,6 +351,9 @@ impl<'a> Run<'a> {
             responses: 0,
             finished: false,
             closed: false,
+            last_ended: false,
+            discovering,
+            early_end: None,
             handed_over: None,
             handover_at: 0,
         };
@@ -335,7 +393,8 @@ impl<'a> Run<'a> {
             }
             d.drain();
         }
-        d.finish()
+        let early_end = d.early_end;
+        (d.finish(), early_end)
     }
 }
 
@@ -347,6 +406,14 @@ impl Drive<'_, '_> {
         while !rest.is_empty() {
             let buf = self.conn.recv_buf();
             assert!(buf.len() <= self.run.config.recv_buf_size.max(1));
+            if buf.is_empty() && self.last_ended {
+                // No response outstanding: nothing will make room (the
+                // connection is done with; a driver stops reading it).
+                self.conn.receive(rest);
+                self.fed += rest.len();
+                self.check_offsets();
+                return;
+            }
             if buf.is_empty() {
                 let before = (self.conn.input_offset(), self.conn.buffered());
                 self.drain();
@@ -586,9 +653,12 @@ impl Drive<'_, '_> {
                 }
                 let reason = self.conn.close_reason();
                 assert_eq!(self.conn.can_reuse(), reason.is_none());
-                // Whether EOF had arrived when End was handed out depends on the
-                // split; PeerClosed says only that.
-                let norm = reason.filter(|r| *r != CloseReason::PeerClosed);
+                // Whether EOF, or bytes past the response, had arrived when
+                // End was handed out depends on the split; PeerClosed and
+                // UnsolicitedData say only that.
+                let norm = reason.filter(|r| {
+                    !matches!(r, CloseReason::PeerClosed | CloseReason::UnsolicitedData)
+                });
                 self.out.events.push(Out::End(norm));
                 match reason {
                     Some(CloseReason::SwitchingProtocols | CloseReason::Tunnel) => {
@@ -608,15 +678,45 @@ impl Drive<'_, '_> {
                         self.handover_at = at;
                         self.handed_over = Some(rem.to_vec());
                     }
-                    None if self.responses < self.run.max_responses => {
+                    Some(CloseReason::UnsolicitedData) => {
+                        // Bytes past the response, buffered before the next
+                        // request: the response stands, the connection goes.
+                        assert!(self.conn.buffered() > 0);
+                        assert_eq!(self.conn.recv_state(), RecvState::MustClose);
+                        assert_eq!(self.conn.send_state(), SendState::MustClose);
+                        assert!(matches!(self.conn.reset(), Err(Error::InvalidState { .. })));
+                        assert_eq!(
+                            self.conn.send_request("GET", "/", [("Host", "h")]),
+                            Err(Error::UnsolicitedData)
+                        );
+                        assert!(!self.conn.wants_transmit());
+                        if self.responses < self.run.max_responses {
+                            assert!(
+                                self.discovering,
+                                "response {} ended at {} only after bytes past it were fed",
+                                self.responses,
+                                self.conn.input_offset()
+                            );
+                            self.early_end = Some(self.conn.input_offset() as usize);
+                            self.finished = true;
+                        } else {
+                            self.last_ended = true;
+                        }
+                    }
+                    None => {
                         assert_eq!(self.conn.recv_state(), RecvState::Done);
                         self.conn
                             .reset()
                             .expect("reset after End on a reusable connection");
                         assert!(self.conn.is_idle());
-                        send(&mut self.conn, Req::Get);
+                        assert_eq!(self.conn.buffered(), 0);
+                        if self.responses < self.run.max_responses {
+                            send(&mut self.conn, Req::Get);
+                        } else {
+                            // Kept idle: the rest of the input answers nothing.
+                            self.last_ended = true;
+                        }
                     }
-                    None => self.finished = true,
                     Some(_) => {
                         assert_eq!(self.conn.recv_state(), RecvState::MustClose);
                         assert!(matches!(self.conn.reset(), Err(Error::InvalidState { .. })));
@@ -681,12 +781,45 @@ impl Drive<'_, '_> {
     }
 
     fn finish(mut self) -> Outcome {
+        check_states(&self.conn);
         if let Some(rest) = self.handed_over.take() {
             assert_eq!(&rest[..], &self.run.input[self.handover_at..]);
             self.out.events.push(Out::HandedOver(rest));
         } else if self.out.error.is_none() {
             self.out.consumed = Some(self.conn.input_offset());
         }
+        if self.last_ended {
+            assert_eq!(self.out.error, None);
+            let stray = self.conn.buffered() > 0;
+            assert_eq!(
+                self.conn.close_reason() == Some(CloseReason::UnsolicitedData),
+                stray,
+                "unsolicited bytes vs close_reason"
+            );
+            assert_eq!(
+                self.conn.can_reuse() || self.conn.is_idle(),
+                !stray && !self.ended
+            );
+            // Every byte after the last response is buffered, none consumed.
+            assert_eq!(
+                self.conn.buffered(),
+                self.fed - self.conn.input_offset() as usize
+            );
+            self.out.unsolicited = stray.then(|| self.conn.input_offset());
+        }
+        // `is_idle` (and the states' `Idle`) is exactly "send_request takes
+        // a request now".
+        let idle = self.conn.is_idle();
+        let at = self.conn.input_offset();
+        let sent = self.conn.send_request("GET", "/", [("Host", "h")]);
+        assert_eq!(idle, sent.is_ok(), "is_idle vs send_request: {sent:?}");
+        if sent.is_err() {
+            assert!(
+                !self.conn.wants_transmit(),
+                "a refused request queued bytes"
+            );
+        }
+        assert_eq!(self.conn.input_offset(), at);
         self.out
     }
 }
@@ -708,8 +841,12 @@ pub fn check_states(conn: &Connection) {
         "is_sending_body vs {send:?}"
     );
     if conn.error().is_none() {
+        // (MustClose is also an idle connection that received bytes.)
+        let idle_unsolicited = recv == RecvState::MustClose
+            && conn.close_reason() == Some(CloseReason::UnsolicitedData)
+            && !conn.is_response_complete();
         assert_eq!(
-            conn.is_response_complete(),
+            conn.is_response_complete() || idle_unsolicited,
             matches!(
                 recv,
                 RecvState::Done | RecvState::MustClose | RecvState::SwitchedProtocol
@@ -727,6 +864,20 @@ pub fn check_states(conn: &Connection) {
             recv,
             RecvState::Head | RecvState::Body | RecvState::Trailers
         ));
+    }
+    // Idle means nothing unanswered is buffered and nothing ended reuse.
+    if conn.is_idle() {
+        assert_eq!(conn.buffered(), 0, "idle with bytes buffered");
+        assert_eq!(conn.close_reason(), None, "idle with a close reason");
+    }
+    if conn.close_reason() == Some(CloseReason::UnsolicitedData) {
+        assert!(conn.buffered() > 0);
+        // (Closed: idle, and the input ended too.)
+        assert!(
+            matches!(recv, RecvState::MustClose | RecvState::Closed),
+            "{recv:?}"
+        );
+        assert_eq!(send, SendState::MustClose);
     }
 }
 
