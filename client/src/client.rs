@@ -185,6 +185,18 @@ pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Confi
     config
 }
 
+/// The `http://` or `https://` prefix of a `connect_to_host` host (ASCII
+/// case ignored): whether it asks for TLS, and the rest.
+fn scheme_prefix(host: &str) -> Option<(bool, &str)> {
+    [("https://", true), ("http://", false)]
+        .into_iter()
+        .find_map(|(prefix, tls)| {
+            let head = host.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix)
+                .then(|| (tls, &host[prefix.len()..]))
+        })
+}
+
 impl HttpClient {
     /// A disconnected client with its own reactor (a mio `Poll` and waker).
     ///
@@ -296,17 +308,36 @@ impl HttpClient {
 
     // ------------------------------------------------------------ connection
 
-    /// Start connecting to `host`, which may carry an `http://` or `https://`
-    /// prefix (choosing plain or TLS and the default port 80 / 443), an IPv4
-    /// or IPv6 literal (bracketed or not), or a name. `port` `None` means the
-    /// scheme's default. Returns at once: the status becomes
-    /// [`Status::Resolving`] (names; the lookup runs on its own thread) or
-    /// [`Status::Connecting`] (IP literals). Any previous connection is closed
-    /// first, as in Godot.
+    /// Start connecting to `host`: an IPv4 or IPv6 literal (bracketed or
+    /// not) or a name, with TLS when `tls` is true. `port` `None` means the
+    /// default port, 443 with TLS, else 80. Returns at once: the status
+    /// becomes [`Status::Resolving`] (names; the lookup runs on the
+    /// resolver's worker threads) or [`Status::Connecting`] (IP literals).
+    /// Any previous connection is closed first, as in Godot.
+    ///
+    /// `host` may carry an `http://` or `https://` prefix (ASCII case
+    /// ignored), which must agree with `tls`: `("https://example.com", None,
+    /// true)` and `("http://example.com", None, false)` are fine, and a
+    /// prefix that disagrees with the flag is refused. (Godot 3 lets the
+    /// flag win and Godot 4 the prefix, so either guess surprises someone:
+    /// one sends in plaintext what the caller asked to protect, the other
+    /// ignores the flag.)
+    ///
+    /// ```
+    /// use pollhttp::{HttpClient, RequestError};
+    ///
+    /// let mut client = HttpClient::new().unwrap();
+    /// assert!(matches!(
+    ///     client.connect_to_host("http://example.com", None, true),
+    ///     Err(RequestError::ConflictingScheme)
+    /// ));
+    /// ```
     ///
     /// # Errors
-    /// [`RequestError::InvalidHost`] for an empty or malformed host;
+    /// [`RequestError::ConflictingScheme`] when the prefix disagrees with
+    /// `tls`; [`RequestError::InvalidHost`] for an empty or malformed host;
     /// [`RequestError::Tls`] when the TLS options cannot be used for the name.
+    /// The client is [`Status::Disconnected`] then.
     pub fn connect_to_host(
         &mut self,
         host: &str,
@@ -314,12 +345,12 @@ impl HttpClient {
         tls: bool,
     ) -> Result<(), RequestError> {
         self.close();
-        let (host, tls) = if let Some(rest) = host.strip_prefix("https://") {
-            (rest, true)
-        } else if let Some(rest) = host.strip_prefix("http://") {
-            (rest, false)
-        } else {
-            (host, tls)
+        let host = match scheme_prefix(host) {
+            Some((prefix_tls, _)) if prefix_tls != tls => {
+                return Err(RequestError::ConflictingScheme)
+            }
+            Some((_, rest)) => rest,
+            None => host,
         };
         let host = host.trim_end_matches('/');
         let bare = host

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pollhttp::proto::Error as ProtoError;
-use pollhttp::{Failure, HttpClient, Status, TlsOptions};
+use pollhttp::{Failure, HttpClient, RequestError, Status, TlsOptions};
 use pollhttp_tests::drive::{connect, drive_until, fetch};
 use pollhttp_tests::nginx::{Nginx, HELLO_BODY};
 use pollhttp_tests::script::{ok_response, response, ScriptServer, Step};
@@ -665,4 +665,51 @@ fn waiting_on_a_partial_trailer_section_sleeps_instead_of_spinning() {
 #[test]
 fn tls_options_reject_bad_pem() {
     assert!(TlsOptions::with_root_pem(b"not a pem").is_err());
+}
+
+#[test]
+fn a_scheme_prefix_that_disagrees_with_the_tls_flag_is_refused() {
+    let server = ScriptServer::start(vec![
+        vec![Step::ReadToEof],
+        vec![
+            Step::ReadRequest,
+            Step::write(ok_response("ok")),
+            Step::ReadToEof,
+        ],
+    ]);
+    let mut c = client();
+    for (host, tls) in [
+        ("http://127.0.0.1", true),
+        ("https://127.0.0.1", false),
+        ("HTTP://localhost", true),
+        ("Https://localhost/", false),
+    ] {
+        let got = c.connect_to_host(host, Some(server.port()), tls);
+        assert!(
+            matches!(got, Err(RequestError::ConflictingScheme)),
+            "{host} tls={tls}: {got:?}"
+        );
+        assert_eq!(c.status(), Disconnected, "{host} tls={tls}");
+    }
+    // A prefix that agrees is taken off; a refused call closed what was
+    // there, as connect_to_host always does first.
+    let up = connect(&mut c, "http://127.0.0.1", server.port(), false);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    let got = c.connect_to_host("http://127.0.0.1", Some(server.port()), true);
+    assert!(
+        matches!(got, Err(RequestError::ConflictingScheme)),
+        "{got:?}"
+    );
+    assert_eq!(c.status(), Disconnected);
+    // (Port 1 refuses, which only the next poll finds out.)
+    c.connect_to_host("HTTPS://127.0.0.1", Some(1), true)
+        .expect("a prefix that agrees, in any case");
+    assert_eq!(c.status(), Connecting);
+    c.close();
+    let up = connect(&mut c, "127.0.0.1", server.port(), false);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert_eq!(got.body, b"ok");
+    assert_eq!(server.connections_accepted(), 2);
 }
