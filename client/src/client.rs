@@ -106,9 +106,14 @@ impl fmt::Debug for WakeHandle {
 /// `read_response_body_chunk`, `close`.
 ///
 /// No method blocks except [`wait`](Self::wait), which sleeps on the socket
-/// and the resolver (never a busy loop). Name resolution runs on its own
-/// short-lived thread per lookup; everything else runs inside the calls, with
-/// bounded work per call.
+/// and the resolver (never a busy loop). Name resolution runs on the
+/// client's resolver: a few worker threads (at most 4 lookups at once, the
+/// rest queued) and a cache of answers (successes for a minute, failures for
+/// a few seconds), so a slow name never holds a call. Everything else runs
+/// inside the calls, with bounded work per call: socket reads are bounded by
+/// the per-poll read budget ([`set_poll_read_budget`](Self::set_poll_read_budget)),
+/// shared by a `poll` and the [`read_response_body_chunk`](Self::read_response_body_chunk)
+/// calls after it.
 ///
 /// ```no_run
 /// use pollhttp::{HttpClient, Status};
@@ -148,6 +153,9 @@ pub struct HttpClient {
     // settings
     read_chunk_size: usize,
     poll_read_budget: usize,
+    /// Socket bytes the current `poll`'s budget still allows: reset by each
+    /// `poll`, spent by it and by the `read_response_body_chunk` calls after.
+    read_budget_left: usize,
     connect_timeout: Duration,
     attempt_delay: Duration,
     recv_buffer_size: Option<usize>,
@@ -211,6 +219,7 @@ impl HttpClient {
             fresh_events: false,
             read_chunk_size: 65_536,
             poll_read_budget: 256 * 1024,
+            read_budget_left: 256 * 1024,
             connect_timeout: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
             recv_buffer_size: None,
@@ -241,8 +250,15 @@ impl HttpClient {
         self.read_chunk_size
     }
 
-    /// Most socket bytes one [`poll`](Self::poll) call reads (default 262 144,
+    /// Most socket bytes read per [`poll`](Self::poll) (default 262 144,
     /// 256 KiB), so that a fast download cannot stall a frame. At least 1.
+    ///
+    /// One budget per `poll`, shared with the
+    /// [`read_response_body_chunk`](Self::read_response_body_chunk) calls
+    /// that follow it: each `poll` starts it afresh, what the `poll` reads
+    /// is spent, and once it is spent, `read_response_body_chunk` returns
+    /// what proto already holds and then `None` until the next `poll`. Takes
+    /// effect at the next `poll`.
     pub fn set_poll_read_budget(&mut self, bytes: usize) {
         self.poll_read_budget = bytes.max(1);
     }
@@ -465,9 +481,11 @@ impl HttpClient {
 
     /// Advance the connection: take the readiness the OS has (a zero-timeout
     /// `epoll_wait`), resolve → connect → tunnel → TLS, write queued request
-    /// bytes, read the response up to the per-call budget
-    /// ([`set_poll_read_budget`](Self::set_poll_read_budget)), and parse the
-    /// response head. Returns the new status.
+    /// bytes, read the response within a fresh per-poll budget
+    /// ([`set_poll_read_budget`](Self::set_poll_read_budget); what is left of
+    /// it is for the [`read_response_body_chunk`](Self::read_response_body_chunk)
+    /// calls until the next `poll`), and parse the response head. Returns the
+    /// new status.
     ///
     /// Never blocks and never sleeps; safe to call every frame and after
     /// spurious wakeups. Cost per call: one `epoll_wait` plus at most the
@@ -477,6 +495,7 @@ impl HttpClient {
             self.collect_events(Some(Duration::ZERO));
         }
         self.fresh_events = false;
+        self.read_budget_left = self.poll_read_budget;
         let resolving = self.conn.as_ref().map(Conn::phase) == Some(Phase::Resolving);
         if !resolving {
             // A wake from a WakeHandle is for the caller; it has seen it now.
@@ -540,8 +559,7 @@ impl HttpClient {
         let Some((x, ready)) = conn.exchange_mut() else {
             return;
         };
-        let mut budget = self.poll_read_budget;
-        let result = x.pump(ready, &mut budget);
+        let result = x.pump(ready, &mut self.read_budget_left);
         conn.update_interest(registry);
         if let Err(f) = result {
             return self.fail(f);
@@ -796,15 +814,28 @@ impl HttpClient {
     /// [`Status::ConnectionError`] with the cause in
     /// [`failure`](Self::failure). Bytes returned before stay valid.
     ///
-    /// Never blocks: at most one socket read per call.
+    /// Reads from the socket only within what is left of the current poll's
+    /// read budget ([`set_poll_read_budget`](Self::set_poll_read_budget)):
+    /// once the bytes read since the last [`poll`](Self::poll) reach it, this
+    /// returns the body proto already holds, then `None` until the next
+    /// `poll`, so the usual drain loop (`while let Some(chunk) = …`) ends
+    /// within one frame's budget however fast the data arrives.
+    ///
+    /// Never blocks. Cost per call: no copy of the body; when proto holds no
+    /// event, socket reads of at most its receive buffer's size
+    /// (`read_chunk_size`, at least 16 KiB), within the budget left.
     pub fn read_response_body_chunk(&mut self) -> Option<Bytes> {
         if self.status() != Status::Body {
             return None;
         }
-        let mut budget = self.proto_config.recv_buf_size;
+        // One receive buffer's worth per call at most, within the poll's budget.
+        let mut budget = self.read_budget_left.min(self.proto_config.recv_buf_size);
         loop {
             let (x, ready) = self.conn.as_mut().and_then(Conn::exchange_mut)?;
-            match x.poll_event(ready, &mut budget) {
+            let before = budget;
+            let event = x.poll_event(ready, &mut budget);
+            self.read_budget_left -= before - budget;
+            match event {
                 Ok(Some(Event::Body(b))) => return Some(b),
                 Ok(Some(Event::Trailers(t))) => self.trailers = Some(t),
                 Ok(Some(Event::End)) => {
