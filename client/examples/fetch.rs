@@ -1612,7 +1612,12 @@ fn finish(
         _ => hex(&Sha256::digest(&done.body)),
     };
     if !summary.body_written {
-        settle_file(t, ok && !http_error)?;
+        // The library opens the file at the response's first body byte (a
+        // resumed 206 appends; a resumed 416 leaves it): a body that brought
+        // none left the file as it was.
+        let resumed = plan.settings.resume && matches!(done.response_code, 206 | 416);
+        let untouched = done.body_bytes == 0 && !resumed;
+        settle_file(t, ok && !http_error, untouched)?;
     }
     if plan.verbose && !summary.body_written {
         if done.response_code != 0 {
@@ -1659,9 +1664,11 @@ fn finish(
 
 /// The body's file once the transfer ended: with `-f`'s temporary file,
 /// renamed into place when `keep`, else removed; the empty file curl leaves
-/// for a response without a body (HEAD, 204, 304: the library creates
-/// none).
-fn settle_file(t: &Transfer, keep: bool) -> Result<(), String> {
+/// for a response without a body (HEAD, 204, 304, `Content-Length: 0`),
+/// which the library neither creates nor truncates. `untouched`: the
+/// library wrote nothing to the file (no body byte arrived), so whatever it
+/// holds is from before this transfer and is truncated, as curl does.
+fn settle_file(t: &Transfer, keep: bool, untouched: bool) -> Result<(), String> {
     let (Some(file), Some(download)) = (&t.file, &t.download) else {
         return Ok(());
     };
@@ -1671,7 +1678,7 @@ fn settle_file(t: &Transfer, keep: bool) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", path.display()))
     };
     if file == download {
-        if keep && !file.exists() {
+        if keep && (untouched || !file.exists()) {
             create(file)?;
         }
         return Ok(());

@@ -30,9 +30,14 @@ const CONN: Token = Token(0);
 /// `read_response_body_chunk`, `close`.
 ///
 /// No method blocks except [`wait`](Self::wait), which sleeps on the socket
-/// and the resolver (never a busy loop). Name resolution runs on its own
-/// short-lived thread per lookup; everything else runs inside the calls, with
-/// bounded work per call.
+/// and the resolver (never a busy loop). Name resolution runs on the
+/// client's resolver: a few worker threads (at most 4 lookups at once, the
+/// rest queued) and a cache of answers (successes for a minute, failures for
+/// a few seconds), so a slow name never holds a call. Everything else runs
+/// inside the calls, with bounded work per call: socket reads are bounded by
+/// the per-poll read budget ([`set_poll_read_budget`](Self::set_poll_read_budget)),
+/// shared by a `poll` and the [`read_response_body_chunk`](Self::read_response_body_chunk)
+/// calls after it.
 ///
 /// ```no_run
 /// use pollhttp::{HttpClient, Status};
@@ -72,6 +77,9 @@ pub struct HttpClient {
     // settings
     read_chunk_size: usize,
     poll_read_budget: usize,
+    /// Socket bytes the current `poll`'s budget still allows: reset by each
+    /// `poll`, spent by it and by the `read_response_body_chunk` calls after.
+    read_budget_left: usize,
     connect_timeout: Duration,
     attempt_delay: Duration,
     recv_buffer_size: Option<usize>,
@@ -97,6 +105,18 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+/// The `http://` or `https://` prefix of a `connect_to_host` host (ASCII
+/// case ignored): whether it asks for TLS, and the rest.
+fn scheme_prefix(host: &str) -> Option<(bool, &str)> {
+    [("https://", true), ("http://", false)]
+        .into_iter()
+        .find_map(|(prefix, tls)| {
+            let head = host.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix)
+                .then(|| (tls, &host[prefix.len()..]))
+        })
+}
+
 impl HttpClient {
     /// A disconnected client with its own reactor (a mio `Poll` and waker).
     ///
@@ -111,6 +131,7 @@ impl HttpClient {
             fresh_events: false,
             read_chunk_size: 65_536,
             poll_read_budget: 256 * 1024,
+            read_budget_left: 256 * 1024,
             connect_timeout: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
             recv_buffer_size: None,
@@ -141,8 +162,15 @@ impl HttpClient {
         self.read_chunk_size
     }
 
-    /// Most socket bytes one [`poll`](Self::poll) call reads (default 262 144,
+    /// Most socket bytes read per [`poll`](Self::poll) (default 262 144,
     /// 256 KiB), so that a fast download cannot stall a frame. At least 1.
+    ///
+    /// One budget per `poll`, shared with the
+    /// [`read_response_body_chunk`](Self::read_response_body_chunk) calls
+    /// that follow it: each `poll` starts it afresh, what the `poll` reads
+    /// is spent, and once it is spent, `read_response_body_chunk` returns
+    /// what proto already holds and then `None` until the next `poll`. Takes
+    /// effect at the next `poll`.
     pub fn set_poll_read_budget(&mut self, bytes: usize) {
         self.poll_read_budget = bytes.max(1);
     }
@@ -208,17 +236,36 @@ impl HttpClient {
 
     // ------------------------------------------------------------ connection
 
-    /// Start connecting to `host`, which may carry an `http://` or `https://`
-    /// prefix (choosing plain or TLS and the default port 80 / 443), an IPv4
-    /// or IPv6 literal (bracketed or not), or a name. `port` `None` means the
-    /// scheme's default. Returns at once: the status becomes
-    /// [`Status::Resolving`] (names; the lookup runs on its own thread) or
-    /// [`Status::Connecting`] (IP literals). Any previous connection is closed
-    /// first, as in Godot.
+    /// Start connecting to `host`: an IPv4 or IPv6 literal (bracketed or
+    /// not) or a name, with TLS when `tls` is true. `port` `None` means the
+    /// default port, 443 with TLS, else 80. Returns at once: the status
+    /// becomes [`Status::Resolving`] (names; the lookup runs on the
+    /// resolver's worker threads) or [`Status::Connecting`] (IP literals).
+    /// Any previous connection is closed first, as in Godot.
+    ///
+    /// `host` may carry an `http://` or `https://` prefix (ASCII case
+    /// ignored), which must agree with `tls`: `("https://example.com", None,
+    /// true)` and `("http://example.com", None, false)` are fine, and a
+    /// prefix that disagrees with the flag is refused. (Godot 3 lets the
+    /// flag win and Godot 4 the prefix, so either guess surprises someone:
+    /// one sends in plaintext what the caller asked to protect, the other
+    /// ignores the flag.)
+    ///
+    /// ```
+    /// use pollhttp::{HttpClient, RequestError};
+    ///
+    /// let mut client = HttpClient::new().unwrap();
+    /// assert!(matches!(
+    ///     client.connect_to_host("http://example.com", None, true),
+    ///     Err(RequestError::ConflictingScheme)
+    /// ));
+    /// ```
     ///
     /// # Errors
-    /// [`RequestError::InvalidHost`] for an empty or malformed host;
+    /// [`RequestError::ConflictingScheme`] when the prefix disagrees with
+    /// `tls`; [`RequestError::InvalidHost`] for an empty or malformed host;
     /// [`RequestError::Tls`] when the TLS options cannot be used for the name.
+    /// The client is [`Status::Disconnected`] then.
     pub fn connect_to_host(
         &mut self,
         host: &str,
@@ -226,12 +273,12 @@ impl HttpClient {
         tls: bool,
     ) -> Result<(), RequestError> {
         self.close();
-        let (host, tls) = if let Some(rest) = host.strip_prefix("https://") {
-            (rest, true)
-        } else if let Some(rest) = host.strip_prefix("http://") {
-            (rest, false)
-        } else {
-            (host, tls)
+        let host = match scheme_prefix(host) {
+            Some((prefix_tls, _)) if prefix_tls != tls => {
+                return Err(RequestError::ConflictingScheme)
+            }
+            Some((_, rest)) => rest,
+            None => host,
         };
         let host = host.trim_end_matches('/');
         let bare = host
@@ -346,9 +393,11 @@ impl HttpClient {
 
     /// Advance the connection: take the readiness the OS has (a zero-timeout
     /// `epoll_wait`), resolve → connect → tunnel → TLS, write queued request
-    /// bytes, read the response up to the per-call budget
-    /// ([`set_poll_read_budget`](Self::set_poll_read_budget)), and parse the
-    /// response head. Returns the new status.
+    /// bytes, read the response within a fresh per-poll budget
+    /// ([`set_poll_read_budget`](Self::set_poll_read_budget); what is left of
+    /// it is for the [`read_response_body_chunk`](Self::read_response_body_chunk)
+    /// calls until the next `poll`), and parse the response head. Returns the
+    /// new status.
     ///
     /// Never blocks and never sleeps; safe to call every frame and after
     /// spurious wakeups. Cost per call: one `epoll_wait` plus at most the
@@ -358,6 +407,7 @@ impl HttpClient {
             self.collect_events(Some(Duration::ZERO));
         }
         self.fresh_events = false;
+        self.read_budget_left = self.poll_read_budget;
         let resolving = self.conn.as_ref().map(Conn::phase) == Some(Phase::Resolving);
         if !resolving {
             // A wake from a WakeHandle is for the caller; it has seen it now.
@@ -421,8 +471,7 @@ impl HttpClient {
         let Some((x, ready)) = conn.exchange_mut() else {
             return;
         };
-        let mut budget = self.poll_read_budget;
-        let result = x.pump(ready, &mut budget);
+        let result = x.pump(ready, &mut self.read_budget_left);
         conn.update_interest(registry);
         if let Err(f) = result {
             return self.fail(f);
@@ -677,15 +726,28 @@ impl HttpClient {
     /// [`Status::ConnectionError`] with the cause in
     /// [`failure`](Self::failure). Bytes returned before stay valid.
     ///
-    /// Never blocks: at most one socket read per call.
+    /// Reads from the socket only within what is left of the current poll's
+    /// read budget ([`set_poll_read_budget`](Self::set_poll_read_budget)):
+    /// once the bytes read since the last [`poll`](Self::poll) reach it, this
+    /// returns the body proto already holds, then `None` until the next
+    /// `poll`, so the usual drain loop (`while let Some(chunk) = …`) ends
+    /// within one frame's budget however fast the data arrives.
+    ///
+    /// Never blocks. Cost per call: no copy of the body; when proto holds no
+    /// event, socket reads of at most its receive buffer's size
+    /// (`read_chunk_size`, at least 16 KiB), within the budget left.
     pub fn read_response_body_chunk(&mut self) -> Option<Bytes> {
         if self.status() != Status::Body {
             return None;
         }
-        let mut budget = self.proto_config.recv_buf_size;
+        // One receive buffer's worth per call at most, within the poll's budget.
+        let mut budget = self.read_budget_left.min(self.proto_config.recv_buf_size);
         loop {
             let (x, ready) = self.conn.as_mut().and_then(Conn::exchange_mut)?;
-            match x.poll_event(ready, &mut budget) {
+            let before = budget;
+            let event = x.poll_event(ready, &mut budget);
+            self.read_budget_left -= before - budget;
+            match event {
                 Ok(Some(Event::Body(b))) => return Some(b),
                 Ok(Some(Event::Trailers(t))) => self.trailers = Some(t),
                 Ok(Some(Event::End)) => {

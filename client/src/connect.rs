@@ -1,10 +1,16 @@
 //! Non-blocking TCP connect over a list of addresses.
 //!
-//! Follows the steps documented on [`mio::net::TcpStream::connect`]: issue a
-//! non-blocking connect, register for WRITABLE, and on every check call
-//! `take_error()` (an error means this address failed: try the next) and then
-//! `peer_addr()` (`NotConnected` / in-progress means "not yet": keep waiting;
-//! an address means connected).
+//! Follows the steps documented on [`mio::net::TcpStream::connect`] (issue a
+//! non-blocking connect, register for WRITABLE, then check with `take_error()`
+//! and `peer_addr()`), in the order that tells an established connection
+//! from a failed connect even when the peer resets it at once:
+//! `peer_addr()` first (an address means connected: an error that came
+//! after, such as a reset, stays on the socket for the first read or write
+//! to report); only without a peer `take_error()` (none: still connecting;
+//! `ECONNRESET`, `EPIPE` or `ECONNABORTED`: the connection was established
+//! and has ended since, so it is reported connected too, and the exchange
+//! finds it closed; any other error, such as `ECONNREFUSED`: this address
+//! failed, try the next).
 //!
 //! [`Connector::poll`] is safe to call at any time, with or without a
 //! readiness event (e.g. once per frame): a spurious call costs two cheap
@@ -32,6 +38,9 @@ pub enum ConnectProgress {
     /// Connected. The stream is non-blocking, has `TCP_NODELAY` set, and is
     /// still registered with the registry under the connector's token with
     /// WRITABLE interest: `reregister` it with the interest you need next.
+    /// The peer may have reset it already (a server that accepts and resets
+    /// at once): then the first read or write reports the reset, or finds
+    /// the socket closed when the reset came before this check.
     Connected(TcpStream),
     /// Every address failed. Carries the error of the last attempt (or
     /// [`io::ErrorKind::InvalidInput`] if the address list was empty). The
@@ -160,34 +169,26 @@ impl Connector {
         }
         let mut i = 0;
         while i < self.attempts.len() {
-            let stream = &self.attempts[i].0;
-            let failed = match stream.take_error() {
-                Ok(None) => match stream.peer_addr() {
-                    Ok(_) => {
-                        let (stream, _) = self.attempts.remove(i);
-                        for (mut other, _) in self.attempts.drain(..) {
-                            let _ = registry.deregister(&mut other);
-                        }
-                        // Best effort: a failure only costs latency.
-                        let _ = stream.set_nodelay(true);
-                        self.remaining.clear();
-                        self.done = true;
-                        self.connected = true;
-                        self.last_error = None;
-                        return ConnectProgress::Connected(stream);
+            match check(&self.attempts[i].0) {
+                Check::Connected => {
+                    let (stream, _) = self.attempts.remove(i);
+                    for (mut other, _) in self.attempts.drain(..) {
+                        let _ = registry.deregister(&mut other);
                     }
-                    Err(e) if is_not_yet_connected(&e) => None,
-                    Err(e) => Some(e),
-                },
-                Ok(Some(e)) | Err(e) => Some(e),
-            };
-            match failed {
-                Some(e) => {
+                    // Best effort: a failure only costs latency.
+                    let _ = stream.set_nodelay(true);
+                    self.remaining.clear();
+                    self.done = true;
+                    self.connected = true;
+                    self.last_error = None;
+                    return ConnectProgress::Connected(stream);
+                }
+                Check::Pending => i += 1,
+                Check::Failed(e) => {
                     let (mut stream, _) = self.attempts.remove(i);
                     let _ = registry.deregister(&mut stream);
                     self.last_error = Some(e);
                 }
-                None => i += 1,
             }
         }
         let delay_passed = self.next_attempt.is_some_and(|t| now >= t);
@@ -284,6 +285,52 @@ impl Connector {
         }
         self.next_attempt = None;
     }
+}
+
+/// Where one connect attempt is.
+enum Check {
+    /// The handshake has not completed.
+    Pending,
+    /// The connection was established (it may have ended since: the
+    /// exchange on it finds out).
+    Connected,
+    /// The connect failed (refused, unreachable, timed out...).
+    Failed(io::Error),
+}
+
+/// Checks an attempt with two cheap syscalls, never blocking. `peer_addr()`
+/// comes first: with a peer the connection is established, and an error
+/// that came after (a reset) is left on the socket for the first read or
+/// write, where it belongs. Without a peer, the socket is still connecting
+/// or has ended, and only then is `take_error()` read (it clears the error):
+/// none means not yet; an error only an established connection gets
+/// ([`ended_after_connecting`]) means it was connected and is closed now;
+/// any other error is a failed connect.
+fn check(stream: &TcpStream) -> Check {
+    match stream.peer_addr() {
+        Ok(_) => return Check::Connected,
+        Err(e) if !is_not_yet_connected(&e) => return Check::Failed(e),
+        Err(_) => {}
+    }
+    match stream.take_error() {
+        Ok(None) => Check::Pending,
+        Ok(Some(e)) if ended_after_connecting(&e) => Check::Connected,
+        Ok(Some(e)) | Err(e) => Check::Failed(e),
+    }
+}
+
+/// Errors a socket gets only once its connection was established: a reset
+/// (`ECONNRESET`; `EPIPE` when it came after the peer's FIN) or an abort
+/// (`ECONNABORTED`). A connect the peer refuses gets `ECONNREFUSED`
+/// instead, so a server that accepts and resets at once is always a
+/// connection that failed after connecting, never a failed connect.
+fn ended_after_connecting(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 /// A non-blocking socket connecting to `addr`, with its receive buffer set
@@ -463,6 +510,95 @@ mod tests {
         let e = drive(&mut poll, &mut c).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e:?}");
         assert_eq!(c.remaining(), 0);
+    }
+
+    /// Accepts the one connection of `listener` (bounded wait) and resets it:
+    /// `SO_LINGER` 0, then close.
+    fn accept_and_reset(listener: &TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let server = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "nothing to accept");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        socket2::SockRef::from(&server)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(server);
+    }
+
+    /// Waits (bounded) until the poller reports an error on `token`: the
+    /// reset reached the client socket. Reading readiness leaves the
+    /// socket's error in place.
+    fn wait_for_error_event(poll: &mut mio::Poll, token: Token) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut events = mio::Events::with_capacity(8);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the reset never arrived");
+            poll.poll(&mut events, Some(left)).unwrap();
+            if events.iter().any(|e| e.token() == token && e.is_error()) {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn a_reset_before_the_first_check_is_a_connection_not_a_failed_connect() {
+        // The server accepts and resets before the connector looks: the
+        // socket has no peer any more and its error is ECONNRESET. It was
+        // connected, so it is reported connected, with the socket closed.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut c = Connector::start(vec![addr], poll.registry(), TOKEN, DELAY, Instant::now());
+        accept_and_reset(&listener);
+        wait_for_error_event(&mut poll, TOKEN);
+        let mut s = match c.poll(poll.registry(), Instant::now()) {
+            ConnectProgress::Connected(s) => s,
+            other => panic!("expected Connected, got {other:?}"),
+        };
+        // The connector read the reset (take_error clears it): the socket
+        // is closed, and reads end at once.
+        let mut buf = [0u8; 8];
+        assert_eq!(io::Read::read(&mut s, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_reset_after_the_check_stays_for_the_first_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut c = Connector::start(vec![addr], poll.registry(), TOKEN, DELAY, Instant::now());
+        let mut s = drive(&mut poll, &mut c).unwrap();
+        accept_and_reset(&listener);
+        wait_for_error_event(&mut poll, TOKEN);
+        let mut buf = [0u8; 8];
+        let e = io::Read::read(&mut s, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e:?}");
+    }
+
+    #[test]
+    fn a_server_that_accepts_and_resets_is_always_connected() {
+        // The reset races the connector's checks: whichever comes first, the
+        // result is the same, 30 times out of 30.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        for _ in 0..30 {
+            let mut c = Connector::start(vec![addr], poll.registry(), TOKEN, DELAY, Instant::now());
+            std::thread::scope(|scope| {
+                scope.spawn(|| accept_and_reset(&listener));
+                let got = drive(&mut poll, &mut c);
+                assert!(got.is_ok(), "{got:?}");
+            });
+        }
     }
 
     #[test]

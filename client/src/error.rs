@@ -29,6 +29,11 @@ pub enum RequestError {
     UnsupportedScheme(String),
     /// The host is empty or not a host name / IP literal.
     InvalidHost,
+    /// `HttpClient::connect_to_host`: the host's `http://` or `https://`
+    /// prefix disagrees with the `tls` flag (e.g. `"http://…"` with `tls`
+    /// true). Neither is guessed, so nothing is ever sent in plaintext that
+    /// the caller asked to protect.
+    ConflictingScheme,
     /// The method, request-target or a header field is invalid (a non-token
     /// name, CR, LF or NUL in a value, a Content-Length that does not match
     /// the body, …): proto's error names the rule and the field's index.
@@ -64,6 +69,9 @@ impl fmt::Display for RequestError {
                 write!(f, "invalid URL: unsupported scheme {s:?}")
             }
             RequestError::InvalidHost => f.write_str("invalid host"),
+            RequestError::ConflictingScheme => {
+                f.write_str("the host's scheme prefix disagrees with the tls flag")
+            }
             RequestError::Invalid(e) => write!(f, "invalid request: {e}"),
             RequestError::Tls(e) => write!(f, "TLS configuration: {e}"),
             RequestError::Body(e) => write!(f, "cannot read the request body: {e}"),

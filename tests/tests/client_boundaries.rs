@@ -730,3 +730,64 @@ fn a_reader_body_is_not_sent_again_for_a_307() {
     );
     assert_eq!(server.requests().len(), 1, "nothing sent to /next");
 }
+
+// ---------------------------------- 8. a reset right after the handshake
+
+#[test]
+fn client_reset_right_after_the_handshake_is_always_a_connection_error() {
+    // The server accepts, then resets (SO_LINGER 0). The connection was
+    // established, so this is a connection error, never a failed connect
+    // (CantConnect), whether the reset comes before or after the
+    // connector's check: the same result 30 times out of 30.
+    const RUNS: usize = 30;
+    let server = ScriptServer::start(vec![vec![Step::Reset]; RUNS]);
+    let mut c = client();
+    let no_fields: &[(&str, &str)] = &[];
+    let mut broken_pipes = 0;
+    for run in 0..RUNS {
+        c.connect_to_host("127.0.0.1", Some(server.port()), false)
+            .expect("connect_to_host accepted");
+        let start = Instant::now();
+        let mut statuses = vec![c.status()];
+        loop {
+            let s = c.poll();
+            if statuses.last() != Some(&s) {
+                statuses.push(s);
+            }
+            match s {
+                Connecting | Requesting => {}
+                Connected => {
+                    c.request("GET", "/", no_fields, b"")
+                        .expect("request accepted");
+                    statuses.push(c.status());
+                }
+                _ => break,
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "run {run}: still {statuses:?}"
+            );
+            c.wait(Some(Duration::from_millis(50)));
+        }
+        assert_eq!(
+            statuses,
+            vec![Connecting, Connected, Requesting, ConnectionError],
+            "run {run}: {:?}",
+            c.failure()
+        );
+        // The reset as the request met it: ECONNRESET on its write or read;
+        // EPIPE on its write when the connector's check had already read
+        // the reset off the socket (the connection was closed by then).
+        assert!(
+            matches!(
+                io_kind(&c),
+                Some(ErrorKind::ConnectionReset | ErrorKind::BrokenPipe)
+            ),
+            "run {run}: {:?}",
+            c.failure()
+        );
+        broken_pipes += usize::from(io_kind(&c) == Some(ErrorKind::BrokenPipe));
+    }
+    assert_eq!(server.connections_accepted(), RUNS);
+    eprintln!("{broken_pipes} of {RUNS} resets came before the connector's check");
+}

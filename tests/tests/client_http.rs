@@ -1,12 +1,12 @@
 //! HttpClient against real nginx and scripted servers: the exact status
 //! sequence of each scenario.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pollhttp::proto::Error as ProtoError;
-use pollhttp::{Failure, HttpClient, Status, TlsOptions};
+use pollhttp::{Failure, HttpClient, RequestError, Status, TlsOptions};
 use pollhttp_tests::drive::{connect, drive_until, fetch};
-use pollhttp_tests::nginx::{Nginx, HELLO_BODY};
+use pollhttp_tests::nginx::{Nginx, NginxOptions, HELLO_BODY};
 use pollhttp_tests::script::{ok_response, response, ScriptServer, Step};
 
 use Status::*;
@@ -665,4 +665,109 @@ fn waiting_on_a_partial_trailer_section_sleeps_instead_of_spinning() {
 #[test]
 fn tls_options_reject_bad_pem() {
     assert!(TlsOptions::with_root_pem(b"not a pem").is_err());
+}
+
+#[test]
+fn a_scheme_prefix_that_disagrees_with_the_tls_flag_is_refused() {
+    let server = ScriptServer::start(vec![
+        vec![Step::ReadToEof],
+        vec![
+            Step::ReadRequest,
+            Step::write(ok_response("ok")),
+            Step::ReadToEof,
+        ],
+    ]);
+    let mut c = client();
+    for (host, tls) in [
+        ("http://127.0.0.1", true),
+        ("https://127.0.0.1", false),
+        ("HTTP://localhost", true),
+        ("Https://localhost/", false),
+    ] {
+        let got = c.connect_to_host(host, Some(server.port()), tls);
+        assert!(
+            matches!(got, Err(RequestError::ConflictingScheme)),
+            "{host} tls={tls}: {got:?}"
+        );
+        assert_eq!(c.status(), Disconnected, "{host} tls={tls}");
+    }
+    // A prefix that agrees is taken off; a refused call closed what was
+    // there, as connect_to_host always does first.
+    let up = connect(&mut c, "http://127.0.0.1", server.port(), false);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    let got = c.connect_to_host("http://127.0.0.1", Some(server.port()), true);
+    assert!(
+        matches!(got, Err(RequestError::ConflictingScheme)),
+        "{got:?}"
+    );
+    assert_eq!(c.status(), Disconnected);
+    // (Port 1 refuses, which only the next poll finds out.)
+    c.connect_to_host("HTTPS://127.0.0.1", Some(1), true)
+        .expect("a prefix that agrees, in any case");
+    assert_eq!(c.status(), Connecting);
+    c.close();
+    let up = connect(&mut c, "127.0.0.1", server.port(), false);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(got.statuses, vec![Requesting, Body, Connected]);
+    assert_eq!(got.body, b"ok");
+    assert_eq!(server.connections_accepted(), 2);
+}
+
+#[test]
+fn body_chunk_reads_stay_within_the_poll_read_budget() {
+    // The README's drain loop, `while let Some(chunk) =
+    // read_response_body_chunk()` after each poll, against a 4 MiB body that
+    // loopback delivers faster than it is read: the socket bytes read from
+    // one poll to the next (the poll and every chunk read after it) never
+    // pass the per-poll budget.
+    const LEN: u64 = 4 << 20;
+    const BUDGET: u64 = 64 << 10;
+    let nginx = Nginx::start_with(NginxOptions {
+        big_file_len: LEN,
+        ..NginxOptions::default()
+    });
+    let mut c = client();
+    c.set_poll_read_budget(BUDGET as usize);
+    let up = connect(&mut c, "127.0.0.1", nginx.http_port, false);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    let at_request = c.bytes_read();
+    c.request("GET", "/big.bin", &[("Accept", "*/*")], b"")
+        .unwrap();
+    let start = Instant::now();
+    let mut frames: Vec<u64> = Vec::new();
+    let (mut body, mut spent) = (0u64, 0usize);
+    while matches!(c.status(), Requesting | Body) {
+        assert!(
+            frames.len() < 100_000 && start.elapsed() < Duration::from_secs(60),
+            "{} frames, {body} bytes of body",
+            frames.len()
+        );
+        c.wait(Some(Duration::from_millis(100)));
+        let before = c.bytes_read();
+        c.poll();
+        while let Some(chunk) = c.read_response_body_chunk() {
+            assert!(chunk.iter().all(|&b| b == 0));
+            body += chunk.len() as u64;
+        }
+        let read = c.bytes_read() - before;
+        if read == BUDGET && c.status() == Body {
+            // Spent: nothing more is read, nor returned, until the next poll.
+            spent += 1;
+            assert_eq!(c.read_response_body_chunk(), None);
+            assert_eq!(c.bytes_read() - before, BUDGET);
+        }
+        frames.push(read);
+    }
+    assert_eq!(c.status(), Connected, "{:?}", c.failure());
+    assert_eq!(body, LEN);
+    let over: Vec<_> = frames.iter().filter(|&&n| n > BUDGET).collect();
+    assert!(over.is_empty(), "frames over the budget: {over:?}");
+    assert_eq!(frames.iter().sum::<u64>(), c.bytes_read() - at_request);
+    let reading = frames.iter().filter(|&&n| n > 0).count() as u64;
+    assert!(reading >= LEN / BUDGET, "{reading} frames read the body");
+    eprintln!(
+        "{} frames, {reading} of them read, {spent} spent the whole budget",
+        frames.len()
+    );
 }

@@ -33,7 +33,7 @@ fn rustls_error(c: &HttpClient) -> rustls::Error {
 fn tls_get_from_nginx() {
     let nginx = Nginx::start();
     let mut c = tls_client(&nginx.ca_pem);
-    let up = connect(&mut c, "https://localhost", nginx.https_port, false);
+    let up = connect(&mut c, "https://localhost", nginx.https_port, true);
     assert_eq!(up.statuses, vec![Resolving, Connecting, Connected]);
     for _ in 0..3 {
         let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
@@ -145,7 +145,7 @@ fn https_proxy_tunnels_tls_end_to_end() {
     let proxy = Proxy::start(ProxyOptions::default());
     let mut c = tls_client(&nginx.ca_pem);
     c.set_https_proxy("127.0.0.1", proxy.port());
-    let up = connect(&mut c, "https://localhost", nginx.https_port, false);
+    let up = connect(&mut c, "https://localhost", nginx.https_port, true);
     assert_eq!(
         up.statuses,
         vec![Connecting, Connected],
@@ -171,7 +171,7 @@ fn waiting_on_a_slow_proxy_sleeps_instead_of_spinning() {
     ]]);
     let mut c = tls_client(&TestCa::shared().ca_pem);
     c.set_https_proxy("127.0.0.1", proxy.port());
-    let up = connect(&mut c, "https://localhost", 443, false);
+    let up = connect(&mut c, "https://localhost", 443, true);
     assert_eq!(up.statuses, vec![Connecting, CantConnect]);
     assert!(
         matches!(c.failure(), Some(Failure::ProxyRefused { status: 407 })),
@@ -189,7 +189,7 @@ fn https_proxy_refusal_is_cant_connect_with_the_code() {
     });
     let mut c = tls_client(&TestCa::shared().ca_pem);
     c.set_https_proxy("127.0.0.1", proxy.port());
-    let up = connect(&mut c, "https://localhost", 443, false);
+    let up = connect(&mut c, "https://localhost", 443, true);
     assert_eq!(up.statuses, vec![Connecting, CantConnect]);
     assert!(
         matches!(c.failure(), Some(Failure::ProxyRefused { status: 403 })),
@@ -310,7 +310,7 @@ fn big_download(tls: bool, len: u64) {
         ("127.0.0.1", nginx.http_port)
     };
     c.set_poll_read_budget(POLL_BUDGET);
-    connect(&mut c, host, port, false);
+    connect(&mut c, host, port, tls);
     assert_eq!(c.status(), Connected);
     c.request("GET", "/big.bin", &[("A", "b")], b"").unwrap();
     let start = Instant::now();

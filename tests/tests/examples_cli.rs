@@ -272,6 +272,68 @@ fn fetch_output_file() {
 }
 
 #[test]
+fn fetch_output_file_is_emptied_by_an_empty_body() {
+    // curl leaves an empty -o file when the final response has no body; the
+    // library opens the file only at the first body byte, so fetch must
+    // truncate a file that held bytes from before.
+    let server = ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 204 No Content\r\n\r\n"),
+        ],
+        vec![Step::ReadRequest, Step::write(response("200 OK", &[], ""))],
+        vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 204 No Content\r\n\r\n"),
+        ],
+        // -C -: nothing left to resume; the file stays as it is.
+        vec![
+            Step::ReadRequest,
+            Step::write(response(
+                "416 Range Not Satisfiable",
+                &[("Content-Range", "bytes */5")],
+                "",
+            )),
+        ],
+    ]);
+    let dir = TempDir::new("fetch-o-empty").unwrap();
+    let url = server.base_url();
+    let stale = dir.path().join("stale.bin");
+    for (code, hint) in [(204, "a 204"), (200, "Content-Length: 0")] {
+        std::fs::write(&stale, b"stale bytes from before").unwrap();
+        let out = fetch(&["--json", "-o", stale.to_str().unwrap(), &url]);
+        assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+        let v = out.json();
+        assert_eq!(str_of(&v, "result"), "Success", "{v}");
+        assert_eq!(
+            (v["response_code"].as_u64(), v["body_bytes"].as_u64()),
+            (Some(code), Some(0))
+        );
+        assert_eq!(
+            std::fs::read(&stale).unwrap(),
+            b"",
+            "{hint} empties the file"
+        );
+    }
+    // A file that was not there is created empty.
+    let fresh = dir.path().join("fresh.bin");
+    let out = fetch(&["-o", fresh.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(std::fs::read(&fresh).unwrap(), b"");
+    // A resume that finds nothing to add keeps the file.
+    let partial = dir.path().join("partial.bin");
+    std::fs::write(&partial, b"12345").unwrap();
+    let out = fetch(&["--json", "-C", "-", "-o", partial.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.json()["response_code"], 416);
+    assert_eq!(std::fs::read(&partial).unwrap(), b"12345");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 4);
+    let last = String::from_utf8_lossy(&requests[3]).to_ascii_lowercase();
+    assert!(last.contains("\r\nrange: bytes=5-\r\n"), "{last}");
+}
+
+#[test]
 fn fetch_404_is_a_success_with_its_code() {
     // Godot semantics: Success means a complete response arrived.
     let Some(nginx) = nginx() else { return };
