@@ -25,6 +25,8 @@ mod multipart;
 pub use auth::Auth;
 pub(crate) use auth::{basic_value, digest_value, new_cnonce, parse_digest_challenge};
 pub use batch::{all, all_settled, Batch};
+#[cfg(feature = "json")]
+pub use builder::{DataError, ValueKind};
 pub use builder::{Request, StatusPolicy, WebError};
 pub use fields::{parse_field_lines, FieldLineError, FieldLineErrorKind};
 pub use link::{next_link, parse_link, LinkValue};
