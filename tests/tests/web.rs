@@ -400,6 +400,68 @@ fn cookie_jar_takes_set_cookie_from_a_302_and_sends_it_on() {
     );
 }
 
+/// The `Cookie` field of a recorded request, if any.
+fn cookie_field(raw: &[u8]) -> Option<String> {
+    let (head, _) = split_request(raw);
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("cookie")
+            .then(|| value.trim().to_string())
+    })
+}
+
+#[test]
+fn expires_in_every_cookie_date_form_decides_what_is_sent() {
+    // RFC 6265 §5.1.1's forms the HTTP-date parser refuses: an expired
+    // cookie is not stored, a future one is persistent, and an expired
+    // one removes the cookie it names.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response(
+            "200 OK",
+            &[
+                ("Set-Cookie", "old=1"),
+                ("Set-Cookie", "late=2; Expires=Fri Feb 13 11:56:27 GMT 2132"),
+                (
+                    "Set-Cookie",
+                    "gone=3; Expires=Monday, 13-Jun-1988 03:04:55 GMT",
+                ),
+            ],
+            "",
+        )),
+        Step::ReadRequest,
+        Step::write(response(
+            "200 OK",
+            &[("Set-Cookie", "old=x; expires=Mon, 13-Jun-1988 03:04:55 GMT")],
+            "",
+        )),
+        Step::ReadRequest,
+        Step::write(response("200 OK", &[], "")),
+    ]]);
+    let jar = CookieJar::shared();
+    let mut http = pollhttp::HttpRequest::new();
+    for _ in 0..3 {
+        let done = Request::get(&format!("{}/", srv.base_url()))
+            .cookie_jar(Arc::clone(&jar))
+            .timeout(TIMEOUT)
+            .send_with(&mut http)
+            .unwrap();
+        assert_eq!(done.response_code, 200);
+    }
+    let sent: Vec<Option<String>> = srv.requests().iter().map(|r| cookie_field(r)).collect();
+    assert_eq!(
+        sent,
+        [None, Some("late=2; old=1".into()), Some("late=2".into())]
+    );
+    let mut saved = Vec::new();
+    jar.lock().unwrap().save_netscape(&mut saved).unwrap();
+    let saved = String::from_utf8(saved).unwrap();
+    assert!(
+        saved.ends_with("\n127.0.0.1\tFALSE\t/\tFALSE\t5115959787\tlate\t2\n"),
+        "{saved}"
+    );
+}
+
 #[test]
 fn a_file_that_is_not_a_cookie_jar_is_refused_with_its_line() {
     // JSON that breaks on its second line.
