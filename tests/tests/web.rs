@@ -463,6 +463,52 @@ fn expires_in_every_cookie_date_form_decides_what_is_sent() {
 }
 
 #[test]
+fn a_cookie_for_a_public_suffix_is_never_sent() {
+    // The scripted server is an HTTP proxy: the requests name their hosts,
+    // and no name is resolved.
+    let answer =
+        |set: &[(&str, &str)]| vec![Step::ReadRequest, Step::write(response("200 OK", set, ""))];
+    let srv = ScriptServer::start(vec![
+        answer(&[
+            ("Set-Cookie", "all=1; Domain=com"),
+            ("Set-Cookie", "site=2; Domain=example.com"),
+            ("Set-Cookie", "host=3"),
+        ]),
+        answer(&[]),
+        answer(&[]),
+    ]);
+    let jar = CookieJar::shared();
+    for u in [
+        "http://shop.example.com/",
+        "http://other.com/",
+        "http://www.example.com/",
+    ] {
+        let done = Request::get(u)
+            .cookie_jar(Arc::clone(&jar))
+            .configure(|s| s.http_proxy = Some(("127.0.0.1".into(), srv.port())))
+            .timeout(TIMEOUT)
+            .send_with(&mut pollhttp::HttpRequest::new())
+            .unwrap();
+        assert_eq!(done.response_code, 200, "{u}");
+    }
+    let requests = srv.requests();
+    let lines: Vec<&str> = requests
+        .iter()
+        .map(|r| std::str::from_utf8(r).unwrap().lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "GET http://shop.example.com/ HTTP/1.1",
+            "GET http://other.com/ HTTP/1.1",
+            "GET http://www.example.com/ HTTP/1.1",
+        ]
+    );
+    let sent: Vec<Option<String>> = requests.iter().map(|r| cookie_field(r)).collect();
+    assert_eq!(sent, [None, None, Some("site=2".into())]);
+}
+
+#[test]
 fn a_file_that_is_not_a_cookie_jar_is_refused_with_its_line() {
     // JSON that breaks on its second line.
     let err = CookieJar::load(&b"[\n  {\"raw_cookie\": oops}\n]"[..]).unwrap_err();

@@ -1,7 +1,8 @@
 //! Cookies: the `Set-Cookie` fields of a response parsed (the `cookie`
 //! crate; Parse's `cookies`), and an opt-in jar across requests
 //! (`cookie_store`: RFC 6265 domain and path matching, host-only cookies,
-//! Secure only over https, expiry) with curl's bounds, saved and loaded in
+//! Secure only over https, expiry; the Public Suffix List from `psl`) with
+//! curl's bounds, saved and loaded in
 //! JSON or curl's Netscape cookie-file format.
 
 use std::convert::Infallible;
@@ -251,10 +252,23 @@ impl Completed {
     }
 }
 
+/// Whether `domain` (a Domain attribute as cookie_store keeps it:
+/// lowercase ASCII, punycode for IDNs) is a public suffix: a rule of
+/// Mozilla's Public Suffix List (ICANN and private sections, as browsers
+/// use it; compiled into the `psl` crate) makes it one, a trailing dot
+/// aside. A TLD the list does not name (`test`, `localhost`, `internal`) is
+/// not one: only the list's implicit `*` rule would make it so, which
+/// cookie_store and libcurl (with libpsl) do not apply either.
+fn is_public_suffix(domain: &str) -> bool {
+    psl::suffix(domain.as_bytes()).is_some_and(|s| s.is_known() && s == domain.as_bytes())
+}
+
 /// A cookie jar ([`crate::Settings::cookie_jar`]): what responses set,
 /// sent back to the requests they match (RFC 6265 §5.3 and §5.4, by
-/// `cookie_store`; no public-suffix list, so a `Domain` like `com` from
-/// `a.com` is kept, as curl without libpsl does).
+/// `cookie_store`), with the Public Suffix List (§5.3 step 5, the `psl`
+/// crate's copy): a `Domain` that is a public suffix (`com`, `co.uk`,
+/// `github.io`) is ignored, unless it is the request's host, when the
+/// cookie is that host's alone (host-only).
 ///
 /// Bounded as curl bounds its jar: 50 (`MAX_COOKIES_PER_RESPONSE`) cookies
 /// read from one response, 4096 (`MAX_COOKIE_SIZE`) bytes of name and value,
@@ -330,7 +344,9 @@ impl CookieJar {
     /// Store the cookies a response to `url` sets: RFC 6265 §5.3 by
     /// cookie_store (domain-match, host-only when there is no `Domain`,
     /// the default path, expiry by `Max-Age` over `Expires`; an expired
-    /// cookie removes the one it names). curl's bounds apply: only the
+    /// cookie removes the one it names), and step 5 here: a cookie whose
+    /// `Domain` is a public suffix is ignored, or host-only when that
+    /// suffix is `url`'s host. curl's bounds apply: only the
     /// first 50 (`MAX_COOKIES_PER_RESPONSE`) `Set-Cookie` fields are read; a
     /// cookie whose name and value pass 4096 (`MAX_COOKIE_SIZE`) bytes, or whose
     /// name or value holds a control character (RFC 6265bis §5.6; a tab
@@ -356,9 +372,19 @@ impl CookieJar {
         {
             return;
         }
-        let Ok(c) = StoredCookie::try_from_raw_cookie(raw, url) else {
+        let Ok(mut c) = StoredCookie::try_from_raw_cookie(raw, url) else {
             return;
         };
+        // RFC 6265 §5.3 step 5: a Domain that is a public suffix is the
+        // host's alone when it is the host, else the cookie is ignored.
+        if let CookieDomain::Suffix(domain) = &c.domain {
+            if is_public_suffix(domain) {
+                if url.host_str() != Some(domain.as_str()) {
+                    return;
+                }
+                c.domain = CookieDomain::HostOnly(domain.clone());
+            }
+        }
         if self.has_room_for(&c) {
             let _ = self.store.insert(c.into_owned(), url);
         }
@@ -820,6 +846,87 @@ mod tests {
         assert_eq!(
             (name, domain, path),
             ("p".into(), "a.example.com".into(), "/a".into())
+        );
+    }
+
+    #[test]
+    fn a_public_suffix_domain_is_ignored_unless_it_is_the_host() {
+        let mut jar = CookieJar::new();
+        let from = |jar: &mut CookieJar, u: &str, set: &[&str]| {
+            jar.store_response(&url(u), &fields(set));
+        };
+        // ICANN suffixes, however written; private ones; wildcard rules.
+        from(
+            &mut jar,
+            "http://shop.example.com/",
+            &["a=1; Domain=com", "b=2; Domain=.COM", "c=3; Domain=com."],
+        );
+        from(
+            &mut jar,
+            "http://www.example.co.uk/",
+            &["d=4; Domain=co.uk"],
+        );
+        from(&mut jar, "http://me.github.io/", &["e=5; Domain=github.io"]);
+        from(&mut jar, "http://www.foo.ck/", &["f=6; Domain=foo.ck"]); // *.ck
+        from(&mut jar, "http://a.xn--p1ai/", &["g=7; Domain=xn--p1ai"]);
+        from(&mut jar, "http://a.рф/", &["h=8; Domain=РФ"]);
+        assert!(jar.is_empty(), "{:?}", jar.cookies());
+        for u in [
+            "http://shop.example.com/",
+            "http://other.com/",
+            "http://x.co.uk/",
+        ] {
+            assert_eq!(jar.cookie_header(&url(u)), None, "{u}");
+        }
+        // Below a suffix is fine: a registrable domain, the `!www.ck`
+        // exception, a TLD the list does not name.
+        from(
+            &mut jar,
+            "http://www.example.co.uk/",
+            &["site=1; Domain=example.co.uk"],
+        );
+        from(&mut jar, "http://a.www.ck/", &["ck=2; Domain=www.ck"]);
+        from(&mut jar, "http://a.test/", &["t=3; Domain=test"]);
+        assert_eq!(
+            jar.cookie_header(&url("http://other.example.co.uk/"))
+                .as_deref(),
+            Some("site=1")
+        );
+        assert_eq!(
+            jar.cookie_header(&url("http://www.ck/")).as_deref(),
+            Some("ck=2")
+        );
+        assert_eq!(
+            jar.cookie_header(&url("http://b.test/")).as_deref(),
+            Some("t=3")
+        );
+        // The suffix is the host: the cookie is that host's alone.
+        let mut jar = CookieJar::new();
+        from(&mut jar, "http://github.io/", &["own=1; Domain=github.io"]);
+        from(&mut jar, "http://com/", &["tld=2; Domain=.com"]);
+        assert_eq!(
+            jar.cookie_header(&url("http://github.io/x")).as_deref(),
+            Some("own=1")
+        );
+        assert_eq!(jar.cookie_header(&url("http://me.github.io/")), None);
+        assert_eq!(
+            jar.cookie_header(&url("http://com/")).as_deref(),
+            Some("tld=2")
+        );
+        assert_eq!(jar.cookie_header(&url("http://a.com/")), None);
+        let mut out = Vec::new();
+        jar.save_netscape(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\ngithub.io\tFALSE\t/\tFALSE\t0\town\t1\n"),
+            "{text}"
+        );
+        // A Netscape line for a public suffix: the suffix host's alone.
+        let jar = CookieJar::load_netscape(&b".com\tTRUE\t/\tFALSE\t0\tn\tv\n"[..]).unwrap();
+        assert_eq!(jar.cookie_header(&url("http://a.com/")), None);
+        assert_eq!(
+            jar.cookies(),
+            [("n".into(), "v".into(), "com".into(), "/".into())]
         );
     }
 
