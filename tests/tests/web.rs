@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pollhttp::web::{
-    Auth, Batch, CookieJar, CookieJarError, FieldLineErrorKind, Multipart, MultipartError,
-    Pagination, Paginator, QueryValue, Request, RetryBudget, RetryPolicy, WebError,
+    Auth, Batch, CookieJar, CookieJarError, DataError, FieldLineErrorKind, Multipart,
+    MultipartError, Pagination, Paginator, QueryValue, Request, RetryBudget, RetryPolicy,
+    ValueKind, WebError,
 };
 use pollhttp::{PoolSettings, RequestError, RequestPool, RequestResult};
 use pollhttp_tests::httpbin::Httpbin;
@@ -109,7 +110,8 @@ fn post_form_json_and_object_bodies() {
         "application/vnd.x+json"
     );
 
-    // r.http's rule: an object is a form for POST, JSON for PUT and PATCH.
+    // r.http's rule: an object is a form for POST, JSON for PUT and PATCH
+    // (every rule, byte for byte: object_bodies_follow_parse_and_rhttp_on_the_wire).
     let object = json!({"s": "text", "n": 5});
     let done = send(Request::post(&hb.url("/post")).object(&object));
     assert_eq!(body_json(&done)["form"], json!({"s": "text", "n": "5"}));
@@ -121,6 +123,109 @@ fn post_form_json_and_object_bodies() {
         assert_eq!(done.response_code, 200, "{path}");
         assert_eq!(body_json(&done)["json"], object, "{path}");
     }
+}
+
+/// The Content-Type field and the body of a recorded request.
+fn content_type_and_body(raw: &[u8]) -> (Option<String>, String) {
+    let (head, body) = split_request(raw);
+    let content_type = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-type")
+            .then(|| value.trim().to_string())
+    });
+    (content_type, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn object_bodies_follow_parse_and_rhttp_on_the_wire() {
+    const CASES: usize = 9;
+    let srv = ScriptServer::start(vec![(0..CASES)
+        .flat_map(|_| {
+            [
+                Step::ReadRequest,
+                Step::write(response("200 OK", &[], "ok")),
+            ]
+        })
+        .collect()]);
+    let u = srv.base_url();
+    let vote = json!({"title": "Vote for Pedro", "n": 5});
+    let cases: Vec<(Request, Option<&str>, &str)> = vec![
+        // Parse's JSON recipe: the Content-Type given says JSON.
+        (
+            Request::post(&u)
+                .header("Content-Type", "application/json;charset=utf-8")
+                .object(&vote),
+            Some("application/json;charset=utf-8"),
+            r#"{"n":5,"title":"Vote for Pedro"}"#,
+        ),
+        // ... given after the body too.
+        (
+            Request::post(&u)
+                .object(&vote)
+                .header_line("content-type: application/vnd.api+json"),
+            Some("application/vnd.api+json"),
+            r#"{"n":5,"title":"Vote for Pedro"}"#,
+        ),
+        // Parse's default and r.http's POST: a form; null is an empty value.
+        (
+            Request::post(&u).object(&json!({"title": "Vote for Pedro", "n": 5, "z": null})),
+            Some("application/x-www-form-urlencoded"),
+            "n=5&title=Vote+for+Pedro&z=",
+        ),
+        // r.http: a POST string goes as it is (JSON text with a JSON type).
+        (
+            Request::post(&u)
+                .header("Content-Type", "application/json")
+                .object(&json!(r#"{"raw": "as is"}"#)),
+            Some("application/json"),
+            r#"{"raw": "as is"}"#,
+        ),
+        (
+            Request::post(&u).object(&json!("a=1&b=2")),
+            Some("application/x-www-form-urlencoded"),
+            "a=1&b=2",
+        ),
+        // r.http: PUT, PATCH and DELETE send JSON; a string as it is.
+        (
+            Request::delete(&u).object(&vote),
+            Some("application/json"),
+            r#"{"n":5,"title":"Vote for Pedro"}"#,
+        ),
+        (Request::put(&u).object(&json!("plain")), None, "plain"),
+        (
+            Request::patch(&u).object(&json!([1, "two", null])),
+            Some("application/json"),
+            r#"[1,"two",null]"#,
+        ),
+        // A form Content-Type makes a PUT object a form.
+        (
+            Request::put(&u)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .object(&vote),
+            Some("application/x-www-form-urlencoded"),
+            "n=5&title=Vote+for+Pedro",
+        ),
+    ];
+    assert_eq!(cases.len(), CASES);
+    // One HttpRequest: every request on the one kept-alive connection.
+    let mut http = pollhttp::HttpRequest::new();
+    let expected: Vec<(Option<&str>, &str)> = cases.iter().map(|(_, t, b)| (*t, *b)).collect();
+    for (req, _, _) in cases {
+        let method = req.method().to_string();
+        let done = req.timeout(TIMEOUT).send_with(&mut http);
+        assert_eq!(done.map(|d| d.response_code).ok(), Some(200), "{method}");
+    }
+    assert_eq!(srv.connections_accepted(), 1);
+    let got: Vec<(Option<String>, String)> = srv
+        .requests()
+        .iter()
+        .map(|r| content_type_and_body(r))
+        .collect();
+    let got: Vec<(Option<&str>, &str)> = got
+        .iter()
+        .map(|(t, b)| (t.as_deref(), b.as_str()))
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[test]
@@ -293,6 +398,114 @@ fn cookie_jar_takes_set_cookie_from_a_302_and_sends_it_on() {
         header.contains("a=1") && header.contains("b=two"),
         "{header}"
     );
+}
+
+/// The `Cookie` field of a recorded request, if any.
+fn cookie_field(raw: &[u8]) -> Option<String> {
+    let (head, _) = split_request(raw);
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("cookie")
+            .then(|| value.trim().to_string())
+    })
+}
+
+#[test]
+fn expires_in_every_cookie_date_form_decides_what_is_sent() {
+    // RFC 6265 §5.1.1's forms the HTTP-date parser refuses: an expired
+    // cookie is not stored, a future one is persistent, and an expired
+    // one removes the cookie it names.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response(
+            "200 OK",
+            &[
+                ("Set-Cookie", "old=1"),
+                ("Set-Cookie", "late=2; Expires=Fri Feb 13 11:56:27 GMT 2132"),
+                (
+                    "Set-Cookie",
+                    "gone=3; Expires=Monday, 13-Jun-1988 03:04:55 GMT",
+                ),
+            ],
+            "",
+        )),
+        Step::ReadRequest,
+        Step::write(response(
+            "200 OK",
+            &[("Set-Cookie", "old=x; expires=Mon, 13-Jun-1988 03:04:55 GMT")],
+            "",
+        )),
+        Step::ReadRequest,
+        Step::write(response("200 OK", &[], "")),
+    ]]);
+    let jar = CookieJar::shared();
+    let mut http = pollhttp::HttpRequest::new();
+    for _ in 0..3 {
+        let done = Request::get(&format!("{}/", srv.base_url()))
+            .cookie_jar(Arc::clone(&jar))
+            .timeout(TIMEOUT)
+            .send_with(&mut http)
+            .unwrap();
+        assert_eq!(done.response_code, 200);
+    }
+    let sent: Vec<Option<String>> = srv.requests().iter().map(|r| cookie_field(r)).collect();
+    assert_eq!(
+        sent,
+        [None, Some("late=2; old=1".into()), Some("late=2".into())]
+    );
+    let mut saved = Vec::new();
+    jar.lock().unwrap().save_netscape(&mut saved).unwrap();
+    let saved = String::from_utf8(saved).unwrap();
+    assert!(
+        saved.ends_with("\n127.0.0.1\tFALSE\t/\tFALSE\t5115959787\tlate\t2\n"),
+        "{saved}"
+    );
+}
+
+#[test]
+fn a_cookie_for_a_public_suffix_is_never_sent() {
+    // The scripted server is an HTTP proxy: the requests name their hosts,
+    // and no name is resolved.
+    let answer =
+        |set: &[(&str, &str)]| vec![Step::ReadRequest, Step::write(response("200 OK", set, ""))];
+    let srv = ScriptServer::start(vec![
+        answer(&[
+            ("Set-Cookie", "all=1; Domain=com"),
+            ("Set-Cookie", "site=2; Domain=example.com"),
+            ("Set-Cookie", "host=3"),
+        ]),
+        answer(&[]),
+        answer(&[]),
+    ]);
+    let jar = CookieJar::shared();
+    for u in [
+        "http://shop.example.com/",
+        "http://other.com/",
+        "http://www.example.com/",
+    ] {
+        let done = Request::get(u)
+            .cookie_jar(Arc::clone(&jar))
+            .configure(|s| s.http_proxy = Some(("127.0.0.1".into(), srv.port())))
+            .timeout(TIMEOUT)
+            .send_with(&mut pollhttp::HttpRequest::new())
+            .unwrap();
+        assert_eq!(done.response_code, 200, "{u}");
+    }
+    let requests = srv.requests();
+    let lines: Vec<&str> = requests
+        .iter()
+        .map(|r| std::str::from_utf8(r).unwrap().lines().next().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "GET http://shop.example.com/ HTTP/1.1",
+            "GET http://other.com/ HTTP/1.1",
+            "GET http://www.example.com/ HTTP/1.1",
+        ]
+    );
+    let sent: Vec<Option<String>> = requests.iter().map(|r| cookie_field(r)).collect();
+    assert_eq!(sent, [None, None, Some("site=2".into())]);
 }
 
 #[test]
@@ -713,6 +926,39 @@ fn bad_input_gets_its_exact_error() {
         matches!(err, WebError::Refused(RequestError::Serialize(_))),
         "{err:?}"
     );
+    // Data r.http refuses: each its DataError, and nothing is sent.
+    let srv = ScriptServer::start(vec![]);
+    let u = srv.base_url();
+    for (req, expected) in [
+        (
+            Request::get(&u).object(&json!({"q": 1})),
+            DataError::Method("GET".into()),
+        ),
+        (
+            Request::post(&u).object(&json!(["a", "b"])),
+            DataError::NotStringOrObject(ValueKind::Array),
+        ),
+        (
+            Request::post(&u).object(&json!({"a": 1, "nested": {"b": 2}})),
+            DataError::FormMember {
+                key: "nested".into(),
+                kind: ValueKind::Object,
+            },
+        ),
+        (
+            Request::post(&u).object(&json!({"flag": true})),
+            DataError::FormMember {
+                key: "flag".into(),
+                kind: ValueKind::Bool,
+            },
+        ),
+    ] {
+        match req.send() {
+            Err(WebError::Refused(e)) => assert_eq!(DataError::of(&e), Some(&expected)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(srv.connections_accepted(), 0);
 }
 
 #[test]

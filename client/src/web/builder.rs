@@ -161,6 +161,11 @@ pub struct Request {
     body: RequestBody,
     /// The body's media type, sent unless a Content-Type field is given.
     content_type: Option<String>,
+    /// An [`object`](Self::object) body, encoded when the builder ends
+    /// (its encoding depends on the Content-Type field, which may come
+    /// later).
+    #[cfg(feature = "json")]
+    data: Option<serde_json::Value>,
     settings: Settings,
     status: StatusPolicy,
     /// The first invalid piece, returned when the builder ends.
@@ -192,6 +197,8 @@ impl Request {
             headers: Vec::new(),
             body: RequestBody::Empty,
             content_type: None,
+            #[cfg(feature = "json")]
+            data: None,
             settings: Settings::default(),
             status: StatusPolicy::Any,
             error: None,
@@ -336,13 +343,17 @@ impl Request {
     pub fn body(mut self, body: impl Into<RequestBody>) -> Request {
         self.body = body.into();
         self.content_type = None;
+        #[cfg(feature = "json")]
+        {
+            self.data = None;
+        }
         self
     }
 
-    fn typed_body(mut self, body: RequestBody, media_type: &str) -> Request {
-        self.body = body;
-        self.content_type = Some(media_type.to_string());
-        self
+    fn typed_body(self, body: RequestBody, media_type: &str) -> Request {
+        let mut r = self.body(body);
+        r.content_type = Some(media_type.to_string());
+        r
     }
 
     /// A text body, `Content-Type: text/plain; charset=utf-8` unless one is
@@ -391,29 +402,61 @@ impl Request {
         }
     }
 
-    /// r.http's rule for an object body: JSON for PUT, PATCH and DELETE; a
-    /// form for POST (and any other method), each member a pair (strings
-    /// as they are, other values in their JSON text). A value that is not
-    /// an object is sent as JSON.
+    /// A body given as a JSON value: RethinkDB `r.http`'s `data` and
+    /// Parse's `body`, encoded by their rules when the builder ends (so a
+    /// Content-Type field given before or after counts):
+    ///
+    /// - Only on POST, PUT, PATCH and DELETE; any other method ends the
+    ///   builder with [`DataError::Method`] (r.http: "If you want URL
+    ///   parameters, use `params` instead": [`query`](Self::query)).
+    /// - A string is the body as it is, whatever the Content-Type (r.http's
+    ///   `data: r.expr(value).coerce_to('string')` with a JSON
+    ///   Content-Type). POST sends it under `Content-Type:
+    ///   application/x-www-form-urlencoded` unless one is given (what
+    ///   r.http's POST sends, taking the string as encoded form data);
+    ///   PUT, PATCH and DELETE send no Content-Type of their own.
+    /// - POST data that is not a string must be an object
+    ///   ([`DataError::NotStringOrObject`] otherwise).
+    /// - A Content-Type field naming JSON (`application/json` or a `+json`
+    ///   type, parameters such as `;charset=utf-8` aside) makes the value
+    ///   JSON, for any of the four methods: Parse's "If you want the body
+    ///   to be JSON encoded" recipe.
+    /// - A Content-Type field naming `application/x-www-form-urlencoded`
+    ///   makes the object a form, for any of the four methods.
+    /// - Otherwise POST sends the object as a form
+    ///   (`application/x-www-form-urlencoded`: Parse's default and r.http's
+    ///   POST rule), and PUT, PATCH and DELETE send the value as JSON under
+    ///   `Content-Type: application/json` unless one is given (r.http).
+    ///
+    /// A form has one pair per member, in the object's key order (sorted,
+    /// as r.http's are): a string as it is, a number in its JSON text, a
+    /// null as an empty value (`key=`). Any other member (a boolean, an
+    /// array, an object) ends the builder with [`DataError::FormMember`]
+    /// (r.http: "values must be numbers, strings, or null").
+    ///
+    /// # Errors
+    /// A [`DataError`] ends the builder with [`RequestError::Body`], whose
+    /// `io::Error` (kind `InvalidInput`) holds it: nothing is sent.
+    /// [`DataError::of`] finds it in the [`RequestError`].
+    ///
+    /// ```
+    /// use pollhttp::web::{DataError, Request, ValueKind};
+    /// use serde_json::json;
+    ///
+    /// let refused = Request::post("http://127.0.0.1:9/")
+    ///     .object(&json!({"a": {"b": 1}}))
+    ///     .start(&mut pollhttp::HttpRequest::new())
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     DataError::of(&refused),
+    ///     Some(&DataError::FormMember { key: "a".into(), kind: ValueKind::Object })
+    /// );
+    /// ```
     #[cfg(feature = "json")]
     pub fn object(self, value: &serde_json::Value) -> Request {
-        let form = !matches!(self.method.as_str(), "PUT" | "PATCH" | "DELETE");
-        match (form, value.as_object()) {
-            (true, Some(map)) => {
-                let pairs: Vec<(String, String)> = map
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect();
-                self.form(pairs)
-            }
-            _ => self.json(value),
-        }
+        let mut r = self.body(RequestBody::Empty);
+        r.data = Some(value.clone());
+        r
     }
 
     /// A `multipart/form-data` body (RFC 7578), its `Content-Type` with the
@@ -554,6 +597,19 @@ impl Request {
                 QueryPiece::Raw(raw) => append_raw_query(&mut url, raw),
             }
         }
+        #[cfg(feature = "json")]
+        if let Some(data) = self.data.take() {
+            let given = self
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.as_str());
+            let (body, media_type) = encode_data(&self.method, given, &data).map_err(|e| {
+                RequestError::Body(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            })?;
+            self.body = RequestBody::Bytes(body);
+            self.content_type = media_type.map(str::to_string);
+        }
         if let Some(media_type) = self.content_type.take() {
             if !self.has_header("content-type") {
                 self.headers.push(("Content-Type".into(), media_type));
@@ -642,6 +698,8 @@ impl Request {
             headers: self.headers.clone(),
             body: self.body.replay().unwrap_or(RequestBody::Empty),
             content_type: self.content_type.clone(),
+            #[cfg(feature = "json")]
+            data: self.data.clone(),
             settings: self.settings.clone(),
             status: self.status.clone(),
             error: None,
@@ -656,4 +714,339 @@ struct Prepared {
     body: RequestBody,
     settings: Settings,
     status: StatusPolicy,
+}
+
+/// The kind of a JSON value, as a [`DataError`] names it.
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+#[cfg(feature = "json")]
+impl ValueKind {
+    /// The kind of `value`.
+    pub fn of(value: &serde_json::Value) -> ValueKind {
+        use serde_json::Value;
+        match value {
+            Value::Null => ValueKind::Null,
+            Value::Bool(_) => ValueKind::Bool,
+            Value::Number(_) => ValueKind::Number,
+            Value::String(_) => ValueKind::String,
+            Value::Array(_) => ValueKind::Array,
+            Value::Object(_) => ValueKind::Object,
+        }
+    }
+}
+
+#[cfg(feature = "json")]
+impl fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueKind::Null => "null",
+            ValueKind::Bool => "a boolean",
+            ValueKind::Number => "a number",
+            ValueKind::String => "a string",
+            ValueKind::Array => "an array",
+            ValueKind::Object => "an object",
+        })
+    }
+}
+
+/// Why an [`object`](Request::object) body (r.http's `data`, Parse's
+/// `body`) cannot be sent: r.http's rules for `data`, each an error
+/// there too.
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The method is not POST, PUT, PATCH or DELETE, the only ones r.http
+    /// sends data with (the method is given).
+    Method(String),
+    /// POST data (or a form's) that is neither a string nor an object.
+    NotStringOrObject(ValueKind),
+    /// A member of an object sent as a form is not a number, a string or
+    /// null.
+    FormMember {
+        /// The member's key.
+        key: String,
+        /// What it is.
+        kind: ValueKind,
+    },
+}
+
+#[cfg(feature = "json")]
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataError::Method(m) => write!(
+                f,
+                "a {m} request takes no data (only POST, PUT, PATCH and DELETE do; \
+                 URL parameters go in the query)"
+            ),
+            DataError::NotStringOrObject(kind) => {
+                write!(f, "the data is {kind}, not a string or an object")
+            }
+            DataError::FormMember { key, kind } => write!(
+                f,
+                "form member {key:?} is {kind}, not a number, a string or null"
+            ),
+        }
+    }
+}
+
+#[cfg(feature = "json")]
+impl std::error::Error for DataError {}
+
+#[cfg(feature = "json")]
+impl DataError {
+    /// The `DataError` a [`RequestError`] holds, if any: the one
+    /// [`Request::object`] ends the builder with, inside
+    /// [`RequestError::Body`].
+    pub fn of(e: &RequestError) -> Option<&DataError> {
+        match e {
+            RequestError::Body(io) => io.get_ref()?.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a Content-Type value names JSON: `application/json` or a
+/// `+json` structured syntax suffix (RFC 6839 §3.1), case-insensitive,
+/// parameters ignored.
+#[cfg(feature = "json")]
+fn is_json_media_type(media_type: &str) -> bool {
+    media_type == "application/json" || media_type.ends_with("+json")
+}
+
+/// The media type of a Content-Type value: before any `;`, trimmed,
+/// lowercased (RFC 9110 §8.3.1).
+#[cfg(feature = "json")]
+fn media_type(content_type: &str) -> String {
+    let end = content_type.find(';').unwrap_or(content_type.len());
+    content_type[..end].trim().to_ascii_lowercase()
+}
+
+#[cfg(feature = "json")]
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// [`Request::object`]'s rules: the body of `data` for `method`, given the
+/// caller's Content-Type (if any), and the media type to send unless one
+/// is given.
+#[cfg(feature = "json")]
+fn encode_data(
+    method: &str,
+    given: Option<&str>,
+    data: &serde_json::Value,
+) -> Result<(Bytes, Option<&'static str>), DataError> {
+    use serde_json::Value;
+    let post = method == "POST";
+    if !post && !matches!(method, "PUT" | "PATCH" | "DELETE") {
+        return Err(DataError::Method(method.to_string()));
+    }
+    if let Value::String(s) = data {
+        return Ok((Bytes::from(s.clone()), post.then_some(FORM)));
+    }
+    if post && !data.is_object() {
+        return Err(DataError::NotStringOrObject(ValueKind::of(data)));
+    }
+    let given = given.map(media_type);
+    let json = match given.as_deref() {
+        Some(m) if is_json_media_type(m) => true,
+        Some(FORM) => false,
+        _ => !post,
+    };
+    if json {
+        return Ok((Bytes::from(data.to_string()), Some("application/json")));
+    }
+    let Value::Object(map) = data else {
+        return Err(DataError::NotStringOrObject(ValueKind::of(data)));
+    };
+    let mut pairs: Vec<(&str, String)> = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Null => String::new(),
+            other => {
+                return Err(DataError::FormMember {
+                    key: key.clone(),
+                    kind: ValueKind::of(other),
+                })
+            }
+        };
+        pairs.push((key, text));
+    }
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ok((form_body(&refs), Some(FORM)))
+}
+
+#[cfg(all(test, feature = "json"))]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn enc(
+        method: &str,
+        given: Option<&str>,
+        data: serde_json::Value,
+    ) -> Result<(String, Option<&'static str>), DataError> {
+        encode_data(method, given, &data).map(|(b, t)| (String::from_utf8(b.to_vec()).unwrap(), t))
+    }
+
+    const JSON: Option<&str> = Some("application/json");
+
+    #[test]
+    fn object_bodies_by_method_and_content_type() {
+        let obj = json!({"title": "Vote for Pedro", "n": 5, "x": null});
+        let form = Ok(("n=5&title=Vote+for+Pedro&x=".to_string(), Some(FORM)));
+        let as_json = Ok((
+            r#"{"n":5,"title":"Vote for Pedro","x":null}"#.to_string(),
+            JSON,
+        ));
+        // r.http: a form for POST, JSON for PUT, PATCH and DELETE.
+        assert_eq!(enc("POST", None, obj.clone()), form);
+        for m in ["PUT", "PATCH", "DELETE"] {
+            assert_eq!(enc(m, None, obj.clone()), as_json, "{m}");
+        }
+        // Parse: a JSON Content-Type makes the object JSON (parameters and
+        // case aside), a form Content-Type a form, whatever the method.
+        for given in [
+            "application/json;charset=utf-8",
+            "Application/JSON",
+            " application/vnd.api+json ; x=1",
+        ] {
+            assert_eq!(enc("POST", Some(given), obj.clone()), as_json, "{given}");
+        }
+        for m in ["PUT", "PATCH", "DELETE"] {
+            let given = Some("application/x-www-form-urlencoded; charset=utf-8");
+            assert_eq!(enc(m, given, obj.clone()), form, "{m}");
+        }
+        // Another Content-Type leaves the method's rule.
+        assert_eq!(enc("POST", Some("text/plain"), obj.clone()), form);
+        assert_eq!(enc("PUT", Some("text/plain"), obj.clone()), as_json);
+        // PUT, PATCH and DELETE take any value as JSON.
+        assert_eq!(
+            enc("PUT", None, json!([1, true])),
+            Ok(("[1,true]".to_string(), JSON))
+        );
+        assert_eq!(
+            enc("DELETE", None, json!(null)),
+            Ok(("null".to_string(), JSON))
+        );
+        // Nested members are fine in JSON.
+        assert_eq!(
+            enc("POST", JSON, json!({"a": {"b": [1]}})),
+            Ok((r#"{"a":{"b":[1]}}"#.to_string(), JSON))
+        );
+    }
+
+    #[test]
+    fn strings_go_as_they_are() {
+        for given in [None, JSON] {
+            assert_eq!(
+                enc("POST", given, json!("raw \"text\" & more")),
+                Ok((r#"raw "text" & more"#.to_string(), Some(FORM)))
+            );
+            for m in ["PUT", "PATCH", "DELETE"] {
+                assert_eq!(
+                    enc(m, given, json!("{\"k\":1}")),
+                    Ok((r#"{"k":1}"#.to_string(), None)),
+                    "{m}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_data_is_refused() {
+        for m in ["GET", "HEAD", "OPTIONS", "post"] {
+            assert_eq!(
+                enc(m, None, json!({"a": 1})),
+                Err(DataError::Method(m.to_string()))
+            );
+        }
+        for (v, kind) in [
+            (json!(5), ValueKind::Number),
+            (json!(null), ValueKind::Null),
+            (json!(false), ValueKind::Bool),
+            (json!(["a"]), ValueKind::Array),
+        ] {
+            assert_eq!(
+                enc("POST", None, v.clone()),
+                Err(DataError::NotStringOrObject(kind))
+            );
+            assert_eq!(
+                enc("POST", JSON, v),
+                Err(DataError::NotStringOrObject(kind)),
+                "POST data is a string or an object whatever the Content-Type"
+            );
+        }
+        let given = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            enc("PUT", given, json!([1])),
+            Err(DataError::NotStringOrObject(ValueKind::Array))
+        );
+        for (v, kind) in [
+            (json!(true), ValueKind::Bool),
+            (json!([1]), ValueKind::Array),
+            (json!({"b": 1}), ValueKind::Object),
+        ] {
+            assert_eq!(
+                enc("POST", None, json!({"a": 1, "m": v})),
+                Err(DataError::FormMember {
+                    key: "m".into(),
+                    kind
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_data_error_ends_the_builder_and_is_found_in_its_error() {
+        let e = Request::get("http://h/")
+            .object(&json!({"a": 1}))
+            .finish()
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&e, RequestError::Body(io) if io.kind() == std::io::ErrorKind::InvalidInput),
+            "{e:?}"
+        );
+        assert_eq!(DataError::of(&e), Some(&DataError::Method("GET".into())));
+        assert_eq!(DataError::of(&RequestError::InvalidHost), None);
+        let io = RequestError::Body(std::io::Error::other("disk"));
+        assert_eq!(DataError::of(&io), None);
+        // The Content-Type may come after the body; a later body replaces it.
+        let p = Request::post("http://h/")
+            .object(&json!({"a": 1}))
+            .header("Content-Type", "application/json")
+            .finish()
+            .unwrap();
+        assert!(matches!(&p.body, RequestBody::Bytes(b) if &b[..] == br#"{"a":1}"#));
+        let p = Request::post("http://h/")
+            .object(&json!(5))
+            .text("t")
+            .finish()
+            .unwrap();
+        assert!(matches!(&p.body, RequestBody::Bytes(b) if &b[..] == b"t"));
+        assert_eq!(
+            p.headers,
+            [(
+                "Content-Type".to_string(),
+                "text/plain; charset=utf-8".to_string()
+            )]
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Cookies: the `Set-Cookie` fields of a response parsed (the `cookie`
 //! crate; Parse's `cookies`), and an opt-in jar across requests
 //! (`cookie_store`: RFC 6265 domain and path matching, host-only cookies,
-//! Secure only over https, expiry) with curl's bounds, saved and loaded in
+//! Secure only over https, expiry; the Public Suffix List from `psl`) with
+//! curl's bounds, saved and loaded in
 //! JSON or curl's Netscape cookie-file format.
 
 use std::convert::Infallible;
@@ -82,10 +83,12 @@ fn unix_time(secs: i64) -> SystemTime {
 /// Parse one `Set-Cookie` value (RFC 6265 §5.2, by the `cookie` crate):
 /// `name=value` then `;`-separated attributes, names case-insensitive.
 /// `Domain` loses its leading dot (§5.2.3), `Expires` becomes a
-/// [`SystemTime`] (the date forms of §5.1.1), a negative `Max-Age` is
-/// zero (§5.2.2), unknown attributes are ignored. Nothing is checked
-/// against a request URL here: that is [`CookieJar::store_response`]'s
-/// job.
+/// [`SystemTime`] by §5.1.1's cookie-date algorithm (every form it takes:
+/// `Wed, 21 Oct 2015 07:28:00 GMT`, `Monday, 13-Jun-88 03:04:55 GMT`,
+/// `Fri Feb 13 11:56:27 GMT 2132`..., an `Expires` it refuses is ignored,
+/// the last one it takes counts), a negative `Max-Age` is zero (§5.2.2),
+/// unknown attributes are ignored. Nothing is checked against a request
+/// URL here: that is [`CookieJar::store_response`]'s job.
 ///
 /// `None` when the value is not a cookie (no `=`, an empty name).
 ///
@@ -98,7 +101,7 @@ fn unix_time(secs: i64) -> SystemTime {
 /// # }
 /// ```
 pub fn parse_set_cookie(value: &str) -> Option<SetCookie> {
-    let c = RawCookie::parse(value).ok()?;
+    let c = parse_raw(value)?;
     Some(SetCookie {
         name: c.name().to_string(),
         value: c.value().to_string(),
@@ -116,6 +119,119 @@ pub fn parse_set_cookie(value: &str) -> Option<SetCookie> {
             cookie::SameSite::None => SameSite::None,
         }),
     })
+}
+
+/// A `Set-Cookie` value parsed by the `cookie` crate, its expiry-time
+/// taken from the `Expires` attributes by RFC 6265 §5.1.1 instead of the
+/// crate's three HTTP-date forms: the last `Expires` whose value is a
+/// cookie-date counts, one that is not is ignored (§5.2.1).
+fn parse_raw(value: &str) -> Option<RawCookie<'_>> {
+    let mut c = RawCookie::parse(value).ok()?;
+    let expires = value
+        .split(';')
+        .skip(1)
+        .filter_map(|av| {
+            let (name, v) = av.split_once('=')?;
+            let wsp = |c: char| c == ' ' || c == '\t';
+            name.trim_matches(wsp)
+                .eq_ignore_ascii_case("expires")
+                .then(|| cookie_date(v.trim_matches(wsp)))?
+        })
+        .last();
+    match expires {
+        Some(t) => c.set_expires(t),
+        None => c.unset_expires(),
+    }
+    Some(c)
+}
+
+/// RFC 6265 §5.1.1's cookie-date algorithm: the date tokens (runs of
+/// non-delimiters) are read in order, each taken as the first of time
+/// (`hh:mm:ss`, 1-2 digits each), day of month (1-2 digits), month (its
+/// first three letters, any case) and year (2-4 digits) it matches and
+/// that is not found yet; anything after the digits of a token (or after a
+/// month's three letters) is ignored, and so are other tokens (weekdays,
+/// `GMT`). A year of 70-99 is 19xx, 0-69 20xx. `None` when a part is
+/// missing or out of range (day 1-31, year from 1601, hour to 23, minute
+/// and second to 59) or the date does not exist (30 February).
+fn cookie_date(s: &str) -> Option<cookie::time::OffsetDateTime> {
+    use cookie::time::{Date, Month, PrimitiveDateTime, Time};
+    fn is_delimiter(b: u8) -> bool {
+        matches!(b, 0x09 | 0x20..=0x2F | 0x3B..=0x40 | 0x5B..=0x60 | 0x7B..=0x7E)
+    }
+    /// The value of `token`'s leading digits when there are `min` to `max`
+    /// of them (the grammar's `n*mDIGIT [ non-digit *OCTET ]`), and the rest.
+    fn digits(token: &[u8], min: usize, max: usize) -> Option<(u32, &[u8])> {
+        let n = token.iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(min..=max).contains(&n) {
+            return None;
+        }
+        let value = token[..n]
+            .iter()
+            .fold(0, |v, d| v * 10 + u32::from(d - b'0'));
+        Some((value, &token[n..]))
+    }
+    fn time(token: &[u8]) -> Option<(u32, u32, u32)> {
+        let (h, rest) = digits(token, 1, 2)?;
+        let (m, rest) = digits(rest.strip_prefix(b":")?, 1, 2)?;
+        let (s, _) = digits(rest.strip_prefix(b":")?, 1, 2)?;
+        Some((h, m, s))
+    }
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    let (mut hms, mut day, mut month, mut year) = (None, None, None, None);
+    for token in s.as_bytes().split(|&b| is_delimiter(b)) {
+        if token.is_empty() {
+            continue;
+        }
+        if hms.is_none() {
+            if let Some(t) = time(token) {
+                hms = Some(t);
+                continue;
+            }
+        }
+        if day.is_none() {
+            if let Some((d, _)) = digits(token, 1, 2) {
+                day = Some(d);
+                continue;
+            }
+        }
+        if month.is_none() {
+            if let Some(m) = token
+                .get(..3)
+                .and_then(|p| MONTHS.iter().position(|m| p.eq_ignore_ascii_case(&m[..])))
+            {
+                month = Some(m);
+                continue;
+            }
+        }
+        if year.is_none() {
+            if let Some((y, _)) = digits(token, 2, 4) {
+                year = Some(y);
+            }
+        }
+    }
+    let ((hour, minute, second), day, month, year) = (hms?, day?, month?, year?);
+    let year = match year {
+        70..=99 => year + 1900,
+        0..=69 => year + 2000,
+        y => y,
+    };
+    if !(1..=31).contains(&day) || year < 1601 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let month = Month::try_from(u8::try_from(month + 1).ok()?).ok()?;
+    let date =
+        Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
+    let time = Time::from_hms(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+    )
+    .ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 fn set_cookie_values(fields: &Fields) -> impl Iterator<Item = &str> {
@@ -136,10 +252,23 @@ impl Completed {
     }
 }
 
+/// Whether `domain` (a Domain attribute as cookie_store keeps it:
+/// lowercase ASCII, punycode for IDNs) is a public suffix: a rule of
+/// Mozilla's Public Suffix List (ICANN and private sections, as browsers
+/// use it; compiled into the `psl` crate) makes it one, a trailing dot
+/// aside. A TLD the list does not name (`test`, `localhost`, `internal`) is
+/// not one: only the list's implicit `*` rule would make it so, which
+/// cookie_store and libcurl (with libpsl) do not apply either.
+fn is_public_suffix(domain: &str) -> bool {
+    psl::suffix(domain.as_bytes()).is_some_and(|s| s.is_known() && s == domain.as_bytes())
+}
+
 /// A cookie jar ([`crate::Settings::cookie_jar`]): what responses set,
 /// sent back to the requests they match (RFC 6265 §5.3 and §5.4, by
-/// `cookie_store`; no public-suffix list, so a `Domain` like `com` from
-/// `a.com` is kept, as curl without libpsl does).
+/// `cookie_store`), with the Public Suffix List (§5.3 step 5, the `psl`
+/// crate's copy): a `Domain` that is a public suffix (`com`, `co.uk`,
+/// `github.io`) is ignored, unless it is the request's host, when the
+/// cookie is that host's alone (host-only).
 ///
 /// Bounded as curl bounds its jar: 50 (`MAX_COOKIES_PER_RESPONSE`) cookies
 /// read from one response, 4096 (`MAX_COOKIE_SIZE`) bytes of name and value,
@@ -215,7 +344,9 @@ impl CookieJar {
     /// Store the cookies a response to `url` sets: RFC 6265 §5.3 by
     /// cookie_store (domain-match, host-only when there is no `Domain`,
     /// the default path, expiry by `Max-Age` over `Expires`; an expired
-    /// cookie removes the one it names). curl's bounds apply: only the
+    /// cookie removes the one it names), and step 5 here: a cookie whose
+    /// `Domain` is a public suffix is ignored, or host-only when that
+    /// suffix is `url`'s host. curl's bounds apply: only the
     /// first 50 (`MAX_COOKIES_PER_RESPONSE`) `Set-Cookie` fields are read; a
     /// cookie whose name and value pass 4096 (`MAX_COOKIE_SIZE`) bytes, or whose
     /// name or value holds a control character (RFC 6265bis §5.6; a tab
@@ -227,7 +358,7 @@ impl CookieJar {
     /// Costs one pass over the jar per cookie stored.
     pub fn store_response(&mut self, url: &Url, fields: &Fields) {
         for value in set_cookie_values(fields) {
-            if let Ok(c) = RawCookie::parse(value) {
+            if let Some(c) = parse_raw(value) {
                 self.insert(&c, url);
             }
         }
@@ -241,9 +372,19 @@ impl CookieJar {
         {
             return;
         }
-        let Ok(c) = StoredCookie::try_from_raw_cookie(raw, url) else {
+        let Ok(mut c) = StoredCookie::try_from_raw_cookie(raw, url) else {
             return;
         };
+        // RFC 6265 §5.3 step 5: a Domain that is a public suffix is the
+        // host's alone when it is the host, else the cookie is ignored.
+        if let CookieDomain::Suffix(domain) = &c.domain {
+            if is_public_suffix(domain) {
+                if url.host_str() != Some(domain.as_str()) {
+                    return;
+                }
+                c.domain = CookieDomain::HostOnly(domain.clone());
+            }
+        }
         if self.has_room_for(&c) {
             let _ = self.store.insert(c.into_owned(), url);
         }
@@ -566,6 +707,108 @@ mod tests {
     }
 
     #[test]
+    fn cookie_dates_of_rfc6265_section_5_1_1() {
+        let at = |s: &str| cookie_date(s).map(|t| t.unix_timestamp());
+        const NOV_6_1994: i64 = 784_111_777; // 1994-11-06 08:49:37 UTC
+        const JUN_13_1988: i64 = 582_174_295; // 1988-06-13 03:04:55 UTC
+        const OCT_21_2015: i64 = 1_445_412_480; // 2015-10-21 07:28:00 UTC
+                                                // The three HTTP-date forms (RFC 9110 §5.6.7).
+        assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT"), Some(NOV_6_1994));
+        assert_eq!(at("Sunday, 06-Nov-94 08:49:37 GMT"), Some(NOV_6_1994));
+        assert_eq!(at("Sun Nov  6 08:49:37 1994"), Some(NOV_6_1994));
+        // Forms the cookie crate refuses.
+        assert_eq!(at("Monday, 13-Jun-1988 03:04:55 GMT"), Some(JUN_13_1988));
+        assert_eq!(at("Fri Feb 13 11:56:27 GMT 2132"), Some(5_115_959_787));
+        assert_eq!(at("13 jun 1988 3:4:55"), Some(JUN_13_1988));
+        assert_eq!(at("1988-JUNE-13 03:04:55GMT"), Some(JUN_13_1988));
+        assert_eq!(at("Jun 13th, 1988, 03:04:55 UTC"), Some(JUN_13_1988));
+        // Weekdays and zones are ignored: the time is UTC.
+        assert_eq!(at("Mon, 21 Oct 2015 07:28:00 GMT"), Some(OCT_21_2015));
+        assert_eq!(at("Wed, 21 Oct 2015 07:28:00 +0200"), Some(OCT_21_2015));
+        // Two-digit years: 70-99 are 19xx, 00-69 20xx.
+        assert_eq!(at("Thu, 10-Sep-69 20:00:00 GMT"), Some(3_146_068_800));
+        assert_eq!(at("Thu, 10-Sep-70 20:00:00 GMT"), Some(21_844_800));
+        assert_eq!(at("Sat, 01-Jan-00 00:00:00 GMT"), Some(946_684_800));
+        // The bounds.
+        assert_eq!(at("1 Jan 1601 00:00:00"), Some(-11_644_473_600));
+        assert_eq!(at("31 Dec 1600 23:59:59"), None);
+        assert_eq!(at("Fri, 31 Dec 9999 23:59:59 GMT"), Some(253_402_300_799));
+        assert_eq!(at("29 Feb 2000 23:59:59"), Some(951_868_799));
+        for bad in [
+            "30 Feb 2000 00:00:00", // no such date
+            "0 Jan 2000 00:00:00",
+            "32 Jan 2000 00:00:00",
+            "1 Jan 2000 24:00:00",
+            "1 Jan 2000 23:60:00",
+            "1 Jan 2000 23:59:60",
+            "Jun 1988 03:04:55",          // no day
+            "13 Jun 03:04:55",            // no year
+            "13 Jun 1988",                // no time
+            "13 1988 03:04:55",           // no month
+            "13 Jun 19880 03:04:55",      // a year of five digits
+            "13 Jun 1988 003:04:55",      // a time field of three digits
+            "Wed, 21 Oct 2015 07:28 GMT", // no seconds
+            "",
+            "99999999999999999999 Jun 1988 03:04:55",
+        ] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
+        // A token is taken for the first part it matches: "100" is a year
+        // (too early), so the later "1988" is ignored.
+        assert_eq!(at("100 Jun 13 1988 03:04:55"), None);
+    }
+
+    #[test]
+    fn expires_is_read_by_the_cookie_date_algorithm() {
+        let expires = |v: &str| parse_set_cookie(v).unwrap().expires;
+        assert_eq!(
+            expires("a=b; Expires=Monday, 13-Jun-1988 03:04:55 GMT"),
+            Some(unix_time(582_174_295))
+        );
+        assert_eq!(
+            expires("a=b; path=/; expires = Fri Feb 13 11:56:27 GMT 2132 ;secure"),
+            Some(unix_time(5_115_959_787))
+        );
+        // The last Expires that is a date counts; one that is not is ignored.
+        assert_eq!(
+            expires("a=b; Expires=Fri Feb 13 11:56:27 GMT 2132; Expires=soon"),
+            Some(unix_time(5_115_959_787))
+        );
+        assert_eq!(
+            expires("a=b; Expires=Wed, 21 Oct 2015 07:28:00 GMT; EXPIRES=13 Jun 88 3:4:55"),
+            Some(unix_time(582_174_295))
+        );
+        // Before 1601 is not a cookie-date (the cookie crate takes it).
+        assert_eq!(expires("a=b; Expires=Thu, 01 Jan 1500 00:00:00 GMT"), None);
+        assert_eq!(expires("a=b; Expires="), None);
+    }
+
+    #[test]
+    fn expires_forms_decide_what_the_jar_keeps() {
+        let mut jar = CookieJar::new();
+        let u = url("http://d.test/");
+        jar.store_response(
+            &u,
+            &fields(&[
+                "old=1",
+                "late=2; Expires=Fri Feb 13 11:56:27 GMT 2132",
+                "gone=3; Expires=Monday, 13-Jun-1988 03:04:55 GMT",
+            ]),
+        );
+        assert_eq!(jar.cookie_header(&u).as_deref(), Some("late=2; old=1"));
+        // An expiry in the past removes the cookie it names.
+        jar.store_response(&u, &fields(&["old=; Expires=Mon Jun 13 03:04:55 1988 GMT"]));
+        assert_eq!(jar.cookie_header(&u).as_deref(), Some("late=2"));
+        let mut out = Vec::new();
+        jar.save_netscape(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("\nd.test\tFALSE\t/\tFALSE\t5115959787\tlate\t2\n"),
+            "persistent, not a session cookie: {text}"
+        );
+    }
+
+    #[test]
     fn response_cookies_are_bounded_and_skip_garbage() {
         let mut set: Vec<String> = vec!["garbage".into()];
         set.extend((0..60).map(|i| format!("c{i}={i}")));
@@ -603,6 +846,87 @@ mod tests {
         assert_eq!(
             (name, domain, path),
             ("p".into(), "a.example.com".into(), "/a".into())
+        );
+    }
+
+    #[test]
+    fn a_public_suffix_domain_is_ignored_unless_it_is_the_host() {
+        let mut jar = CookieJar::new();
+        let from = |jar: &mut CookieJar, u: &str, set: &[&str]| {
+            jar.store_response(&url(u), &fields(set));
+        };
+        // ICANN suffixes, however written; private ones; wildcard rules.
+        from(
+            &mut jar,
+            "http://shop.example.com/",
+            &["a=1; Domain=com", "b=2; Domain=.COM", "c=3; Domain=com."],
+        );
+        from(
+            &mut jar,
+            "http://www.example.co.uk/",
+            &["d=4; Domain=co.uk"],
+        );
+        from(&mut jar, "http://me.github.io/", &["e=5; Domain=github.io"]);
+        from(&mut jar, "http://www.foo.ck/", &["f=6; Domain=foo.ck"]); // *.ck
+        from(&mut jar, "http://a.xn--p1ai/", &["g=7; Domain=xn--p1ai"]);
+        from(&mut jar, "http://a.рф/", &["h=8; Domain=РФ"]);
+        assert!(jar.is_empty(), "{:?}", jar.cookies());
+        for u in [
+            "http://shop.example.com/",
+            "http://other.com/",
+            "http://x.co.uk/",
+        ] {
+            assert_eq!(jar.cookie_header(&url(u)), None, "{u}");
+        }
+        // Below a suffix is fine: a registrable domain, the `!www.ck`
+        // exception, a TLD the list does not name.
+        from(
+            &mut jar,
+            "http://www.example.co.uk/",
+            &["site=1; Domain=example.co.uk"],
+        );
+        from(&mut jar, "http://a.www.ck/", &["ck=2; Domain=www.ck"]);
+        from(&mut jar, "http://a.test/", &["t=3; Domain=test"]);
+        assert_eq!(
+            jar.cookie_header(&url("http://other.example.co.uk/"))
+                .as_deref(),
+            Some("site=1")
+        );
+        assert_eq!(
+            jar.cookie_header(&url("http://www.ck/")).as_deref(),
+            Some("ck=2")
+        );
+        assert_eq!(
+            jar.cookie_header(&url("http://b.test/")).as_deref(),
+            Some("t=3")
+        );
+        // The suffix is the host: the cookie is that host's alone.
+        let mut jar = CookieJar::new();
+        from(&mut jar, "http://github.io/", &["own=1; Domain=github.io"]);
+        from(&mut jar, "http://com/", &["tld=2; Domain=.com"]);
+        assert_eq!(
+            jar.cookie_header(&url("http://github.io/x")).as_deref(),
+            Some("own=1")
+        );
+        assert_eq!(jar.cookie_header(&url("http://me.github.io/")), None);
+        assert_eq!(
+            jar.cookie_header(&url("http://com/")).as_deref(),
+            Some("tld=2")
+        );
+        assert_eq!(jar.cookie_header(&url("http://a.com/")), None);
+        let mut out = Vec::new();
+        jar.save_netscape(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\ngithub.io\tFALSE\t/\tFALSE\t0\town\t1\n"),
+            "{text}"
+        );
+        // A Netscape line for a public suffix: the suffix host's alone.
+        let jar = CookieJar::load_netscape(&b".com\tTRUE\t/\tFALSE\t0\tn\tv\n"[..]).unwrap();
+        assert_eq!(jar.cookie_header(&url("http://a.com/")), None);
+        assert_eq!(
+            jar.cookies(),
+            [("n".into(), "v".into(), "com".into(), "/".into())]
         );
     }
 

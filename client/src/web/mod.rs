@@ -23,6 +23,8 @@ pub use crate::request::auth::Auth;
 pub use crate::request::proxy::{env_proxy, proxy_for, ProxyConfig};
 pub use crate::request::retry::{RetryBudget, RetryPolicy};
 pub use batch::{all, all_settled, Batch};
+#[cfg(feature = "json")]
+pub use builder::{DataError, ValueKind};
 pub use builder::{Request, StatusPolicy, WebError};
 pub use fields::{parse_field_lines, FieldLineError, FieldLineErrorKind};
 pub use link::{next_link, parse_link, LinkValue};
