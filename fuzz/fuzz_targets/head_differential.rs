@@ -83,6 +83,45 @@ fn check(data: &[u8], lenient: bool) {
     }
     let rest = data.len() - skip;
 
+    // A complete status line (within the head limit) is judged first, as
+    // soon as it arrives: httparse's verdict on the line alone, then a code
+    // from 100 and (strict) CRLF.
+    if let Some(lf) = data[skip..]
+        .iter()
+        .take(max_head)
+        .position(|&b| b == b'\n')
+    {
+        let mut h = [httparse::EMPTY_HEADER; 1];
+        let mut r = httparse::Response::new(&mut h);
+        match parser.parse_response(&mut r, &data[..skip + lf + 1]) {
+            Err(he) => {
+                let Err(e) = &proto else {
+                    panic!("httparse {he:?} on the status line, proto {proto:?}");
+                };
+                located(data, skip, &parser, he, e, max_head);
+                return;
+            }
+            Ok(_) if r.code.unwrap() < 100 => {
+                assert!(
+                    matches!(proto, Err(Error::InvalidStatusCode { .. })),
+                    "status code < 100: {proto:?}"
+                );
+                return;
+            }
+            Ok(_) if !lenient && (lf == 0 || data[skip + lf - 1] != b'\r') => {
+                assert_eq!(
+                    proto,
+                    Err(Error::BareLineFeed {
+                        offset: (skip + lf) as u64
+                    }),
+                    "bare LF ending the status line"
+                );
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+
     match (hp, proto) {
         (Ok(httparse::Status::Complete(n)), proto) => {
             assert!(skip < n && n <= data.len());
