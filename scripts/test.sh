@@ -18,6 +18,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
 
+step "layers: request/, conn/ and below import nothing from web/, a front end or the pool"
+scripts/check-layers.sh
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 (cd fuzz && cargo clippy --all-targets --locked -- -D warnings)

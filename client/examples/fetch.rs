@@ -817,7 +817,7 @@ impl Plan {
 
         let jar = cookie_jar(cli)?;
         let mut settings = settings(cli)?;
-        settings.cookie_jar = jar.clone();
+        settings.cookie_jar = jar.clone().map(|j| j as Arc<dyn pollhttp::CookieStore>);
 
         if cli.transfer.paginate && cli.transfer.parallel {
             return Err("--paginate runs one page after the other: not with -Z".into());
@@ -1612,12 +1612,7 @@ fn finish(
         _ => hex(&Sha256::digest(&done.body)),
     };
     if !summary.body_written {
-        // The library opens the file at the response's first body byte (a
-        // resumed 206 appends; a resumed 416 leaves it): a body that brought
-        // none left the file as it was.
-        let resumed = plan.settings.resume && matches!(done.response_code, 206 | 416);
-        let untouched = done.body_bytes == 0 && !resumed;
-        settle_file(t, ok && !http_error, untouched)?;
+        settle_file(t, ok && !http_error)?;
     }
     if plan.verbose && !summary.body_written {
         if done.response_code != 0 {
@@ -1664,11 +1659,9 @@ fn finish(
 
 /// The body's file once the transfer ended: with `-f`'s temporary file,
 /// renamed into place when `keep`, else removed; the empty file curl leaves
-/// for a response without a body (HEAD, 204, 304, `Content-Length: 0`),
-/// which the library neither creates nor truncates. `untouched`: the
-/// library wrote nothing to the file (no body byte arrived), so whatever it
-/// holds is from before this transfer and is truncated, as curl does.
-fn settle_file(t: &Transfer, keep: bool, untouched: bool) -> Result<(), String> {
+/// for a response whose file the library did not open (a resumed 416). The
+/// library itself empties the download file when the final body is empty.
+fn settle_file(t: &Transfer, keep: bool) -> Result<(), String> {
     let (Some(file), Some(download)) = (&t.file, &t.download) else {
         return Ok(());
     };
@@ -1678,7 +1671,7 @@ fn settle_file(t: &Transfer, keep: bool, untouched: bool) -> Result<(), String> 
             .map_err(|e| format!("cannot create {}: {e}", path.display()))
     };
     if file == download {
-        if keep && (untouched || !file.exists()) {
+        if keep && !file.exists() {
             create(file)?;
         }
         return Ok(());

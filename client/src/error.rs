@@ -48,15 +48,6 @@ pub enum RequestError {
     /// [`crate::RequestPool::pipe`]: the download is not in flight, or its
     /// body has started arriving.
     NotPipeable,
-    /// A `"Name: value"` field line was refused (the builder's
-    /// [`header_line`](crate::web::Request::header_line)).
-    FieldLine(crate::web::FieldLineError),
-    /// The JSON body could not be serialized.
-    #[cfg(feature = "json")]
-    Serialize(serde_json::Error),
-    /// A multipart part cannot be sent (a control character in a name...).
-    #[cfg(feature = "multipart")]
-    Multipart(crate::web::MultipartError),
 }
 
 impl fmt::Display for RequestError {
@@ -79,11 +70,6 @@ impl fmt::Display for RequestError {
             RequestError::NotPipeable => f.write_str(
                 "cannot pipe that request: it is not in flight, or its body has started",
             ),
-            RequestError::FieldLine(e) => write!(f, "invalid request: {e}"),
-            #[cfg(feature = "json")]
-            RequestError::Serialize(e) => write!(f, "cannot serialize the JSON body: {e}"),
-            #[cfg(feature = "multipart")]
-            RequestError::Multipart(e) => write!(f, "invalid multipart body: {e}"),
         }
     }
 }
@@ -95,11 +81,6 @@ impl std::error::Error for RequestError {
             RequestError::Invalid(e) => Some(e),
             RequestError::Tls(e) => Some(e),
             RequestError::Body(e) | RequestError::System(e) => Some(e),
-            RequestError::FieldLine(e) => Some(e),
-            #[cfg(feature = "json")]
-            RequestError::Serialize(e) => Some(e),
-            #[cfg(feature = "multipart")]
-            RequestError::Multipart(e) => Some(e),
             _ => None,
         }
     }

@@ -54,7 +54,9 @@ pub use error::{Failure, RequestError};
 pub use http_request::HttpRequest;
 pub use pollhttp_proto::method;
 pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
-pub use request::{Completed, IntoUrl, Refusal, RequestFailure, RequestResult, Settings};
+pub use request::{
+    Completed, CookieStore, IntoUrl, Refusal, RequestFailure, RequestResult, Settings,
+};
 pub use resolve::LookupFn;
 pub use status::{Status, WakeHandle};
 pub use tls_options::{TlsConfigError, TlsOptions};

@@ -273,9 +273,8 @@ fn fetch_output_file() {
 
 #[test]
 fn fetch_output_file_is_emptied_by_an_empty_body() {
-    // curl leaves an empty -o file when the final response has no body; the
-    // library opens the file only at the first body byte, so fetch must
-    // truncate a file that held bytes from before.
+    // curl leaves an empty -o file when the final response has no body: the
+    // library empties a download file when an empty final body completes.
     let server = ScriptServer::start(vec![
         vec![
             Step::ReadRequest,

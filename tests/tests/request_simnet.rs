@@ -461,3 +461,35 @@ fn a_download_file_is_replaced_only_when_the_new_body_starts() {
     assert_eq!((c.result, c.response_code), (RequestResult::Success, 204));
     assert_eq!(std::fs::read(&file).unwrap(), b"");
 }
+
+/// Bytes past the end of a response on a kept connection answer nothing
+/// the client sent (RFC 9112 §9.3): the connection is closed, the next
+/// request goes out on a new one and gets its own answer — never the forged
+/// one, and the request after never gets its predecessor's.
+#[test]
+fn bytes_after_a_response_never_answer_the_next_request() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let mut first = ok(b"one");
+    first.extend_from_slice(&ok(b"forged"));
+    net.route("a.test", "/1", vec![Reply::Send(first)]);
+    net.route("a.test", "/2", vec![Reply::Send(ok(b"two"))]);
+    net.route("a.test", "/3", vec![Reply::Send(ok(b"three"))]);
+    let mut pool = net.pool(PoolSettings::default());
+    let mut bodies = Vec::new();
+    for path in ["/1", "/2", "/3"] {
+        let id = pool
+            .get(net.url("a.test", path), &Settings::default())
+            .unwrap();
+        let c = finish(&mut net, &mut pool, id);
+        assert_eq!(c.result, RequestResult::Success, "{path}: {}", c.reason);
+        bodies.push(String::from_utf8(c.body.to_vec()).unwrap());
+    }
+    assert_eq!(bodies, ["one", "two", "three"]);
+    let conns: Vec<usize> = net.received("a.test").iter().map(|r| r.conn).collect();
+    assert_eq!(
+        conns,
+        [0, 1, 1],
+        "the connection with stray bytes was closed"
+    );
+}

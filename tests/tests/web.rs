@@ -910,7 +910,7 @@ fn bad_input_gets_its_exact_error() {
         .send()
         .unwrap_err();
     match err {
-        WebError::Refused(RequestError::FieldLine(e)) => {
+        WebError::FieldLine(e) => {
             assert_eq!((e.index, e.kind), (1, FieldLineErrorKind::NoColon))
         }
         other => panic!("{other:?}"),
@@ -922,10 +922,7 @@ fn bad_input_gets_its_exact_error() {
         .json(&bad)
         .send()
         .unwrap_err();
-    assert!(
-        matches!(err, WebError::Refused(RequestError::Serialize(_))),
-        "{err:?}"
-    );
+    assert!(matches!(err, WebError::Serialize(_)), "{err:?}");
     // Data r.http refuses: each its DataError, and nothing is sent.
     let srv = ScriptServer::start(vec![]);
     let u = srv.base_url();
@@ -954,7 +951,7 @@ fn bad_input_gets_its_exact_error() {
         ),
     ] {
         match req.send() {
-            Err(WebError::Refused(e)) => assert_eq!(DataError::of(&e), Some(&expected)),
+            Err(WebError::Data(e)) => assert_eq!(e, expected),
             other => panic!("{other:?}"),
         }
     }

@@ -133,7 +133,6 @@ pub(crate) struct Job {
     resume_from: Option<u64>,
     /// The caller's own `Cookie` field, merged with the jar's at each hop
     /// (dropped when a redirect leaves the origin).
-    #[cfg(feature = "cookies")]
     user_cookie: Option<String>,
     /// The request went out on a kept connection.
     reused: bool,
@@ -181,7 +180,6 @@ impl Job {
         start: Instant,
         progress: Arc<Progress>,
     ) -> Job {
-        #[cfg(feature = "cookies")]
         let (headers, user_cookie) = if settings.cookie_jar.is_some() {
             let mut headers = headers;
             let mut cookie: Option<String> = None;
@@ -207,7 +205,6 @@ impl Job {
         Job {
             resume_from,
             auth_origin: settings.auth.is_some().then(|| url.origin()),
-            #[cfg(feature = "cookies")]
             user_cookie,
             attempts: 1,
             retry_at: None,
@@ -628,7 +625,6 @@ impl Job {
                 ))
             }
         };
-        #[cfg(feature = "cookies")]
         self.set_cookie_field();
         let target = self.target_path();
         let conn = self.conn.as_deref_mut()?;
@@ -749,11 +745,8 @@ impl Job {
         head: ResponseHead,
         now: Instant,
     ) -> Option<Completed> {
-        #[cfg(feature = "cookies")]
         if let Some(jar) = &self.settings.cookie_jar {
-            jar.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .store_response(&self.url, head.fields());
+            jar.store_response(&self.url, head.fields());
         }
         if let Some(next) = self.challenge(&head).or_else(|| self.retry_for(&head, now)) {
             self.response = Some(head);
@@ -1062,7 +1055,6 @@ impl Job {
             _ => return None,
         };
         if drop_credentials {
-            #[cfg(feature = "cookies")]
             {
                 self.user_cookie = None;
             }
@@ -1240,15 +1232,11 @@ impl Job {
 
     /// The `Cookie` field of the next hop: the caller's own, then the
     /// jar's cookies for the URL (RFC 6265 §5.4).
-    #[cfg(feature = "cookies")]
     fn set_cookie_field(&mut self) {
         let Some(jar) = &self.settings.cookie_jar else {
             return;
         };
-        let from_jar = jar
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .cookie_header(&self.url);
+        let from_jar = jar.cookie_header(&self.url);
         self.headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case("cookie"));
         let value = match (self.user_cookie.as_deref(), from_jar) {

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8};
-#[cfg(feature = "cookies")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use crate::status::Status;
 use crate::tls_options::{check_server_name, TlsOptions};
 
 pub(crate) mod auth;
+pub(crate) mod cookie_store;
 pub(crate) mod job;
 pub(crate) mod outcome;
 pub(crate) mod proxy;
@@ -25,6 +25,7 @@ pub(crate) mod redirect;
 pub(crate) mod retry;
 pub(crate) mod sink;
 
+pub use cookie_store::CookieStore;
 pub use outcome::{Completed, RequestFailure, RequestResult};
 pub use redirect::Refusal;
 
@@ -150,12 +151,14 @@ pub struct Settings {
     /// (default): no retries (the one transparent retry of a request that
     /// met a stale keep-alive connection stays).
     pub retry: Option<retry::RetryPolicy>,
-    /// A cookie jar the request reads and fills (every hop: a `Set-Cookie`
-    /// on a 3xx applies to the next one). Shared by the requests and
-    /// threads that hold a clone. `None` (default): cookies are only what
-    /// the caller sends.
-    #[cfg(feature = "cookies")]
-    pub cookie_jar: Option<crate::web::SharedCookieJar>,
+    /// The cookies the request reads and fills, at every hop (a
+    /// `Set-Cookie` on a 3xx applies to the next one): a
+    /// [`web::CookieJar`](crate::web::CookieJar) behind a mutex
+    /// (`Some(jar.clone())` with a
+    /// [`SharedCookieJar`](crate::web::SharedCookieJar)), or any
+    /// [`CookieStore`]. Shared by the requests and threads that hold a
+    /// clone. `None` (default): cookies are only what the caller sends.
+    pub cookie_jar: Option<Arc<dyn CookieStore>>,
 }
 
 impl Settings {
@@ -190,17 +193,13 @@ impl Settings {
             follow_redirects,
             auth,
             retry,
-            #[cfg(feature = "cookies")]
             cookie_jar,
         } = self;
-        #[cfg(feature = "cookies")]
         let same_jar = match (cookie_jar, &other.cookie_jar) {
             (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
             _ => false,
         };
-        #[cfg(not(feature = "cookies"))]
-        let same_jar = true;
         let same_tls = match (tls, &other.tls) {
             (None, None) => true,
             (Some(a), Some(b)) => a.same_settings(b),
@@ -279,7 +278,6 @@ impl Default for Settings {
             follow_redirects: true,
             auth: None,
             retry: None,
-            #[cfg(feature = "cookies")]
             cookie_jar: None,
         }
     }

@@ -43,7 +43,7 @@ impl Batch {
     pub fn all(
         pool: &mut RequestPool,
         requests: impl IntoIterator<Item = Request>,
-    ) -> Result<Batch, RequestError> {
+    ) -> Result<Batch, WebError> {
         Batch::submit(pool, requests, true)
     }
 
@@ -65,7 +65,7 @@ impl Batch {
         pool: &mut RequestPool,
         requests: impl IntoIterator<Item = Request>,
         fail_fast: bool,
-    ) -> Result<Batch, RequestError> {
+    ) -> Result<Batch, WebError> {
         let mut batch = Batch {
             entries: Vec::new(),
             fail_fast,
@@ -80,7 +80,7 @@ impl Batch {
                     batch.cancel(pool);
                     return Err(e);
                 }
-                Err(e) => batch.push(None, status, Some(Err(WebError::Refused(e)))),
+                Err(e) => batch.push(None, status, Some(Err(e))),
             }
         }
         Ok(batch)

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::{
     append_query_pairs, append_raw_query, form_body, parse_field_lines, query_string_from_dict,
-    Auth, QueryValue, RetryPolicy,
+    Auth, FieldLineError, QueryValue, RetryPolicy,
 };
 use crate::{
     Completed, HttpRequest, RequestBody, RequestError, RequestId, RequestPool, RequestResult,
@@ -78,8 +78,19 @@ impl StatusPolicy {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WebError {
-    /// Refused at once, nothing was sent (a bad URL, field, body...).
+    /// Refused at once by the front end, nothing was sent (a bad URL,
+    /// field, body file...).
     Refused(RequestError),
+    /// A `"Name: value"` field line the builder was given is refused
+    /// ([`Request::header_line`]); nothing was sent.
+    FieldLine(FieldLineError),
+    /// The JSON body could not be serialized; nothing was sent.
+    #[cfg(feature = "json")]
+    Serialize(serde_json::Error),
+    /// The data of [`Request::object`] cannot be sent by r.http's rules;
+    /// nothing was sent.
+    #[cfg(feature = "json")]
+    Data(DataError),
     /// The request did not complete: [`Completed::result`] says how,
     /// [`Completed::failure`] why.
     Failed(Box<Completed>),
@@ -92,6 +103,11 @@ impl fmt::Display for WebError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WebError::Refused(e) => e.fmt(f),
+            WebError::FieldLine(e) => write!(f, "invalid request: {e}"),
+            #[cfg(feature = "json")]
+            WebError::Serialize(e) => write!(f, "cannot serialize the JSON body: {e}"),
+            #[cfg(feature = "json")]
+            WebError::Data(e) => write!(f, "invalid data: {e}"),
             WebError::Failed(c) => write!(f, "{}: {}", c.result, c.reason),
             WebError::Status(c) => write!(
                 f,
@@ -106,6 +122,11 @@ impl std::error::Error for WebError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             WebError::Refused(e) => Some(e),
+            WebError::FieldLine(e) => Some(e),
+            #[cfg(feature = "json")]
+            WebError::Serialize(e) => Some(e),
+            #[cfg(feature = "json")]
+            WebError::Data(e) => Some(e),
             WebError::Failed(c) => c
                 .failure
                 .as_ref()
@@ -122,11 +143,11 @@ impl From<RequestError> for WebError {
 }
 
 impl WebError {
-    /// The completion, when there is one (not for [`WebError::Refused`]).
+    /// The completion, when there is one (not for a refusal).
     pub fn completed(&self) -> Option<&Completed> {
         match self {
-            WebError::Refused(_) => None,
             WebError::Failed(c) | WebError::Status(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -169,7 +190,7 @@ pub struct Request {
     settings: Settings,
     status: StatusPolicy,
     /// The first invalid piece, returned when the builder ends.
-    error: Option<RequestError>,
+    error: Option<WebError>,
 }
 
 enum QueryPiece {
@@ -235,7 +256,7 @@ impl Request {
         Request::new("DELETE", url)
     }
 
-    fn fail(mut self, e: RequestError) -> Request {
+    fn fail(mut self, e: WebError) -> Request {
         self.error.get_or_insert(e);
         self
     }
@@ -311,7 +332,7 @@ impl Request {
     /// `custom_headers`, r.http's array form).
     ///
     /// A line without a colon, or with a name that is not a token, ends the
-    /// builder with [`RequestError::FieldLine`].
+    /// builder with [`WebError::FieldLine`].
     pub fn header_line(self, line: &str) -> Request {
         self.header_lines(&[line])
     }
@@ -327,7 +348,7 @@ impl Request {
                 }
                 self
             }
-            Err(e) => self.fail(RequestError::FieldLine(e)),
+            Err(e) => self.fail(WebError::FieldLine(e)),
         }
     }
 
@@ -393,12 +414,12 @@ impl Request {
 
     /// A JSON body from any `Serialize` value, `Content-Type:
     /// application/json` unless one is given. A value that fails to
-    /// serialize ends the builder with [`RequestError::Serialize`].
+    /// serialize ends the builder with [`WebError::Serialize`].
     #[cfg(feature = "json")]
     pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Request {
         match serde_json::to_vec(value) {
             Ok(v) => self.typed_body(RequestBody::Bytes(Bytes::from(v)), "application/json"),
-            Err(e) => self.fail(RequestError::Serialize(e)),
+            Err(e) => self.fail(WebError::Serialize(e)),
         }
     }
 
@@ -575,7 +596,7 @@ impl Request {
 
     /// The URL with its query, the fields and the body, ready for the
     /// machinery.
-    fn finish(mut self) -> Result<Prepared, RequestError> {
+    fn finish(mut self) -> Result<Prepared, WebError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -604,9 +625,8 @@ impl Request {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                 .map(|(_, v)| v.as_str());
-            let (body, media_type) = encode_data(&self.method, given, &data).map_err(|e| {
-                RequestError::Body(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-            })?;
+            let (body, media_type) =
+                encode_data(&self.method, given, &data).map_err(WebError::Data)?;
             self.body = RequestBody::Bytes(body);
             self.content_type = media_type.map(str::to_string);
         }
@@ -631,10 +651,10 @@ impl Request {
     /// [`StatusPolicy::check`].
     ///
     /// # Errors
-    /// A piece the builder kept ([`RequestError::FieldLine`],
-    /// [`RequestError::Serialize`]...), or what
+    /// A piece the builder kept ([`WebError::FieldLine`],
+    /// [`WebError::Serialize`], [`WebError::Data`]), or what
     /// [`HttpRequest::request_body`] refuses. Nothing is sent then.
-    pub fn start(self, request: &mut HttpRequest) -> Result<StatusPolicy, RequestError> {
+    pub fn start(self, request: &mut HttpRequest) -> Result<StatusPolicy, WebError> {
         let p = self.finish()?;
         let fields: Vec<(&str, &str)> = p
             .headers
@@ -649,14 +669,14 @@ impl Request {
     ///
     /// # Errors
     /// As [`start`](Self::start), and what [`RequestPool::request`] refuses.
-    pub fn submit(self, pool: &mut RequestPool) -> Result<RequestId, RequestError> {
+    pub fn submit(self, pool: &mut RequestPool) -> Result<RequestId, WebError> {
         let p = self.finish()?;
         let fields: Vec<(&str, &str)> = p
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        pool.request(p.url, &fields, &p.method, p.body, &p.settings)
+        Ok(pool.request(p.url, &fields, &p.method, p.body, &p.settings)?)
     }
 
     /// Run the request to its end on `request` (which keeps its connection
@@ -808,19 +828,6 @@ impl fmt::Display for DataError {
 
 #[cfg(feature = "json")]
 impl std::error::Error for DataError {}
-
-#[cfg(feature = "json")]
-impl DataError {
-    /// The `DataError` a [`RequestError`] holds, if any: the one
-    /// [`Request::object`] ends the builder with, inside
-    /// [`RequestError::Body`].
-    pub fn of(e: &RequestError) -> Option<&DataError> {
-        match e {
-            RequestError::Body(io) => io.get_ref()?.downcast_ref(),
-            _ => None,
-        }
-    }
-}
 
 /// Whether a Content-Type value names JSON: `application/json` or a
 /// `+json` structured syntax suffix (RFC 6839 §3.1), case-insensitive,
@@ -1014,20 +1021,16 @@ mod tests {
     }
 
     #[test]
-    fn a_data_error_ends_the_builder_and_is_found_in_its_error() {
+    fn a_data_error_ends_the_builder_as_its_own_error() {
         let e = Request::get("http://h/")
             .object(&json!({"a": 1}))
             .finish()
             .err()
             .unwrap();
         assert!(
-            matches!(&e, RequestError::Body(io) if io.kind() == std::io::ErrorKind::InvalidInput),
+            matches!(&e, WebError::Data(DataError::Method(m)) if m == "GET"),
             "{e:?}"
         );
-        assert_eq!(DataError::of(&e), Some(&DataError::Method("GET".into())));
-        assert_eq!(DataError::of(&RequestError::InvalidHost), None);
-        let io = RequestError::Body(std::io::Error::other("disk"));
-        assert_eq!(DataError::of(&io), None);
         // The Content-Type may come after the body; a later body replaces it.
         let p = Request::post("http://h/")
             .object(&json!({"a": 1}))

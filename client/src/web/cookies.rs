@@ -1106,3 +1106,17 @@ mod tests {
         assert!(std::error::Error::source(&io).is_some());
     }
 }
+
+impl crate::CookieStore for Mutex<CookieJar> {
+    fn store_response(&self, url: &Url, fields: &Fields) {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .store_response(url, fields);
+    }
+
+    fn cookie_header(&self, url: &Url) -> Option<String> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .cookie_header(url)
+    }
+}

@@ -135,7 +135,7 @@ impl Paginator {
                 Ok(status) => self.status = Some(status),
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(WebError::Refused(e)));
+                    return Some(Err(e));
                 }
             }
         }
