@@ -86,11 +86,7 @@ fn check(data: &[u8], lenient: bool) {
     // A complete status line (within the head limit) is judged first, as
     // soon as it arrives: httparse's verdict on the line alone, then a code
     // from 100 and (strict) CRLF.
-    if let Some(lf) = data[skip..]
-        .iter()
-        .take(max_head)
-        .position(|&b| b == b'\n')
-    {
+    if let Some(lf) = data[skip..].iter().take(max_head).position(|&b| b == b'\n') {
         let mut h = [httparse::EMPTY_HEADER; 1];
         let mut r = httparse::Response::new(&mut h);
         match parser.parse_response(&mut r, &data[..skip + lf + 1]) {

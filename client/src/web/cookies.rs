@@ -664,6 +664,20 @@ impl CookieJar {
     }
 }
 
+impl crate::CookieStore for Mutex<CookieJar> {
+    fn store_response(&self, url: &Url, fields: &Fields) {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .store_response(url, fields);
+    }
+
+    fn cookie_header(&self, url: &Url) -> Option<String> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .cookie_header(url)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1104,19 +1118,5 @@ mod tests {
         assert!(CookieJar::load_any(&b"\n\n"[..]).unwrap().is_empty());
         let io = CookieJarError::Io(io::Error::other("disk"));
         assert!(std::error::Error::source(&io).is_some());
-    }
-}
-
-impl crate::CookieStore for Mutex<CookieJar> {
-    fn store_response(&self, url: &Url, fields: &Fields) {
-        self.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .store_response(url, fields);
-    }
-
-    fn cookie_header(&self, url: &Url) -> Option<String> {
-        self.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .cookie_header(url)
     }
 }
