@@ -622,13 +622,13 @@ fn download_file_results() {
     assert_eq!(done.result, DownloadFileWriteError);
     assert!(done.reason.contains("/dev/full"), "{}", done.reason);
 
-    // A response without a body leaves an existing file untouched.
+    // A final response without a body leaves the file empty (as curl).
     let p = path.clone();
     let done = get_with(&nginx.url("/status/204"), |r| {
         r.settings_mut().download_file = Some(p)
     });
     assert_eq!(done.result, Success);
-    assert_eq!(std::fs::read(&path).unwrap(), HELLO_BODY.as_bytes());
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub use cookie_store::CookieStore;
 pub use outcome::{Completed, RequestFailure, RequestResult};
 pub use redirect::Refusal;
 
-/// Settings of an [`HttpRequest`], with Godot's defaults.
+/// Settings of an [`HttpRequest`](crate::HttpRequest), with Godot's defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Largest body in bytes, counted after decoding; `None` (default) for no
@@ -132,7 +132,7 @@ pub struct Settings {
     /// `CURLOPT_MAX_RECV_SPEED_LARGE`). `None` (default): no limit. Reading
     /// pauses (no polling, a timer) while the request is over its rate.
     pub max_recv_speed: Option<u64>,
-    /// Socket bytes processed per [`HttpRequest::poll`] when not using
+    /// Socket bytes processed per [`HttpRequest::poll`](crate::HttpRequest::poll) when not using
     /// threads, so a frame never stalls. Default 1 MiB.
     pub poll_budget: usize,
     /// Follow redirects (default true). `false` is Parse's

@@ -456,22 +456,21 @@ impl Request {
     /// (r.http: "values must be numbers, strings, or null").
     ///
     /// # Errors
-    /// A [`DataError`] ends the builder with [`RequestError::Body`], whose
-    /// `io::Error` (kind `InvalidInput`) holds it: nothing is sent.
-    /// [`DataError::of`] finds it in the [`RequestError`].
+    /// A [`DataError`] ends the builder with [`WebError::Data`]: nothing is
+    /// sent.
     ///
     /// ```
-    /// use pollhttp::web::{DataError, Request, ValueKind};
+    /// use pollhttp::web::{DataError, Request, ValueKind, WebError};
     /// use serde_json::json;
     ///
     /// let refused = Request::post("http://127.0.0.1:9/")
     ///     .object(&json!({"a": {"b": 1}}))
     ///     .start(&mut pollhttp::HttpRequest::new())
     ///     .unwrap_err();
-    /// assert_eq!(
-    ///     DataError::of(&refused),
-    ///     Some(&DataError::FormMember { key: "a".into(), kind: ValueKind::Object })
-    /// );
+    /// assert!(matches!(
+    ///     refused,
+    ///     WebError::Data(DataError::FormMember { key, kind: ValueKind::Object }) if key == "a"
+    /// ));
     /// ```
     #[cfg(feature = "json")]
     pub fn object(self, value: &serde_json::Value) -> Request {
