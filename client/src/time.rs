@@ -1,4 +1,4 @@
-//! One time model: a request's deadlines in one place, `now` passed in.
+//! One time model: a request's timers in one table, `now` passed in.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,47 +7,66 @@ use std::time::{Duration, Instant};
 /// moves only when told to).
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
-/// Which deadline passed.
+/// The timers of one request (quinn-proto's `TimerTable` is the model):
+/// each is a point in time or off, and the next wake-up is one `min` over
+/// the table. A connection's own timers (the connect deadline, Happy
+/// Eyeballs' next attempt) belong to the connection
+/// ([`Conn::deadline`](crate::conn::Conn::deadline)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expired {
-    /// The connect timeout (resolve, TCP, proxy tunnel, TLS handshake).
-    Connect,
-    /// The whole request's deadline.
+pub(crate) enum Timer {
+    /// The request's deadline (`Settings::timeout`), from its start.
     Total,
-    /// No byte arrived for the idle timeout.
+    /// No byte arrived for the idle timeout (`Settings::idle_timeout`),
+    /// counted from the last byte, or from when the request got a
+    /// connection.
     Idle,
+    /// A retry's backoff ends: the next try starts.
+    Retry,
+    /// The receive rate limit lets reading go on.
+    Throttle,
+    /// A streamed body that ended is reported complete (a poll later, so
+    /// its waiting pieces can be taken first).
+    DeferredEnd,
 }
 
-/// The deadlines of a connection attempt and of a request. `None`: none.
+const TIMERS: usize = 5;
+
+/// When each [`Timer`] fires (`None`: off).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Deadlines {
-    pub(crate) connect: Option<Instant>,
-    pub(crate) total: Option<Instant>,
-    pub(crate) idle: Option<Instant>,
+pub(crate) struct TimerTable {
+    at: [Option<Instant>; TIMERS],
 }
 
-impl Deadlines {
-    /// The nearest deadline.
-    pub(crate) fn next(&self) -> Option<Instant> {
-        [self.connect, self.total, self.idle]
-            .into_iter()
-            .flatten()
-            .min()
+impl TimerTable {
+    /// Fire `timer` at `at`.
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.at[timer as usize] = Some(at);
     }
 
-    /// The first deadline that passed at `now`, total before idle before
-    /// connect (the most specific answer a caller gets).
-    pub(crate) fn expired(&self, now: Instant) -> Option<Expired> {
-        let passed = |d: Option<Instant>| d.is_some_and(|d| now >= d);
-        if passed(self.total) {
-            Some(Expired::Total)
-        } else if passed(self.idle) {
-            Some(Expired::Idle)
-        } else if passed(self.connect) {
-            Some(Expired::Connect)
-        } else {
-            None
-        }
+    /// Fire `timer` `after` from `now`, or turn it off when `after` is
+    /// `None` (a timeout that is not set).
+    pub(crate) fn set_after(&mut self, timer: Timer, now: Instant, after: Option<Duration>) {
+        self.at[timer as usize] = after.map(|d| now + d);
+    }
+
+    /// Turn `timer` off.
+    pub(crate) fn stop(&mut self, timer: Timer) {
+        self.at[timer as usize] = None;
+    }
+
+    /// When `timer` fires, if it is on.
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.at[timer as usize]
+    }
+
+    /// Whether `timer` is on and due at `now`.
+    pub(crate) fn is_due(&self, timer: Timer, now: Instant) -> bool {
+        self.get(timer).is_some_and(|t| now >= t)
+    }
+
+    /// The next time a timer fires.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
     }
 }
 
@@ -72,25 +91,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_and_expired() {
+    fn the_table_fires_its_earliest_timer() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let d = Deadlines {
-            connect: Some(t0 + 3 * s),
-            total: Some(t0 + 5 * s),
-            idle: Some(t0 + 2 * s),
-        };
-        assert_eq!(d.next(), Some(t0 + 2 * s));
-        assert_eq!(d.expired(t0 + s), None);
-        assert_eq!(d.expired(t0 + 2 * s), Some(Expired::Idle));
-        assert_eq!(d.expired(t0 + 3 * s), Some(Expired::Idle));
-        assert_eq!(d.expired(t0 + 5 * s), Some(Expired::Total));
-        let c = Deadlines {
-            connect: Some(t0 + s),
-            ..Deadlines::default()
-        };
-        assert_eq!(c.expired(t0 + s), Some(Expired::Connect));
-        assert_eq!(Deadlines::default().next(), None);
+        let mut t = TimerTable::default();
+        assert_eq!(t.next(), None);
+        t.set(Timer::Total, t0 + 5 * s);
+        t.set_after(Timer::Idle, t0, Some(2 * s));
+        t.set(Timer::Retry, t0 + 3 * s);
+        assert_eq!(t.next(), Some(t0 + 2 * s));
+        assert!(!t.is_due(Timer::Idle, t0 + s));
+        assert!(t.is_due(Timer::Idle, t0 + 2 * s));
+        t.stop(Timer::Idle);
+        assert_eq!(t.next(), Some(t0 + 3 * s));
+        t.set_after(Timer::Retry, t0, None);
+        assert_eq!((t.get(Timer::Retry), t.next()), (None, Some(t0 + 5 * s)));
     }
 
     #[test]

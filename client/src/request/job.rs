@@ -3,7 +3,6 @@
 //! exchange. The same job runs inline under `HttpRequest::poll` and on its
 //! worker thread.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,16 +12,17 @@ use mio::{Registry, Token, Waker};
 use pollhttp_proto::{Config, Event, MessageBodyLength, ResponseHead};
 use url::Url;
 
+use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
-use super::redirect::{self, Decision, Policy};
-use super::sink::{resume_note, Decoder, Replace, Sink, SinkError};
-use super::{status_code, Progress, Settings};
+use super::retry::random_u64;
+use super::sink::{resume_note, Decoder, SinkError, SinkOptions};
+use super::{status_code, Call, Progress, Settings};
 use crate::body::RequestBody;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::Failure;
 use crate::resolve::Resolver;
 use crate::status::Status;
-use crate::time::{Deadlines, Expired};
+use crate::time::{Timer, TimerTable};
 
 /// Most bytes of a redirect's body read to keep its connection for the next
 /// hop; past this the connection is dropped instead.
@@ -42,13 +42,6 @@ const DECODE_PIECE: usize = 8 * 1024;
 /// pauses ([`Connections::stream_high_water`]).
 pub(crate) const STREAM_HIGH_WATER: (usize, usize) = (1 << 20, 16 << 20);
 
-/// Most bytes reserved up front for a body of known length held in memory
-/// (a larger Content-Length grows the buffer as bytes really arrive). The
-/// reservation is address space: pages are backed as bytes are written.
-/// Reserving the whole body spares the copies of a growing buffer (a
-/// 16 MiB copy into fresh pages is several milliseconds in one `poll`).
-const MAX_RESERVE: u64 = 64 << 20;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// Establishing the connection; the request goes out once it is ready.
@@ -59,19 +52,6 @@ enum Stage {
     Waiting,
     /// Waiting to try again (a retry's backoff), without a connection.
     Backoff,
-}
-
-/// What a response that is not the result leads to, once its body is read
-/// (a small one, to keep the connection) or dropped.
-#[derive(Debug)]
-enum Next {
-    /// Follow a redirect (a [`Decision::Follow`]).
-    Redirect(Decision),
-    /// Send the request again with the answer to a Digest challenge (the
-    /// `Authorization` field is already set).
-    Challenge,
-    /// Try again after this delay (a status of the retry policy).
-    Retry(Duration),
 }
 
 /// Where a job gets its connections: the one-request driver of an
@@ -98,30 +78,21 @@ pub(crate) trait Connections {
     }
 }
 
-/// Methods a client may send again after a failure (RFC 9110 §9.2.2).
-fn is_idempotent(m: &str) -> bool {
-    matches!(m, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
-}
-
 pub(crate) struct Job {
     /// Shared by the requests a pool was given with equal settings.
     pub(crate) settings: Arc<Settings>,
-    url: Url,
-    method: String,
-    headers: Vec<(String, String)>,
-    /// The body to send (again); `None` once a reader body was sent.
-    body: Option<RequestBody>,
-    deadlines: Deadlines,
+    /// The request as it goes out at this hop.
+    call: Call,
+    /// Every timer of the request but its connection's own.
+    timers: TimerTable,
     conn: Option<Box<Conn>>,
     stage: Stage,
     redirects: u32,
     /// A redirect, challenge or retry being followed: the body of the
-    /// response that led to it is read and dropped.
+    /// response that led to it is read and dropped first.
     next: Option<Next>,
     /// Tries made so far (retries of the retry policy + 1).
     attempts: u32,
-    /// The retry's backoff ends then (`Stage::Backoff`).
-    retry_at: Option<Instant>,
     /// Digest challenges answered (one, or two when the first nonce was
     /// stale).
     challenges: u8,
@@ -131,9 +102,6 @@ pub(crate) struct Job {
     /// `resume`: the size of the partial download file, asked for from
     /// there on (`Range: bytes=N-`).
     resume_from: Option<u64>,
-    /// The caller's own `Cookie` field, merged with the jar's at each hop
-    /// (dropped when a redirect leaves the origin).
-    user_cookie: Option<String>,
     /// The request went out on a kept connection.
     reused: bool,
     /// The one safe retry was used.
@@ -145,8 +113,6 @@ pub(crate) struct Job {
     wire: u64,
     /// The receive rate limit's start and bytes since (`max_recv_speed`).
     rate_start: Option<Instant>,
-    /// Reading is paused until then (the rate limit).
-    throttled_until: Option<Instant>,
     /// Reading is paused until the caller takes streamed body pieces.
     stream_paused: bool,
     /// The backlog of streamed pieces past which reading pauses (the
@@ -159,11 +125,6 @@ pub(crate) struct Job {
     turn_output: u64,
     /// Most decoded bytes this step may produce.
     turn_cap: u64,
-    /// A streamed body ended (at this time) while several of its pieces
-    /// were still waiting: the completion comes at the next step, a poll
-    /// later, so the caller can take the pieces first instead of having them
-    /// copied into one body.
-    end_deferred: Option<Instant>,
     /// The caller's buffer for the body held in memory
     /// ([`RequestPool::collect_into`](crate::RequestPool::collect_into)):
     /// empty (no allocation) when none was given.
@@ -202,23 +163,23 @@ impl Job {
         };
         let mut headers = headers;
         let resume_from = resume_offset(&settings, &mut headers);
+        // The idle timer starts when the request has a connection (begin).
+        let mut timers = TimerTable::default();
+        timers.set_after(Timer::Total, start, settings.timeout);
         Job {
             resume_from,
             auth_origin: settings.auth.is_some().then(|| url.origin()),
-            user_cookie,
             attempts: 1,
-            retry_at: None,
             challenges: 0,
-            deadlines: Deadlines {
-                connect: None,
-                total: settings.timeout.map(|t| start + t),
-                idle: settings.idle_timeout.map(|t| start + t),
-            },
+            timers,
             settings,
-            url,
-            method,
-            headers,
-            body: Some(body),
+            call: Call {
+                method,
+                url,
+                headers,
+                body: Some(body),
+                user_cookie,
+            },
             conn: None,
             stage: Stage::Connect,
             redirects: 0,
@@ -230,19 +191,17 @@ impl Job {
             progress,
             wire: 0,
             rate_start: None,
-            throttled_until: None,
             stream_paused: false,
             stream_high_water: STREAM_HIGH_WATER.0,
             stash: Bytes::new(),
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
-            end_deferred: None,
             collect: Vec::new(),
         }
     }
 
     pub(crate) fn target(&self) -> Target {
-        let (tls, host, port) = url_origin(&self.url);
+        let (tls, host, port) = url_origin(&self.call.url);
         let mut proxy = if tls {
             self.settings.https_proxy.clone()
         } else {
@@ -250,7 +209,7 @@ impl Job {
         };
         let mut credentials = self.settings.proxy_auth.clone();
         if proxy.is_none() && self.settings.proxy_from_env {
-            if let Some(p) = super::proxy::env_proxy(&self.url) {
+            if let Some(p) = super::proxy::env_proxy(&self.call.url) {
                 proxy = Some((p.host, p.port));
                 credentials = credentials.or(p.credentials);
             }
@@ -286,7 +245,8 @@ impl Job {
         self.close_conn(drv);
         self.reused = false;
         self.stage = Stage::Connect;
-        self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
+        self.timers
+            .set_after(Timer::Idle, now, self.settings.idle_timeout);
         while let Some(mut kept) = drv.take_idle(&target) {
             // A server that closed the idle connection is noticed now,
             // before anything is sent.
@@ -305,7 +265,7 @@ impl Job {
             // No byte can arrive while it waits for a connection: the idle
             // timeout starts when it gets one (its total timeout runs on).
             self.stage = Stage::Waiting;
-            self.deadlines.idle = None;
+            self.timers.stop(Timer::Idle);
             return;
         };
         self.conn = Some(Box::new(Conn::start(
@@ -415,23 +375,15 @@ impl Job {
         }
     }
 
-    /// The nearest deadline of the job: connect, total, idle.
+    /// The next time the job needs a step without an event: its nearest
+    /// timer, or its connection's (connect deadline, next attempt).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let connect = self.conn.as_deref().and_then(Conn::deadline);
-        [
-            connect,
-            self.deadlines.next(),
-            self.throttled_until,
-            self.retry_at,
-            self.end_deferred,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let conn = self.conn.as_deref().and_then(Conn::deadline);
+        [conn, self.timers.next()].into_iter().flatten().min()
     }
 
     /// Bytes the receive rate limit allows now (`usize::MAX`: no limit), or
-    /// `None` with `throttled_until` set when reading must pause. A token
+    /// `None` with the throttle timer set when reading must pause. A token
     /// bucket: `rate` bytes per second since the first read, with a burst of
     /// a tenth of a second (at least 16 KiB).
     fn rate_allowance(&mut self, now: Instant) -> Option<usize> {
@@ -446,19 +398,22 @@ impl Job {
         // until the bucket holds 16 KiB (or the whole burst, if smaller).
         let piece = burst.min(16.0 * 1024.0);
         if allowed >= piece {
-            self.throttled_until = None;
+            self.timers.stop(Timer::Throttle);
             return Some(allowed as usize);
         }
         let wait = (self.wire as f64 + piece - burst) / rate as f64;
-        self.throttled_until = Some(start + Duration::from_secs_f64(wait.max(0.0)));
+        self.timers.set(
+            Timer::Throttle,
+            start + Duration::from_secs_f64(wait.max(0.0)),
+        );
         None
     }
 
     /// Whether a step would make progress now without waiting (`woken`: the
     /// reactor's waker fired).
     pub(crate) fn has_pending_work(&self, woken: bool, now: Instant) -> bool {
-        if self.end_deferred.is_some() {
-            // Not in this poll: its deadline (now) brings it back next time.
+        if self.timers.get(Timer::DeferredEnd).is_some() {
+            // Not in this poll: its timer (now) brings it back next time.
             return false;
         }
         if self.stream_paused {
@@ -467,11 +422,8 @@ impl Job {
         if !self.stash.is_empty() {
             return true;
         }
-        if let Some(at) = self.retry_at {
-            return now >= at || self.deadlines.next().is_some_and(|d| now >= d);
-        }
-        if let Some(until) = self.throttled_until {
-            return now >= until;
+        if self.stage == Stage::Backoff || self.timers.get(Timer::Throttle).is_some() {
+            return self.timers.next().is_some_and(|t| now >= t);
         }
         let Some(conn) = &self.conn else {
             return self.stage != Stage::Waiting;
@@ -504,34 +456,23 @@ impl Job {
         self.turn_cap = (*budget as u64)
             .saturating_mul(DECODED_PER_READ)
             .clamp(MIN_DECODED_PER_STEP, MAX_DECODED_PER_STEP);
-        if self.end_deferred.take().is_some() {
+        if self.timers.get(Timer::DeferredEnd).is_some() {
             // The body is complete: nothing (not even a deadline) changes
             // that now.
             return Some(self.complete(drv, RequestResult::Success, None));
         }
-        if let Some(expired) = self.deadlines.expired(now) {
-            if expired == Expired::Idle {
-                if let Some(delay) = self.retry_after_failure(now) {
-                    self.close_conn(drv);
-                    self.schedule_retry(drv, now, delay);
-                    return None;
-                }
-            }
-            let failure = match expired {
-                Expired::Idle => {
-                    RequestFailure::IdleTimeout(self.settings.idle_timeout.unwrap_or_default())
-                }
-                Expired::Total | Expired::Connect => {
-                    RequestFailure::Timeout(self.settings.timeout.unwrap_or_default())
-                }
-            };
+        if self.timers.is_due(Timer::Total, now) {
+            let failure = RequestFailure::Timeout(self.settings.timeout.unwrap_or_default());
             return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
         }
-        if let Some(at) = self.retry_at {
-            if now < at {
+        if self.timers.is_due(Timer::Idle, now) {
+            return self.on_trouble(drv, Trouble::IdleTimeout, now);
+        }
+        if self.stage == Stage::Backoff {
+            if !self.timers.is_due(Timer::Retry, now) {
                 return None;
             }
-            self.retry_at = None;
+            self.timers.stop(Timer::Retry);
             self.stage = Stage::Connect;
         }
         if self.conn.is_none() {
@@ -562,7 +503,7 @@ impl Job {
                         drv.take_woken();
                     }
                     match conn.establish(drv.registry(), now) {
-                        Err(f) => self.on_failure(drv, f, now),
+                        Err(f) => self.on_trouble(drv, Trouble::Connection(f), now),
                         Ok(()) if conn.phase() != Phase::Ready => return None,
                         Ok(()) => {
                             if let Some(done) = self.send(drv) {
@@ -593,18 +534,18 @@ impl Job {
     }
 
     fn target_path(&self) -> String {
-        let path = self.url.path();
+        let path = self.call.url.path();
         let path = if path.is_empty() { "/" } else { path };
-        match self.url.query() {
+        match self.call.url.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.to_string(),
         }
     }
 
     fn send(&mut self, drv: &mut dyn Connections) -> Option<Completed> {
-        let body = match self.body.as_ref().and_then(RequestBody::replay) {
+        let body = match self.call.body.as_ref().and_then(RequestBody::replay) {
             Some(b) => b,
-            None => match self.body.take() {
+            None => match self.call.body.take() {
                 Some(reader) => reader,
                 None => {
                     return Some(self.complete(
@@ -629,9 +570,9 @@ impl Job {
         let target = self.target_path();
         let conn = self.conn.as_deref_mut()?;
         if let Err(e) = conn.start_request(
-            &self.method,
+            &self.call.method,
             &target,
-            &self.headers,
+            &self.call.headers,
             BodyPlan::Source(source),
         ) {
             return Some(self.complete(
@@ -694,10 +635,11 @@ impl Job {
             conn.update_interest(drv.registry());
             if got > 0 {
                 self.wire += got;
-                self.deadlines.idle = self.settings.idle_timeout.map(|t| now + t);
+                self.timers
+                    .set_after(Timer::Idle, now, self.settings.idle_timeout);
             }
             if let Err(f) = pumped {
-                return self.on_failure(drv, f, now);
+                return self.on_trouble(drv, Trouble::Connection(f), now);
             }
             loop {
                 let (x, ready) = self.conn.as_deref_mut()?.exchange_mut()?;
@@ -730,7 +672,7 @@ impl Job {
                     }
                     Ok(Some(Event::End)) => return self.on_end(drv, now),
                     Ok(Some(_)) => {}
-                    Err(f) => return self.on_failure(drv, f, now),
+                    Err(f) => return self.on_trouble(drv, Trouble::Connection(f), now),
                 }
             }
             if *budget == 0 || got == 0 {
@@ -746,170 +688,52 @@ impl Job {
         now: Instant,
     ) -> Option<Completed> {
         if let Some(jar) = &self.settings.cookie_jar {
-            jar.store_response(&self.url, head.fields());
+            jar.store_response(&self.call.url, head.fields());
         }
-        if let Some(next) = self.challenge(&head).or_else(|| self.retry_for(&head, now)) {
-            self.response = Some(head);
-            self.next = Some(next);
-            return None;
-        }
-        let decision = if self.settings.follow_redirects {
-            let policy = Policy {
-                max_redirects: self.settings.max_redirects,
-                allow_https_to_http: self.settings.allow_https_to_http_redirect,
-            };
-            redirect::decide(
-                &self.url,
-                head.status(),
-                &self.method,
-                head.fields().get_str("location"),
-                self.redirects,
-                policy,
-            )
-        } else {
-            Decision::Final
-        };
+        let target = self.target_path();
+        let next = next::after_head(
+            &head,
+            &self.attempt(&target),
+            &self.settings,
+            now,
+            random_u64(),
+        );
         self.response = Some(head);
-        match decision {
-            Decision::Final => {}
-            Decision::LimitReached => {
-                let n = self.settings.max_redirects;
-                return Some(self.complete(
-                    drv,
-                    RequestResult::RedirectLimitReached,
-                    Some(RequestFailure::RedirectLimit(n)),
-                ));
-            }
-            Decision::Refuse(r) => {
-                return Some(self.complete(
-                    drv,
-                    RequestResult::RequestFailed,
-                    Some(RequestFailure::Redirect(r)),
-                ))
-            }
-            follow @ Decision::Follow { .. } => {
-                self.next = Some(Next::Redirect(follow));
+        match next {
+            Next::Final => {}
+            Next::Fail(result, failure) => return Some(self.complete(drv, result, Some(failure))),
+            // Once this response's body is drained (or dropped).
+            other => {
+                self.next = Some(other);
                 return None;
             }
         }
-        // The final response.
+        // The final response: its body goes to a sink built for it.
         let head = self.response.as_ref()?;
-        let length = match head.body_length() {
-            MessageBodyLength::ContentLength(n) => Some(n),
-            MessageBodyLength::None => Some(0),
-            _ => None,
+        let options = SinkOptions {
+            accept_gzip: self.settings.accept_gzip,
+            body_size_limit: self.settings.body_size_limit,
+            download_file: self.settings.download_file.as_deref(),
+            resume: self.settings.resume,
+            resume_from: self.resume_from,
+            stream_body: self.settings.stream_body,
         };
-        self.progress
-            .body_size
-            .store(length.unwrap_or(u64::MAX), Ordering::Relaxed);
-        let coding = head
-            .fields()
-            .get_str("content-encoding")
-            .map(|v| v.trim().to_ascii_lowercase());
-        // A decoder exists only when a body does: HEAD, 204, 304 and a
-        // Content-Length of 0 carry the coding of a representation they do
-        // not send (RFC 9110 §6.4.1, RFC 9112 §6.3).
-        let has_body = length != Some(0);
-        let decoding = has_body
-            && self.settings.accept_gzip
-            && matches!(coding.as_deref(), Some("gzip" | "x-gzip" | "deflate"));
-        if let (Some(limit), Some(n), false) = (self.settings.body_size_limit, length, decoding) {
-            if n > limit {
-                return Some(self.complete(
-                    drv,
-                    RequestResult::BodySizeLimitExceeded,
-                    Some(RequestFailure::BodySizeLimit {
-                        limit,
-                        declared: Some(n),
-                    }),
-                ));
+        let length = head.body_length();
+        self.progress.body_size.store(
+            match length {
+                MessageBodyLength::ContentLength(n) => n,
+                MessageBodyLength::None => 0,
+                _ => u64::MAX,
+            },
+            Ordering::Relaxed,
+        );
+        match Decoder::for_response(head, &options, &mut self.collect) {
+            Ok(decoder) => {
+                self.decoder = Some(decoder);
+                None
             }
+            Err((result, failure)) => Some(self.complete(drv, result, Some(failure))),
         }
-        let mut file = None;
-        let mut append = false;
-        let mut to_file = true;
-        if let Some(from) = self.resume_from {
-            let head = self.response.as_ref()?;
-            match head.status() {
-                206 => {
-                    let range = head.fields().get_str("content-range").unwrap_or("");
-                    if content_range_start(range) != Some(from) {
-                        let failure = RequestFailure::RangeMismatch {
-                            expected: from,
-                            content_range: range.to_string(),
-                        };
-                        return Some(self.complete(
-                            drv,
-                            RequestResult::RequestFailed,
-                            Some(failure),
-                        ));
-                    }
-                    append = true;
-                }
-                // Nothing to resume: the file stays as it is, the 416 and
-                // its body are the result.
-                416 => to_file = false,
-                _ => {}
-            }
-        }
-        let mut replace = None;
-        if let (Some(path), true) = (&self.settings.download_file, to_file) {
-            let opened = if append {
-                std::fs::OpenOptions::new().append(true).open(path)
-            } else {
-                // Emptied when the body starts (or an empty body ends),
-                // not now: a response that fails first changes nothing.
-                let head = self.response.as_ref()?;
-                replace = Some(Replace {
-                    note: self
-                        .settings
-                        .resume
-                        .then(|| (resume_note(path), validator_of(head))),
-                });
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(path)
-            };
-            match opened {
-                Ok(f) => file = Some(f),
-                Err(e) => {
-                    return Some(self.complete(
-                        drv,
-                        RequestResult::DownloadFileCantOpen,
-                        Some(RequestFailure::DownloadFileOpen {
-                            path: path.clone(),
-                            error: e,
-                        }),
-                    ));
-                }
-            }
-        }
-        let mut memory = match file {
-            None => std::mem::take(&mut self.collect),
-            Some(_) => Vec::new(),
-        };
-        if let (None, false, Some(n)) = (&file, decoding, length) {
-            memory.reserve(n.min(MAX_RESERVE) as usize);
-        }
-        let sink = Sink {
-            memory,
-            file,
-            limit: self.settings.body_size_limit,
-            total: 0,
-            error: None,
-            stream: self.settings.stream_body.then(|| (VecDeque::new(), 0)),
-            replace,
-        };
-        self.decoder = Some(match (decoding, coding.as_deref()) {
-            (true, Some("deflate")) => {
-                Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink)))
-            }
-            (true, _) => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
-            _ => Decoder::Identity(sink),
-        });
-        None
     }
 
     fn on_body(
@@ -1028,7 +852,7 @@ impl Job {
                 let keep = conn.is_idle();
                 drv.release(conn, keep, now);
             }
-            self.end_deferred = Some(now);
+            self.timers.set(Timer::DeferredEnd, now);
             return None;
         }
         Some(self.complete(drv, RequestResult::Success, None))
@@ -1037,55 +861,26 @@ impl Job {
     /// Go on after a response that is not the result: the next hop of a
     /// redirect, the answer to a challenge, or a retry's backoff.
     fn follow_next(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
-        let (url, method, drop_body, drop_credentials) = match self.next.take() {
-            Some(Next::Redirect(Decision::Follow {
-                url,
-                method,
-                drop_body,
-                drop_credentials,
-            })) => (url, method, drop_body, drop_credentials),
-            Some(Next::Challenge) => {
-                self.response = None;
-                return self.send_again(drv, now);
+        match self.next.take() {
+            Some(Next::Redirect(follow)) => {
+                follow.apply(&mut self.call);
+                self.redirects += 1;
+                self.progress.downloaded.store(0, Ordering::Relaxed);
+                self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+            }
+            Some(Next::Challenge(value)) => {
+                self.challenges += 1;
+                let headers = &mut self.call.headers;
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+                headers.push(("Authorization".into(), value));
             }
             Some(Next::Retry(delay)) => {
                 self.schedule_retry(drv, now, delay);
                 return None;
             }
             _ => return None,
-        };
-        if drop_credentials {
-            {
-                self.user_cookie = None;
-            }
-            // The caller's Host named the first origin (curl sends a custom
-            // Host only there).
-            self.headers.retain(|(k, _)| {
-                !["authorization", "cookie", "proxy-authorization", "host"]
-                    .iter()
-                    .any(|n| k.eq_ignore_ascii_case(n))
-            });
         }
-        // Credentials in the Location are the next hop's (curl uses them).
-        if let Some(value) = super::auth::basic_from_url(&url) {
-            self.headers
-                .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
-            self.headers.push(("Authorization".into(), value));
-        }
-        if drop_body {
-            self.body = Some(RequestBody::Empty);
-            self.headers.retain(|(k, _)| {
-                !["content-length", "content-type", "transfer-encoding"]
-                    .iter()
-                    .any(|n| k.eq_ignore_ascii_case(n))
-            });
-        }
-        self.method = method;
-        self.redirects += 1;
-        self.url = url;
         self.response = None;
-        self.progress.downloaded.store(0, Ordering::Relaxed);
-        self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
         self.send_again(drv, now)
     }
 
@@ -1104,110 +899,35 @@ impl Job {
         None
     }
 
-    /// A `401` that `settings.auth` (Digest) answers: the `Authorization`
-    /// field for the same request again (RFC 7616 §3.4). One answer per
-    /// request, a second only when the server says the first nonce was
-    /// stale (§3.3); never for another origin than the one given, nor with
-    /// a body that cannot be sent again (the 401 is then the result).
-    fn challenge(&mut self, head: &ResponseHead) -> Option<Next> {
-        if head.status() != 401 || Some(self.url.origin()) != self.auth_origin {
-            return None;
+    /// The attempt's history, as the decision table reads it.
+    fn attempt<'a>(&'a self, target: &'a str) -> Attempt<'a> {
+        let exchange = self.conn.as_deref().and_then(Conn::exchange);
+        Attempt {
+            url: &self.call.url,
+            method: &self.call.method,
+            target,
+            attempts: self.attempts,
+            redirects: self.redirects,
+            challenges: self.challenges,
+            reused: self.reused,
+            retried: self.retried,
+            nothing_sent: exchange.is_none_or(|x| x.nothing_sent()),
+            no_response_byte: exchange.is_some_and(|x| x.no_response_byte()),
+            answered: self.response.is_some(),
+            delivered: self.progress.downloaded.load(Ordering::Relaxed) > 0
+                && self.next.is_none()
+                && self.response.is_some(),
+            body_replayable: self.body_replayable(),
+            deadline: self.timers.get(Timer::Total),
+            at_auth_origin: self.auth_origin.as_ref() == Some(&self.call.url.origin()),
         }
-        let Some(super::auth::Auth::Digest { user, password }) = &self.settings.auth else {
-            return None;
-        };
-        let values = head
-            .fields()
-            .get_all("www-authenticate")
-            .filter_map(|v| std::str::from_utf8(v).ok());
-        let challenge = super::auth::parse_digest_challenge(values)?;
-        let again = self.challenges == 1 && challenge.stale;
-        if (self.challenges > 0 && !again) || !self.body_replayable() {
-            return None;
-        }
-        self.challenges += 1;
-        let value = super::auth::digest_value(
-            &challenge,
-            user,
-            password,
-            &self.method,
-            &self.target_path(),
-            1,
-            &super::auth::new_cnonce(),
-        );
-        self.headers
-            .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
-        self.headers.push(("Authorization".into(), value));
-        Some(Next::Challenge)
-    }
-
-    /// A response whose status the retry policy retries: the delay before
-    /// the next try. The server answered, so the request was sent: only an
-    /// idempotent method is sent again (RFC 9110 §9.2.2). `Retry-After`
-    /// (RFC 9110 §10.2.3; a date counts from the response's `Date`, else
-    /// from the local clock) replaces the backoff; one longer than the
-    /// policy's `max_delay` or past the request's deadline makes this
-    /// response the result.
-    fn retry_for(&self, head: &ResponseHead, now: Instant) -> Option<Next> {
-        let policy = self.settings.retry.as_ref()?;
-        if !policy.statuses.contains(&head.status()) || !is_idempotent(&self.method) {
-            return None;
-        }
-        let fields = head.fields();
-        let retry_after = fields.get_str("retry-after").and_then(|v| {
-            let base = fields
-                .get_str("date")
-                .and_then(|d| httpdate::parse_http_date(d).ok())
-                .unwrap_or_else(std::time::SystemTime::now);
-            super::retry::retry_after(v, base)
-        });
-        self.retry_delay(retry_after, now).map(Next::Retry)
-    }
-
-    /// The delay before another try, if the retry policy allows one now:
-    /// tries left, a body that can be sent again, no body byte handed out
-    /// yet, within the deadline and the origin's retry budget.
-    fn retry_delay(&self, retry_after: Option<Duration>, now: Instant) -> Option<Duration> {
-        let policy = self.settings.retry.as_ref()?;
-        if self.attempts > policy.retries || !self.body_replayable() {
-            return None;
-        }
-        let delivered = self.progress.downloaded.load(Ordering::Relaxed) > 0
-            && self.next.is_none()
-            && self.response.is_some();
-        if delivered {
-            return None;
-        }
-        let delay = match retry_after {
-            Some(d) if d > policy.max_delay => return None,
-            Some(d) => d,
-            None => super::retry::backoff(policy, self.attempts, super::retry::random_u64()),
-        };
-        if self.deadlines.total.is_some_and(|t| now + delay >= t) {
-            return None;
-        }
-        let origin = self.url.origin().ascii_serialization();
-        policy.budget.try_take(&origin, now).then_some(delay)
-    }
-
-    /// A failure the retry policy retries (no connection, no response, a
-    /// reset, a cut body, the idle timeout): the delay before the next try.
-    /// Only for an idempotent method, or when nothing was sent.
-    fn retry_after_failure(&self, now: Instant) -> Option<Duration> {
-        self.settings.retry.as_ref()?;
-        let nothing_sent = self
-            .conn
-            .as_deref()
-            .and_then(Conn::exchange)
-            .is_none_or(|x| x.nothing_sent());
-        if !(is_idempotent(&self.method) || nothing_sent) {
-            return None;
-        }
-        self.retry_delay(None, now)
     }
 
     fn body_replayable(&self) -> bool {
-        self.body.as_ref().is_some_and(RequestBody::is_replayable)
+        self.call
+            .body
+            .as_ref()
+            .is_some_and(RequestBody::is_replayable)
     }
 
     /// Wait `delay`, then try again from the start (a reusable connection
@@ -1225,8 +945,9 @@ impl Job {
         self.progress.downloaded.store(0, Ordering::Relaxed);
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
         let at = now + delay;
-        self.retry_at = Some(at);
-        self.deadlines.idle = self.settings.idle_timeout.map(|t| at + t);
+        self.timers.set(Timer::Retry, at);
+        self.timers
+            .set_after(Timer::Idle, at, self.settings.idle_timeout);
         self.stage = Stage::Backoff;
     }
 
@@ -1236,59 +957,52 @@ impl Job {
         let Some(jar) = &self.settings.cookie_jar else {
             return;
         };
-        let from_jar = jar.cookie_header(&self.url);
-        self.headers
+        let from_jar = jar.cookie_header(&self.call.url);
+        let call = &mut self.call;
+        call.headers
             .retain(|(k, _)| !k.eq_ignore_ascii_case("cookie"));
-        let value = match (self.user_cookie.as_deref(), from_jar) {
+        let value = match (call.user_cookie.as_deref(), from_jar) {
             (Some(u), Some(j)) => format!("{u}; {j}"),
             (Some(u), None) => u.to_string(),
             (None, Some(j)) => j,
             (None, None) => return,
         };
-        self.headers.push(("Cookie".into(), value));
+        call.headers.push(("Cookie".into(), value));
     }
 
-    fn on_failure(
+    /// A failure or the idle timeout: what the decision table says (the
+    /// transparent retry now, the retry policy's next try after a backoff,
+    /// or the end).
+    fn on_trouble(
         &mut self,
         drv: &mut dyn Connections,
-        failure: Failure,
+        trouble: Trouble,
         now: Instant,
     ) -> Option<Completed> {
-        // A kept connection that died under the request before any response
-        // byte: once, on a fresh connection, when sending again is safe (RFC
-        // 9110 §9.2.2: an idempotent method, or nothing was sent).
-        let safe = self.reused
-            && !self.retried
-            && self.response.is_none()
-            && self.body.as_ref().is_some_and(RequestBody::is_replayable)
-            && self
-                .conn
-                .as_deref()
-                .and_then(Conn::exchange)
-                .is_some_and(|x| {
-                    x.no_response_byte() && (is_idempotent(&self.method) || x.nothing_sent())
-                });
-        if safe {
-            self.retried = true;
-            self.close_conn(drv);
-            self.begin(drv, now);
-            return None;
-        }
-        let result = RequestResult::for_failure(&failure);
-        let transient = matches!(
-            result,
-            RequestResult::CantConnect
-                | RequestResult::CantResolve
-                | RequestResult::ConnectionError
-                | RequestResult::NoResponse
-                | RequestResult::ChunkedBodySizeMismatch
+        let target = self.target_path();
+        let next = next::after_failure(
+            trouble,
+            &self.attempt(&target),
+            &self.settings,
+            now,
+            random_u64(),
         );
-        if let Some(delay) = transient.then(|| self.retry_after_failure(now)).flatten() {
-            self.close_conn(drv);
-            self.schedule_retry(drv, now, delay);
-            return None;
+        match next {
+            Next::RetryNow => {
+                self.retried = true;
+                self.close_conn(drv);
+                self.begin(drv, now);
+                None
+            }
+            Next::Retry(delay) => {
+                self.close_conn(drv);
+                self.schedule_retry(drv, now, delay);
+                None
+            }
+            Next::Fail(result, failure) => Some(self.complete(drv, result, Some(failure))),
+            // Not answers to a failure.
+            Next::Final | Next::Redirect(_) | Next::Challenge(_) => None,
         }
-        Some(self.complete(drv, result, Some(RequestFailure::Connection(failure))))
     }
 
     /// End the job: the result, and the connection back to the driver when it
@@ -1356,7 +1070,7 @@ impl Job {
             } else {
                 Bytes::new()
             },
-            final_url: self.url.to_string(),
+            final_url: self.call.url.to_string(),
             redirects: self.redirects,
             wire_bytes: self.wire,
             body_bytes,
@@ -1426,47 +1140,4 @@ fn resume_offset(settings: &Settings, headers: &mut Vec<(String, String)>) -> Op
         headers.push(("If-Range".into(), v));
     }
     Some(size)
-}
-
-/// The `If-Range` validator of a response (RFC 9110 §13.1.5): its ETag when
-/// strong, else its Last-Modified date; `None` when it has neither.
-fn validator_of(head: &ResponseHead) -> Option<String> {
-    let fields = head.fields();
-    fields
-        .get_str("etag")
-        .map(str::trim)
-        .filter(|e| e.starts_with('"'))
-        .or_else(|| fields.get_str("last-modified").map(str::trim))
-        .map(str::to_string)
-}
-
-/// The first byte of a `Content-Range: bytes first-last/complete` value
-/// (RFC 9110 §14.4).
-fn content_range_start(value: &str) -> Option<u64> {
-    let range = value.trim().strip_prefix("bytes")?.trim_start();
-    let (first, _) = range.split_once('-')?;
-    first.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{content_range_start, is_idempotent};
-
-    #[test]
-    fn content_range_first_byte() {
-        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
-        assert_eq!(content_range_start("bytes */200"), None);
-        assert_eq!(content_range_start("items 1-2/3"), None);
-    }
-
-    #[test]
-    fn idempotent_methods_are_rfc_9110s() {
-        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
-            assert!(is_idempotent(m), "{m}");
-        }
-        for m in ["POST", "PATCH", "CONNECT", "get", "PROPFIND"] {
-            assert!(!is_idempotent(m), "{m}");
-        }
-    }
 }

@@ -19,6 +19,7 @@ use crate::tls_options::{check_server_name, TlsOptions};
 pub(crate) mod auth;
 pub(crate) mod cookie_store;
 pub(crate) mod job;
+pub(crate) mod next;
 pub(crate) mod outcome;
 pub(crate) mod proxy;
 pub(crate) mod redirect;
@@ -281,6 +282,21 @@ impl Default for Settings {
             cookie_jar: None,
         }
     }
+}
+
+/// The request as it goes out at each hop: what a redirect rewrites
+/// ([`redirect::Follow::apply`]), a challenge's answer and the cookie jar
+/// add to.
+pub(crate) struct Call {
+    pub(crate) method: String,
+    pub(crate) url: Url,
+    /// The field lines given (with what `prepare` added).
+    pub(crate) headers: Vec<(String, String)>,
+    /// The body to send (again); `None` once a reader body was sent.
+    pub(crate) body: Option<RequestBody>,
+    /// The caller's own `Cookie` field when a jar is in use: merged with
+    /// the jar's at each hop, dropped when a redirect leaves the origin.
+    pub(crate) user_cookie: Option<String>,
 }
 
 /// Progress shared with a worker thread.

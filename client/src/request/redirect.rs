@@ -1,31 +1,74 @@
-//! The redirect policy as one pure function (RFC 9110 §15.4), unit-tested
-//! rule by rule without sockets.
+//! The redirect policy (RFC 9110 §15.4): whether to follow, as one pure
+//! function unit-tested rule by rule without sockets, and the next hop's
+//! request rewritten in the same place ([`Follow::apply`], as ureq-proto's
+//! `as_new_call`).
 
 use std::fmt;
 
 use url::Url;
+
+use super::auth::basic_from_url;
+use super::Call;
+use crate::body::RequestBody;
 
 /// What to do with a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// Not a redirect to follow: this response is the result.
     Final,
-    /// Follow to `url`.
-    Follow {
-        url: Url,
-        /// The method for the next hop (GET after 303, and after 301/302 to
-        /// a POST; else unchanged).
-        method: String,
-        /// Whether the body (and its framing and type fields) is dropped.
-        drop_body: bool,
-        /// Whether credentials (Authorization, Cookie, Proxy-Authorization)
-        /// are dropped: the next hop is another origin.
-        drop_credentials: bool,
-    },
+    /// Follow: the next hop.
+    Follow(Follow),
     /// More redirects than allowed.
     LimitReached,
     /// A redirect that cannot be followed.
     Refuse(Refusal),
+}
+
+/// A redirect to follow: the next hop's URL and what changes for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Follow {
+    pub(crate) url: Url,
+    /// The method for the next hop (GET after 303, and after 301/302 to a
+    /// POST; else unchanged).
+    pub(crate) method: String,
+    /// Whether the body (and its framing and type fields) is dropped.
+    pub(crate) drop_body: bool,
+    /// Whether credentials (Authorization, Cookie, Proxy-Authorization)
+    /// and the caller's Host are dropped: the next hop is another origin.
+    pub(crate) drop_credentials: bool,
+}
+
+impl Follow {
+    /// Rewrite `call` into the next hop's request: method and URL; no
+    /// credentials, cookies or Host of the caller for another origin
+    /// (RFC 9110 §15.4; curl sends a custom Host only to the first host);
+    /// credentials in the Location are the next hop's (curl uses them); no
+    /// body nor its framing and type fields when the method turned into GET.
+    pub(crate) fn apply(self, call: &mut Call) {
+        let drop = |headers: &mut Vec<(String, String)>, names: &[&str]| {
+            headers.retain(|(k, _)| !names.iter().any(|n| k.eq_ignore_ascii_case(n)));
+        };
+        if self.drop_credentials {
+            call.user_cookie = None;
+            drop(
+                &mut call.headers,
+                &["authorization", "cookie", "proxy-authorization", "host"],
+            );
+        }
+        if let Some(value) = basic_from_url(&self.url) {
+            drop(&mut call.headers, &["authorization"]);
+            call.headers.push(("Authorization".into(), value));
+        }
+        if self.drop_body {
+            call.body = Some(RequestBody::Empty);
+            drop(
+                &mut call.headers,
+                &["content-length", "content-type", "transfer-encoding"],
+            );
+        }
+        call.method = self.method;
+        call.url = self.url;
+    }
 }
 
 /// Why a redirect is not followed.
@@ -101,7 +144,7 @@ pub(crate) fn decide(
     }
     let to_get =
         (status == 303 && method != "HEAD") || (matches!(status, 301 | 302) && method == "POST");
-    Decision::Follow {
+    Decision::Follow(Follow {
         drop_credentials: next.origin() != url.origin(),
         method: if to_get {
             "GET".into()
@@ -110,7 +153,7 @@ pub(crate) fn decide(
         },
         drop_body: to_get,
         url: next,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -139,12 +182,12 @@ mod tests {
 
     fn next_of(d: &Decision) -> (&str, &str, bool, bool) {
         match d {
-            Decision::Follow {
+            Decision::Follow(Follow {
                 url,
                 method,
                 drop_body,
                 drop_credentials,
-            } => (url.as_str(), method.as_str(), *drop_body, *drop_credentials),
+            }) => (url.as_str(), method.as_str(), *drop_body, *drop_credentials),
             other => panic!("not followed: {other:?}"),
         }
     }
@@ -155,10 +198,7 @@ mod tests {
             assert_eq!(follow(status, "GET", "/z"), Decision::Final, "{status}");
         }
         for status in [301, 302, 303, 307, 308] {
-            assert!(matches!(
-                follow(status, "GET", "/z"),
-                Decision::Follow { .. }
-            ));
+            assert!(matches!(follow(status, "GET", "/z"), Decision::Follow(_)));
         }
     }
 
@@ -264,7 +304,7 @@ mod tests {
             ..POLICY
         };
         let d = decide(&from, 302, "GET", Some("http://a.test/"), 0, allow);
-        assert!(matches!(d, Decision::Follow { .. }));
+        assert!(matches!(d, Decision::Follow(_)));
         let d = decide(
             &url("http://a.test/"),
             302,
@@ -273,7 +313,7 @@ mod tests {
             0,
             POLICY,
         );
-        assert!(matches!(d, Decision::Follow { .. }));
+        assert!(matches!(d, Decision::Follow(_)));
     }
 
     #[test]
@@ -281,7 +321,7 @@ mod tests {
         let u = url("http://a.test/");
         assert!(matches!(
             decide(&u, 302, "GET", Some("/"), 7, POLICY),
-            Decision::Follow { .. }
+            Decision::Follow(_)
         ));
         assert_eq!(
             decide(&u, 302, "GET", Some("/"), 8, POLICY),

@@ -8,6 +8,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use pollhttp_proto::{MessageBodyLength, ResponseHead};
+
+use super::outcome::{RequestFailure, RequestResult};
 
 #[derive(Debug)]
 pub(crate) enum SinkError {
@@ -142,6 +145,31 @@ impl Write for Sink {
     }
 }
 
+/// What decides where a final response's body goes (from the request's
+/// settings).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SinkOptions<'a> {
+    /// Decode gzip and deflate (`Settings::accept_gzip`).
+    pub(crate) accept_gzip: bool,
+    /// Most decoded body bytes (`Settings::body_size_limit`).
+    pub(crate) body_size_limit: Option<u64>,
+    /// The body goes to this file (`Settings::download_file`).
+    pub(crate) download_file: Option<&'a Path>,
+    /// Keep a resume note beside the file (`Settings::resume`).
+    pub(crate) resume: bool,
+    /// The size of the partial file a `Range` asked the rest of.
+    pub(crate) resume_from: Option<u64>,
+    /// Hand the body out in pieces (`Settings::stream_body`).
+    pub(crate) stream_body: bool,
+}
+
+/// Most bytes reserved up front for a body of known length held in memory
+/// (a larger Content-Length grows the buffer as bytes really arrive). The
+/// reservation is address space: pages are backed as bytes are written.
+/// Reserving the whole body spares the copies of a growing buffer (a
+/// 16 MiB copy into fresh pages is several milliseconds in one `poll`).
+const MAX_RESERVE: u64 = 64 << 20;
+
 /// The coded variants are boxed: a decoder's state is a few hundred bytes
 /// that a body without a content coding (and a queued request) need not
 /// carry.
@@ -152,6 +180,125 @@ pub(crate) enum Decoder {
 }
 
 impl Decoder {
+    /// The decoder and sink for the body of the final response `head`: the
+    /// content coding to decode (only when there is a body: HEAD, 204, 304
+    /// and a Content-Length of 0 carry the coding of a representation they
+    /// do not send, RFC 9110 §6.4.1, RFC 9112 §6.3), a declared length over
+    /// the limit refused at once, a resumed range checked (RFC 9110 §14.4),
+    /// the download file opened (appended to, or replaced when the body
+    /// starts), memory reserved for a known length; `collect` is the
+    /// caller's buffer for a body in memory (taken).
+    ///
+    /// # Errors
+    /// The result and the reason the request ends with.
+    pub(crate) fn for_response(
+        head: &ResponseHead,
+        options: &SinkOptions<'_>,
+        collect: &mut Vec<u8>,
+    ) -> Result<Decoder, (RequestResult, RequestFailure)> {
+        let length = match head.body_length() {
+            MessageBodyLength::ContentLength(n) => Some(n),
+            MessageBodyLength::None => Some(0),
+            _ => None,
+        };
+        let coding = head
+            .fields()
+            .get_str("content-encoding")
+            .map(|v| v.trim().to_ascii_lowercase());
+        let decoding = length != Some(0)
+            && options.accept_gzip
+            && matches!(coding.as_deref(), Some("gzip" | "x-gzip" | "deflate"));
+        if let (Some(limit), Some(n), false) = (options.body_size_limit, length, decoding) {
+            if n > limit {
+                return Err((
+                    RequestResult::BodySizeLimitExceeded,
+                    RequestFailure::BodySizeLimit {
+                        limit,
+                        declared: Some(n),
+                    },
+                ));
+            }
+        }
+        let mut append = false;
+        let mut to_file = true;
+        if let Some(from) = options.resume_from {
+            match head.status() {
+                206 => {
+                    let range = head.fields().get_str("content-range").unwrap_or("");
+                    if content_range_start(range) != Some(from) {
+                        return Err((
+                            RequestResult::RequestFailed,
+                            RequestFailure::RangeMismatch {
+                                expected: from,
+                                content_range: range.to_string(),
+                            },
+                        ));
+                    }
+                    append = true;
+                }
+                // Nothing to resume: the file stays as it is, the 416 and
+                // its body are the result.
+                416 => to_file = false,
+                _ => {}
+            }
+        }
+        let mut file = None;
+        let mut replace = None;
+        if let (Some(path), true) = (options.download_file, to_file) {
+            let opened = if append {
+                std::fs::OpenOptions::new().append(true).open(path)
+            } else {
+                // Emptied when the body starts (or an empty body ends),
+                // not now: a response that fails first changes nothing.
+                replace = Some(Replace {
+                    note: options
+                        .resume
+                        .then(|| (resume_note(path), validator_of(head))),
+                });
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+            };
+            match opened {
+                Ok(f) => file = Some(f),
+                Err(error) => {
+                    return Err((
+                        RequestResult::DownloadFileCantOpen,
+                        RequestFailure::DownloadFileOpen {
+                            path: path.to_path_buf(),
+                            error,
+                        },
+                    ));
+                }
+            }
+        }
+        let mut memory = match file {
+            None => std::mem::take(collect),
+            Some(_) => Vec::new(),
+        };
+        if let (None, false, Some(n)) = (&file, decoding, length) {
+            memory.reserve(n.min(MAX_RESERVE) as usize);
+        }
+        let sink = Sink {
+            memory,
+            file,
+            limit: options.body_size_limit,
+            total: 0,
+            error: None,
+            stream: options.stream_body.then(|| (VecDeque::new(), 0)),
+            replace,
+        };
+        Ok(match (decoding, coding.as_deref()) {
+            (true, Some("deflate")) => {
+                Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink)))
+            }
+            (true, _) => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
+            _ => Decoder::Identity(sink),
+        })
+    }
+
     pub(crate) fn sink(&mut self) -> &mut Sink {
         match self {
             Decoder::Identity(s) => s,
@@ -201,5 +348,38 @@ pub(crate) fn empty_sink() -> Sink {
         error: None,
         stream: None,
         replace: None,
+    }
+}
+
+/// The `If-Range` validator of a response (RFC 9110 §13.1.5): its ETag when
+/// strong, else its Last-Modified date; `None` when it has neither.
+fn validator_of(head: &ResponseHead) -> Option<String> {
+    let fields = head.fields();
+    fields
+        .get_str("etag")
+        .map(str::trim)
+        .filter(|e| e.starts_with('"'))
+        .or_else(|| fields.get_str("last-modified").map(str::trim))
+        .map(str::to_string)
+}
+
+/// The first byte of a `Content-Range: bytes first-last/complete` value
+/// (RFC 9110 §14.4).
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes")?.trim_start();
+    let (first, _) = range.split_once('-')?;
+    first.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_range_start;
+
+    #[test]
+    fn content_range_first_byte() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(content_range_start("bytes */200"), None);
+        assert_eq!(content_range_start("items 1-2/3"), None);
     }
 }
