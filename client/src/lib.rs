@@ -23,10 +23,14 @@
 //! failed), carried in [`Completed::failure`] with the request-level causes
 //! ([`RequestFailure`]).
 //!
-//! Inside, the layers of DESIGN.md: a transport (plain or TLS, which says
-//! whether the end of input was clean), a reactor (one mio `Poll` for any
-//! number of connections), connections (establish, then exchange: proto's
-//! `Connection` and one I/O pump), the request logic, and the front ends.
+//! Inside, layers whose imports point down (the test command checks it):
+//! a transport (plain or TLS, which says whether the end of input was
+//! clean), a reactor (one mio `Poll` for any number of connections) and a
+//! resolver (worker threads behind a DNS cache), connections (establish,
+//! then exchange: proto's `Connection` and one I/O pump), the request logic
+//! (one request's mechanism, a pure decision table after each response head
+//! and failure, the redirect, retry, auth and proxy policies, the body
+//! sink), the front ends, and the web conveniences on top.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

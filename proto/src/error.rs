@@ -259,8 +259,9 @@ pub enum Error {
     // ----- limits -----
     /// The message body is longer than
     /// [`Config::body_size_limit`](crate::Config::body_size_limit). For a
-    /// Content-Length body this is raised at the head, before any body byte
-    /// (offset: the body's start); for chunked bodies at the chunk-size that
+    /// Content-Length body this is raised right after the head (the head is
+    /// handed out, then this error, before any body byte; offset: the body's
+    /// start); for chunked bodies at the chunk-size that
     /// would pass the limit (offset: that chunk's data start); for
     /// close-delimited bodies at the first byte past it.
     peer BodyTooLarge {

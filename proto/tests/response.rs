@@ -688,7 +688,8 @@ fn head_limit_holds_however_bytes_arrive() {
 fn body_limit_for_each_framing() {
     let mut c = Config::default();
     c.body_size_limit = Some(4);
-    // Content-Length: at the head, before any body byte.
+    // Content-Length: the head (it says what is refused), then the error
+    // before any body byte.
     let o = Script::new(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
         .config(c.clone())
         .check();
@@ -699,7 +700,13 @@ fn body_limit_for_each_framing() {
             limit: 4
         })
     );
-    assert_eq!(o.events, vec![]);
+    assert_eq!(o.events.len(), 1);
+    assert!(
+        matches!(&o.events[0], Out::Head(h) if h.status == 200),
+        "{:?}",
+        o.events
+    );
+    assert_eq!(o.body(), b"");
     // At the limit: fine.
     let o = Script::new(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nhell")
         .config(c.clone())

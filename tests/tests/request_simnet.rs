@@ -493,3 +493,105 @@ fn bytes_after_a_response_never_answer_the_next_request() {
         "the connection with stray bytes was closed"
     );
 }
+
+/// One body-limit meaning per layer: proto counts wire bytes of every
+/// response of the request (a declared Content-Length fails at the head; a
+/// chunked body as it arrives), the sink counts the decoded bytes. Each
+/// request on a kept connection has its own limit.
+#[test]
+fn the_body_limit_holds_on_the_wire_and_after_decoding() {
+    use flate2::{write::GzEncoder, Compression};
+    use pollhttp::{proto::Error as ProtoError, Failure, RequestFailure};
+    use std::io::Write;
+
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let big = vec![b'x'; 5000];
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(&big).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() < 1000);
+    let mut chunked = response("200 OK", &[("Transfer-Encoding", "chunked")], b"");
+    for _ in 0..5 {
+        chunked.extend_from_slice(b"3e8\r\n");
+        chunked.extend_from_slice(&[b'y'; 1000]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    net.route("a.test", "/cl", vec![Reply::Send(ok(&big))]);
+    net.route("a.test", "/chunked", vec![Reply::Send(chunked)]);
+    net.route(
+        "a.test",
+        "/bomb",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Content-Encoding", "gzip")],
+            &gz,
+        ))],
+    );
+    net.route("a.test", "/small", vec![Reply::Send(ok(b"fits"))]);
+    let mut pool = net.pool(PoolSettings::default());
+    let limited = Settings {
+        body_size_limit: Some(2000),
+        ..Settings::default()
+    };
+    for path in ["/cl", "/chunked"] {
+        let id = pool.get(net.url("a.test", path), &limited).unwrap();
+        let c = finish(&mut net, &mut pool, id);
+        assert_eq!(c.result, RequestResult::BodySizeLimitExceeded, "{path}");
+        assert!(
+            matches!(
+                c.failure,
+                Some(RequestFailure::Connection(Failure::Protocol(
+                    ProtoError::BodyTooLarge { limit: 2000, .. }
+                )))
+            ),
+            "{path}: {:?}",
+            c.failure
+        );
+        assert!(c.body.is_empty());
+        assert_eq!(c.response_code, 200, "{path}: the head is kept");
+    }
+    // A redirect whose own body is over the limit is still followed.
+    let mut big_redirect = response(
+        "302 Found",
+        &[("Location", "/small"), ("Content-Length", "5000")],
+        b"",
+    );
+    big_redirect.extend_from_slice(&big);
+    net.route("a.test", "/moved", vec![Reply::Send(big_redirect)]);
+    let id = pool.get(net.url("a.test", "/moved"), &limited).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(
+        (c.result, &c.body[..]),
+        (RequestResult::Success, &b"fits"[..])
+    );
+    let id = pool.get(net.url("a.test", "/bomb"), &limited).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::BodySizeLimitExceeded);
+    assert!(
+        matches!(
+            c.failure,
+            Some(RequestFailure::BodySizeLimit { limit: 2000 })
+        ),
+        "{:?}",
+        c.failure
+    );
+    // A request with a limit, then one without on the same kept connection.
+    let id = pool.get(net.url("a.test", "/small"), &limited).unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, id).result,
+        RequestResult::Success
+    );
+    let id = pool
+        .get(net.url("a.test", "/cl"), &Settings::default())
+        .unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!((c.result, c.body.len()), (RequestResult::Success, 5000));
+    let conns: Vec<usize> = net.received("a.test").iter().map(|r| r.conn).collect();
+    assert_eq!(
+        conns.last(),
+        conns.get(conns.len() - 2),
+        "the last two shared a connection"
+    );
+}

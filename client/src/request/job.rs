@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::{Registry, Token, Waker};
-use pollhttp_proto::{Config, Event, MessageBodyLength, ResponseHead};
+use pollhttp_proto::{Config, Error as ProtoError, Event, MessageBodyLength, ResponseHead};
 use url::Url;
 
+use super::download::{resume_offset, stamp};
 use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
+use super::rate;
 use super::retry::random_u64;
-use super::sink::{resume_note, Decoder, SinkError, SinkOptions};
+use super::sink::{Decoder, SinkError, SinkOptions};
 use super::{status_code, Call, Progress, Settings};
 use crate::body::RequestBody;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
@@ -141,45 +143,21 @@ impl Job {
         start: Instant,
         progress: Arc<Progress>,
     ) -> Job {
-        let (headers, user_cookie) = if settings.cookie_jar.is_some() {
-            let mut headers = headers;
-            let mut cookie: Option<String> = None;
-            headers.retain(|(k, v)| {
-                if !k.eq_ignore_ascii_case("cookie") {
-                    return true;
-                }
-                match &mut cookie {
-                    Some(c) => {
-                        c.push_str("; ");
-                        c.push_str(v);
-                    }
-                    None => cookie = Some(v.clone()),
-                }
-                false
-            });
-            (headers, cookie)
-        } else {
-            (headers, None)
-        };
         let mut headers = headers;
         let resume_from = resume_offset(&settings, &mut headers);
         // The idle timer starts when the request has a connection (begin).
         let mut timers = TimerTable::default();
         timers.set_after(Timer::Total, start, settings.timeout);
+        let auth_origin = settings.auth.is_some().then(|| url.origin());
+        let call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
         Job {
             resume_from,
-            auth_origin: settings.auth.is_some().then(|| url.origin()),
+            auth_origin,
+            call,
             attempts: 1,
             challenges: 0,
             timers,
             settings,
-            call: Call {
-                method,
-                url,
-                headers,
-                body: Some(body),
-                user_cookie,
-            },
             conn: None,
             stage: Stage::Connect,
             redirects: 0,
@@ -383,30 +361,22 @@ impl Job {
     }
 
     /// Bytes the receive rate limit allows now (`usize::MAX`: no limit), or
-    /// `None` with the throttle timer set when reading must pause. A token
-    /// bucket: `rate` bytes per second since the first read, with a burst of
-    /// a tenth of a second (at least 16 KiB).
+    /// `None` with the throttle timer set when reading must pause.
     fn rate_allowance(&mut self, now: Instant) -> Option<usize> {
         let Some(rate) = self.settings.max_recv_speed.filter(|r| *r > 0) else {
             return Some(usize::MAX);
         };
         let start = *self.rate_start.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(start).as_secs_f64();
-        let burst = (rate / 10).max(16 * 1024) as f64;
-        let allowed = rate as f64 * elapsed + burst - self.wire as f64;
-        // Read in pieces of a useful size (not a few bytes per poll): wait
-        // until the bucket holds 16 KiB (or the whole burst, if smaller).
-        let piece = burst.min(16.0 * 1024.0);
-        if allowed >= piece {
-            self.timers.stop(Timer::Throttle);
-            return Some(allowed as usize);
+        match rate::allowance(rate, start, self.wire, now) {
+            Ok(n) => {
+                self.timers.stop(Timer::Throttle);
+                Some(n)
+            }
+            Err(until) => {
+                self.timers.set(Timer::Throttle, until);
+                None
+            }
         }
-        let wait = (self.wire as f64 + piece - burst) / rate as f64;
-        self.timers.set(
-            Timer::Throttle,
-            start + Duration::from_secs_f64(wait.max(0.0)),
-        );
-        None
     }
 
     /// Whether a step would make progress now without waiting (`woken`: the
@@ -566,9 +536,16 @@ impl Job {
                 ))
             }
         };
-        self.set_cookie_field();
+        if let Some(jar) = &self.settings.cookie_jar {
+            self.call.set_cookie_field(jar.as_ref());
+        }
         let target = self.target_path();
         let conn = self.conn.as_deref_mut()?;
+        // proto counts every response body of this request on the wire
+        // against the limit (the sink counts the final one's decoded bytes).
+        if let Some((x, _)) = conn.exchange_mut() {
+            x.proto.set_body_size_limit(self.settings.body_size_limit);
+        }
         if let Err(e) = conn.start_request(
             &self.call.method,
             &target,
@@ -781,40 +758,17 @@ impl Job {
         None
     }
 
+    /// End the job with why the sink stopped: over the limit, a write to
+    /// the download file, or a body that does not decode.
     fn sink_failure(
         &mut self,
         drv: &mut dyn Connections,
         finish_error: Option<std::io::Error>,
     ) -> Completed {
-        let err = self.decoder.as_mut().and_then(|d| d.sink().error.take());
-        match err {
-            Some(SinkError::Limit(limit)) => self.complete(
-                drv,
-                RequestResult::BodySizeLimitExceeded,
-                Some(RequestFailure::BodySizeLimit {
-                    limit,
-                    declared: None,
-                }),
-            ),
-            Some(SinkError::Write(error)) => {
-                let path = self.settings.download_file.clone().unwrap_or_default();
-                self.complete(
-                    drv,
-                    RequestResult::DownloadFileWriteError,
-                    Some(RequestFailure::DownloadFileWrite { path, error }),
-                )
-            }
-            None => {
-                let e = finish_error.unwrap_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt compressed body")
-                });
-                self.complete(
-                    drv,
-                    RequestResult::BodyDecompressFailed,
-                    Some(RequestFailure::Decompress(e)),
-                )
-            }
-        }
+        let error = self.decoder.as_mut().and_then(|d| d.sink().error.take());
+        let path = self.settings.download_file.as_deref();
+        let (result, failure) = SinkError::outcome(error, path, finish_error);
+        self.complete(drv, result, Some(failure))
     }
 
     fn on_end(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
@@ -951,25 +905,6 @@ impl Job {
         self.stage = Stage::Backoff;
     }
 
-    /// The `Cookie` field of the next hop: the caller's own, then the
-    /// jar's cookies for the URL (RFC 6265 §5.4).
-    fn set_cookie_field(&mut self) {
-        let Some(jar) = &self.settings.cookie_jar else {
-            return;
-        };
-        let from_jar = jar.cookie_header(&self.call.url);
-        let call = &mut self.call;
-        call.headers
-            .retain(|(k, _)| !k.eq_ignore_ascii_case("cookie"));
-        let value = match (call.user_cookie.as_deref(), from_jar) {
-            (Some(u), Some(j)) => format!("{u}; {j}"),
-            (Some(u), None) => u.to_string(),
-            (None, Some(j)) => j,
-            (None, None) => return,
-        };
-        call.headers.push(("Cookie".into(), value));
-    }
-
     /// A failure or the idle timeout: what the decision table says (the
     /// transparent retry now, the retry policy's next try after a backoff,
     /// or the end).
@@ -979,6 +914,17 @@ impl Job {
         trouble: Trouble,
         now: Instant,
     ) -> Option<Completed> {
+        let refused_body = matches!(
+            trouble,
+            Trouble::Connection(Failure::Protocol(ProtoError::BodyTooLarge { .. }))
+        );
+        if refused_body && self.next.is_some() {
+            // The body of a response that is not the result (a redirect's,
+            // a challenge's) is over the wire limit: not worth reading, as
+            // a large one in `on_body`; go on without it.
+            self.close_conn(drv);
+            return self.follow_next(drv, now);
+        }
         let target = self.target_path();
         let next = next::after_failure(
             trouble,
@@ -1031,28 +977,16 @@ impl Job {
                         );
                     }
                 }
-                // Streamed pieces not taken come with the completion: one
-                // piece as it is, several copied together.
-                let body = match sink.stream.take() {
-                    Some((mut pieces, _)) if pieces.len() == 1 && sink.memory.is_empty() => {
-                        pieces.pop_front().unwrap_or_default()
-                    }
-                    Some((pieces, pending)) => {
-                        sink.memory.reserve_exact(pending);
-                        for p in pieces {
-                            sink.memory.extend_from_slice(&p);
-                        }
-                        Bytes::from(sink.memory)
-                    }
-                    None => Bytes::from(sink.memory),
-                };
-                (body, sink.total)
+                let total = sink.total;
+                (sink.into_body(), total)
             }
             None => (Bytes::new(), 0),
         };
         let head = self.response.take();
         if let (true, Some(head)) = (self.settings.resume, &head) {
-            self.stamp_download(head);
+            if let Some(path) = &self.settings.download_file {
+                stamp(path, head);
+            }
         }
         self.progress
             .status
@@ -1079,29 +1013,6 @@ impl Job {
     }
 }
 
-impl Job {
-    /// `resume`: give the download file the response's `Last-Modified` as
-    /// its modification time (curl's `-R`) when the request ends, complete
-    /// or cut. Informational: a resume's `If-Range` comes from the note
-    /// beside the file ([`resume_note`]), which a killed process leaves
-    /// right, where it leaves the modification time at the cut.
-    fn stamp_download(&self, head: &ResponseHead) {
-        let (Some(path), true) = (&self.settings.download_file, head.status() / 100 == 2) else {
-            return;
-        };
-        let Some(time) = head
-            .fields()
-            .get_str("last-modified")
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-        else {
-            return;
-        };
-        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
-            let _ = file.set_modified(time);
-        }
-    }
-}
-
 /// Whether `url` is https, its host (an IPv6 literal without its brackets)
 /// and its port: a connection [`Target`]'s origin.
 pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
@@ -1115,29 +1026,4 @@ pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
         host,
         url.port_or_known_default().unwrap_or(80),
     )
-}
-
-/// `resume`: the size of a partial download file (> 0), with `Range` and
-/// `If-Range` added to `headers` (unless the caller gave a `Range`).
-fn resume_offset(settings: &Settings, headers: &mut Vec<(String, String)>) -> Option<u64> {
-    if !settings.resume || headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
-        return None;
-    }
-    let meta = std::fs::metadata(settings.download_file.as_ref()?).ok()?;
-    let size = meta.len();
-    if size == 0 || !meta.is_file() {
-        return None;
-    }
-    headers.push(("Range".into(), format!("bytes={size}-")));
-    // Only a validator the server gave for these bytes (RFC 9110 §13.1.5):
-    // without one, the Range goes alone (as curl's `-C -`).
-    let note = std::fs::read_to_string(resume_note(settings.download_file.as_ref()?));
-    if let Some(v) = note
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty() && pollhttp_proto::is_field_value(v.as_bytes()))
-    {
-        headers.push(("If-Range".into(), v));
-    }
-    Some(size)
 }

@@ -18,10 +18,12 @@ use crate::tls_options::{check_server_name, TlsOptions};
 
 pub(crate) mod auth;
 pub(crate) mod cookie_store;
+pub(crate) mod download;
 pub(crate) mod job;
 pub(crate) mod next;
 pub(crate) mod outcome;
 pub(crate) mod proxy;
+pub(crate) mod rate;
 pub(crate) mod redirect;
 pub(crate) mod retry;
 pub(crate) mod sink;
@@ -33,8 +35,14 @@ pub use redirect::Refusal;
 /// Settings of an [`HttpRequest`](crate::HttpRequest), with Godot's defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Largest body in bytes, counted after decoding; `None` (default) for no
-    /// limit. A declared Content-Length above it fails at the head.
+    /// Largest body in bytes; `None` (default) for no limit. Two counts, one
+    /// per layer, both ending in [`RequestResult::BodySizeLimitExceeded`]:
+    /// proto holds every response body of the request to it on the wire (a
+    /// declared Content-Length above it fails at the head, before a body
+    /// byte is read; a chunked or close-delimited one as it arrives:
+    /// `Failure::Protocol(BodyTooLarge)`), and the sink holds the final
+    /// body to it after decoding (a decompression bomb stops there:
+    /// [`RequestFailure::BodySizeLimit`]).
     pub body_size_limit: Option<u64>,
     /// Most bytes read per body chunk (Godot's `download_chunk_size`).
     /// Default 65 536.
@@ -297,6 +305,58 @@ pub(crate) struct Call {
     /// The caller's own `Cookie` field when a jar is in use: merged with
     /// the jar's at each hop, dropped when a redirect leaves the origin.
     pub(crate) user_cookie: Option<String>,
+}
+
+impl Call {
+    /// The request as given. With a cookie jar (`jar`), the caller's own
+    /// `Cookie` fields are taken out (joined into one) to be merged with
+    /// the jar's at each hop.
+    pub(crate) fn new(
+        method: String,
+        url: Url,
+        mut headers: Vec<(String, String)>,
+        body: RequestBody,
+        jar: bool,
+    ) -> Call {
+        let mut user_cookie: Option<String> = None;
+        if jar {
+            headers.retain(|(k, v)| {
+                if !k.eq_ignore_ascii_case("cookie") {
+                    return true;
+                }
+                match &mut user_cookie {
+                    Some(c) => {
+                        c.push_str("; ");
+                        c.push_str(v);
+                    }
+                    None => user_cookie = Some(v.clone()),
+                }
+                false
+            });
+        }
+        Call {
+            method,
+            url,
+            headers,
+            body: Some(body),
+            user_cookie,
+        }
+    }
+
+    /// The `Cookie` field of this hop: the caller's own, then the jar's
+    /// cookies for the URL (RFC 6265 §5.4).
+    pub(crate) fn set_cookie_field(&mut self, jar: &dyn CookieStore) {
+        let from_jar = jar.cookie_header(&self.url);
+        self.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("cookie"));
+        let value = match (self.user_cookie.as_deref(), from_jar) {
+            (Some(u), Some(j)) => format!("{u}; {j}"),
+            (Some(u), None) => u.to_string(),
+            (None, Some(j)) => j,
+            (None, None) => return,
+        };
+        self.headers.push(("Cookie".into(), value));
+    }
 }
 
 /// Progress shared with a worker thread.

@@ -112,14 +112,16 @@ pub enum RequestFailure {
     Timeout(Duration),
     /// No byte arrived for the idle timeout.
     IdleTimeout(Duration),
-    /// The body is over the body size limit (`limit` bytes): its declared
-    /// Content-Length (`declared`, refused at the head), or the decoded bytes
-    /// as they arrived (`declared: None`).
+    /// The decoded body went over the body size limit (`limit` bytes,
+    /// counted after decoding, as it arrived: a decompression bomb stops
+    /// here). A body whose bytes on the wire are over the limit fails
+    /// earlier, in proto, before they are read (a declared Content-Length at
+    /// the head): [`Failure::Protocol`] with
+    /// [`BodyTooLarge`](pollhttp_proto::Error::BodyTooLarge), also
+    /// [`RequestResult::BodySizeLimitExceeded`].
     BodySizeLimit {
         /// The limit in bytes.
         limit: u64,
-        /// The Content-Length that was over it, when refused at the head.
-        declared: Option<u64>,
     },
     /// The content coding could not be decoded.
     Decompress(std::io::Error),
@@ -174,17 +176,7 @@ impl fmt::Display for RequestFailure {
             RequestFailure::IdleTimeout(t) => {
                 write!(f, "no byte arrived for {:.3} s", t.as_secs_f64())
             }
-            RequestFailure::BodySizeLimit {
-                limit,
-                declared: Some(n),
-            } => write!(
-                f,
-                "Content-Length {n} is over the body size limit of {limit} bytes"
-            ),
-            RequestFailure::BodySizeLimit {
-                limit,
-                declared: None,
-            } => write!(
+            RequestFailure::BodySizeLimit { limit } => write!(
                 f,
                 "body is over the body size limit of {limit} bytes (counted after decoding)"
             ),

@@ -5,17 +5,52 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use pollhttp_proto::{MessageBodyLength, ResponseHead};
 
+use super::download::{content_range_start, resume_note, validator_of, Replace};
 use super::outcome::{RequestFailure, RequestResult};
 
 #[derive(Debug)]
 pub(crate) enum SinkError {
     Limit(u64),
     Write(io::Error),
+}
+
+impl SinkError {
+    /// The result and reason a request ends with when its sink stopped
+    /// with `error` (`None`: the decoder did, with `finish_error` when it
+    /// said why). `path`: the download file.
+    pub(crate) fn outcome(
+        error: Option<SinkError>,
+        path: Option<&Path>,
+        finish_error: Option<io::Error>,
+    ) -> (RequestResult, RequestFailure) {
+        match error {
+            Some(SinkError::Limit(limit)) => (
+                RequestResult::BodySizeLimitExceeded,
+                RequestFailure::BodySizeLimit { limit },
+            ),
+            Some(SinkError::Write(error)) => (
+                RequestResult::DownloadFileWriteError,
+                RequestFailure::DownloadFileWrite {
+                    path: path.map(Path::to_path_buf).unwrap_or_default(),
+                    error,
+                },
+            ),
+            None => {
+                let e = finish_error.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "corrupt compressed body")
+                });
+                (
+                    RequestResult::BodyDecompressFailed,
+                    RequestFailure::Decompress(e),
+                )
+            }
+        }
+    }
 }
 
 /// Where decoded body bytes go: memory or the download file, with the body
@@ -36,41 +71,6 @@ pub(crate) struct Sink {
     pub(crate) replace: Option<Replace>,
 }
 
-/// A download file about to be replaced, and what a later resume needs to
-/// know about the bytes that will go into it.
-#[derive(Debug)]
-pub(crate) struct Replace {
-    /// `resume`: where the validator of the file's bytes is kept
-    /// ([`resume_note`]), and the validator (`None`: the response had none,
-    /// so the note is removed).
-    pub(crate) note: Option<(PathBuf, Option<String>)>,
-}
-
-/// `resume`: the file beside a download that keeps the `If-Range` validator
-/// (a strong ETag or a Last-Modified date, RFC 9110 §13.1.5) of the response
-/// its bytes came from, so a download cut by a killed process is resumed
-/// only from the same representation. Removed when the download completes.
-pub(crate) fn resume_note(download: &Path) -> PathBuf {
-    let mut name = download.as_os_str().to_owned();
-    name.push(".resume");
-    PathBuf::from(name)
-}
-
-impl Replace {
-    /// Empty `file` and record the new bytes' validator.
-    fn apply(self, file: &mut File) -> io::Result<()> {
-        file.set_len(0)?;
-        match self.note {
-            Some((path, Some(validator))) => std::fs::write(path, validator),
-            Some((path, None)) => match std::fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
-            None => Ok(()),
-        }
-    }
-}
-
 /// Pieces at least this long are handed out as they came from the receive
 /// buffer (shared, not copied). A shared piece keeps its receive buffer
 /// (at most 64 KiB, refilled only after half of it was consumed) alive, so
@@ -88,6 +88,24 @@ impl Sink {
         match std::fs::remove_file(resume_note(download)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+
+    /// The body held: the memory's bytes, and streamed pieces not taken
+    /// (one piece as it is, several copied together after the memory's).
+    pub(crate) fn into_body(mut self) -> Bytes {
+        match self.stream.take() {
+            Some((mut pieces, _)) if pieces.len() == 1 && self.memory.is_empty() => {
+                pieces.pop_front().unwrap_or_default()
+            }
+            Some((pieces, pending)) => {
+                self.memory.reserve_exact(pending);
+                for p in pieces {
+                    self.memory.extend_from_slice(&p);
+                }
+                Bytes::from(self.memory)
+            }
+            None => Bytes::from(self.memory),
         }
     }
 
@@ -183,11 +201,12 @@ impl Decoder {
     /// The decoder and sink for the body of the final response `head`: the
     /// content coding to decode (only when there is a body: HEAD, 204, 304
     /// and a Content-Length of 0 carry the coding of a representation they
-    /// do not send, RFC 9110 §6.4.1, RFC 9112 §6.3), a declared length over
-    /// the limit refused at once, a resumed range checked (RFC 9110 §14.4),
+    /// do not send, RFC 9110 §6.4.1, RFC 9112 §6.3), a resumed range checked (RFC 9110 §14.4),
     /// the download file opened (appended to, or replaced when the body
     /// starts), memory reserved for a known length; `collect` is the
-    /// caller's buffer for a body in memory (taken).
+    /// caller's buffer for a body in memory (taken). (A declared length over
+    /// the limit never gets here: proto refused it at the head, wire bytes
+    /// being its limit.)
     ///
     /// # Errors
     /// The result and the reason the request ends with.
@@ -208,17 +227,6 @@ impl Decoder {
         let decoding = length != Some(0)
             && options.accept_gzip
             && matches!(coding.as_deref(), Some("gzip" | "x-gzip" | "deflate"));
-        if let (Some(limit), Some(n), false) = (options.body_size_limit, length, decoding) {
-            if n > limit {
-                return Err((
-                    RequestResult::BodySizeLimitExceeded,
-                    RequestFailure::BodySizeLimit {
-                        limit,
-                        declared: Some(n),
-                    },
-                ));
-            }
-        }
         let mut append = false;
         let mut to_file = true;
         if let Some(from) = options.resume_from {
@@ -320,20 +328,15 @@ impl Decoder {
     pub(crate) fn finish(self) -> (Sink, io::Result<()>) {
         match self {
             Decoder::Identity(s) => (s, Ok(())),
+            // The sink comes back whatever the decoder says, with what it
+            // holds (and its own error: a limit reached by the last output).
             Decoder::Gzip(mut d) => {
                 let r = d.try_finish();
-                // finish() after try_finish() only returns the writer.
-                match d.finish() {
-                    Ok(s) => (s, r),
-                    Err(e) => (empty_sink(), Err(e)),
-                }
+                (std::mem::replace(d.get_mut(), empty_sink()), r)
             }
             Decoder::Deflate(mut d) => {
                 let r = d.try_finish();
-                match d.finish() {
-                    Ok(s) => (s, r),
-                    Err(e) => (empty_sink(), Err(e)),
-                }
+                (std::mem::replace(d.get_mut(), empty_sink()), r)
             }
         }
     }
@@ -348,38 +351,5 @@ pub(crate) fn empty_sink() -> Sink {
         error: None,
         stream: None,
         replace: None,
-    }
-}
-
-/// The `If-Range` validator of a response (RFC 9110 §13.1.5): its ETag when
-/// strong, else its Last-Modified date; `None` when it has neither.
-fn validator_of(head: &ResponseHead) -> Option<String> {
-    let fields = head.fields();
-    fields
-        .get_str("etag")
-        .map(str::trim)
-        .filter(|e| e.starts_with('"'))
-        .or_else(|| fields.get_str("last-modified").map(str::trim))
-        .map(str::to_string)
-}
-
-/// The first byte of a `Content-Range: bytes first-last/complete` value
-/// (RFC 9110 §14.4).
-fn content_range_start(value: &str) -> Option<u64> {
-    let range = value.trim().strip_prefix("bytes")?.trim_start();
-    let (first, _) = range.split_once('-')?;
-    first.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::content_range_start;
-
-    #[test]
-    fn content_range_first_byte() {
-        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(content_range_start("bytes 0-0/*"), Some(0));
-        assert_eq!(content_range_start("bytes */200"), None);
-        assert_eq!(content_range_start("items 1-2/3"), None);
     }
 }

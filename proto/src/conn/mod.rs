@@ -480,6 +480,16 @@ impl Connection {
         &self.config
     }
 
+    /// Change [`Config::body_size_limit`] (wire bytes of a response body;
+    /// `None`: no limit) from the next response head on: a client whose
+    /// requests on one connection have their own limits sets each before
+    /// sending it. A response whose head was already parsed keeps the limit
+    /// it was framed with for its Content-Length check, and is held to the
+    /// new one for the bytes still to come.
+    pub fn set_body_size_limit(&mut self, limit: Option<u64>) {
+        self.config.body_size_limit = limit;
+    }
+
     // ------------------------------------------------------------ commands
 
     /// Queue a request head: `method` (any token; see [`method`]), a
@@ -1263,16 +1273,18 @@ impl Connection {
             &self.config.lenient,
             base,
         )?;
-        if let (MessageBodyLength::ContentLength(n), Some(limit)) =
-            (framing.body, self.config.body_size_limit)
-        {
-            if n > limit {
-                return Err(Error::BodyTooLarge {
+        // A declared length over the limit: the head is handed out (it was
+        // received whole, and says what was refused), then the error, before
+        // any body byte.
+        let too_large = match (framing.body, self.config.body_size_limit) {
+            (MessageBodyLength::ContentLength(n), Some(limit)) if n > limit => {
+                Some(Error::BodyTooLarge {
                     offset: base + parsed.len as u64,
                     limit,
-                });
+                })
             }
-        }
+            _ => None,
+        };
         if self.config.lenient.obs_fold {
             head::unfold_obs_fold(
                 &mut self.rx[..parsed.len],
@@ -1304,6 +1316,11 @@ impl Connection {
             }
             MessageBodyLength::CloseDelimited => Rx::Close,
         };
+        if let Some(e) = too_large {
+            // Sticky from the next poll on, as any error.
+            self.error = Some(e);
+            self.close = Some(CloseReason::Error);
+        }
         Ok(Some(Event::Head(head)))
     }
 

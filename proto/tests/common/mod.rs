@@ -575,16 +575,25 @@ impl Drive<'_, '_> {
                 assert_eq!(self.heads, self.ends, "two heads in one response");
                 self.heads += 1;
                 assert!(!(100..200).contains(&h.status()) || h.status() == 101);
-                assert_eq!(self.conn.recv_state(), RecvState::Body);
+                // A declared length past the limit: the head, then the error
+                // (already decided: no body byte follows).
+                let over = matches!(
+                    (h.body_length(), cfg.body_size_limit),
+                    (MessageBodyLength::ContentLength(n), Some(l)) if n > l
+                );
+                if over {
+                    assert!(
+                        matches!(self.conn.error(), Some(Error::BodyTooLarge { .. })),
+                        "Content-Length past body_size_limit accepted"
+                    );
+                    assert_eq!(self.conn.recv_state(), RecvState::Error);
+                } else {
+                    assert_eq!(self.conn.recv_state(), RecvState::Body);
+                }
                 self.check_head(&h);
                 self.handed_out += h.raw().len();
                 self.body_this_msg = 0;
                 self.framing = h.body_length();
-                if let (MessageBodyLength::ContentLength(n), Some(l)) =
-                    (h.body_length(), cfg.body_size_limit)
-                {
-                    assert!(n <= l, "Content-Length past body_size_limit accepted");
-                }
                 self.out.events.push(Out::Head(HeadOut::new(&h)));
             }
             Event::Body(b) => {
