@@ -114,7 +114,7 @@ impl Connections for Driver {
         Some(CONN)
     }
 
-    fn release(&mut self, mut conn: Box<Conn>, keep: bool, _now: Instant) {
+    fn release(&mut self, mut conn: Box<Conn>, keep: bool) {
         if keep {
             // One connection: its buffers are worth keeping warm.
             if let Some(mut old) = self.kept.replace(conn) {

@@ -21,6 +21,7 @@ use crate::status::Status;
 use crate::tls_options::TlsOptions;
 use crate::transport::{PlainStream, TlsStream, Transport};
 
+pub(crate) mod cache;
 mod exchange;
 
 /// proto's configuration for a client with this read chunk size: the client

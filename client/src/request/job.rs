@@ -90,8 +90,9 @@ pub(crate) trait Connections {
     /// say wait.
     fn new_token(&mut self, target: &Target) -> Option<Token>;
     /// The job is done with `conn`: keep it for reuse (`keep`: it is idle and
-    /// reusable) or close it.
-    fn release(&mut self, conn: Box<Conn>, keep: bool, now: Instant);
+    /// reusable) or close it. A cache that ages idle connections reads its
+    /// own clock.
+    fn release(&mut self, conn: Box<Conn>, keep: bool);
     /// Most bytes of a streamed body's pieces held before reading pauses.
     fn stream_high_water(&self) -> usize {
         STREAM_HIGH_WATER.0
@@ -299,7 +300,7 @@ impl Job {
                 self.conn = Some(kept);
                 return;
             }
-            drv.release(kept, false, now);
+            drv.release(kept, false);
         }
         let Some(token) = drv.new_token(&target) else {
             // No byte can arrive while it waits for a connection: the idle
@@ -411,7 +412,7 @@ impl Job {
 
     fn close_conn(&mut self, drv: &mut dyn Connections) {
         if let Some(c) = self.conn.take() {
-            drv.release(c, false, Instant::now());
+            drv.release(c, false);
         }
     }
 
@@ -1026,7 +1027,7 @@ impl Job {
             // connection goes back now.
             if let Some(conn) = self.conn.take() {
                 let keep = conn.is_idle();
-                drv.release(conn, keep, now);
+                drv.release(conn, keep);
             }
             self.end_deferred = Some(now);
             return None;
@@ -1215,7 +1216,7 @@ impl Job {
     fn schedule_retry(&mut self, drv: &mut dyn Connections, now: Instant, delay: Duration) {
         if let Some(conn) = self.conn.take() {
             let keep = conn.is_idle();
-            drv.release(conn, keep, now);
+            drv.release(conn, keep);
         }
         self.attempts += 1;
         self.next = None;
@@ -1301,7 +1302,7 @@ impl Job {
     ) -> Completed {
         if let Some(conn) = self.conn.take() {
             let keep = result == RequestResult::Success && conn.is_idle();
-            drv.release(conn, keep, Instant::now());
+            drv.release(conn, keep);
         }
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
