@@ -97,7 +97,7 @@ impl Connections for Driver {
 
     fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>> {
         let mut kept = self.kept.take()?;
-        if !kept.target().can_reuse_for(target) {
+        if !kept.reuse_for(target) {
             kept.close(self.reactor.registry());
             return None;
         }

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token, Waker};
 
 use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
-use crate::conn::cache::{origin_key, CacheLimits, ConnCache, Owner};
-use crate::conn::{Conn, Target};
+use crate::conn::cache::{CacheLimits, ConnCache, Owner};
+use crate::conn::{Conn, ConnKey, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
-use crate::request::job::{url_origin, Connections, Job, STREAM_HIGH_WATER};
+use crate::request::job::{target_for, Connections, Job, STREAM_HIGH_WATER};
 use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::status::{Status, WakeHandle};
@@ -266,8 +266,6 @@ impl Connections for Serving<'_> {
     }
 }
 
-type OriginKey = (bool, String, u16);
-
 /// Requests waiting for a connection: a FIFO queue per origin, served
 /// oldest first across origins. An origin whose oldest request cannot get a
 /// connection is skipped for the rest of a pass, so a pass costs a few
@@ -276,13 +274,13 @@ type OriginKey = (bool, String, u16);
 struct WaitQueue {
     /// (arrival, slot, the slot's generation: a cancelled request's entry
     /// never admits the slot's next request).
-    by_origin: HashMap<OriginKey, VecDeque<(u64, u32, u32)>>,
+    by_origin: HashMap<ConnKey, VecDeque<(u64, u32, u32)>>,
     next_seq: u64,
     len: usize,
 }
 
 impl WaitQueue {
-    fn push(&mut self, key: OriginKey, index: u32, generation: u32) {
+    fn push(&mut self, key: ConnKey, index: u32, generation: u32) {
         self.by_origin
             .entry(key)
             .or_default()
@@ -300,7 +298,7 @@ impl WaitQueue {
     /// `Some(false)` (still waiting: its origin is full for this pass) or
     /// `None` (gone).
     fn admit(&mut self, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
-        let mut blocked: Vec<OriginKey> = Vec::new();
+        let mut blocked: Vec<ConnKey> = Vec::new();
         loop {
             let oldest = self
                 .by_origin
@@ -593,8 +591,7 @@ impl RequestPool {
                 copy
             }
         };
-        let (tls, host, port) = url_origin(&url);
-        let key = (tls, host.to_ascii_lowercase(), port);
+        let key = ConnKey::of(&target_for(&url, &settings));
         let timeout = settings.timeout;
         let queued = Queued {
             settings,
@@ -1113,8 +1110,8 @@ impl RequestPool {
         }
         let waiting = job.is_waiting();
         let more = !waiting && job.has_pending_work(false, now);
-        // Only a request that waits needs its origin (a few allocations).
-        let wait_key = waiting.then(|| origin_key(&job.target()));
+        // Only a request that waits needs its key (a few allocations).
+        let wait_key = waiting.then(|| ConnKey::of(&job.target()));
         // One live heap entry per request: a later deadline (an idle
         // timeout pushed back by new bytes) is armed when the earlier fires.
         let slot = &mut self.slots[i as usize];

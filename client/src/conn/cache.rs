@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
-use super::{Conn, Target};
+use super::{Conn, ConnKey, Target};
 
 /// The cache's limits (curl's multi options where curl has one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,19 +50,6 @@ struct IdleConn {
     warm: bool,
 }
 
-type OriginKey = (bool, String, u16);
-
-/// The limits' key for a connection's origin: https, host (case folded),
-/// port.
-pub(crate) fn origin_key(t: &Target) -> OriginKey {
-    (t.tls, t.host.to_ascii_lowercase(), t.port)
-}
-
-/// Whether `a` and `b` have the same [`origin_key`] (without building it).
-fn same_origin(a: &Target, b: &Target) -> bool {
-    a.tls == b.tls && a.port == b.port && a.host.eq_ignore_ascii_case(&b.host)
-}
-
 /// Connections by owner, the idle ones kept for reuse (oldest first), and
 /// the counts the limits are checked against.
 pub(crate) struct ConnCache {
@@ -71,8 +58,8 @@ pub(crate) struct ConnCache {
     idle: Vec<IdleConn>,
     /// Idle connections that had a readiness event since the last look.
     idle_events: Vec<Token>,
-    /// Connections open per origin (active and idle).
-    open: HashMap<OriginKey, usize>,
+    /// Connections open per key (active and idle).
+    open: HashMap<ConnKey, usize>,
     total: usize,
     owners: Vec<Owner>,
     free_tokens: Vec<usize>,
@@ -148,14 +135,15 @@ impl ConnCache {
         }
     }
 
-    /// A kept connection made for `target`, now `owner`'s: the most recently
+    /// A kept connection that may carry a request for `target` (its
+    /// [`ConnKey`] admits it), now `owner`'s: the most recently
     /// used first (warm, least likely to be closed). Its readiness is up to
     /// date; the caller probes it before use.
     pub(crate) fn take_idle(&mut self, target: &Target, owner: u32) -> Option<Box<Conn>> {
         let i = self
             .idle
             .iter()
-            .rposition(|e| e.conn.target().can_reuse_for(target))?;
+            .rposition(|e| e.conn.key().admits(target))?;
         let conn = self.remove_idle(i);
         if let Some(o) = self.owners.get_mut(conn.token().0) {
             *o = Owner::Job(owner);
@@ -172,7 +160,7 @@ impl ConnCache {
         owner: u32,
         registry: &Registry,
     ) -> Option<Token> {
-        let key = origin_key(target);
+        let key = ConnKey::of(target);
         let per_origin = self.open.get(&key).copied().unwrap_or(0);
         if per_origin >= self.limits.per_origin.max(1) {
             return None;
@@ -207,17 +195,12 @@ impl ConnCache {
         now: Instant,
         registry: &Registry,
     ) {
-        let target = conn.target();
+        let key = conn.key();
         let per_origin = self.limits.idle_per_origin;
         // Counting this origin's idle connections is needed only when there
         // are enough idle connections in all to reach its limit.
         let room_here = self.idle.len() < per_origin
-            || self
-                .idle
-                .iter()
-                .filter(|e| same_origin(e.conn.target(), target))
-                .count()
-                < per_origin;
+            || self.idle.iter().filter(|e| e.conn.key() == key).count() < per_origin;
         if keep && room_here && self.idle.len() < self.limits.idle {
             if let Some(o) = self.owners.get_mut(conn.token().0) {
                 *o = Owner::Idle;
@@ -246,11 +229,11 @@ impl ConnCache {
             *o = Owner::Free;
             self.free_tokens.push(token.0);
         }
-        let key = origin_key(conn.target());
-        if let Some(n) = self.open.get_mut(&key) {
+        let key = conn.key();
+        if let Some(n) = self.open.get_mut(key) {
             *n -= 1;
             if *n == 0 {
-                self.open.remove(&key);
+                self.open.remove(key);
             }
         }
         self.total = self.total.saturating_sub(1);

@@ -5,6 +5,7 @@
 //! can share one reactor.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token, Waker};
 use pollhttp_proto::{method, Config, Event, RecvState};
+use url::Url;
 
 use crate::connect::{ConnectProgress, Connector};
 use crate::error::Failure;
@@ -38,9 +40,24 @@ pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Confi
 
 pub(crate) use exchange::Exchange;
 
-/// Everything that makes one connection differ from another: a kept
-/// connection is reused only for a target equal in all of these (curl's
-/// CONNREUSE rules: never across TLS settings or proxies).
+/// Whether `url` is https, its host (an IPv6 literal without its brackets)
+/// and its port: a connection [`Target`]'s origin.
+pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
+    let host = url.host_str().unwrap_or("");
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (
+        url.scheme() == "https",
+        host,
+        url.port_or_known_default().unwrap_or(80),
+    )
+}
+
+/// Where a connection goes and how: the origin a request is for, the proxy
+/// on the way, the TLS settings. Which connections may carry it is its
+/// [`ConnKey`].
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     /// `https`: TLS to the origin (through the proxy's tunnel, if any).
@@ -81,19 +98,149 @@ impl Target {
     pub(crate) fn via_http_proxy(&self) -> bool {
         !self.tls && self.proxy.is_some()
     }
+}
 
-    /// Whether a connection made for `self` may carry a request for `other`.
-    pub(crate) fn can_reuse_for(&self, other: &Target) -> bool {
-        self.tls == other.tls
-            && self.host.eq_ignore_ascii_case(&other.host)
-            && self.port == other.port
-            && self.proxy == other.proxy
-            && self.proxy_auth == other.proxy_auth
-            && match (&self.tls_options, &other.tls_options) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same_settings(b),
-                _ => false,
+/// A proxy as a connection's key knows it: host (ASCII case folded), port,
+/// and the `Proxy-Authorization` value sent to it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ProxyKey {
+    host: String,
+    port: u16,
+    auth: Option<String>,
+}
+
+impl ProxyKey {
+    fn of(t: &Target) -> Option<ProxyKey> {
+        t.proxy.as_ref().map(|(host, port)| ProxyKey {
+            host: host.to_ascii_lowercase(),
+            port: *port,
+            auth: t.proxy_auth.clone(),
+        })
+    }
+
+    fn admits(&self, t: &Target) -> bool {
+        t.proxy
+            .as_ref()
+            .is_some_and(|(h, p)| *p == self.port && h.eq_ignore_ascii_case(&self.host))
+            && t.proxy_auth == self.auth
+    }
+}
+
+/// Which connections may carry a request: a kept connection is reused only
+/// for a [`Target`] with its key, and two connections with equal keys are
+/// interchangeable. curl's CONNREUSE rules: never across TLS settings
+/// (`https`: the same [`TlsOptions`], [`TlsOptions::same_settings`]) nor
+/// across proxies (the same proxy with the same credentials, or none).
+///
+/// The connection cache counts its per-origin limits by this key, and the
+/// pool's wait queue queues by it: requests with equal keys wait for the
+/// same connections. Host names compare without ASCII case.
+#[derive(Clone, Debug)]
+pub(crate) enum ConnKey {
+    /// To one origin (scheme, host, port): straight, or through a proxy.
+    Origin {
+        tls: bool,
+        host: String,
+        port: u16,
+        proxy: Option<ProxyKey>,
+        tls_options: Option<TlsOptions>,
+    },
+}
+
+impl ConnKey {
+    /// The key of the connections that may carry a request for `t`.
+    pub(crate) fn of(t: &Target) -> ConnKey {
+        ConnKey::Origin {
+            tls: t.tls,
+            host: t.host.to_ascii_lowercase(),
+            port: t.port,
+            proxy: ProxyKey::of(t),
+            tls_options: t.tls_options.clone(),
+        }
+    }
+
+    /// Whether a connection with this key may carry a request for `t`
+    /// (`self == ConnKey::of(t)`, without building the key).
+    pub(crate) fn admits(&self, t: &Target) -> bool {
+        match self {
+            ConnKey::Origin {
+                tls,
+                host,
+                port,
+                proxy,
+                tls_options,
+            } => {
+                t.tls == *tls
+                    && t.port == *port
+                    && t.host.eq_ignore_ascii_case(host)
+                    && match proxy {
+                        Some(p) => p.admits(t),
+                        None => t.proxy.is_none(),
+                    }
+                    && same_tls(tls_options.as_ref(), t.tls_options.as_ref())
             }
+        }
+    }
+}
+
+fn same_tls(a: Option<&TlsOptions>, b: Option<&TlsOptions>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.same_settings(b),
+        _ => false,
+    }
+}
+
+impl PartialEq for ConnKey {
+    fn eq(&self, other: &ConnKey) -> bool {
+        match (self, other) {
+            (
+                ConnKey::Origin {
+                    tls,
+                    host,
+                    port,
+                    proxy,
+                    tls_options,
+                },
+                ConnKey::Origin {
+                    tls: tls2,
+                    host: host2,
+                    port: port2,
+                    proxy: proxy2,
+                    tls_options: tls_options2,
+                },
+            ) => {
+                tls == tls2
+                    && port == port2
+                    && host == host2
+                    && proxy == proxy2
+                    && same_tls(tls_options.as_ref(), tls_options2.as_ref())
+            }
+        }
+    }
+}
+
+// `same_settings` is an equivalence (pointer equality of the rustls
+// configuration and equal options).
+impl Eq for ConnKey {}
+
+impl Hash for ConnKey {
+    /// Everything but the TLS settings (equal keys still hash equal).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            ConnKey::Origin {
+                tls,
+                host,
+                port,
+                proxy,
+                ..
+            } => {
+                tls.hash(state);
+                host.hash(state);
+                port.hash(state);
+                proxy.hash(state);
+            }
+        }
     }
 }
 
@@ -120,6 +267,8 @@ enum Stage {
 pub(crate) struct Conn {
     token: Token,
     target: Target,
+    /// The key of `target`, which never changes.
+    key: ConnKey,
     /// The Host field value for this target, built once.
     host_header: String,
     stage: Stage,
@@ -180,6 +329,7 @@ impl Conn {
         let mut conn = Conn {
             token,
             host_header: target.host_header(),
+            key: ConnKey::of(&target),
             target,
             stage: Stage::Resolving(lookup),
             ready: Readiness::default(),
@@ -199,8 +349,15 @@ impl Conn {
         conn
     }
 
-    pub(crate) fn target(&self) -> &Target {
-        &self.target
+    /// Which requests this connection may carry.
+    pub(crate) fn key(&self) -> &ConnKey {
+        &self.key
+    }
+
+    /// Whether this connection may carry a request for `target` (its
+    /// [`ConnKey`] admits it).
+    pub(crate) fn reuse_for(&mut self, target: &Target) -> bool {
+        self.key.admits(target)
     }
 
     pub(crate) fn token(&self) -> Token {

@@ -243,31 +243,7 @@ impl Job {
     }
 
     pub(crate) fn target(&self) -> Target {
-        let (tls, host, port) = url_origin(&self.url);
-        let mut proxy = if tls {
-            self.settings.https_proxy.clone()
-        } else {
-            self.settings.http_proxy.clone()
-        };
-        let mut credentials = self.settings.proxy_auth.clone();
-        if proxy.is_none() && self.settings.proxy_from_env {
-            if let Some(p) = super::proxy::env_proxy(&self.url) {
-                proxy = Some((p.host, p.port));
-                credentials = credentials.or(p.credentials);
-            }
-        }
-        let proxy_auth = proxy
-            .as_ref()
-            .and(credentials.as_ref())
-            .map(|(u, p)| super::auth::basic_value(u, p));
-        Target {
-            tls,
-            host: host.to_string(),
-            port,
-            proxy,
-            proxy_auth,
-            tls_options: tls.then(|| self.settings.tls.clone().unwrap_or_default()),
-        }
+        target_for(&self.url, &self.settings)
     }
 
     fn conn_settings(&self) -> ConnSettings {
@@ -1093,10 +1069,11 @@ impl Job {
     /// Send the request (as it now is) on the same connection when it is
     /// idle and fits the URL, else on another one.
     fn send_again(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
+        let target = self.target();
         let same = self
             .conn
-            .as_ref()
-            .is_some_and(|c| c.is_idle() && c.target().can_reuse_for(&self.target()));
+            .as_deref_mut()
+            .is_some_and(|c| c.is_idle() && c.reuse_for(&target));
         if same {
             self.reused = true;
             return self.send(drv);
@@ -1389,19 +1366,38 @@ impl Job {
     }
 }
 
-/// Whether `url` is https, its host (an IPv6 literal without its brackets)
-/// and its port: a connection [`Target`]'s origin.
-pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
-    let host = url.host_str().unwrap_or("");
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    (
-        url.scheme() == "https",
-        host,
-        url.port_or_known_default().unwrap_or(80),
-    )
+pub(crate) use crate::conn::url_origin;
+
+/// Where a request for `url` under `settings` connects: its origin, the
+/// proxy (the settings', else the environment's when they say so) with its
+/// credentials, the TLS settings. A pool queues a request by its key
+/// before it is a job.
+pub(crate) fn target_for(url: &Url, settings: &Settings) -> Target {
+    let (tls, host, port) = url_origin(url);
+    let mut proxy = if tls {
+        settings.https_proxy.clone()
+    } else {
+        settings.http_proxy.clone()
+    };
+    let mut credentials = settings.proxy_auth.clone();
+    if proxy.is_none() && settings.proxy_from_env {
+        if let Some(p) = super::proxy::env_proxy(url) {
+            proxy = Some((p.host, p.port));
+            credentials = credentials.or(p.credentials);
+        }
+    }
+    let proxy_auth = proxy
+        .as_ref()
+        .and(credentials.as_ref())
+        .map(|(u, p)| super::auth::basic_value(u, p));
+    Target {
+        tls,
+        host: host.to_string(),
+        port,
+        proxy,
+        proxy_auth,
+        tls_options: tls.then(|| settings.tls.clone().unwrap_or_default()),
+    }
 }
 
 /// `resume`: the size of a partial download file (> 0), with `Range` and
