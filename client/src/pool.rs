@@ -42,12 +42,17 @@ impl fmt::Display for RequestId {
 pub struct PoolSettings {
     /// Most connections open to one origin (scheme, host, port), active and
     /// idle together (curl's `CURLMOPT_MAX_HOST_CONNECTIONS`). Default 6, as
-    /// browsers. At least 1.
+    /// browsers. At least 1. Connections that cannot carry each other's
+    /// requests (other TLS settings, another proxy) count apart; plain
+    /// `http` through an HTTP proxy counts the connections to the proxy,
+    /// whatever the origin (as curl).
     pub max_connections_per_origin: usize,
     /// Most connections open in all (curl's `CURLMOPT_MAX_TOTAL_CONNECTIONS`).
     /// Default 64. At least 1.
     pub max_connections: usize,
-    /// Most idle keep-alive connections kept per origin. Default 6.
+    /// Most idle keep-alive connections kept per origin (counted as
+    /// [`max_connections_per_origin`](Self::max_connections_per_origin)).
+    /// Default 6.
     pub max_idle_per_origin: usize,
     /// Most idle keep-alive connections kept in all (curl's
     /// `CURLMOPT_MAXCONNECTS`). Default 32.
@@ -399,8 +404,10 @@ struct Slot {
 /// Each request runs the same logic as an [`crate::HttpRequest`] (redirects,
 /// timeouts, gzip, body limit, download file, the one safe retry) and ends in
 /// the same [`Completed`]. Connections are kept per target (scheme, host,
-/// port, proxy, TLS settings: never reused across TLS settings, as curl's
-/// CONNREUSE rules) and shared by the requests that follow.
+/// port, proxy, TLS settings: never reused across TLS settings or proxies,
+/// as curl's CONNREUSE rules) and shared by the requests that follow; a
+/// connection to an HTTP proxy carries plain `http` requests for any
+/// origin (absolute-form), an `https` tunnel through it only its origin's.
 ///
 /// `poll()` never blocks and does bounded work: it reads at most
 /// [`PoolSettings::byte_budget`] socket bytes, stops starting new work once

@@ -19,13 +19,14 @@ use super::{Conn, ConnKey, Target};
 /// The cache's limits (curl's multi options where curl has one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CacheLimits {
-    /// Most connections open per origin, active and idle together
+    /// Most connections open per [`ConnKey`] (per origin; per proxy for
+    /// plain `http` through one), active and idle together
     /// (`CURLMOPT_MAX_HOST_CONNECTIONS`); 0 counts as 1.
     pub(crate) per_origin: usize,
     /// Most connections open in all (`CURLMOPT_MAX_TOTAL_CONNECTIONS`); 0
     /// counts as 1.
     pub(crate) total: usize,
-    /// Most idle connections kept per origin.
+    /// Most idle connections kept per [`ConnKey`].
     pub(crate) idle_per_origin: usize,
     /// Most idle connections kept in all (`CURLMOPT_MAXCONNECTS`).
     pub(crate) idle: usize,
@@ -136,14 +137,14 @@ impl ConnCache {
     }
 
     /// A kept connection that may carry a request for `target` (its
-    /// [`ConnKey`] admits it), now `owner`'s: the most recently
+    /// [`ConnKey`] admits it: [`Conn::reuse_for`]), now `owner`'s: the most recently
     /// used first (warm, least likely to be closed). Its readiness is up to
     /// date; the caller probes it before use.
     pub(crate) fn take_idle(&mut self, target: &Target, owner: u32) -> Option<Box<Conn>> {
         let i = self
             .idle
-            .iter()
-            .rposition(|e| e.conn.key().admits(target))?;
+            .iter_mut()
+            .rposition(|e| e.conn.reuse_for(target))?;
         let conn = self.remove_idle(i);
         if let Some(o) = self.owners.get_mut(conn.token().0) {
             *o = Owner::Job(owner);

@@ -132,12 +132,24 @@ impl ProxyKey {
 /// (`https`: the same [`TlsOptions`], [`TlsOptions::same_settings`]) nor
 /// across proxies (the same proxy with the same credentials, or none).
 ///
-/// The connection cache counts its per-origin limits by this key, and the
-/// pool's wait queue queues by it: requests with equal keys wait for the
-/// same connections. Host names compare without ASCII case.
+/// What the connection's peer is decides the rest:
+/// - straight to the origin, or `https` through a proxy's CONNECT tunnel
+///   (the tunnel leads to one origin): the origin (scheme, host, port);
+/// - plain `http` through an HTTP proxy: the proxy is the peer and every
+///   request names its origin in absolute-form (RFC 9112 §3.2.2), so any
+///   `http` origin may go over any connection to that proxy with the same
+///   credentials (as curl).
+///
+/// The connection cache counts its per-origin limits by this key (so for
+/// plain `http` through a proxy, the connections to the proxy, as curl),
+/// and the pool's wait queue queues by it: requests with equal keys wait
+/// for the same connections. Host names compare without ASCII case.
 #[derive(Clone, Debug)]
 pub(crate) enum ConnKey {
-    /// To one origin (scheme, host, port): straight, or through a proxy.
+    /// Plain `http` through an HTTP proxy, whatever the origin.
+    HttpProxy(ProxyKey),
+    /// To one origin (scheme, host, port): straight, or through a proxy's
+    /// CONNECT tunnel.
     Origin {
         tls: bool,
         host: String,
@@ -150,6 +162,9 @@ pub(crate) enum ConnKey {
 impl ConnKey {
     /// The key of the connections that may carry a request for `t`.
     pub(crate) fn of(t: &Target) -> ConnKey {
+        if let (true, Some(proxy)) = (t.via_http_proxy(), ProxyKey::of(t)) {
+            return ConnKey::HttpProxy(proxy);
+        }
         ConnKey::Origin {
             tls: t.tls,
             host: t.host.to_ascii_lowercase(),
@@ -163,6 +178,7 @@ impl ConnKey {
     /// (`self == ConnKey::of(t)`, without building the key).
     pub(crate) fn admits(&self, t: &Target) -> bool {
         match self {
+            ConnKey::HttpProxy(proxy) => t.via_http_proxy() && proxy.admits(t),
             ConnKey::Origin {
                 tls,
                 host,
@@ -170,7 +186,8 @@ impl ConnKey {
                 proxy,
                 tls_options,
             } => {
-                t.tls == *tls
+                !t.via_http_proxy()
+                    && t.tls == *tls
                     && t.port == *port
                     && t.host.eq_ignore_ascii_case(host)
                     && match proxy {
@@ -194,6 +211,7 @@ fn same_tls(a: Option<&TlsOptions>, b: Option<&TlsOptions>) -> bool {
 impl PartialEq for ConnKey {
     fn eq(&self, other: &ConnKey) -> bool {
         match (self, other) {
+            (ConnKey::HttpProxy(a), ConnKey::HttpProxy(b)) => a == b,
             (
                 ConnKey::Origin {
                     tls,
@@ -216,6 +234,7 @@ impl PartialEq for ConnKey {
                     && proxy == proxy2
                     && same_tls(tls_options.as_ref(), tls_options2.as_ref())
             }
+            _ => false,
         }
     }
 }
@@ -227,7 +246,9 @@ impl Eq for ConnKey {}
 impl Hash for ConnKey {
     /// Everything but the TLS settings (equal keys still hash equal).
     fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
         match self {
+            ConnKey::HttpProxy(proxy) => proxy.hash(state),
             ConnKey::Origin {
                 tls,
                 host,
@@ -355,9 +376,19 @@ impl Conn {
     }
 
     /// Whether this connection may carry a request for `target` (its
-    /// [`ConnKey`] admits it).
+    /// [`ConnKey`] admits it); if so, its next requests name `target`'s
+    /// origin (`Host`, and the absolute-form target through an HTTP proxy,
+    /// whose connections carry requests for any `http` origin).
     pub(crate) fn reuse_for(&mut self, target: &Target) -> bool {
-        self.key.admits(target)
+        if !self.key.admits(target) {
+            return false;
+        }
+        if self.target.host != target.host || self.target.port != target.port {
+            self.host_header = target.host_header();
+            self.target.host.clone_from(&target.host);
+            self.target.port = target.port;
+        }
+        true
     }
 
     pub(crate) fn token(&self) -> Token {
@@ -852,5 +883,164 @@ impl Conn {
         // Try to write at once; a full socket says so.
         self.ready.writable = true;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str, proxy: Option<(&str, u16)>, auth: Option<&str>) -> Target {
+        let url = Url::parse(url).unwrap();
+        let (tls, host, port) = url_origin(&url);
+        Target {
+            tls,
+            host: host.to_string(),
+            port,
+            proxy: proxy.map(|(h, p)| (h.to_string(), p)),
+            proxy_auth: auth.map(str::to_string),
+            tls_options: tls.then(TlsOptions::default),
+        }
+    }
+
+    /// `ConnKey::of(a) == ConnKey::of(b)`, checked to agree with `admits`
+    /// both ways (and with the hash).
+    fn interchangeable(a: &Target, b: &Target) -> bool {
+        use std::collections::hash_map::DefaultHasher;
+        let (ka, kb) = (ConnKey::of(a), ConnKey::of(b));
+        let equal = ka == kb;
+        assert_eq!(ka.admits(b), equal, "{a:?} / {b:?}");
+        assert_eq!(kb.admits(a), equal, "{b:?} / {a:?}");
+        assert!(ka.admits(a) && kb.admits(b));
+        if equal {
+            let hash = |k: &ConnKey| {
+                let mut h = DefaultHasher::new();
+                k.hash(&mut h);
+                h.finish()
+            };
+            assert_eq!(hash(&ka), hash(&kb));
+        }
+        equal
+    }
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port_without_case() {
+        let a = target("http://Example.com/", None, None);
+        assert!(interchangeable(
+            &a,
+            &target("http://example.com:80/x", None, None)
+        ));
+        assert!(!interchangeable(
+            &a,
+            &target("http://example.com:81/", None, None)
+        ));
+        assert!(!interchangeable(
+            &a,
+            &target("http://example.org/", None, None)
+        ));
+        assert!(!interchangeable(
+            &target("https://example.com:80/", None, None),
+            &target("http://example.com:80/", None, None)
+        ));
+        let mut v6 = target("http://[::1]:8080/", None, None);
+        assert_eq!(v6.host, "::1");
+        assert!(interchangeable(&v6, &v6.clone()));
+        v6.port = 8081;
+        assert!(!interchangeable(
+            &v6,
+            &target("http://[::1]:8080/", None, None)
+        ));
+    }
+
+    #[test]
+    fn never_across_tls_settings() {
+        let a = target("https://example.com/", None, None);
+        let mut b = a.clone();
+        assert!(interchangeable(&a, &b), "the same default settings");
+        b.tls_options = Some(TlsOptions::default().dangerous_disable_verification());
+        assert!(!interchangeable(&a, &b));
+        b.tls_options = Some(TlsOptions::default().server_name_override("other"));
+        assert!(!interchangeable(&a, &b));
+    }
+
+    #[test]
+    fn never_across_proxies_or_their_credentials() {
+        let p = Some(("proxy", 3128));
+        let direct = target("http://a.test/", None, None);
+        let proxied = target("http://a.test/", p, None);
+        assert!(!interchangeable(&direct, &proxied));
+        assert!(!interchangeable(
+            &proxied,
+            &target("http://a.test/", Some(("proxy", 3129)), None)
+        ));
+        assert!(!interchangeable(
+            &proxied,
+            &target("http://a.test/", Some(("other", 3128)), None)
+        ));
+        assert!(!interchangeable(
+            &proxied,
+            &target("http://a.test/", p, Some("Basic dTpw"))
+        ));
+        assert!(interchangeable(
+            &proxied,
+            &target("http://a.test/", Some(("PROXY", 3128)), None)
+        ));
+    }
+
+    #[test]
+    fn plain_http_through_a_proxy_goes_over_any_connection_to_it() {
+        let p = Some(("proxy", 3128));
+        let auth = Some("Basic dTpw");
+        let a = target("http://a.test/", p, auth);
+        assert!(interchangeable(&a, &target("http://b.test:8080/", p, auth)));
+        assert!(!interchangeable(
+            &a,
+            &target("http://b.test:8080/", p, None)
+        ));
+        // https goes through a tunnel to its origin: one per origin.
+        let tunnel = target("https://a.test/", p, auth);
+        assert!(interchangeable(
+            &tunnel,
+            &target("https://a.test/", p, auth)
+        ));
+        assert!(!interchangeable(
+            &tunnel,
+            &target("https://b.test/", p, auth)
+        ));
+        assert!(!interchangeable(&tunnel, &a));
+        assert!(!interchangeable(
+            &tunnel,
+            &target("http://a.test:443/", p, auth)
+        ));
+    }
+
+    #[test]
+    // The key's hash leaves out the TLS settings (whose rustls
+    // configuration has interior mutability), as the cache's map does.
+    #[allow(clippy::mutable_key_type)]
+    fn the_key_compares_and_hashes_as_curl_groups() {
+        use std::collections::HashMap;
+        let p = Some(("proxy", 3128));
+        let mut counts: HashMap<ConnKey, usize> = HashMap::new();
+        for url in ["http://a.test/", "http://b.test/", "http://A.test/x"] {
+            *counts
+                .entry(ConnKey::of(&target(url, p, None)))
+                .or_default() += 1;
+        }
+        for url in ["https://a.test/", "https://b.test/", "http://a.test/"] {
+            let t = if url.starts_with("https") {
+                target(url, p, None)
+            } else {
+                target(url, None, None)
+            };
+            *counts.entry(ConnKey::of(&t)).or_default() += 1;
+        }
+        let mut sizes: Vec<usize> = counts.values().copied().collect();
+        sizes.sort_unstable();
+        assert_eq!(
+            sizes,
+            [1, 1, 1, 3],
+            "the proxy's 3, two tunnels, one direct"
+        );
     }
 }
