@@ -271,22 +271,24 @@ impl Connections for Serving<'_> {
     }
 }
 
-/// Requests waiting for a connection: a FIFO queue per origin, served
-/// oldest first across origins. An origin whose oldest request cannot get a
-/// connection is skipped for the rest of a pass, so a pass costs a few
-/// look-ups per origin, not one per waiting request.
+/// Requests waiting for a connection: a FIFO queue per [`ConnKey`] (per
+/// origin; per proxy for plain http through one: the requests that wait for
+/// the same connections), served oldest first across keys. A key whose
+/// oldest request cannot get a connection is skipped for the rest of a
+/// pass, so a pass costs a few look-ups per key, not one per waiting
+/// request.
 #[derive(Default)]
 struct WaitQueue {
     /// (arrival, slot, the slot's generation: a cancelled request's entry
     /// never admits the slot's next request).
-    by_origin: HashMap<ConnKey, VecDeque<(u64, u32, u32)>>,
+    by_key: HashMap<ConnKey, VecDeque<(u64, u32, u32)>>,
     next_seq: u64,
     len: usize,
 }
 
 impl WaitQueue {
     fn push(&mut self, key: ConnKey, index: u32, generation: u32) {
-        self.by_origin
+        self.by_key
             .entry(key)
             .or_default()
             .push_back((self.next_seq, index, generation));
@@ -298,15 +300,15 @@ impl WaitQueue {
         self.len == 0
     }
 
-    /// Offer a connection to the oldest waiting request of each origin in
+    /// Offer a connection to the oldest waiting request of each key in
     /// turn, oldest first: `admit(slot, generation)` says `Some(true)` (admitted),
-    /// `Some(false)` (still waiting: its origin is full for this pass) or
+    /// `Some(false)` (still waiting: its key is full for this pass) or
     /// `None` (gone).
     fn admit(&mut self, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
         let mut blocked: Vec<ConnKey> = Vec::new();
         loop {
             let oldest = self
-                .by_origin
+                .by_key
                 .iter()
                 .filter(|(k, q)| !q.is_empty() && !blocked.contains(k))
                 .min_by_key(|(_, q)| q.front().map(|e| e.0))
@@ -314,7 +316,7 @@ impl WaitQueue {
             let Some(key) = oldest else {
                 break;
             };
-            let queue = self.by_origin.get_mut(&key).expect("found above");
+            let queue = self.by_key.get_mut(&key).expect("found above");
             let (_, i, generation) = *queue.front().expect("not empty");
             match admit(i, generation) {
                 Some(false) => blocked.push(key),
@@ -322,7 +324,7 @@ impl WaitQueue {
                     queue.pop_front();
                     self.len -= 1;
                     if queue.is_empty() {
-                        self.by_origin.remove(&key);
+                        self.by_key.remove(&key);
                     }
                 }
             }
@@ -445,7 +447,7 @@ pub struct RequestPool {
     free_slots: Vec<u32>,
     /// Requests with something to do, in turn order.
     run: VecDeque<u32>,
-    /// Requests waiting for a connection, per origin, oldest first.
+    /// Requests waiting for a connection, per [`ConnKey`], oldest first.
     waiting: WaitQueue,
     /// Deadlines (connect, total, idle) of requests: (when, slot, generation).
     deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
@@ -1062,9 +1064,9 @@ impl RequestPool {
     }
 
     /// Offer the connections free now to the requests waiting for one,
-    /// oldest first (fairly across origins); those admitted join the run
+    /// oldest first (fairly across keys); those admitted join the run
     /// queue. Cost: per admitted request a cache look-up or a non-blocking
-    /// connect; per origin still waiting, one comparison.
+    /// connect; per key still waiting, one comparison.
     fn admit_waiting(&mut self, now: Instant) {
         self.conns.cache.take_capacity_freed();
         self.arrivals = false;
