@@ -97,7 +97,7 @@ impl Connections for Driver {
 
     fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>> {
         let mut kept = self.kept.take()?;
-        if !kept.target().can_reuse_for(target) {
+        if !kept.reuse_for(target) {
             kept.close(self.reactor.registry());
             return None;
         }
@@ -114,7 +114,7 @@ impl Connections for Driver {
         Some(CONN)
     }
 
-    fn release(&mut self, mut conn: Box<Conn>, keep: bool, _now: Instant) {
+    fn release(&mut self, mut conn: Box<Conn>, keep: bool) {
         if keep {
             // One connection: its buffers are worth keeping warm.
             if let Some(mut old) = self.kept.replace(conn) {

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token, Waker};
 
 use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
-use crate::conn::{Conn, Target};
+use crate::conn::cache::{CacheLimits, ConnCache, Owner};
+use crate::conn::{Conn, ConnKey, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
-use crate::request::job::{url_origin, Connections, Job, STREAM_HIGH_WATER};
+use crate::request::job::{target_for, Connections, Job, STREAM_HIGH_WATER};
 use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::status::{Status, WakeHandle};
@@ -41,12 +42,17 @@ impl fmt::Display for RequestId {
 pub struct PoolSettings {
     /// Most connections open to one origin (scheme, host, port), active and
     /// idle together (curl's `CURLMOPT_MAX_HOST_CONNECTIONS`). Default 6, as
-    /// browsers. At least 1.
+    /// browsers. At least 1. Connections that cannot carry each other's
+    /// requests (other TLS settings, another proxy) count apart; plain
+    /// `http` through an HTTP proxy counts the connections to the proxy,
+    /// whatever the origin (as curl).
     pub max_connections_per_origin: usize,
     /// Most connections open in all (curl's `CURLMOPT_MAX_TOTAL_CONNECTIONS`).
     /// Default 64. At least 1.
     pub max_connections: usize,
-    /// Most idle keep-alive connections kept per origin. Default 6.
+    /// Most idle keep-alive connections kept per origin (counted as
+    /// [`max_connections_per_origin`](Self::max_connections_per_origin)).
+    /// Default 6.
     pub max_idle_per_origin: usize,
     /// Most idle keep-alive connections kept in all (curl's
     /// `CURLMOPT_MAXCONNECTS`). Default 32.
@@ -162,45 +168,26 @@ pub struct RequestProgress {
 
 pub use crate::time::Clock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Owner {
-    Free,
-    Job(u32),
-    Idle,
-}
-
-struct IdleConn {
-    conn: Box<Conn>,
-    since: Instant,
-    /// It still holds its buffers: it went idle since the last sweep
-    /// ([`Conns::release_idle_buffers`]).
-    warm: bool,
-}
-
-/// The connection side of the pool: the reactor, the cache of idle
-/// connections and the counts the limits are checked against.
+/// The connection side of the pool: the reactor, the resolver, and the
+/// connection cache with its limits (from [`PoolSettings`], synced at each
+/// [`RequestPool::poll`] and [`RequestPool::wait`]).
 struct Conns {
     reactor: Reactor,
     resolver: Resolver,
     settings: PoolSettings,
     clock: Clock,
-    /// Oldest first (the order they went idle).
-    idle: Vec<IdleConn>,
-    /// Idle connections that had a readiness event since the last look.
-    idle_events: Vec<Token>,
-    /// Connections open per origin (active and idle).
-    open: HashMap<OriginKey, usize>,
-    total: usize,
-    owners: Vec<Owner>,
-    free_tokens: Vec<usize>,
-    /// The job being stepped (its index), which new connections belong to.
-    current: u32,
-    /// A connection closed since the waiting jobs were last looked at.
-    capacity_freed: bool,
-    /// Connections opened so far.
-    opened: u64,
-    /// Idle connections still holding their buffers.
-    warm: usize,
+    cache: ConnCache,
+}
+
+/// The cache's limits in the pool's settings.
+fn cache_limits(settings: &PoolSettings) -> CacheLimits {
+    CacheLimits {
+        per_origin: settings.max_connections_per_origin,
+        total: settings.max_connections,
+        idle_per_origin: settings.max_idle_per_origin,
+        idle: settings.max_idle,
+        idle_age: settings.idle_age,
+    }
 }
 
 fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Resolver {
@@ -213,98 +200,7 @@ fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Re
     Resolver::with_config(lookup, config, Arc::clone(clock))
 }
 
-fn origin_key(t: &Target) -> OriginKey {
-    key_of(t.tls, &t.host, t.port)
-}
-
-/// The wait queue's key for a connection's origin: https, host (case
-/// folded), port.
-fn key_of(tls: bool, host: &str, port: u16) -> OriginKey {
-    (tls, host.to_ascii_lowercase(), port)
-}
-
-/// Whether `a` and `b` have the same [`origin_key`] (without building it).
-fn same_origin(a: &Target, b: &Target) -> bool {
-    a.tls == b.tls && a.port == b.port && a.host.eq_ignore_ascii_case(&b.host)
-}
-
 impl Conns {
-    fn close(&mut self, mut conn: Box<Conn>) {
-        let token = conn.token();
-        conn.close(self.reactor.registry());
-        if let Some(o) = self.owners.get_mut(token.0) {
-            *o = Owner::Free;
-            self.free_tokens.push(token.0);
-        }
-        let key = origin_key(conn.target());
-        if let Some(n) = self.open.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.open.remove(&key);
-            }
-        }
-        self.total = self.total.saturating_sub(1);
-        self.capacity_freed = true;
-    }
-
-    /// Close the idle connections the server closed (those that had an
-    /// event), and those past the idle age (the oldest are first). Costs
-    /// follow events, not the number of idle connections.
-    fn maintain_idle(&mut self, now: Instant) {
-        for token in std::mem::take(&mut self.idle_events) {
-            let Some(i) = self.idle.iter().position(|e| e.conn.token() == token) else {
-                continue;
-            };
-            let alive = self.idle[i]
-                .conn
-                .exchange_mut()
-                .is_some_and(|(x, ready)| x.pump(ready, &mut 0).is_ok());
-            if !alive {
-                let conn = self.remove_idle(i);
-                self.close(conn);
-            }
-        }
-        let age = self.settings.idle_age;
-        while self
-            .idle
-            .first()
-            .is_some_and(|e| now.saturating_duration_since(e.since) >= age)
-        {
-            let conn = self.remove_idle(0);
-            self.close(conn);
-        }
-    }
-
-    /// Take the idle connection at `i` out of the cache.
-    fn remove_idle(&mut self, i: usize) -> Box<Conn> {
-        let IdleConn { conn, warm, .. } = self.idle.remove(i);
-        self.warm -= usize::from(warm);
-        conn
-    }
-
-    /// Give back the buffers of the connections that went idle since the
-    /// last sweep and were not taken meanwhile (an idle connection keeps a
-    /// few KiB). Free when none did; else one pass over the idle cache.
-    fn release_idle_buffers(&mut self) {
-        if self.warm == 0 {
-            return;
-        }
-        for e in self.idle.iter_mut().filter(|e| e.warm) {
-            e.conn.release_buffers();
-            e.warm = false;
-        }
-        self.warm = 0;
-    }
-
-    fn next_idle_expiry(&self) -> Option<Instant> {
-        self.idle.first().map(|e| e.since + self.settings.idle_age)
-    }
-}
-
-impl Connections for Conns {
-    fn registry(&self) -> &Registry {
-        self.reactor.registry()
-    }
     /// The byte budget of one poll (1–16 MiB): a caller who takes the
     /// pieces after every poll never stops a download, which may then read
     /// a whole poll's budget.
@@ -313,12 +209,45 @@ impl Connections for Conns {
         self.settings.byte_budget.clamp(least, most)
     }
 
+    /// The pool's connections as the job in slot `owner` sees them while it
+    /// is stepped: the connections it opens or takes are its own.
+    fn serving(&mut self, owner: u32) -> Serving<'_> {
+        Serving { conns: self, owner }
+    }
+
+    /// The cache's limits as the settings now say ([`RequestPool::settings_mut`]
+    /// may have changed them).
+    fn sync_limits(&mut self) {
+        self.cache.set_limits(cache_limits(&self.settings));
+    }
+
+    /// Close `conn` (a cancelled request's).
+    fn close(&mut self, conn: Box<Conn>) {
+        self.cache.close(conn, self.reactor.registry());
+    }
+}
+
+/// [`Conns`] for one job: the owner of what it takes.
+struct Serving<'a> {
+    conns: &'a mut Conns,
+    owner: u32,
+}
+
+impl Connections for Serving<'_> {
+    fn registry(&self) -> &Registry {
+        self.conns.reactor.registry()
+    }
+
+    fn stream_high_water(&self) -> usize {
+        self.conns.stream_high_water()
+    }
+
     fn resolver(&self) -> &Resolver {
-        &self.resolver
+        &self.conns.resolver
     }
 
     fn waker(&self) -> &Arc<Waker> {
-        self.reactor.waker()
+        self.conns.reactor.waker()
     }
 
     fn take_woken(&mut self) {
@@ -327,97 +256,39 @@ impl Connections for Conns {
     }
 
     fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>> {
-        // The most recently used first (warm, least likely to be closed).
-        let i = self
-            .idle
-            .iter()
-            .rposition(|e| e.conn.target().can_reuse_for(target))?;
-        let conn = self.remove_idle(i);
-        if let Some(o) = self.owners.get_mut(conn.token().0) {
-            *o = Owner::Job(self.current);
-        }
-        Some(conn)
+        self.conns.cache.take_idle(target, self.owner)
     }
 
     fn new_token(&mut self, target: &Target) -> Option<Token> {
-        let key = origin_key(target);
-        let per_origin = self.open.get(&key).copied().unwrap_or(0);
-        if per_origin >= self.settings.max_connections_per_origin.max(1) {
-            return None;
-        }
-        if self.total >= self.settings.max_connections.max(1) {
-            // Make room by closing the oldest idle connection (of another
-            // origin: one of this origin would have been reused).
-            let oldest = (!self.idle.is_empty()).then_some(0)?;
-            let conn = self.remove_idle(oldest);
-            self.close(conn);
-        }
-        let token = match self.free_tokens.pop() {
-            Some(t) => t,
-            None => {
-                self.owners.push(Owner::Free);
-                self.owners.len() - 1
-            }
-        };
-        self.owners[token] = Owner::Job(self.current);
-        *self.open.entry(key).or_insert(0) += 1;
-        self.total += 1;
-        self.opened += 1;
-        Some(Token(token))
+        let Conns { reactor, cache, .. } = &mut *self.conns;
+        cache.new_token(target, self.owner, reactor.registry())
     }
 
-    fn release(&mut self, conn: Box<Conn>, keep: bool, _now: Instant) {
-        let now = (self.clock)();
-        let target = conn.target();
-        let per_origin = self.settings.max_idle_per_origin;
-        // Counting this origin's idle connections is needed only when there
-        // are enough idle connections in all to reach its limit.
-        let room_here = self.idle.len() < per_origin
-            || self
-                .idle
-                .iter()
-                .filter(|e| same_origin(e.conn.target(), target))
-                .count()
-                < per_origin;
-        if keep && room_here && self.idle.len() < self.settings.max_idle {
-            if let Some(o) = self.owners.get_mut(conn.token().0) {
-                *o = Owner::Idle;
-            }
-            // Its buffers go back at the next sweep, unless a waiting
-            // request takes it first (then they are used at once: no free,
-            // allocation and zeroing per request on a busy connection).
-            self.idle.push(IdleConn {
-                conn,
-                since: now,
-                warm: true,
-            });
-            self.warm += 1;
-            // A waiting request for this origin can take it.
-            self.capacity_freed = true;
-        } else {
-            self.close(conn);
-        }
+    fn release(&mut self, conn: Box<Conn>, keep: bool) {
+        let now = (self.conns.clock)();
+        let Conns { reactor, cache, .. } = &mut *self.conns;
+        cache.release(conn, keep, now, reactor.registry());
     }
 }
 
-type OriginKey = (bool, String, u16);
-
-/// Requests waiting for a connection: a FIFO queue per origin, served
-/// oldest first across origins. An origin whose oldest request cannot get a
-/// connection is skipped for the rest of a pass, so a pass costs a few
-/// look-ups per origin, not one per waiting request.
+/// Requests waiting for a connection: a FIFO queue per [`ConnKey`] (per
+/// origin; per proxy for plain http through one: the requests that wait for
+/// the same connections), served oldest first across keys. A key whose
+/// oldest request cannot get a connection is skipped for the rest of a
+/// pass, so a pass costs a few look-ups per key, not one per waiting
+/// request.
 #[derive(Default)]
 struct WaitQueue {
     /// (arrival, slot, the slot's generation: a cancelled request's entry
     /// never admits the slot's next request).
-    by_origin: HashMap<OriginKey, VecDeque<(u64, u32, u32)>>,
+    by_key: HashMap<ConnKey, VecDeque<(u64, u32, u32)>>,
     next_seq: u64,
     len: usize,
 }
 
 impl WaitQueue {
-    fn push(&mut self, key: OriginKey, index: u32, generation: u32) {
-        self.by_origin
+    fn push(&mut self, key: ConnKey, index: u32, generation: u32) {
+        self.by_key
             .entry(key)
             .or_default()
             .push_back((self.next_seq, index, generation));
@@ -429,15 +300,15 @@ impl WaitQueue {
         self.len == 0
     }
 
-    /// Offer a connection to the oldest waiting request of each origin in
+    /// Offer a connection to the oldest waiting request of each key in
     /// turn, oldest first: `admit(slot, generation)` says `Some(true)` (admitted),
-    /// `Some(false)` (still waiting: its origin is full for this pass) or
+    /// `Some(false)` (still waiting: its key is full for this pass) or
     /// `None` (gone).
     fn admit(&mut self, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
-        let mut blocked: Vec<OriginKey> = Vec::new();
+        let mut blocked: Vec<ConnKey> = Vec::new();
         loop {
             let oldest = self
-                .by_origin
+                .by_key
                 .iter()
                 .filter(|(k, q)| !q.is_empty() && !blocked.contains(k))
                 .min_by_key(|(_, q)| q.front().map(|e| e.0))
@@ -445,7 +316,7 @@ impl WaitQueue {
             let Some(key) = oldest else {
                 break;
             };
-            let queue = self.by_origin.get_mut(&key).expect("found above");
+            let queue = self.by_key.get_mut(&key).expect("found above");
             let (_, i, generation) = *queue.front().expect("not empty");
             match admit(i, generation) {
                 Some(false) => blocked.push(key),
@@ -453,7 +324,7 @@ impl WaitQueue {
                     queue.pop_front();
                     self.len -= 1;
                     if queue.is_empty() {
-                        self.by_origin.remove(&key);
+                        self.by_key.remove(&key);
                     }
                 }
             }
@@ -535,8 +406,10 @@ struct Slot {
 /// Each request runs the same logic as an [`crate::HttpRequest`] (redirects,
 /// timeouts, gzip, body limit, download file, the one safe retry) and ends in
 /// the same [`Completed`]. Connections are kept per target (scheme, host,
-/// port, proxy, TLS settings: never reused across TLS settings, as curl's
-/// CONNREUSE rules) and shared by the requests that follow.
+/// port, proxy, TLS settings: never reused across TLS settings or proxies,
+/// as curl's CONNREUSE rules) and shared by the requests that follow; a
+/// connection to an HTTP proxy carries plain `http` requests for any
+/// origin (absolute-form), an `https` tunnel through it only its origin's.
 ///
 /// `poll()` never blocks and does bounded work: it reads at most
 /// [`PoolSettings::byte_budget`] socket bytes, stops starting new work once
@@ -574,7 +447,7 @@ pub struct RequestPool {
     free_slots: Vec<u32>,
     /// Requests with something to do, in turn order.
     run: VecDeque<u32>,
-    /// Requests waiting for a connection, per origin, oldest first.
+    /// Requests waiting for a connection, per [`ConnKey`], oldest first.
     waiting: WaitQueue,
     /// Deadlines (connect, total, idle) of requests: (when, slot, generation).
     deadlines: BinaryHeap<Reverse<(Instant, u32, u32)>>,
@@ -601,8 +474,8 @@ impl fmt::Debug for RequestPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestPool")
             .field("in_flight", &self.in_flight)
-            .field("connections", &self.conns.total)
-            .field("idle", &self.conns.idle.len())
+            .field("connections", &self.conns.cache.open())
+            .field("idle", &self.conns.cache.idle())
             .field("completed", &self.completed.len())
             .finish()
     }
@@ -636,18 +509,9 @@ impl RequestPool {
             conns: Conns {
                 reactor: Reactor::new(256)?,
                 resolver,
+                cache: ConnCache::new(cache_limits(&settings)),
                 settings,
                 clock,
-                idle: Vec::new(),
-                idle_events: Vec::new(),
-                open: HashMap::new(),
-                total: 0,
-                owners: Vec::new(),
-                free_tokens: Vec::new(),
-                current: 0,
-                capacity_freed: false,
-                opened: 0,
-                warm: 0,
             },
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -736,8 +600,7 @@ impl RequestPool {
                 copy
             }
         };
-        let (tls, host, port) = url_origin(&url);
-        let key = key_of(tls, host, port);
+        let key = ConnKey::of(&target_for(&url, &settings));
         let timeout = settings.timeout;
         let queued = Queued {
             settings,
@@ -995,7 +858,7 @@ impl RequestPool {
 
     /// Connections open (active and idle).
     pub fn connections(&self) -> usize {
-        self.conns.total
+        self.conns.cache.open()
     }
 
     /// Socket bytes read by the pool so far (plaintext, heads included): the
@@ -1006,12 +869,12 @@ impl RequestPool {
 
     /// Connections opened over the pool's life.
     pub fn connections_opened(&self) -> u64 {
-        self.conns.opened
+        self.conns.cache.opened()
     }
 
     /// Idle keep-alive connections kept for reuse.
     pub fn idle_connections(&self) -> usize {
-        self.conns.idle.len()
+        self.conns.cache.idle()
     }
 
     /// Stop a request at once: nothing completes for `id` afterwards, and its
@@ -1032,7 +895,7 @@ impl RequestPool {
         // A queued request has no connection yet.
         if let Work::Running(mut job) = work {
             if let Some(conn) = job.take_conn() {
-                self.conns.release(conn, false, Instant::now());
+                self.conns.close(conn);
             }
         }
         self.free(id.index);
@@ -1060,35 +923,24 @@ impl RequestPool {
     /// Collect readiness and hand each event to the request (or idle
     /// connection) that owns the socket.
     fn collect(&mut self, timeout: Option<Duration>) {
-        let Conns {
-            reactor,
-            owners,
-            idle,
-            idle_events,
-            ..
-        } = &mut self.conns;
+        let Conns { reactor, cache, .. } = &mut self.conns;
         let slots = &mut self.slots;
         let run = &mut self.run;
-        reactor.poll(timeout, |token, ev| match owners.get(token.0) {
+        reactor.poll(timeout, |token, ev| match cache.owner(token) {
             Some(Owner::Job(i)) => {
-                if let Some(slot) = slots.get_mut(*i as usize) {
+                if let Some(slot) = slots.get_mut(i as usize) {
                     if let Some(job) = running(&mut slot.job) {
                         job.on_event(token, ev);
                         if !slot.queued {
                             slot.queued = true;
-                            run.push_back(*i);
+                            run.push_back(i);
                         }
                     }
                 }
             }
-            Some(Owner::Idle) => {
-                // Rare (a server closing a kept connection): looked at in
-                // the next maintenance.
-                if let Some(e) = idle.iter_mut().find(|e| e.conn.token() == token) {
-                    e.conn.on_event(ev);
-                    idle_events.push(token);
-                }
-            }
+            // Rare (a server closing a kept connection): looked at in the
+            // next maintenance.
+            Some(Owner::Idle) => cache.on_idle_event(token, ev),
             _ => {}
         });
     }
@@ -1108,6 +960,7 @@ impl RequestPool {
     /// progress.
     pub fn poll(&mut self) -> usize {
         let start = self.now();
+        self.conns.sync_limits();
         if !self.fresh_events {
             self.collect(Some(Duration::ZERO));
         }
@@ -1137,18 +990,20 @@ impl RequestPool {
                 self.enqueue(i);
             }
         }
-        self.conns.maintain_idle(start);
+        self.conns
+            .cache
+            .maintain_idle(start, self.conns.reactor.registry());
         let mut bytes = self.conns.settings.byte_budget;
         let time_budget = self.conns.settings.time_budget;
         // Requests waiting for a connection ask first, oldest first. Asking
         // is cheap (a cache look-up, or a socket and a non-blocking connect);
         // those admitted take their turns below, within the budget.
-        if self.arrivals || self.conns.capacity_freed {
+        if self.arrivals || self.conns.cache.capacity_freed() {
             self.admit_waiting(start);
         }
         // Idle connections nobody took since the last poll give their
         // buffers back.
-        self.conns.release_idle_buffers();
+        self.conns.cache.release_idle_buffers();
         // Turns round the run queue until a budget runs out or nobody makes
         // progress (a whole round of turns that read nothing).
         // Each turn reads what its request's measured cost per byte lets it
@@ -1179,7 +1034,7 @@ impl RequestPool {
                 self.turn(i, start, &mut bytes, quantum);
                 // A connection this turn gave back (kept or closed) goes to
                 // the next request waiting for it now, not a poll later.
-                if self.conns.capacity_freed {
+                if self.conns.cache.capacity_freed() {
                     self.admit_waiting(start);
                 }
                 let after = self.now();
@@ -1209,11 +1064,11 @@ impl RequestPool {
     }
 
     /// Offer the connections free now to the requests waiting for one,
-    /// oldest first (fairly across origins); those admitted join the run
+    /// oldest first (fairly across keys); those admitted join the run
     /// queue. Cost: per admitted request a cache look-up or a non-blocking
-    /// connect; per origin still waiting, one comparison.
+    /// connect; per key still waiting, one comparison.
     fn admit_waiting(&mut self, now: Instant) {
-        self.conns.capacity_freed = false;
+        self.conns.cache.take_capacity_freed();
         self.arrivals = false;
         if self.waiting.is_empty() {
             return;
@@ -1225,8 +1080,7 @@ impl RequestPool {
                 return None; // cancelled while it waited
             }
             let job = job_of(&mut slot.job)?;
-            self.conns.current = i;
-            job.begin(&mut self.conns, now);
+            job.begin(&mut self.conns.serving(i), now);
             if job.is_waiting() {
                 return Some(false);
             }
@@ -1244,10 +1098,9 @@ impl RequestPool {
         let Some(Work::Running(mut job)) = self.slots[i as usize].job.take() else {
             return;
         };
-        self.conns.current = i;
         let mut quantum = (*bytes).min(quantum);
         let before = quantum;
-        let done = job.step(&mut self.conns, now, &mut quantum);
+        let done = job.step(&mut self.conns.serving(i), now, &mut quantum);
         *bytes -= before - quantum;
         self.bytes_read += (before - quantum) as u64;
         let generation = self.slots[i as usize].generation;
@@ -1266,8 +1119,8 @@ impl RequestPool {
         }
         let waiting = job.is_waiting();
         let more = !waiting && job.has_pending_work(false, now);
-        // Only a request that waits needs its origin (a few allocations).
-        let wait_key = waiting.then(|| origin_key(&job.target()));
+        // Only a request that waits needs its key (a few allocations).
+        let wait_key = waiting.then(|| ConnKey::of(&job.target()));
         // One live heap entry per request: a later deadline (an idle
         // timeout pushed back by new bytes) is armed when the earlier fires.
         let slot = &mut self.slots[i as usize];
@@ -1298,14 +1151,14 @@ impl RequestPool {
     fn has_pending_work(&self) -> bool {
         !self.completed.is_empty()
             || !self.run.is_empty()
-            || (!self.waiting.is_empty() && (self.arrivals || self.conns.capacity_freed))
+            || (!self.waiting.is_empty() && (self.arrivals || self.conns.cache.capacity_freed()))
             || self.conns.reactor.is_woken()
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let job = self.deadlines.peek().map(|Reverse((d, _, _))| *d);
         // (A stale entry only wakes the pool early; never late.)
-        [job, self.conns.next_idle_expiry()]
+        [job, self.conns.cache.next_idle_expiry()]
             .into_iter()
             .flatten()
             .min()
@@ -1330,6 +1183,7 @@ impl RequestPool {
     /// is due, or `timeout` passes (`None`: no limit but the deadlines).
     /// Returns at once when work is pending. Never spins.
     pub fn wait(&mut self, timeout: Option<Duration>) {
+        self.conns.sync_limits();
         if self.has_pending_work() {
             return;
         }
@@ -1366,9 +1220,7 @@ impl Drop for RequestPool {
                 }
             }
         }
-        for IdleConn { conn, .. } in std::mem::take(&mut self.conns.idle) {
-            self.conns.close(conn);
-        }
+        self.conns.cache.close_idle(self.conns.reactor.registry());
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pollhttp::{Failure, HttpClient, Status, TlsOptions};
+use pollhttp::{Completed, Failure, HttpClient, HttpRequest, RequestResult, Status, TlsOptions};
 use pollhttp_tests::certs::{untrusted_server_config, TestCa};
 use pollhttp_tests::drive::{connect, drive_until, fetch};
 use pollhttp_tests::nginx::{Nginx, NginxOptions, HELLO_BODY};
@@ -386,4 +386,94 @@ fn poll_stays_quick_during_a_1_gib_download() {
 #[test]
 fn poll_stays_quick_during_a_256_mib_tls_download() {
     big_download(true, 256 << 20);
+}
+
+/// Poll (and wait) until `req` completes, within 30 s.
+fn run(req: &mut HttpRequest) -> Completed {
+    let start = Instant::now();
+    loop {
+        if let Some(done) = req.poll() {
+            return done;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not done in 30 s"
+        );
+        req.wait(Some(Duration::from_millis(100)));
+    }
+}
+
+#[test]
+fn http_request_keeps_its_http_proxy_connection_across_origins() {
+    // D11 for HttpRequest: its one kept connection goes to the proxy, and
+    // carries a cross-origin redirect's next hop and the next request to
+    // another origin. Both origins (localhost, 127.0.0.1) are one nginx:
+    // the test proxy pipes a connection to the origin of its first request.
+    let nginx = Nginx::start();
+    let proxy = Proxy::start(ProxyOptions::default());
+    let p = nginx.http_port;
+    let mut req = HttpRequest::new();
+    req.settings_mut().http_proxy = Some(("127.0.0.1".into(), proxy.port()));
+
+    req.request(
+        &format!("http://localhost:{p}/redirect/to-http"),
+        &[],
+        "GET",
+        "",
+    )
+    .unwrap();
+    let done = run(&mut req);
+    assert_eq!(done.result, RequestResult::Success, "{}", done.reason);
+    assert_eq!(done.body, HELLO_BODY.as_bytes());
+    assert_eq!(done.redirects, 1);
+    assert_eq!(done.final_url, format!("http://127.0.0.1:{p}/hello.txt"));
+
+    req.request(&format!("http://localhost:{p}/hello.txt"), &[], "GET", "")
+        .unwrap();
+    let done = run(&mut req);
+    assert_eq!(done.result, RequestResult::Success, "{}", done.reason);
+
+    assert_eq!(
+        proxy.connections_accepted(),
+        1,
+        "{:?}",
+        proxy.request_lines()
+    );
+    assert_eq!(
+        proxy.request_lines(),
+        [format!(
+            "GET http://localhost:{p}/redirect/to-http HTTP/1.1"
+        )]
+    );
+    let log = nginx.wait_access_log(2 + 3, Duration::from_secs(5));
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains("/.pollhttp-instance"))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            format!("GET http://localhost:{p}/redirect/to-http HTTP/1.1"),
+            format!("GET http://127.0.0.1:{p}/hello.txt HTTP/1.1"),
+            format!("GET http://localhost:{p}/hello.txt HTTP/1.1"),
+        ],
+        "{log}"
+    );
+
+    // Without the proxy the kept connection (to the proxy) does not fit:
+    // a direct one is made.
+    req.settings_mut().http_proxy = None;
+    req.request(&format!("http://127.0.0.1:{p}/hello.txt"), &[], "GET", "")
+        .unwrap();
+    let done = run(&mut req);
+    assert_eq!(done.result, RequestResult::Success, "{}", done.reason);
+    assert_eq!(proxy.connections_accepted(), 1);
+    let log = nginx.wait_access_log(2 + 4, Duration::from_secs(5));
+    assert!(
+        log.lines()
+            .last()
+            .is_some_and(|l| l.contains("\"GET /hello.txt HTTP/1.1\"")),
+        "{log}"
+    );
 }

@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pollhttp::{PoolSettings, RequestBody, RequestId, RequestPool, RequestResult, Settings};
+use pollhttp::{
+    PoolSettings, RequestBody, RequestId, RequestPool, RequestResult, Settings, TlsOptions,
+};
 use pollhttp_tests::nginx::{Nginx, HELLO_BODY, ONE_K_LEN, ONE_M_LEN};
+use pollhttp_tests::proxy::{Proxy, ProxyOptions};
 use pollhttp_tests::script::{ok_response, ScriptServer, Step};
 use pollhttp_tests::{pseudo_random_bytes, sha256_hex};
 
@@ -978,4 +981,106 @@ fn the_idle_timeout_of_a_queued_request_starts_when_it_gets_a_connection() {
         "{}",
         done[0].1.reason
     );
+}
+
+/// The request lines in an access log, in order (`"$request"`).
+fn requests_in(log: &str) -> Vec<String> {
+    our_lines(log)
+        .into_iter()
+        .filter_map(|l| l.split('"').nth(1))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn requests_to_two_origins_through_one_http_proxy_share_its_connection() {
+    // D11. Two origins, localhost and 127.0.0.1, one nginx behind both:
+    // the test proxy pipes a client connection to the origin of its first
+    // request, so only origins of one server can share a connection here
+    // (request_simnet.rs has distinct servers behind a scripted proxy).
+    let nginx = Nginx::start();
+    let proxy = Proxy::start(ProxyOptions::default());
+    let settings = Settings {
+        http_proxy: Some(("127.0.0.1".into(), proxy.port())),
+        ..Settings::default()
+    };
+    let mut pool = RequestPool::new().unwrap();
+    let p = nginx.http_port;
+    // The last one is a cross-origin redirect (to 127.0.0.1).
+    let urls = [
+        format!("http://localhost:{p}/hello.txt"),
+        format!("http://127.0.0.1:{p}/hello.txt"),
+        format!("http://localhost:{p}/redirect/to-http"),
+    ];
+    for url in &urls {
+        let id = pool.get(url.as_str(), &settings).unwrap();
+        let (done, _) = run_until(&mut pool, 1, 1000);
+        let (got, c) = &done[0];
+        assert_eq!(*got, id);
+        assert_eq!(c.result, RequestResult::Success, "{url}: {}", c.reason);
+        assert_eq!(c.body, HELLO_BODY.as_bytes(), "{url}");
+    }
+    assert_eq!(
+        proxy.connections_accepted(),
+        1,
+        "{:?}",
+        proxy.request_lines()
+    );
+    assert_eq!(pool.connections_opened(), 1);
+    // The test proxy records the first request of a connection; nginx, the
+    // rest, as sent (absolute-form), all on one connection.
+    assert_eq!(
+        proxy.request_lines(),
+        [format!("GET http://localhost:{p}/hello.txt HTTP/1.1")]
+    );
+    let log = nginx.wait_access_log(2 + 4, Duration::from_secs(5));
+    assert_eq!(
+        requests_in(&log),
+        [
+            format!("GET http://localhost:{p}/hello.txt HTTP/1.1"),
+            format!("GET http://127.0.0.1:{p}/hello.txt HTTP/1.1"),
+            format!("GET http://localhost:{p}/redirect/to-http HTTP/1.1"),
+            format!("GET http://127.0.0.1:{p}/hello.txt HTTP/1.1"),
+        ],
+        "{log}"
+    );
+    assert_eq!(connections_in(&log).len(), 1, "{log}");
+}
+
+#[test]
+fn https_through_a_proxy_keeps_one_tunnel_per_origin() {
+    // A CONNECT tunnel leads to one origin: another origin through the same
+    // proxy takes another tunnel; the same origin reuses its own.
+    let nginx = Nginx::start();
+    let proxy = Proxy::start(ProxyOptions::default());
+    let settings = Settings {
+        https_proxy: Some(("127.0.0.1".into(), proxy.port())),
+        tls: Some(TlsOptions::with_root_pem(nginx.ca_pem.as_bytes()).unwrap()),
+        ..Settings::default()
+    };
+    let mut pool = RequestPool::new().unwrap();
+    let p = nginx.https_port;
+    for url in [
+        format!("https://localhost:{p}/hello.txt"),
+        format!("https://127.0.0.1:{p}/hello.txt"),
+        format!("https://localhost:{p}/hello.txt"),
+        format!("https://127.0.0.1:{p}/hello.txt"),
+    ] {
+        let id = pool.get(url.as_str(), &settings).unwrap();
+        let (done, _) = run_until(&mut pool, 1, 1000);
+        let (got, c) = &done[0];
+        assert_eq!(*got, id);
+        assert_eq!(c.result, RequestResult::Success, "{url}: {}", c.reason);
+        assert_eq!(c.body, HELLO_BODY.as_bytes(), "{url}");
+    }
+    assert_eq!(
+        proxy.request_lines(),
+        [
+            format!("CONNECT localhost:{p} HTTP/1.1"),
+            format!("CONNECT 127.0.0.1:{p} HTTP/1.1"),
+        ]
+    );
+    assert_eq!(proxy.connections_accepted(), 2);
+    assert_eq!(pool.connections_opened(), 2);
+    assert_eq!(pool.idle_connections(), 2);
 }

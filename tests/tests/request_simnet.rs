@@ -595,3 +595,129 @@ fn the_body_limit_holds_on_the_wire_and_after_decoding() {
         "the last two shared a connection"
     );
 }
+
+/// A network with one peer, `proxy.test`, that plays an HTTP proxy: it
+/// answers absolute-form requests by their full URL, so the origins behind
+/// it (`a.test`, `b.test`: no peers, never looked up) are distinct servers
+/// as far as the client can tell. Settings that send plain http through it.
+fn behind_a_proxy() -> (SimNet, Settings) {
+    let mut net = SimNet::new();
+    net.add_peer("proxy.test", Answer::Now);
+    let settings = Settings {
+        http_proxy: Some(("proxy.test".into(), net.port("proxy.test"))),
+        ..Settings::default()
+    };
+    (net, settings)
+}
+
+fn request_lines(net: &SimNet, host: &str) -> Vec<String> {
+    net.received(host)
+        .iter()
+        .map(|r| r.request_line())
+        .collect()
+}
+
+#[test]
+fn a_cross_origin_redirect_through_an_http_proxy_keeps_its_one_connection() {
+    // D11: curl reuses the proxy connection for the next origin (the
+    // proxy is the peer; absolute-form names the origin).
+    let (mut net, settings) = behind_a_proxy();
+    let (a, b) = ("http://a.test:8001/r", "http://b.test:8002/y");
+    net.route("proxy.test", a, vec![Reply::Send(redirect("302 Found", b))]);
+    net.route("proxy.test", b, vec![Reply::Send(ok(b"from b"))]);
+    let mut pool = net.pool(PoolSettings::default());
+
+    let id = pool.get(a, &settings).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!((&c.body[..], c.redirects), (&b"from b"[..], 1));
+    assert_eq!(c.final_url, b);
+    assert_eq!(net.accepted("proxy.test"), 1, "one connection to the proxy");
+    assert_eq!(
+        request_lines(&net, "proxy.test"),
+        [format!("GET {a} HTTP/1.1"), format!("GET {b} HTTP/1.1")]
+    );
+    let hosts: Vec<Option<String>> = net
+        .received("proxy.test")
+        .iter()
+        .map(|r| r.field("host"))
+        .collect();
+    assert_eq!(
+        hosts,
+        [Some("a.test:8001".into()), Some("b.test:8002".into())],
+        "each request names its own origin"
+    );
+    let conns: Vec<usize> = net.received("proxy.test").iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0]);
+    assert_eq!(pool.connections_opened(), 1);
+    assert_eq!(pool.idle_connections(), 1);
+}
+
+#[test]
+fn requests_to_two_origins_through_one_proxy_share_its_kept_connection() {
+    let (mut net, settings) = behind_a_proxy();
+    net.route("proxy.test", "http://a.test/1", vec![Reply::Send(ok(b"a"))]);
+    net.route("proxy.test", "http://b.test/2", vec![Reply::Send(ok(b"b"))]);
+    let mut pool = net.pool(PoolSettings::default());
+    let mut bodies = Vec::new();
+    for url in ["http://a.test/1", "http://b.test/2", "http://a.test/1"] {
+        let id = pool.get(url, &settings).unwrap();
+        let c = finish(&mut net, &mut pool, id);
+        assert_eq!(c.result, RequestResult::Success, "{url}: {}", c.reason);
+        bodies.push(String::from_utf8(c.body.to_vec()).unwrap());
+        assert_eq!(pool.idle_connections(), 1, "{url}");
+    }
+    assert_eq!(bodies, ["a", "b", "a"]);
+    assert_eq!(net.accepted("proxy.test"), 1);
+    assert_eq!(pool.connections_opened(), 1);
+    assert_eq!(
+        request_lines(&net, "proxy.test"),
+        [
+            "GET http://a.test/1 HTTP/1.1",
+            "GET http://b.test/2 HTTP/1.1",
+            "GET http://a.test/1 HTTP/1.1",
+        ]
+    );
+
+    // Other proxy credentials: not the same connection.
+    let other = Settings {
+        proxy_auth: Some(("u".into(), "p".into())),
+        ..settings
+    };
+    let id = pool.get("http://b.test/2", &other).unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!(net.accepted("proxy.test"), 2);
+    let last = net.received("proxy.test").last().unwrap();
+    assert_eq!(last.conn, 1);
+    assert_eq!(
+        last.field("proxy-authorization").as_deref(),
+        Some("Basic dTpw")
+    );
+}
+
+#[test]
+fn the_per_origin_limit_counts_the_connections_to_an_http_proxy() {
+    // As curl: through an HTTP proxy, the limit is on connections to the
+    // proxy. Two origins at once with a limit of one: one connection, and
+    // the second request waits for it instead of opening another.
+    let (mut net, settings) = behind_a_proxy();
+    net.route("proxy.test", "http://a.test/1", vec![Reply::Send(ok(b"a"))]);
+    net.route("proxy.test", "http://b.test/2", vec![Reply::Send(ok(b"b"))]);
+    let mut pool = net.pool(PoolSettings {
+        max_connections_per_origin: 1,
+        ..PoolSettings::default()
+    });
+    let first = pool.get("http://a.test/1", &settings).unwrap();
+    let second = pool.get("http://b.test/2", &settings).unwrap();
+    let done = net.settle(&mut pool, 400);
+    let order: Vec<RequestId> = done.iter().map(|(id, _)| *id).collect();
+    assert_eq!(order, [first, second], "first in, first out");
+    for (_, c) in &done {
+        assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    }
+    assert_eq!(net.accepted("proxy.test"), 1);
+    assert_eq!(pool.connections_opened(), 1);
+    let conns: Vec<usize> = net.received("proxy.test").iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0]);
+}

@@ -5,6 +5,7 @@
 //! can share one reactor.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token, Waker};
 use pollhttp_proto::{method, Config, Event, RecvState};
+use url::Url;
 
 use crate::connect::{ConnectProgress, Connector};
 use crate::error::Failure;
@@ -21,6 +23,7 @@ use crate::status::Status;
 use crate::tls_options::TlsOptions;
 use crate::transport::{PlainStream, TlsStream, Transport};
 
+pub(crate) mod cache;
 mod exchange;
 
 /// proto's configuration for a client with this read chunk size: the client
@@ -37,9 +40,24 @@ pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Confi
 
 pub(crate) use exchange::Exchange;
 
-/// Everything that makes one connection differ from another: a kept
-/// connection is reused only for a target equal in all of these (curl's
-/// CONNREUSE rules: never across TLS settings or proxies).
+/// Whether `url` is https, its host (an IPv6 literal without its brackets)
+/// and its port: a connection [`Target`]'s origin.
+pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
+    let host = url.host_str().unwrap_or("");
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (
+        url.scheme() == "https",
+        host,
+        url.port_or_known_default().unwrap_or(80),
+    )
+}
+
+/// Where a connection goes and how: the origin a request is for, the proxy
+/// on the way, the TLS settings. Which connections may carry it is its
+/// [`ConnKey`].
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     /// `https`: TLS to the origin (through the proxy's tunnel, if any).
@@ -80,19 +98,170 @@ impl Target {
     pub(crate) fn via_http_proxy(&self) -> bool {
         !self.tls && self.proxy.is_some()
     }
+}
 
-    /// Whether a connection made for `self` may carry a request for `other`.
-    pub(crate) fn can_reuse_for(&self, other: &Target) -> bool {
-        self.tls == other.tls
-            && self.host.eq_ignore_ascii_case(&other.host)
-            && self.port == other.port
-            && self.proxy == other.proxy
-            && self.proxy_auth == other.proxy_auth
-            && match (&self.tls_options, &other.tls_options) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same_settings(b),
-                _ => false,
+/// A proxy as a connection's key knows it: host (ASCII case folded), port,
+/// and the `Proxy-Authorization` value sent to it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ProxyKey {
+    host: String,
+    port: u16,
+    auth: Option<String>,
+}
+
+impl ProxyKey {
+    fn of(t: &Target) -> Option<ProxyKey> {
+        t.proxy.as_ref().map(|(host, port)| ProxyKey {
+            host: host.to_ascii_lowercase(),
+            port: *port,
+            auth: t.proxy_auth.clone(),
+        })
+    }
+
+    fn admits(&self, t: &Target) -> bool {
+        t.proxy
+            .as_ref()
+            .is_some_and(|(h, p)| *p == self.port && h.eq_ignore_ascii_case(&self.host))
+            && t.proxy_auth == self.auth
+    }
+}
+
+/// Which connections may carry a request: a kept connection is reused only
+/// for a [`Target`] with its key, and two connections with equal keys are
+/// interchangeable. curl's CONNREUSE rules: never across TLS settings
+/// (`https`: the same [`TlsOptions`], [`TlsOptions::same_settings`]) nor
+/// across proxies (the same proxy with the same credentials, or none).
+///
+/// What the connection's peer is decides the rest:
+/// - straight to the origin, or `https` through a proxy's CONNECT tunnel
+///   (the tunnel leads to one origin): the origin (scheme, host, port);
+/// - plain `http` through an HTTP proxy: the proxy is the peer and every
+///   request names its origin in absolute-form (RFC 9112 §3.2.2), so any
+///   `http` origin may go over any connection to that proxy with the same
+///   credentials (as curl).
+///
+/// The connection cache counts its per-origin limits by this key (so for
+/// plain `http` through a proxy, the connections to the proxy, as curl),
+/// and the pool's wait queue queues by it: requests with equal keys wait
+/// for the same connections. Host names compare without ASCII case.
+#[derive(Clone, Debug)]
+pub(crate) enum ConnKey {
+    /// Plain `http` through an HTTP proxy, whatever the origin.
+    HttpProxy(ProxyKey),
+    /// To one origin (scheme, host, port): straight, or through a proxy's
+    /// CONNECT tunnel.
+    Origin {
+        tls: bool,
+        host: String,
+        port: u16,
+        proxy: Option<ProxyKey>,
+        tls_options: Option<TlsOptions>,
+    },
+}
+
+impl ConnKey {
+    /// The key of the connections that may carry a request for `t`.
+    pub(crate) fn of(t: &Target) -> ConnKey {
+        if let (true, Some(proxy)) = (t.via_http_proxy(), ProxyKey::of(t)) {
+            return ConnKey::HttpProxy(proxy);
+        }
+        ConnKey::Origin {
+            tls: t.tls,
+            host: t.host.to_ascii_lowercase(),
+            port: t.port,
+            proxy: ProxyKey::of(t),
+            tls_options: t.tls_options.clone(),
+        }
+    }
+
+    /// Whether a connection with this key may carry a request for `t`
+    /// (`self == ConnKey::of(t)`, without building the key).
+    pub(crate) fn admits(&self, t: &Target) -> bool {
+        match self {
+            ConnKey::HttpProxy(proxy) => t.via_http_proxy() && proxy.admits(t),
+            ConnKey::Origin {
+                tls,
+                host,
+                port,
+                proxy,
+                tls_options,
+            } => {
+                !t.via_http_proxy()
+                    && t.tls == *tls
+                    && t.port == *port
+                    && t.host.eq_ignore_ascii_case(host)
+                    && match proxy {
+                        Some(p) => p.admits(t),
+                        None => t.proxy.is_none(),
+                    }
+                    && same_tls(tls_options.as_ref(), t.tls_options.as_ref())
             }
+        }
+    }
+}
+
+fn same_tls(a: Option<&TlsOptions>, b: Option<&TlsOptions>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.same_settings(b),
+        _ => false,
+    }
+}
+
+impl PartialEq for ConnKey {
+    fn eq(&self, other: &ConnKey) -> bool {
+        match (self, other) {
+            (ConnKey::HttpProxy(a), ConnKey::HttpProxy(b)) => a == b,
+            (
+                ConnKey::Origin {
+                    tls,
+                    host,
+                    port,
+                    proxy,
+                    tls_options,
+                },
+                ConnKey::Origin {
+                    tls: tls2,
+                    host: host2,
+                    port: port2,
+                    proxy: proxy2,
+                    tls_options: tls_options2,
+                },
+            ) => {
+                tls == tls2
+                    && port == port2
+                    && host == host2
+                    && proxy == proxy2
+                    && same_tls(tls_options.as_ref(), tls_options2.as_ref())
+            }
+            _ => false,
+        }
+    }
+}
+
+// `same_settings` is an equivalence (pointer equality of the rustls
+// configuration and equal options).
+impl Eq for ConnKey {}
+
+impl Hash for ConnKey {
+    /// Everything but the TLS settings (equal keys still hash equal).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            ConnKey::HttpProxy(proxy) => proxy.hash(state),
+            ConnKey::Origin {
+                tls,
+                host,
+                port,
+                proxy,
+                ..
+            } => {
+                tls.hash(state);
+                host.hash(state);
+                port.hash(state);
+                proxy.hash(state);
+            }
+        }
     }
 }
 
@@ -119,6 +288,8 @@ enum Stage {
 pub(crate) struct Conn {
     token: Token,
     target: Target,
+    /// The key of `target`, which never changes.
+    key: ConnKey,
     /// The Host field value for this target, built once.
     host_header: String,
     stage: Stage,
@@ -179,6 +350,7 @@ impl Conn {
         let mut conn = Conn {
             token,
             host_header: target.host_header(),
+            key: ConnKey::of(&target),
             target,
             stage: Stage::Resolving(lookup),
             ready: Readiness::default(),
@@ -198,8 +370,25 @@ impl Conn {
         conn
     }
 
-    pub(crate) fn target(&self) -> &Target {
-        &self.target
+    /// Which requests this connection may carry.
+    pub(crate) fn key(&self) -> &ConnKey {
+        &self.key
+    }
+
+    /// Whether this connection may carry a request for `target` (its
+    /// [`ConnKey`] admits it); if so, its next requests name `target`'s
+    /// origin (`Host`, and the absolute-form target through an HTTP proxy,
+    /// whose connections carry requests for any `http` origin).
+    pub(crate) fn reuse_for(&mut self, target: &Target) -> bool {
+        if !self.key.admits(target) {
+            return false;
+        }
+        if self.target.host != target.host || self.target.port != target.port {
+            self.host_header = target.host_header();
+            self.target.host.clone_from(&target.host);
+            self.target.port = target.port;
+        }
+        true
     }
 
     pub(crate) fn token(&self) -> Token {
@@ -694,5 +883,164 @@ impl Conn {
         // Try to write at once; a full socket says so.
         self.ready.writable = true;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str, proxy: Option<(&str, u16)>, auth: Option<&str>) -> Target {
+        let url = Url::parse(url).unwrap();
+        let (tls, host, port) = url_origin(&url);
+        Target {
+            tls,
+            host: host.to_string(),
+            port,
+            proxy: proxy.map(|(h, p)| (h.to_string(), p)),
+            proxy_auth: auth.map(str::to_string),
+            tls_options: tls.then(TlsOptions::default),
+        }
+    }
+
+    /// `ConnKey::of(a) == ConnKey::of(b)`, checked to agree with `admits`
+    /// both ways (and with the hash).
+    fn interchangeable(a: &Target, b: &Target) -> bool {
+        use std::collections::hash_map::DefaultHasher;
+        let (ka, kb) = (ConnKey::of(a), ConnKey::of(b));
+        let equal = ka == kb;
+        assert_eq!(ka.admits(b), equal, "{a:?} / {b:?}");
+        assert_eq!(kb.admits(a), equal, "{b:?} / {a:?}");
+        assert!(ka.admits(a) && kb.admits(b));
+        if equal {
+            let hash = |k: &ConnKey| {
+                let mut h = DefaultHasher::new();
+                k.hash(&mut h);
+                h.finish()
+            };
+            assert_eq!(hash(&ka), hash(&kb));
+        }
+        equal
+    }
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port_without_case() {
+        let a = target("http://Example.com/", None, None);
+        assert!(interchangeable(
+            &a,
+            &target("http://example.com:80/x", None, None)
+        ));
+        assert!(!interchangeable(
+            &a,
+            &target("http://example.com:81/", None, None)
+        ));
+        assert!(!interchangeable(
+            &a,
+            &target("http://example.org/", None, None)
+        ));
+        assert!(!interchangeable(
+            &target("https://example.com:80/", None, None),
+            &target("http://example.com:80/", None, None)
+        ));
+        let mut v6 = target("http://[::1]:8080/", None, None);
+        assert_eq!(v6.host, "::1");
+        assert!(interchangeable(&v6, &v6.clone()));
+        v6.port = 8081;
+        assert!(!interchangeable(
+            &v6,
+            &target("http://[::1]:8080/", None, None)
+        ));
+    }
+
+    #[test]
+    fn never_across_tls_settings() {
+        let a = target("https://example.com/", None, None);
+        let mut b = a.clone();
+        assert!(interchangeable(&a, &b), "the same default settings");
+        b.tls_options = Some(TlsOptions::default().dangerous_disable_verification());
+        assert!(!interchangeable(&a, &b));
+        b.tls_options = Some(TlsOptions::default().server_name_override("other"));
+        assert!(!interchangeable(&a, &b));
+    }
+
+    #[test]
+    fn never_across_proxies_or_their_credentials() {
+        let p = Some(("proxy", 3128));
+        let direct = target("http://a.test/", None, None);
+        let proxied = target("http://a.test/", p, None);
+        assert!(!interchangeable(&direct, &proxied));
+        assert!(!interchangeable(
+            &proxied,
+            &target("http://a.test/", Some(("proxy", 3129)), None)
+        ));
+        assert!(!interchangeable(
+            &proxied,
+            &target("http://a.test/", Some(("other", 3128)), None)
+        ));
+        assert!(!interchangeable(
+            &proxied,
+            &target("http://a.test/", p, Some("Basic dTpw"))
+        ));
+        assert!(interchangeable(
+            &proxied,
+            &target("http://a.test/", Some(("PROXY", 3128)), None)
+        ));
+    }
+
+    #[test]
+    fn plain_http_through_a_proxy_goes_over_any_connection_to_it() {
+        let p = Some(("proxy", 3128));
+        let auth = Some("Basic dTpw");
+        let a = target("http://a.test/", p, auth);
+        assert!(interchangeable(&a, &target("http://b.test:8080/", p, auth)));
+        assert!(!interchangeable(
+            &a,
+            &target("http://b.test:8080/", p, None)
+        ));
+        // https goes through a tunnel to its origin: one per origin.
+        let tunnel = target("https://a.test/", p, auth);
+        assert!(interchangeable(
+            &tunnel,
+            &target("https://a.test/", p, auth)
+        ));
+        assert!(!interchangeable(
+            &tunnel,
+            &target("https://b.test/", p, auth)
+        ));
+        assert!(!interchangeable(&tunnel, &a));
+        assert!(!interchangeable(
+            &tunnel,
+            &target("http://a.test:443/", p, auth)
+        ));
+    }
+
+    #[test]
+    // The key's hash leaves out the TLS settings (whose rustls
+    // configuration has interior mutability), as the cache's map does.
+    #[allow(clippy::mutable_key_type)]
+    fn the_key_compares_and_hashes_as_curl_groups() {
+        use std::collections::HashMap;
+        let p = Some(("proxy", 3128));
+        let mut counts: HashMap<ConnKey, usize> = HashMap::new();
+        for url in ["http://a.test/", "http://b.test/", "http://A.test/x"] {
+            *counts
+                .entry(ConnKey::of(&target(url, p, None)))
+                .or_default() += 1;
+        }
+        for url in ["https://a.test/", "https://b.test/", "http://a.test/"] {
+            let t = if url.starts_with("https") {
+                target(url, p, None)
+            } else {
+                target(url, None, None)
+            };
+            *counts.entry(ConnKey::of(&t)).or_default() += 1;
+        }
+        let mut sizes: Vec<usize> = counts.values().copied().collect();
+        sizes.sort_unstable();
+        assert_eq!(
+            sizes,
+            [1, 1, 1, 3],
+            "the proxy's 3, two tunnels, one direct"
+        );
     }
 }

@@ -72,8 +72,9 @@ pub(crate) trait Connections {
     /// say wait.
     fn new_token(&mut self, target: &Target) -> Option<Token>;
     /// The job is done with `conn`: keep it for reuse (`keep`: it is idle and
-    /// reusable) or close it.
-    fn release(&mut self, conn: Box<Conn>, keep: bool, now: Instant);
+    /// reusable) or close it. A cache that ages idle connections reads its
+    /// own clock.
+    fn release(&mut self, conn: Box<Conn>, keep: bool);
     /// Most bytes of a streamed body's pieces held before reading pauses.
     fn stream_high_water(&self) -> usize {
         STREAM_HIGH_WATER.0
@@ -179,31 +180,7 @@ impl Job {
     }
 
     pub(crate) fn target(&self) -> Target {
-        let (tls, host, port) = url_origin(&self.call.url);
-        let mut proxy = if tls {
-            self.settings.https_proxy.clone()
-        } else {
-            self.settings.http_proxy.clone()
-        };
-        let mut credentials = self.settings.proxy_auth.clone();
-        if proxy.is_none() && self.settings.proxy_from_env {
-            if let Some(p) = super::proxy::env_proxy(&self.call.url) {
-                proxy = Some((p.host, p.port));
-                credentials = credentials.or(p.credentials);
-            }
-        }
-        let proxy_auth = proxy
-            .as_ref()
-            .and(credentials.as_ref())
-            .map(|(u, p)| super::auth::basic_value(u, p));
-        Target {
-            tls,
-            host: host.to_string(),
-            port,
-            proxy,
-            proxy_auth,
-            tls_options: tls.then(|| self.settings.tls.clone().unwrap_or_default()),
-        }
+        target_for(&self.call.url, &self.settings)
     }
 
     fn conn_settings(&self) -> ConnSettings {
@@ -237,7 +214,7 @@ impl Job {
                 self.conn = Some(kept);
                 return;
             }
-            drv.release(kept, false, now);
+            drv.release(kept, false);
         }
         let Some(token) = drv.new_token(&target) else {
             // No byte can arrive while it waits for a connection: the idle
@@ -349,7 +326,7 @@ impl Job {
 
     fn close_conn(&mut self, drv: &mut dyn Connections) {
         if let Some(c) = self.conn.take() {
-            drv.release(c, false, Instant::now());
+            drv.release(c, false);
         }
     }
 
@@ -804,7 +781,7 @@ impl Job {
             // connection goes back now.
             if let Some(conn) = self.conn.take() {
                 let keep = conn.is_idle();
-                drv.release(conn, keep, now);
+                drv.release(conn, keep);
             }
             self.timers.set(Timer::DeferredEnd, now);
             return None;
@@ -841,10 +818,11 @@ impl Job {
     /// Send the request (as it now is) on the same connection when it is
     /// idle and fits the URL, else on another one.
     fn send_again(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
+        let target = self.target();
         let same = self
             .conn
-            .as_ref()
-            .is_some_and(|c| c.is_idle() && c.target().can_reuse_for(&self.target()));
+            .as_deref_mut()
+            .is_some_and(|c| c.is_idle() && c.reuse_for(&target));
         if same {
             self.reused = true;
             return self.send(drv);
@@ -889,7 +867,7 @@ impl Job {
     fn schedule_retry(&mut self, drv: &mut dyn Connections, now: Instant, delay: Duration) {
         if let Some(conn) = self.conn.take() {
             let keep = conn.is_idle();
-            drv.release(conn, keep, now);
+            drv.release(conn, keep);
         }
         self.attempts += 1;
         self.next = None;
@@ -961,7 +939,7 @@ impl Job {
     ) -> Completed {
         if let Some(conn) = self.conn.take() {
             let keep = result == RequestResult::Success && conn.is_idle();
-            drv.release(conn, keep, Instant::now());
+            drv.release(conn, keep);
         }
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
@@ -1013,17 +991,36 @@ impl Job {
     }
 }
 
-/// Whether `url` is https, its host (an IPv6 literal without its brackets)
-/// and its port: a connection [`Target`]'s origin.
-pub(crate) fn url_origin(url: &Url) -> (bool, &str, u16) {
-    let host = url.host_str().unwrap_or("");
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    (
-        url.scheme() == "https",
-        host,
-        url.port_or_known_default().unwrap_or(80),
-    )
+pub(crate) use crate::conn::url_origin;
+
+/// Where a request for `url` under `settings` connects: its origin, the
+/// proxy (the settings', else the environment's when they say so) with its
+/// credentials, the TLS settings. A pool queues a request by its key
+/// before it is a job.
+pub(crate) fn target_for(url: &Url, settings: &Settings) -> Target {
+    let (tls, host, port) = url_origin(url);
+    let mut proxy = if tls {
+        settings.https_proxy.clone()
+    } else {
+        settings.http_proxy.clone()
+    };
+    let mut credentials = settings.proxy_auth.clone();
+    if proxy.is_none() && settings.proxy_from_env {
+        if let Some(p) = super::proxy::env_proxy(url) {
+            proxy = Some((p.host, p.port));
+            credentials = credentials.or(p.credentials);
+        }
+    }
+    let proxy_auth = proxy
+        .as_ref()
+        .and(credentials.as_ref())
+        .map(|(u, p)| super::auth::basic_value(u, p));
+    Target {
+        tls,
+        host: host.to_string(),
+        port,
+        proxy,
+        proxy_auth,
+        tls_options: tls.then(|| settings.tls.clone().unwrap_or_default()),
+    }
 }
