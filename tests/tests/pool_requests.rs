@@ -363,16 +363,23 @@ fn limits_queue_requests_first_in_first_out() {
     // Two origins, one connection in all: the requests take turns in the
     // order they were made, whichever origin they are for (the idle
     // connection of one origin is closed to make room for the other).
-    let answers = |tag: &str| {
-        let mut steps = Vec::new();
-        for k in 0..6 {
-            steps.push(Step::ReadRequest);
-            steps.push(Step::Write(ok_response(format!("{tag}{k}"))));
-        }
-        vec![steps.clone(), steps.clone(), steps.clone(), steps]
+    // Requests 0 1 [2] 3 4 [5] (b in brackets): a serves two on each of
+    // its two connections, b one on each of its two; the client then closes
+    // the connection (to make room, or when the pool drops).
+    let answers = |tag: &str, per_conn: usize| {
+        let conn = |c: usize| {
+            let mut steps = Vec::new();
+            for k in 0..per_conn {
+                steps.push(Step::ReadRequest);
+                steps.push(Step::Write(ok_response(format!("{tag}{c}{k}"))));
+            }
+            steps.push(Step::ReadToEof);
+            steps
+        };
+        vec![conn(0), conn(1)]
     };
-    let a = ScriptServer::start(answers("a"));
-    let b = ScriptServer::start(answers("b"));
+    let a = ScriptServer::start(answers("a", 2));
+    let b = ScriptServer::start(answers("b", 1));
     let (clock, _) = fake_clock(Duration::ZERO);
     let mut pool = RequestPool::with_clock(
         PoolSettings {
@@ -399,7 +406,13 @@ fn limits_queue_requests_first_in_first_out() {
     assert_eq!(order, ids, "completed in the order made");
     assert!(pool.connections() <= 1);
     // a: /0 /1 on one connection, then b, then a again on a new one...
-    assert_eq!(a.connections_accepted() + b.connections_accepted(), 4);
+    let bodies: Vec<&[u8]> = done.iter().map(|(_, c)| &c.body[..]).collect();
+    assert_eq!(
+        bodies,
+        [&b"a00"[..], b"a01", b"b00", b"a10", b"a11", b"b10"],
+        "which connection answered each"
+    );
+    assert_eq!((a.connections_accepted(), b.connections_accepted()), (2, 2));
 }
 
 #[test]
