@@ -226,13 +226,34 @@ fn http_proxy_gets_absolute_form_targets() {
     assert_eq!(up.statuses, vec![Connecting, Connected]);
     let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
     assert_eq!(got.body, HELLO_BODY.as_bytes());
+    // More requests on the same connection, with both body framings: the
+    // proxy sees (and records) each one.
+    let got = fetch(&mut c, "POST", "/status/204", &[], b"abc");
+    assert_eq!(got.statuses, vec![Requesting, Connected]);
+    c.request_streaming("PUT", "/status/204", &[("X-Kind", "stream")])
+        .unwrap();
+    c.send_body_chunk(b"hello").unwrap();
+    c.finish_body().unwrap();
+    let got = drive_until(&mut c, Duration::from_secs(20), |s| {
+        !matches!(s, Requesting | Body)
+    });
+    assert_eq!(
+        (got.statuses, c.response_code()),
+        (vec![Requesting, Connected], 204)
+    );
+    let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
+    assert_eq!(got.body, HELLO_BODY.as_bytes());
+    let origin = format!("http://127.0.0.1:{}", nginx.http_port);
     assert_eq!(
         proxy.request_lines(),
-        vec![format!(
-            "GET http://127.0.0.1:{}/hello.txt HTTP/1.1",
-            nginx.http_port
-        )]
+        vec![
+            format!("GET {origin}/hello.txt HTTP/1.1"),
+            format!("POST {origin}/status/204 HTTP/1.1"),
+            format!("PUT {origin}/status/204 HTTP/1.1"),
+            format!("GET {origin}/hello.txt HTTP/1.1"),
+        ]
     );
+    assert_eq!(proxy.connections_accepted(), 1);
 }
 
 #[test]
