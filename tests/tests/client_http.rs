@@ -692,7 +692,30 @@ fn waiting_on_a_partial_trailer_section_sleeps_instead_of_spinning() {
 
 #[test]
 fn tls_options_reject_bad_pem() {
-    assert!(TlsOptions::with_root_pem(b"not a pem").is_err());
+    use pollhttp::TlsConfigError;
+    let got = TlsOptions::with_root_pem(b"not a pem");
+    assert!(
+        matches!(got, Err(TlsConfigError::NoCertificates)),
+        "{:?}",
+        got.err()
+    );
+    let got = TlsOptions::with_root_pem(
+        b"-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+    );
+    assert!(
+        matches!(got, Err(TlsConfigError::Pem(_))),
+        "{:?}",
+        got.err()
+    );
+    // Well-formed PEM around bytes that are no certificate.
+    let got = TlsOptions::with_root_pem(
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    assert!(
+        matches!(got, Err(TlsConfigError::BadCertificate(_))),
+        "{:?}",
+        got.err()
+    );
 }
 
 #[test]
