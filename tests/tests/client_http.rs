@@ -900,4 +900,10 @@ fn bytes_from_the_server_while_idle_are_unsolicited_data() {
     ));
     c.close();
     assert_eq!(server.requests().len(), 1);
+    // The client closed with the rest of the stray bytes unread: a reset.
+    let errors = server.wait_for_errors(1, Duration::from_secs(10));
+    assert_eq!(
+        errors,
+        ["conn 0: ReadToEof: Connection reset by peer (os error 104)"]
+    );
 }
