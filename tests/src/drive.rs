@@ -1,5 +1,7 @@
 //! Drive a [`pollhttp::HttpClient`] the way a program with its own loop does,
-//! recording the exact status sequence; every loop bounded in time.
+//! recording the exact status sequence and counts (polls, pieces, bytes per
+//! call; no call timings: one preempted call would make them anything);
+//! every loop bounded in time.
 
 use std::time::{Duration, Instant};
 
@@ -12,14 +14,6 @@ pub struct Observed {
     pub statuses: Vec<Status>,
     /// Body bytes read.
     pub body: Vec<u8>,
-    /// The longest single `poll()` or `read_response_body_chunk()` call
-    /// (wall time: for logs only; one preemption makes it anything).
-    pub max_call: Duration,
-    /// Wall time spent inside `poll()` and `read_response_body_chunk()`
-    /// calls, summed.
-    pub in_calls: Duration,
-    /// Wall time of the whole drive.
-    pub wall: Duration,
     /// Number of `poll()` calls.
     pub polls: u64,
     /// Number of `read_response_body_chunk()` calls that returned bytes.
@@ -50,7 +44,6 @@ pub fn drive_until(
     let start = Instant::now();
     loop {
         if done(client.status()) {
-            obs.wall = start.elapsed();
             return obs;
         }
         assert!(
@@ -62,26 +55,18 @@ pub fn drive_until(
         );
         client.wait(Some(Duration::from_millis(50)));
         let before = client.bytes_read();
-        let t = Instant::now();
         let s = client.poll();
-        let took = t.elapsed();
         obs.max_poll_bytes = obs
             .max_poll_bytes
             .max(client.bytes_read().saturating_sub(before));
-        obs.max_call = obs.max_call.max(took);
-        obs.in_calls += took;
         obs.polls += 1;
         obs.note(s);
         while client.status() == Status::Body {
             let before = client.bytes_read();
-            let t = Instant::now();
             let chunk = client.read_response_body_chunk();
-            let took = t.elapsed();
             obs.max_read_bytes = obs
                 .max_read_bytes
                 .max(client.bytes_read().saturating_sub(before));
-            obs.max_call = obs.max_call.max(took);
-            obs.in_calls += took;
             obs.note(client.status());
             match chunk {
                 Some(c) => {

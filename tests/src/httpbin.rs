@@ -68,13 +68,23 @@ impl Httpbin {
     }
 
     /// Like [`Httpbin::start`], but if it is not installed and
-    /// `POLLHTTP_SKIP_REAL_SERVERS=1` is set, prints
-    /// `skipped: httpbin not installed` and returns `None`.
+    /// `POLLHTTP_SKIP_REAL_SERVERS=1` is set, records the running test as
+    /// skipped ([`crate::record_skip`]) and returns `None`.
     pub fn try_start() -> Option<Httpbin> {
+        let started = Self::start_unless_skipping();
+        if started.is_none() {
+            crate::record_skip("httpbin not installed");
+        }
+        started
+    }
+
+    /// `None` when httpbin is not installed and skipping is allowed (not
+    /// recorded: the callers do that); panics like [`Httpbin::start`]
+    /// otherwise.
+    fn start_unless_skipping() -> Option<Httpbin> {
         let gunicorn = venv_dir().join("bin").join("gunicorn");
         if !gunicorn.is_file() {
             if crate::skip_real_servers() {
-                eprintln!("skipped: httpbin not installed");
                 return None;
             }
             panic!("{}", missing_message(&gunicorn));
@@ -82,19 +92,29 @@ impl Httpbin {
         Some(Self::launch(gunicorn))
     }
 
+    /// The instance shared by the whole test process, or `None` (skipping).
+    fn shared_cell() -> Option<&'static Httpbin> {
+        static SHARED: OnceLock<Option<Httpbin>> = OnceLock::new();
+        SHARED.get_or_init(Httpbin::start_unless_skipping).as_ref()
+    }
+
     /// One instance shared by the whole test process (started on first use;
-    /// panics like [`Httpbin::start`]).
+    /// panics like [`Httpbin::start`], also when skipping is allowed).
     pub fn shared() -> &'static Httpbin {
-        match Self::try_shared() {
+        match Self::shared_cell() {
             Some(h) => h,
             None => panic!("{}", missing_message(&venv_dir().join("bin/gunicorn"))),
         }
     }
 
-    /// [`Httpbin::shared`] with the skip behaviour of [`Httpbin::try_start`].
+    /// [`Httpbin::shared`] with the skip behaviour of [`Httpbin::try_start`]:
+    /// every caller that gets `None` is recorded as skipped.
     pub fn try_shared() -> Option<&'static Httpbin> {
-        static SHARED: OnceLock<Option<Httpbin>> = OnceLock::new();
-        SHARED.get_or_init(Httpbin::try_start).as_ref()
+        let shared = Self::shared_cell();
+        if shared.is_none() {
+            crate::record_skip("httpbin not installed");
+        }
+        shared
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -17,6 +17,9 @@
 //! External servers missing from the machine make `start()` panic with an
 //! install hint (run `.ci/install-deps.sh`), unless `POLLHTTP_SKIP_REAL_SERVERS=1`
 //! is set, in which case `try_start()` returns `None` so a test can skip.
+//! A skip is never silent: every `None` goes through [`record_skip`], which
+//! prints `SKIPPED <binary>::<test>: <why>` to stderr and appends that line
+//! to the skip log ([`skip_log_path`]), which `scripts/test.sh` checks.
 
 pub mod certs;
 pub mod drive;
@@ -56,6 +59,57 @@ pub fn hex(bytes: &[u8]) -> String {
 /// external server (nginx, httpbin) is not installed instead of failing.
 pub fn skip_real_servers() -> bool {
     std::env::var("POLLHTTP_SKIP_REAL_SERVERS").is_ok_and(|v| v == "1")
+}
+
+/// The file every skipped test appends a line to: `$POLLHTTP_SKIP_LOG` when
+/// set, else `pollhttp-skipped.log` in the target profile directory that
+/// holds this test binary (e.g. `target/debug/`).
+pub fn skip_log_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("POLLHTTP_SKIP_LOG") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<binary>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    profile_dir.join("pollhttp-skipped.log")
+}
+
+/// Records that the running test skips its checks (`why`, e.g. `nginx not
+/// installed`): prints `SKIPPED <binary>::<test>: <why>` to stderr and
+/// appends the line to [`skip_log_path`]. The test name is the thread's
+/// (libtest names each test's thread after it).
+pub fn record_skip(why: &str) {
+    use std::io::Write;
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| match s.rsplit_once('-') {
+            Some((name, hash)) if hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_string(),
+            _ => s,
+        })
+        .unwrap_or_else(|| "?".into());
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("SKIPPED {binary}::{test}: {why}");
+    // Straight to the process's stderr: libtest captures eprintln! of a
+    // passing test, and a skip must show.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    let path = skip_log_path();
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        panic!(
+            "{line}, and it could not be recorded in {}: {e}",
+            path.display()
+        );
+    }
 }
 
 /// Deterministic pseudo-random bytes, as served by nginx's `/1k.bin` and

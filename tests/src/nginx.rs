@@ -156,8 +156,8 @@ impl Nginx {
     }
 
     /// Like [`Nginx::start`], but if nginx is not installed and
-    /// `POLLHTTP_SKIP_REAL_SERVERS=1` is set, prints
-    /// `skipped: nginx not installed` and returns `None`.
+    /// `POLLHTTP_SKIP_REAL_SERVERS=1` is set, records the running test as
+    /// skipped ([`crate::record_skip`]) and returns `None`.
     pub fn try_start() -> Option<Nginx> {
         Self::try_start_with(NginxOptions::default())
     }
@@ -167,7 +167,7 @@ impl Nginx {
         match nginx_binary() {
             Some(bin) => Some(Self::launch(&bin, &opts)),
             None if crate::skip_real_servers() => {
-                eprintln!("skipped: nginx not installed");
+                crate::record_skip("nginx not installed");
                 None
             }
             None => panic!("{}", missing_message()),

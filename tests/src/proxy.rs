@@ -8,8 +8,10 @@
 //!   it answers that status instead (and closes).
 //! - absolute-form (`GET http://host:port/path HTTP/1.1`): connects to that
 //!   origin and forwards the request bytes unchanged (nginx accepts
-//!   absolute-form), then pipes both ways for the rest of the connection:
-//!   later requests on the same client connection go to the same origin.
+//!   absolute-form), then keeps forwarding for the rest of the connection:
+//!   later requests on the same client connection go to the same origin,
+//!   each one parsed (head, then a Content-Length or chunked body) so its
+//!   head is recorded too; responses are piped back as they come.
 //! - anything else (origin-form, `https://` absolute-form): `400`, close.
 //!
 //! With [`ProxyOptions::require_auth`], a request whose `Proxy-Authorization`
@@ -109,7 +111,8 @@ impl Proxy {
     }
 
     /// Request lines seen so far (first line of each head the proxy parsed:
-    /// the first request of each connection, plus retries after a 407), e.g.
+    /// every request of each connection, retries after a 407 included; not
+    /// what goes through a CONNECT tunnel), e.g.
     /// `CONNECT 127.0.0.1:443 HTTP/1.1` or `GET http://127.0.0.1:8080/x HTTP/1.1`.
     pub fn request_lines(&self) -> Vec<String> {
         self.request_heads()
@@ -300,9 +303,8 @@ fn handle(
                 return Err(io::Error::new(e.kind(), format!("{origin}: {e}")));
             }
         };
-        // Forward the whole buffer (head + anything after it) unchanged.
-        let first = buf.clone();
-        return pipe(id, client, upstream, &first, opts, shared);
+        // Forward the requests (this one first) unchanged, recording each.
+        return forward(id, client, upstream, buf, opts, shared);
     }
 }
 
@@ -337,6 +339,188 @@ fn pipe(
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("pipe panicked")));
     r1.and(r2)
+}
+
+/// Absolute-form: client -> upstream request by request (each head recorded
+/// but the first, which `handle` did; `buf` starts with it), upstream ->
+/// client piped.
+fn forward(
+    id: usize,
+    client: TcpStream,
+    upstream: TcpStream,
+    buf: Vec<u8>,
+    opts: &ProxyOptions,
+    shared: &Shared,
+) -> io::Result<()> {
+    register(shared, id, &upstream);
+    let _ = upstream.set_nodelay(true);
+    upstream.set_write_timeout(Some(opts.io_timeout))?;
+    let start = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let idle = opts.io_timeout;
+    let back = {
+        let (from, to, last) = (
+            upstream.try_clone()?,
+            client.try_clone()?,
+            Arc::clone(&last),
+        );
+        thread::Builder::new()
+            .name(format!("proxy-back-{id}"))
+            .spawn(move || copy_until_eof(from, to, start, &last, idle))?
+    };
+    let mut requests = Requests {
+        from: client,
+        to: upstream,
+        buf,
+        start,
+        last: &last,
+        idle,
+    };
+    let r1 = requests.run(shared);
+    if r1.is_err() {
+        let _ = requests.from.shutdown(Shutdown::Both);
+        let _ = requests.to.shutdown(Shutdown::Both);
+    }
+    let r2 = back
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("pipe panicked")));
+    r1.and(r2)
+}
+
+/// The client -> upstream side of [`forward`].
+struct Requests<'a> {
+    from: TcpStream,
+    to: TcpStream,
+    buf: Vec<u8>,
+    start: Instant,
+    last: &'a AtomicU64,
+    idle: Duration,
+}
+
+impl Requests<'_> {
+    fn run(&mut self, shared: &Shared) -> io::Result<()> {
+        self.from
+            .set_read_timeout(Some(Duration::from_millis(250)))?;
+        let mut first = true;
+        loop {
+            let end = loop {
+                if let Some(end) = crate::util::find_head_end(&self.buf) {
+                    break end;
+                }
+                if self.buf.len() > 1 << 20 {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large"));
+                }
+                if !self.fill()? {
+                    // The client is done (a partial head is passed on as is).
+                    self.to.write_all(&self.buf)?;
+                    let _ = self.to.shutdown(Shutdown::Write);
+                    return Ok(());
+                }
+            };
+            let head: Vec<u8> = self.buf.drain(..end).collect();
+            if !first {
+                lock(&shared.heads).push(String::from_utf8_lossy(&head).into_owned());
+            }
+            first = false;
+            self.to.write_all(&head)?;
+            let chunked = header_value(&head, "transfer-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+            if chunked {
+                self.chunked_body()?;
+            } else if let Some(len) = header_value(&head, "content-length") {
+                let len: u64 = len.parse().map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length")
+                })?;
+                self.pass(len)?;
+            }
+        }
+    }
+
+    /// Reads more from the client into `buf`; `false` at EOF or when both
+    /// directions were idle for `idle`.
+    fn fill(&mut self) -> io::Result<bool> {
+        let mut tmp = vec![0u8; 64 * 1024];
+        loop {
+            match self.from.read(&mut tmp) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.last
+                        .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    self.buf.extend_from_slice(&tmp[..n]);
+                    return Ok(true);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    let idle_for = (self.start.elapsed().as_millis() as u64)
+                        .saturating_sub(self.last.load(Ordering::Relaxed));
+                    if idle_for > self.idle.as_millis() as u64 {
+                        let _ = self.from.shutdown(Shutdown::Both);
+                        let _ = self.to.shutdown(Shutdown::Both);
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn eof(what: &str) -> io::Error {
+        io::Error::new(io::ErrorKind::UnexpectedEof, format!("EOF inside {what}"))
+    }
+
+    /// Passes `n` body bytes on.
+    fn pass(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            if self.buf.is_empty() && !self.fill()? {
+                return Err(Self::eof("a request body"));
+            }
+            let take = n.min(self.buf.len() as u64) as usize;
+            self.to.write_all(&self.buf[..take])?;
+            self.buf.drain(..take);
+            n -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Passes one CRLF-ended line on; returns it.
+    fn line(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.buf.drain(..p + 2).collect();
+                self.to.write_all(&line)?;
+                return Ok(line);
+            }
+            if self.buf.len() > 1 << 20 || !self.fill()? {
+                return Err(Self::eof("a chunked request body"));
+            }
+        }
+    }
+
+    /// Passes a chunked body on: chunks, the last chunk, trailers.
+    fn chunked_body(&mut self) -> io::Result<()> {
+        loop {
+            let line = self.line()?;
+            let text = String::from_utf8_lossy(&line);
+            let size = text.trim().split(';').next().unwrap_or("").trim();
+            let size = u64::from_str_radix(size, 16).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad chunk size {text:?}"),
+                )
+            })?;
+            if size == 0 {
+                while self.line()? != b"\r\n" {}
+                return Ok(());
+            }
+            self.pass(size + 2)?;
+        }
+    }
 }
 
 fn copy_until_eof(

@@ -7,9 +7,17 @@
 //!
 //! Every socket has read and write timeouts (10 s by default,
 //! [`ScriptServer::start_with_timeout`]), so no step can hang forever; a step
-//! that fails (timeout, peer reset...) ends that connection quietly and is
-//! recorded in [`ScriptServer::errors`]. Dropping the server stops the accept
-//! thread, shuts down open connections and joins every thread.
+//! that fails (timeout, peer reset, EOF before an expected request...) ends
+//! that connection and is recorded in [`ScriptServer::errors`]. Dropping the
+//! server stops the accept thread, shuts down open connections and joins
+//! every thread; then, unless the test is already failing, **it panics if a
+//! step failed**, so a script the client did not follow fails its test. A
+//! test that expects steps to fail takes them first
+//! ([`ScriptServer::take_errors`], [`ScriptServer::wait_for_errors`]: the
+//! exact failures asserted), or, when whether one fails depends on timing
+//! (a write racing the client's close), says so with
+//! [`ScriptServer::tolerate_step_errors`]. Steps cut short by the drop itself
+//! are not failures.
 //!
 //! ```no_run
 //! use pollhttp_tests::script::{ScriptServer, Step};
@@ -25,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -57,6 +65,10 @@ pub enum Step {
     ReadToEof,
     /// Write these bytes (all at once).
     Write(Vec<u8>),
+    /// Write these bytes to the TCP socket itself: over TLS they bypass the
+    /// TLS session (e.g. a record that does not decrypt); plain, the same
+    /// as [`Step::Write`].
+    WriteRaw(Vec<u8>),
     /// Write one byte at a time, sleeping `per_byte` before each byte.
     WriteSlowly {
         /// Bytes to send.
@@ -74,6 +86,10 @@ pub enum Step {
     },
     /// Do nothing for this long (interrupted early if the server drops).
     Sleep(Duration),
+    /// Wait until the test opens the [`Gate`] (bounded by the connection's
+    /// I/O timeout, which fails the step): orders a server action after
+    /// something the test observed, without a sleep.
+    Wait(Gate),
     /// Half-close: shut down the write side (TLS: send `close_notify` first).
     ShutdownWrite,
     /// Close the connection normally (TLS: send `close_notify` first).
@@ -96,6 +112,47 @@ impl Step {
         Step::WriteSlowly {
             data: data.as_ref().to_vec(),
             per_byte,
+        }
+    }
+}
+
+/// A one-way latch a test opens to let a [`Step::Wait`] go on.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Opens the gate (for good): every waiting and later [`Step::Wait`] on
+    /// it goes on.
+    pub fn open(&self) {
+        *lock(&self.0 .0) = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until the gate is open, at most `timeout`, polling `stop` every
+    /// 50 ms; returns whether it opened.
+    fn wait(&self, timeout: Duration, stop: &AtomicBool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut open = lock(&self.0 .0);
+        loop {
+            if *open {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(50));
+            open = self
+                .0
+                 .1
+                .wait_timeout(open, slice)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -141,6 +198,8 @@ pub fn split_request(raw: &[u8]) -> (String, Vec<u8>) {
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
+    /// Step errors are expected (timing decides whether any happen).
+    tolerate_errors: AtomicBool,
     accepted: AtomicUsize,
     requests: Mutex<Vec<Vec<u8>>>,
     received: Mutex<Vec<Vec<u8>>>,
@@ -199,6 +258,38 @@ macro_rules! server_accessors {
             /// Errors of failed steps / handshakes so far (`conn N: ...`).
             pub fn errors(&self) -> Vec<String> {
                 lock(&self.inner.shared.errors).clone()
+            }
+
+            /// The errors so far, removed: the test has judged them, so the
+            /// drop's check does not fail on them.
+            pub fn take_errors(&self) -> Vec<String> {
+                std::mem::take(&mut *lock(&self.inner.shared.errors))
+            }
+
+            /// Waits (bounded by `timeout`, a hang guard) until at least `n`
+            /// step errors were recorded, then takes them all
+            /// ([`take_errors`](Self::take_errors)). Panics if fewer came.
+            pub fn wait_for_errors(&self, n: usize, timeout: Duration) -> Vec<String> {
+                let deadline = Instant::now() + timeout;
+                while lock(&self.inner.shared.errors).len() < n {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} step errors after {timeout:?}, not {n}: {:?}",
+                        lock(&self.inner.shared.errors).len(),
+                        self.errors()
+                    );
+                    thread::sleep(Duration::from_millis(5));
+                }
+                self.take_errors()
+            }
+
+            /// Step errors may or may not happen (e.g. a write racing the
+            /// client's close): the drop does not check them.
+            pub fn tolerate_step_errors(&self) {
+                self.inner
+                    .shared
+                    .tolerate_errors
+                    .store(true, Ordering::SeqCst);
             }
 
             /// Waits (bounded by `timeout`) until at least `n` requests were
@@ -339,7 +430,7 @@ fn accept_loop(
             .spawn(move || run_connection(id, stream, script, cfg, sh));
         match handle {
             Ok(h) => lock(&shared.handlers).push(h),
-            Err(e) => lock(&shared.errors).push(format!("conn {id}: spawn: {e}")),
+            Err(e) => record_error(&shared, format!("conn {id}: spawn: {e}")),
         }
     }
 }
@@ -361,6 +452,25 @@ impl Drop for Server {
         for h in handlers {
             let _ = h.join();
         }
+        let errors = lock(&self.shared.errors).clone();
+        if !errors.is_empty()
+            && !self.shared.tolerate_errors.load(Ordering::SeqCst)
+            && !thread::panicking()
+        {
+            panic!(
+                "scripted server on port {}: {} step(s) failed (the client did not \
+                 follow the script): {errors:#?}",
+                self.addr.port(),
+                errors.len()
+            );
+        }
+    }
+}
+
+/// Records a step error unless the server is stopping (the drop cut it).
+fn record_error(shared: &Shared, error: String) {
+    if !shared.stop.load(Ordering::SeqCst) {
+        lock(&shared.errors).push(error);
     }
 }
 
@@ -436,7 +546,7 @@ fn run_connection(
         Some(cfg) => match handshake(cfg, stream) {
             Ok(s) => Io::Tls(Box::new(s)),
             Err(e) => {
-                lock(&shared.errors).push(format!("conn {id}: TLS handshake failed: {e}"));
+                record_error(&shared, format!("conn {id}: TLS handshake failed: {e}"));
                 lock(&shared.open).remove(&id);
                 return;
             }
@@ -459,7 +569,7 @@ fn run_connection(
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                lock(&conn.shared.errors).push(format!("conn {id}: {what}: {e}"));
+                record_error(&conn.shared, format!("conn {id}: {what}: {e}"));
                 break;
             }
         }
@@ -498,6 +608,10 @@ impl Conn {
                 }
             },
             Step::Write(data) => self.io.write_all(&data)?,
+            Step::WriteRaw(data) => {
+                let mut tcp = self.io.tcp();
+                tcp.write_all(&data)?;
+            }
             Step::WriteSlowly { data, per_byte } => {
                 for b in data {
                     self.sleep(per_byte);
@@ -521,6 +635,16 @@ impl Conn {
                 }
             }
             Step::Sleep(d) => self.sleep(d),
+            Step::Wait(gate) => {
+                let timeout = self.io.tcp().read_timeout()?.unwrap_or(DEFAULT_IO_TIMEOUT);
+                if !gate.wait(timeout, &self.shared.stop) {
+                    self.check_stop()?;
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the test never opened the gate",
+                    ));
+                }
+            }
             Step::ShutdownWrite => self.io.shutdown_write()?,
             Step::Close => {
                 self.close(true);

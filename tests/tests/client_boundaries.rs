@@ -166,7 +166,19 @@ fn request_tls_close_delimited_without_close_notify_is_truncated() {
         "{}",
         done.reason
     );
+    assert!(
+        matches!(
+            done.connection_failure(),
+            Some(Failure::Protocol(ProtoError::UncleanClose { offset })) if *offset == TRUNCATED_AT
+        ),
+        "{:?}",
+        done.failure
+    );
 }
+
+/// Where the close-delimited response of [`tls_truncated_close_delimited`]
+/// ends: its head and the part of the body sent.
+const TRUNCATED_AT: u64 = (CLOSE_DELIMITED_HEAD.len() + PARTIAL.len()) as u64;
 
 #[test]
 fn client_tls_close_delimited_without_close_notify_is_a_connection_error() {
@@ -176,8 +188,14 @@ fn client_tls_close_delimited_without_close_notify_is_a_connection_error() {
     let got = fetch(&mut c, "GET", "/", &[], b"");
     assert_eq!(got.statuses, vec![Requesting, Body, ConnectionError]);
     assert_eq!(got.body, PARTIAL.as_bytes(), "bytes received stay received");
-    let failure = c.failure().expect("a failure").to_string();
-    assert!(failure.contains("close_notify"), "{failure}");
+    assert!(
+        matches!(
+            c.failure(),
+            Some(Failure::Protocol(ProtoError::UncleanClose { offset })) if *offset == TRUNCATED_AT
+        ),
+        "{:?}",
+        c.failure()
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use pollhttp_tests::certs::{untrusted_server_config, TestCa};
 use pollhttp_tests::drive::{connect, drive_until, fetch};
 use pollhttp_tests::nginx::{Nginx, NginxOptions, HELLO_BODY};
 use pollhttp_tests::proxy::{Proxy, ProxyOptions};
-use pollhttp_tests::script::{ok_response, Step, TlsScriptServer};
+use pollhttp_tests::script::{ok_response, Gate as StepGate, Step, TlsScriptServer};
 
 use Status::*;
 
@@ -17,6 +17,11 @@ fn tls_client(ca_pem: &str) -> HttpClient {
     let mut c = HttpClient::new().unwrap();
     c.set_tls_options(TlsOptions::with_root_pem(ca_pem.as_bytes()).unwrap());
     c
+}
+
+/// A lookup that answers every name with 127.0.0.1 (no system resolver).
+fn loopback_lookup() -> pollhttp::LookupFn {
+    Arc::new(|_: &str, port: u16| Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]))
 }
 
 fn rustls_error(c: &HttpClient) -> rustls::Error {
@@ -33,6 +38,7 @@ fn rustls_error(c: &HttpClient) -> rustls::Error {
 fn tls_get_from_nginx() {
     let nginx = Nginx::start();
     let mut c = tls_client(&nginx.ca_pem);
+    c.set_resolver(loopback_lookup());
     let up = connect(&mut c, "https://localhost", nginx.https_port, true);
     assert_eq!(up.statuses, vec![Resolving, Connecting, Connected]);
     for _ in 0..3 {
@@ -44,24 +50,119 @@ fn tls_get_from_nginx() {
     assert_eq!(got.body, pollhttp_tests::pseudo_random_bytes(1 << 20));
 }
 
+/// The scripted server saw its only handshake end with the client's alert.
+fn assert_client_alert(server: &TlsScriptServer, alert: &str) {
+    let errors = server.wait_for_errors(1, Duration::from_secs(10));
+    assert_eq!(
+        errors,
+        [format!(
+            "conn 0: TLS handshake failed: received fatal alert: {alert}"
+        )]
+    );
+}
+
 #[test]
 fn untrusted_certificate_is_a_handshake_error() {
     let server = TlsScriptServer::start(untrusted_server_config(), vec![vec![Step::ReadRequest]]);
     let mut c = tls_client(&TestCa::shared().ca_pem);
-    let up = connect(&mut c, "localhost", server.port(), true);
-    assert_eq!(up.statuses, vec![Resolving, Connecting, TlsHandshakeError]);
+    let up = connect(&mut c, "127.0.0.1", server.port(), true);
+    assert_eq!(up.statuses, vec![Connecting, TlsHandshakeError]);
     assert!(matches!(
         rustls_error(&c),
         rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
     ));
+    assert_client_alert(&server, "UnknownCA");
     // The default roots (webpki-roots) do not know the test CA either.
     let mut c = HttpClient::new().unwrap();
     let server = TlsScriptServer::start(
         TestCa::shared().server_config(),
         vec![vec![Step::ReadRequest]],
     );
-    connect(&mut c, "localhost", server.port(), true);
+    connect(&mut c, "127.0.0.1", server.port(), true);
     assert_eq!(c.status(), TlsHandshakeError);
+    assert!(matches!(
+        rustls_error(&c),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    ));
+    assert_client_alert(&server, "UnknownCA");
+}
+
+#[test]
+fn expired_certificate_is_a_handshake_error() {
+    let ca = TestCa::shared();
+    let server = TlsScriptServer::start(ca.expired_server_config(), vec![vec![Step::ReadRequest]]);
+    let mut c = tls_client(&ca.ca_pem);
+    let up = connect(&mut c, "127.0.0.1", server.port(), true);
+    assert_eq!(up.statuses, vec![Connecting, TlsHandshakeError]);
+    assert!(
+        matches!(
+            rustls_error(&c),
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
+            )
+        ),
+        "{:?}",
+        rustls_error(&c)
+    );
+    assert_client_alert(&server, "CertificateExpired");
+}
+
+#[test]
+fn a_record_that_does_not_decrypt_mid_response_is_a_tls_session_failure() {
+    // After the handshake, in the middle of a body: an application-data
+    // record (TLS 1.2/1.3 framing) whose 32 bytes are not a sealed record.
+    // The record is sent once the client has the first part of the body.
+    let mut garbage = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    garbage.extend_from_slice(&[0x5a; 32]);
+    let gate = StepGate::new();
+    let server = TlsScriptServer::start(
+        TestCa::shared().server_config(),
+        vec![vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"),
+            Step::Wait(gate.clone()),
+            Step::WriteRaw(garbage),
+            Step::ReadToEof,
+        ]],
+    );
+    let mut c = tls_client(&TestCa::shared().ca_pem);
+    let up = connect(&mut c, "127.0.0.1", server.port(), true);
+    assert_eq!(up.statuses, vec![Connecting, Connected]);
+    c.request("GET", "/", &[("Accept", "*/*")], b"").unwrap();
+    let mut got = drive_until(&mut c, Duration::from_secs(20), |s| s != Requesting);
+    let mut rounds = 0;
+    while got.body.len() < b"partial".len() && c.status() == Body {
+        rounds += 1;
+        assert!(rounds < 400, "{:?}", got.body);
+        c.wait(Some(Duration::from_millis(50)));
+        c.poll();
+        while let Some(chunk) = c.read_response_body_chunk() {
+            got.body.extend_from_slice(&chunk);
+        }
+    }
+    assert_eq!(
+        (got.statuses, &got.body[..]),
+        (vec![Requesting, Body], &b"partial"[..])
+    );
+    gate.open();
+    let got = drive_until(&mut c, Duration::from_secs(20), |s| s != Body);
+    assert_eq!(got.statuses, vec![Body, ConnectionError]);
+    assert_eq!(got.body, b"");
+    assert!(
+        matches!(
+            c.failure(),
+            Some(Failure::TlsSession(rustls::Error::DecryptError))
+        ),
+        "{:?}",
+        c.failure()
+    );
+    // The client told the server why (its alert ends the server's read).
+    c.close();
+    let errors = server.wait_for_errors(1, Duration::from_secs(10));
+    assert_eq!(
+        errors,
+        ["conn 0: ReadToEof: received fatal alert: BadRecordMac"]
+    );
 }
 
 #[test]
@@ -70,8 +171,8 @@ fn wrong_host_name_is_a_handshake_error_unless_overridden() {
     let server =
         TlsScriptServer::start(ca.wrong_name_server_config(), vec![vec![Step::ReadRequest]]);
     let mut c = tls_client(&ca.ca_pem);
-    let up = connect(&mut c, "localhost", server.port(), true);
-    assert_eq!(up.statuses, vec![Resolving, Connecting, TlsHandshakeError]);
+    let up = connect(&mut c, "127.0.0.1", server.port(), true);
+    assert_eq!(up.statuses, vec![Connecting, TlsHandshakeError]);
     assert!(
         matches!(
             rustls_error(&c),
@@ -83,6 +184,7 @@ fn wrong_host_name_is_a_handshake_error_unless_overridden() {
         "{:?}",
         rustls_error(&c)
     );
+    assert_client_alert(&server, "BadCertificate");
 
     let server = TlsScriptServer::start(
         ca.wrong_name_server_config(),
@@ -130,13 +232,34 @@ fn http_proxy_gets_absolute_form_targets() {
     assert_eq!(up.statuses, vec![Connecting, Connected]);
     let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
     assert_eq!(got.body, HELLO_BODY.as_bytes());
+    // More requests on the same connection, with both body framings: the
+    // proxy sees (and records) each one.
+    let got = fetch(&mut c, "POST", "/status/204", &[], b"abc");
+    assert_eq!(got.statuses, vec![Requesting, Connected]);
+    c.request_streaming("PUT", "/status/204", &[("X-Kind", "stream")])
+        .unwrap();
+    c.send_body_chunk(b"hello").unwrap();
+    c.finish_body().unwrap();
+    let got = drive_until(&mut c, Duration::from_secs(20), |s| {
+        !matches!(s, Requesting | Body)
+    });
+    assert_eq!(
+        (got.statuses, c.response_code()),
+        (vec![Requesting, Connected], 204)
+    );
+    let got = fetch(&mut c, "GET", "/hello.txt", &[], b"");
+    assert_eq!(got.body, HELLO_BODY.as_bytes());
+    let origin = format!("http://127.0.0.1:{}", nginx.http_port);
     assert_eq!(
         proxy.request_lines(),
-        vec![format!(
-            "GET http://127.0.0.1:{}/hello.txt HTTP/1.1",
-            nginx.http_port
-        )]
+        vec![
+            format!("GET {origin}/hello.txt HTTP/1.1"),
+            format!("POST {origin}/status/204 HTTP/1.1"),
+            format!("PUT {origin}/status/204 HTTP/1.1"),
+            format!("GET {origin}/hello.txt HTTP/1.1"),
+        ]
     );
+    assert_eq!(proxy.connections_accepted(), 1);
 }
 
 #[test]
@@ -251,7 +374,8 @@ fn a_slow_lookup_does_not_delay_another_client() {
     // The other client resolves, connects and fetches while the first
     // lookup is stuck.
     let mut fast = HttpClient::new().unwrap();
-    let up = connect(&mut fast, "localhost", nginx.http_port, false);
+    fast.set_resolver(loopback_lookup());
+    let up = connect(&mut fast, "fast.test", nginx.http_port, false);
     assert_eq!(up.statuses, vec![Resolving, Connecting, Connected]);
     let got = fetch(&mut fast, "GET", "/hello.txt", &[], b"");
     assert_eq!(got.body, HELLO_BODY.as_bytes());
@@ -314,7 +438,7 @@ fn big_download(tls: bool, len: u64) {
     assert_eq!(c.status(), Connected);
     c.request("GET", "/big.bin", &[("A", "b")], b"").unwrap();
     let start = Instant::now();
-    let mut calls: Vec<Duration> = Vec::new();
+    let (mut polls, mut reads) = (0u64, 0u64);
     let (mut max_poll_bytes, mut max_read_bytes) = (0u64, 0u64);
     let mut total = 0u64;
     let mut nonzero = false;
@@ -322,15 +446,13 @@ fn big_download(tls: bool, len: u64) {
         assert!(start.elapsed() < Duration::from_secs(120));
         c.wait(Some(Duration::from_millis(100)));
         let before = c.bytes_read();
-        let t = Instant::now();
         c.poll();
-        calls.push(t.elapsed());
+        polls += 1;
         max_poll_bytes = max_poll_bytes.max(c.bytes_read() - before);
         while c.status() == Body {
             let before = c.bytes_read();
-            let t = Instant::now();
             let chunk = c.read_response_body_chunk();
-            calls.push(t.elapsed());
+            reads += 1;
             max_read_bytes = max_read_bytes.max(c.bytes_read() - before);
             let Some(chunk) = chunk else { break };
             assert!(chunk.len() <= 65_536);
@@ -341,26 +463,20 @@ fn big_download(tls: bool, len: u64) {
     assert_eq!(c.status(), Connected, "{:?}", c.failure());
     assert_eq!(total, len);
     assert!(!nonzero);
-    calls.sort();
-    let pct = |p: usize| calls[(calls.len() - 1) * p / 1000];
-    let (p50, p99, p999, max) = (pct(500), pct(990), pct(999), *calls.last().unwrap());
     eprintln!(
-        "{} {} MiB: {:.2} s, {} calls, p50 {p50:?}, p99 {p99:?}, p99.9 {p999:?}, max {max:?}; \
-         most bytes read by one poll {max_poll_bytes}, by one chunk read {max_read_bytes}",
+        "{} {} MiB: {polls} polls, {reads} chunk reads; most bytes read by one poll \
+         {max_poll_bytes}, by one chunk read {max_read_bytes}",
         if tls { "TLS" } else { "plain" },
         len >> 20,
-        start.elapsed().as_secs_f64(),
-        calls.len(),
     );
-    // The guard against calls that do unbounded work is what they read:
-    // one poll() at most its budget of socket bytes, one chunk read at most
-    // the 64 KiB receive buffer's worth (the socket buffer holds megabytes on
-    // loopback, so a call that drained it would show). Over TLS the budget
-    // counts ciphertext read from the socket: what the TLS stream buffered
-    // before (its 128 KiB ciphertext buffer, rustls' plaintext) may come on
-    // top, decrypted without a socket read. Times are for the log, with a generous percentile:
-    // preemption on a busy 2-core machine stretches single calls by
-    // milliseconds; the figures come from benches/.
+    // A call that does unbounded work shows in what it reads, which no
+    // preemption changes (how long calls take is a benchmark's figure, see
+    // benches/): one poll() at most its budget of socket bytes, one chunk
+    // read at most the 64 KiB receive buffer's worth (the socket buffer
+    // holds megabytes on loopback, so a call that drained it would show).
+    // Over TLS the budget counts ciphertext read from the socket: what the
+    // TLS stream buffered before (its 128 KiB ciphertext buffer, rustls'
+    // plaintext) may come on top, decrypted without a socket read.
     let slack = if tls { (128 + 16) << 10 } else { 0 };
     assert!(
         max_poll_bytes <= POLL_BUDGET as u64 + slack,
@@ -370,8 +486,8 @@ fn big_download(tls: bool, len: u64) {
         max_read_bytes <= (64 << 10) + slack,
         "one read_response_body_chunk() read {max_read_bytes} bytes"
     );
-    assert!(p50 < Duration::from_millis(2), "median call {p50:?}");
-    assert!(p99 < Duration::from_millis(50), "p99 call {p99:?}");
+    // And so the body came in many calls: at least one poll per budget.
+    assert!(polls >= len / POLL_BUDGET as u64, "{polls} polls");
 }
 
 /// `set_poll_read_budget` for the big downloads (the default, set so the
@@ -379,12 +495,12 @@ fn big_download(tls: bool, len: u64) {
 const POLL_BUDGET: usize = 256 << 10;
 
 #[test]
-fn poll_stays_quick_during_a_1_gib_download() {
+fn each_call_reads_a_bounded_amount_during_a_1_gib_download() {
     big_download(false, 1 << 30);
 }
 
 #[test]
-fn poll_stays_quick_during_a_256_mib_tls_download() {
+fn each_call_reads_a_bounded_amount_during_a_256_mib_tls_download() {
     big_download(true, 256 << 20);
 }
 
@@ -441,9 +557,11 @@ fn http_request_keeps_its_http_proxy_connection_across_origins() {
     );
     assert_eq!(
         proxy.request_lines(),
-        [format!(
-            "GET http://localhost:{p}/redirect/to-http HTTP/1.1"
-        )]
+        [
+            format!("GET http://localhost:{p}/redirect/to-http HTTP/1.1"),
+            format!("GET http://127.0.0.1:{p}/hello.txt HTTP/1.1"),
+            format!("GET http://localhost:{p}/hello.txt HTTP/1.1"),
+        ]
     );
     let log = nginx.wait_access_log(2 + 3, Duration::from_secs(5));
     let requests: Vec<&str> = log
@@ -475,5 +593,49 @@ fn http_request_keeps_its_http_proxy_connection_across_origins() {
             .last()
             .is_some_and(|l| l.contains("\"GET /hello.txt HTTP/1.1\"")),
         "{log}"
+    );
+}
+
+#[test]
+#[ignore = "library: a TLS error in the same socket read as good records drops the \
+            plaintext decrypted before it (the head and body bytes are lost: code 0)"]
+fn a_bad_record_right_behind_good_ones_keeps_what_was_decrypted() {
+    // As above, but the bad record follows at once: one socket read may hold
+    // both. What decrypted before the bad record arrived, as with a reset.
+    let mut garbage = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    garbage.extend_from_slice(&[0x5a; 32]);
+    let server = TlsScriptServer::start(
+        TestCa::shared().server_config(),
+        vec![vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"),
+            Step::WriteRaw(garbage),
+            Step::ReadToEof,
+        ]],
+    );
+    let mut c = tls_client(&TestCa::shared().ca_pem);
+    connect(&mut c, "127.0.0.1", server.port(), true);
+    let got = fetch(&mut c, "GET", "/", &[], b"");
+    assert_eq!(
+        (got.statuses, &got.body[..], c.response_code()),
+        (
+            vec![Requesting, Body, ConnectionError],
+            &b"partial"[..],
+            200
+        )
+    );
+    assert!(
+        matches!(
+            c.failure(),
+            Some(Failure::TlsSession(rustls::Error::DecryptError))
+        ),
+        "{:?}",
+        c.failure()
+    );
+    c.close();
+    let errors = server.wait_for_errors(1, Duration::from_secs(10));
+    assert_eq!(
+        errors,
+        ["conn 0: ReadToEof: received fatal alert: BadRecordMac"]
     );
 }

@@ -332,7 +332,78 @@ fn tls_script_server_and_bad_certs() {
         let err = tls_exchange(srv.addr(), "localhost", ca.client_config(), &get("/"))
             .expect_err("handshake must fail");
         assert!(format!("{err:?}").contains(what), "{what}: {err:?}");
+        let errors = srv.wait_for_errors(1, Duration::from_secs(10));
+        assert!(
+            matches!(&errors[..], [e] if e.starts_with("conn 0: TLS handshake failed: ")),
+            "{what}: {errors:?}"
+        );
     }
+}
+
+#[test]
+fn a_script_the_client_did_not_follow_fails_on_drop() {
+    // The script wants a request; the client connects and closes.
+    let srv = ScriptServer::start(vec![vec![Step::ReadRequest]]);
+    drop(connect(srv.addr()));
+    let errors_seen = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while srv.errors().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no step error");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        srv.errors()
+    };
+    assert_eq!(
+        errors_seen,
+        ["conn 0: ReadRequest: EOF before end of request head (0 bytes)"]
+    );
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(srv)));
+    let message = dropped.expect_err("the drop fails the test");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains("1 step(s) failed"), "{message}");
+
+    // Taken (judged by the test) or tolerated errors do not fail the drop.
+    let srv = ScriptServer::start(vec![vec![Step::ReadRequest]]);
+    drop(connect(srv.addr()));
+    assert_eq!(srv.wait_for_errors(1, Duration::from_secs(10)).len(), 1);
+    drop(srv);
+    let srv = ScriptServer::start(vec![vec![Step::ReadRequest]]);
+    srv.tolerate_step_errors();
+    drop(connect(srv.addr()));
+    assert_eq!(srv.wait_for_errors(1, Duration::from_secs(10)).len(), 1);
+    drop(srv);
+    // A step cut by the drop itself is no failure.
+    let srv = ScriptServer::start(vec![vec![Step::ReadRequest]]);
+    let _open = connect(srv.addr());
+    drop(srv);
+}
+
+#[test]
+fn a_gate_holds_a_step_until_the_test_opens_it() {
+    let gate = script::Gate::new();
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::Wait(gate.clone()),
+        Step::Write(script::ok_response("after")),
+    ]]);
+    let mut s = connect(srv.addr());
+    s.write_all(&get("/")).unwrap();
+    assert!(srv.wait_for_requests(1, Duration::from_secs(10)));
+    // Nothing comes while the gate is closed.
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        s.read(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    s.set_nonblocking(false).unwrap();
+    gate.open();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    assert_eq!(parse_raw_response(&out).unwrap().2, b"after");
 }
 
 #[test]

@@ -262,6 +262,13 @@ fn pipe_refusals_and_an_upload_that_ends_first() {
         down.1.failure
     );
     assert_eq!(pool.in_flight(), 0);
+    // The stopped download's connection was closed under the 100 MB the
+    // source was writing: that write, and only it, failed.
+    let errors = source.wait_for_errors(1, Duration::from_secs(10));
+    assert!(
+        matches!(&errors[..], [e] if e.starts_with("conn 0: WriteRepeated")),
+        "{errors:?}"
+    );
 }
 
 #[test]

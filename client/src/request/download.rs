@@ -35,7 +35,11 @@ pub(crate) fn resume_note(download: &Path) -> PathBuf {
 impl Replace {
     /// Empty `file` and record the new bytes' validator.
     pub(crate) fn apply(self, file: &mut File) -> io::Result<()> {
-        file.set_len(0)?;
+        // Only a regular file has a length to cut: a device (`/dev/null`,
+        // `/dev/full`) or a pipe takes the bytes as they come.
+        if file.metadata()?.is_file() {
+            file.set_len(0)?;
+        }
         match self.note {
             Some((path, Some(validator))) => std::fs::write(path, validator),
             Some((path, None)) => match std::fs::remove_file(path) {
