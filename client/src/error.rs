@@ -48,6 +48,10 @@ pub enum RequestError {
     /// [`crate::RequestPool::pipe`]: the download is not in flight, or its
     /// body has started arriving.
     NotPipeable,
+    /// Two settings that cannot work together, named by their
+    /// [`Settings`](crate::Settings) fields (`stream_body` hands the body out
+    /// in pieces, so a `download_file` would stay empty).
+    ConflictingSettings(&'static str, &'static str),
 }
 
 impl fmt::Display for RequestError {
@@ -70,6 +74,9 @@ impl fmt::Display for RequestError {
             RequestError::NotPipeable => f.write_str(
                 "cannot pipe that request: it is not in flight, or its body has started",
             ),
+            RequestError::ConflictingSettings(a, b) => {
+                write!(f, "the settings {a} and {b} cannot be used together")
+            }
         }
     }
 }

@@ -721,3 +721,23 @@ fn the_per_origin_limit_counts_the_connections_to_an_http_proxy() {
     let conns: Vec<usize> = net.received("proxy.test").iter().map(|r| r.conn).collect();
     assert_eq!(conns, [0, 0]);
 }
+
+/// Settings that cannot work together are refused at `request()`: a
+/// streamed body would leave a download file empty.
+#[test]
+fn a_streamed_body_with_a_download_file_is_refused_at_once() {
+    let (net, mut pool) = two_origins();
+    let settings = Settings {
+        stream_body: true,
+        download_file: Some(std::env::temp_dir().join("never-written.bin")),
+        ..Settings::default()
+    };
+    assert!(matches!(
+        pool.get(net.url("a.test", "/"), &settings),
+        Err(RequestError::ConflictingSettings(
+            "stream_body",
+            "download_file"
+        ))
+    ));
+    assert_eq!(pool.in_flight(), 0);
+}

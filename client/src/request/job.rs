@@ -275,9 +275,12 @@ impl Job {
     }
 
     /// Stream the final response's body (`stream_body`) from now on, for a
-    /// pipe: possible while no body has started arriving.
+    /// pipe: possible while no body has started arriving and none goes to a
+    /// download file.
     pub(crate) fn stream_from_now(&mut self) -> bool {
-        if self.decoder.is_some() {
+        // A body on its way to a file, or already arriving, stays where it
+        // goes.
+        if self.decoder.is_some() || self.settings.download_file.is_some() {
             return false;
         }
         Arc::make_mut(&mut self.settings).stream_body = true;

@@ -132,7 +132,8 @@ pub struct Settings {
     /// that ends while several pieces are still waiting completes one poll
     /// later (its connection is free at once), so they can be taken rather
     /// than copied into one inside the `poll`. What was not taken when the
-    /// request completes comes in [`Completed::body`].
+    /// request completes comes in [`Completed::body`]. Not with a
+    /// `download_file` (refused: [`RequestError::ConflictingSettings`]).
     /// Default false.
     pub stream_body: bool,
     /// Most bytes per second this request reads (a background download
@@ -407,6 +408,12 @@ pub(crate) fn prepare(
                 pollhttp_proto::Error::InvalidRequestFieldValue { index },
             ));
         }
+    }
+    if settings.stream_body && settings.download_file.is_some() {
+        return Err(RequestError::ConflictingSettings(
+            "stream_body",
+            "download_file",
+        ));
     }
     body.check_files().map_err(RequestError::Body)?;
     if url.scheme() == "https" {
