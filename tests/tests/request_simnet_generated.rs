@@ -236,7 +236,7 @@ fn run_seed(seed: u64) {
                 .unwrap_or_else(|| panic!("seed {seed}: request {n} cannot succeed"));
             if c.response_code == 200 {
                 assert!(
-                    &c.body[..] == &want[..],
+                    c.body[..] == want[..],
                     "seed {seed}: request {n} ({}) reported a body it was not sent",
                     r.path
                 );
