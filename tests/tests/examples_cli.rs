@@ -17,11 +17,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use pollhttp_tests::certs::TestCa;
 use pollhttp_tests::httpbin::Httpbin;
 use pollhttp_tests::nginx::Nginx;
 use pollhttp_tests::process::{free_port, TempDir};
 use pollhttp_tests::proxy::{Proxy, ProxyOptions};
-use pollhttp_tests::script::{response, ScriptServer, Step};
+use pollhttp_tests::script::{response, ScriptServer, Step, TlsScriptServer};
 use pollhttp_tests::{pseudo_random_bytes, sha256_hex};
 use serde_json::Value;
 
@@ -495,6 +496,97 @@ fn fetch_through_a_proxy() {
 }
 
 #[test]
+fn fetch_proxy_url_credentials_go_to_the_proxy() {
+    // A scripted server as the proxy records the exact request; the origin
+    // (no script) would count any connection.
+    let origin = ScriptServer::start(vec![]);
+    let url = format!("{}/x", origin.base_url());
+    let scripted_proxy = || {
+        ScriptServer::start(vec![vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "via proxy")),
+        ]])
+    };
+    let request = |srv: &ScriptServer| {
+        let raw = srv.requests();
+        assert_eq!(raw.len(), 1, "{raw:?}");
+        String::from_utf8_lossy(&raw[0]).into_owned()
+    };
+    // -x's user:password (percent-decoded) become Proxy-Authorization.
+    let srv = scripted_proxy();
+    let out = fetch(&[
+        "-x",
+        &format!("http://user:p%40ss%3Aw@127.0.0.1:{}", srv.port()),
+        &url,
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"via proxy");
+    let head = request(&srv);
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], format!("GET {url} HTTP/1.1"), "{head}");
+    assert!(
+        lines.contains(&"Proxy-Authorization: Basic dXNlcjpwQHNzOnc="),
+        "{head}"
+    );
+    assert_eq!(head_field(&head, "authorization"), None, "{head}");
+    // -U wins over the URL's (curl's rule).
+    let srv = scripted_proxy();
+    let out = fetch(&[
+        "-x",
+        &format!("http://user:pass@127.0.0.1:{}", srv.port()),
+        "-U",
+        "other:secret",
+        &url,
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let head = request(&srv);
+    assert!(
+        head.split("\r\n")
+            .any(|l| l == "Proxy-Authorization: Basic b3RoZXI6c2VjcmV0"),
+        "{head}"
+    );
+    assert_eq!(head.matches("Proxy-Authorization").count(), 1, "{head}");
+    assert_eq!(origin.connections_accepted(), 0);
+
+    // The test proxy requiring them, for an https origin (a CONNECT
+    // tunnel): the proxy gets them on the CONNECT, the origin never.
+    let ca = TestCa::shared();
+    let origin = TlsScriptServer::start(
+        ca.server_config(),
+        vec![vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "secure")),
+        ]],
+    );
+    let proxy = Proxy::start(ProxyOptions {
+        require_auth: Some("Basic dXNlcjpwQHNzOnc=".into()),
+        ..ProxyOptions::default()
+    });
+    let dir = TempDir::new("fetch-proxy-auth").unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, &ca.ca_pem).unwrap();
+    let out = fetch(&[
+        "--cacert",
+        pem.to_str().unwrap(),
+        "-x",
+        &format!("http://user:p%40ss%3Aw@127.0.0.1:{}", proxy.port()),
+        &format!("{}/y", origin.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"secure");
+    assert_eq!(
+        proxy.request_lines(),
+        [format!("CONNECT 127.0.0.1:{} HTTP/1.1", origin.port())]
+    );
+    let raw = origin.requests();
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    let head = String::from_utf8_lossy(&raw[0]).into_owned();
+    assert!(head.starts_with("GET /y HTTP/1.1\r\n"), "{head}");
+    assert_eq!(head_field(&head, "proxy-authorization"), None, "{head}");
+    assert_eq!(head_field(&head, "authorization"), None, "{head}");
+}
+
+#[test]
 fn fetch_usage_errors_exit_2() {
     let out = fetch(&[]);
     assert_eq!(out.code, Some(2));
@@ -929,6 +1021,88 @@ fn fetch_basic_and_digest_auth() {
     let out = fetch(&["-u", "just-a-user", &httpbin.url("/basic-auth/u/p")]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("USER:PASSWORD"), "{}", out.stderr);
+}
+
+/// `url` with `userinfo@` before its host.
+fn with_userinfo(url: &str, userinfo: &str) -> String {
+    url.replacen("://", &format!("://{userinfo}@"), 1)
+}
+
+/// The value of the `name` field of a request head (case-insensitive name),
+/// or `None`.
+fn head_field(head: &str, name: &str) -> Option<String> {
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+#[test]
+fn fetch_digest_takes_the_url_credentials() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    // Through the test proxy, which records every request head it forwards.
+    let proxy = Proxy::start(ProxyOptions::default());
+    let url = httpbin.url("/digest-auth/auth/u/p@ss");
+    // curl's rule: the URL's userinfo (percent-decoded) as if given with -u.
+    let out = fetch(&[
+        "--json",
+        "--digest",
+        "-x",
+        &proxy.url(),
+        &with_userinfo(&url, "u:p%40ss"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["response_code"], 200, "{v}");
+    assert_eq!(str_of(&v, "request_url"), url, "{v}");
+    let heads = proxy.request_heads();
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    let target = format!("GET {url} HTTP/1.1");
+    // The first request carries no credentials (no Basic from the URL)...
+    assert_eq!(heads[0].split("\r\n").next(), Some(target.as_str()));
+    assert_eq!(head_field(&heads[0], "authorization"), None, "{heads:#?}");
+    // ...the second answers the challenge.
+    assert_eq!(heads[1].split("\r\n").next(), Some(target.as_str()));
+    let answer = head_field(&heads[1], "authorization").unwrap_or_default();
+    assert!(
+        answer.starts_with("Digest username=\"u\", realm=\"me@kennethreitz.com\", "),
+        "{answer}"
+    );
+
+    // -u wins over the URL's userinfo, with --digest and with Basic.
+    let proxy = Proxy::start(ProxyOptions::default());
+    let out = fetch(&[
+        "--json",
+        "--digest",
+        "-u",
+        "u:p@ss",
+        "-x",
+        &proxy.url(),
+        &with_userinfo(&url, "x:wrong"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.json()["response_code"], 200);
+    let heads = proxy.request_heads();
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    assert_eq!(head_field(&heads[0], "authorization"), None, "{heads:#?}");
+    let v = echo(&fetch(&[
+        "-u",
+        "u:p",
+        &with_userinfo(&httpbin.url("/basic-auth/u/p"), "x:wrong"),
+    ]));
+    assert_eq!(
+        (&v["authenticated"], &v["user"]),
+        (&true.into(), &"u".into()),
+        "{v}"
+    );
+    // Without --digest the URL's userinfo goes as Basic (the library's rule).
+    let v = echo(&fetch(&[&with_userinfo(
+        &httpbin.url("/basic-auth/u/p@ss"),
+        "u:p%40ss",
+    )]));
+    assert_eq!(v["authenticated"], true, "{v}");
 }
 
 #[test]
