@@ -22,7 +22,7 @@ use pollhttp_tests::httpbin::Httpbin;
 use pollhttp_tests::nginx::Nginx;
 use pollhttp_tests::process::{free_port, TempDir};
 use pollhttp_tests::proxy::{Proxy, ProxyOptions};
-use pollhttp_tests::script::{response, ScriptServer, Step, TlsScriptServer};
+use pollhttp_tests::script::{response, Gate, ScriptServer, Step, TlsScriptServer};
 use pollhttp_tests::{pseudo_random_bytes, sha256_hex};
 use serde_json::Value;
 
@@ -1487,23 +1487,21 @@ fn fetch_continue_at_resumes_a_partial_file() {
     let dir = TempDir::new("fetch-resume").unwrap();
     let file = dir.path().join("1m.bin");
     std::fs::write(&file, &full[..100_000]).unwrap();
-    // If-Range is the file's modification time: make it the served file's,
-    // so nginx answers 206 with the rest.
-    let served = std::fs::metadata(nginx.docroot.join("1m.bin"))
-        .and_then(|m| m.modified())
-        .unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(served))
-        .unwrap();
+    // No note beside the file (FILE.resume: the validator of the response
+    // its bytes came from): the Range goes alone, as curl's `-C -`, and
+    // nginx answers 206 with the rest. Through the test proxy, which
+    // records the request as sent.
+    let proxy = Proxy::start(ProxyOptions::default());
+    let url = nginx.url("/1m.bin");
     let out = fetch(&[
         "--json",
+        "-x",
+        &proxy.url(),
         "-C",
         "-",
         "-o",
         file.to_str().unwrap(),
-        &nginx.url("/1m.bin"),
+        &url,
     ]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let v = out.json();
@@ -1512,6 +1510,20 @@ fn fetch_continue_at_resumes_a_partial_file() {
     assert!(
         std::fs::read(&file).unwrap() == full,
         "the resumed file differs"
+    );
+    assert!(
+        !resume_note(&file).exists(),
+        "the note outlived the download"
+    );
+    let heads = proxy.request_heads();
+    assert_eq!(heads.len(), 1, "{heads:#?}");
+    assert_eq!(
+        any_version(&heads[0]),
+        format!(
+            "GET {url} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip, deflate\r\n\
+             Range: bytes=100000-\r\nUser-Agent: pollhttp/*\r\nAccept: */*\r\n\r\n",
+            nginx.http_addr()
+        )
     );
 
     // Only '-C -', and only with a file.
@@ -1525,6 +1537,136 @@ fn fetch_continue_at_resumes_a_partial_file() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     let out = fetch(&["-C", "-", &nginx.url("/1m.bin")]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+/// A request head with the library's version in `User-Agent: pollhttp/...`
+/// written `*`, so exact heads survive a version bump.
+fn any_version(head: &str) -> String {
+    head.split("\r\n")
+        .map(|line| match line.strip_prefix("User-Agent: pollhttp/") {
+            Some(_) => "User-Agent: pollhttp/*",
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// `FILE.resume`: where the library keeps the `If-Range` validator of a
+/// download's bytes until it completes.
+fn resume_note(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".resume");
+    PathBuf::from(name)
+}
+
+/// A fetch killed (SIGKILL) mid-download leaves the partial file and the
+/// note of its validator; `-C -` then asks for the rest with `Range` and
+/// `If-Range` from the note, and the completed download removes the note.
+#[test]
+fn fetch_continue_at_after_a_kill_resumes_with_if_range() {
+    const N: usize = 300_000;
+    const K: usize = 120_000;
+    let body = pseudo_random_bytes(N);
+    let etag = "\"v1\"";
+    // A 200 announcing N bytes that sends only the first K.
+    let mut first =
+        format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {N}\r\n\r\n").into_bytes();
+    first.extend_from_slice(&body[..K]);
+    let content_range = format!("bytes {K}-{}/{N}", N - 1);
+    let stalled = Gate::new();
+    let srv = ScriptServer::start(vec![
+        // The first fetch: K of N bytes, then nothing until the test (after
+        // the kill) lets the connection close.
+        vec![
+            Step::ReadRequest,
+            Step::Write(first),
+            Step::Wait(stalled.clone()),
+        ],
+        // The second: the rest.
+        vec![
+            Step::ReadRequest,
+            Step::write(response(
+                "206 Partial Content",
+                &[("ETag", etag), ("Content-Range", &content_range)],
+                &body[K..],
+            )),
+        ],
+    ]);
+    let url = format!("{}/file.bin", srv.base_url());
+    let dir = TempDir::new("fetch-kill").unwrap();
+    let file = dir.path().join("file.bin");
+    let note = resume_note(&file);
+    let args = ["-s", "-C", "-", "-o", file.to_str().unwrap(), url.as_str()];
+
+    let mut child = Command::new(examples_dir().join("fetch"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run fetch");
+    // Bounded wait until the partial bytes are in the file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let partial = loop {
+        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+        if size >= K as u64 {
+            break true;
+        }
+        if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let still_running = child.try_wait().ok().flatten().is_none();
+    child.kill().expect("SIGKILL fetch");
+    let status = child.wait().expect("wait fetch");
+    stalled.open();
+    assert!(
+        partial && still_running,
+        "fetch did not write the {K} partial bytes and stall (running: {still_running}, {status:?})"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&note).ok().as_deref(),
+        Some(etag),
+        "{}",
+        note.display()
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == body[..K],
+        "the file does not hold exactly the partial bytes"
+    );
+
+    let out = fetch(&args);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        std::fs::read(&file).unwrap() == body,
+        "the resumed file is not the whole body"
+    );
+    assert!(!note.exists(), "{} outlived the download", note.display());
+    let requests = srv.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let heads: Vec<String> = requests
+        .iter()
+        .map(|r| any_version(&String::from_utf8_lossy(r)))
+        .collect();
+    let host = format!("127.0.0.1:{}", srv.port());
+    // The first: no file yet, so no Range.
+    assert_eq!(
+        heads[0],
+        format!(
+            "GET /file.bin HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip, deflate\r\n\
+             User-Agent: pollhttp/*\r\nAccept: */*\r\n\r\n"
+        )
+    );
+    // The second: the rest, only if it is still the representation "v1".
+    assert_eq!(
+        heads[1],
+        format!(
+            "GET /file.bin HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip, deflate\r\n\
+             Range: bytes={K}-\r\nIf-Range: \"v1\"\r\nUser-Agent: pollhttp/*\r\n\
+             Accept: */*\r\n\r\n"
+        )
+    );
 }
 
 #[test]
