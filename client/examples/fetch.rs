@@ -43,8 +43,11 @@
 //!   are streamed from disk. `@-` reads stdin. With several URLs each gets
 //!   the same body.
 //! - `-u USER:PASSWORD` with `--basic` (the default) or `--digest`;
-//!   `--proxy-user USER:PASSWORD` (Basic, to the proxy). A `-u` without a
-//!   colon is a usage error (curl would prompt for the password).
+//!   `-U USER:PASSWORD` (`--proxy-user`: Basic, to the proxy). A `-u`
+//!   without a colon is a usage error (curl would prompt for the password).
+//!   As with curl, a URL's `user:password@` are the credentials when no
+//!   `-u` is given (`-u` wins): sent as Basic, or with `--digest` taken
+//!   out of the URL (percent-decoded) to answer the Digest challenge.
 //! - `-b 'n=v; n2=v2'` sends those cookies; `-b FILE` reads a cookie file
 //!   (Netscape's format, as curl writes it, or the library's JSON) into a
 //!   jar; a FILE that does not exist starts an empty jar, as with curl.
@@ -69,9 +72,12 @@
 //!   its status line is rebuilt: `HTTP/1.1`, the code and its standard
 //!   reason phrase (the library keeps neither the version nor the phrase
 //!   received). The fields are as received, in order.
-//! - `-C -` (`--continue-at -`) resumes a partial `-o`/`-O` file
-//!   (`Range` from its size, `If-Range` its modification time); only `-`
-//!   is supported, not an offset.
+//! - `-C -` (`--continue-at -`) resumes a partial `-o`/`-O` file: `Range`
+//!   from its size, with `If-Range` the validator (strong ETag, else
+//!   Last-Modified) of the response its bytes came from, which the library
+//!   keeps in `FILE.resume` beside it until the download completes (so a
+//!   killed fetch resumes right); without that note the `Range` goes alone,
+//!   as curl's. Only `-` is supported, not an offset.
 //! - `--paginate` follows each response's `Link: <...>; rel="next"`,
 //!   writing each page's body in turn (with `-i`, each page's head before
 //!   it); `--page-limit N` stops after N pages. Not with `-Z`; no progress
@@ -80,11 +86,13 @@
 //!   suffixes `k`, `M`, `G` (powers of 1024; a fraction is allowed: `1.5M`).
 //! - `-m SECS` (`--max-time`, also spelled `--timeout`) is one deadline for
 //!   the whole transfer; `--connect-timeout SECS`.
-//! - `-x URL` (`--proxy`): an `http://host:port` proxy for both http
-//!   (absolute-form) and https (CONNECT tunnel) URLs. Without `-x` the
-//!   proxy comes from the environment (`http_proxy`, `https_proxy`,
-//!   `all_proxy`, `no_proxy`), as with curl; `--noproxy '*'` ignores it
-//!   (only `*` is supported, not a host list).
+//! - `-x URL` (`--proxy`): an `http://[user:password@]host:port` proxy for
+//!   both http (absolute-form) and https (CONNECT tunnel) URLs; its
+//!   `user:password` (percent-decoded) go to the proxy as
+//!   `Proxy-Authorization: Basic`, unless `-U` is given (which wins, as
+//!   with curl). Without `-x` the proxy comes from the environment
+//!   (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`), as with curl;
+//!   `--noproxy '*'` ignores it (only `*` is supported, not a host list).
 //! - `--cacert PEM` trusts the CA certificates in PEM instead of the
 //!   built-in roots; `-k` (`--insecure`) skips certificate verification.
 //! - `--max-filesize BYTES` (also spelled `--limit`) fails a transfer
@@ -100,12 +108,13 @@
 //!   body; of the file's contents when saved to a file), `wire_bytes`,
 //!   `seconds` (from the start of the transfer; with `-Z`, from when it
 //!   was queued), `redirects`, `url` (the final URL), `request_url` (the URL
-//!   as given), `file` (where the body was saved, or `null`), `attempts`
-//!   (tries: 1 when no retry happened), `pages` (with `--paginate` the
-//!   pages fetched, else 1) and `cookies` (the `Set-Cookie` cookies of the
-//!   final response, `[[name, value], ...]`). With `--paginate` the line
-//!   describes the last page, with `body_bytes`, `body_sha256`,
-//!   `wire_bytes`, `redirects` and `attempts` over all the pages.
+//!   as given, less the userinfo `--digest` took), `file` (where the body
+//!   was saved, or `null`), `attempts` (tries: 1 when no retry happened),
+//!   `pages` (with `--paginate` the pages fetched, else 1) and `cookies`
+//!   (the `Set-Cookie` cookies of the final response, `[[name, value],
+//!   ...]`). With `--paginate` the line describes the last page, with
+//!   `body_bytes`, `body_sha256`, `wire_bytes`, `redirects` and `attempts`
+//!   over all the pages.
 //!
 //! On a terminal, stderr shows a progress bar for a long download (a body
 //! over 1 MiB, or one still running after 0.5 s); with `-Z`, one line per
@@ -276,8 +285,9 @@ struct AuthArgs {
     /// Use HTTP Digest authentication
     #[arg(long = "digest", overrides_with = "basic")]
     digest: bool,
-    /// Proxy user and password (Basic)
+    /// Proxy user and password (Basic; wins over -x's user:password@)
     #[arg(
+        short = 'U',
         long = "proxy-user",
         value_name = "USER:PASSWORD",
         value_parser = user_password,
@@ -403,9 +413,9 @@ struct ConnectionArgs {
     /// Longest time connecting may take (default 30)
     #[arg(long = "connect-timeout", value_name = "SECS", value_parser = seconds, hide_short_help = true)]
     connect_timeout: Option<Duration>,
-    /// An http://host:port proxy for http and https URLs
+    /// An http://[user:password@]host:port proxy for http and https URLs
     #[arg(short = 'x', long = "proxy", value_name = "URL", value_parser = proxy)]
-    proxy: Option<(String, u16)>,
+    proxy: Option<ProxyArg>,
     /// No proxy for LIST: only '*' (no env proxy at all)
     #[arg(long = "noproxy", value_name = "LIST", value_parser = no_proxy, hide_short_help = true)]
     noproxy: Option<String>,
@@ -506,8 +516,19 @@ fn no_proxy(s: &str) -> Result<String, String> {
     }
 }
 
-/// `http://host:port`, `host:port` or `host` (port 1080, as curl).
-fn proxy(s: &str) -> Result<(String, u16), String> {
+/// `-x`: the proxy, and the credentials of its URL's userinfo.
+#[derive(Debug, Clone)]
+struct ProxyArg {
+    host: String,
+    port: u16,
+    /// `user:password@` (percent-decoded): `Proxy-Authorization: Basic`,
+    /// unless `-U`/`--proxy-user` is given (as curl).
+    credentials: Option<(String, String)>,
+}
+
+/// `http://[user[:password]@]host:port`, `host:port` or `host` (port 1080,
+/// as curl).
+fn proxy(s: &str) -> Result<ProxyArg, String> {
     let with_scheme = if s.contains("://") {
         s.to_string()
     } else {
@@ -525,7 +546,42 @@ fn proxy(s: &str) -> Result<(String, u16), String> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    Ok((host, u.port().unwrap_or(1080)))
+    Ok(ProxyArg {
+        host,
+        port: u.port().unwrap_or(1080),
+        credentials: userinfo(&u),
+    })
+}
+
+/// A URL's userinfo, percent-decoded (RFC 3986 §3.2.1): a user name, or a
+/// password with an empty user name; `None` when it has neither.
+fn userinfo(u: &url::Url) -> Option<(String, String)> {
+    if u.username().is_empty() && u.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Some((decode(u.username()), decode(u.password().unwrap_or(""))))
+}
+
+/// `--digest` without `-u`: the URL's userinfo are the credentials, as if
+/// given with `-u` (curl's rule). Returns the URL without them (so they are
+/// not also sent as Basic) and the credentials; `None` when the URL has no
+/// userinfo (or does not parse: the library says so).
+fn url_credentials(url: &str) -> Option<(String, (String, String))> {
+    let full = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    let mut u = url::Url::parse(&full).ok()?;
+    let credentials = userinfo(&u)?;
+    u.set_username("").ok()?;
+    u.set_password(None).ok()?;
+    Some((u.to_string(), credentials))
 }
 
 /// `-b`: as curl, a string with `=` is cookies to send, anything else a
@@ -879,6 +935,7 @@ impl Plan {
     fn request(&self, t: &Transfer) -> Result<Request, String> {
         let settings = Settings {
             download_file: t.download.clone(),
+            auth: t.auth.clone().or_else(|| self.settings.auth.clone()),
             ..self.settings.clone()
         };
         let mut r = Request::new(&self.method, &t.url).settings(settings);
@@ -945,6 +1002,9 @@ impl Plan {
     fn tell_request(&self, t: &Transfer) {
         if !self.verbose {
             return;
+        }
+        if let Some(Auth::Digest { user, .. }) = &t.auth {
+            eprintln!("* Digest auth as {user:?} (the URL's user)");
         }
         eprintln!("> {} {}", self.method, t.url);
         if let Some(q) = &self.query {
@@ -1138,12 +1198,18 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
     // A tool has no frame to protect: bigger reads mean fewer syscalls.
     s.download_chunk_size = 256 * 1024;
     s.poll_budget = 8 << 20;
-    if let Some((host, port)) = &c.proxy {
-        s.http_proxy = Some((host.clone(), *port));
-        s.https_proxy = Some((host.clone(), *port));
+    if let Some(p) = &c.proxy {
+        s.http_proxy = Some((p.host.clone(), p.port));
+        s.https_proxy = Some((p.host.clone(), p.port));
     }
     s.proxy_from_env = c.proxy.is_none() && c.noproxy.is_none();
-    s.proxy_auth = cli.auth.proxy_user.clone();
+    // --proxy-user wins over the -x URL's userinfo (curl's rule); an
+    // environment proxy's userinfo the library takes itself.
+    s.proxy_auth = cli
+        .auth
+        .proxy_user
+        .clone()
+        .or_else(|| c.proxy.as_ref().and_then(|p| p.credentials.clone()));
     s.auth = cli.auth.user.as_ref().map(|(user, password)| {
         if cli.auth.digest {
             Auth::digest(user, password)
@@ -1193,6 +1259,9 @@ struct Transfer {
     download: Option<PathBuf>,
     /// Short name for progress lines.
     label: String,
+    /// `--digest` without `-u`: the credentials of the URL's userinfo
+    /// (taken out of `url`), as if given with `-u`.
+    auth: Option<Auth>,
 }
 
 fn transfers(
@@ -1229,6 +1298,16 @@ fn transfers(
                 }
                 other => other.clone(),
             };
+            // curl takes a URL's userinfo as if given with -u (which wins
+            // when given). The library sends it as Basic itself; for Digest
+            // it becomes the settings' credentials, out of the URL so it is
+            // not also sent as Basic.
+            let (url, auth) = match url_credentials(url) {
+                Some((bare, (user, password))) if cli.auth.digest && cli.auth.user.is_none() => {
+                    (bare, Some(Auth::digest(&user, &password)))
+                }
+                _ => (url.clone(), None),
+            };
             let label = match &file {
                 Some(f) => f
                     .file_name()
@@ -1236,10 +1315,11 @@ fn transfers(
                 None => url.clone(),
             };
             Ok(Transfer {
-                url: url.clone(),
+                url,
                 file,
                 download,
                 label,
+                auth,
             })
         })
         .collect()

@@ -17,11 +17,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use pollhttp_tests::certs::TestCa;
 use pollhttp_tests::httpbin::Httpbin;
 use pollhttp_tests::nginx::Nginx;
 use pollhttp_tests::process::{free_port, TempDir};
 use pollhttp_tests::proxy::{Proxy, ProxyOptions};
-use pollhttp_tests::script::{response, ScriptServer, Step};
+use pollhttp_tests::script::{response, Gate, ScriptServer, Step, TlsScriptServer};
 use pollhttp_tests::{pseudo_random_bytes, sha256_hex};
 use serde_json::Value;
 
@@ -495,6 +496,97 @@ fn fetch_through_a_proxy() {
 }
 
 #[test]
+fn fetch_proxy_url_credentials_go_to_the_proxy() {
+    // A scripted server as the proxy records the exact request; the origin
+    // (no script) would count any connection.
+    let origin = ScriptServer::start(vec![]);
+    let url = format!("{}/x", origin.base_url());
+    let scripted_proxy = || {
+        ScriptServer::start(vec![vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "via proxy")),
+        ]])
+    };
+    let request = |srv: &ScriptServer| {
+        let raw = srv.requests();
+        assert_eq!(raw.len(), 1, "{raw:?}");
+        String::from_utf8_lossy(&raw[0]).into_owned()
+    };
+    // -x's user:password (percent-decoded) become Proxy-Authorization.
+    let srv = scripted_proxy();
+    let out = fetch(&[
+        "-x",
+        &format!("http://user:p%40ss%3Aw@127.0.0.1:{}", srv.port()),
+        &url,
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"via proxy");
+    let head = request(&srv);
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], format!("GET {url} HTTP/1.1"), "{head}");
+    assert!(
+        lines.contains(&"Proxy-Authorization: Basic dXNlcjpwQHNzOnc="),
+        "{head}"
+    );
+    assert_eq!(head_field(&head, "authorization"), None, "{head}");
+    // -U wins over the URL's (curl's rule).
+    let srv = scripted_proxy();
+    let out = fetch(&[
+        "-x",
+        &format!("http://user:pass@127.0.0.1:{}", srv.port()),
+        "-U",
+        "other:secret",
+        &url,
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let head = request(&srv);
+    assert!(
+        head.split("\r\n")
+            .any(|l| l == "Proxy-Authorization: Basic b3RoZXI6c2VjcmV0"),
+        "{head}"
+    );
+    assert_eq!(head.matches("Proxy-Authorization").count(), 1, "{head}");
+    assert_eq!(origin.connections_accepted(), 0);
+
+    // The test proxy requiring them, for an https origin (a CONNECT
+    // tunnel): the proxy gets them on the CONNECT, the origin never.
+    let ca = TestCa::shared();
+    let origin = TlsScriptServer::start(
+        ca.server_config(),
+        vec![vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "secure")),
+        ]],
+    );
+    let proxy = Proxy::start(ProxyOptions {
+        require_auth: Some("Basic dXNlcjpwQHNzOnc=".into()),
+        ..ProxyOptions::default()
+    });
+    let dir = TempDir::new("fetch-proxy-auth").unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, &ca.ca_pem).unwrap();
+    let out = fetch(&[
+        "--cacert",
+        pem.to_str().unwrap(),
+        "-x",
+        &format!("http://user:p%40ss%3Aw@127.0.0.1:{}", proxy.port()),
+        &format!("{}/y", origin.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, b"secure");
+    assert_eq!(
+        proxy.request_lines(),
+        [format!("CONNECT 127.0.0.1:{} HTTP/1.1", origin.port())]
+    );
+    let raw = origin.requests();
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    let head = String::from_utf8_lossy(&raw[0]).into_owned();
+    assert!(head.starts_with("GET /y HTTP/1.1\r\n"), "{head}");
+    assert_eq!(head_field(&head, "proxy-authorization"), None, "{head}");
+    assert_eq!(head_field(&head, "authorization"), None, "{head}");
+}
+
+#[test]
 fn fetch_usage_errors_exit_2() {
     let out = fetch(&[]);
     assert_eq!(out.code, Some(2));
@@ -931,6 +1023,88 @@ fn fetch_basic_and_digest_auth() {
     assert!(out.stderr.contains("USER:PASSWORD"), "{}", out.stderr);
 }
 
+/// `url` with `userinfo@` before its host.
+fn with_userinfo(url: &str, userinfo: &str) -> String {
+    url.replacen("://", &format!("://{userinfo}@"), 1)
+}
+
+/// The value of the `name` field of a request head (case-insensitive name),
+/// or `None`.
+fn head_field(head: &str, name: &str) -> Option<String> {
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+#[test]
+fn fetch_digest_takes_the_url_credentials() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    // Through the test proxy, which records every request head it forwards.
+    let proxy = Proxy::start(ProxyOptions::default());
+    let url = httpbin.url("/digest-auth/auth/u/p@ss");
+    // curl's rule: the URL's userinfo (percent-decoded) as if given with -u.
+    let out = fetch(&[
+        "--json",
+        "--digest",
+        "-x",
+        &proxy.url(),
+        &with_userinfo(&url, "u:p%40ss"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["response_code"], 200, "{v}");
+    assert_eq!(str_of(&v, "request_url"), url, "{v}");
+    let heads = proxy.request_heads();
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    let target = format!("GET {url} HTTP/1.1");
+    // The first request carries no credentials (no Basic from the URL)...
+    assert_eq!(heads[0].split("\r\n").next(), Some(target.as_str()));
+    assert_eq!(head_field(&heads[0], "authorization"), None, "{heads:#?}");
+    // ...the second answers the challenge.
+    assert_eq!(heads[1].split("\r\n").next(), Some(target.as_str()));
+    let answer = head_field(&heads[1], "authorization").unwrap_or_default();
+    assert!(
+        answer.starts_with("Digest username=\"u\", realm=\"me@kennethreitz.com\", "),
+        "{answer}"
+    );
+
+    // -u wins over the URL's userinfo, with --digest and with Basic.
+    let proxy = Proxy::start(ProxyOptions::default());
+    let out = fetch(&[
+        "--json",
+        "--digest",
+        "-u",
+        "u:p@ss",
+        "-x",
+        &proxy.url(),
+        &with_userinfo(&url, "x:wrong"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.json()["response_code"], 200);
+    let heads = proxy.request_heads();
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    assert_eq!(head_field(&heads[0], "authorization"), None, "{heads:#?}");
+    let v = echo(&fetch(&[
+        "-u",
+        "u:p",
+        &with_userinfo(&httpbin.url("/basic-auth/u/p"), "x:wrong"),
+    ]));
+    assert_eq!(
+        (&v["authenticated"], &v["user"]),
+        (&true.into(), &"u".into()),
+        "{v}"
+    );
+    // Without --digest the URL's userinfo goes as Basic (the library's rule).
+    let v = echo(&fetch(&[&with_userinfo(
+        &httpbin.url("/basic-auth/u/p@ss"),
+        "u:p%40ss",
+    )]));
+    assert_eq!(v["authenticated"], true, "{v}");
+}
+
 #[test]
 fn fetch_cookie_jar_round_trip() {
     let Some(httpbin) = Httpbin::try_shared() else {
@@ -1313,23 +1487,21 @@ fn fetch_continue_at_resumes_a_partial_file() {
     let dir = TempDir::new("fetch-resume").unwrap();
     let file = dir.path().join("1m.bin");
     std::fs::write(&file, &full[..100_000]).unwrap();
-    // If-Range is the file's modification time: make it the served file's,
-    // so nginx answers 206 with the rest.
-    let served = std::fs::metadata(nginx.docroot.join("1m.bin"))
-        .and_then(|m| m.modified())
-        .unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(served))
-        .unwrap();
+    // No note beside the file (FILE.resume: the validator of the response
+    // its bytes came from): the Range goes alone, as curl's `-C -`, and
+    // nginx answers 206 with the rest. Through the test proxy, which
+    // records the request as sent.
+    let proxy = Proxy::start(ProxyOptions::default());
+    let url = nginx.url("/1m.bin");
     let out = fetch(&[
         "--json",
+        "-x",
+        &proxy.url(),
         "-C",
         "-",
         "-o",
         file.to_str().unwrap(),
-        &nginx.url("/1m.bin"),
+        &url,
     ]);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let v = out.json();
@@ -1338,6 +1510,20 @@ fn fetch_continue_at_resumes_a_partial_file() {
     assert!(
         std::fs::read(&file).unwrap() == full,
         "the resumed file differs"
+    );
+    assert!(
+        !resume_note(&file).exists(),
+        "the note outlived the download"
+    );
+    let heads = proxy.request_heads();
+    assert_eq!(heads.len(), 1, "{heads:#?}");
+    assert_eq!(
+        any_version(&heads[0]),
+        format!(
+            "GET {url} HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip, deflate\r\n\
+             Range: bytes=100000-\r\nUser-Agent: pollhttp/*\r\nAccept: */*\r\n\r\n",
+            nginx.http_addr()
+        )
     );
 
     // Only '-C -', and only with a file.
@@ -1351,6 +1537,136 @@ fn fetch_continue_at_resumes_a_partial_file() {
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     let out = fetch(&["-C", "-", &nginx.url("/1m.bin")]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+/// A request head with the library's version in `User-Agent: pollhttp/...`
+/// written `*`, so exact heads survive a version bump.
+fn any_version(head: &str) -> String {
+    head.split("\r\n")
+        .map(|line| match line.strip_prefix("User-Agent: pollhttp/") {
+            Some(_) => "User-Agent: pollhttp/*",
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// `FILE.resume`: where the library keeps the `If-Range` validator of a
+/// download's bytes until it completes.
+fn resume_note(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".resume");
+    PathBuf::from(name)
+}
+
+/// A fetch killed (SIGKILL) mid-download leaves the partial file and the
+/// note of its validator; `-C -` then asks for the rest with `Range` and
+/// `If-Range` from the note, and the completed download removes the note.
+#[test]
+fn fetch_continue_at_after_a_kill_resumes_with_if_range() {
+    const N: usize = 300_000;
+    const K: usize = 120_000;
+    let body = pseudo_random_bytes(N);
+    let etag = "\"v1\"";
+    // A 200 announcing N bytes that sends only the first K.
+    let mut first =
+        format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {N}\r\n\r\n").into_bytes();
+    first.extend_from_slice(&body[..K]);
+    let content_range = format!("bytes {K}-{}/{N}", N - 1);
+    let stalled = Gate::new();
+    let srv = ScriptServer::start(vec![
+        // The first fetch: K of N bytes, then nothing until the test (after
+        // the kill) lets the connection close.
+        vec![
+            Step::ReadRequest,
+            Step::Write(first),
+            Step::Wait(stalled.clone()),
+        ],
+        // The second: the rest.
+        vec![
+            Step::ReadRequest,
+            Step::write(response(
+                "206 Partial Content",
+                &[("ETag", etag), ("Content-Range", &content_range)],
+                &body[K..],
+            )),
+        ],
+    ]);
+    let url = format!("{}/file.bin", srv.base_url());
+    let dir = TempDir::new("fetch-kill").unwrap();
+    let file = dir.path().join("file.bin");
+    let note = resume_note(&file);
+    let args = ["-s", "-C", "-", "-o", file.to_str().unwrap(), url.as_str()];
+
+    let mut child = Command::new(examples_dir().join("fetch"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run fetch");
+    // Bounded wait until the partial bytes are in the file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let partial = loop {
+        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+        if size >= K as u64 {
+            break true;
+        }
+        if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let still_running = child.try_wait().ok().flatten().is_none();
+    child.kill().expect("SIGKILL fetch");
+    let status = child.wait().expect("wait fetch");
+    stalled.open();
+    assert!(
+        partial && still_running,
+        "fetch did not write the {K} partial bytes and stall (running: {still_running}, {status:?})"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&note).ok().as_deref(),
+        Some(etag),
+        "{}",
+        note.display()
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == body[..K],
+        "the file does not hold exactly the partial bytes"
+    );
+
+    let out = fetch(&args);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert!(
+        std::fs::read(&file).unwrap() == body,
+        "the resumed file is not the whole body"
+    );
+    assert!(!note.exists(), "{} outlived the download", note.display());
+    let requests = srv.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let heads: Vec<String> = requests
+        .iter()
+        .map(|r| any_version(&String::from_utf8_lossy(r)))
+        .collect();
+    let host = format!("127.0.0.1:{}", srv.port());
+    // The first: no file yet, so no Range.
+    assert_eq!(
+        heads[0],
+        format!(
+            "GET /file.bin HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip, deflate\r\n\
+             User-Agent: pollhttp/*\r\nAccept: */*\r\n\r\n"
+        )
+    );
+    // The second: the rest, only if it is still the representation "v1".
+    assert_eq!(
+        heads[1],
+        format!(
+            "GET /file.bin HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip, deflate\r\n\
+             Range: bytes={K}-\r\nIf-Range: \"v1\"\r\nUser-Agent: pollhttp/*\r\n\
+             Accept: */*\r\n\r\n"
+        )
+    );
 }
 
 #[test]
