@@ -721,3 +721,255 @@ fn the_per_origin_limit_counts_the_connections_to_an_http_proxy() {
     let conns: Vec<usize> = net.received("proxy.test").iter().map(|r| r.conn).collect();
     assert_eq!(conns, [0, 0]);
 }
+
+// ---------------------------------------------------------------- HttpRequest
+//
+// The same network under `HttpRequest`: its names come from the network's
+// lookup and its time from the network's fake clock (`SimNet::http_request`).
+
+use pollhttp::{HttpRequest, RequestFailure};
+use std::time::Duration;
+
+/// Run `req` until it completes; fails when the network settles with it
+/// still running (nothing would ever step it).
+fn finish_req(net: &mut SimNet, req: &mut HttpRequest) -> Completed {
+    net.finish_request(req, 400)
+        .unwrap_or_else(|| panic!("the request waits for a wake-up no one will send"))
+}
+
+/// GET `path` at `host`'s peer and run it to the end.
+fn get_req(net: &mut SimNet, req: &mut HttpRequest, host: &str, path: &str) -> Completed {
+    req.request(&net.url(host, path), &[], "GET", "").unwrap();
+    finish_req(net, req)
+}
+
+/// Poll `req`, stepping the peers, until `until` holds: at most `rounds`
+/// rounds, each a peer step, a `poll()` and a `wait(Some(ZERO))` (which
+/// never sleeps). Returns the completion if one came.
+fn spin_req(
+    net: &mut SimNet,
+    req: &mut HttpRequest,
+    rounds: usize,
+    until: impl Fn(&SimNet) -> bool,
+) -> Option<Completed> {
+    for _ in 0..rounds {
+        net.step();
+        if let Some(done) = req.poll() {
+            return Some(done);
+        }
+        if until(net) {
+            return None;
+        }
+        req.wait(Some(Duration::ZERO));
+    }
+    None
+}
+
+/// A response that closes its connection: the name stays cached, no
+/// connection is kept.
+fn ok_and_close(body: &[u8]) -> Reply {
+    Reply::SendAndClose(response("200 OK", &[("Connection", "close")], body))
+}
+
+#[test]
+fn http_request_follows_a_redirect_to_a_cached_name() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.add_peer("b.test", Answer::Now);
+    let b_y = net.url("b.test", "/y");
+    net.route("b.test", "/x", vec![ok_and_close(b"x")]);
+    net.route("b.test", "/y", vec![Reply::Send(ok(b"why"))]);
+    net.route(
+        "a.test",
+        "/r",
+        vec![Reply::Send(redirect("301 Moved Permanently", &b_y))],
+    );
+    let mut req = net.http_request();
+    let c = get_req(&mut net, &mut req, "b.test", "/x");
+    assert_eq!((c.result, &c.body[..]), (RequestResult::Success, &b"x"[..]));
+    assert_eq!(net.lookups("b.test"), 1);
+
+    let c = get_req(&mut net, &mut req, "a.test", "/r");
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!((&c.body[..], c.redirects), (&b"why"[..], 1));
+    assert_eq!(c.final_url, b_y);
+    assert_eq!(
+        net.lookups("b.test"),
+        1,
+        "the hop's name came from the cache"
+    );
+    assert_eq!(net.accepted("b.test"), 2);
+}
+
+/// Godot's HTTPRequest (and this one, once) needed a `wait()` wake-up per
+/// redirect hop. With every name cached, a redirect across origins runs to
+/// the end on `poll()` alone: the waits between polls never sleep.
+#[test]
+fn http_request_needs_no_wake_up_after_a_redirect_to_a_cached_name() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.add_peer("b.test", Answer::Now);
+    let b_y = net.url("b.test", "/y");
+    net.route("a.test", "/warm", vec![ok_and_close(b"a")]);
+    net.route("b.test", "/warm", vec![ok_and_close(b"b")]);
+    net.route("b.test", "/y", vec![Reply::Send(ok(b"why"))]);
+    net.route(
+        "a.test",
+        "/r",
+        vec![Reply::Send(redirect("302 Found", &b_y))],
+    );
+    let mut req = net.http_request();
+    // Both names cached; no connection kept.
+    for host in ["a.test", "b.test"] {
+        let c = get_req(&mut net, &mut req, host, "/warm");
+        assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    }
+
+    req.request(&net.url("a.test", "/r"), &[], "GET", "")
+        .unwrap();
+    let c = spin_req(&mut net, &mut req, 50, |_| false)
+        .expect("the redirect ran to the end without a wake-up");
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!((&c.body[..], c.redirects), (&b"why"[..], 1));
+    assert_eq!((net.lookups("a.test"), net.lookups("b.test")), (1, 1));
+}
+
+/// The request's deadline fires on the fake clock: the peer stalls, the
+/// test moves the clock past the timeout, and the next `poll()` ends the
+/// request. No real time passes for the timeout itself.
+#[test]
+fn http_request_times_out_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    let mut req = net.http_request();
+    req.settings_mut().timeout = Some(Duration::from_secs(10));
+    req.request(&net.url("a.test", "/stall"), &[], "GET", "")
+        .unwrap();
+    // The request goes out; nothing answers; nothing completes.
+    assert!(spin_req(&mut net, &mut req, 400, |n| n.received("a.test").len() == 1).is_none());
+    assert_eq!(net.received("a.test").len(), 1);
+    assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
+    // Not yet due.
+    net.clock.advance(Duration::from_secs(9));
+    assert!(req.poll().is_none());
+    // Due.
+    net.clock.advance(Duration::from_secs(1));
+    let c = req.poll().expect("the deadline fired at the next poll");
+    assert_eq!((c.result, c.response_code), (RequestResult::Timeout, 0));
+    assert!(
+        matches!(c.failure, Some(RequestFailure::Timeout(d)) if d == Duration::from_secs(10)),
+        "{:?}",
+        c.failure
+    );
+}
+
+/// The idle timeout likewise: counted on the fake clock from when the
+/// request got its connection.
+#[test]
+fn http_request_idle_timeout_fires_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    let mut req = net.http_request();
+    req.settings_mut().timeout = None;
+    req.settings_mut().idle_timeout = Some(Duration::from_secs(5));
+    req.request(&net.url("a.test", "/stall"), &[], "GET", "")
+        .unwrap();
+    assert!(spin_req(&mut net, &mut req, 400, |n| n.received("a.test").len() == 1).is_none());
+    assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
+    net.clock.advance(Duration::from_secs(4));
+    assert!(req.poll().is_none());
+    net.clock.advance(Duration::from_secs(1));
+    let c = req.poll().expect("the idle timeout fired at the next poll");
+    assert_eq!(c.result, RequestResult::Timeout);
+    assert!(
+        matches!(c.failure, Some(RequestFailure::IdleTimeout(d)) if d == Duration::from_secs(5)),
+        "{:?}",
+        c.failure
+    );
+}
+
+/// The worker thread (`use_threads`) reads the same clock: a deadline far
+/// shorter than the real time the test spends never fires until the fake
+/// clock passes it, and then it does.
+#[test]
+fn http_request_on_a_worker_times_out_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    let mut req = net.http_request();
+    req.settings_mut().use_threads = true;
+    req.settings_mut().timeout = Some(Duration::from_millis(20));
+    req.request(&net.url("a.test", "/stall"), &[], "GET", "")
+        .unwrap();
+    // The worker sends the request; the network settles (with real waits
+    // far past 20 ms) and the request is still running: the worker does
+    // not read the real clock.
+    let mut sent = false;
+    for _ in 0..400 {
+        net.step();
+        assert!(
+            req.poll().is_none(),
+            "completed before the fake clock moved"
+        );
+        if net.received("a.test").len() == 1 {
+            sent = true;
+            break;
+        }
+        req.wait(Some(Duration::from_millis(5)));
+    }
+    assert!(sent, "the worker never sent the request");
+    assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
+    net.clock.advance(Duration::from_millis(20));
+    // The worker sleeps at most the 20 ms its deadline was away when it
+    // last looked; the bound here is a hang guard, not a measurement.
+    let mut done = None;
+    for _ in 0..200 {
+        if let Some(c) = req.poll() {
+            done = Some(c);
+            break;
+        }
+        req.wait(Some(Duration::from_millis(50)));
+    }
+    let c = done.expect("the worker's deadline fired on the fake clock");
+    assert_eq!(c.result, RequestResult::Timeout);
+    assert!(
+        matches!(c.failure, Some(RequestFailure::Timeout(d)) if d == Duration::from_millis(20)),
+        "{:?}",
+        c.failure
+    );
+}
+
+/// The request's name cache ages on its clock: a name is asked again only
+/// once the fake clock passes the cache's minute.
+#[test]
+fn http_request_name_cache_ages_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/", vec![ok_and_close(b"a")]);
+    let mut req = net.http_request();
+    for (advance, lookups) in [(0, 1), (59, 1), (1, 2)] {
+        net.clock.advance(Duration::from_secs(advance));
+        let c = get_req(&mut net, &mut req, "a.test", "/");
+        assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+        assert_eq!(net.lookups("a.test"), lookups, "after {advance} s more");
+    }
+}
+
+/// A name that does not resolve, from the injected lookup: CantResolve with
+/// the lookup's error, no system resolver asked.
+#[test]
+fn http_request_cant_resolve_from_its_lookup() {
+    let mut net = SimNet::new();
+    net.add_peer("gone.test", Answer::Fail);
+    let mut req = net.http_request();
+    let c = get_req(&mut net, &mut req, "gone.test", "/");
+    assert_eq!((c.result, c.response_code), (RequestResult::CantResolve, 0));
+    assert!(
+        matches!(c.connection_failure(), Some(pollhttp::Failure::Resolve(e)) if e.kind() == std::io::ErrorKind::NotFound),
+        "{:?}",
+        c.failure
+    );
+    assert_eq!(net.lookups("gone.test"), 1);
+}
