@@ -743,26 +743,36 @@ fn get_req(net: &mut SimNet, req: &mut HttpRequest, host: &str, path: &str) -> C
     finish_req(net, req)
 }
 
-/// Poll `req`, stepping the peers, until `until` holds: at most `rounds`
-/// rounds, each a peer step, a `poll()` and a `wait(Some(ZERO))` (which
-/// never sleeps). Returns the completion if one came.
-fn spin_req(
-    net: &mut SimNet,
-    req: &mut HttpRequest,
-    rounds: usize,
-    until: impl Fn(&SimNet) -> bool,
-) -> Option<Completed> {
+/// Poll `req`, stepping the peers, at most `rounds` rounds, each a peer
+/// step, a `poll()` and a `wait(Some(ZERO))` (which never sleeps). Returns
+/// the completion if one came.
+fn spin_req(net: &mut SimNet, req: &mut HttpRequest, rounds: usize) -> Option<Completed> {
     for _ in 0..rounds {
         net.step();
         if let Some(done) = req.poll() {
             return Some(done);
         }
-        if until(net) {
-            return None;
-        }
         req.wait(Some(Duration::ZERO));
     }
     None
+}
+
+/// Step the peers and poll `req`, with a bounded real `wait()` between
+/// (the resolver's and a worker's threads wake it), until `until` holds;
+/// panics if the request completes first or `until` never holds (400
+/// rounds: a hang guard, not a measurement).
+fn run_until(net: &mut SimNet, req: &mut HttpRequest, until: impl Fn(&SimNet) -> bool) {
+    for _ in 0..400 {
+        net.step();
+        if let Some(c) = req.poll() {
+            panic!("completed early: {:?} {}", c.result, c.reason);
+        }
+        if until(net) {
+            return;
+        }
+        req.wait(Some(Duration::from_millis(50)));
+    }
+    panic!("the condition never held");
 }
 
 /// A response that closes its connection: the name stays cached, no
@@ -827,8 +837,8 @@ fn http_request_needs_no_wake_up_after_a_redirect_to_a_cached_name() {
 
     req.request(&net.url("a.test", "/r"), &[], "GET", "")
         .unwrap();
-    let c = spin_req(&mut net, &mut req, 50, |_| false)
-        .expect("the redirect ran to the end without a wake-up");
+    let c =
+        spin_req(&mut net, &mut req, 50).expect("the redirect ran to the end without a wake-up");
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     assert_eq!((&c.body[..], c.redirects), (&b"why"[..], 1));
     assert_eq!((net.lookups("a.test"), net.lookups("b.test")), (1, 1));
@@ -847,8 +857,7 @@ fn http_request_times_out_on_its_clock() {
     req.request(&net.url("a.test", "/stall"), &[], "GET", "")
         .unwrap();
     // The request goes out; nothing answers; nothing completes.
-    assert!(spin_req(&mut net, &mut req, 400, |n| n.received("a.test").len() == 1).is_none());
-    assert_eq!(net.received("a.test").len(), 1);
+    run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
     assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
     // Not yet due.
     net.clock.advance(Duration::from_secs(9));
@@ -876,7 +885,7 @@ fn http_request_idle_timeout_fires_on_its_clock() {
     req.settings_mut().idle_timeout = Some(Duration::from_secs(5));
     req.request(&net.url("a.test", "/stall"), &[], "GET", "")
         .unwrap();
-    assert!(spin_req(&mut net, &mut req, 400, |n| n.received("a.test").len() == 1).is_none());
+    run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
     assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
     net.clock.advance(Duration::from_secs(4));
     assert!(req.poll().is_none());
@@ -906,20 +915,7 @@ fn http_request_on_a_worker_times_out_on_its_clock() {
     // The worker sends the request; the network settles (with real waits
     // far past 20 ms) and the request is still running: the worker does
     // not read the real clock.
-    let mut sent = false;
-    for _ in 0..400 {
-        net.step();
-        assert!(
-            req.poll().is_none(),
-            "completed before the fake clock moved"
-        );
-        if net.received("a.test").len() == 1 {
-            sent = true;
-            break;
-        }
-        req.wait(Some(Duration::from_millis(5)));
-    }
-    assert!(sent, "the worker never sent the request");
+    run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
     assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
     net.clock.advance(Duration::from_millis(20));
     // The worker sleeps at most the 20 ms its deadline was away when it
