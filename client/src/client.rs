@@ -16,9 +16,9 @@ use crate::body::BodySource;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::{Failure, RequestError};
 use crate::reactor::Reactor;
-use crate::resolve::{parse_ip_literal, LookupFn, Resolver};
+use crate::resolve::{parse_ip_literal, system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::status::{Status, WakeHandle};
-use crate::time::sleep_for;
+use crate::time::{sleep_for, Clock};
 use crate::tls_options::TlsOptions;
 
 /// The token of the client's one connection.
@@ -69,6 +69,9 @@ const CONN: Token = Token(0);
 pub struct HttpClient {
     reactor: Reactor,
     resolver: Resolver,
+    /// Where the client reads the time (the connect deadline, Happy
+    /// Eyeballs' attempts, the age of cached lookups).
+    clock: Clock,
     conn: Option<Conn>,
     failure: Option<Failure>,
     /// Events were collected by `wait`; `poll` uses them instead of asking
@@ -105,6 +108,12 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+/// The resolver of an [`HttpClient`]: `lookup` behind the default cache,
+/// whose answers age on `clock`.
+fn client_resolver(lookup: LookupFn, clock: &Clock) -> Resolver {
+    Resolver::with_config(lookup, ResolverConfig::default(), Arc::clone(clock))
+}
+
 /// The `http://` or `https://` prefix of a `connect_to_host` host (ASCII
 /// case ignored): whether it asks for TLS, and the rest.
 fn scheme_prefix(host: &str) -> Option<(bool, &str)> {
@@ -123,9 +132,30 @@ impl HttpClient {
     /// # Errors
     /// When the OS refuses an epoll instance or an eventfd.
     pub fn new() -> io::Result<HttpClient> {
+        HttpClient::with_clock(Arc::new(Instant::now))
+    }
+
+    /// A disconnected client whose logic reads the time from `clock`, as
+    /// [`RequestPool::with_clock`](crate::RequestPool::with_clock) does: the
+    /// connect deadline ([`set_connect_timeout`](Self::set_connect_timeout)),
+    /// Happy Eyeballs' next attempt, and the age of cached name lookups. A
+    /// test can drive a client with a fake clock that moves only when told
+    /// to.
+    ///
+    /// `clock` is called once or twice per [`poll`](Self::poll),
+    /// [`wait`](Self::wait) and [`connect_to_host`](Self::connect_to_host)
+    /// (and from the resolver's threads), so it must be cheap and must never
+    /// block; it should never go backwards. [`wait`](Self::wait) still
+    /// sleeps in real time: a fake clock that stands still makes it sleep
+    /// until its `timeout` (or an event), never spin.
+    ///
+    /// # Errors
+    /// When the OS refuses an epoll instance or an eventfd.
+    pub fn with_clock(clock: Clock) -> io::Result<HttpClient> {
         Ok(HttpClient {
             reactor: Reactor::new(8)?,
-            resolver: Resolver::new(),
+            resolver: client_resolver(Arc::new(system_lookup), &clock),
+            clock,
             conn: None,
             failure: None,
             fresh_events: false,
@@ -229,9 +259,12 @@ impl HttpClient {
 
     /// Replace the name lookup (default: the system resolver through
     /// `ToSocketAddrs`), e.g. to pin names in tests. It runs on the resolver
-    /// thread.
+    /// thread, never in a call of this client, so it may block. It applies
+    /// from the next [`connect_to_host`](Self::connect_to_host) on, and the
+    /// name cache starts empty (its answers age on the client's clock).
+    /// Never blocks; costs one small allocation.
     pub fn set_resolver(&mut self, lookup: LookupFn) {
-        self.resolver = Resolver::with_lookup(lookup);
+        self.resolver = client_resolver(lookup, &self.clock);
     }
 
     // ------------------------------------------------------------ connection
@@ -327,7 +360,7 @@ impl HttpClient {
             &self.resolver,
             self.reactor.registry(),
             self.reactor.waker(),
-            Instant::now(),
+            (self.clock)(),
         ));
         Ok(())
     }
@@ -400,7 +433,8 @@ impl HttpClient {
     /// new status.
     ///
     /// Never blocks and never sleeps; safe to call every frame and after
-    /// spurious wakeups. Cost per call: one `epoll_wait` plus at most the
+    /// spurious wakeups. Cost per call: one `epoll_wait` and one reading of
+    /// the client's clock ([`with_clock`](Self::with_clock)) plus at most the
     /// budget's worth of reads (and one `epoll_ctl` when the interest changes).
     pub fn poll(&mut self) -> Status {
         if !self.fresh_events {
@@ -413,23 +447,24 @@ impl HttpClient {
             // A wake from a WakeHandle is for the caller; it has seen it now.
             self.reactor.take_woken();
         }
-        self.step(Instant::now());
+        self.step((self.clock)());
         self.status()
     }
 
     /// Sleep until the socket or the resolver has something for
     /// [`poll`](Self::poll), or `timeout` passes (`None`: no timeout; the
     /// connect deadline still wakes it). Returns at once when work is already
-    /// pending. Returns whether something may be ready. This is the only call
-    /// that blocks, and it never spins.
+    /// pending. Returns whether something may be ready. The connect deadline
+    /// is measured on the client's clock ([`with_clock`](Self::with_clock)).
+    /// This is the only call that blocks, and it never spins.
     pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
         if self.has_pending_work() {
             return true;
         }
         let deadline = self.conn.as_ref().and_then(Conn::deadline);
-        let got = self.collect_events(sleep_for(timeout, deadline, Instant::now()));
+        let got = self.collect_events(sleep_for(timeout, deadline, (self.clock)()));
         self.fresh_events = true;
-        got || deadline.is_some_and(|d| Instant::now() >= d)
+        got || deadline.is_some_and(|d| (self.clock)() >= d)
     }
 
     /// Whether a call to `poll` or `read_response_body_chunk` would find work

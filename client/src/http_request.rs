@@ -25,15 +25,17 @@ use crate::request::{
     prepare, status_code, status_from, Completed, IntoUrl, Progress, RequestFailure, RequestResult,
     Settings,
 };
-use crate::resolve::Resolver;
+use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::status::{Status, WakeHandle};
-use crate::time::sleep_for;
+use crate::time::{sleep_for, Clock};
 
 /// The machinery one request at a time runs on: a reactor, the resolver,
-/// and the connection kept from the last request.
+/// the clock, and the connection kept from the last request.
 pub(crate) struct Driver {
     reactor: Reactor,
     resolver: Resolver,
+    /// Where every step and wait reads the time (inline and on the worker).
+    clock: Clock,
     kept: Option<Box<Conn>>,
     /// Events were collected by `wait`; the next step uses them.
     fresh_events: bool,
@@ -43,10 +45,11 @@ pub(crate) struct Driver {
 const CONN: Token = Token(0);
 
 impl Driver {
-    fn new() -> std::io::Result<Driver> {
+    fn new(resolver: Resolver, clock: Clock) -> std::io::Result<Driver> {
         Ok(Driver {
             reactor: Reactor::new(8)?,
-            resolver: Resolver::new(),
+            resolver,
+            clock,
             kept: None,
             fresh_events: false,
         })
@@ -57,19 +60,21 @@ impl Driver {
             .poll(timeout, |token, ev| job.on_event(token, ev));
     }
 
-    /// Collect readiness (unless `wait` just did), then step the job.
-    fn step(&mut self, job: &mut Job, now: Instant, budget: &mut usize) -> Option<Completed> {
+    /// Collect readiness (unless `wait` just did), then step the job at the
+    /// clock's time.
+    fn step(&mut self, job: &mut Job, budget: &mut usize) -> Option<Completed> {
         if !self.fresh_events {
             self.collect(job, Some(Duration::ZERO));
         }
         self.fresh_events = false;
+        let now = (self.clock)();
         job.step(self, now, budget)
     }
 
     /// Sleep until the job has work, `timeout` passes, or one of its
     /// deadlines (connect, total, idle) is due. Never spins.
     fn wait(&mut self, job: &mut Job, timeout: Option<Duration>) {
-        let now = Instant::now();
+        let now = (self.clock)();
         if job.has_pending_work(self.reactor.is_woken(), now) {
             return;
         }
@@ -154,6 +159,17 @@ pub struct HttpRequest {
     progress: Arc<Progress>,
     /// Idle between requests (inline mode, and a worker's when it is done).
     driver: Option<Driver>,
+    /// Where this request reads the time: the driver's clock.
+    clock: Clock,
+    /// The name lookup and its cache, shared with the driver (each request
+    /// starts on it, so a lookup set between requests applies to the next).
+    resolver: Resolver,
+}
+
+/// The resolver of an [`HttpRequest`]: `lookup` behind the default cache,
+/// whose answers age on `clock`.
+fn request_resolver(lookup: LookupFn, clock: &Clock) -> Resolver {
+    Resolver::with_config(lookup, ResolverConfig::default(), Arc::clone(clock))
 }
 
 enum Running {
@@ -182,15 +198,47 @@ impl Default for HttpRequest {
 }
 
 impl HttpRequest {
-    /// An idle request with default [`Settings`]. Allocates nothing of the OS
-    /// until the first request.
+    /// An idle request with default [`Settings`], on the system clock and
+    /// the system resolver. Allocates nothing of the OS until the first
+    /// request.
     pub fn new() -> HttpRequest {
+        HttpRequest::with_clock(Arc::new(Instant::now))
+    }
+
+    /// An idle request whose logic reads the time from `clock`, as
+    /// [`RequestPool::with_clock`](crate::RequestPool::with_clock) does: the
+    /// request's deadlines (total, idle, connect, retry backoff, rate
+    /// limit), the start of each request, and the age of cached name
+    /// lookups. Inline and on the worker thread
+    /// ([`Settings::use_threads`]) alike. A test can drive a request with a
+    /// fake clock that moves only when told to.
+    ///
+    /// `clock` is called a few times per [`poll`](Self::poll) and
+    /// [`wait`](Self::wait) (and from the worker and the resolver's threads),
+    /// so it must be cheap and must never block; it should never go
+    /// backwards. [`wait`](Self::wait) still sleeps in real time: a fake
+    /// clock that stands still makes it sleep until its `timeout` (or a
+    /// socket event), never spin. Allocates nothing of the OS until the
+    /// first request.
+    pub fn with_clock(clock: Clock) -> HttpRequest {
         HttpRequest {
             settings: Settings::default(),
             running: None,
             progress: Arc::new(Progress::default()),
             driver: None,
+            resolver: request_resolver(Arc::new(system_lookup), &clock),
+            clock,
         }
+    }
+
+    /// Replace the name lookup (default: the system resolver), e.g. to pin
+    /// names in tests, as [`RequestPool::set_lookup`](crate::RequestPool::set_lookup)
+    /// does. It applies from the next request on (a running one keeps its
+    /// lookup), and the name cache starts empty. Never blocks and costs one
+    /// small allocation; `lookup` itself runs on the resolver's worker
+    /// threads, never in [`poll`](Self::poll), so it may block.
+    pub fn set_lookup(&mut self, lookup: LookupFn) {
+        self.resolver = request_resolver(lookup, &self.clock);
     }
 
     /// The settings; they apply to the next `request`.
@@ -299,12 +347,15 @@ impl HttpRequest {
         if self.running.is_some() {
             return Err(RequestError::Busy);
         }
-        let start = Instant::now();
+        let start = (self.clock)();
         let (url, headers) = prepare(url, headers, method, &body, &settings)?;
         let mut driver = match self.driver.take() {
             Some(d) => d,
-            None => Driver::new().map_err(RequestError::System)?,
+            None => Driver::new(self.resolver.clone(), Arc::clone(&self.clock))
+                .map_err(RequestError::System)?,
         };
+        // A lookup set since the last request applies from this one.
+        driver.resolver = self.resolver.clone();
         self.progress = Arc::new(Progress::default());
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
         let use_threads = settings.use_threads;
@@ -344,12 +395,14 @@ impl HttpRequest {
 
     /// Advance the request and return its [`Completed`] once, when it ends.
     /// Without threads it reads at most [`Settings::poll_budget`] socket
-    /// bytes; with threads it only collects. Never blocks.
+    /// bytes, at the time the request's clock reads (one call of it; see
+    /// [`with_clock`](Self::with_clock)); with threads it only collects.
+    /// Never blocks.
     pub fn poll(&mut self) -> Option<Completed> {
         let done = match self.running.as_mut()? {
             Running::Inline(job, driver) => {
                 let mut budget = job.settings.poll_budget.max(1);
-                driver.step(job, Instant::now(), &mut budget)
+                driver.step(job, &mut budget)
             }
             Running::Thread { rx, ready, .. } => {
                 ready.take().map(|b| *b).or_else(|| match rx.try_recv() {
@@ -374,8 +427,10 @@ impl HttpRequest {
     }
 
     /// Sleep until the request has something for [`poll`](Self::poll), or
-    /// `timeout` passes (never past the request's own deadlines). Returns at
-    /// once when idle. Never spins.
+    /// `timeout` passes (never past the request's own deadlines, measured on
+    /// the request's clock: see [`with_clock`](Self::with_clock)). Returns at
+    /// once when idle (and, inline, when a deadline is already due on the
+    /// clock). The only call that blocks; it never spins.
     pub fn wait(&mut self, timeout: Option<Duration>) {
         match self.running.as_mut() {
             None => {}
@@ -458,7 +513,7 @@ fn run_worker(
             return; // the job, its connection and the driver drop here
         }
         let mut budget = usize::MAX;
-        if let Some(done) = driver.step(&mut job, Instant::now(), &mut budget) {
+        if let Some(done) = driver.step(&mut job, &mut budget) {
             let _ = tx.send((done, driver));
             return;
         }

@@ -405,24 +405,151 @@ impl Drop for PendingLookup {
 
 #[cfg(test)]
 mod tests {
+    //! No test here reads the wall clock or asks the system resolver: the
+    //! lookups are functions the tests control (a [`Gate`] holds a lookup
+    //! until the test opens it), the order of events is asserted through
+    //! counts and wake-ups, and the cache's time is a fake clock.
+
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+    use std::sync::Condvar;
+    use std::time::Duration;
 
     const WAKE: mio::Token = mio::Token(7);
 
-    /// Polls `poll` until the lookup yields, failing after `limit`.
-    fn wait(poll: &mut mio::Poll, lookup: &mut PendingLookup, limit: Duration) -> LookupResult {
-        let deadline = Instant::now() + limit;
+    /// Most polls of 100 ms a test waits for a wake-up: a hang guard, never
+    /// a measurement.
+    const MAX_POLLS: usize = 300;
+
+    /// Polls `poll` until the lookup yields (at most [`MAX_POLLS`] polls).
+    fn wait(poll: &mut mio::Poll, lookup: &mut PendingLookup) -> LookupResult {
         let mut events = mio::Events::with_capacity(8);
-        loop {
+        for _ in 0..MAX_POLLS {
             if let Some(r) = lookup.try_take() {
                 return r;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "lookup did not finish within {limit:?}");
-            poll.poll(&mut events, Some(left)).unwrap();
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
         }
+        panic!("the lookup never finished ({MAX_POLLS} polls)");
+    }
+
+    /// Polls `poll` until its waker fires (at most [`MAX_POLLS`] polls).
+    fn wait_for_wake(poll: &mut mio::Poll) {
+        let mut events = mio::Events::with_capacity(8);
+        for _ in 0..MAX_POLLS {
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+            if events.iter().any(|e| e.token() == WAKE) {
+                return;
+            }
+        }
+        panic!("the waker never fired ({MAX_POLLS} polls)");
+    }
+
+    /// A poll and its waker (keep the waker alive: see `Resolver::start`).
+    fn poll_and_waker() -> (mio::Poll, Arc<mio::Waker>) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
+        (poll, waker)
+    }
+
+    fn loopback(port: u16) -> LookupResult {
+        Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
+    }
+
+    #[derive(Default)]
+    struct GateState {
+        open: bool,
+        /// Lookups of the gated name that started / returned.
+        entered: usize,
+        exited: usize,
+    }
+
+    /// Holds every lookup of one name until the test opens it, and counts
+    /// the lookups that entered and left. A lookup never released gives up
+    /// after 30 s (so a broken test fails instead of hanging).
+    #[derive(Default)]
+    struct Gate {
+        state: Mutex<GateState>,
+        changed: Condvar,
+    }
+
+    impl Gate {
+        /// A lookup function: `gated` waits for the gate, any other name
+        /// answers at once; both answer 127.0.0.1 at the asked port.
+        fn lookup(self: &Arc<Self>, gated: &'static str) -> LookupFn {
+            let gate = Arc::clone(self);
+            Arc::new(move |host: &str, port: u16| {
+                if host != gated {
+                    return loopback(port);
+                }
+                let mut s = gate.state.lock().unwrap();
+                s.entered += 1;
+                gate.changed.notify_all();
+                let (mut s, timeout) = gate
+                    .changed
+                    .wait_timeout_while(s, Duration::from_secs(30), |s| !s.open)
+                    .unwrap();
+                s.exited += 1;
+                gate.changed.notify_all();
+                if timeout.timed_out() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "gate never opened"));
+                }
+                loopback(port)
+            })
+        }
+
+        fn open(&self) {
+            self.state.lock().unwrap().open = true;
+            self.changed.notify_all();
+        }
+
+        /// (entered, exited) now.
+        fn counts(&self) -> (usize, usize) {
+            let s = self.state.lock().unwrap();
+            (s.entered, s.exited)
+        }
+
+        /// Blocks until `(entered, exited)` reach at least these counts (a
+        /// hang guard of 30 s).
+        fn wait_for(&self, entered: usize, exited: usize) {
+            let s = self.state.lock().unwrap();
+            let (s, timeout) = self
+                .changed
+                .wait_timeout_while(s, Duration::from_secs(30), |s| {
+                    s.entered < entered || s.exited < exited
+                })
+                .unwrap();
+            assert!(
+                !timeout.timed_out(),
+                "gate: {}/{} entered, {}/{} exited",
+                s.entered,
+                entered,
+                s.exited,
+                exited
+            );
+        }
+    }
+
+    /// A fake clock moved by hand, in whole seconds.
+    fn fake_clock() -> (Clock, Arc<AtomicU64>) {
+        let base = Instant::now();
+        let secs = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&secs);
+        let clock: Clock = Arc::new(move || base + Duration::from_secs(s.load(Ordering::SeqCst)));
+        (clock, secs)
+    }
+
+    /// A resolver on `lookup`, the default config but `workers`, and a
+    /// fake clock that never moves.
+    fn resolver_with(lookup: LookupFn, workers: usize) -> Resolver {
+        let config = ResolverConfig {
+            workers,
+            ..ResolverConfig::default()
+        };
+        Resolver::with_config(lookup, config, fake_clock().0)
     }
 
     #[test]
@@ -468,125 +595,142 @@ mod tests {
     }
 
     #[test]
-    fn localhost_resolves_and_wakes() {
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
-        // Keep a clone: the waker must outlive the wake-up (see `start`).
-        let mut lookup = Resolver::new().start("localhost", 80, Some(Arc::clone(&waker)));
-        let mut events = mio::Events::with_capacity(8);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut woken = false;
-        while !woken {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "waker never fired");
-            poll.poll(&mut events, Some(left)).unwrap();
-            woken = events.iter().any(|e| e.token() == WAKE);
-        }
+    fn a_lookup_answers_on_its_thread_and_wakes() {
+        let (mut poll, waker) = poll_and_waker();
+        let caller = std::thread::current().id();
+        let ran_on = Arc::new(Mutex::new(None));
+        let r = Arc::clone(&ran_on);
+        let resolver = resolver_with(
+            Arc::new(move |host: &str, port: u16| {
+                *r.lock().unwrap() = Some((std::thread::current().id(), host.to_string()));
+                Ok(vec![
+                    SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+                ])
+            }),
+            4,
+        );
+        let mut lookup = resolver.start("Name.Test", 80, Some(Arc::clone(&waker)));
+        wait_for_wake(&mut poll);
         let addrs = lookup.try_take().expect("woken but no result").unwrap();
-        assert!(!addrs.is_empty());
-        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
+        assert_eq!(
+            addrs,
+            vec![
+                "[::1]:80".parse::<SocketAddr>().unwrap(),
+                "127.0.0.1:80".parse().unwrap()
+            ],
+            "every address, in the lookup's order"
+        );
+        let (thread, host) = ran_on.lock().unwrap().take().expect("the lookup ran");
+        assert_ne!(thread, caller, "the lookup ran on a resolver thread");
+        assert_eq!(host, "Name.Test", "the name as given");
     }
 
     #[test]
-    fn unresolvable_name_fails_fast() {
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
-        let start = Instant::now();
-        let mut lookup = Resolver::new().start("nonexistent.invalid", 80, Some(Arc::clone(&waker)));
-        let r = wait(&mut poll, &mut lookup, Duration::from_secs(10));
-        let took = start.elapsed();
-        assert!(r.is_err(), "resolved nonexistent.invalid: {r:?}");
-        eprintln!("nonexistent.invalid failed in {took:?}: {}", r.unwrap_err());
-        // .invalid never exists (RFC 2606); resolvers answer NXDOMAIN at once.
-        assert!(took < Duration::from_secs(5), "took {took:?}");
+    fn a_failed_lookup_is_delivered_and_wakes() {
+        let (mut poll, waker) = poll_and_waker();
+        let resolver = resolver_with(
+            Arc::new(|host: &str, _: u16| {
+                Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{host}: no such name"),
+                ))
+            }),
+            4,
+        );
+        let mut lookup = resolver.start("gone.test", 80, Some(Arc::clone(&waker)));
+        wait_for_wake(&mut poll);
+        let e = lookup.try_take().expect("woken but no result").unwrap_err();
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (io::ErrorKind::NotFound, "gone.test: no such name".into())
+        );
     }
 
-    fn slow_resolver() -> Resolver {
-        Resolver::with_lookup(Arc::new(|host: &str, port: u16| {
-            if host == "slow.test" {
-                std::thread::sleep(Duration::from_secs(2));
-            }
-            Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
-        }))
-    }
-
+    /// One name held by the gate keeps one worker; another name, started
+    /// after it, is answered on another worker while the first is still
+    /// held: it did not wait for it (if it had, it would never finish).
     #[test]
     fn slow_lookup_does_not_delay_another() {
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
-        let resolver = slow_resolver();
-        let t0 = Instant::now();
+        let (mut poll, waker) = poll_and_waker();
+        let gate = Arc::new(Gate::default());
+        let resolver = resolver_with(gate.lookup("slow.test"), 4);
         let mut slow = resolver.start("slow.test", 1, Some(Arc::clone(&waker)));
+        // `start` returned while the lookup is held: it did not block.
+        gate.wait_for(1, 0);
         let mut fast = resolver.start("fast.test", 2, Some(Arc::clone(&waker)));
-        let started = t0.elapsed();
-        assert!(
-            started < Duration::from_millis(200),
-            "start blocked: {started:?}"
-        );
-        let r = wait(&mut poll, &mut fast, Duration::from_secs(1)).unwrap();
-        let fast_took = t0.elapsed();
+        let r = wait(&mut poll, &mut fast).unwrap();
         assert_eq!(r[0].port(), 2);
-        assert!(fast_took < Duration::from_millis(1000), "{fast_took:?}");
+        // The slow lookup is still held: the fast one went past it.
+        assert_eq!(gate.counts(), (1, 0));
         assert!(slow.try_take().is_none(), "slow lookup finished too early");
         assert!(slow.is_running());
-        let r = wait(&mut poll, &mut slow, Duration::from_secs(5)).unwrap();
+        gate.open();
+        let r = wait(&mut poll, &mut slow).unwrap();
         assert_eq!(r[0].port(), 1);
-        assert!(t0.elapsed() >= Duration::from_secs(2));
+        assert_eq!(gate.counts(), (1, 1));
     }
 
+    /// Cancelling or dropping a lookup returns while the lookup is still
+    /// held on its thread: neither waits for it.
     #[test]
     fn dropping_a_running_lookup_does_not_block() {
-        let resolver = slow_resolver();
+        let gate = Arc::new(Gate::default());
+        let resolver = resolver_with(gate.lookup("slow.test"), 4);
         let lookup = resolver.start("slow.test", 1, None);
-        let t0 = Instant::now();
+        gate.wait_for(1, 0);
         lookup.cancel();
         let lookup = resolver.start("slow.test", 1, None);
+        gate.wait_for(2, 0);
         drop(lookup);
-        assert!(t0.elapsed() < Duration::from_millis(100));
+        // Both lookups are still held (the gate is shut): cancel and drop
+        // returned before them.
+        assert_eq!(gate.counts(), (2, 0));
+        gate.open();
+        gate.wait_for(2, 2);
     }
 
+    /// A cancelled lookup that finishes later wakes no one. One worker runs
+    /// the cancelled lookup, then another (with its own poll and waker):
+    /// once the second has woken its poll, the first is wholly done, and
+    /// its poll has no event.
     #[test]
     fn cancelled_lookup_does_not_wake() {
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
-        let resolver = Resolver::with_lookup(Arc::new(|_: &str, port: u16| {
-            std::thread::sleep(Duration::from_millis(200));
-            Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
-        }));
-        drop(resolver.start("x.test", 1, Some(Arc::clone(&waker))));
+        let (mut poll, waker) = poll_and_waker();
+        let (mut other_poll, other_waker) = poll_and_waker();
+        let gate = Arc::new(Gate::default());
+        let resolver = resolver_with(gate.lookup("x.test"), 1);
+        let cancelled = resolver.start("x.test", 1, Some(Arc::clone(&waker)));
+        let mut after = resolver.start("y.test", 2, Some(Arc::clone(&other_waker)));
+        gate.wait_for(1, 0);
+        drop(cancelled);
+        gate.open();
+        wait_for_wake(&mut other_poll);
+        assert_eq!(after.try_take().unwrap().unwrap()[0].port(), 2);
+        assert_eq!(gate.counts(), (1, 1));
         let mut events = mio::Events::with_capacity(8);
-        poll.poll(&mut events, Some(Duration::from_millis(600)))
-            .unwrap();
+        poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
         assert!(events.is_empty(), "cancelled lookup woke the poll");
     }
 
-    /// A fake clock moved by hand, in whole seconds.
-    fn fake_clock() -> (Clock, Arc<std::sync::atomic::AtomicU64>) {
-        let base = Instant::now();
-        let secs = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let s = Arc::clone(&secs);
-        let clock: Clock = Arc::new(move || base + Duration::from_secs(s.load(Ordering::SeqCst)));
-        (clock, secs)
-    }
-
-    fn counting(fail: &'static str) -> (LookupFn, Arc<std::sync::atomic::AtomicUsize>) {
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    /// A lookup function that counts its calls and fails for `fail`.
+    fn counting(fail: &'static str) -> (LookupFn, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&calls);
         let f: LookupFn = Arc::new(move |host: &str, port: u16| {
             c.fetch_add(1, Ordering::SeqCst);
             if host == fail {
                 return Err(io::Error::new(io::ErrorKind::NotFound, "no such name"));
             }
-            Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
+            loopback(port)
         });
         (f, calls)
     }
 
     fn resolve(resolver: &Resolver, host: &str) -> LookupResult {
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
+        let (mut poll, waker) = poll_and_waker();
         let mut l = resolver.start(host, 80, Some(Arc::clone(&waker)));
-        wait(&mut poll, &mut l, Duration::from_secs(5))
+        wait(&mut poll, &mut l)
     }
 
     #[test]
@@ -612,12 +756,17 @@ mod tests {
             (io::ErrorKind::NotFound, "no such name".into())
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        // After 5 s the failure is asked again; the answer is still cached.
+        // Just before 5 s the failure is still cached.
+        secs.store(4, Ordering::SeqCst);
+        assert!(!resolver.start("gone.test", 80, None).is_running());
+        // At 5 s the failure is asked again; the answer is still cached.
         secs.store(5, Ordering::SeqCst);
         assert!(resolver.start("a.test", 80, None).try_take().is_some());
         assert!(resolve(&resolver, "gone.test").is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 3);
-        // After 60 s the answer expires too.
+        // Just before 60 s the answer is cached; at 60 s it expires too.
+        secs.store(59, Ordering::SeqCst);
+        assert!(!resolver.start("a.test", 80, None).is_running());
         secs.store(60, Ordering::SeqCst);
         assert!(resolver.start("a.test", 80, None).is_running());
     }
@@ -629,7 +778,7 @@ mod tests {
             max_entries: 2,
             ..ResolverConfig::default()
         };
-        let resolver = Resolver::with_config(lookup, config, Arc::new(Instant::now));
+        let resolver = Resolver::with_config(lookup, config, fake_clock().0);
         for h in ["a.test", "b.test", "c.test"] {
             resolve(&resolver, h).unwrap();
         }
@@ -640,32 +789,32 @@ mod tests {
         assert!(resolver.start("a.test", 80, None).is_running());
     }
 
+    /// Eight held lookups on two workers: two run, six wait in the queue,
+    /// and no third thread is started; opening the gate lets them all
+    /// through, in order.
     #[test]
     fn at_most_the_worker_count_of_lookups_run_at_once() {
-        let now = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (n, p) = (Arc::clone(&now), Arc::clone(&peak));
-        let lookup: LookupFn = Arc::new(move |_: &str, port: u16| {
-            let running = n.fetch_add(1, Ordering::SeqCst) + 1;
-            p.fetch_max(running, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(50));
-            n.fetch_sub(1, Ordering::SeqCst);
-            Ok(vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)])
-        });
-        let config = ResolverConfig {
-            workers: 2,
-            ..ResolverConfig::default()
-        };
-        let resolver = Resolver::with_config(lookup, config, Arc::new(Instant::now));
-        let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
+        let gate = Arc::new(Gate::default());
+        let held = gate.lookup("held");
+        let lookup: LookupFn = Arc::new(move |_: &str, port: u16| held("held", port));
+        let resolver = resolver_with(lookup, 2);
+        let (mut poll, waker) = poll_and_waker();
         let mut lookups: Vec<_> = (0..8)
             .map(|i| resolver.start(&format!("h{i}.test"), i, Some(Arc::clone(&waker))))
             .collect();
+        gate.wait_for(2, 0);
+        {
+            let state = resolver.inner.state.lock().unwrap();
+            assert_eq!((state.running, state.queue.len()), (2, 6));
+        }
+        // The two running lookups are held, so the queue cannot move: no
+        // more have entered.
+        assert_eq!(gate.counts(), (2, 0));
+        gate.open();
         for (i, l) in lookups.iter_mut().enumerate() {
-            let r = wait(&mut poll, l, Duration::from_secs(10)).unwrap();
+            let r = wait(&mut poll, l).unwrap();
             assert_eq!(r[0].port(), i as u16);
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(gate.counts(), (8, 8));
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use pollhttp::{Completed, LookupFn, RequestId, RequestPool};
+use pollhttp::{Completed, HttpClient, HttpRequest, LookupFn, RequestId, RequestPool};
 
 use crate::util::{find_head_end, header_value};
 
@@ -466,6 +466,20 @@ impl SimNet {
         pool
     }
 
+    /// An [`HttpRequest`] on this network's clock and names.
+    pub fn http_request(&self) -> HttpRequest {
+        let mut req = HttpRequest::with_clock(self.clock.clock());
+        req.set_lookup(self.lookup());
+        req
+    }
+
+    /// An [`HttpClient`] on this network's clock and names.
+    pub fn http_client(&self) -> HttpClient {
+        let mut client = HttpClient::with_clock(self.clock.clock()).expect("client");
+        client.set_resolver(self.lookup());
+        client
+    }
+
     fn peer(&mut self, host: &str) -> &mut Peer {
         let i = self.peers.iter().position(|(h, _)| h == host);
         &mut self.peers[i.unwrap_or_else(|| panic!("no peer {host}"))].1
@@ -519,5 +533,37 @@ impl SimNet {
             pool.wait(Some(Duration::from_millis(50)));
         }
         done
+    }
+
+    /// [`settle`](Self::settle) for an [`HttpRequest`]: alternate peer steps
+    /// and `req.poll()` until the request completes (its [`Completed`]) or
+    /// nothing moves any more (`None`): no peer step, no completion, and a
+    /// bounded real `wait()` (for the resolver's threads, or a worker
+    /// thread) that brings nothing. The fake clock does not move.
+    /// `max_rounds` bounds the whole run.
+    pub fn finish_request(
+        &mut self,
+        req: &mut HttpRequest,
+        max_rounds: usize,
+    ) -> Option<Completed> {
+        let mut quiet = 0;
+        for _ in 0..max_rounds {
+            let moved = self.step();
+            if let Some(done) = req.poll() {
+                // Let the peers see what the request's end did (a close).
+                self.step();
+                return Some(done);
+            }
+            if moved {
+                quiet = 0;
+                continue;
+            }
+            quiet += 1;
+            if quiet > 5 {
+                return None;
+            }
+            req.wait(Some(Duration::from_millis(50)));
+        }
+        None
     }
 }

@@ -907,3 +907,50 @@ fn bytes_from_the_server_while_idle_are_unsolicited_data() {
         ["conn 0: ReadToEof: Connection reset by peer (os error 104)"]
     );
 }
+
+/// The connect deadline runs on the client's clock (`HttpClient::with_clock`,
+/// here the simulated network's fake clock): a TLS handshake the peer never
+/// answers ends with `ConnectTimeout` exactly when the fake clock passes the
+/// timeout, with no real time waited for it. The name comes from the
+/// network's lookup, not the system resolver.
+#[test]
+fn connect_timeout_fires_on_the_clients_clock() {
+    use pollhttp_tests::simnet::{Answer, SimNet};
+    let mut net = SimNet::new();
+    net.add_peer("tls.test", Answer::Now);
+    let mut c = net.http_client();
+    c.set_tls_options(TlsOptions::new().dangerous_disable_verification());
+    c.set_connect_timeout(Duration::from_secs(10));
+    c.connect_to_host("tls.test", Some(net.port("tls.test")), true)
+        .unwrap();
+    assert_eq!(c.status(), Resolving);
+    // The lookup answers (its thread wakes the client), the TCP connection
+    // is accepted and the ClientHello read; no answer ever comes.
+    let mut statuses = vec![c.status()];
+    for _ in 0..400 {
+        net.step();
+        let s = c.poll();
+        if statuses.last() != Some(&s) {
+            statuses.push(s);
+        }
+        if s == Connecting && net.accepted("tls.test") == 1 {
+            break;
+        }
+        c.wait(Some(Duration::from_millis(50)));
+    }
+    assert_eq!(statuses, vec![Resolving, Connecting]);
+    for _ in 0..5 {
+        net.step();
+        assert_eq!(c.poll(), Connecting);
+    }
+    net.clock.advance(Duration::from_secs(9));
+    assert_eq!(c.poll(), Connecting, "not due yet");
+    net.clock.advance(Duration::from_secs(1));
+    assert!(c.wait(Some(Duration::ZERO)), "the deadline is due");
+    assert_eq!(c.poll(), CantConnect);
+    assert!(
+        matches!(c.failure(), Some(Failure::ConnectTimeout(d)) if *d == Duration::from_secs(10)),
+        "{:?}",
+        c.failure()
+    );
+}

@@ -43,6 +43,23 @@ fn get_with(url: &str, f: impl FnOnce(&mut HttpRequest)) -> Completed {
     run(&mut req)
 }
 
+/// A lookup that answers every name with 127.0.0.1 (no system resolver).
+fn loopback_lookup() -> pollhttp::LookupFn {
+    std::sync::Arc::new(|_: &str, port: u16| {
+        Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+    })
+}
+
+/// A lookup that finds no name (no system resolver).
+fn no_such_name() -> pollhttp::LookupFn {
+    std::sync::Arc::new(|name: &str, _: u16| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{name}: no such name"),
+        ))
+    })
+}
+
 fn json(done: &Completed) -> serde_json::Value {
     serde_json::from_slice(&done.body)
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&done.body)))
@@ -116,7 +133,9 @@ fn status_is_live_right_after_request() {
     req.request("http://127.0.0.1:9/", &[], "GET", "").unwrap();
     assert_eq!(req.http_client_status(), pollhttp::Status::Connecting);
     req.cancel_request();
-    req.request("http://localhost:9/", &[], "GET", "").unwrap();
+    // A name goes to the resolver's worker first, whatever it answers.
+    req.set_lookup(loopback_lookup());
+    req.request("http://name.test:9/", &[], "GET", "").unwrap();
     assert_eq!(req.http_client_status(), pollhttp::Status::Resolving);
 }
 
@@ -135,10 +154,15 @@ fn busy_while_running() {
 
 #[test]
 fn cant_resolve_and_cant_connect() {
-    let done = get("http://nonexistent.invalid/");
+    let done = get_with("http://gone.test/", |r| r.set_lookup(no_such_name()));
     assert_eq!((done.result, done.response_code), (CantResolve, 0));
     assert!(
-        matches!(done.connection_failure(), Some(Failure::Resolve(_))),
+        matches!(
+            done.connection_failure(),
+            Some(Failure::Resolve(e))
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && e.to_string() == "gone.test: no such name"
+        ),
         "{:?}",
         done.failure
     );
@@ -561,6 +585,7 @@ fn credentials_dropped_when_the_origin_changes() {
     let hb = Httpbin::shared();
     let req_with_auth = |url: &str| {
         let mut req = HttpRequest::new();
+        req.set_lookup(loopback_lookup());
         req.request(
             url,
             &[
@@ -580,8 +605,9 @@ fn credentials_dropped_when_the_origin_changes() {
         (h["Authorization"].as_str(), h["Cookie"].as_str()),
         (Some("Bearer secret"), Some("a=b"))
     );
-    // 127.0.0.1 and localhost are different origins.
-    let other = format!("http://localhost:{}/headers", hb.port);
+    // 127.0.0.1 and other.test (the same httpbin, by the injected lookup)
+    // are different origins.
+    let other = format!("http://other.test:{}/headers", hb.port);
     let cross = req_with_auth(&hb.url(&format!("/redirect-to?url={other}")));
     let h = &json(&cross)["headers"];
     assert!(

@@ -9,7 +9,9 @@ use pollhttp::{
     web::Auth, Completed, PoolSettings, RequestBody, RequestError, RequestId, RequestPool,
     RequestResult, Settings, TlsConfigError, TlsOptions,
 };
+use pollhttp::{HttpRequest, RequestFailure};
 use pollhttp_tests::simnet::{ok, redirect, response, Answer, Reply, SimNet};
+use std::time::Duration;
 
 /// Run until `id` completes; fails (with what the peers saw) when the
 /// network settles with it still in flight: nothing would ever step it.
@@ -740,4 +742,249 @@ fn a_streamed_body_with_a_download_file_is_refused_at_once() {
         ))
     ));
     assert_eq!(pool.in_flight(), 0);
+}
+
+// ---------------------------------------------------------------- HttpRequest
+//
+// The same network under `HttpRequest`: its names come from the network's
+// lookup and its time from the network's fake clock (`SimNet::http_request`).
+
+/// Run `req` until it completes; fails when the network settles with it
+/// still running (nothing would ever step it).
+fn finish_req(net: &mut SimNet, req: &mut HttpRequest) -> Completed {
+    net.finish_request(req, 400)
+        .unwrap_or_else(|| panic!("the request waits for a wake-up no one will send"))
+}
+
+/// GET `path` at `host`'s peer and run it to the end.
+fn get_req(net: &mut SimNet, req: &mut HttpRequest, host: &str, path: &str) -> Completed {
+    req.request(&net.url(host, path), &[], "GET", "").unwrap();
+    finish_req(net, req)
+}
+
+/// Poll `req`, stepping the peers, at most `rounds` rounds, each a peer
+/// step, a `poll()` and a `wait(Some(ZERO))` (which never sleeps). Returns
+/// the completion if one came.
+fn spin_req(net: &mut SimNet, req: &mut HttpRequest, rounds: usize) -> Option<Completed> {
+    for _ in 0..rounds {
+        net.step();
+        if let Some(done) = req.poll() {
+            return Some(done);
+        }
+        req.wait(Some(Duration::ZERO));
+    }
+    None
+}
+
+/// Step the peers and poll `req`, with a bounded real `wait()` between
+/// (the resolver's and a worker's threads wake it), until `until` holds;
+/// panics if the request completes first or `until` never holds (400
+/// rounds: a hang guard, not a measurement).
+fn run_until(net: &mut SimNet, req: &mut HttpRequest, until: impl Fn(&SimNet) -> bool) {
+    for _ in 0..400 {
+        net.step();
+        if let Some(c) = req.poll() {
+            panic!("completed early: {:?} {}", c.result, c.reason);
+        }
+        if until(net) {
+            return;
+        }
+        req.wait(Some(Duration::from_millis(50)));
+    }
+    panic!("the condition never held");
+}
+
+/// A response that closes its connection: the name stays cached, no
+/// connection is kept.
+fn ok_and_close(body: &[u8]) -> Reply {
+    Reply::SendAndClose(response("200 OK", &[("Connection", "close")], body))
+}
+
+#[test]
+fn http_request_follows_a_redirect_to_a_cached_name() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.add_peer("b.test", Answer::Now);
+    let b_y = net.url("b.test", "/y");
+    net.route("b.test", "/x", vec![ok_and_close(b"x")]);
+    net.route("b.test", "/y", vec![Reply::Send(ok(b"why"))]);
+    net.route(
+        "a.test",
+        "/r",
+        vec![Reply::Send(redirect("301 Moved Permanently", &b_y))],
+    );
+    let mut req = net.http_request();
+    let c = get_req(&mut net, &mut req, "b.test", "/x");
+    assert_eq!((c.result, &c.body[..]), (RequestResult::Success, &b"x"[..]));
+    assert_eq!(net.lookups("b.test"), 1);
+
+    let c = get_req(&mut net, &mut req, "a.test", "/r");
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!((&c.body[..], c.redirects), (&b"why"[..], 1));
+    assert_eq!(c.final_url, b_y);
+    assert_eq!(
+        net.lookups("b.test"),
+        1,
+        "the hop's name came from the cache"
+    );
+    assert_eq!(net.accepted("b.test"), 2);
+}
+
+/// Godot's HTTPRequest (and this one, once) needed a `wait()` wake-up per
+/// redirect hop. With every name cached, a redirect across origins runs to
+/// the end on `poll()` alone: the waits between polls never sleep.
+#[test]
+fn http_request_needs_no_wake_up_after_a_redirect_to_a_cached_name() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.add_peer("b.test", Answer::Now);
+    let b_y = net.url("b.test", "/y");
+    net.route("a.test", "/warm", vec![ok_and_close(b"a")]);
+    net.route("b.test", "/warm", vec![ok_and_close(b"b")]);
+    net.route("b.test", "/y", vec![Reply::Send(ok(b"why"))]);
+    net.route(
+        "a.test",
+        "/r",
+        vec![Reply::Send(redirect("302 Found", &b_y))],
+    );
+    let mut req = net.http_request();
+    // Both names cached; no connection kept.
+    for host in ["a.test", "b.test"] {
+        let c = get_req(&mut net, &mut req, host, "/warm");
+        assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    }
+
+    req.request(&net.url("a.test", "/r"), &[], "GET", "")
+        .unwrap();
+    let c =
+        spin_req(&mut net, &mut req, 50).expect("the redirect ran to the end without a wake-up");
+    assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+    assert_eq!((&c.body[..], c.redirects), (&b"why"[..], 1));
+    assert_eq!((net.lookups("a.test"), net.lookups("b.test")), (1, 1));
+}
+
+/// The request's deadline fires on the fake clock: the peer stalls, the
+/// test moves the clock past the timeout, and the next `poll()` ends the
+/// request. No real time passes for the timeout itself.
+#[test]
+fn http_request_times_out_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    let mut req = net.http_request();
+    req.settings_mut().timeout = Some(Duration::from_secs(10));
+    req.request(&net.url("a.test", "/stall"), &[], "GET", "")
+        .unwrap();
+    // The request goes out; nothing answers; nothing completes.
+    run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
+    assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
+    // Not yet due.
+    net.clock.advance(Duration::from_secs(9));
+    assert!(req.poll().is_none());
+    // Due.
+    net.clock.advance(Duration::from_secs(1));
+    let c = req.poll().expect("the deadline fired at the next poll");
+    assert_eq!((c.result, c.response_code), (RequestResult::Timeout, 0));
+    assert!(
+        matches!(c.failure, Some(RequestFailure::Timeout(d)) if d == Duration::from_secs(10)),
+        "{:?}",
+        c.failure
+    );
+}
+
+/// The idle timeout likewise: counted on the fake clock from when the
+/// request got its connection.
+#[test]
+fn http_request_idle_timeout_fires_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    let mut req = net.http_request();
+    req.settings_mut().timeout = None;
+    req.settings_mut().idle_timeout = Some(Duration::from_secs(5));
+    req.request(&net.url("a.test", "/stall"), &[], "GET", "")
+        .unwrap();
+    run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
+    assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
+    net.clock.advance(Duration::from_secs(4));
+    assert!(req.poll().is_none());
+    net.clock.advance(Duration::from_secs(1));
+    let c = req.poll().expect("the idle timeout fired at the next poll");
+    assert_eq!(c.result, RequestResult::Timeout);
+    assert!(
+        matches!(c.failure, Some(RequestFailure::IdleTimeout(d)) if d == Duration::from_secs(5)),
+        "{:?}",
+        c.failure
+    );
+}
+
+/// The worker thread (`use_threads`) reads the same clock: a deadline far
+/// shorter than the real time the test spends never fires until the fake
+/// clock passes it, and then it does.
+#[test]
+fn http_request_on_a_worker_times_out_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    let mut req = net.http_request();
+    req.settings_mut().use_threads = true;
+    req.settings_mut().timeout = Some(Duration::from_millis(20));
+    req.request(&net.url("a.test", "/stall"), &[], "GET", "")
+        .unwrap();
+    // The worker sends the request; the network settles (with real waits
+    // far past 20 ms) and the request is still running: the worker does
+    // not read the real clock.
+    run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
+    assert!(net.finish_request(&mut req, 20).is_none(), "stalled");
+    net.clock.advance(Duration::from_millis(20));
+    // The worker sleeps at most the 20 ms its deadline was away when it
+    // last looked; the bound here is a hang guard, not a measurement.
+    let mut done = None;
+    for _ in 0..200 {
+        if let Some(c) = req.poll() {
+            done = Some(c);
+            break;
+        }
+        req.wait(Some(Duration::from_millis(50)));
+    }
+    let c = done.expect("the worker's deadline fired on the fake clock");
+    assert_eq!(c.result, RequestResult::Timeout);
+    assert!(
+        matches!(c.failure, Some(RequestFailure::Timeout(d)) if d == Duration::from_millis(20)),
+        "{:?}",
+        c.failure
+    );
+}
+
+/// The request's name cache ages on its clock: a name is asked again only
+/// once the fake clock passes the cache's minute.
+#[test]
+fn http_request_name_cache_ages_on_its_clock() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/", vec![ok_and_close(b"a")]);
+    let mut req = net.http_request();
+    for (advance, lookups) in [(0, 1), (59, 1), (1, 2)] {
+        net.clock.advance(Duration::from_secs(advance));
+        let c = get_req(&mut net, &mut req, "a.test", "/");
+        assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
+        assert_eq!(net.lookups("a.test"), lookups, "after {advance} s more");
+    }
+}
+
+/// A name that does not resolve, from the injected lookup: CantResolve with
+/// the lookup's error, no system resolver asked.
+#[test]
+fn http_request_cant_resolve_from_its_lookup() {
+    let mut net = SimNet::new();
+    net.add_peer("gone.test", Answer::Fail);
+    let mut req = net.http_request();
+    let c = get_req(&mut net, &mut req, "gone.test", "/");
+    assert_eq!((c.result, c.response_code), (RequestResult::CantResolve, 0));
+    assert!(
+        matches!(c.connection_failure(), Some(pollhttp::Failure::Resolve(e)) if e.kind() == std::io::ErrorKind::NotFound),
+        "{:?}",
+        c.failure
+    );
+    assert_eq!(net.lookups("gone.test"), 1);
 }
