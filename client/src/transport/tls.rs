@@ -10,6 +10,12 @@
 //! so nothing is lost when rustls applies back-pressure (its received
 //! plaintext buffer is bounded): the documented path, checking `wants_read`
 //! before `read_tls`, is what decides whether to feed it more.
+//!
+//! One socket read may hold good records and, behind them, one that does not
+//! decrypt. rustls then fails `process_new_packets` (and keeps failing: the
+//! error is sticky), but the plaintext of the records before the bad one
+//! stays in its reader: it is handed up first, and the error after it, as a
+//! socket error after data is.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -185,13 +191,21 @@ impl TlsStream {
     ///
     /// # Errors
     /// Socket errors and TLS failures. Bytes decrypted before an error are
-    /// returned first; the error comes on the next call.
+    /// returned first, those of records that arrived in the same socket read
+    /// as a record that does not decrypt too; the error comes on the next
+    /// call once they are all taken.
     pub(crate) fn read(
         &mut self,
         out: &mut [u8],
         budget: &mut usize,
     ) -> Result<ReadOutcome, TransportError> {
         if let Some(e) = self.pending_error.take() {
+            // Plaintext rustls decrypted before the error goes up first.
+            let n = self.take_plaintext(out);
+            if n > 0 {
+                self.pending_error = Some(e);
+                return Ok(ReadOutcome::Data(n));
+            }
             return Err(e);
         }
         if let Some(clean) = self.eof {
@@ -220,7 +234,7 @@ impl TlsStream {
                     self.eof = Some(false);
                     break data_or(n, ReadOutcome::Eof { clean: false });
                 }
-                Err(e) => return self.fail_after(n, TransportError::Io(e)),
+                Err(e) => return self.fail_after(out, n, TransportError::Io(e)),
             }
             match self.pump(budget) {
                 Ok(Pump::Progress) => {}
@@ -233,7 +247,7 @@ impl TlsStream {
                     self.eof = Some(false);
                     break data_or(n, ReadOutcome::Eof { clean: false });
                 }
-                Err(e) => return self.fail_after(n, e),
+                Err(e) => return self.fail_after(out, n, e),
             }
         };
         if matches!(outcome, ReadOutcome::Eof { .. }) {
@@ -241,7 +255,7 @@ impl TlsStream {
         }
         if self.conn.wants_write() {
             if let Err(e) = self.flush() {
-                return self.fail_after(n, e);
+                return self.fail_after(out, n, e);
             }
         }
         Ok(outcome)
@@ -348,15 +362,40 @@ impl TlsStream {
         self.socket_reads
     }
 
-    /// After an error: if `n > 0` bytes were already read, returns them and
-    /// keeps `e` for the next call; else returns `e`.
-    fn fail_after(&mut self, n: usize, e: TransportError) -> Result<ReadOutcome, TransportError> {
+    /// After an error, with `out[..n]` already filled: adds the plaintext
+    /// rustls still holds (a failed `process_new_packets` keeps what it
+    /// decrypted from the records before the bad one), and if that makes any
+    /// bytes, returns them and keeps `e` for the next call; else returns `e`.
+    fn fail_after(
+        &mut self,
+        out: &mut [u8],
+        n: usize,
+        e: TransportError,
+    ) -> Result<ReadOutcome, TransportError> {
+        let n = n + self.take_plaintext(&mut out[n..]);
         if n > 0 {
             self.pending_error = Some(e);
             Ok(ReadOutcome::Data(n))
         } else {
             Err(e)
         }
+    }
+
+    /// Copies plaintext rustls holds into `out` (no socket I/O, no record
+    /// processing); returns how many bytes. rustls' reader hands out its
+    /// received plaintext whatever the session's state, also after
+    /// `process_new_packets` failed.
+    fn take_plaintext(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            match self.conn.reader().read(&mut out[n..]) {
+                Ok(k) if k > 0 => n += k,
+                // Nothing buffered (WouldBlock), or the end: close_notify
+                // (Ok(0)) or TCP EOF without it (UnexpectedEof).
+                _ => break,
+            }
+        }
+        n
     }
 
     /// One step of the receive path: hand buffered ciphertext to rustls (and
@@ -815,6 +854,73 @@ mod tests {
         );
         assert!(!tls.has_pending_input());
         assert!(!tls.eof_was_clean());
+    }
+
+    /// A server that, once the handshake is done, puts `plaintext` in
+    /// records and a record that does not decrypt behind them into one
+    /// socket write, says so on the channel, and waits for the client to go.
+    fn bad_record_server(
+        plaintext: &'static [u8],
+    ) -> (SocketAddr, JoinHandle<()>, std::sync::mpsc::Receiver<()>) {
+        let (written, rx) = std::sync::mpsc::channel();
+        let (addr, server) = spawn_server(move |s| {
+            // The tickets rustls sends after the handshake must not hold the
+            // write below back (Nagle): all of it is to be there at once.
+            s.sock.set_nodelay(true).unwrap();
+            while s.conn.is_handshaking() {
+                s.conn.complete_io(&mut s.sock).unwrap();
+            }
+            s.conn.writer().write_all(plaintext).unwrap();
+            let mut wire = Vec::new();
+            while s.conn.wants_write() {
+                s.conn.write_tls(&mut wire).unwrap();
+            }
+            // Application data, 32 bytes no key decrypts.
+            wire.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+            wire.extend_from_slice(&[0x5a; 32]);
+            s.sock.write_all(&wire).unwrap();
+            written.send(()).unwrap();
+            // The client's alert, then its close.
+            while matches!(s.sock.read(&mut [0u8; 4096]), Ok(1..)) {}
+        });
+        (addr, server, rx)
+    }
+
+    #[test]
+    fn bad_record_in_the_same_socket_read_keeps_what_decrypted() {
+        for out_len in [3, 64] {
+            let (addr, server, written) = bad_record_server(b"partial");
+            let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+            let (mut poll, mut tls) = client(addr, &opts, "localhost");
+            handshake(&mut poll, &mut tls).unwrap();
+            written.recv_timeout(Duration::from_secs(10)).unwrap();
+            let reads_before = tls.socket_reads();
+            let mut got = Vec::new();
+            let mut out = vec![0u8; out_len];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let e = loop {
+                match tls.read(&mut out, &mut { usize::MAX }) {
+                    Ok(ReadOutcome::Data(n)) => {
+                        got.extend_from_slice(&out[..n]);
+                        // The error waits behind the data: no readiness
+                        // event will come for it.
+                        assert!(tls.has_pending_input());
+                    }
+                    Ok(ReadOutcome::WouldBlock) => wait(&mut poll, &mut tls, deadline),
+                    Ok(ReadOutcome::Eof { clean }) => panic!("EOF ({clean}) before the error"),
+                    Err(e) => break e,
+                }
+            };
+            // Good records and the bad one came in one socket read.
+            assert_eq!(tls.socket_reads() - reads_before, 1, "out {out_len}");
+            assert_eq!(got, b"partial", "out {out_len}");
+            assert!(
+                matches!(e.rustls_error(), Some(rustls::Error::DecryptError)),
+                "out {out_len}: {e:?}"
+            );
+            drop(tls);
+            server.join().unwrap();
+        }
     }
 
     #[test]
