@@ -25,7 +25,7 @@ use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
-use super::{ReadOutcome, TransportError};
+use super::{ReadOutcome, ReadState, TransportError};
 
 /// Size in bytes of [`TlsStream`]'s ciphertext receive buffer, allocated once
 /// per TLS connection. The socket is read in chunks of up to this size.
@@ -47,16 +47,11 @@ pub(crate) struct TlsStream {
     inbuf: Box<[u8]>,
     in_start: usize,
     in_end: usize,
-    /// The socket returned end-of-file.
-    tcp_eof: bool,
-    /// `Some(clean)` once the end of the stream was seen (by rustls' reader).
-    eof: Option<bool>,
-    /// `Eof` was returned to the caller.
-    eof_returned: bool,
-    /// The last socket read did not end in `WouldBlock`.
-    maybe_readable: bool,
-    /// An error to report on the next call (data read before it came first).
-    pending_error: Option<TransportError>,
+    /// The socket's end-of-file, then the end of input as rustls' reader
+    /// judges it (`close_notify` or not); whether the last socket read did
+    /// not end in `WouldBlock`; an error to report once the data read before
+    /// it is taken.
+    read: ReadState<TransportError>,
     socket_reads: u64,
     /// The receive buffer's size when allocated (it is given back while the
     /// connection is idle: [`TlsStream::release_buffers`]).
@@ -69,7 +64,7 @@ impl fmt::Debug for TlsStream {
             .field("sock", &self.sock)
             .field("handshaking", &self.conn.is_handshaking())
             .field("buffered_ciphertext", &(self.in_end - self.in_start))
-            .field("tcp_eof", &self.tcp_eof)
+            .field("read", &self.read)
             .finish_non_exhaustive()
     }
 }
@@ -123,11 +118,7 @@ impl TlsStream {
             inbuf,
             in_start: 0,
             in_end: initial.len(),
-            tcp_eof: false,
-            eof: None,
-            eof_returned: false,
-            maybe_readable: true,
-            pending_error: None,
+            read: ReadState::new(),
             socket_reads: 0,
             buffer_size,
         })
@@ -146,7 +137,7 @@ impl TlsStream {
     /// [`io::ErrorKind::UnexpectedEof`] if the server closed the connection
     /// during the handshake.
     pub(crate) fn drive_handshake(&mut self) -> Result<bool, TransportError> {
-        if let Some(e) = self.pending_error.take() {
+        if let Some(e) = self.read.take_error() {
             return Err(e);
         }
         let mut budget = HANDSHAKE_READ_BUDGET;
@@ -199,18 +190,17 @@ impl TlsStream {
         out: &mut [u8],
         budget: &mut usize,
     ) -> Result<ReadOutcome, TransportError> {
-        if let Some(e) = self.pending_error.take() {
+        if let Some(e) = self.read.take_error() {
             // Plaintext rustls decrypted before the error goes up first.
             let n = self.take_plaintext(out);
             if n > 0 {
-                self.pending_error = Some(e);
+                self.read.keep_error(e);
                 return Ok(ReadOutcome::Data(n));
             }
             return Err(e);
         }
-        if let Some(clean) = self.eof {
-            self.eof_returned = true;
-            return Ok(ReadOutcome::Eof { clean });
+        if let Some(eof) = self.read.end_outcome() {
+            return Ok(eof);
         }
         if out.is_empty() {
             return Ok(ReadOutcome::WouldBlock);
@@ -222,8 +212,8 @@ impl TlsStream {
             }
             match self.conn.reader().read(&mut out[n..]) {
                 Ok(0) => {
-                    self.eof = Some(true);
-                    break data_or(n, ReadOutcome::Eof { clean: true });
+                    self.read.set_end(true);
+                    break self.read.outcome(n);
                 }
                 Ok(k) => {
                     n += k;
@@ -231,28 +221,25 @@ impl TlsStream {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.eof = Some(false);
-                    break data_or(n, ReadOutcome::Eof { clean: false });
+                    self.read.set_end(false);
+                    break self.read.outcome(n);
                 }
                 Err(e) => return self.fail_after(out, n, TransportError::Io(e)),
             }
             match self.pump(budget) {
                 Ok(Pump::Progress) => {}
                 Ok(Pump::WouldBlock) | Ok(Pump::Budget) | Ok(Pump::PlaintextFull) => {
-                    break data_or(n, ReadOutcome::WouldBlock)
+                    break self.read.outcome(n)
                 }
                 Ok(Pump::Eof) => {
                     // rustls was told about the EOF; this is the unlikely case
                     // where it still reported no state. Treat as unclean.
-                    self.eof = Some(false);
-                    break data_or(n, ReadOutcome::Eof { clean: false });
+                    self.read.set_end(false);
+                    break self.read.outcome(n);
                 }
                 Err(e) => return self.fail_after(out, n, e),
             }
         };
-        if matches!(outcome, ReadOutcome::Eof { .. }) {
-            self.eof_returned = true;
-        }
         if self.conn.wants_write() {
             if let Err(e) = self.flush() {
                 return self.fail_after(out, n, e);
@@ -320,16 +307,12 @@ impl TlsStream {
     /// waiting to be reported, or the socket was not read until it would
     /// block (budget or `out` ran out first).
     pub(crate) fn has_pending_input(&self) -> bool {
-        if self.eof_returned {
-            return self.pending_error.is_some();
-        }
-        self.in_start < self.in_end
-            || self.pending_error.is_some()
-            || self.eof.is_some()
-            || self.maybe_readable
-            || self.tcp_eof
-            // Plaintext buffered, or close_notify received but not reported.
-            || (!self.conn.is_handshaking() && !self.conn.wants_read())
+        self.read.has_pending_input()
+            || (!self.read.end_returned()
+                && (self.in_start < self.in_end
+                    // Plaintext buffered, or close_notify received but not
+                    // reported.
+                    || (!self.conn.is_handshaking() && !self.conn.wants_read())))
     }
 
     /// Queues a `close_notify` alert and tries to send it (best effort; any
@@ -347,7 +330,7 @@ impl TlsStream {
     /// Whether the end of input seen was a clean `close_notify`.
     #[cfg(test)]
     pub(crate) fn eof_was_clean(&self) -> bool {
-        self.eof == Some(true)
+        self.read.end() == Some(true)
     }
 
     /// The rustls session (negotiated protocol version, ALPN, ...).
@@ -374,7 +357,7 @@ impl TlsStream {
     ) -> Result<ReadOutcome, TransportError> {
         let n = n + self.take_plaintext(&mut out[n..]);
         if n > 0 {
-            self.pending_error = Some(e);
+            self.read.keep_error(e);
             Ok(ReadOutcome::Data(n))
         } else {
             Err(e)
@@ -422,7 +405,7 @@ impl TlsStream {
             self.process()?;
             return Ok(Pump::Progress);
         }
-        if self.tcp_eof {
+        if !self.read.socket_open() {
             return Ok(Pump::Eof);
         }
         if *budget == 0 {
@@ -437,7 +420,7 @@ impl TlsStream {
             self.socket_reads += 1;
             match self.sock.read(&mut self.inbuf[..cap]) {
                 Ok(0) => {
-                    self.tcp_eof = true;
+                    self.read.note_socket_eof();
                     // Tell rustls (it records the EOF so its reader reports
                     // a clean or unclean close).
                     let _ = self.conn.read_tls(&mut &[][..]);
@@ -447,11 +430,11 @@ impl TlsStream {
                     self.in_start = 0;
                     self.in_end = k;
                     *budget -= k;
-                    self.maybe_readable = true;
+                    self.read.set_maybe_readable(true);
                     return Ok(Pump::Progress);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.maybe_readable = false;
+                    self.read.set_maybe_readable(false);
                     return Ok(Pump::WouldBlock);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -469,14 +452,6 @@ impl TlsStream {
                 Err(TransportError::Tls(e))
             }
         }
-    }
-}
-
-fn data_or(n: usize, otherwise: ReadOutcome) -> ReadOutcome {
-    if n > 0 {
-        ReadOutcome::Data(n)
-    } else {
-        otherwise
     }
 }
 
