@@ -333,3 +333,31 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ReadOutcome, ReadState};
+
+    #[test]
+    fn read_state_reports_data_then_error_then_end() {
+        let mut r = ReadState::<&str>::new();
+        assert!(r.socket_open() && r.has_pending_input());
+        r.set_maybe_readable(false);
+        assert!(!r.has_pending_input());
+        assert_eq!(r.outcome(0), ReadOutcome::WouldBlock);
+        // TLS: the socket ended, rustls has not judged it yet.
+        r.note_socket_eof();
+        assert!(!r.socket_open() && r.has_pending_input());
+        r.set_maybe_readable(true);
+        assert_eq!(r.end(), None);
+        r.set_end(false);
+        r.set_end(true); // the first judgement stands
+        r.keep_error("reset");
+        assert_eq!(r.outcome(5), ReadOutcome::Data(5));
+        assert!(!r.end_returned() && r.has_pending_input());
+        assert_eq!(r.take_error(), Some("reset"));
+        assert_eq!(r.outcome(0), ReadOutcome::Eof { clean: false });
+        assert!(r.end_returned() && !r.has_pending_input());
+        assert_eq!(r.end_outcome(), Some(ReadOutcome::Eof { clean: false }));
+    }
+}
