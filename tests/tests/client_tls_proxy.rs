@@ -597,8 +597,6 @@ fn http_request_keeps_its_http_proxy_connection_across_origins() {
 }
 
 #[test]
-#[ignore = "library: a TLS error in the same socket read as good records drops the \
-            plaintext decrypted before it (the head and body bytes are lost: code 0)"]
 fn a_bad_record_right_behind_good_ones_keeps_what_was_decrypted() {
     // As above, but the bad record follows at once: one socket read may hold
     // both. What decrypted before the bad record arrived, as with a reset.

@@ -41,6 +41,131 @@ pub(crate) enum ReadOutcome {
     },
 }
 
+/// Where a stream's input stands; see [`ReadState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// The socket has not reached end-of-file. `maybe_readable`: it was not
+    /// read until it would block, so a read may make progress without a
+    /// readiness event.
+    Open { maybe_readable: bool },
+    /// (TLS) The socket reached end-of-file; whether the session ended
+    /// cleanly is not known yet (rustls has not said).
+    SocketEof,
+    /// The end of input is known: `clean` or not (see
+    /// [`ReadOutcome::Eof`]); `returned` once `Eof` went to the caller.
+    Ended { clean: bool, returned: bool },
+}
+
+/// The read side of a stream, the same for [`PlainStream`] and
+/// [`TlsStream`]: how far the input got, and an error waiting behind data
+/// already handed up (`E`: the stream's error type). The order a caller sees
+/// is data, then the error, then the end.
+#[derive(Debug)]
+pub(crate) struct ReadState<E> {
+    input: Input,
+    pending_error: Option<E>,
+}
+
+impl<E> ReadState<E> {
+    /// An open socket that may have input.
+    pub(crate) fn new() -> Self {
+        Self {
+            input: Input::Open {
+                maybe_readable: true,
+            },
+            pending_error: None,
+        }
+    }
+
+    /// Whether the socket has not reached end-of-file (nor the input ended).
+    pub(crate) fn socket_open(&self) -> bool {
+        matches!(self.input, Input::Open { .. })
+    }
+
+    /// Whether the socket may have input without a readiness event (while it
+    /// is open; a no-op after its end-of-file).
+    pub(crate) fn set_maybe_readable(&mut self, maybe_readable: bool) {
+        if let Input::Open { .. } = self.input {
+            self.input = Input::Open { maybe_readable };
+        }
+    }
+
+    /// The socket returned end-of-file, and what that means for the input is
+    /// not known yet (TLS: rustls judges it). See [`set_end`](Self::set_end).
+    pub(crate) fn note_socket_eof(&mut self) {
+        if let Input::Open { .. } = self.input {
+            self.input = Input::SocketEof;
+        }
+    }
+
+    /// The end of input is known (the first call decides `clean`).
+    pub(crate) fn set_end(&mut self, clean: bool) {
+        if !matches!(self.input, Input::Ended { .. }) {
+            self.input = Input::Ended {
+                clean,
+                returned: false,
+            };
+        }
+    }
+
+    /// `Some(clean)` once the end of input is known.
+    #[cfg(test)]
+    pub(crate) fn end(&self) -> Option<bool> {
+        match self.input {
+            Input::Ended { clean, .. } => Some(clean),
+            _ => None,
+        }
+    }
+
+    /// Whether `Eof` went to the caller.
+    pub(crate) fn end_returned(&self) -> bool {
+        matches!(self.input, Input::Ended { returned: true, .. })
+    }
+
+    /// `Eof` once the end of input is known (it then counts as returned).
+    pub(crate) fn end_outcome(&mut self) -> Option<ReadOutcome> {
+        match &mut self.input {
+            Input::Ended { clean, returned } => {
+                *returned = true;
+                Some(ReadOutcome::Eof { clean: *clean })
+            }
+            _ => None,
+        }
+    }
+
+    /// The outcome of a read that put `n` bytes into `out`: `Data(n)`, else
+    /// [`end_outcome`](Self::end_outcome), else `WouldBlock`.
+    pub(crate) fn outcome(&mut self, n: usize) -> ReadOutcome {
+        if n > 0 {
+            return ReadOutcome::Data(n);
+        }
+        self.end_outcome().unwrap_or(ReadOutcome::WouldBlock)
+    }
+
+    /// Keep `e` for the next read (data read before it goes first).
+    pub(crate) fn keep_error(&mut self, e: E) {
+        self.pending_error = Some(e);
+    }
+
+    /// The error kept for this read, if any.
+    pub(crate) fn take_error(&mut self) -> Option<E> {
+        self.pending_error.take()
+    }
+
+    /// Whether a read may make progress without a readiness event: an error
+    /// or the end waits to be reported, the socket reached end-of-file, or it
+    /// was not read until it would block. Once `Eof` was returned, only an
+    /// error can still come.
+    pub(crate) fn has_pending_input(&self) -> bool {
+        self.pending_error.is_some()
+            || match self.input {
+                Input::Open { maybe_readable } => maybe_readable,
+                Input::SocketEof => true,
+                Input::Ended { returned, .. } => !returned,
+            }
+    }
+}
+
 /// A connection's transport failed: a socket error, or (TLS) a protocol,
 /// certificate or record error reported by rustls, or an alert from the
 /// server.
@@ -206,5 +331,33 @@ impl Transport {
         if let Self::Tls(s) = self {
             s.send_close_notify();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ReadOutcome, ReadState};
+
+    #[test]
+    fn read_state_reports_data_then_error_then_end() {
+        let mut r = ReadState::<&str>::new();
+        assert!(r.socket_open() && r.has_pending_input());
+        r.set_maybe_readable(false);
+        assert!(!r.has_pending_input());
+        assert_eq!(r.outcome(0), ReadOutcome::WouldBlock);
+        // TLS: the socket ended, rustls has not judged it yet.
+        r.note_socket_eof();
+        assert!(!r.socket_open() && r.has_pending_input());
+        r.set_maybe_readable(true);
+        assert_eq!(r.end(), None);
+        r.set_end(false);
+        r.set_end(true); // the first judgement stands
+        r.keep_error("reset");
+        assert_eq!(r.outcome(5), ReadOutcome::Data(5));
+        assert!(!r.end_returned() && r.has_pending_input());
+        assert_eq!(r.take_error(), Some("reset"));
+        assert_eq!(r.outcome(0), ReadOutcome::Eof { clean: false });
+        assert!(r.end_returned() && !r.has_pending_input());
+        assert_eq!(r.end_outcome(), Some(ReadOutcome::Eof { clean: false }));
     }
 }

@@ -4,20 +4,17 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use super::ReadOutcome;
+use super::{ReadOutcome, ReadState};
 
 /// A bare TCP byte stream with the same shape as [`TlsStream`].
 #[derive(Debug)]
 pub(crate) struct PlainStream {
     sock: TcpStream,
-    /// The socket returned end-of-file.
-    eof: bool,
-    /// `Eof` was returned to the caller.
-    eof_returned: bool,
-    maybe_readable: bool,
+    /// End of input (the socket's end-of-file: clean), read error kept
+    /// behind data.
+    read: ReadState<io::Error>,
     /// The poller reported the peer's write side closed: read on to EOF.
     read_closed: bool,
-    pending_error: Option<io::Error>,
 }
 
 impl PlainStream {
@@ -25,11 +22,8 @@ impl PlainStream {
     pub(crate) fn new(sock: TcpStream) -> Self {
         Self {
             sock,
-            eof: false,
-            eof_returned: false,
-            maybe_readable: true,
+            read: ReadState::new(),
             read_closed: false,
-            pending_error: None,
         }
     }
 
@@ -37,7 +31,7 @@ impl PlainStream {
     /// go on to end-of-file, since no further readiness event will come.
     pub(crate) fn note_read_closed(&mut self) {
         self.read_closed = true;
-        self.maybe_readable = true;
+        self.read.set_maybe_readable(true);
     }
 
     /// Reads received bytes directly into `out` (no intermediate copy),
@@ -52,29 +46,30 @@ impl PlainStream {
     /// bytes were read, those bytes are returned first and the error on the
     /// next call.
     pub(crate) fn read(&mut self, out: &mut [u8], budget: &mut usize) -> io::Result<ReadOutcome> {
-        if let Some(e) = self.pending_error.take() {
+        if let Some(e) = self.read.take_error() {
             return Err(e);
         }
         let mut n = 0;
-        while n < out.len() && !self.eof && *budget > 0 {
+        while n < out.len() && self.read.socket_open() && *budget > 0 {
             let cap = (out.len() - n).min(*budget);
             match self.sock.read(&mut out[n..n + cap]) {
-                Ok(0) => self.eof = true,
+                // On plain TCP the socket's end is the clean end of input.
+                Ok(0) => self.read.set_end(true),
                 Ok(k) => {
                     n += k;
                     *budget -= k;
                     if k < cap && !self.read_closed {
-                        self.maybe_readable = false;
+                        self.read.set_maybe_readable(false);
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.maybe_readable = false;
+                    self.read.set_maybe_readable(false);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if n > 0 => {
-                    self.pending_error = Some(e);
+                    self.read.keep_error(e);
                     break;
                 }
                 Err(e) => return Err(e),
@@ -82,16 +77,9 @@ impl PlainStream {
         }
         if *budget == 0 && n < out.len() {
             // Stopped by the budget, not by the socket: more may be there.
-            self.maybe_readable = true;
+            self.read.set_maybe_readable(true);
         }
-        Ok(if n > 0 {
-            ReadOutcome::Data(n)
-        } else if self.eof {
-            self.eof_returned = true;
-            ReadOutcome::Eof { clean: true }
-        } else {
-            ReadOutcome::WouldBlock
-        })
+        Ok(self.read.outcome(n))
     }
 
     /// Writes as much of `data` to the socket as it accepts now; `Ok(0)` when
@@ -117,9 +105,7 @@ impl PlainStream {
     /// Whether `read_plain` may make progress without a new readiness event
     /// (the socket was not yet read until it would block).
     pub(crate) fn has_pending_input(&self) -> bool {
-        self.pending_error.is_some()
-            || (self.eof && !self.eof_returned)
-            || (!self.eof && self.maybe_readable)
+        self.read.has_pending_input()
     }
 
     /// The socket, e.g. to (re)register it with a [`mio::Registry`].

@@ -10,6 +10,12 @@
 //! so nothing is lost when rustls applies back-pressure (its received
 //! plaintext buffer is bounded): the documented path, checking `wants_read`
 //! before `read_tls`, is what decides whether to feed it more.
+//!
+//! One socket read may hold good records and, behind them, one that does not
+//! decrypt. rustls then fails `process_new_packets` (and keeps failing: the
+//! error is sticky), but the plaintext of the records before the bad one
+//! stays in its reader: it is handed up first, and the error after it, as a
+//! socket error after data is.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -19,7 +25,7 @@ use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
-use super::{ReadOutcome, TransportError};
+use super::{ReadOutcome, ReadState, TransportError};
 
 /// Size in bytes of [`TlsStream`]'s ciphertext receive buffer, allocated once
 /// per TLS connection. The socket is read in chunks of up to this size.
@@ -41,16 +47,11 @@ pub(crate) struct TlsStream {
     inbuf: Box<[u8]>,
     in_start: usize,
     in_end: usize,
-    /// The socket returned end-of-file.
-    tcp_eof: bool,
-    /// `Some(clean)` once the end of the stream was seen (by rustls' reader).
-    eof: Option<bool>,
-    /// `Eof` was returned to the caller.
-    eof_returned: bool,
-    /// The last socket read did not end in `WouldBlock`.
-    maybe_readable: bool,
-    /// An error to report on the next call (data read before it came first).
-    pending_error: Option<TransportError>,
+    /// The socket's end-of-file, then the end of input as rustls' reader
+    /// judges it (`close_notify` or not); whether the last socket read did
+    /// not end in `WouldBlock`; an error to report once the data read before
+    /// it is taken.
+    read: ReadState<TransportError>,
     socket_reads: u64,
     /// The receive buffer's size when allocated (it is given back while the
     /// connection is idle: [`TlsStream::release_buffers`]).
@@ -63,7 +64,7 @@ impl fmt::Debug for TlsStream {
             .field("sock", &self.sock)
             .field("handshaking", &self.conn.is_handshaking())
             .field("buffered_ciphertext", &(self.in_end - self.in_start))
-            .field("tcp_eof", &self.tcp_eof)
+            .field("read", &self.read)
             .finish_non_exhaustive()
     }
 }
@@ -117,11 +118,7 @@ impl TlsStream {
             inbuf,
             in_start: 0,
             in_end: initial.len(),
-            tcp_eof: false,
-            eof: None,
-            eof_returned: false,
-            maybe_readable: true,
-            pending_error: None,
+            read: ReadState::new(),
             socket_reads: 0,
             buffer_size,
         })
@@ -140,7 +137,7 @@ impl TlsStream {
     /// [`io::ErrorKind::UnexpectedEof`] if the server closed the connection
     /// during the handshake.
     pub(crate) fn drive_handshake(&mut self) -> Result<bool, TransportError> {
-        if let Some(e) = self.pending_error.take() {
+        if let Some(e) = self.read.take_error() {
             return Err(e);
         }
         let mut budget = HANDSHAKE_READ_BUDGET;
@@ -185,18 +182,25 @@ impl TlsStream {
     ///
     /// # Errors
     /// Socket errors and TLS failures. Bytes decrypted before an error are
-    /// returned first; the error comes on the next call.
+    /// returned first, those of records that arrived in the same socket read
+    /// as a record that does not decrypt too; the error comes on the next
+    /// call once they are all taken.
     pub(crate) fn read(
         &mut self,
         out: &mut [u8],
         budget: &mut usize,
     ) -> Result<ReadOutcome, TransportError> {
-        if let Some(e) = self.pending_error.take() {
+        if let Some(e) = self.read.take_error() {
+            // Plaintext rustls decrypted before the error goes up first.
+            let n = self.take_plaintext(out);
+            if n > 0 {
+                self.read.keep_error(e);
+                return Ok(ReadOutcome::Data(n));
+            }
             return Err(e);
         }
-        if let Some(clean) = self.eof {
-            self.eof_returned = true;
-            return Ok(ReadOutcome::Eof { clean });
+        if let Some(eof) = self.read.end_outcome() {
+            return Ok(eof);
         }
         if out.is_empty() {
             return Ok(ReadOutcome::WouldBlock);
@@ -208,8 +212,8 @@ impl TlsStream {
             }
             match self.conn.reader().read(&mut out[n..]) {
                 Ok(0) => {
-                    self.eof = Some(true);
-                    break data_or(n, ReadOutcome::Eof { clean: true });
+                    self.read.set_end(true);
+                    break self.read.outcome(n);
                 }
                 Ok(k) => {
                     n += k;
@@ -217,31 +221,28 @@ impl TlsStream {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.eof = Some(false);
-                    break data_or(n, ReadOutcome::Eof { clean: false });
+                    self.read.set_end(false);
+                    break self.read.outcome(n);
                 }
-                Err(e) => return self.fail_after(n, TransportError::Io(e)),
+                Err(e) => return self.fail_after(out, n, TransportError::Io(e)),
             }
             match self.pump(budget) {
                 Ok(Pump::Progress) => {}
                 Ok(Pump::WouldBlock) | Ok(Pump::Budget) | Ok(Pump::PlaintextFull) => {
-                    break data_or(n, ReadOutcome::WouldBlock)
+                    break self.read.outcome(n)
                 }
                 Ok(Pump::Eof) => {
                     // rustls was told about the EOF; this is the unlikely case
                     // where it still reported no state. Treat as unclean.
-                    self.eof = Some(false);
-                    break data_or(n, ReadOutcome::Eof { clean: false });
+                    self.read.set_end(false);
+                    break self.read.outcome(n);
                 }
-                Err(e) => return self.fail_after(n, e),
+                Err(e) => return self.fail_after(out, n, e),
             }
         };
-        if matches!(outcome, ReadOutcome::Eof { .. }) {
-            self.eof_returned = true;
-        }
         if self.conn.wants_write() {
             if let Err(e) = self.flush() {
-                return self.fail_after(n, e);
+                return self.fail_after(out, n, e);
             }
         }
         Ok(outcome)
@@ -306,16 +307,12 @@ impl TlsStream {
     /// waiting to be reported, or the socket was not read until it would
     /// block (budget or `out` ran out first).
     pub(crate) fn has_pending_input(&self) -> bool {
-        if self.eof_returned {
-            return self.pending_error.is_some();
-        }
-        self.in_start < self.in_end
-            || self.pending_error.is_some()
-            || self.eof.is_some()
-            || self.maybe_readable
-            || self.tcp_eof
-            // Plaintext buffered, or close_notify received but not reported.
-            || (!self.conn.is_handshaking() && !self.conn.wants_read())
+        self.read.has_pending_input()
+            || (!self.read.end_returned()
+                && (self.in_start < self.in_end
+                    // Plaintext buffered, or close_notify received but not
+                    // reported.
+                    || (!self.conn.is_handshaking() && !self.conn.wants_read())))
     }
 
     /// Queues a `close_notify` alert and tries to send it (best effort; any
@@ -333,7 +330,7 @@ impl TlsStream {
     /// Whether the end of input seen was a clean `close_notify`.
     #[cfg(test)]
     pub(crate) fn eof_was_clean(&self) -> bool {
-        self.eof == Some(true)
+        self.read.end() == Some(true)
     }
 
     /// The rustls session (negotiated protocol version, ALPN, ...).
@@ -348,15 +345,40 @@ impl TlsStream {
         self.socket_reads
     }
 
-    /// After an error: if `n > 0` bytes were already read, returns them and
-    /// keeps `e` for the next call; else returns `e`.
-    fn fail_after(&mut self, n: usize, e: TransportError) -> Result<ReadOutcome, TransportError> {
+    /// After an error, with `out[..n]` already filled: adds the plaintext
+    /// rustls still holds (a failed `process_new_packets` keeps what it
+    /// decrypted from the records before the bad one), and if that makes any
+    /// bytes, returns them and keeps `e` for the next call; else returns `e`.
+    fn fail_after(
+        &mut self,
+        out: &mut [u8],
+        n: usize,
+        e: TransportError,
+    ) -> Result<ReadOutcome, TransportError> {
+        let n = n + self.take_plaintext(&mut out[n..]);
         if n > 0 {
-            self.pending_error = Some(e);
+            self.read.keep_error(e);
             Ok(ReadOutcome::Data(n))
         } else {
             Err(e)
         }
+    }
+
+    /// Copies plaintext rustls holds into `out` (no socket I/O, no record
+    /// processing); returns how many bytes. rustls' reader hands out its
+    /// received plaintext whatever the session's state, also after
+    /// `process_new_packets` failed.
+    fn take_plaintext(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            match self.conn.reader().read(&mut out[n..]) {
+                Ok(k) if k > 0 => n += k,
+                // Nothing buffered (WouldBlock), or the end: close_notify
+                // (Ok(0)) or TCP EOF without it (UnexpectedEof).
+                _ => break,
+            }
+        }
+        n
     }
 
     /// One step of the receive path: hand buffered ciphertext to rustls (and
@@ -383,7 +405,7 @@ impl TlsStream {
             self.process()?;
             return Ok(Pump::Progress);
         }
-        if self.tcp_eof {
+        if !self.read.socket_open() {
             return Ok(Pump::Eof);
         }
         if *budget == 0 {
@@ -398,7 +420,7 @@ impl TlsStream {
             self.socket_reads += 1;
             match self.sock.read(&mut self.inbuf[..cap]) {
                 Ok(0) => {
-                    self.tcp_eof = true;
+                    self.read.note_socket_eof();
                     // Tell rustls (it records the EOF so its reader reports
                     // a clean or unclean close).
                     let _ = self.conn.read_tls(&mut &[][..]);
@@ -408,11 +430,11 @@ impl TlsStream {
                     self.in_start = 0;
                     self.in_end = k;
                     *budget -= k;
-                    self.maybe_readable = true;
+                    self.read.set_maybe_readable(true);
                     return Ok(Pump::Progress);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.maybe_readable = false;
+                    self.read.set_maybe_readable(false);
                     return Ok(Pump::WouldBlock);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -430,14 +452,6 @@ impl TlsStream {
                 Err(TransportError::Tls(e))
             }
         }
-    }
-}
-
-fn data_or(n: usize, otherwise: ReadOutcome) -> ReadOutcome {
-    if n > 0 {
-        ReadOutcome::Data(n)
-    } else {
-        otherwise
     }
 }
 
@@ -815,6 +829,73 @@ mod tests {
         );
         assert!(!tls.has_pending_input());
         assert!(!tls.eof_was_clean());
+    }
+
+    /// A server that, once the handshake is done, puts `plaintext` in
+    /// records and a record that does not decrypt behind them into one
+    /// socket write, says so on the channel, and waits for the client to go.
+    fn bad_record_server(
+        plaintext: &'static [u8],
+    ) -> (SocketAddr, JoinHandle<()>, std::sync::mpsc::Receiver<()>) {
+        let (written, rx) = std::sync::mpsc::channel();
+        let (addr, server) = spawn_server(move |s| {
+            // The tickets rustls sends after the handshake must not hold the
+            // write below back (Nagle): all of it is to be there at once.
+            s.sock.set_nodelay(true).unwrap();
+            while s.conn.is_handshaking() {
+                s.conn.complete_io(&mut s.sock).unwrap();
+            }
+            s.conn.writer().write_all(plaintext).unwrap();
+            let mut wire = Vec::new();
+            while s.conn.wants_write() {
+                s.conn.write_tls(&mut wire).unwrap();
+            }
+            // Application data, 32 bytes no key decrypts.
+            wire.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+            wire.extend_from_slice(&[0x5a; 32]);
+            s.sock.write_all(&wire).unwrap();
+            written.send(()).unwrap();
+            // The client's alert, then its close.
+            while matches!(s.sock.read(&mut [0u8; 4096]), Ok(1..)) {}
+        });
+        (addr, server, rx)
+    }
+
+    #[test]
+    fn bad_record_in_the_same_socket_read_keeps_what_decrypted() {
+        for out_len in [3, 64] {
+            let (addr, server, written) = bad_record_server(b"partial");
+            let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+            let (mut poll, mut tls) = client(addr, &opts, "localhost");
+            handshake(&mut poll, &mut tls).unwrap();
+            written.recv_timeout(Duration::from_secs(10)).unwrap();
+            let reads_before = tls.socket_reads();
+            let mut got = Vec::new();
+            let mut out = vec![0u8; out_len];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let e = loop {
+                match tls.read(&mut out, &mut { usize::MAX }) {
+                    Ok(ReadOutcome::Data(n)) => {
+                        got.extend_from_slice(&out[..n]);
+                        // The error waits behind the data: no readiness
+                        // event will come for it.
+                        assert!(tls.has_pending_input());
+                    }
+                    Ok(ReadOutcome::WouldBlock) => wait(&mut poll, &mut tls, deadline),
+                    Ok(ReadOutcome::Eof { clean }) => panic!("EOF ({clean}) before the error"),
+                    Err(e) => break e,
+                }
+            };
+            // Good records and the bad one came in one socket read.
+            assert_eq!(tls.socket_reads() - reads_before, 1, "out {out_len}");
+            assert_eq!(got, b"partial", "out {out_len}");
+            assert!(
+                matches!(e.rustls_error(), Some(rustls::Error::DecryptError)),
+                "out {out_len}: {e:?}"
+            );
+            drop(tls);
+            server.join().unwrap();
+        }
     }
 
     #[test]
