@@ -13,9 +13,11 @@ use pollhttp_tests::script::{ok_response, Gate as StepGate, Step, TlsScriptServe
 
 use Status::*;
 
+/// A client that trusts `ca_pem` and finds every name at 127.0.0.1.
 fn tls_client(ca_pem: &str) -> HttpClient {
     let mut c = HttpClient::new().unwrap();
     c.set_tls_options(TlsOptions::with_root_pem(ca_pem.as_bytes()).unwrap());
+    c.set_resolver(loopback_lookup());
     c
 }
 
@@ -217,6 +219,7 @@ fn dangerous_mode_accepts_any_certificate() {
     );
     let mut c = HttpClient::new().unwrap();
     c.set_tls_options(TlsOptions::new().dangerous_disable_verification());
+    c.set_resolver(loopback_lookup());
     connect(&mut c, "localhost", server.port(), true);
     assert_eq!(c.status(), Connected, "{:?}", c.failure());
     assert_eq!(fetch(&mut c, "GET", "/", &[], b"").body, b"unsafe");
