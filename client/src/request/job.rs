@@ -1,7 +1,9 @@
-//! [`Job`]: one request's logic — connection choice and the one safe retry,
-//! deadlines, redirects, the body sink — talking to a connection through its
-//! exchange. The same job runs inline under `HttpRequest::poll` and on its
-//! worker thread.
+//! [`Job`]: one request's mechanism — take a connection, send the request
+//! as it is at this hop ([`Call`]), drive the exchange within a budget,
+//! feed the sink, keep the timers — applying what the decision table
+//! ([`next`]) says after each response head and each failure. The same job
+//! runs under `HttpRequest` (inline or on its worker thread) and under
+//! `RequestPool`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -854,7 +856,10 @@ impl Job {
                 && self.response.is_some(),
             body_replayable: self.body_replayable(),
             deadline: self.timers.get(Timer::Total),
-            at_auth_origin: self.auth_origin.as_ref() == Some(&self.call.url.origin()),
+            at_auth_origin: self
+                .auth_origin
+                .as_ref()
+                .is_some_and(|o| *o == self.call.url.origin()),
         }
     }
 
