@@ -1,5 +1,5 @@
-//! The connection cache (DESIGN: "cache: per-origin keep-alive, limits, idle
-//! age"): which connection belongs to whom, the connections kept idle for
+//! The connection cache (per-origin keep-alive, limits, idle age): which
+//! connection belongs to whom, the connections kept idle for
 //! reuse, the counts the limits are checked against, and the idle
 //! connections' upkeep (closed by the server, past their age, buffers given
 //! back). It does no I/O of its own beyond a kept connection's probe and
