@@ -55,9 +55,9 @@ impl Driver {
         })
     }
 
-    fn collect(&mut self, job: &mut Job, timeout: Option<Duration>) {
+    fn collect(&mut self, job: &mut Job, timeout: Option<Duration>) -> bool {
         self.reactor
-            .poll(timeout, |token, ev| job.on_event(token, ev));
+            .poll(timeout, |token, ev| job.on_event(token, ev))
     }
 
     /// Collect readiness (unless `wait` just did), then step the job at the
@@ -73,13 +73,15 @@ impl Driver {
 
     /// Sleep until the job has work, `timeout` passes, or one of its
     /// deadlines (connect, total, idle) is due. Never spins.
-    fn wait(&mut self, job: &mut Job, timeout: Option<Duration>) {
+    fn wait(&mut self, job: &mut Job, timeout: Option<Duration>) -> bool {
         let now = (self.clock)();
         if job.has_pending_work(self.reactor.is_woken(), now) {
-            return;
+            return true;
         }
-        self.collect(job, sleep_for(timeout, job.next_deadline(), now));
+        let deadline = job.next_deadline();
+        let got = self.collect(job, sleep_for(timeout, deadline, now));
         self.fresh_events = true;
+        got || deadline.is_some_and(|d| (self.clock)() >= d)
     }
 }
 
@@ -430,22 +432,29 @@ impl HttpRequest {
     /// `timeout` passes (never past the request's own deadlines, measured on
     /// the request's clock: see [`with_clock`](Self::with_clock)). Returns at
     /// once when idle (and, inline, when a deadline is already due on the
-    /// clock). The only call that blocks; it never spins.
-    pub fn wait(&mut self, timeout: Option<Duration>) {
+    /// clock). The only call that blocks; it never spins. Returns whether
+    /// something may be ready for `poll` (as every front end's `wait`): no
+    /// request runs, work was pending, an event or a wake-up came, a
+    /// deadline is due, or the worker finished.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
         match self.running.as_mut() {
-            None => {}
+            None => true,
             Some(Running::Inline(job, driver)) => driver.wait(job, timeout),
             Some(Running::Thread { rx, ready, .. }) => {
                 if ready.is_some() {
-                    return;
+                    return true;
                 }
                 let got = match timeout {
                     Some(t) => rx.recv_timeout(t).ok(),
                     None => rx.recv().ok(),
                 };
-                if let Some((done, driver)) = got {
-                    self.driver = Some(driver);
-                    *ready = Some(Box::new(done));
+                match got {
+                    Some((done, driver)) => {
+                        self.driver = Some(driver);
+                        *ready = Some(Box::new(done));
+                        true
+                    }
+                    None => false,
                 }
             }
         }

@@ -922,7 +922,9 @@ impl RequestPool {
 
     /// Collect readiness and hand each event to the request (or idle
     /// connection) that owns the socket.
-    fn collect(&mut self, timeout: Option<Duration>) {
+    /// Readiness from the OS (waiting at most `timeout`), filed to the
+    /// requests' turns; whether any event (or a wake-up) came.
+    fn collect(&mut self, timeout: Option<Duration>) -> bool {
         let Conns { reactor, cache, .. } = &mut self.conns;
         let slots = &mut self.slots;
         let run = &mut self.run;
@@ -942,7 +944,7 @@ impl RequestPool {
             // next maintenance.
             Some(Owner::Idle) => cache.on_idle_event(token, ev),
             _ => {}
-        });
+        })
     }
 
     /// Drive every request that has something to do, within the budget:
@@ -1181,15 +1183,18 @@ impl RequestPool {
     /// Sleep in `epoll_wait` until a socket, the resolver or a
     /// [`WakeHandle`] has work for [`poll`](Self::poll), the nearest deadline
     /// is due, or `timeout` passes (`None`: no limit but the deadlines).
-    /// Returns at once when work is pending. Never spins.
-    pub fn wait(&mut self, timeout: Option<Duration>) {
+    /// Returns at once when work is pending. Never spins. Returns whether
+    /// something may be ready for `poll` (as every front end's `wait`):
+    /// work was pending, an event or a wake-up came, or a deadline is due.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> bool {
         self.conns.sync_limits();
         if self.has_pending_work() {
-            return;
+            return true;
         }
-        let sleep = sleep_for(timeout, self.next_deadline(), self.now());
-        self.collect(sleep);
+        let deadline = self.next_deadline();
+        let got = self.collect(sleep_for(timeout, deadline, self.now()));
         self.fresh_events = true;
+        got || deadline.is_some_and(|d| self.now() >= d)
     }
 
     /// A handle that wakes this pool's [`wait`](Self::wait) (or the program's

@@ -988,3 +988,45 @@ fn http_request_cant_resolve_from_its_lookup() {
     );
     assert_eq!(net.lookups("gone.test"), 1);
 }
+
+/// `wait()` says the same thing on every front end: whether `poll` may
+/// have work (an event, a wake-up, a due deadline, or nothing to wait for).
+#[test]
+fn wait_says_whether_poll_has_work() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    net.route("a.test", "/ok", vec![Reply::Send(ok(b"ok"))]);
+    let mut pool = net.pool(PoolSettings::default());
+    let stalled = pool
+        .get(
+            net.url("a.test", "/stall"),
+            &Settings {
+                timeout: Some(Duration::from_secs(5)),
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+    assert!(net.settle(&mut pool, 100).is_empty());
+    assert!(!pool.wait(Some(Duration::ZERO)), "nothing to do");
+    // Its deadline is due on the pool's clock: work without an event.
+    net.clock.advance(Duration::from_secs(5));
+    assert!(pool.wait(Some(Duration::ZERO)), "a due deadline");
+    let done = net.settle(&mut pool, 100);
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        (done[0].0, done[0].1.result),
+        (stalled, RequestResult::Timeout)
+    );
+
+    let mut req = net.http_request();
+    assert!(req.wait(Some(Duration::ZERO)), "idle: nothing to wait for");
+    req.request(&net.url("a.test", "/ok"), &[], "GET", "")
+        .unwrap();
+    let c = net.finish_request(&mut req, 100).expect("completes");
+    assert_eq!(
+        (c.result, &c.body[..]),
+        (RequestResult::Success, &b"ok"[..])
+    );
+    assert!(req.wait(Some(Duration::ZERO)), "idle again");
+}
