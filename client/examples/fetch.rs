@@ -68,10 +68,9 @@
 //!   into a temporary file beside it, renamed on success) and exits 22.
 //! - `-I` (`--head`) sends HEAD and prints the response head; `-i`
 //!   (`--include`) prints the head before the body. The head always goes
-//!   to stdout (with `-o`/`-O` too, while the body goes to the file), and
-//!   its status line is rebuilt: `HTTP/1.1`, the code and its standard
-//!   reason phrase (the library keeps neither the version nor the phrase
-//!   received). The fields are as received, in order.
+//!   to stdout (with `-o`/`-O` too, while the body goes to the file), as
+//!   received: the status line (version, code, reason phrase) and the
+//!   fields in order.
 //! - `-C -` (`--continue-at -`) resumes a partial `-o`/`-O` file: `Range`
 //!   from its size, with `If-Range` the validator (strong ETag, else
 //!   Last-Modified) of the response its bytes came from, which the library
@@ -958,7 +957,7 @@ impl Plan {
 
     /// `-f` and a status >= 400.
     fn fail_status(&self, done: &Completed) -> bool {
-        self.fail && done.result == RequestResult::Success && done.response_code >= 400
+        self.fail && done.result == RequestResult::Success && done.response_code() >= 400
     }
 
     /// `-v`: the settings that shape every transfer.
@@ -1448,7 +1447,7 @@ fn run_pages(plan: &Plan, t: &Transfer, limit: i64, tally: &mut Tally) -> Result
             Err(e) => return Err(format!("{}: {e}", t.url)),
         };
         total.add(&page);
-        if plan.fail && page.response_code >= 400 {
+        if plan.fail && page.response_code() >= 400 {
             last = Some(page);
             break;
         }
@@ -1598,7 +1597,7 @@ impl Bars {
         let what = if done.result == RequestResult::Success {
             format!(
                 "HTTP {} {}",
-                done.response_code,
+                done.response_code(),
                 human_bytes(done.body_bytes)
             )
         } else {
@@ -1695,7 +1694,7 @@ fn finish(
         settle_file(t, ok && !http_error)?;
     }
     if plan.verbose && !summary.body_written {
-        if done.response_code != 0 {
+        if done.response_code() != 0 {
             eprint!("{}", head_text(done, "< "));
         }
         eprintln!(
@@ -1720,7 +1719,7 @@ fn finish(
         if plan.errors {
             eprintln!(
                 "fetch: {url}(22) The requested URL returned error: {}",
-                done.response_code
+                done.response_code()
             );
         }
         return Ok(());
@@ -1795,15 +1794,18 @@ fn write_stdout(bytes: &[u8], multi: Option<&MultiProgress>) -> Result<(), Strin
 }
 
 /// The response head as `-i`/`-I` print it (`prefix` before each line, for
-/// `-v`): a status line rebuilt from the code (the library keeps neither
-/// the version nor the reason phrase received), the fields as received.
+/// `-v`): the status line and the fields as received.
 fn head_text(done: &Completed, prefix: &str) -> String {
-    let mut s = format!(
-        "{prefix}HTTP/1.1 {} {}\r\n",
-        done.response_code,
-        reason_phrase(done.response_code)
-    );
-    for f in done.headers.iter() {
+    let Some(head) = &done.head else {
+        return String::new();
+    };
+    let version = match head.version() {
+        pollhttp::proto::Version::Http10 => "HTTP/1.0",
+        pollhttp::proto::Version::Http11 => "HTTP/1.1",
+    };
+    let reason = String::from_utf8_lossy(head.reason());
+    let mut s = format!("{prefix}{version} {} {reason}\r\n", head.status());
+    for f in head.fields().iter() {
         s.push_str(&format!(
             "{prefix}{}: {}\r\n",
             f.name(),
@@ -1813,60 +1815,6 @@ fn head_text(done: &Completed, prefix: &str) -> String {
     s.push_str(prefix);
     s.push_str("\r\n");
     s
-}
-
-/// RFC 9110's reason phrases (and a few common others).
-fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        203 => "Non-Authoritative Information",
-        204 => "No Content",
-        205 => "Reset Content",
-        206 => "Partial Content",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        418 => "I'm a teapot",
-        421 => "Misdirected Request",
-        422 => "Unprocessable Content",
-        426 => "Upgrade Required",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
 }
 
 /// Shows (once the download is big or slow) and advances the progress bar.
@@ -1902,7 +1850,7 @@ fn update_progress(bar: &mut Option<ProgressBar>, size: Option<u64>, got: u64, s
 
 fn json_line(t: &Transfer, done: &Completed, sha: &str, summary: &Summary) -> String {
     let headers: Vec<[String; 2]> = done
-        .headers
+        .headers()
         .iter()
         .map(|f| {
             [
@@ -1919,7 +1867,7 @@ fn json_line(t: &Transfer, done: &Completed, sha: &str, summary: &Summary) -> St
     serde_json::json!({
         "result": done.result.name(),
         "reason": done.reason,
-        "response_code": done.response_code,
+        "response_code": done.response_code(),
         "headers": headers,
         "body_bytes": summary.body_bytes,
         "body_sha256": sha,

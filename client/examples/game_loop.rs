@@ -1091,7 +1091,7 @@ fn judge(jobs: &[Job], results: &[Completed], patterns: &Patterns) -> Verdict {
     };
     let mut intact = 0;
     for (job, done) in jobs.iter().zip(results) {
-        let ok_200 = done.result == RequestResult::Success && done.response_code == 200;
+        let ok_200 = done.result == RequestResult::Success && done.response_code() == 200;
         if !ok_200 {
             v.failed += 1;
         }
@@ -1110,21 +1110,22 @@ fn judge(jobs: &[Job], results: &[Completed], patterns: &Patterns) -> Verdict {
             continue;
         }
         if asset.kind == Kind::Missing {
-            if done.response_code == 404 {
+            if done.response_code() == 404 {
                 v.notes.push(format!("{}: 404, as expected", asset.path));
             } else {
                 set(&mut v, "Mismatch");
                 v.notes.push(format!(
                     "{}: HTTP {}, expected 404",
-                    asset.path, done.response_code
+                    asset.path,
+                    done.response_code()
                 ));
             }
             continue;
         }
-        if done.response_code != 200 {
+        if done.response_code() != 200 {
             set(&mut v, "Mismatch");
             v.notes
-                .push(format!("{}: HTTP {}", asset.path, done.response_code));
+                .push(format!("{}: HTTP {}", asset.path, done.response_code()));
             continue;
         }
         let body = match &job.file {
@@ -1192,7 +1193,7 @@ fn report(r: &Report<'_>) {
     let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
     for d in r.results {
         let key = if d.result == RequestResult::Success {
-            format!("HTTP {}", d.response_code)
+            format!("HTTP {}", d.response_code())
         } else {
             d.result.name().to_string()
         };
@@ -1505,7 +1506,7 @@ fn plot(
 /// Bytes of a response's head (status line, fields, blank line), about.
 fn head_len(d: &Completed) -> u64 {
     let fields: usize = d
-        .headers
+        .headers()
         .iter()
         .map(|f| f.name().len() + f.value().len() + 4)
         .sum();

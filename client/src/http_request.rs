@@ -153,7 +153,7 @@ impl Connections for Driver {
 ///     req.wait(Some(Duration::from_millis(100)));
 /// };
 /// assert_eq!(done.result, RequestResult::Success);
-/// println!("{} {} bytes", done.response_code, done.body.len());
+/// println!("{} {} bytes", done.response_code(), done.body.len());
 /// ```
 pub struct HttpRequest {
     settings: Settings,

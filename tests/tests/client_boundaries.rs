@@ -161,7 +161,7 @@ fn request_tls_close_delimited_without_close_notify_is_truncated() {
     let mut req = tls_request();
     let done = send(&mut req, &server.base_url(), "GET", b"");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::ChunkedBodySizeMismatch, 200),
         "{}",
         done.reason
@@ -204,7 +204,7 @@ fn request_tls_close_delimited_with_close_notify_is_success() {
     let mut req = tls_request();
     let done = send(&mut req, &server.base_url(), "GET", b"");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::Success, 200),
         "{}",
         done.reason
@@ -229,7 +229,7 @@ fn request_tls_content_length_cut_is_truncated() {
     let mut req = tls_request();
     let done = send(&mut req, &server.base_url(), "GET", b"");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::ChunkedBodySizeMismatch, 200),
         "{}",
         done.reason
@@ -285,7 +285,7 @@ fn request_close_delimited_cut_by_reset_is_a_connection_error() {
     let server = reset_close_delimited();
     let done = send(&mut HttpRequest::new(), &server.base_url(), "GET", b"");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::ConnectionError, 200),
         "{}",
         done.reason
@@ -313,7 +313,7 @@ fn request_content_length_cut_by_reset_is_a_connection_error() {
     let server = reset_content_length();
     let done = send(&mut HttpRequest::new(), &server.base_url(), "GET", b"");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::ConnectionError, 200),
         "{}",
         done.reason
@@ -363,7 +363,7 @@ fn request_early_413_during_a_big_upload_is_delivered() {
         &body,
     );
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::Success, 413),
         "{}",
         done.reason
@@ -417,12 +417,12 @@ fn request_unfolds_obs_fold_by_default() {
     let server = folded();
     let done = send(&mut HttpRequest::new(), &server.base_url(), "GET", b"");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::Success, 200),
         "{}",
         done.reason
     );
-    assert_unfolded(done.headers.get_str("x-folded"));
+    assert_unfolded(done.headers().get_str("x-folded"));
     assert_eq!(&done.body[..], b"ok");
 }
 
@@ -537,7 +537,7 @@ fn request_post_on_a_reused_connection_is_not_retried() {
     assert_eq!((done.result, &done.body[..]), (R::Success, &b"first"[..]));
     let done = send(&mut req, &url, "POST", b"payload");
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::NoResponse, 0),
         "{}",
         done.reason
@@ -601,7 +601,7 @@ fn request_post_kept_by_307_is_not_retried() {
         b"payload",
     );
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (R::NoResponse, 0),
         "{}",
         done.reason
@@ -666,7 +666,7 @@ fn twenty_requests_reuse_one_connection() {
     for i in 0..20 {
         let done = send(&mut req, &url, "GET", b"");
         assert_eq!(
-            (done.result, done.response_code, &done.body[..]),
+            (done.result, done.response_code(), &done.body[..]),
             (R::Success, 200, HELLO_BODY.as_bytes()),
             "request {i}: {}",
             done.reason

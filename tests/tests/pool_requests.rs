@@ -694,7 +694,7 @@ fn nginx_closing_idle_connections_after_1s_costs_the_caller_nothing() {
     )
     .unwrap();
     let (done, _) = run_until(&mut pool, 1, 1000);
-    assert_ne!(done[0].1.response_code, 0, "{}", done[0].1.reason);
+    assert_ne!(done[0].1.response_code(), 0, "{}", done[0].1.reason);
     assert_eq!(pool.connections_opened(), 3);
     // nginx logs a request after answering it: wait (bounded) for our
     // three lines.

@@ -70,7 +70,7 @@ fn success_from_httpbin_and_status_418() {
     let hb = Httpbin::shared();
     let done = get(&hb.url("/get?a=1#frag"));
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (Success, 200),
         "{}",
         done.reason
@@ -83,7 +83,7 @@ fn success_from_httpbin_and_status_418() {
         "fragment dropped"
     );
     let done = get(&hb.url("/status/418"));
-    assert_eq!((done.result, done.response_code), (Success, 418));
+    assert_eq!((done.result, done.response_code()), (Success, 418));
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn busy_while_running() {
 #[test]
 fn cant_resolve_and_cant_connect() {
     let done = get_with("http://gone.test/", |r| r.set_lookup(no_such_name()));
-    assert_eq!((done.result, done.response_code), (CantResolve, 0));
+    assert_eq!((done.result, done.response_code()), (CantResolve, 0));
     assert!(
         matches!(
             done.connection_failure(),
@@ -195,7 +195,7 @@ fn truncated_body_is_a_size_mismatch_never_cant_connect() {
     ]);
     let done = get(&server.base_url());
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (ChunkedBodySizeMismatch, 200)
     );
     assert!(
@@ -303,7 +303,7 @@ fn assert_client_alert(server: &TlsScriptServer, alert: &str) {
 fn tls_handshake_error() {
     let server = TlsScriptServer::start(untrusted_server_config(), vec![vec![Step::ReadRequest]]);
     let done = get(&format!("https://127.0.0.1:{}/", server.port()));
-    assert_eq!((done.result, done.response_code), (TlsHandshakeError, 0));
+    assert_eq!((done.result, done.response_code()), (TlsHandshakeError, 0));
     assert!(
         matches!(
             handshake_rustls_error(&done),
@@ -322,7 +322,7 @@ fn expired_certificate_is_a_handshake_error() {
     let done = get_with(&server.base_url(), |r| {
         r.settings_mut().tls = Some(TlsOptions::with_root_pem(ca.ca_pem.as_bytes()).unwrap())
     });
-    assert_eq!((done.result, done.response_code), (TlsHandshakeError, 0));
+    assert_eq!((done.result, done.response_code()), (TlsHandshakeError, 0));
     assert!(
         matches!(
             handshake_rustls_error(&done),
@@ -366,7 +366,7 @@ fn body_size_limit_just_under_and_just_over() {
         r.settings_mut().body_size_limit = Some(999)
     });
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (BodySizeLimitExceeded, 200)
     );
     // Refused at the head by proto's wire limit, before a body byte.
@@ -445,7 +445,7 @@ fn gzip_and_deflate_are_decoded() {
     assert_eq!(done.result, Success, "{}", done.reason);
     assert_eq!(json(&done)["gzipped"], true);
     assert_eq!(
-        done.headers.get_str("content-encoding"),
+        done.headers().get_str("content-encoding"),
         Some("gzip"),
         "headers kept as received"
     );
@@ -479,7 +479,7 @@ fn body_decompress_failed() {
     ]]);
     let done = get(&server.base_url());
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (BodyDecompressFailed, 200)
     );
     assert!(
@@ -512,7 +512,7 @@ fn redirect_chains() {
     ] {
         let done = get(&hb.url(path));
         assert_eq!(
-            (done.result, done.response_code, done.redirects),
+            (done.result, done.response_code(), done.redirects),
             (Success, 200, 3),
             "{path}"
         );
@@ -522,7 +522,7 @@ fn redirect_chains() {
         r.settings_mut().max_redirects = 3
     });
     assert_eq!(
-        (done.result, done.response_code, done.redirects),
+        (done.result, done.response_code(), done.redirects),
         (RedirectLimitReached, 302, 3)
     );
     assert!(
@@ -625,7 +625,7 @@ fn https_to_http_redirect_refused_unless_allowed() {
     let done = get_with(&nginx.url_tls("/redirect/to-http"), |r| {
         r.settings_mut().tls = Some(t)
     });
-    assert_eq!((done.result, done.response_code), (RequestFailed, 302));
+    assert_eq!((done.result, done.response_code()), (RequestFailed, 302));
     let refused_url = nginx.url("/hello.txt");
     assert!(
         matches!(
@@ -726,7 +726,7 @@ fn redirect_to_a_bad_location_is_refused() {
     for (i, location) in locations.into_iter().enumerate() {
         let done = get(&server.base_url());
         assert_eq!(
-            (done.result, done.response_code, done.redirects),
+            (done.result, done.response_code(), done.redirects),
             (RequestFailed, 302, 0),
             "{location}"
         );
@@ -783,7 +783,7 @@ fn a_body_reader_failing_mid_upload_fails_the_request_with_its_error() {
     .unwrap();
     let done = run(&mut req);
     drop(req);
-    assert_eq!((done.result, done.response_code), (ConnectionError, 0));
+    assert_eq!((done.result, done.response_code()), (ConnectionError, 0));
     assert!(
         matches!(
             done.connection_failure(),
@@ -858,7 +858,7 @@ fn a_body_file_gone_before_a_307_is_a_body_failure() {
     drop(req);
     // (The 307 is not reported as the response: a failure to send the next
     // hop completes without one.)
-    assert_eq!((done.result, done.response_code), (RequestFailed, 0));
+    assert_eq!((done.result, done.response_code()), (RequestFailed, 0));
     assert!(
         matches!(
             &done.failure,
@@ -894,7 +894,7 @@ fn a_worker_thread_that_dies_is_worker_gone() {
     )
     .unwrap();
     let done = run(&mut req);
-    assert_eq!((done.result, done.response_code), (RequestFailed, 0));
+    assert_eq!((done.result, done.response_code()), (RequestFailed, 0));
     assert!(
         matches!(done.failure, Some(RequestFailure::WorkerGone)),
         "{:?}",
@@ -915,13 +915,13 @@ fn basic_auth_from_url_userinfo() {
     );
     let done = get(&url);
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (Success, 200),
         "{}",
         done.reason
     );
     let done = get(&hb.url("/basic-auth/user/p@ss"));
-    assert_eq!(done.response_code, 401);
+    assert_eq!(done.response_code(), 401);
 }
 
 #[test]
@@ -940,7 +940,7 @@ fn timeouts() {
         done.failure
     );
     // The drip had started: the deadline cut the body, not the head.
-    assert_eq!(done.response_code, 200, "{:?}", done.failure);
+    assert_eq!(done.response_code(), 200, "{:?}", done.failure);
     // /delay/1 finishes inside a generous deadline.
     let done = get_with(&hb.url("/delay/1"), |r| {
         r.settings_mut().timeout = Some(Duration::from_secs(10))
@@ -989,7 +989,7 @@ fn download_file_results() {
         r.settings_mut().download_file = Some(m)
     });
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (DownloadFileCantOpen, 200)
     );
     assert!(
@@ -1021,7 +1021,7 @@ fn download_file_results() {
     let done = get_with(&nginx.url("/status/204"), |r| {
         r.settings_mut().download_file = Some(p)
     });
-    assert_eq!((done.result, done.response_code), (Success, 204));
+    assert_eq!((done.result, done.response_code()), (Success, 204));
     assert_eq!(std::fs::read(&path).unwrap(), b"");
 }
 

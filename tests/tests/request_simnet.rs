@@ -230,7 +230,12 @@ fn bodiless_responses_with_a_content_coding_succeed_empty() {
             .unwrap();
         let c = finish(&mut net, &mut pool, id);
         assert_eq!(
-            (c.result, c.response_code, c.body.len(), c.failure.is_none()),
+            (
+                c.result,
+                c.response_code(),
+                c.body.len(),
+                c.failure.is_none()
+            ),
             (RequestResult::Success, *status, 0, true),
             "{method} {path}: {}",
             c.reason
@@ -406,7 +411,7 @@ fn resume_sends_the_validator_of_the_bytes_it_has() {
     let id = pool.get(net.url("a.test", "/asset"), &settings).unwrap();
     let c = finish(&mut net, &mut pool, id);
     assert_eq!(
-        (c.result, c.response_code),
+        (c.result, c.response_code()),
         (RequestResult::Success, 206),
         "{}",
         c.reason
@@ -460,7 +465,7 @@ fn a_download_file_is_replaced_only_when_the_new_body_starts() {
     };
     let id = pool.get(net.url("a.test", "/empty"), &plain).unwrap();
     let c = finish(&mut net, &mut pool, id);
-    assert_eq!((c.result, c.response_code), (RequestResult::Success, 204));
+    assert_eq!((c.result, c.response_code()), (RequestResult::Success, 204));
     assert_eq!(std::fs::read(&file).unwrap(), b"");
 }
 
@@ -552,7 +557,7 @@ fn the_body_limit_holds_on_the_wire_and_after_decoding() {
             c.failure
         );
         assert!(c.body.is_empty());
-        assert_eq!(c.response_code, 200, "{path}: the head is kept");
+        assert_eq!(c.response_code(), 200, "{path}: the head is kept");
     }
     // A redirect whose own body is over the limit is still followed.
     let mut big_redirect = response(
@@ -884,7 +889,7 @@ fn http_request_times_out_on_its_clock() {
     // Due.
     net.clock.advance(Duration::from_secs(1));
     let c = req.poll().expect("the deadline fired at the next poll");
-    assert_eq!((c.result, c.response_code), (RequestResult::Timeout, 0));
+    assert_eq!((c.result, c.response_code()), (RequestResult::Timeout, 0));
     assert!(
         matches!(c.failure, Some(RequestFailure::Timeout(d)) if d == Duration::from_secs(10)),
         "{:?}",
@@ -980,7 +985,10 @@ fn http_request_cant_resolve_from_its_lookup() {
     net.add_peer("gone.test", Answer::Fail);
     let mut req = net.http_request();
     let c = get_req(&mut net, &mut req, "gone.test", "/");
-    assert_eq!((c.result, c.response_code), (RequestResult::CantResolve, 0));
+    assert_eq!(
+        (c.result, c.response_code()),
+        (RequestResult::CantResolve, 0)
+    );
     assert!(
         matches!(c.connection_failure(), Some(pollhttp::Failure::Resolve(e)) if e.kind() == std::io::ErrorKind::NotFound),
         "{:?}",
@@ -1029,4 +1037,30 @@ fn wait_says_whether_poll_has_work() {
         (RequestResult::Success, &b"ok"[..])
     );
     assert!(req.wait(Some(Duration::ZERO)), "idle again");
+}
+
+/// `Completed` keeps the whole final head: version, status code, reason
+/// phrase and fields as received.
+#[test]
+fn a_completion_keeps_the_status_line_as_received() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route(
+        "a.test",
+        "/",
+        vec![Reply::SendAndClose(
+            b"HTTP/1.0 299 Quite Fine\r\nX-One: 1\r\n\r\nbody".to_vec(),
+        )],
+    );
+    let mut pool = net.pool(PoolSettings::default());
+    let id = pool
+        .get(net.url("a.test", "/"), &Settings::default())
+        .unwrap();
+    let c = finish(&mut net, &mut pool, id);
+    assert_eq!((c.result, c.response_code()), (RequestResult::Success, 299));
+    let head = c.head.as_ref().expect("a head");
+    assert_eq!(head.version(), pollhttp::proto::Version::Http10);
+    assert_eq!(head.reason_str(), "Quite Fine");
+    assert_eq!(c.headers().get_str("x-one"), Some("1"));
+    assert_eq!(&c.body[..], b"body");
 }

@@ -234,7 +234,7 @@ fn run_seed(seed: u64) {
                 .success_body
                 .as_ref()
                 .unwrap_or_else(|| panic!("seed {seed}: request {n} cannot succeed"));
-            if c.response_code == 200 {
+            if c.response_code() == 200 {
                 assert!(
                     c.body[..] == want[..],
                     "seed {seed}: request {n} ({}) reported a body it was not sent",

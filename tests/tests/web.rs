@@ -45,7 +45,7 @@ fn get_with_params_as_pairs_raw_and_godot_dict() {
                 ("bare", QueryValue::Null),
             ]),
     );
-    assert_eq!(done.response_code, 200);
+    assert_eq!(done.response_code(), 200);
     let args = &body_json(&done)["args"];
     assert_eq!(args["x"], "0");
     assert_eq!(args["q"], "two words & more");
@@ -68,7 +68,7 @@ fn get_with_params_as_pairs_raw_and_godot_dict() {
 fn scheme_less_url_is_http_in_the_builder_only() {
     let hb = Httpbin::shared();
     let done = send(Request::get(&format!("127.0.0.1:{}/get", hb.port)));
-    assert_eq!(done.response_code, 200);
+    assert_eq!(done.response_code(), 200);
     assert!(done.final_url.starts_with("http://127.0.0.1:"));
     let mut plain = pollhttp::HttpRequest::new();
     let refused = plain.request(&format!("127.0.0.1:{}/get", hb.port), &[], "GET", "");
@@ -120,7 +120,7 @@ fn post_form_json_and_object_bodies() {
         (Request::patch(&hb.url("/patch")), "/patch"),
     ] {
         let done = send(req.object(&object));
-        assert_eq!(done.response_code, 200, "{path}");
+        assert_eq!(done.response_code(), 200, "{path}");
         assert_eq!(body_json(&done)["json"], object, "{path}");
     }
 }
@@ -213,7 +213,7 @@ fn object_bodies_follow_parse_and_rhttp_on_the_wire() {
     for (req, _, _) in cases {
         let method = req.method().to_string();
         let done = req.timeout(TIMEOUT).send_with(&mut http);
-        assert_eq!(done.map(|d| d.response_code).ok(), Some(200), "{method}");
+        assert_eq!(done.map(|d| d.response_code()).ok(), Some(200), "{method}");
     }
     assert_eq!(srv.connections_accepted(), 1);
     let got: Vec<(Option<String>, String)> = srv
@@ -250,7 +250,7 @@ fn multipart_text_and_file_parts_are_echoed_byte_for_byte() {
         )
         .unwrap();
     let done = send(Request::post(&hb.url("/post")).multipart(form));
-    assert_eq!(done.response_code, 200);
+    assert_eq!(done.response_code(), 200);
     let echo = body_json(&done);
     assert_eq!(echo["form"]["title"], "hello \"quoted\" world");
     assert_eq!(echo["files"]["upload"], content.as_str());
@@ -332,7 +332,7 @@ fn status_as_error_is_configurable() {
     // Godot's default: a 404 is a complete response.
     let done = send(Request::get(&hb.url("/status/404")));
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (RequestResult::Success, 404)
     );
     // Parse / axios: non-2xx rejects, with the whole response.
@@ -342,7 +342,7 @@ fn status_as_error_is_configurable() {
         .send()
         .unwrap_err();
     match &err {
-        WebError::Status(c) => assert_eq!(c.response_code, 404),
+        WebError::Status(c) => assert_eq!(c.response_code(), 404),
         other => panic!("{other:?}"),
     }
     // validateStatus.
@@ -351,7 +351,7 @@ fn status_as_error_is_configurable() {
         .timeout(TIMEOUT)
         .send()
         .unwrap();
-    assert_eq!(done.response_code, 404);
+    assert_eq!(done.response_code(), 404);
 }
 
 #[test]
@@ -359,11 +359,11 @@ fn follow_redirects_false_gives_the_3xx_with_its_body() {
     let hb = Httpbin::shared();
     let done = send(Request::get(&hb.url("/redirect/2")).follow_redirects(false));
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (RequestResult::Success, 302)
     );
     assert_eq!(
-        done.headers.get_str("location"),
+        done.headers().get_str("location"),
         Some("/relative-redirect/1")
     );
     assert_eq!(done.redirects, 0);
@@ -446,7 +446,7 @@ fn expires_in_every_cookie_date_form_decides_what_is_sent() {
             .timeout(TIMEOUT)
             .send_with(&mut http)
             .unwrap();
-        assert_eq!(done.response_code, 200);
+        assert_eq!(done.response_code(), 200);
     }
     let sent: Vec<Option<String>> = srv.requests().iter().map(|r| cookie_field(r)).collect();
     assert_eq!(
@@ -489,7 +489,7 @@ fn a_cookie_for_a_public_suffix_is_never_sent() {
             .timeout(TIMEOUT)
             .send_with(&mut pollhttp::HttpRequest::new())
             .unwrap();
-        assert_eq!(done.response_code, 200, "{u}");
+        assert_eq!(done.response_code(), 200, "{u}");
     }
     let requests = srv.requests();
     let lines: Vec<&str> = requests
@@ -547,10 +547,10 @@ fn response_cookies_are_parsed() {
 fn basic_auth_from_options() {
     let hb = Httpbin::shared();
     let done = send(Request::get(&hb.url("/basic-auth/user/pa:ss")).basic_auth("user", "pa:ss"));
-    assert_eq!(done.response_code, 200);
+    assert_eq!(done.response_code(), 200);
     assert_eq!(body_json(&done)["authenticated"], true);
     let done = send(Request::get(&hb.url("/basic-auth/user/pass")).basic_auth("user", "wrong"));
-    assert_eq!(done.response_code, 401);
+    assert_eq!(done.response_code(), 401);
 }
 
 #[test]
@@ -561,7 +561,12 @@ fn digest_auth_md5_and_sha256_answer_the_challenge_on_the_same_connection() {
             Request::get(&hb.url(&format!("/digest-auth/auth/user/passwd/{algorithm}")))
                 .digest_auth("user", "passwd"),
         );
-        assert_eq!(done.response_code, 200, "{algorithm}: {:?}", done.headers);
+        assert_eq!(
+            done.response_code(),
+            200,
+            "{algorithm}: {:?}",
+            done.headers()
+        );
         assert_eq!(body_json(&done)["authenticated"], true, "{algorithm}");
         assert_eq!(done.redirects, 0);
     }
@@ -569,7 +574,7 @@ fn digest_auth_md5_and_sha256_answer_the_challenge_on_the_same_connection() {
     let done = send(
         Request::get(&hb.url("/digest-auth/auth/user/passwd/MD5")).digest_auth("user", "nope"),
     );
-    assert_eq!(done.response_code, 401);
+    assert_eq!(done.response_code(), 401);
 }
 
 #[test]
@@ -592,7 +597,7 @@ fn digest_answer_goes_over_the_kept_connection() {
     let done = send(
         Request::get(&format!("{}{}", srv.base_url(), "/p?q=1")).auth(Auth::digest("u", "pw")),
     );
-    assert_eq!((done.response_code, &done.body[..]), (200, &b"yes"[..]));
+    assert_eq!((done.response_code(), &done.body[..]), (200, &b"yes"[..]));
     assert_eq!(srv.connections_accepted(), 1);
     let requests = srv.requests();
     let (head, _) = split_request(&requests[1]);
@@ -747,7 +752,7 @@ fn a_503_with_retry_after_is_retried_and_attempts_are_counted() {
         .timeout(Duration::from_secs(10))
         .send()
         .unwrap();
-    assert_eq!((done.response_code, &done.body[..]), (200, &b"fine"[..]));
+    assert_eq!((done.response_code(), &done.body[..]), (200, &b"fine"[..]));
     assert_eq!(done.attempts, 2);
     assert_eq!(
         srv.connections_accepted(),
@@ -772,7 +777,7 @@ fn a_retry_after_past_the_deadline_gives_the_503() {
         .send()
         .unwrap();
     assert_eq!(
-        (done.response_code, &done.body[..], done.attempts),
+        (done.response_code(), &done.body[..], done.attempts),
         (503, &b"busy"[..], 1)
     );
 }
@@ -797,14 +802,14 @@ fn the_retry_budget_stops_a_retry_storm() {
         .timeout(TIMEOUT)
         .send()
         .unwrap();
-    assert_eq!((first.response_code, first.attempts), (500, 2));
+    assert_eq!((first.response_code(), first.attempts), (500, 2));
     // ...and the second, sharing the budget, gets none.
     let second = Request::get(&format!("{}{}", srv.base_url(), "/b"))
         .retry(policy)
         .timeout(TIMEOUT)
         .send()
         .unwrap();
-    assert_eq!((second.response_code, second.attempts), (500, 1));
+    assert_eq!((second.response_code(), second.attempts), (500, 1));
     assert_eq!(srv.requests().len(), 3);
 }
 
@@ -822,7 +827,7 @@ fn connection_failures_are_retried_for_get_but_a_sent_post_is_not() {
         .timeout(TIMEOUT)
         .send()
         .unwrap();
-    assert_eq!((done.response_code, done.attempts), (200, 2));
+    assert_eq!((done.response_code(), done.attempts), (200, 2));
 
     let srv = ScriptServer::start(vec![
         vec![Step::ReadRequest, Step::Reset],
@@ -871,7 +876,7 @@ fn all_and_all_settled_on_one_pool() {
     let mut batch = Batch::all(&mut pool, requests).unwrap();
     batch.run(&mut pool, Duration::from_millis(200));
     match batch.into_all() {
-        Err(WebError::Status(c)) => assert_eq!(c.response_code, 500),
+        Err(WebError::Status(c)) => assert_eq!(c.response_code(), 500),
         other => panic!("{other:?}"),
     }
     assert_eq!(pool.in_flight(), 0, "the slow one was cancelled");
@@ -886,12 +891,12 @@ fn all_and_all_settled_on_one_pool() {
     batch.run(&mut pool, Duration::from_millis(200));
     let results = batch.into_settled();
     assert_eq!(results.len(), 3);
-    assert_eq!(results[0].as_ref().unwrap().response_code, 201);
+    assert_eq!(results[0].as_ref().unwrap().response_code(), 201);
     assert!(matches!(
         results[1],
         Err(WebError::Refused(RequestError::UnsupportedScheme(_)))
     ));
-    assert!(matches!(&results[2], Err(WebError::Status(c)) if c.response_code == 503));
+    assert!(matches!(&results[2], Err(WebError::Status(c)) if c.response_code() == 503));
 
     // The blocking shape, on its own pool.
     let got = pollhttp::web::all(
@@ -899,7 +904,7 @@ fn all_and_all_settled_on_one_pool() {
         PoolSettings::default(),
     )
     .unwrap();
-    assert_eq!(got[0].response_code, 204);
+    assert_eq!(got[0].response_code(), 204);
 }
 
 #[test]
@@ -985,7 +990,7 @@ fn proxy_basic_auth_goes_on_connect_and_never_to_the_origin() {
         }),
     );
     assert_eq!(
-        (done.response_code, &done.body[..]),
+        (done.response_code(), &done.body[..]),
         (200, &b"secret"[..]),
         "{}",
         done.reason
@@ -1068,7 +1073,7 @@ fn resume_appends_a_206_rewrites_on_200_and_keeps_the_file_on_416() {
     ));
     let done = resume_get(&srv, &file);
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (RequestResult::Success, 206)
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"hello world");
@@ -1084,7 +1089,7 @@ fn resume_appends_a_206_rewrites_on_200_and_keeps_the_file_on_416() {
     // The resource changed: a 200 rewrites the file whole.
     let srv = resume_server(response("200 OK", &[], "brand new"));
     let done = resume_get(&srv, &file);
-    assert_eq!(done.response_code, 200);
+    assert_eq!(done.response_code(), 200);
     assert_eq!(std::fs::read(&file).unwrap(), b"brand new");
     let (head, _) = split_request(&srv.requests()[0]);
     assert!(head.contains("Range: bytes=11-\r\n"), "{head}");
@@ -1097,7 +1102,7 @@ fn resume_appends_a_206_rewrites_on_200_and_keeps_the_file_on_416() {
     ));
     let done = resume_get(&srv, &file);
     assert_eq!(
-        (done.result, done.response_code),
+        (done.result, done.response_code()),
         (RequestResult::Success, 416)
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"brand new");

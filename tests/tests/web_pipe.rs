@@ -249,7 +249,7 @@ fn pipe_refusals_and_an_upload_that_ends_first() {
     assert_eq!(results.len(), 2, "{results:?}");
     let up = results.iter().find(|(id, _)| *id == upload).unwrap();
     assert_eq!(
-        (up.1.result, up.1.response_code),
+        (up.1.result, up.1.response_code()),
         (RequestResult::Success, 403),
         "{}",
         up.1.reason

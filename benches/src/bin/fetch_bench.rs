@@ -119,10 +119,12 @@ fn pollhttp_requests(url: &str, n: u32) -> Result<(), String> {
             }
             req.wait(Some(Duration::from_millis(100)));
         };
-        if done.result != RequestResult::Success || done.response_code != 200 {
+        if done.result != RequestResult::Success || done.response_code() != 200 {
             return Err(format!(
                 "request {i}: {} {} {}",
-                done.result, done.response_code, done.reason
+                done.result,
+                done.response_code(),
+                done.reason
             ));
         }
         bytes += done.body_bytes;

@@ -104,13 +104,13 @@ fn child(base: &str, count: u64) -> Result<(), String> {
             req.wait(Some(Duration::from_millis(100)));
         };
         if done.result != RequestResult::Success
-            || done.response_code != 200
+            || done.response_code() != 200
             || done.body.len() != HELLO_BODY.len()
         {
             return Err(format!(
                 "request {i}: {} {} ({} bytes): {}",
                 done.result,
-                done.response_code,
+                done.response_code(),
                 done.body.len(),
                 done.reason
             ));

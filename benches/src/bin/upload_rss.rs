@@ -113,10 +113,12 @@ fn child(case: &str, url: &str, size: Option<usize>, path: Option<&str>) -> Resu
     };
     let wall_s = start.elapsed().as_secs_f64();
     let peak_kib = status_kib("VmHWM").ok_or("no VmHWM")?;
-    if done.result != RequestResult::Success || done.response_code != 200 {
+    if done.result != RequestResult::Success || done.response_code() != 200 {
         return Err(format!(
             "{} {}: {}",
-            done.result, done.response_code, done.reason
+            done.result,
+            done.response_code(),
+            done.reason
         ));
     }
     let digest = String::from_utf8_lossy(&done.body).into_owned();

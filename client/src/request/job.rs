@@ -983,8 +983,7 @@ impl Job {
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string),
             failure,
-            response_code: head.as_ref().map_or(0, ResponseHead::status),
-            headers: head.map(ResponseHead::into_fields).unwrap_or_default(),
+            head,
             body: if result == RequestResult::Success {
                 body
             } else {

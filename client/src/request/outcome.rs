@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pollhttp_proto::{Error as ProtoError, Fields};
+use pollhttp_proto::{Error as ProtoError, Fields, ResponseHead};
 
 use crate::error::Failure;
 
@@ -231,12 +232,13 @@ pub struct Completed {
     /// The cause, typed (`None` for [`RequestResult::Success`]): proto's rule
     /// and byte offset, the I/O error, the TLS error...
     pub failure: Option<RequestFailure>,
-    /// The final response's status code, 0 when none arrived.
-    pub response_code: u16,
-    /// The final response's header fields in wire order (empty when none
-    /// arrived). Content-Encoding and Content-Length are kept as received,
-    /// as in Godot, even when the body was decoded.
-    pub headers: Fields,
+    /// The final response's head as received: version, status code, reason
+    /// phrase and header fields in wire order (`None` when none arrived).
+    /// Content-Encoding and Content-Length are kept as received, as in
+    /// Godot, even when the body was decoded.
+    /// [`response_code`](Self::response_code) and
+    /// [`headers`](Self::headers) read it.
+    pub head: Option<ResponseHead>,
     /// The body (decoded when gzip was on); empty when it went to the
     /// download file, and for results other than `Success`.
     pub body: Bytes,
@@ -259,14 +261,29 @@ impl Completed {
             result,
             reason: failure.to_string(),
             failure: Some(failure),
-            response_code: 0,
-            headers: Fields::default(),
+            head: None,
             body: Bytes::new(),
             final_url: String::new(),
             redirects: 0,
             wire_bytes: 0,
             body_bytes: 0,
             attempts: 1,
+        }
+    }
+
+    /// The final response's status code, 0 when none arrived (Godot's
+    /// `response_code`).
+    pub fn response_code(&self) -> u16 {
+        self.head.as_ref().map_or(0, ResponseHead::status)
+    }
+
+    /// The final response's header fields in wire order; empty when none
+    /// arrived.
+    pub fn headers(&self) -> &Fields {
+        static NONE: OnceLock<Fields> = OnceLock::new();
+        match &self.head {
+            Some(h) => h.fields(),
+            None => NONE.get_or_init(Fields::default),
         }
     }
 

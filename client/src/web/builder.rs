@@ -67,7 +67,7 @@ impl StatusPolicy {
         if completed.result != RequestResult::Success {
             return Err(WebError::Failed(Box::new(completed)));
         }
-        if !self.accepts(completed.response_code) {
+        if !self.accepts(completed.response_code()) {
             return Err(WebError::Status(Box::new(completed)));
         }
         Ok(completed)
@@ -112,7 +112,8 @@ impl fmt::Display for WebError {
             WebError::Status(c) => write!(
                 f,
                 "status {} from {} is not accepted",
-                c.response_code, c.final_url
+                c.response_code(),
+                c.final_url
             ),
         }
     }

@@ -246,7 +246,7 @@ impl Completed {
     /// as curl takes; ones that do not parse are skipped): Parse's
     /// `httpRequest` `cookies`.
     pub fn cookies(&self) -> Vec<SetCookie> {
-        set_cookie_values(&self.headers)
+        set_cookie_values(self.headers())
             .filter_map(parse_set_cookie)
             .collect()
     }
@@ -831,7 +831,8 @@ mod tests {
             crate::RequestResult::Success,
             crate::RequestFailure::WorkerGone,
         );
-        c.headers = fields(&refs);
+        let pairs: Vec<(&str, &str)> = refs.iter().map(|v| ("Set-Cookie", *v)).collect();
+        c.head = Some(crate::web::test_head(&pairs));
         let cookies = c.cookies();
         assert_eq!(cookies.len(), MAX_COOKIES_PER_RESPONSE - 1);
         assert_eq!(

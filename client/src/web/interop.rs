@@ -23,16 +23,24 @@ impl Request {
 impl Completed {
     /// The response as an `http::Response<Bytes>`: status, header fields in
     /// wire order, the body (decoded when gzip was on; empty when it went
-    /// to a file), version HTTP/1.1.
+    /// to a file), the response's version (HTTP/1.0 or HTTP/1.1).
     ///
     /// # Errors
     /// When there is no response (`response_code` 0: the request failed
     /// before one arrived), or a field is not valid for the `http` crate.
     pub fn into_http(self) -> Result<http::Response<Bytes>, http::Error> {
+        let version = match self
+            .head
+            .as_ref()
+            .map(pollhttp_proto::ResponseHead::version)
+        {
+            Some(pollhttp_proto::Version::Http10) => http::Version::HTTP_10,
+            _ => http::Version::HTTP_11,
+        };
         let mut builder = http::Response::builder()
-            .status(self.response_code)
-            .version(http::Version::HTTP_11);
-        for field in self.headers.iter() {
+            .status(self.response_code())
+            .version(version);
+        for field in self.headers().iter() {
             builder = builder.header(field.name(), field.value());
         }
         builder.body(self.body)

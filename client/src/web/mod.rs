@@ -48,6 +48,12 @@ pub use multipart::{guess_media_type, Multipart, MultipartError};
 /// from a parsed head): for the unit tests of this module.
 #[cfg(test)]
 pub(crate) fn test_fields(pairs: &[(&str, &str)]) -> pollhttp_proto::Fields {
+    test_head(pairs).fields().clone()
+}
+
+/// A parsed `200 OK` head with these fields, for the unit tests.
+#[cfg(test)]
+pub(crate) fn test_head(pairs: &[(&str, &str)]) -> pollhttp_proto::ResponseHead {
     use pollhttp_proto::{Config, Connection, Event};
     let mut raw = String::from("HTTP/1.1 200 OK\r\n");
     for (k, v) in pairs {
@@ -59,7 +65,7 @@ pub(crate) fn test_fields(pairs: &[(&str, &str)]) -> pollhttp_proto::Fields {
     c.receive(raw.as_bytes());
     loop {
         match c.poll_event().unwrap() {
-            Some(Event::Head(h)) => return h.fields().clone(),
+            Some(Event::Head(h)) => return h,
             Some(_) => {}
             None => panic!("no head"),
         }

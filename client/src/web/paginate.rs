@@ -152,7 +152,7 @@ impl Paginator {
         let next = match &mut self.pagination {
             Pagination::LinkNext => Url::parse(&page.final_url)
                 .ok()
-                .and_then(|base| next_link(&page.headers, &base))
+                .and_then(|base| next_link(page.headers(), &base))
                 .map(String::from),
             Pagination::Custom(f) => f(&page).and_then(|next| {
                 let base = Url::parse(&page.final_url).ok()?;

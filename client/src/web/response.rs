@@ -108,7 +108,7 @@ fn charset(content_type: &str) -> Option<&str> {
 
 impl Completed {
     fn content_type(&self) -> &str {
-        self.headers.get_str("content-type").unwrap_or("")
+        self.headers().get_str("content-type").unwrap_or("")
     }
 
     /// The body's encoding: the `charset` parameter of Content-Type (RFC
@@ -158,7 +158,7 @@ impl Completed {
     /// order of all fields.
     pub fn header_map(&self) -> BTreeMap<String, Vec<String>> {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for field in self.headers.iter() {
+        for field in self.headers().iter() {
             map.entry(field.name().to_ascii_lowercase())
                 .or_default()
                 .push(String::from_utf8_lossy(field.value()).into_owned());
@@ -169,7 +169,7 @@ impl Completed {
     /// Whether the status is 2xx (RFC 9110 §15.3): axios's default
     /// `validateStatus`.
     pub fn is_success_status(&self) -> bool {
-        (200..300).contains(&self.response_code)
+        (200..300).contains(&self.response_code())
     }
 
     /// The body as JSON, into any `Deserialize` type (a
@@ -267,24 +267,18 @@ fn jsonp_inner(text: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use pollhttp_proto::Fields;
 
     /// Fields as a parsed response head has them.
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        crate::web::test_fields(pairs)
-    }
-
     fn completed(content_type: Option<&str>, body: &[u8]) -> Completed {
         let mut c = Completed::failed(
             crate::RequestResult::Success,
             crate::RequestFailure::WorkerGone,
         );
         c.failure = None;
-        c.response_code = 200;
-        c.headers = match content_type {
-            Some(t) => fields(&[("Content-Type", t)]),
-            None => fields(&[]),
-        };
+        c.head = Some(match content_type {
+            Some(t) => crate::web::test_head(&[("Content-Type", t)]),
+            None => crate::web::test_head(&[]),
+        });
         c.body = Bytes::copy_from_slice(body);
         c
     }
@@ -428,7 +422,11 @@ mod tests {
     #[test]
     fn header_map_is_case_insensitive_in_wire_order() {
         let mut c = completed(None, b"");
-        c.headers = fields(&[("Set-Cookie", "a=1"), ("X-A", "1"), ("set-cookie", "b=2")]);
+        c.head = Some(crate::web::test_head(&[
+            ("Set-Cookie", "a=1"),
+            ("X-A", "1"),
+            ("set-cookie", "b=2"),
+        ]));
         let m = c.header_map();
         assert_eq!(m["set-cookie"], ["a=1", "b=2"]);
         assert_eq!(m["x-a"], ["1"]);
