@@ -1145,6 +1145,13 @@ impl RequestPool {
         self.completed.pop_front()
     }
 
+    /// The completion of `id`, if it is waiting to be taken (the others stay
+    /// in their order). Cost: a scan of the completions waiting.
+    pub fn take_completed(&mut self, id: RequestId) -> Option<Completed> {
+        let i = self.completed.iter().position(|(c, _)| *c == id)?;
+        self.completed.remove(i).map(|(_, c)| c)
+    }
+
     /// Every completion waiting to be taken, in completion order.
     pub fn drain_completed(&mut self) -> impl Iterator<Item = (RequestId, Completed)> + '_ {
         self.completed.drain(..)

@@ -317,6 +317,21 @@ impl Request {
         self
     }
 
+    /// Add `name: value` unless a field of that name is there already (an
+    /// agent's default field).
+    pub(crate) fn header_if_missing(mut self, name: &str, value: &str) -> Request {
+        if !self.has_header(name) {
+            self.headers.push((name.to_string(), value.to_string()));
+        }
+        self
+    }
+
+    /// Start from `settings` instead of the defaults (an agent's).
+    pub(crate) fn with_settings(mut self, settings: Settings) -> Request {
+        self.settings = settings;
+        self
+    }
+
     /// Add header fields given as pairs.
     pub fn headers<K: AsRef<str>, V: AsRef<str>>(
         mut self,

@@ -4,6 +4,7 @@
 //! form, JSON and multipart bodies, decoded and parsed responses, cookies,
 //! authentication, retries and pagination.
 
+mod agent;
 mod batch;
 mod builder;
 mod fields;
@@ -22,6 +23,7 @@ mod multipart;
 pub use crate::request::auth::Auth;
 pub use crate::request::proxy::{env_proxy, proxy_for, ProxyConfig};
 pub use crate::request::retry::{RetryBudget, RetryPolicy};
+pub use agent::Agent;
 pub use batch::{all, all_settled, Batch};
 #[cfg(feature = "json")]
 pub use builder::{DataError, ValueKind};
