@@ -66,6 +66,23 @@ pub use status::{Status, WakeHandle};
 pub use tls_options::{TlsConfigError, TlsOptions};
 pub use transport::TransportError;
 
+/// A response head parsed by proto from `raw` (a request for it is sent
+/// first): for unit tests, which cannot build a `ResponseHead` otherwise.
+#[cfg(test)]
+pub(crate) fn parsed_head(raw: &str) -> proto::ResponseHead {
+    use proto::{Config, Connection, Event};
+    let mut c = Connection::new(Config::default());
+    c.send_request("GET", "/", [("Host", "h")]).unwrap();
+    c.receive(raw.as_bytes());
+    loop {
+        match c.poll_event().unwrap() {
+            Some(Event::Head(h)) => return h,
+            Some(_) => {}
+            None => panic!("no head in {raw:?}"),
+        }
+    }
+}
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

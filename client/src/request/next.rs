@@ -299,17 +299,7 @@ mod tests {
     use std::io;
 
     fn head(raw: &str) -> ResponseHead {
-        use pollhttp_proto::{Config, Connection, Event};
-        let mut c = Connection::new(Config::default());
-        c.send_request("GET", "/", [("Host", "h")]).unwrap();
-        c.receive(raw.as_bytes());
-        loop {
-            match c.poll_event().unwrap() {
-                Some(Event::Head(h)) => return h,
-                Some(_) => {}
-                None => panic!("no head in {raw:?}"),
-            }
-        }
+        crate::parsed_head(raw)
     }
 
     fn attempt(url: &Url) -> Attempt<'_> {

@@ -56,20 +56,10 @@ pub(crate) fn test_fields(pairs: &[(&str, &str)]) -> pollhttp_proto::Fields {
 /// A parsed `200 OK` head with these fields, for the unit tests.
 #[cfg(test)]
 pub(crate) fn test_head(pairs: &[(&str, &str)]) -> pollhttp_proto::ResponseHead {
-    use pollhttp_proto::{Config, Connection, Event};
     let mut raw = String::from("HTTP/1.1 200 OK\r\n");
     for (k, v) in pairs {
         raw.push_str(&format!("{k}: {v}\r\n"));
     }
     raw.push_str("Content-Length: 0\r\n\r\n");
-    let mut c = Connection::new(Config::default());
-    c.send_request("GET", "/", [("Host", "h")]).unwrap();
-    c.receive(raw.as_bytes());
-    loop {
-        match c.poll_event().unwrap() {
-            Some(Event::Head(h)) => return h,
-            Some(_) => {}
-            None => panic!("no head"),
-        }
-    }
+    crate::parsed_head(&raw)
 }
