@@ -105,3 +105,20 @@ pub fn fetch(
         !matches!(s, Status::Requesting | Status::Body)
     })
 }
+
+/// Poll an `HttpRequest` (sleeping in `wait` between polls, never spinning)
+/// until it completes. Panics after `limit`, naming the status it was in.
+pub fn run_request(req: &mut pollhttp::HttpRequest, limit: Duration) -> pollhttp::Completed {
+    let start = Instant::now();
+    loop {
+        if let Some(done) = req.poll() {
+            return done;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "request did not finish in {limit:?} (status {:?})",
+            req.http_client_status()
+        );
+        req.wait(Some(Duration::from_millis(50)));
+    }
+}

@@ -23,20 +23,8 @@ use Status::*;
 
 // ------------------------------------------------------------------ helpers
 
-/// Drives an `HttpRequest` to its `Completed` (bounded: 20 s).
 fn run(req: &mut HttpRequest) -> Completed {
-    let start = Instant::now();
-    loop {
-        if let Some(done) = req.poll() {
-            return done;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "request did not finish in 20 s (status {:?})",
-            req.http_client_status()
-        );
-        req.wait(Some(Duration::from_millis(50)));
-    }
+    pollhttp_tests::drive::run_request(req, Duration::from_secs(20))
 }
 
 /// One request on `req`, driven to completion.

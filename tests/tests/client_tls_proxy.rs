@@ -507,19 +507,8 @@ fn each_call_reads_a_bounded_amount_during_a_256_mib_tls_download() {
     big_download(true, 256 << 20);
 }
 
-/// Poll (and wait) until `req` completes, within 30 s.
 fn run(req: &mut HttpRequest) -> Completed {
-    let start = Instant::now();
-    loop {
-        if let Some(done) = req.poll() {
-            return done;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "not done in 30 s"
-        );
-        req.wait(Some(Duration::from_millis(100)));
-    }
+    pollhttp_tests::drive::run_request(req, Duration::from_secs(30))
 }
 
 #[test]

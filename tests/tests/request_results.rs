@@ -19,17 +19,7 @@ use pollhttp_tests::script::{response, Gate, ScriptServer, Step, TlsScriptServer
 use RequestResult::*;
 
 fn run(req: &mut HttpRequest) -> Completed {
-    let start = Instant::now();
-    loop {
-        if let Some(done) = req.poll() {
-            return done;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "request did not finish"
-        );
-        req.wait(Some(Duration::from_millis(100)));
-    }
+    pollhttp_tests::drive::run_request(req, Duration::from_secs(60))
 }
 
 fn get(url: &str) -> Completed {

@@ -200,7 +200,9 @@ impl ConnKey {
     }
 }
 
-fn same_tls(a: Option<&TlsOptions>, b: Option<&TlsOptions>) -> bool {
+/// Whether two TLS settings (or their absence) make interchangeable
+/// connections ([`TlsOptions::same_settings`]).
+pub(crate) fn same_tls(a: Option<&TlsOptions>, b: Option<&TlsOptions>) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(a), Some(b)) => a.same_settings(b),

@@ -485,15 +485,6 @@ impl Job {
         self.redirects + u32::from(self.challenges) + self.attempts + u32::from(self.retried)
     }
 
-    fn target_path(&self) -> String {
-        let path = self.call.url.path();
-        let path = if path.is_empty() { "/" } else { path };
-        match self.call.url.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_string(),
-        }
-    }
-
     fn send(&mut self, drv: &mut dyn Connections) -> Option<Completed> {
         let body = match self.call.body.as_ref().and_then(RequestBody::replay) {
             Some(b) => b,
@@ -521,7 +512,7 @@ impl Job {
         if let Some(jar) = &self.settings.cookie_jar {
             self.call.set_cookie_field(jar.as_ref());
         }
-        let target = self.target_path();
+        let target = self.call.target();
         let conn = self.conn.as_deref_mut()?;
         // proto counts every response body of this request on the wire
         // against the limit (the sink counts the final one's decoded bytes).
@@ -649,14 +640,7 @@ impl Job {
         if let Some(jar) = &self.settings.cookie_jar {
             jar.store_response(&self.call.url, head.fields());
         }
-        let target = self.target_path();
-        let next = next::after_head(
-            &head,
-            &self.attempt(&target),
-            &self.settings,
-            now,
-            random_u64(),
-        );
+        let next = next::after_head(&head, &self.attempt(), &self.settings, now, random_u64());
         self.response = Some(head);
         match next {
             Next::Final => {}
@@ -837,12 +821,11 @@ impl Job {
     }
 
     /// The attempt's history, as the decision table reads it.
-    fn attempt<'a>(&'a self, target: &'a str) -> Attempt<'a> {
+    fn attempt(&self) -> Attempt<'_> {
         let exchange = self.conn.as_deref().and_then(Conn::exchange);
         Attempt {
             url: &self.call.url,
             method: &self.call.method,
-            target,
             attempts: self.attempts,
             redirects: self.redirects,
             challenges: self.challenges,
@@ -911,14 +894,7 @@ impl Job {
             self.close_conn(drv);
             return self.follow_next(drv, now);
         }
-        let target = self.target_path();
-        let next = next::after_failure(
-            trouble,
-            &self.attempt(&target),
-            &self.settings,
-            now,
-            random_u64(),
-        );
+        let next = next::after_failure(trouble, &self.attempt(), &self.settings, now, random_u64());
         match next {
             Next::RetryNow => {
                 self.retried = true;

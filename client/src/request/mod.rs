@@ -210,11 +210,7 @@ impl Settings {
             (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
             _ => false,
         };
-        let same_tls = match (tls, &other.tls) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.same_settings(b),
-            _ => false,
-        };
+        let same_tls = crate::conn::same_tls(tls.as_ref(), other.tls.as_ref());
         let same_retry = match (retry, &other.retry) {
             (None, None) => true,
             (Some(a), Some(b)) => {
@@ -344,6 +340,12 @@ impl Call {
         }
     }
 
+    /// The origin-form request-target of this hop (RFC 9112 §3.2.1): the
+    /// path (`/` when empty) and the query.
+    pub(crate) fn target(&self) -> String {
+        request_target(&self.url)
+    }
+
     /// The `Cookie` field of this hop: the caller's own, then the jar's
     /// cookies for the URL (RFC 6265 §5.4).
     pub(crate) fn set_cookie_field(&mut self, jar: &dyn CookieStore) {
@@ -357,6 +359,17 @@ impl Call {
             (None, None) => return,
         };
         self.headers.push(("Cookie".into(), value));
+    }
+}
+
+/// The origin-form request-target of `url` (RFC 9112 §3.2.1): its path
+/// (`/` when empty) and query.
+pub(crate) fn request_target(url: &Url) -> String {
+    let path = url.path();
+    let path = if path.is_empty() { "/" } else { path };
+    match url.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
     }
 }
 

@@ -19,7 +19,7 @@ use super::auth::{digest_value, new_cnonce, parse_digest_challenge, Auth};
 use super::outcome::{RequestFailure, RequestResult};
 use super::redirect::{self, Decision, Follow, Policy};
 use super::retry::{backoff, retry_after};
-use super::Settings;
+use super::{request_target, Settings};
 use crate::error::Failure;
 
 /// What the request does next.
@@ -57,8 +57,6 @@ pub(crate) struct Attempt<'a> {
     pub(crate) url: &'a Url,
     /// The method of this hop.
     pub(crate) method: &'a str,
-    /// The request-target of this hop (for a Digest answer's `uri`).
-    pub(crate) target: &'a str,
     /// Tries so far, 1 for the first (retries of the policy + 1).
     pub(crate) attempts: u32,
     /// Redirects followed so far.
@@ -214,7 +212,7 @@ fn challenge_answer(head: &ResponseHead, a: &Attempt<'_>, settings: &Settings) -
         user,
         password,
         a.method,
-        a.target,
+        &request_target(a.url),
         1,
         &new_cnonce(),
     ))
@@ -306,7 +304,6 @@ mod tests {
         Attempt {
             url,
             method: "GET",
-            target: "/",
             attempts: 1,
             redirects: 0,
             challenges: 0,
