@@ -42,9 +42,9 @@ const MAX_DECODED_PER_STEP: u64 = 1 << 20;
 /// Input fed to a decoder at once (its output is checked in between).
 const DECODE_PIECE: usize = 8 * 1024;
 
-/// Fewest and most bytes of streamed body pieces held before reading
-/// pauses ([`Connections::stream_high_water`]).
-pub(crate) const STREAM_HIGH_WATER: (usize, usize) = (1 << 20, 16 << 20);
+/// Bytes of streamed body pieces held before reading pauses, unless the
+/// driver says otherwise ([`Connections::stream_high_water`]).
+const STREAM_HIGH_WATER: usize = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -79,7 +79,7 @@ pub(crate) trait Connections {
     fn release(&mut self, conn: Box<Conn>, keep: bool);
     /// Most bytes of a streamed body's pieces held before reading pauses.
     fn stream_high_water(&self) -> usize {
-        STREAM_HIGH_WATER.0
+        STREAM_HIGH_WATER
     }
 }
 
@@ -150,7 +150,7 @@ impl Job {
         let resume_from = resume_offset(&settings, &mut headers);
         // The idle timer starts when the request has a connection (begin).
         let mut timers = TimerTable::default();
-        timers.set_after(Timer::Total, start, settings.timeout);
+        timers.set_after(Timer::Total, start, settings.timeouts.total);
         let auth_origin = settings.auth.is_some().then(|| url.origin());
         let call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
         Job {
@@ -173,7 +173,7 @@ impl Job {
             wire: 0,
             rate_start: None,
             stream_paused: false,
-            stream_high_water: STREAM_HIGH_WATER.0,
+            stream_high_water: STREAM_HIGH_WATER,
             stash: Bytes::new(),
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
@@ -187,10 +187,10 @@ impl Job {
 
     fn conn_settings(&self) -> ConnSettings {
         ConnSettings {
-            connect_timeout: self.settings.connect_timeout,
-            attempt_delay: self.settings.attempt_delay,
+            connect_timeout: self.settings.timeouts.connect,
+            attempt_delay: self.settings.timeouts.attempt_delay,
             recv_buffer: self.settings.recv_buffer_size,
-            config: client_proto_config(Config::default(), self.settings.download_chunk_size),
+            config: client_proto_config(Config::default(), self.settings.body.download_chunk_size),
         }
     }
 
@@ -203,7 +203,7 @@ impl Job {
         self.reused = false;
         self.stage = Stage::Connect;
         self.timers
-            .set_after(Timer::Idle, now, self.settings.idle_timeout);
+            .set_after(Timer::Idle, now, self.settings.timeouts.idle);
         while let Some(mut kept) = drv.take_idle(&target) {
             // A server that closed the idle connection is noticed now,
             // before anything is sent.
@@ -282,10 +282,10 @@ impl Job {
     pub(crate) fn stream_from_now(&mut self) -> bool {
         // A body on its way to a file, or already arriving, stays where it
         // goes.
-        if self.decoder.is_some() || self.settings.download_file.is_some() {
+        if self.decoder.is_some() || self.settings.body.download_file.is_some() {
             return false;
         }
-        Arc::make_mut(&mut self.settings).stream_body = true;
+        Arc::make_mut(&mut self.settings).body.stream = true;
         true
     }
 
@@ -345,7 +345,7 @@ impl Job {
     /// Bytes the receive rate limit allows now (`usize::MAX`: no limit), or
     /// `None` with the throttle timer set when reading must pause.
     fn rate_allowance(&mut self, now: Instant) -> Option<usize> {
-        let Some(rate) = self.settings.max_recv_speed.filter(|r| *r > 0) else {
+        let Some(rate) = self.settings.body.max_recv_speed.filter(|r| *r > 0) else {
             return Some(usize::MAX);
         };
         let start = *self.rate_start.get_or_insert(now);
@@ -414,7 +414,7 @@ impl Job {
             return Some(self.complete(drv, RequestResult::Success, None));
         }
         if self.timers.is_due(Timer::Total, now) {
-            let failure = RequestFailure::Timeout(self.settings.timeout.unwrap_or_default());
+            let failure = RequestFailure::Timeout(self.settings.timeouts.total.unwrap_or_default());
             return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
         }
         if self.timers.is_due(Timer::Idle, now) {
@@ -517,7 +517,7 @@ impl Job {
         // proto counts every response body of this request on the wire
         // against the limit (the sink counts the final one's decoded bytes).
         if let Some((x, _)) = conn.exchange_mut() {
-            x.proto.set_body_size_limit(self.settings.body_size_limit);
+            x.proto.set_body_size_limit(self.settings.body.size_limit);
         }
         if let Err(e) = conn.start_request(
             &self.call.method,
@@ -586,7 +586,7 @@ impl Job {
             if got > 0 {
                 self.wire += got;
                 self.timers
-                    .set_after(Timer::Idle, now, self.settings.idle_timeout);
+                    .set_after(Timer::Idle, now, self.settings.timeouts.idle);
             }
             if let Err(f) = pumped {
                 return self.on_trouble(drv, Trouble::Connection(f), now);
@@ -654,12 +654,12 @@ impl Job {
         // The final response: its body goes to a sink built for it.
         let head = self.response.as_ref()?;
         let options = SinkOptions {
-            accept_gzip: self.settings.accept_gzip,
-            body_size_limit: self.settings.body_size_limit,
-            download_file: self.settings.download_file.as_deref(),
-            resume: self.settings.resume,
+            accept_gzip: self.settings.body.accept_gzip,
+            body_size_limit: self.settings.body.size_limit,
+            download_file: self.settings.body.download_file.as_deref(),
+            resume: self.settings.body.resume,
             resume_from: self.resume_from,
-            stream_body: self.settings.stream_body,
+            stream_body: self.settings.body.stream,
         };
         let length = head.body_length();
         self.progress.body_size.store(
@@ -732,7 +732,7 @@ impl Job {
         finish_error: Option<std::io::Error>,
     ) -> Completed {
         let error = self.decoder.as_mut().and_then(|d| d.sink().error.take());
-        let path = self.settings.download_file.as_deref();
+        let path = self.settings.body.download_file.as_deref();
         let (result, failure) = SinkError::outcome(error, path, finish_error);
         self.complete(drv, result, Some(failure))
     }
@@ -870,7 +870,7 @@ impl Job {
         let at = now + delay;
         self.timers.set(Timer::Retry, at);
         self.timers
-            .set_after(Timer::Idle, at, self.settings.idle_timeout);
+            .set_after(Timer::Idle, at, self.settings.timeouts.idle);
         self.stage = Stage::Backoff;
     }
 
@@ -928,7 +928,8 @@ impl Job {
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
                 let (mut sink, _) = d.finish();
-                if let (RequestResult::Success, Some(path)) = (result, &self.settings.download_file)
+                if let (RequestResult::Success, Some(path)) =
+                    (result, &self.settings.body.download_file)
                 {
                     if let Err(error) = sink.finish_download(path) {
                         let path = path.clone();
@@ -945,8 +946,8 @@ impl Job {
             None => (Bytes::new(), 0),
         };
         let head = self.response.take();
-        if let (true, Some(head)) = (self.settings.resume, &head) {
-            if let Some(path) = &self.settings.download_file {
+        if let (true, Some(head)) = (self.settings.body.resume, &head) {
+            if let Some(path) = &self.settings.body.download_file {
                 stamp(path, head);
             }
         }
@@ -983,12 +984,12 @@ pub(crate) use crate::conn::url_origin;
 pub(crate) fn target_for(url: &Url, settings: &Settings) -> Target {
     let (tls, host, port) = url_origin(url);
     let mut proxy = if tls {
-        settings.https_proxy.clone()
+        settings.proxy.https.clone()
     } else {
-        settings.http_proxy.clone()
+        settings.proxy.http.clone()
     };
-    let mut credentials = settings.proxy_auth.clone();
-    if proxy.is_none() && settings.proxy_from_env {
+    let mut credentials = settings.proxy.auth.clone();
+    if proxy.is_none() && settings.proxy.from_env {
         if let Some(p) = super::proxy::env_proxy(url) {
             proxy = Some((p.host, p.port));
             credentials = credentials.or(p.credentials);
