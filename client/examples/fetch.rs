@@ -935,7 +935,7 @@ impl Plan {
         let settings = Settings {
             body: pollhttp::BodySettings {
                 download_file: t.download.clone(),
-                ..Default::default()
+                ..self.settings.body.clone()
             },
             auth: t.auth.clone().or_else(|| self.settings.auth.clone()),
             ..self.settings.clone()
