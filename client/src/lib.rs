@@ -38,6 +38,7 @@ pub use pollhttp_proto as proto;
 
 mod body;
 mod budget;
+mod cache;
 mod client;
 mod conn;
 mod connect;
