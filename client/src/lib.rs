@@ -56,6 +56,7 @@ pub mod web;
 
 pub use body::{BodyPart, RequestBody};
 pub use budget::{FrameBudget, PollBudget};
+pub use cache::{Cache, CacheMode, CacheSettings, CacheStatus, StoreLimits, WallClock};
 pub use client::HttpClient;
 pub use error::{Failure, RequestError};
 pub use http_request::HttpRequest;

@@ -321,6 +321,8 @@ pub(crate) struct Stored {
     /// When its head arrived (§4.2.3 `response_time`).
     pub(crate) response_time: SystemTime,
     pub(crate) status: u16,
+    /// Its reason phrase.
+    pub(crate) reason: String,
     /// The response's field lines (framing fields excepted: the body is
     /// stored whole, its length known).
     pub(crate) fields: Vec<FieldLine>,
@@ -577,6 +579,7 @@ mod tests {
             request_time: t(0),
             response_time: t(0),
             status: 200,
+            reason: "OK".into(),
             fields: f(fields),
             vary: Vec::new(),
         }
@@ -659,6 +662,7 @@ mod tests {
             request_time: t(0),
             response_time: t(2),
             status: 200,
+            reason: String::new(),
             fields: f(&[("Date", &date(1)), ("Age", "10")]),
             vary: Vec::new(),
         };
@@ -674,6 +678,7 @@ mod tests {
             request_time: t(0),
             response_time: t(0),
             status: 200,
+            reason: String::new(),
             fields: f(&[("Date", &date(3600))]),
             vary: Vec::new(),
         };

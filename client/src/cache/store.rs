@@ -580,6 +580,7 @@ fn encode_meta(e: &Entry) -> Vec<u8> {
     put_time(&mut out, e.stored.request_time);
     put_time(&mut out, e.stored.response_time);
     out.extend_from_slice(&e.stored.status.to_le_bytes());
+    put_bytes(&mut out, e.stored.reason.as_bytes());
     out.extend_from_slice(&(e.stored.fields.len() as u32).to_le_bytes());
     for (k, v) in &e.stored.fields {
         put_bytes(&mut out, k.as_bytes());
@@ -637,6 +638,7 @@ fn decode_meta(b: &[u8]) -> Option<Entry> {
     let request_time = c.time()?;
     let response_time = c.time()?;
     let status = u16::from_le_bytes(c.take(2)?.try_into().ok()?);
+    let reason = c.string()?;
     let n = c.u32()? as usize;
     let mut fields = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
@@ -664,6 +666,7 @@ fn decode_meta(b: &[u8]) -> Option<Entry> {
             request_time,
             response_time,
             status,
+            reason,
             fields,
             vary,
         },
@@ -682,6 +685,7 @@ mod tests {
                 request_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
                 response_time: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_001, 5),
                 status: 200,
+                reason: "OK".into(),
                 fields: vec![
                     ("ETag".into(), b"\"v1\"".to_vec()),
                     ("X-Bytes".into(), vec![0xff, b'a']),

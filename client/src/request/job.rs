@@ -14,6 +14,7 @@ use mio::{Registry, Token, Waker};
 use pollhttp_proto::{Config, Error as ProtoError, Event, MessageBodyLength, ResponseHead};
 use url::Url;
 
+use super::cached::{CacheUse, Lookup};
 use super::download::{resume_offset, stamp};
 use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
@@ -22,6 +23,8 @@ use super::retry::random_u64;
 use super::sink::{Decoder, SinkError, SinkOptions};
 use super::{status_code, Call, Progress, Settings};
 use crate::body::RequestBody;
+use crate::cache::store::StoreError;
+use crate::cache::CacheStatus;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::Failure;
 use crate::resolve::Resolver;
@@ -42,6 +45,10 @@ const MAX_DECODED_PER_STEP: u64 = 1 << 20;
 /// Input fed to a decoder at once (its output is checked in between).
 const DECODE_PIECE: usize = 8 * 1024;
 
+/// Most bytes of a stored body read from the cache at once (and never more
+/// than the turn's budget).
+const CACHE_PIECE: usize = 256 * 1024;
+
 /// Bytes of streamed body pieces held before reading pauses, unless the
 /// driver says otherwise ([`Connections::stream_high_water`]).
 const STREAM_HIGH_WATER: usize = 4 << 20;
@@ -56,6 +63,8 @@ enum Stage {
     Waiting,
     /// Waiting to try again (a retry's backoff), without a connection.
     Backoff,
+    /// Answering from the cache's store, without a connection.
+    FromCache,
 }
 
 /// Where a job gets its connections: the one-request driver of an
@@ -130,6 +139,11 @@ pub(crate) struct Job {
     turn_output: u64,
     /// Most decoded bytes this step may produce.
     turn_cap: u64,
+    /// The request's use of the HTTP cache (`None` without one).
+    cache: Option<Box<CacheUse>>,
+    /// How the job ends at its next step, decided before it could step
+    /// (an only-if-cached miss; a stored answer's sink refused).
+    pending: Option<(RequestResult, RequestFailure)>,
     /// The caller's buffer for the body held in memory
     /// ([`RequestPool::collect_into`](crate::RequestPool::collect_into)):
     /// empty (no allocation) when none was given.
@@ -152,8 +166,10 @@ impl Job {
         let mut timers = TimerTable::default();
         timers.set_after(Timer::Total, start, settings.timeouts.total);
         let auth_origin = settings.auth.is_some().then(|| url.origin());
-        let call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
-        Job {
+        let mut call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
+        let mut cache = CacheUse::new(&settings.cache, &call, resume_from.is_some()).map(Box::new);
+        let lookup = cache.as_deref_mut().map(|c| c.lookup(&mut call));
+        let mut job = Job {
             resume_from,
             auth_origin,
             call,
@@ -177,7 +193,31 @@ impl Job {
             stash: Bytes::new(),
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
+            cache,
+            pending: None,
             collect: Vec::new(),
+        };
+        match lookup {
+            Some(Lookup::Serve) => job.start_from_cache(),
+            Some(Lookup::NotCached) => {
+                job.pending = Some((RequestResult::RequestFailed, RequestFailure::NotCached));
+            }
+            _ => {}
+        }
+        job
+    }
+
+    /// Answer from the cache's store: the stored head, and a sink for the
+    /// stored body, which [`serve_stored`](Self::serve_stored) feeds.
+    fn start_from_cache(&mut self) {
+        let Some(head) = self.cache.as_deref().and_then(CacheUse::served_head) else {
+            return;
+        };
+        self.response = Some(head);
+        self.stage = Stage::FromCache;
+        self.timers.stop(Timer::Idle);
+        if let Err(failure) = self.make_sink() {
+            self.pending = Some(failure);
         }
     }
 
@@ -198,6 +238,9 @@ impl Job {
     /// target that is still alive, else a new one when the limits allow it
     /// (else the job waits: [`is_waiting`](Self::is_waiting)).
     pub(crate) fn begin(&mut self, drv: &mut dyn Connections, now: Instant) {
+        if self.stage == Stage::FromCache || self.pending.is_some() {
+            return;
+        }
         let target = self.target();
         self.close_conn(drv);
         self.reused = false;
@@ -413,6 +456,9 @@ impl Job {
             // that now.
             return Some(self.complete(drv, RequestResult::Success, None));
         }
+        if let Some((result, failure)) = self.pending.take() {
+            return Some(self.complete(drv, result, Some(failure)));
+        }
         if self.timers.is_due(Timer::Total, now) {
             let failure = RequestFailure::Timeout(self.settings.timeouts.total.unwrap_or_default());
             return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
@@ -427,7 +473,7 @@ impl Job {
             self.timers.stop(Timer::Retry);
             self.stage = Stage::Connect;
         }
-        if self.conn.is_none() {
+        if self.conn.is_none() && self.stage != Stage::FromCache {
             self.begin(drv, now);
             if self.stage == Stage::Waiting {
                 return None;
@@ -466,8 +512,13 @@ impl Job {
                     }
                 }
                 Stage::Exchange => self.exchange(drv, now, budget),
+                Stage::FromCache => return self.serve_stored(drv, now, budget),
                 Stage::Waiting | Stage::Backoff => return None,
             };
+            if self.stage == Stage::FromCache {
+                // A 304 ended: the stored body answers, in this step.
+                continue;
+            }
             // A new hop (a redirect, a challenge's answer, the safe retry)
             // that began in this step goes on now: what it was handed may
             // be ready at once (an idle kept connection, a cached name), and
@@ -535,7 +586,65 @@ impl Job {
         self.response = None;
         self.next = None;
         self.drop_sink();
+        if let Some(c) = self.cache.as_deref_mut() {
+            c.sent();
+        }
         None
+    }
+
+    /// Feed the stored body into the sink within `budget` (disk bytes count
+    /// as read bytes), and complete at its end.
+    fn serve_stored(
+        &mut self,
+        drv: &mut dyn Connections,
+        now: Instant,
+        budget: &mut usize,
+    ) -> Option<Completed> {
+        loop {
+            if !self.stash.is_empty() {
+                let data = std::mem::take(&mut self.stash);
+                if let Some(done) = self.feed(drv, data) {
+                    return Some(done);
+                }
+                if !self.stash.is_empty() {
+                    return None;
+                }
+            }
+            if self.stream_backlog() > self.stream_high_water {
+                self.stream_paused = true;
+                return None;
+            }
+            if *budget == 0 {
+                return None;
+            }
+            let max = (*budget).min(CACHE_PIECE);
+            let piece = self.cache.as_deref_mut()?.read_piece(max);
+            match piece {
+                Ok(Some(piece)) => {
+                    *budget -= piece.len();
+                    let total =
+                        self.progress.downloaded.load(Ordering::Relaxed) + piece.len() as u64;
+                    self.progress.downloaded.store(total, Ordering::Relaxed);
+                    if let Some(done) = self.feed(drv, piece) {
+                        return Some(done);
+                    }
+                }
+                Ok(None) => return self.finish_body(drv, now),
+                Err(e) => {
+                    let error = match e {
+                        StoreError::Io(e) => e,
+                        StoreError::Corrupt(why) => {
+                            std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+                        }
+                    };
+                    return Some(self.complete(
+                        drv,
+                        RequestResult::RequestFailed,
+                        Some(RequestFailure::CacheRead(error)),
+                    ));
+                }
+            }
+        }
     }
 
     fn exchange(
@@ -651,8 +760,25 @@ impl Job {
                 return None;
             }
         }
-        // The final response: its body goes to a sink built for it.
-        let head = self.response.as_ref()?;
+        // The final response: the cache may answer instead (a 304 that
+        // revalidated), or store it; its body goes to a sink built for it.
+        if let (Some(c), Some(head)) = (self.cache.as_deref_mut(), self.response.as_ref()) {
+            if c.on_final_head(&self.call, head) {
+                return None;
+            }
+        }
+        match self.make_sink() {
+            Ok(()) => None,
+            Err((result, failure)) => Some(self.complete(drv, result, Some(failure))),
+        }
+    }
+
+    /// Build the sink for the final response's body (its coding, declared
+    /// length, range check, download file).
+    fn make_sink(&mut self) -> Result<(), (RequestResult, RequestFailure)> {
+        let Some(head) = self.response.as_ref() else {
+            return Ok(());
+        };
         let options = SinkOptions {
             accept_gzip: self.settings.body.accept_gzip,
             body_size_limit: self.settings.body.size_limit,
@@ -670,13 +796,8 @@ impl Job {
             },
             Ordering::Relaxed,
         );
-        match Decoder::for_response(head, &options, &mut self.collect) {
-            Ok(decoder) => {
-                self.decoder = Some(decoder);
-                None
-            }
-            Err((result, failure)) => Some(self.complete(drv, result, Some(failure))),
-        }
+        self.decoder = Some(Decoder::for_response(head, &options, &mut self.collect)?);
+        Ok(())
     }
 
     fn on_body(
@@ -694,6 +815,9 @@ impl Job {
                 return self.follow_next(drv, now);
             }
             return None;
+        }
+        if let Some(c) = self.cache.as_deref_mut() {
+            c.write(chunk);
         }
         self.feed(drv, chunk.clone())
     }
@@ -749,6 +873,24 @@ impl Job {
         if self.next.is_some() {
             return self.follow_next(drv, now);
         }
+        if self
+            .cache
+            .as_deref_mut()
+            .is_some_and(CacheUse::take_serve_after_end)
+        {
+            if let Some(conn) = self.conn.take() {
+                let keep = conn.is_idle();
+                drv.release(conn, keep);
+            }
+            self.start_from_cache();
+            return None;
+        }
+        self.finish_body(drv, now)
+    }
+
+    /// The final body ended: finish decoding, then complete (or defer the
+    /// completion while streamed pieces wait).
+    fn finish_body(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         if let Some(decoder) = self.decoder.take() {
             let (sink, r) = decoder.finish();
             self.decoder = Some(Decoder::Identity(sink));
@@ -945,6 +1087,13 @@ impl Job {
             }
             None => (Bytes::new(), 0),
         };
+        let cache = match self.cache.as_deref_mut() {
+            Some(c) => {
+                c.finish(result == RequestResult::Success);
+                c.status
+            }
+            None => CacheStatus::NotUsed,
+        };
         let head = self.response.take();
         if let (true, Some(head)) = (self.settings.body.resume, &head) {
             if let Some(path) = &self.settings.body.download_file {
@@ -971,6 +1120,7 @@ impl Job {
             wire_bytes: self.wire,
             body_bytes,
             attempts: self.attempts,
+            cache,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::status::Status;
 use crate::tls_options::check_server_name;
 
 pub(crate) mod auth;
+pub(crate) mod cached;
 pub(crate) mod cookie_store;
 pub(crate) mod download;
 pub(crate) mod job;

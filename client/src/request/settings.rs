@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::auth::Auth;
 use super::cookie_store::CookieStore;
 use super::retry::RetryPolicy;
+use crate::cache::CacheSettings;
 use crate::tls_options::TlsOptions;
 
 #[allow(unused_imports)] // named in docs
@@ -79,6 +80,10 @@ pub struct Settings {
     /// [`CookieStore`]. Shared by the requests and threads that hold a
     /// clone. `None` (default): cookies are only what the caller sends.
     pub cookie_jar: Option<Arc<dyn CookieStore>>,
+    /// The HTTP cache the request uses, and how ([`CacheSettings`]): a
+    /// fresh stored answer costs no connection, a stale one is revalidated,
+    /// a storable response is stored as it arrives. Default: none.
+    pub cache: CacheSettings,
 }
 
 /// How long each part of a request may take (ureq's `Timeouts`, curl's
@@ -259,6 +264,7 @@ impl Settings {
             retry,
             auth,
             cookie_jar,
+            cache,
         } = self;
         let same_jar = match (cookie_jar, &other.cookie_jar) {
             (None, None) => true,
@@ -293,6 +299,7 @@ impl Settings {
             && *proxy == other.proxy
             && *recv_buffer_size == other.recv_buffer_size
             && *auth == other.auth
+            && *cache == other.cache
     }
 }
 
