@@ -330,17 +330,18 @@ fn the_modes_only_if_cached_refresh_and_bypass() {
         sent.last().unwrap().field("if-none-match").as_deref(),
         Some("\"m\"")
     );
-    // Offline play: a stale entry still answers.
-    wall.advance(3600);
-    let offline = get(
-        &mut net,
-        &mut pool,
-        "/m",
-        &cached(&cache, CacheMode::OnlyIfCached),
-    );
+    // Offline play: a fresh entry is a hit, a stale one still answers.
+    let only = cached(&cache, CacheMode::OnlyIfCached);
+    let offline = get(&mut net, &mut pool, "/m", &only);
     assert_eq!(
         (offline.cache, &offline.body[..]),
         (CacheStatus::Hit, &b"m"[..])
+    );
+    wall.advance(3600);
+    let offline = get(&mut net, &mut pool, "/m", &only);
+    assert_eq!(
+        (offline.cache, &offline.body[..]),
+        (CacheStatus::Stale, &b"m"[..])
     );
     assert_eq!(net.received("a.test").len(), 3);
 }
@@ -538,4 +539,64 @@ fn http_request_answers_from_the_cache_too() {
         assert_eq!(&done.body[..], b"node");
     }
     assert_eq!(net.received("a.test").len(), 1);
+}
+
+#[test]
+fn stale_if_error_answers_when_the_origin_fails_or_says_503() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/map",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[
+                    ("Cache-Control", "max-age=1, stale-if-error=600"),
+                    ("ETag", "\"m1\""),
+                ],
+                b"map v1",
+            )),
+            Reply::Send(response(
+                "503 Service Unavailable",
+                &[],
+                b"down for maintenance",
+            )),
+            Reply::Reset,
+            Reply::Send(response("503 Service Unavailable", &[], b"still down")),
+        ],
+    );
+    assert_eq!(
+        get(&mut net, &mut pool, "/map", &s).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    wall.advance(10);
+    // A 503: the stale stored response answers.
+    let c = get(&mut net, &mut pool, "/map", &s);
+    assert_eq!(
+        (c.result, c.cache),
+        (RequestResult::Success, CacheStatus::Stale),
+        "{}",
+        c.reason
+    );
+    assert_eq!((c.response_code(), &c.body[..]), (200, &b"map v1"[..]));
+    // A reset connection: the same.
+    let c = get(&mut net, &mut pool, "/map", &s);
+    assert_eq!(
+        (c.result, c.cache),
+        (RequestResult::Success, CacheStatus::Stale),
+        "{}",
+        c.reason
+    );
+    assert_eq!(&c.body[..], b"map v1");
+    // Past stale-if-error's 600 s: the origin's 503 is the answer.
+    wall.advance(700);
+    let c = get(&mut net, &mut pool, "/map", &s);
+    assert_eq!((c.result, c.response_code()), (RequestResult::Success, 503));
+    assert_eq!(c.cache, CacheStatus::Miss { stored: false });
+    assert_eq!(&c.body[..], b"still down");
+    // The reset one was tried twice (the one safe retry of a request that
+    // met a reset on a kept connection) before the stored one answered.
+    assert_eq!(net.received("a.test").len(), 5);
 }

@@ -37,6 +37,9 @@ pub(crate) struct CacheUse {
     request_time: SystemTime,
     /// The stored entry a conditional request revalidates.
     revalidating: Option<Entry>,
+    /// A stale stored entry that may answer if the origin fails (RFC 5861
+    /// `stale-if-error`).
+    fallback: Option<Entry>,
     /// A stored body to answer with: read by [`read_piece`](Self::read_piece).
     serving: Option<(Entry, BodyReader)>,
     /// A 304 selected the stored entry: answer with it once the 304 ends.
@@ -66,6 +69,7 @@ impl CacheUse {
             key: key_of(&call.url),
             reads,
             revalidating: None,
+            fallback: None,
             serving: None,
             serve_after_end: false,
             writing: None,
@@ -94,20 +98,26 @@ impl CacheUse {
             };
         };
         let now = (self.cache.wall)();
-        let fresh = match self.mode {
-            CacheMode::OnlyIfCached => true,
-            CacheMode::Refresh => false,
-            _ => matches!(
-                entry.stored.freshness(&call.headers, now),
-                Freshness::Fresh | Freshness::StaleWhileRevalidate
-            ),
+        let freshness = entry.stored.freshness(&call.headers, now);
+        let fresh = matches!(
+            freshness,
+            Freshness::Fresh | Freshness::StaleWhileRevalidate
+        );
+        let answer = match self.mode {
+            CacheMode::OnlyIfCached if fresh => Some(CacheStatus::Hit),
+            CacheMode::OnlyIfCached => Some(CacheStatus::Stale),
+            CacheMode::Refresh => None,
+            _ => fresh.then_some(CacheStatus::Hit),
         };
-        if fresh {
-            self.status = CacheStatus::Hit;
+        if let Some(status) = answer {
+            self.status = status;
             self.serving = Some((entry, reader));
             return Lookup::Serve;
         }
         self.status = CacheStatus::Miss { stored: false };
+        if let (Freshness::Stale { on_error: true }, CacheMode::Default) = (freshness, self.mode) {
+            self.fallback = Some(entry.clone());
+        }
         let own = [
             "if-none-match",
             "if-modified-since",
@@ -148,6 +158,12 @@ impl CacheUse {
         }
         if !self.reads {
             return false;
+        }
+        if matches!(head.status(), 500 | 502 | 503 | 504) && self.serve_fallback() {
+            // Its body is read and dropped; the stored one answers when it
+            // ends.
+            self.serve_after_end = true;
+            return true;
         }
         if head.status() == 304 {
             if let Some(mut entry) = self.revalidating.take() {
@@ -221,6 +237,38 @@ impl CacheUse {
             self.status = CacheStatus::Miss { stored };
         }
         self.writing = None;
+    }
+
+    /// The origin could not be reached or failed (`result`), before any of
+    /// a final body was handed out: answer with the stale stored entry
+    /// when its `stale-if-error` allows (RFC 5861 §4). Returns whether it
+    /// answers.
+    pub(crate) fn serve_on_failure(&mut self, result: crate::RequestResult) -> bool {
+        use crate::RequestResult as R;
+        matches!(
+            result,
+            R::CantResolve
+                | R::CantConnect
+                | R::ConnectionError
+                | R::TlsHandshakeError
+                | R::NoResponse
+                | R::Timeout
+        ) && self.serve_fallback()
+    }
+
+    /// Open the fallback entry to answer with, if there is one.
+    fn serve_fallback(&mut self) -> bool {
+        let Some(entry) = self.fallback.take() else {
+            return false;
+        };
+        match self.cache.store.get(&entry.key) {
+            Ok(Some((e, reader))) if e.stored == entry.stored => {
+                self.serving = Some((e, reader));
+                self.status = CacheStatus::Stale;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The 304 ended: answer with the stored entry now.

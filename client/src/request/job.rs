@@ -216,6 +216,8 @@ impl Job {
         self.response = Some(head);
         self.stage = Stage::FromCache;
         self.timers.stop(Timer::Idle);
+        self.stash = Bytes::new();
+        self.progress.downloaded.store(0, Ordering::Relaxed);
         if let Err(failure) = self.make_sink() {
             self.pending = Some(failure);
         }
@@ -441,6 +443,31 @@ impl Job {
     /// Advance; `Some` when finished. `budget` bounds the socket bytes read
     /// (decremented). The caller collected readiness before.
     pub(crate) fn step(
+        &mut self,
+        drv: &mut dyn Connections,
+        now: Instant,
+        budget: &mut usize,
+    ) -> Option<Completed> {
+        let done = self.step_inner(drv, now, budget)?;
+        // The origin failed before a final body was handed out: a stale
+        // stored response may answer (RFC 5861 `stale-if-error`).
+        let fallback = self.stage != Stage::FromCache
+            && self.progress.downloaded.load(Ordering::Relaxed) == 0
+            && self
+                .cache
+                .as_deref_mut()
+                .is_some_and(|c| c.serve_on_failure(done.result));
+        if !fallback {
+            return Some(done);
+        }
+        self.timers.stop(Timer::Total);
+        self.timers.stop(Timer::Idle);
+        self.next = None;
+        self.start_from_cache();
+        self.serve_stored(drv, now, budget)
+    }
+
+    fn step_inner(
         &mut self,
         drv: &mut dyn Connections,
         now: Instant,
