@@ -566,6 +566,19 @@ impl Request {
         self.configure(|s| s.cookie_jar = Some(jar))
     }
 
+    /// Answer from (and store into) an HTTP cache ([`Settings::cache`];
+    /// mode [`CacheMode::Default`](crate::CacheMode::Default) unless
+    /// [`cache_mode`](Self::cache_mode) says otherwise).
+    pub fn cache(self, cache: crate::Cache) -> Request {
+        self.configure(|s| s.cache.cache = Some(cache))
+    }
+
+    /// How this request uses its cache (`fetch()`'s `cache` option: default,
+    /// refresh / `no-cache`, only-if-cached, bypass / `no-store`).
+    pub fn cache_mode(self, mode: crate::CacheMode) -> Request {
+        self.configure(|s| s.cache.mode = mode)
+    }
+
     /// Whether gzip and deflate are asked for and decoded (default true).
     pub fn accept_gzip(self, on: bool) -> Request {
         self.configure(|s| s.body.accept_gzip = on)
