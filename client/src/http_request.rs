@@ -452,6 +452,8 @@ impl HttpRequest {
             start,
             Arc::clone(&self.progress),
         );
+        // One request at a time: no background revalidation.
+        job.consult_cache(false);
         job.begin(&mut driver, start);
         job.publish_status();
         if use_threads {

@@ -377,7 +377,9 @@ fn into_job(q: Queued) -> Job {
         start,
         progress,
     } = q;
-    Job::new(settings, url, method, headers, body, start, progress)
+    let mut job = Job::new(settings, url, method, headers, body, start, progress);
+    job.consult_cache(true);
+    job
 }
 
 /// The running job of `work`, `None` while it is queued.
@@ -470,6 +472,11 @@ pub struct RequestPool {
     last_settings: Option<Arc<Settings>>,
     /// Downloads piped into uploads.
     pipes: Vec<PipeLink>,
+    /// Background revalidations of stale cached answers (RFC 5861
+    /// `stale-while-revalidate`): in flight, but not the caller's (their
+    /// completions are dropped, and [`in_flight`](RequestPool::in_flight)
+    /// does not count them).
+    hidden: Vec<RequestId>,
 }
 
 impl fmt::Debug for RequestPool {
@@ -528,6 +535,7 @@ impl RequestPool {
             turn_cost: 0,
             last_settings: None,
             pipes: Vec::new(),
+            hidden: Vec::new(),
         })
     }
 
@@ -855,7 +863,7 @@ impl RequestPool {
 
     /// Requests started and not yet completed or cancelled.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight - self.hidden.len()
     }
 
     /// Connections open (active and idle).
@@ -1114,6 +1122,9 @@ impl RequestPool {
         self.bytes_read += (before - quantum) as u64;
         let generation = self.slots[i as usize].generation;
         if let Some(mut done) = done {
+            let revalidation = job
+                .take_revalidation()
+                .map(|r| (r, Arc::clone(&job.settings)));
             drop(job);
             self.free(i);
             let id = RequestId {
@@ -1123,7 +1134,14 @@ impl RequestPool {
             if !self.pipes.is_empty() {
                 self.close_pipe(id, &mut done);
             }
-            self.completed.push_back((id, done));
+            if let Some(h) = self.hidden.iter().position(|h| *h == id) {
+                self.hidden.swap_remove(h);
+            } else {
+                self.completed.push_back((id, done));
+            }
+            if let Some(((url, headers), settings)) = revalidation {
+                self.revalidate_in_background(url, headers, &settings);
+            }
             return;
         }
         let waiting = job.is_waiting();
@@ -1144,6 +1162,29 @@ impl RequestPool {
             self.waiting.push(key, i, generation);
         } else if more {
             self.enqueue(i);
+        }
+    }
+
+    /// Revalidate a stale cached answer in the background: the same GET,
+    /// refreshing the cache, its completion dropped. Starting it never fails
+    /// the request that was answered; a refusal is ignored.
+    fn revalidate_in_background(
+        &mut self,
+        url: url::Url,
+        headers: Vec<(String, String)>,
+        settings: &Settings,
+    ) {
+        let mut settings = settings.clone();
+        settings.cache.mode = crate::CacheMode::Refresh;
+        settings.body.download_file = None;
+        settings.body.stream = false;
+        settings.body.resume = false;
+        let fields: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Ok(id) = self.request(url, &fields, "GET", "", &settings) {
+            self.hidden.push(id);
         }
     }
 

@@ -600,3 +600,124 @@ fn stale_if_error_answers_when_the_origin_fails_or_says_503() {
     // met a reset on a kept connection) before the stored one answered.
     assert_eq!(net.received("a.test").len(), 5);
 }
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_the_pool_refreshes_behind() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/news",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[
+                    ("Cache-Control", "max-age=1, stale-while-revalidate=60"),
+                    ("ETag", "\"n1\""),
+                ],
+                b"old news",
+            )),
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=600"), ("ETag", "\"n2\"")],
+                b"new news",
+            )),
+        ],
+    );
+    get(&mut net, &mut pool, "/news", &s);
+    wall.advance(10);
+    // Stale within stale-while-revalidate: the stored answer, at once.
+    let stale = get(&mut net, &mut pool, "/news", &s);
+    assert_eq!(
+        (stale.cache, &stale.body[..]),
+        (CacheStatus::Stale, &b"old news"[..])
+    );
+    assert_eq!(pool.in_flight(), 0, "the revalidation is not the caller's");
+    // Behind it, the pool revalidates (If-None-Match) and stores the answer.
+    for _ in 0..200 {
+        net.step();
+        pool.poll();
+        assert!(
+            pool.poll_completed().is_none(),
+            "no completion for the caller"
+        );
+        if net.received("a.test").len() == 2 && cache_has(&cache, &net) {
+            break;
+        }
+    }
+    let sent = net.received("a.test");
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].field("if-none-match").as_deref(), Some("\"n1\""));
+    let fresh = get(&mut net, &mut pool, "/news", &s);
+    assert_eq!(
+        (fresh.cache, &fresh.body[..]),
+        (CacheStatus::Hit, &b"new news"[..])
+    );
+    assert_eq!(net.received("a.test").len(), 2);
+}
+
+/// Whether the cache holds the new answer to `/news` (an only-if-cached
+/// look on a throwaway pool of the same network).
+fn cache_has(cache: &Cache, net: &SimNet) -> bool {
+    let mut pool = net.pool(PoolSettings::default());
+    let id = pool
+        .get(
+            net.url("a.test", "/news"),
+            &cached(cache, CacheMode::OnlyIfCached),
+        )
+        .unwrap();
+    for _ in 0..50 {
+        pool.poll();
+        if let Some(c) = pool.take_completed(id) {
+            return c.cache == CacheStatus::Hit && &c.body[..] == b"new news";
+        }
+    }
+    false
+}
+
+#[test]
+fn http_request_revalidates_first_within_stale_while_revalidate() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let wall = Wall::new();
+    let cache = memory_cache(&wall);
+    net.route(
+        "a.test",
+        "/n",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[
+                    ("Cache-Control", "max-age=1, stale-while-revalidate=60"),
+                    ("ETag", "\"1\""),
+                ],
+                b"old",
+            )),
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=60")],
+                b"new",
+            )),
+        ],
+    );
+    let mut req = net.http_request();
+    *req.settings_mut() = cached(&cache, CacheMode::Default);
+    req.request(&net.url("a.test", "/n"), &[], "GET", "")
+        .unwrap();
+    net.finish_request(&mut req, 200).expect("completes");
+    wall.advance(10);
+    // One request at a time, no background: the answer waits for the
+    // revalidation.
+    req.request(&net.url("a.test", "/n"), &[], "GET", "")
+        .unwrap();
+    let done = net.finish_request(&mut req, 200).expect("completes");
+    assert_eq!(
+        (done.cache, &done.body[..]),
+        (CacheStatus::Miss { stored: true }, &b"new"[..])
+    );
+    assert_eq!(
+        net.received("a.test")[1].field("if-none-match").as_deref(),
+        Some("\"1\"")
+    );
+}

@@ -161,10 +161,12 @@ pub enum CacheStatus {
     /// A stored response was revalidated: the server said `304`, the
     /// stored body is the answer.
     Revalidated,
-    /// Answered with a stale stored response: the origin failed or said
-    /// 500, 502, 503 or 504 within the response's `stale-if-error` (RFC
-    /// 5861 §4), or [`CacheMode::OnlyIfCached`] took a stale one (offline
-    /// play).
+    /// Answered with a stale stored response: within its
+    /// `stale-while-revalidate` (RFC 5861 §3; a
+    /// [`RequestPool`](crate::RequestPool) then revalidates it in the
+    /// background), or the origin failed or said 500, 502, 503 or 504
+    /// within its `stale-if-error` (§4), or [`CacheMode::OnlyIfCached`] took
+    /// a stale one (offline play).
     Stale,
     /// The network answered (nothing usable was stored); `stored`: the
     /// answer was stored.

@@ -44,6 +44,9 @@ pub(crate) struct CacheUse {
     serving: Option<(Entry, BodyReader)>,
     /// A 304 selected the stored entry: answer with it once the 304 ends.
     serve_after_end: bool,
+    /// A stale answer within `stale-while-revalidate` was given: the
+    /// driver revalidates in the background.
+    revalidate_later: bool,
     /// The final response being stored: its entry and its body so far.
     writing: Option<(Entry, BodyWriter)>,
     pub(crate) status: CacheStatus,
@@ -72,6 +75,7 @@ impl CacheUse {
             fallback: None,
             serving: None,
             serve_after_end: false,
+            revalidate_later: false,
             writing: None,
             status: CacheStatus::NotUsed,
         })
@@ -81,7 +85,11 @@ impl CacheUse {
     /// network (adding `If-None-Match` / `If-Modified-Since` to `call` when
     /// a stale stored response can be revalidated and the caller sent no
     /// conditional of their own).
-    pub(crate) fn lookup(&mut self, call: &mut Call) -> Lookup {
+    ///
+    /// `background`: the driver can revalidate in the background (a pool),
+    /// so a response within its `stale-while-revalidate` answers at once
+    /// (RFC 5861 §3); without it, such a response is revalidated first.
+    pub(crate) fn lookup(&mut self, call: &mut Call, background: bool) -> Lookup {
         if !self.reads {
             return Lookup::Network;
         }
@@ -99,15 +107,16 @@ impl CacheUse {
         };
         let now = (self.cache.wall)();
         let freshness = entry.stored.freshness(&call.headers, now);
-        let fresh = matches!(
-            freshness,
-            Freshness::Fresh | Freshness::StaleWhileRevalidate
-        );
-        let answer = match self.mode {
-            CacheMode::OnlyIfCached if fresh => Some(CacheStatus::Hit),
-            CacheMode::OnlyIfCached => Some(CacheStatus::Stale),
-            CacheMode::Refresh => None,
-            _ => fresh.then_some(CacheStatus::Hit),
+        let answer = match (self.mode, freshness) {
+            (CacheMode::OnlyIfCached, Freshness::Fresh) => Some(CacheStatus::Hit),
+            (CacheMode::OnlyIfCached, _) => Some(CacheStatus::Stale),
+            (CacheMode::Refresh, _) => None,
+            (_, Freshness::Fresh) => Some(CacheStatus::Hit),
+            (_, Freshness::StaleWhileRevalidate) if background => {
+                self.revalidate_later = true;
+                Some(CacheStatus::Stale)
+            }
+            _ => None,
         };
         if let Some(status) = answer {
             self.status = status;
@@ -269,6 +278,11 @@ impl CacheUse {
             }
             _ => false,
         }
+    }
+
+    /// Whether the answer was a stale one to revalidate in the background.
+    pub(crate) fn take_revalidate_later(&mut self) -> bool {
+        std::mem::take(&mut self.revalidate_later)
     }
 
     /// The 304 ended: answer with the stored entry now.

@@ -166,10 +166,9 @@ impl Job {
         let mut timers = TimerTable::default();
         timers.set_after(Timer::Total, start, settings.timeouts.total);
         let auth_origin = settings.auth.is_some().then(|| url.origin());
-        let mut call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
-        let mut cache = CacheUse::new(&settings.cache, &call, resume_from.is_some()).map(Box::new);
-        let lookup = cache.as_deref_mut().map(|c| c.lookup(&mut call));
-        let mut job = Job {
+        let call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
+        let cache = CacheUse::new(&settings.cache, &call, resume_from.is_some()).map(Box::new);
+        Job {
             resume_from,
             auth_origin,
             call,
@@ -196,15 +195,35 @@ impl Job {
             cache,
             pending: None,
             collect: Vec::new(),
-        };
-        match lookup {
-            Some(Lookup::Serve) => job.start_from_cache(),
-            Some(Lookup::NotCached) => {
-                job.pending = Some((RequestResult::RequestFailed, RequestFailure::NotCached));
-            }
-            _ => {}
         }
-        job
+    }
+
+    /// Look in the cache (when the request has one) before anything
+    /// starts: answer from it, or go on with conditional fields added.
+    /// `background`: the driver revalidates stale answers in the background
+    /// ([`take_revalidation`](Self::take_revalidation)). Call once, right
+    /// after [`new`](Self::new).
+    pub(crate) fn consult_cache(&mut self, background: bool) {
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return;
+        };
+        match cache.lookup(&mut self.call, background) {
+            Lookup::Serve => self.start_from_cache(),
+            Lookup::NotCached => {
+                self.pending = Some((RequestResult::RequestFailed, RequestFailure::NotCached));
+            }
+            Lookup::Network => {}
+        }
+    }
+
+    /// After a stale answer within `stale-while-revalidate`: the request
+    /// that revalidates it (its URL and field lines, for the driver to send
+    /// in the background with [`CacheMode::Refresh`](crate::CacheMode)).
+    pub(crate) fn take_revalidation(&mut self) -> Option<(Url, Vec<(String, String)>)> {
+        if !self.cache.as_deref_mut()?.take_revalidate_later() {
+            return None;
+        }
+        Some((self.call.url.clone(), self.call.headers.clone()))
     }
 
     /// Answer from the cache's store: the stored head, and a sink for the
