@@ -50,6 +50,14 @@
 //!   (`Settings::recv_buffer_size`), default 4096 KiB; 0 leaves the kernel's
 //!   (Linux: 128 KiB to start, autotuned, which a reader that drains once per
 //!   frame often never grows).
+//! - `--cache DIR`: an HTTP cache in DIR (`pollhttp::Cache::disk`). The
+//!   asset server gives every asset a strong ETag, one in four
+//!   `Cache-Control: no-cache` (revalidated at every launch: a 304) and the
+//!   others `max-age=86400`; a second launch with the same DIR and
+//!   `--port` answers the fresh ones from the cache without a request. A
+//!   `cache:` line gives hits, revalidations, bytes on the wire and the
+//!   load's seconds.
+//! - `--port N`: the asset server's port (default: any free one).
 //! - `--plot FILE.svg`: draw frame time, `poll()` cost and bytes read per
 //!   frame (three panels, plotters).
 //!
@@ -85,7 +93,8 @@ use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
 use pollhttp::{
-    Completed, HttpRequest, PoolSettings, RequestId, RequestPool, RequestResult, Settings,
+    CacheStatus, Completed, HttpRequest, PoolSettings, RequestId, RequestPool, RequestResult,
+    Settings,
 };
 
 /// The frame period: 60 frames per second.
@@ -135,6 +144,10 @@ struct Args {
     timeout: Duration,
     recv_buffer: Option<usize>,
     plot: Option<PathBuf>,
+    /// An HTTP cache directory (`--cache DIR`).
+    cache: Option<PathBuf>,
+    /// The asset server's port (`--port N`; 0: any free one).
+    port: u16,
 }
 
 /// What one frame cost.
@@ -192,6 +205,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         timeout: Duration::from_secs(300),
         recv_buffer: Some(RECV_BUFFER),
         plot: None,
+        cache: None,
+        port: 0,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -215,6 +230,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 a.recv_buffer = (kib > 0).then_some(kib << 10);
             }
             "--plot" => a.plot = Some(PathBuf::from(value(&arg)?)),
+            "--cache" => a.cache = Some(PathBuf::from(value(&arg)?)),
+            "--port" => a.port = number::<u16>(&arg, &value(&arg)?)?,
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             // A bare URL, as before `--url` existed.
             _ if a.url.is_none() => a.url = Some(arg),
@@ -461,7 +478,7 @@ fn pin_server() {
 
 /// Serves the asset set on 127.0.0.1, a thread per connection, until the
 /// process exits. The gzip assets are compressed before it returns.
-fn start_asset_server(set: &[Asset]) -> io::Result<Server> {
+fn start_asset_server(set: &[Asset], port: u16) -> io::Result<Server> {
     let patterns = Patterns::new();
     let mut gzipped = HashMap::new();
     for a in set.iter().filter(|a| a.is_text()) {
@@ -474,7 +491,7 @@ fn start_asset_server(set: &[Asset]) -> io::Result<Server> {
         assets: set.iter().map(|a| (a.path.clone(), a.clone())).collect(),
         gzipped,
     });
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
     let addr = listener.local_addr()?;
     let accepted = Arc::new(AtomicU64::new(0));
     let count = Arc::clone(&accepted);
@@ -514,6 +531,7 @@ fn serve(conn: TcpStream, content: &Content) -> io::Result<()> {
             continue;
         }
         let (mut gzip_ok, mut close) = (false, false);
+        let mut if_none_match = None;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 {
@@ -528,12 +546,21 @@ fn serve(conn: TcpStream, content: &Content) -> io::Result<()> {
                     gzip_ok = value.split(',').any(|c| c.trim().starts_with("gzip"));
                 } else if name.eq_ignore_ascii_case("connection") {
                     close = value.split(',').any(|c| c.trim() == "close");
+                } else if name.eq_ignore_ascii_case("if-none-match") {
+                    if_none_match = Some(value);
                 }
             }
         }
         let mut parts = request_line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        respond(&mut out, content, method, path, gzip_ok)?;
+        respond(
+            &mut out,
+            content,
+            method,
+            path,
+            gzip_ok,
+            if_none_match.as_deref(),
+        )?;
         out.flush()?;
         if close {
             return Ok(());
@@ -547,6 +574,7 @@ fn respond(
     method: &str,
     path: &str,
     gzip_ok: bool,
+    if_none_match: Option<&str>,
 ) -> io::Result<()> {
     let asset = content
         .assets
@@ -558,6 +586,20 @@ fn respond(
         );
     };
     let head_only = method == "HEAD";
+    // Validators and freshness for a cache (`--cache`): every asset has a
+    // strong ETag; one in four is `no-cache` (revalidated at every launch:
+    // "made stale on the server"), the others fresh for a day.
+    let etag = format!("\"{}-{}\"", path.trim_start_matches('/'), asset.len).to_ascii_lowercase();
+    let stale_on_server = path.bytes().map(u32::from).sum::<u32>() % 4 == 0;
+    let freshness = if stale_on_server {
+        "no-cache"
+    } else {
+        "max-age=86400"
+    };
+    let validators = format!("ETag: {etag}\r\nCache-Control: {freshness}\r\n");
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return write!(out, "HTTP/1.1 304 Not Modified\r\n{validators}\r\n");
+    }
     let pattern = content.patterns.of(asset);
     let gz = content.gzipped.get(path).filter(|_| gzip_ok);
     let (ctype, chunked) = match (asset.kind, gz) {
@@ -575,7 +617,7 @@ fn respond(
     };
     write!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n{framing}\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n{validators}{framing}\r\n\r\n"
     )?;
     if head_only {
         return Ok(());
@@ -851,7 +893,8 @@ fn run(args: &Args) -> Result<bool, String> {
     let server = match &args.url {
         Some(_) => None,
         None => Some(
-            start_asset_server(&set).map_err(|e| format!("cannot start the asset server: {e}"))?,
+            start_asset_server(&set, args.port)
+                .map_err(|e| format!("cannot start the asset server: {e}"))?,
         ),
     };
     let dir = args.files.then(|| {
@@ -879,6 +922,20 @@ fn run(args: &Args) -> Result<bool, String> {
             .collect(),
         (None, None) => unreachable!("the server runs without --url"),
     };
+    let cache = match &args.cache {
+        Some(dir) => Some(
+            pollhttp::Cache::disk(
+                dir,
+                pollhttp::StoreLimits {
+                    max_bytes: 1 << 30,
+                    max_entry_bytes: 256 << 20,
+                    ..pollhttp::StoreLimits::default()
+                },
+            )
+            .map_err(|e| format!("cannot open the cache {}: {e}", dir.display()))?,
+        ),
+        None => None,
+    };
     let requests: Vec<(String, Settings)> = jobs
         .iter()
         .map(|j| {
@@ -892,6 +949,10 @@ fn run(args: &Args) -> Result<bool, String> {
                     ..Default::default()
                 },
                 recv_buffer_size: args.recv_buffer,
+                cache: pollhttp::CacheSettings {
+                    cache: cache.clone(),
+                    mode: pollhttp::CacheMode::Default,
+                },
                 ..Settings::default()
             };
             (j.url.clone(), settings)
@@ -1070,6 +1131,7 @@ fn run(args: &Args) -> Result<bool, String> {
         connections,
         accepted,
         budget: (!args.worker).then_some(args.budget),
+        cache: args.cache.is_some(),
     });
     Ok(verdict.result == "Success")
 }
@@ -1176,6 +1238,8 @@ struct Report<'a> {
     seconds: f64,
     connections: u64,
     accepted: Option<u64>,
+    /// `--cache`: report what the cache did.
+    cache: bool,
     /// The pool's time budget (`None` in worker mode).
     budget: Option<Duration>,
 }
@@ -1299,6 +1363,18 @@ fn report(r: &Report<'_>) {
         mb_per_s / (65_536.0 * 60.0 / 1e6),
         mark(mb_per_s >= 150.0)
     );
+    if r.cache {
+        let count = |f: fn(&CacheStatus) -> bool| r.results.iter().filter(|c| f(&c.cache)).count();
+        let wire: u64 = r.results.iter().map(|c| c.wire_bytes).sum();
+        let body: u64 = r.results.iter().map(|c| c.body_bytes).sum();
+        println!(
+            "cache: hits={} revalidated={} stored={} wire_bytes={wire} body_bytes={body} seconds={:.3}",
+            count(|c| *c == CacheStatus::Hit),
+            count(|c| *c == CacheStatus::Revalidated),
+            count(|c| *c == CacheStatus::Miss { stored: true }),
+            r.seconds,
+        );
+    }
     println!(
         "frames={} frame_max_ms={:.3} frame_p99_ms={:.3} poll_max_us={:.1} poll_p99_us={:.1} poll_cpu_p99_us={:.1} mb_per_s={:.1} result={} requests={} failed={} connections={}",
         frames.len(),

@@ -721,3 +721,32 @@ fn http_request_revalidates_first_within_stale_while_revalidate() {
         Some("\"1\"")
     );
 }
+
+#[test]
+fn a_hit_collects_into_the_callers_buffer() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/arena",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=60")],
+            b"arena bytes",
+        ))],
+    );
+    get(&mut net, &mut pool, "/arena", &s);
+    let id = pool.get(net.url("a.test", "/arena"), &s).unwrap();
+    let mut buffer = Vec::with_capacity(64);
+    buffer.extend_from_slice(b"old");
+    let at = buffer.as_ptr();
+    pool.collect_into(id, buffer)
+        .expect("a hit takes the buffer too");
+    let done = finish(&mut net, &mut pool, id);
+    assert_eq!(
+        (done.cache, &done.body[..]),
+        (CacheStatus::Hit, &b"arena bytes"[..])
+    );
+    assert_eq!(done.body.as_ptr(), at, "collected into the caller's buffer");
+}

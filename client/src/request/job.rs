@@ -237,9 +237,9 @@ impl Job {
         self.timers.stop(Timer::Idle);
         self.stash = Bytes::new();
         self.progress.downloaded.store(0, Ordering::Relaxed);
-        if let Err(failure) = self.make_sink() {
-            self.pending = Some(failure);
-        }
+        // The sink is made at the first step that serves (so a buffer given
+        // with `collect_into` before then is used).
+        self.decoder = None;
     }
 
     pub(crate) fn target(&self) -> Target {
@@ -646,6 +646,11 @@ impl Job {
         now: Instant,
         budget: &mut usize,
     ) -> Option<Completed> {
+        if self.decoder.is_none() {
+            if let Err((result, failure)) = self.make_sink() {
+                return Some(self.complete(drv, result, Some(failure)));
+            }
+        }
         loop {
             if !self.stash.is_empty() {
                 let data = std::mem::take(&mut self.stash);
