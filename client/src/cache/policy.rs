@@ -422,18 +422,19 @@ impl Stored {
     /// Freshen it with a `304 Not Modified`'s fields (§4.3.4): each field
     /// the 304 carries replaces the stored ones of that name, except
     /// `Content-Length` (§3.2) and the fields that describe the stored
-    /// body (`Content-Encoding`, `Content-Range`, `Transfer-Encoding`);
-    /// the times become the revalidation's.
+    /// body (`Content-Encoding`, `Content-Range`, `Content-MD5`,
+    /// `Transfer-Encoding`); the times become the revalidation's.
     pub(crate) fn freshen(
         &mut self,
         not_modified: &[FieldLine],
         request_time: SystemTime,
         response_time: SystemTime,
     ) {
-        const KEEP: [&str; 4] = [
+        const KEEP: [&str; 5] = [
             "content-length",
             "content-encoding",
             "content-range",
+            "content-md5",
             "transfer-encoding",
         ];
         let updates: Vec<&FieldLine> = not_modified
@@ -865,5 +866,26 @@ mod tests {
             got.iter().map(Url::as_str).collect::<Vec<_>>(),
             ["http://a.test/items/1", "http://a.test/items/2"]
         );
+    }
+
+    #[test]
+    fn a_304_does_not_replace_the_stored_bodys_checksum() {
+        let mut s = stored(&[
+            ("Content-MD5", "rL0Y20zC+Fzt72VPzMSk2A=="),
+            ("Cache-Control", "max-age=2"),
+        ]);
+        s.freshen(
+            &f(&[
+                ("Content-MD5", "N7UdGUp1E+RbVvZSTy1R8g=="),
+                ("Cache-Control", "max-age=60"),
+            ]),
+            t(10),
+            t(10),
+        );
+        assert_eq!(
+            field(&s.fields, "content-md5"),
+            Some(&b"rL0Y20zC+Fzt72VPzMSk2A=="[..])
+        );
+        assert_eq!(field(&s.fields, "cache-control"), Some(&b"max-age=60"[..]));
     }
 }
