@@ -525,6 +525,39 @@ impl Stored {
     }
 }
 
+/// The fields of a response a cache keeps (RFC 9111 §3.1): all but the
+/// connection's own (`Connection`, the fields it names, and the other
+/// hop-by-hop fields of RFC 9110 §7.6.1), a proxy's (`Proxy-Authenticate`,
+/// `Proxy-Authentication-Info`) and the message framing (`Content-Length`,
+/// set again when served). `Age` is kept: it is the
+/// stored response's age_value (§4.2.3).
+pub(crate) fn stored_fields(fields: Vec<FieldLine>) -> Vec<FieldLine> {
+    const HOP: [&str; 10] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authentication-info",
+        "content-length",
+    ];
+    let named: Vec<String> = fields_named(&fields, "connection")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|n| String::from_utf8_lossy(n).trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    fields
+        .into_iter()
+        .filter(|(k, _)| {
+            !HOP.iter().any(|h| k.eq_ignore_ascii_case(h))
+                && !named.iter().any(|n| k.eq_ignore_ascii_case(n))
+        })
+        .collect()
+}
+
 /// Whether a response to `method` invalidates what is stored for its
 /// target (RFC 9111 §4.4): an unsafe method with a non-error status.
 pub(crate) fn invalidates(method: &str, status: u16) -> bool {
@@ -887,5 +920,21 @@ mod tests {
             Some(&b"rL0Y20zC+Fzt72VPzMSk2A=="[..])
         );
         assert_eq!(field(&s.fields, "cache-control"), Some(&b"max-age=60"[..]));
+    }
+
+    #[test]
+    fn fields_named_in_connection_are_not_stored() {
+        let kept = stored_fields(f(&[
+            ("Connection", "a, B"),
+            ("Connection", "keep-alive"),
+            ("a", "1"),
+            ("b", "2"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "5"),
+            ("Age", "30"),
+            ("ETag", "\"x\""),
+        ]));
+        assert_eq!(kept, f(&[("Age", "30"), ("ETag", "\"x\"")]));
     }
 }

@@ -152,6 +152,7 @@ impl CacheUse {
         if head.status() == 304 {
             if let Some(mut entry) = self.revalidating.take() {
                 if entry.stored.selected_by(&fields) {
+                    let fields = policy::stored_fields(fields);
                     entry.stored.freshen(&fields, self.request_time, now);
                     // A store that fails to update still answers this once.
                     let _ = self.cache.store.update(&entry);
@@ -176,19 +177,7 @@ impl CacheUse {
         let Ok(writer) = self.cache.store.writer() else {
             return false;
         };
-        // `Age` is kept: it is the age_value of the stored response's age
-        // (RFC 9111 §4.2.3); the head served from the store carries the
-        // current age instead.
-        let framing = [
-            "transfer-encoding",
-            "content-length",
-            "connection",
-            "keep-alive",
-        ];
-        let kept: Vec<FieldLine> = fields
-            .into_iter()
-            .filter(|(k, _)| !framing.iter().any(|n| k.eq_ignore_ascii_case(n)))
-            .collect();
+        let kept = policy::stored_fields(fields);
         let entry = Entry {
             key: self.key.clone(),
             stored: Stored {
