@@ -376,10 +376,19 @@ impl Stored {
             .response_time
             .duration_since(date)
             .unwrap_or(Duration::ZERO);
-        let age_value = field(&self.fields, "age")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| delta_seconds(Some(v.trim())))
-            .map_or(Duration::ZERO, Duration::from_secs);
+        // One Age of delta-seconds, or none; anything else (a list, two
+        // lines, a sign, a fraction, a parameter) is invalid, and a response
+        // with an invalid Age is taken as stale (§5.1): as old as an age
+        // gets (2^31 s, §1.2.2).
+        let ages: Vec<&[u8]> = fields_named(&self.fields, "age").collect();
+        let age_value = match ages.as_slice() {
+            [] => Some(0),
+            [one] => std::str::from_utf8(one)
+                .ok()
+                .and_then(|v| delta_seconds(Some(v.trim()))),
+            _ => None,
+        }
+        .map_or(Duration::from_secs(1 << 31), Duration::from_secs);
         let response_delay = self
             .response_time
             .duration_since(self.request_time)
@@ -936,5 +945,30 @@ mod tests {
             ("ETag", "\"x\""),
         ]));
         assert_eq!(kept, f(&[("Age", "30"), ("ETag", "\"x\"")]));
+    }
+
+    #[test]
+    fn an_invalid_age_makes_the_response_stale() {
+        for ages in [
+            &["abc"][..],
+            &["-7200"],
+            &["7200.0"],
+            &["7200,0"],
+            &["0, 0"],
+            &["0", "0"],
+            &["7200;foo=bar"],
+        ] {
+            let mut fields = vec![("Cache-Control", "max-age=3600"), ("Date", "")];
+            let d = date(0);
+            fields[1].1 = &d;
+            fields.extend(ages.iter().map(|a| ("Age", *a)));
+            let s = stored(&fields);
+            assert!(
+                s.current_age(t(1)) >= Duration::from_secs(1 << 31),
+                "{ages:?}"
+            );
+        }
+        let s = stored(&[("Cache-Control", "max-age=3600"), ("Age", "7")]);
+        assert_eq!(s.current_age(t(1)), Duration::from_secs(8));
     }
 }
