@@ -6,6 +6,8 @@
 #     used by tests/src/httpbin.rs (override the location with POLLHTTP_VENV)
 #   - the Rust target thumbv7em-none-eabihf (rustup), for the no_std build of
 #     pollhttp-proto (override with POLLHTTP_NO_STD_TARGET)
+#   - node and npm (Debian packages nodejs, npm), for the HTTP cache-tests
+#     suite of scripts/cache-conformance.sh (which installs the suite itself)
 # Re-running it is cheap: each step is skipped when already satisfied.
 set -euo pipefail
 
@@ -51,6 +53,15 @@ if rustup target list --installed 2>/dev/null | grep -qx "$NO_STD_TARGET"; then
 else
     echo "install-deps: adding Rust target $NO_STD_TARGET (rustup)"
     rustup target add "$NO_STD_TARGET"
+fi
+
+# --- node + npm, for the HTTP cache-tests suite -------------------------------
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    echo "install-deps: node $(node --version) and npm already present"
+else
+    echo "install-deps: installing nodejs and npm (apt-get)"
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends nodejs npm
 fi
 
 echo "install-deps: done"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a fresh machine: installs what the tests
 # need (nginx, httpbin in a virtualenv, cargo-fuzz, a bare-metal Rust target
-# for the no_std build of pollhttp-proto), then fmt, clippy, docs,
-# the whole workspace's tests, and a short smoke run of each fuzz target.
+# for the no_std build of pollhttp-proto, node and npm), then fmt, clippy,
+# docs, the whole workspace's tests, the HTTP cache conformance suite
+# (scripts/cache-conformance.sh, about 25 s), and a short smoke run of each
+# fuzz target.
 #
 #   scripts/test.sh                  everything (what CI runs)
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke runs
@@ -57,6 +59,9 @@ if [ -s "$POLLHTTP_SKIP_LOG" ]; then
     exit 1
   fi
 fi
+
+step "HTTP cache conformance: the cache-tests suite through pollhttp's cache"
+scripts/cache-conformance.sh
 
 if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
   step "fuzz targets: build and smoke-run"

@@ -376,10 +376,19 @@ impl Stored {
             .response_time
             .duration_since(date)
             .unwrap_or(Duration::ZERO);
-        let age_value = field(&self.fields, "age")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| delta_seconds(Some(v.trim())))
-            .map_or(Duration::ZERO, Duration::from_secs);
+        // One Age of delta-seconds, or none; anything else (a list, two
+        // lines, a sign, a fraction, a parameter) is invalid, and a response
+        // with an invalid Age is taken as stale (§5.1): as old as an age
+        // gets (2^31 s, §1.2.2).
+        let ages: Vec<&[u8]> = fields_named(&self.fields, "age").collect();
+        let age_value = match ages.as_slice() {
+            [] => Some(0),
+            [one] => std::str::from_utf8(one)
+                .ok()
+                .and_then(|v| delta_seconds(Some(v.trim()))),
+            _ => None,
+        }
+        .map_or(Duration::from_secs(1 << 31), Duration::from_secs);
         let response_delay = self
             .response_time
             .duration_since(self.request_time)
@@ -422,18 +431,19 @@ impl Stored {
     /// Freshen it with a `304 Not Modified`'s fields (§4.3.4): each field
     /// the 304 carries replaces the stored ones of that name, except
     /// `Content-Length` (§3.2) and the fields that describe the stored
-    /// body (`Content-Encoding`, `Content-Range`, `Transfer-Encoding`);
-    /// the times become the revalidation's.
+    /// body (`Content-Encoding`, `Content-Range`, `Content-MD5`,
+    /// `Transfer-Encoding`); the times become the revalidation's.
     pub(crate) fn freshen(
         &mut self,
         not_modified: &[FieldLine],
         request_time: SystemTime,
         response_time: SystemTime,
     ) {
-        const KEEP: [&str; 4] = [
+        const KEEP: [&str; 5] = [
             "content-length",
             "content-encoding",
             "content-range",
+            "content-md5",
             "transfer-encoding",
         ];
         let updates: Vec<&FieldLine> = not_modified
@@ -522,6 +532,39 @@ impl Stored {
         }
         stale
     }
+}
+
+/// The fields of a response a cache keeps (RFC 9111 §3.1): all but the
+/// connection's own (`Connection`, the fields it names, and the other
+/// hop-by-hop fields of RFC 9110 §7.6.1), a proxy's (`Proxy-Authenticate`,
+/// `Proxy-Authentication-Info`) and the message framing (`Content-Length`,
+/// set again when served). `Age` is kept: it is the
+/// stored response's age_value (§4.2.3).
+pub(crate) fn stored_fields(fields: Vec<FieldLine>) -> Vec<FieldLine> {
+    const HOP: [&str; 10] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authentication-info",
+        "content-length",
+    ];
+    let named: Vec<String> = fields_named(&fields, "connection")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|n| String::from_utf8_lossy(n).trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    fields
+        .into_iter()
+        .filter(|(k, _)| {
+            !HOP.iter().any(|h| k.eq_ignore_ascii_case(h))
+                && !named.iter().any(|n| k.eq_ignore_ascii_case(n))
+        })
+        .collect()
 }
 
 /// Whether a response to `method` invalidates what is stored for its
@@ -865,5 +908,67 @@ mod tests {
             got.iter().map(Url::as_str).collect::<Vec<_>>(),
             ["http://a.test/items/1", "http://a.test/items/2"]
         );
+    }
+
+    #[test]
+    fn a_304_does_not_replace_the_stored_bodys_checksum() {
+        let mut s = stored(&[
+            ("Content-MD5", "rL0Y20zC+Fzt72VPzMSk2A=="),
+            ("Cache-Control", "max-age=2"),
+        ]);
+        s.freshen(
+            &f(&[
+                ("Content-MD5", "N7UdGUp1E+RbVvZSTy1R8g=="),
+                ("Cache-Control", "max-age=60"),
+            ]),
+            t(10),
+            t(10),
+        );
+        assert_eq!(
+            field(&s.fields, "content-md5"),
+            Some(&b"rL0Y20zC+Fzt72VPzMSk2A=="[..])
+        );
+        assert_eq!(field(&s.fields, "cache-control"), Some(&b"max-age=60"[..]));
+    }
+
+    #[test]
+    fn fields_named_in_connection_are_not_stored() {
+        let kept = stored_fields(f(&[
+            ("Connection", "a, B"),
+            ("Connection", "keep-alive"),
+            ("a", "1"),
+            ("b", "2"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "5"),
+            ("Age", "30"),
+            ("ETag", "\"x\""),
+        ]));
+        assert_eq!(kept, f(&[("Age", "30"), ("ETag", "\"x\"")]));
+    }
+
+    #[test]
+    fn an_invalid_age_makes_the_response_stale() {
+        for ages in [
+            &["abc"][..],
+            &["-7200"],
+            &["7200.0"],
+            &["7200,0"],
+            &["0, 0"],
+            &["0", "0"],
+            &["7200;foo=bar"],
+        ] {
+            let mut fields = vec![("Cache-Control", "max-age=3600"), ("Date", "")];
+            let d = date(0);
+            fields[1].1 = &d;
+            fields.extend(ages.iter().map(|a| ("Age", *a)));
+            let s = stored(&fields);
+            assert!(
+                s.current_age(t(1)) >= Duration::from_secs(1 << 31),
+                "{ages:?}"
+            );
+        }
+        let s = stored(&[("Cache-Control", "max-age=3600"), ("Age", "7")]);
+        assert_eq!(s.current_age(t(1)), Duration::from_secs(8));
     }
 }

@@ -177,6 +177,7 @@ impl CacheUse {
         if head.status() == 304 {
             if let Some(mut entry) = self.revalidating.take() {
                 if entry.stored.selected_by(&fields) {
+                    let fields = policy::stored_fields(fields);
                     entry.stored.freshen(&fields, self.request_time, now);
                     // A store that fails to update still answers this once.
                     let _ = self.cache.store.update(&entry);
@@ -201,17 +202,7 @@ impl CacheUse {
         let Ok(writer) = self.cache.store.writer() else {
             return false;
         };
-        let framing = [
-            "transfer-encoding",
-            "content-length",
-            "connection",
-            "keep-alive",
-            "age",
-        ];
-        let kept: Vec<FieldLine> = fields
-            .into_iter()
-            .filter(|(k, _)| !framing.iter().any(|n| k.eq_ignore_ascii_case(n)))
-            .collect();
+        let kept = policy::stored_fields(fields);
         let entry = Entry {
             key: self.key.clone(),
             stored: Stored {
@@ -310,11 +301,16 @@ impl CacheUse {
 
 /// A stored entry's head as an HTTP/1.1 response head, parsed by proto (so
 /// a cached answer is a [`ResponseHead`] as a network one is): its fields
-/// without framing, then `Content-Length` and `Age`.
+/// without framing and without the stored `Age`, then `Content-Length` and
+/// the current `Age`.
 fn stored_head(entry: &Entry, age: u64) -> Option<ResponseHead> {
     let s = &entry.stored;
     let mut raw = format!("HTTP/1.1 {} {}\r\n", s.status, s.reason).into_bytes();
-    for (k, v) in &s.fields {
+    for (k, v) in s
+        .fields
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("age"))
+    {
         raw.extend_from_slice(k.as_bytes());
         raw.extend_from_slice(b": ");
         raw.extend_from_slice(v);
@@ -332,5 +328,48 @@ fn stored_head(entry: &Entry, age: u64) -> Option<ResponseHead> {
             Some(_) => {}
             None => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> Entry {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        Entry {
+            key: "http://example.com/".into(),
+            stored: Stored {
+                request_time: t,
+                response_time: t,
+                status: 200,
+                reason: "OK".into(),
+                fields: fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                vary: Vec::new(),
+            },
+            body_len: 5,
+        }
+    }
+
+    #[test]
+    fn the_served_head_carries_the_current_age_not_the_stored_one() {
+        // The origin's Age: 30 stays in the store (it is the age_value of
+        // §4.2.3), and the stored response counts it.
+        let e = entry(&[("Cache-Control", "max-age=60"), ("Age", "30")]);
+        let now = e.stored.response_time + Duration::from_secs(5);
+        assert_eq!(e.stored.age_seconds(now), 35);
+        let head = stored_head(&e, 35).unwrap();
+        let ages: Vec<&[u8]> = head
+            .fields()
+            .iter()
+            .filter(|f| f.name().eq_ignore_ascii_case("age"))
+            .map(|f| f.value())
+            .collect();
+        assert_eq!(ages, [&b"35"[..]]);
     }
 }
