@@ -456,26 +456,6 @@ impl Stored {
         self.request_time = request_time;
         self.response_time = response_time;
     }
-
-    /// Whether a 304's validators select this stored response (§4.3.4):
-    /// a strong `ETag` equal to the stored one, or no `ETag` on either
-    /// side and an equal `Last-Modified` (or none at all).
-    pub(crate) fn selected_by(&self, not_modified: &[FieldLine]) -> bool {
-        match (field(not_modified, "etag"), field(&self.fields, "etag")) {
-            (Some(new), Some(old)) => {
-                let strip = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
-                strip(new) == strip(old)
-            }
-            (Some(_), None) => false,
-            (None, _) => match (
-                field(not_modified, "last-modified"),
-                field(&self.fields, "last-modified"),
-            ) {
-                (Some(new), Some(old)) => new == old,
-                _ => true,
-            },
-        }
-    }
 }
 
 /// How a stored response may answer a request at a time.
@@ -877,8 +857,6 @@ mod tests {
             ("Content-Length", "0"),
             ("Content-Encoding", "identity"),
         ]);
-        assert!(s.selected_by(&nm));
-        assert!(!s.selected_by(&f(&[("ETag", "\"v2\"")])));
         s.freshen(&nm, t(50), t(51));
         assert_eq!(field(&s.fields, "cache-control"), Some(&b"max-age=100"[..]));
         assert_eq!(field(&s.fields, "content-length"), Some(&b"5"[..]));

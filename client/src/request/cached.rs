@@ -175,18 +175,20 @@ impl CacheUse {
             return true;
         }
         if head.status() == 304 {
+            // The 304 answers the condition this cache made from the stored
+            // response's own validators (RFC 9110 §13.1.2: that
+            // representation is current), so it selects it, whatever new
+            // ETag it carries (which is stored with the rest, §4.3.4).
             if let Some(mut entry) = self.revalidating.take() {
-                if entry.stored.selected_by(&fields) {
-                    let fields = policy::stored_fields(fields);
-                    entry.stored.freshen(&fields, self.request_time, now);
-                    // A store that fails to update still answers this once.
-                    let _ = self.cache.store.update(&entry);
-                    if let Ok(Some((e, reader))) = self.cache.store.get(&self.key) {
-                        self.serving = Some((e, reader));
-                        self.serve_after_end = true;
-                        self.status = CacheStatus::Revalidated;
-                        return true;
-                    }
+                let fields = policy::stored_fields(fields);
+                entry.stored.freshen(&fields, self.request_time, now);
+                // A store that fails to update still answers this once.
+                let _ = self.cache.store.update(&entry);
+                if let Ok(Some((e, reader))) = self.cache.store.get(&self.key) {
+                    self.serving = Some((e, reader));
+                    self.serve_after_end = true;
+                    self.status = CacheStatus::Revalidated;
+                    return true;
                 }
             }
             return false;
