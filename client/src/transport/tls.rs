@@ -453,10 +453,11 @@ impl TlsStream {
             return Ok(Pump::Budget);
         }
         // Nothing is buffered: the buffer may be replaced. Allocated (given
-        // back while idle, or first use) at the read size; re-allocated when
-        // that grew past it or shrank to a quarter of it.
+        // back while idle, or first use) at the read size, and again when
+        // that grew past it; kept when it shrinks (no churn while a response
+        // is read: the end of the response trims it).
         let size = self.read_size.next();
-        if self.inbuf.len() < size || self.inbuf.len() / 4 >= size {
+        if self.inbuf.len() < size {
             self.inbuf = vec![0u8; size].into_boxed_slice();
         }
         let cap = size.min(*budget);
