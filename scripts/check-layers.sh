@@ -7,7 +7,7 @@
 # Prints each offending line and fails; prints nothing when the rule holds.
 set -euo pipefail
 cd "$(dirname "$0")/../client/src"
-lower=(request conn transport error.rs status.rs body.rs time.rs reactor.rs
+lower=(request conn cache transport error.rs status.rs body.rs time.rs reactor.rs
        resolve.rs connect.rs tls_options.rs)
 upward='crate::(web|client|http_request|pool)\b|crate::(HttpClient|HttpRequest|RequestPool|PoolSettings|RequestId|RequestProgress)\b|super::super::web\b'
 hits=$(grep -rnE "$upward" "${lower[@]}" | grep -vE '^[^:]+:[0-9]+:\s*//' || true)

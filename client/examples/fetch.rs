@@ -933,7 +933,10 @@ impl Plan {
     /// The builder of one transfer.
     fn request(&self, t: &Transfer) -> Result<Request, String> {
         let settings = Settings {
-            download_file: t.download.clone(),
+            body: pollhttp::BodySettings {
+                download_file: t.download.clone(),
+                ..self.settings.body.clone()
+            },
             auth: t.auth.clone().or_else(|| self.settings.auth.clone()),
             ..self.settings.clone()
         };
@@ -964,7 +967,7 @@ impl Plan {
     fn tell_settings(&self) {
         let s = &self.settings;
         let mut notes = Vec::new();
-        if let Some(rate) = s.max_recv_speed {
+        if let Some(rate) = s.body.max_recv_speed {
             notes.push(format!("rate limit {rate} bytes/s"));
         }
         if let Some(p) = &s.retry {
@@ -973,7 +976,7 @@ impl Plan {
                 p.retries, p.base_delay, p.max_delay
             ));
         }
-        if let Some(t) = s.timeout {
+        if let Some(t) = s.timeouts.total {
             notes.push(format!("deadline {t:?}"));
         }
         match &s.auth {
@@ -981,10 +984,10 @@ impl Plan {
             Some(Auth::Digest { user, .. }) => notes.push(format!("Digest auth as {user:?}")),
             _ => {}
         }
-        if !s.follow_redirects {
+        if !s.redirects.follow {
             notes.push("redirects not followed".into());
         } else {
-            notes.push(format!("at most {} redirects", s.max_redirects));
+            notes.push(format!("at most {} redirects", s.redirects.max));
         }
         if s.cookie_jar.is_some() {
             notes.push("cookie jar on".into());
@@ -1183,28 +1186,27 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
     let c = &cli.connection;
     let mut s = Settings::default();
     if let Some(n) = cli.request.max_redirs {
-        s.max_redirects = n;
+        s.redirects.max = n;
     }
-    s.follow_redirects = !cli.request.no_location;
-    s.timeout = c.max_time;
+    s.redirects.follow = !cli.request.no_location;
+    s.timeouts.total = c.max_time;
     if let Some(d) = c.connect_timeout {
-        s.connect_timeout = d;
+        s.timeouts.connect = d;
     }
-    s.accept_gzip = !t.no_gzip;
-    s.body_size_limit = t.max_filesize;
-    s.max_recv_speed = t.limit_rate.filter(|r| *r > 0);
-    s.resume = cli.output.continue_at.is_some();
+    s.body.accept_gzip = !t.no_gzip;
+    s.body.size_limit = t.max_filesize;
+    s.body.max_recv_speed = t.limit_rate.filter(|r| *r > 0);
+    s.body.resume = cli.output.continue_at.is_some();
     // A tool has no frame to protect: bigger reads mean fewer syscalls.
-    s.download_chunk_size = 256 * 1024;
-    s.poll_budget = 8 << 20;
+    s.body.download_chunk_size = 256 * 1024;
     if let Some(p) = &c.proxy {
-        s.http_proxy = Some((p.host.clone(), p.port));
-        s.https_proxy = Some((p.host.clone(), p.port));
+        s.proxy.http = Some((p.host.clone(), p.port));
+        s.proxy.https = Some((p.host.clone(), p.port));
     }
-    s.proxy_from_env = c.proxy.is_none() && c.noproxy.is_none();
+    s.proxy.from_env = c.proxy.is_none() && c.noproxy.is_none();
     // --proxy-user wins over the -x URL's userinfo (curl's rule); an
     // environment proxy's userinfo the library takes itself.
-    s.proxy_auth = cli
+    s.proxy.auth = cli
         .auth
         .proxy_user
         .clone()
@@ -1223,7 +1225,7 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
         }
         if let Some(max) = t.retry_max_time {
             policy.max_delay = policy.max_delay.min(max);
-            s.timeout = Some(s.timeout.map_or(max, |m| m.min(max)));
+            s.timeouts.total = Some(s.timeouts.total.map_or(max, |m| m.min(max)));
         }
         s.retry = Some(policy);
     }
@@ -1388,6 +1390,8 @@ fn save_jar(jar: &SharedCookieJar, path: &Path) -> io::Result<()> {
 /// carries the next request to the same origin).
 fn run_sequential(plan: &Plan, tally: &mut Tally) -> Result<(), String> {
     let mut req = HttpRequest::new();
+    // A tool has no frame to protect: bytes only, 8 MiB per poll.
+    req.set_poll_budget(pollhttp::PollBudget::new(8 << 20, None));
     for t in &plan.transfers {
         if let Some(limit) = plan.paginate {
             run_pages(plan, t, limit, tally)?;
@@ -1497,8 +1501,7 @@ fn run_parallel(plan: &Plan, n: usize, tally: &mut Tally) -> Result<(), String> 
         max_idle: n,
         max_idle_per_origin: n,
         // A tool has no frame to protect.
-        time_budget: Duration::from_millis(50),
-        byte_budget: 64 << 20,
+        poll_budget: pollhttp::PollBudget::new(64 << 20, Some(Duration::from_millis(50))),
         ..PoolSettings::default()
     })
     .map_err(|e| format!("cannot start a pool: {e}"))?;

@@ -187,7 +187,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         no_pin: false,
         max_mib: 64,
         budget: Duration::from_millis(2),
-        byte_budget: PoolSettings::default().byte_budget,
+        byte_budget: PoolSettings::default().poll_budget.bytes,
         connections: 6,
         timeout: Duration::from_secs(300),
         recv_buffer: Some(RECV_BUFFER),
@@ -656,7 +656,10 @@ impl Loader {
         let mut ids = HashMap::new();
         for (i, (url, s)) in jobs.iter().enumerate() {
             let s = Settings {
-                stream_body: stream,
+                body: pollhttp::BodySettings {
+                    stream,
+                    ..s.body.clone()
+                },
                 ..s.clone()
             };
             let id = pool.get(url, &s).map_err(|e| format!("{url}: {e}"))?;
@@ -704,10 +707,8 @@ impl Loader {
                 }
                 let Some(i) = queue.pop_front() else { break };
                 let (url, settings) = &jobs[i];
-                *node.settings_mut() = Settings {
-                    use_threads: true,
-                    ..settings.clone()
-                };
+                *node.settings_mut() = settings.clone();
+                node.set_use_threads(true);
                 node.request(url, &[], "GET", "")
                     .map_err(|e| format!("{url}: {e}"))?;
                 *busy = Some(i);
@@ -882,8 +883,14 @@ fn run(args: &Args) -> Result<bool, String> {
         .iter()
         .map(|j| {
             let settings = Settings {
-                timeout: Some(args.timeout),
-                download_file: j.file.clone(),
+                timeouts: pollhttp::Timeouts {
+                    total: Some(args.timeout),
+                    ..Default::default()
+                },
+                body: pollhttp::BodySettings {
+                    download_file: j.file.clone(),
+                    ..Default::default()
+                },
                 recv_buffer_size: args.recv_buffer,
                 ..Settings::default()
             };
@@ -892,8 +899,7 @@ fn run(args: &Args) -> Result<bool, String> {
         .collect();
 
     let pool_settings = PoolSettings {
-        time_budget: args.budget,
-        byte_budget: args.byte_budget,
+        poll_budget: pollhttp::PollBudget::new(args.byte_budget, Some(args.budget)),
         max_connections_per_origin: args.connections,
         max_idle_per_origin: args.connections,
         ..PoolSettings::default()
@@ -906,8 +912,8 @@ fn run(args: &Args) -> Result<bool, String> {
     } else {
         format!(
             "one RequestPool inline, poll budget {:.1} ms / {} MiB, {} connections per origin",
-            ms(pool_settings.time_budget),
-            pool_settings.byte_budget >> 20,
+            ms(pool_settings.poll_budget.time.unwrap_or_default()),
+            pool_settings.poll_budget.bytes >> 20,
             pool_settings.max_connections_per_origin,
         )
     };

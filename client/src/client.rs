@@ -13,6 +13,7 @@ use mio::Token;
 use pollhttp_proto::{Config, Event, Fields, MessageBodyLength, ResponseHead};
 
 use crate::body::BodySource;
+use crate::budget::PollBudget;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::{Failure, RequestError};
 use crate::reactor::Reactor;
@@ -35,7 +36,7 @@ const CONN: Token = Token(0);
 /// rest queued) and a cache of answers (successes for a minute, failures for
 /// a few seconds), so a slow name never holds a call. Everything else runs
 /// inside the calls, with bounded work per call: socket reads are bounded by
-/// the per-poll read budget ([`set_poll_read_budget`](Self::set_poll_read_budget)),
+/// the per-poll budget ([`set_poll_budget`](Self::set_poll_budget)),
 /// shared by a `poll` and the [`read_response_body_chunk`](Self::read_response_body_chunk)
 /// calls after it.
 ///
@@ -79,7 +80,9 @@ pub struct HttpClient {
     fresh_events: bool,
     // settings
     read_chunk_size: usize,
-    poll_read_budget: usize,
+    poll_budget: PollBudget,
+    /// When the current `poll`'s time runs out (from its budget).
+    poll_deadline: Option<Instant>,
     /// Socket bytes the current `poll`'s budget still allows: reset by each
     /// `poll`, spent by it and by the `read_response_body_chunk` calls after.
     read_budget_left: usize,
@@ -160,8 +163,9 @@ impl HttpClient {
             failure: None,
             fresh_events: false,
             read_chunk_size: 65_536,
-            poll_read_budget: 256 * 1024,
-            read_budget_left: 256 * 1024,
+            poll_budget: PollBudget::default(),
+            poll_deadline: None,
+            read_budget_left: PollBudget::default().bytes,
             connect_timeout: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
             recv_buffer_size: None,
@@ -192,17 +196,24 @@ impl HttpClient {
         self.read_chunk_size
     }
 
-    /// Most socket bytes read per [`poll`](Self::poll) (default 262 144,
-    /// 256 KiB), so that a fast download cannot stall a frame. At least 1.
-    ///
-    /// One budget per `poll`, shared with the
+    /// What one [`poll`](Self::poll) and the
     /// [`read_response_body_chunk`](Self::read_response_body_chunk) calls
-    /// that follow it: each `poll` starts it afresh, what the `poll` reads
-    /// is spent, and once it is spent, `read_response_body_chunk` returns
-    /// what proto already holds and then `None` until the next `poll`. Takes
-    /// effect at the next `poll`.
-    pub fn set_poll_read_budget(&mut self, bytes: usize) {
-        self.poll_read_budget = bytes.max(1);
+    /// after it may do: socket bytes and time ([`PollBudget`], the same type
+    /// and default as every front end's: 4 MiB, 1 ms), so that a fast
+    /// download cannot stall a frame.
+    ///
+    /// Each `poll` starts it afresh (its time counted from the `poll`'s
+    /// reading of the clock); what the `poll` reads is spent, and once the
+    /// bytes are spent or the time has passed, `read_response_body_chunk`
+    /// returns what proto already holds and then `None` until the next
+    /// `poll`. Takes effect at the next `poll`.
+    pub fn set_poll_budget(&mut self, budget: PollBudget) {
+        self.poll_budget = budget;
+    }
+
+    /// The budget of one `poll` and the chunk reads after it.
+    pub fn poll_budget(&self) -> PollBudget {
+        self.poll_budget
     }
 
     /// How long connecting may take, counted from the first attempt, over
@@ -427,7 +438,7 @@ impl HttpClient {
     /// Advance the connection: take the readiness the OS has (a zero-timeout
     /// `epoll_wait`), resolve → connect → tunnel → TLS, write queued request
     /// bytes, read the response within a fresh per-poll budget
-    /// ([`set_poll_read_budget`](Self::set_poll_read_budget); what is left of
+    /// ([`set_poll_budget`](Self::set_poll_budget); what is left of
     /// it is for the [`read_response_body_chunk`](Self::read_response_body_chunk)
     /// calls until the next `poll`), and parse the response head. Returns the
     /// new status.
@@ -441,13 +452,15 @@ impl HttpClient {
             self.collect_events(Some(Duration::ZERO));
         }
         self.fresh_events = false;
-        self.read_budget_left = self.poll_read_budget;
+        let now = (self.clock)();
+        self.read_budget_left = self.poll_budget.byte_limit();
+        self.poll_deadline = self.poll_budget.deadline(now);
         let resolving = self.conn.as_ref().map(Conn::phase) == Some(Phase::Resolving);
         if !resolving {
             // A wake from a WakeHandle is for the caller; it has seen it now.
             self.reactor.take_woken();
         }
-        self.step((self.clock)());
+        self.step(now);
         self.status()
     }
 
@@ -762,20 +775,26 @@ impl HttpClient {
     /// [`failure`](Self::failure). Bytes returned before stay valid.
     ///
     /// Reads from the socket only within what is left of the current poll's
-    /// read budget ([`set_poll_read_budget`](Self::set_poll_read_budget)):
-    /// once the bytes read since the last [`poll`](Self::poll) reach it, this
+    /// budget ([`set_poll_budget`](Self::set_poll_budget)): once the bytes
+    /// read since the last [`poll`](Self::poll) reach it, or its time has
+    /// passed, this
     /// returns the body proto already holds, then `None` until the next
     /// `poll`, so the usual drain loop (`while let Some(chunk) = …`) ends
     /// within one frame's budget however fast the data arrives.
     ///
-    /// Never blocks. Cost per call: no copy of the body; when proto holds no
+    /// Never blocks. Cost per call: no copy of the body; one reading of the
+    /// client's clock when the budget has a time; when proto holds no
     /// event, socket reads of at most its receive buffer's size
     /// (up to 512 KiB, growing while reads fill it), within the budget left.
     pub fn read_response_body_chunk(&mut self) -> Option<Bytes> {
         if self.status() != Status::Body {
             return None;
         }
-        // One receive buffer's worth per call at most, within the poll's budget.
+        // One receive buffer's worth per call at most, within the poll's
+        // budget; nothing more from the socket once its time has passed.
+        if self.poll_deadline.is_some_and(|d| (self.clock)() >= d) {
+            self.read_budget_left = 0;
+        }
         let mut budget = self.read_budget_left.min(self.proto_config.recv_buf_size);
         loop {
             let (x, ready) = self.conn.as_mut().and_then(Conn::exchange_mut)?;

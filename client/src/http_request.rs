@@ -17,6 +17,7 @@ use bytes::Bytes;
 use mio::{Registry, Token, Waker};
 
 use crate::body::RequestBody;
+use crate::budget::{Allowance, FrameBudget, PollBudget};
 use crate::conn::{Conn, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
@@ -69,6 +70,45 @@ impl Driver {
         self.fresh_events = false;
         let now = (self.clock)();
         job.step(self, now, budget)
+    }
+
+    /// One `poll`'s work: collect readiness (unless `wait` just did), then
+    /// step the job in turns within `budget` and what `frame` has left, the
+    /// clock read between turns (one turn when the budget has no time).
+    /// What was read is spent from `frame`.
+    fn step_within(
+        &mut self,
+        job: &mut Job,
+        budget: PollBudget,
+        frame: Option<&FrameBudget>,
+    ) -> Option<Completed> {
+        if !self.fresh_events {
+            self.collect(job, Some(Duration::ZERO));
+        }
+        self.fresh_events = false;
+        let mut now = (self.clock)();
+        let mut allowance = Allowance::new(budget, now, frame);
+        let mut read_total = 0;
+        let done = loop {
+            let turn = allowance.next_turn(now);
+            let mut left = turn;
+            let done = job.step(self, now, &mut left);
+            let read = turn - left;
+            read_total += read;
+            if done.is_some() || read == 0 || allowance.deadline.is_none() {
+                break done;
+            }
+            let later = (self.clock)();
+            allowance.spent(read, later.saturating_duration_since(now));
+            now = later;
+            if allowance.next_turn(now) == 0 {
+                break None;
+            }
+        };
+        if let Some(frame) = frame {
+            frame.spend(read_total);
+        }
+        done
     }
 
     /// Sleep until the job has work, `timeout` passes, or one of its
@@ -143,7 +183,7 @@ impl Connections for Driver {
 /// use std::time::Duration;
 ///
 /// let mut req = HttpRequest::new();
-/// req.settings_mut().timeout = Some(Duration::from_secs(10));
+/// req.settings_mut().timeouts.total = Some(Duration::from_secs(10));
 /// req.request("https://example.com/", &[], "GET", "").unwrap();
 /// let done = loop {
 ///     // A game calls poll() once per frame; a tool can sleep in wait().
@@ -157,6 +197,12 @@ impl Connections for Driver {
 /// ```
 pub struct HttpRequest {
     settings: Settings,
+    /// Run the next request on a worker thread (Godot's `use_threads`).
+    use_threads: bool,
+    /// What one inline `poll` may do.
+    poll_budget: PollBudget,
+    /// A budget shared with other requests polled in the same frame.
+    frame: Option<FrameBudget>,
     running: Option<Running>,
     progress: Arc<Progress>,
     /// Idle between requests (inline mode, and a worker's when it is done).
@@ -212,7 +258,7 @@ impl HttpRequest {
     /// request's deadlines (total, idle, connect, retry backoff, rate
     /// limit), the start of each request, and the age of cached name
     /// lookups. Inline and on the worker thread
-    /// ([`Settings::use_threads`]) alike. A test can drive a request with a
+    /// ([`set_use_threads`](Self::set_use_threads)) alike. A test can drive a request with a
     /// fake clock that moves only when told to.
     ///
     /// `clock` is called a few times per [`poll`](Self::poll) and
@@ -225,6 +271,9 @@ impl HttpRequest {
     pub fn with_clock(clock: Clock) -> HttpRequest {
         HttpRequest {
             settings: Settings::default(),
+            use_threads: false,
+            poll_budget: PollBudget::default(),
+            frame: None,
             running: None,
             progress: Arc::new(Progress::default()),
             driver: None,
@@ -251,6 +300,39 @@ impl HttpRequest {
     /// Change the settings; they apply to the next `request`.
     pub fn settings_mut(&mut self) -> &mut Settings {
         &mut self.settings
+    }
+
+    /// Run the next request on a worker thread (Godot's `use_threads`):
+    /// [`poll`](Self::poll) then only collects what the worker reports, and
+    /// the poll budget does not apply (the worker reads as the data
+    /// comes). Default false. Applies to the next `request`.
+    pub fn set_use_threads(&mut self, on: bool) {
+        self.use_threads = on;
+    }
+
+    /// Whether the next request runs on a worker thread.
+    pub fn is_using_threads(&self) -> bool {
+        self.use_threads
+    }
+
+    /// What one inline [`poll`](Self::poll) may do: socket bytes and time
+    /// ([`PollBudget`], the same type and default as every front end's:
+    /// 4 MiB, 1 ms). Applies from the next `poll`.
+    pub fn set_poll_budget(&mut self, budget: PollBudget) {
+        self.poll_budget = budget;
+    }
+
+    /// The budget of one inline [`poll`](Self::poll).
+    pub fn poll_budget(&self) -> PollBudget {
+        self.poll_budget
+    }
+
+    /// Share a frame's budget with other requests (`None`, the default:
+    /// only this request's own [`PollBudget`]): each inline `poll` takes at
+    /// most what the frame has left, and spends what it reads from it. See
+    /// [`FrameBudget`]. Applies from the next `poll`.
+    pub fn set_frame_budget(&mut self, frame: Option<FrameBudget>) {
+        self.frame = frame;
     }
 
     /// Whether a request is running.
@@ -360,7 +442,7 @@ impl HttpRequest {
         driver.resolver = self.resolver.clone();
         self.progress = Arc::new(Progress::default());
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
-        let use_threads = settings.use_threads;
+        let use_threads = self.use_threads;
         let mut job = Job::new(
             Arc::new(settings),
             url,
@@ -396,15 +478,16 @@ impl HttpRequest {
     }
 
     /// Advance the request and return its [`Completed`] once, when it ends.
-    /// Without threads it reads at most [`Settings::poll_budget`] socket
-    /// bytes, at the time the request's clock reads (one call of it; see
+    /// Without threads it works within its [`PollBudget`]
+    /// ([`set_poll_budget`](Self::set_poll_budget)) and what a shared
+    /// [`FrameBudget`] has left, at the times the request's clock reads
+    /// (once per turn; see
     /// [`with_clock`](Self::with_clock)); with threads it only collects.
     /// Never blocks.
     pub fn poll(&mut self) -> Option<Completed> {
         let done = match self.running.as_mut()? {
             Running::Inline(job, driver) => {
-                let mut budget = job.settings.poll_budget.max(1);
-                driver.step(job, &mut budget)
+                driver.step_within(job, self.poll_budget, self.frame.as_ref())
             }
             Running::Thread { rx, ready, .. } => {
                 ready.take().map(|b| *b).or_else(|| match rx.try_recv() {

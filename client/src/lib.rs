@@ -37,6 +37,8 @@
 pub use pollhttp_proto as proto;
 
 mod body;
+mod budget;
+mod cache;
 mod client;
 mod conn;
 mod connect;
@@ -53,13 +55,16 @@ mod transport;
 pub mod web;
 
 pub use body::{BodyPart, RequestBody};
+pub use budget::{FrameBudget, PollBudget};
+pub use cache::{Cache, CacheMode, CacheSettings, CacheStatus, StoreLimits, WallClock};
 pub use client::HttpClient;
 pub use error::{Failure, RequestError};
 pub use http_request::HttpRequest;
 pub use pollhttp_proto::method;
 pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
 pub use request::{
-    Completed, CookieStore, IntoUrl, Refusal, RequestFailure, RequestResult, Settings,
+    BodySettings, Completed, CookieStore, IntoUrl, ProxySettings, Redirects, Refusal,
+    RequestFailure, RequestResult, Settings, Timeouts,
 };
 pub use resolve::LookupFn;
 pub use status::{Status, WakeHandle};

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token, Waker};
 
 use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
+use crate::budget::PollBudget;
 use crate::conn::cache::{CacheLimits, ConnCache, Owner};
 use crate::conn::{Conn, ConnKey, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
-use crate::request::job::{target_for, Connections, Job, STREAM_HIGH_WATER};
+use crate::request::job::{target_for, Connections, Job};
 use crate::request::{prepare, status_from, Completed, IntoUrl, Progress, Settings};
 use crate::resolve::{system_lookup, LookupFn, Resolver, ResolverConfig};
 use crate::status::{Status, WakeHandle};
@@ -60,15 +61,19 @@ pub struct PoolSettings {
     /// An idle connection older than this is closed (curl's
     /// `CURLOPT_MAXAGE_CONN`, default 118 s there). Default 60 s.
     pub idle_age: Duration,
-    /// Most time one [`RequestPool::poll`] spends (wall clock), checked
-    /// between turns, each sized to fit the time left by its request's
-    /// measured cost per byte: the overshoot is a fraction of one small turn
-    /// (game_loop: p99 2.09–2.23 ms with 2 ms). Default 1 ms (a sixteenth of
-    /// a 60 fps frame).
-    pub time_budget: Duration,
-    /// Most socket bytes one [`RequestPool::poll`] reads, over all requests.
-    /// Default 4 MiB.
-    pub byte_budget: usize,
+    /// What one [`RequestPool::poll`] may do over all requests: socket
+    /// bytes and wall-clock time ([`PollBudget`], the same type and default
+    /// as every front end's: 4 MiB, 1 ms, a sixteenth of a 60 fps frame).
+    /// Time is checked between turns, each sized to fit the time left by
+    /// its request's measured cost per byte: the overshoot is a fraction of
+    /// one small turn (game_loop: p99 2.09–2.23 ms with 2 ms).
+    pub poll_budget: PollBudget,
+    /// Most bytes of a streamed body ([`BodySettings::stream`](crate::BodySettings::stream))
+    /// waiting to be taken before its request stops reading (it resumes
+    /// once half of it was taken). Default 4 MiB, a default poll's byte
+    /// budget, so a caller who takes the pieces after every poll never
+    /// slows a download. At least 64 KiB.
+    pub stream_high_water: usize,
     /// Most name lookups running at once, each on its own thread; further
     /// ones wait in a FIFO queue. IP literals never take one. Default 4.
     pub resolver_workers: usize,
@@ -90,8 +95,8 @@ impl Default for PoolSettings {
             max_idle_per_origin: 6,
             max_idle: 32,
             idle_age: Duration::from_secs(60),
-            time_budget: Duration::from_millis(1),
-            byte_budget: 4 << 20,
+            poll_budget: PollBudget::default(),
+            stream_high_water: 4 << 20,
             resolver_workers: 4,
             dns_cache_ttl: Duration::from_secs(60),
             dns_failure_ttl: Duration::from_secs(5),
@@ -201,12 +206,9 @@ fn pool_resolver(lookup: LookupFn, settings: &PoolSettings, clock: &Clock) -> Re
 }
 
 impl Conns {
-    /// The byte budget of one poll (1–16 MiB): a caller who takes the
-    /// pieces after every poll never stops a download, which may then read
-    /// a whole poll's budget.
+    /// [`PoolSettings::stream_high_water`], at least 64 KiB.
     fn stream_high_water(&self) -> usize {
-        let (least, most) = STREAM_HIGH_WATER;
-        self.settings.byte_budget.clamp(least, most)
+        self.settings.stream_high_water.max(64 * 1024)
     }
 
     /// The pool's connections as the job in slot `owner` sees them while it
@@ -412,8 +414,8 @@ struct Slot {
 /// origin (absolute-form), an `https` tunnel through it only its origin's.
 ///
 /// `poll()` never blocks and does bounded work: it reads at most
-/// [`PoolSettings::byte_budget`] socket bytes, stops starting new work once
-/// [`PoolSettings::time_budget`] has passed (checked between turns; each
+/// [`PoolSettings::poll_budget`]'s socket bytes, stops starting new work
+/// once its time has passed (checked between turns; each
 /// turn reads at most what its request's measured cost per byte fits in
 /// the time left, between 4 and 64 KiB, so the overshoot is about one
 /// small turn), and steps
@@ -601,7 +603,7 @@ impl RequestPool {
             }
         };
         let key = ConnKey::of(&target_for(&url, &settings));
-        let timeout = settings.timeout;
+        let timeout = settings.timeouts.total;
         let queued = Queued {
             settings,
             url,
@@ -647,7 +649,7 @@ impl RequestPool {
 
     /// Start an upload whose body is the body of the request `from` as it
     /// arrives (got's `stream.pipeline`): `from`'s body is streamed (as with
-    /// [`Settings::stream_body`]) into the new request, sent chunked, with
+    /// [`BodySettings::stream`](crate::BodySettings::stream)) into the new request, sent chunked, with
     /// back-pressure both ways: the pipe holds at most 1 MiB, and the
     /// download stops reading while the upload cannot take more, so a pipe
     /// of any size holds a few MiB. `from` completes as usual (its
@@ -806,10 +808,10 @@ impl RequestPool {
         })
     }
 
-    /// The next piece of a streamed body ([`Settings::stream_body`]), as it
+    /// The next piece of a streamed body ([`BodySettings::stream`](crate::BodySettings::stream)), as it
     /// arrived (decoded), `None` when none is waiting (or `id` is not in
     /// flight). A request whose backlog passed its high water (the byte
-    /// budget, see [`Settings::stream_body`]) resumes reading once half of
+    /// budget, see [`BodySettings::stream`](crate::BodySettings::stream)) resumes reading once half of
     /// it was taken. Never blocks.
     pub fn read_body(&mut self, id: RequestId) -> Option<bytes::Bytes> {
         let slot = self
@@ -836,8 +838,8 @@ impl RequestPool {
     /// memory: on Linux a first write to a page costs about as much as
     /// receiving it, and a body that outgrows `buffer` is moved to a larger
     /// allocation as usual. A body streamed to a
-    /// [`Settings::download_file`] does not use it; a streamed one
-    /// ([`Settings::stream_body`]) uses it only for the pieces still waiting
+    /// [`BodySettings::download_file`](crate::BodySettings::download_file) does not use it; a streamed one
+    /// ([`BodySettings::stream`](crate::BodySettings::stream)) uses it only for the pieces still waiting
     /// at its end. A retry starts over in the same buffer; a redirect's or
     /// challenge's body never touches it. Never blocks.
     ///
@@ -995,8 +997,13 @@ impl RequestPool {
         self.conns
             .cache
             .maintain_idle(start, self.conns.reactor.registry());
-        let mut bytes = self.conns.settings.byte_budget;
-        let time_budget = self.conns.settings.time_budget;
+        let mut bytes = self.conns.settings.poll_budget.byte_limit();
+        let time_budget = self
+            .conns
+            .settings
+            .poll_budget
+            .time
+            .unwrap_or(Duration::MAX);
         // Requests waiting for a connection ask first, oldest first. Asking
         // is cheap (a cache look-up, or a socket and a non-blocking connect);
         // those admitted take their turns below, within the budget.
@@ -1241,15 +1248,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_streamed_backlog_may_hold_one_polls_byte_budget_within_1_to_16_mib() {
-        for (budget, high_water) in [(4 << 20, 4 << 20), (1024, 1 << 20), (usize::MAX, 16 << 20)] {
+    fn a_streamed_backlog_holds_its_own_setting_at_least_64_kib() {
+        for (set, high_water) in [
+            (4 << 20, 4 << 20),
+            (1024, 64 << 10),
+            (usize::MAX, usize::MAX),
+        ] {
             let pool = RequestPool::with_settings(PoolSettings {
-                byte_budget: budget,
+                stream_high_water: set,
                 ..PoolSettings::default()
             })
             .unwrap();
-            assert_eq!(pool.conns.stream_high_water(), high_water, "{budget}");
+            assert_eq!(pool.conns.stream_high_water(), high_water, "{set}");
         }
+        assert_eq!(
+            PoolSettings::default().poll_budget,
+            crate::PollBudget::default(),
+            "one default for every front end"
+        );
     }
 
     #[test]

@@ -779,7 +779,7 @@ fn body_chunk_reads_stay_within_the_poll_read_budget() {
         ..NginxOptions::default()
     });
     let mut c = client();
-    c.set_poll_read_budget(BUDGET as usize);
+    c.set_poll_budget(pollhttp::PollBudget::new(BUDGET as usize, None));
     let up = connect(&mut c, "127.0.0.1", nginx.http_port, false);
     assert_eq!(up.statuses, vec![Connecting, Connected]);
     let at_request = c.bytes_read();

@@ -436,7 +436,7 @@ fn big_download(tls: bool, len: u64) {
     } else {
         ("127.0.0.1", nginx.http_port)
     };
-    c.set_poll_read_budget(POLL_BUDGET);
+    c.set_poll_budget(pollhttp::PollBudget::new(POLL_BUDGET, None));
     connect(&mut c, host, port, tls);
     assert_eq!(c.status(), Connected);
     c.request("GET", "/big.bin", &[("A", "b")], b"").unwrap();
@@ -493,7 +493,7 @@ fn big_download(tls: bool, len: u64) {
     assert!(polls >= len / POLL_BUDGET as u64, "{polls} polls");
 }
 
-/// `set_poll_read_budget` for the big downloads (the default, set so the
+/// `set_poll_budget`'s bytes for the big downloads (set so the
 /// bound checked is the one asked for).
 const POLL_BUDGET: usize = 256 << 10;
 
@@ -521,7 +521,7 @@ fn http_request_keeps_its_http_proxy_connection_across_origins() {
     let proxy = Proxy::start(ProxyOptions::default());
     let p = nginx.http_port;
     let mut req = HttpRequest::new();
-    req.settings_mut().http_proxy = Some(("127.0.0.1".into(), proxy.port()));
+    req.settings_mut().proxy.http = Some(("127.0.0.1".into(), proxy.port()));
 
     req.request(
         &format!("http://localhost:{p}/redirect/to-http"),
@@ -573,7 +573,7 @@ fn http_request_keeps_its_http_proxy_connection_across_origins() {
 
     // Without the proxy the kept connection (to the proxy) does not fit:
     // a direct one is made.
-    req.settings_mut().http_proxy = None;
+    req.settings_mut().proxy.http = None;
     req.request(&format!("http://127.0.0.1:{p}/hello.txt"), &[], "GET", "")
         .unwrap();
     let done = run(&mut req);

@@ -288,8 +288,7 @@ fn the_byte_budget_bounds_every_poll() {
     let nginx = Nginx::start();
     let budget = 256 * 1024;
     let mut pool = RequestPool::with_settings(PoolSettings {
-        byte_budget: budget,
-        time_budget: Duration::from_secs(1),
+        poll_budget: pollhttp::PollBudget::new(budget, Some(Duration::from_secs(1))),
         ..PoolSettings::default()
     })
     .unwrap();
@@ -335,8 +334,7 @@ fn the_time_budget_stops_a_poll_after_one_turn_past_it() {
     let (clock, _) = fake_clock(Duration::from_micros(600));
     let mut pool = RequestPool::with_clock(
         PoolSettings {
-            time_budget: Duration::from_millis(1),
-            byte_budget: usize::MAX,
+            poll_budget: pollhttp::PollBudget::new(usize::MAX, Some(Duration::from_millis(1))),
             ..PoolSettings::default()
         },
         clock,
@@ -432,7 +430,10 @@ fn deadlines_and_idle_age_follow_the_fake_clock() {
     let (clock, now) = fake_clock(Duration::ZERO);
     let mut pool = RequestPool::with_clock(PoolSettings::default(), clock).unwrap();
     let settings = Settings {
-        timeout: Some(Duration::from_secs(100)),
+        timeouts: pollhttp::Timeouts {
+            total: Some(Duration::from_secs(100)),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let id = pool.get(server.base_url(), &settings).unwrap();
@@ -470,7 +471,10 @@ fn a_rate_limited_download_leaves_room_and_does_not_spin() {
     let nginx = Nginx::start();
     let mut pool = RequestPool::new().unwrap();
     let slow = Settings {
-        max_recv_speed: Some(1 << 20), // 1 MiB/s
+        body: pollhttp::BodySettings {
+            max_recv_speed: Some(1 << 20), // 1 MiB/s
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let start = Instant::now();
@@ -533,8 +537,11 @@ fn happy_eyeballs_connects_after_the_attempt_delay_not_the_timeout() {
         Ok(vec![dead, good])
     }));
     let settings = Settings {
-        attempt_delay: Duration::from_millis(300),
-        connect_timeout: Duration::from_secs(20),
+        timeouts: pollhttp::Timeouts {
+            attempt_delay: Duration::from_millis(300),
+            connect: Duration::from_secs(20),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     pool.get("http://dual.test/", &settings).unwrap();
@@ -574,14 +581,17 @@ fn a_streamed_body_comes_in_pieces_with_back_pressure() {
         big_file_len: 64 << 20,
         ..Default::default()
     });
-    // The backlog's high water is the byte budget: 1 MiB here.
+    // The backlog's high water: 1 MiB here.
     let mut pool = RequestPool::with_settings(PoolSettings {
-        byte_budget: 1 << 20,
+        stream_high_water: 1 << 20,
         ..PoolSettings::default()
     })
     .unwrap();
     let settings = Settings {
-        stream_body: true,
+        body: pollhttp::BodySettings {
+            stream: true,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let id = pool.get(nginx.url("/big.bin"), &settings).unwrap();
@@ -734,7 +744,10 @@ fn a_streamed_body_that_ends_with_pieces_waiting_completes_one_poll_later() {
     let srv = ScriptServer::start(vec![vec![Step::ReadRequest, Step::write(response)]]);
     let mut pool = RequestPool::new().unwrap();
     let settings = Settings {
-        stream_body: true,
+        body: pollhttp::BodySettings {
+            stream: true,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let id = pool
@@ -852,7 +865,10 @@ fn requests_queued_back_to_back_keep_their_own_settings() {
     let url = format!("{}/s", srv.base_url());
     let mut pool = RequestPool::new().unwrap();
     let limited = Settings {
-        body_size_limit: Some(10),
+        body: pollhttp::BodySettings {
+            size_limit: Some(10),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let plain = Settings::default();
@@ -948,7 +964,10 @@ fn a_request_waiting_for_a_connection_times_out_at_its_own_deadline() {
         .get(
             server.base_url(),
             &Settings {
-                timeout: Some(Duration::from_secs(100)),
+                timeouts: pollhttp::Timeouts {
+                    total: Some(Duration::from_secs(100)),
+                    ..Default::default()
+                },
                 ..Settings::default()
             },
         )
@@ -957,7 +976,10 @@ fn a_request_waiting_for_a_connection_times_out_at_its_own_deadline() {
         .get(
             server.base_url(),
             &Settings {
-                timeout: Some(Duration::from_secs(10)),
+                timeouts: pollhttp::Timeouts {
+                    total: Some(Duration::from_secs(10)),
+                    ..Default::default()
+                },
                 ..Settings::default()
             },
         )
@@ -991,7 +1013,10 @@ fn the_idle_timeout_of_a_queued_request_starts_when_it_gets_a_connection() {
         .get(
             server.base_url(),
             &Settings {
-                idle_timeout: Some(Duration::from_secs(5)),
+                timeouts: pollhttp::Timeouts {
+                    idle: Some(Duration::from_secs(5)),
+                    ..Default::default()
+                },
                 ..Settings::default()
             },
         )
@@ -1032,7 +1057,10 @@ fn requests_to_two_origins_through_one_http_proxy_share_its_connection() {
     let nginx = Nginx::start();
     let proxy = Proxy::start(ProxyOptions::default());
     let settings = Settings {
-        http_proxy: Some(("127.0.0.1".into(), proxy.port())),
+        proxy: pollhttp::ProxySettings {
+            http: Some(("127.0.0.1".into(), proxy.port())),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let mut pool = RequestPool::new().unwrap();
@@ -1079,7 +1107,10 @@ fn https_through_a_proxy_keeps_one_tunnel_per_origin() {
     let nginx = Nginx::start();
     let proxy = Proxy::start(ProxyOptions::default());
     let settings = Settings {
-        https_proxy: Some(("127.0.0.1".into(), proxy.port())),
+        proxy: pollhttp::ProxySettings {
+            https: Some(("127.0.0.1".into(), proxy.port())),
+            ..Default::default()
+        },
         tls: Some(TlsOptions::with_root_pem(nginx.ca_pem.as_bytes()).unwrap()),
         ..Settings::default()
     };

@@ -349,11 +349,11 @@ fn tls_with_custom_roots_and_dangerous_mode() {
 fn body_size_limit_just_under_and_just_over() {
     let hb = Httpbin::shared();
     let done = get_with(&hb.url("/bytes/1000"), |r| {
-        r.settings_mut().body_size_limit = Some(1000)
+        r.settings_mut().body.size_limit = Some(1000)
     });
     assert_eq!((done.result, done.body.len()), (Success, 1000));
     let done = get_with(&hb.url("/bytes/1000"), |r| {
-        r.settings_mut().body_size_limit = Some(999)
+        r.settings_mut().body.size_limit = Some(999)
     });
     assert_eq!(
         (done.result, done.response_code()),
@@ -372,7 +372,7 @@ fn body_size_limit_just_under_and_just_over() {
     );
     // Chunked: stopped by proto at the chunk-size that passes the limit.
     let done = get_with(&hb.url("/stream-bytes/5000?chunk_size=100"), |r| {
-        r.settings_mut().body_size_limit = Some(4999)
+        r.settings_mut().body.size_limit = Some(4999)
     });
     assert_eq!(done.result, BodySizeLimitExceeded, "{}", done.reason);
     assert!(
@@ -386,7 +386,7 @@ fn body_size_limit_just_under_and_just_over() {
         done.failure
     );
     let done = get_with(&hb.url("/stream-bytes/5000?chunk_size=100"), |r| {
-        r.settings_mut().body_size_limit = Some(5000)
+        r.settings_mut().body.size_limit = Some(5000)
     });
     assert_eq!((done.result, done.body.len()), (Success, 5000));
 }
@@ -414,7 +414,7 @@ fn decompression_bomb_stops_at_the_limit() {
         )),
     ]]);
     let done = get_with(&server.base_url(), |r| {
-        r.settings_mut().body_size_limit = Some(1 << 20)
+        r.settings_mut().body.size_limit = Some(1 << 20)
     });
     assert_eq!(done.result, BodySizeLimitExceeded);
     // Counted after decoding: the compressed body is under the limit.
@@ -444,7 +444,7 @@ fn gzip_and_deflate_are_decoded() {
     assert_eq!(json(&done)["deflated"], true);
     // Without accept_gzip nothing is asked for and nothing decoded.
     let done = get_with(&hb.url("/headers"), |r| {
-        r.settings_mut().accept_gzip = false
+        r.settings_mut().body.accept_gzip = false
     });
     assert!(json(&done)["headers"].get("Accept-Encoding").is_none());
     // nginx: gzip over chunked.
@@ -509,7 +509,7 @@ fn redirect_chains() {
         assert_eq!(done.final_url, hb.url("/get"), "{path}");
     }
     let done = get_with(&hb.url("/redirect/10"), |r| {
-        r.settings_mut().max_redirects = 3
+        r.settings_mut().redirects.max = 3
     });
     assert_eq!(
         (done.result, done.response_code(), done.redirects),
@@ -627,7 +627,7 @@ fn https_to_http_redirect_refused_unless_allowed() {
     );
     let done = get_with(&nginx.url_tls("/redirect/to-http"), |r| {
         r.settings_mut().tls = Some(tls);
-        r.settings_mut().allow_https_to_http_redirect = true;
+        r.settings_mut().redirects.https_to_http = true;
     });
     assert_eq!(
         (done.result, &done.body[..]),
@@ -875,7 +875,7 @@ fn a_worker_thread_that_dies_is_worker_gone() {
     // that panics ends that thread without a result.
     let server = ScriptServer::start(vec![vec![Step::ReadToEof]]);
     let mut req = HttpRequest::new();
-    req.settings_mut().use_threads = true;
+    req.set_use_threads(true);
     req.request_body(
         &server.base_url(),
         &[],
@@ -921,7 +921,7 @@ fn timeouts() {
     // 3 s, so a Timeout at all says the deadline ended it before the drip
     // did; never early (a lower bound, which no preemption can break).
     let done = get_with(&hb.url("/drip?duration=3&numbytes=3&delay=0"), |r| {
-        r.settings_mut().timeout = Some(Duration::from_millis(700))
+        r.settings_mut().timeouts.total = Some(Duration::from_millis(700))
     });
     assert_eq!(done.result, Timeout);
     assert!(
@@ -933,12 +933,12 @@ fn timeouts() {
     assert_eq!(done.response_code(), 200, "{:?}", done.failure);
     // /delay/1 finishes inside a generous deadline.
     let done = get_with(&hb.url("/delay/1"), |r| {
-        r.settings_mut().timeout = Some(Duration::from_secs(10))
+        r.settings_mut().timeouts.total = Some(Duration::from_secs(10))
     });
     assert_eq!(done.result, Success);
     // Idle timeout: no byte for 500 ms.
     let done = get_with(&hb.url("/delay/3"), |r| {
-        r.settings_mut().idle_timeout = Some(Duration::from_millis(500))
+        r.settings_mut().timeouts.idle = Some(Duration::from_millis(500))
     });
     assert_eq!(done.result, Timeout);
     assert!(
@@ -948,7 +948,7 @@ fn timeouts() {
     );
     // A drip with bytes every 300 ms stays inside a 1 s idle timeout.
     let done = get_with(&hb.url("/drip?duration=1.5&numbytes=5&delay=0"), |r| {
-        r.settings_mut().idle_timeout = Some(Duration::from_secs(1))
+        r.settings_mut().timeouts.idle = Some(Duration::from_secs(1))
     });
     assert_eq!(
         (done.result, done.body.len()),
@@ -965,7 +965,7 @@ fn download_file_results() {
     let path = dir.path().join("hello.txt");
     let p = path.clone();
     let done = get_with(&nginx.url("/hello.txt"), |r| {
-        r.settings_mut().download_file = Some(p)
+        r.settings_mut().body.download_file = Some(p)
     });
     assert_eq!(
         (done.result, done.body.len(), done.body_bytes),
@@ -976,7 +976,7 @@ fn download_file_results() {
     let missing = PathBuf::from("/nonexistent-dir/sub/file.bin");
     let m = missing.clone();
     let done = get_with(&nginx.url("/hello.txt"), |r| {
-        r.settings_mut().download_file = Some(m)
+        r.settings_mut().body.download_file = Some(m)
     });
     assert_eq!(
         (done.result, done.response_code()),
@@ -993,7 +993,7 @@ fn download_file_results() {
     );
 
     let done = get_with(&nginx.url("/1m.bin"), |r| {
-        r.settings_mut().download_file = Some("/dev/full".into())
+        r.settings_mut().body.download_file = Some("/dev/full".into())
     });
     assert_eq!(done.result, DownloadFileWriteError);
     // (Which error: see download_to_a_full_device_is_storage_full.)
@@ -1009,7 +1009,7 @@ fn download_file_results() {
     // A final response without a body leaves the file empty (as curl).
     let p = path.clone();
     let done = get_with(&nginx.url("/status/204"), |r| {
-        r.settings_mut().download_file = Some(p)
+        r.settings_mut().body.download_file = Some(p)
     });
     assert_eq!((done.result, done.response_code()), (Success, 204));
     assert_eq!(std::fs::read(&path).unwrap(), b"");
@@ -1019,7 +1019,7 @@ fn download_file_results() {
 fn download_to_a_full_device_is_storage_full() {
     let nginx = Nginx::start();
     let done = get_with(&nginx.url("/1m.bin"), |r| {
-        r.settings_mut().download_file = Some("/dev/full".into())
+        r.settings_mut().body.download_file = Some("/dev/full".into())
     });
     assert_eq!(done.result, DownloadFileWriteError);
     assert!(
@@ -1045,8 +1045,8 @@ fn one_gib_download_to_a_file() {
     for threads in [false, true] {
         let p = path.clone();
         let done = get_with(&nginx.url("/big.bin"), |r| {
-            r.settings_mut().download_file = Some(p);
-            r.settings_mut().use_threads = threads;
+            r.settings_mut().body.download_file = Some(p);
+            r.set_use_threads(threads);
         });
         assert_eq!(
             (done.result, done.body_bytes),
@@ -1121,7 +1121,7 @@ fn cancel_in_this_process() {
         let mut cancel_times = Vec::new();
         for round in 0..ROUNDS {
             let mut req = HttpRequest::new();
-            req.settings_mut().use_threads = threads;
+            req.set_use_threads(threads);
             req.request(&nginx.url(&format!("/slow/1m.bin?{round}")), &[], "GET", "")
                 .unwrap();
             // Mid-body: the first bytes of a file nginx sends at 64 KiB/s.
@@ -1189,7 +1189,7 @@ fn cancel_in_this_process() {
 fn use_threads_reports_progress() {
     let nginx = Nginx::start();
     let mut req = HttpRequest::new();
-    req.settings_mut().use_threads = true;
+    req.set_use_threads(true);
     req.request(&nginx.url("/slow/1m.bin"), &[], "GET", "")
         .unwrap();
     let start = Instant::now();

@@ -393,8 +393,11 @@ fn resume_sends_the_validator_of_the_bytes_it_has() {
     );
     let mut pool = net.pool(PoolSettings::default());
     let settings = Settings {
-        download_file: Some(file.clone()),
-        resume: true,
+        body: pollhttp::BodySettings {
+            download_file: Some(file.clone()),
+            resume: true,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let id = pool.get(net.url("a.test", "/asset"), &settings).unwrap();
@@ -441,8 +444,11 @@ fn a_download_file_is_replaced_only_when_the_new_body_starts() {
     );
     let mut pool = net.pool(PoolSettings::default());
     let settings = Settings {
-        download_file: Some(file.clone()),
-        resume: true,
+        body: pollhttp::BodySettings {
+            download_file: Some(file.clone()),
+            resume: true,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     std::fs::write(&file, b"partial").unwrap();
@@ -460,7 +466,10 @@ fn a_download_file_is_replaced_only_when_the_new_body_starts() {
     assert_eq!(sent.field("if-range"), None, "no validator known");
 
     let plain = Settings {
-        download_file: Some(file.clone()),
+        body: pollhttp::BodySettings {
+            download_file: Some(file.clone()),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let id = pool.get(net.url("a.test", "/empty"), &plain).unwrap();
@@ -539,7 +548,10 @@ fn the_body_limit_holds_on_the_wire_and_after_decoding() {
     net.route("a.test", "/small", vec![Reply::Send(ok(b"fits"))]);
     let mut pool = net.pool(PoolSettings::default());
     let limited = Settings {
-        body_size_limit: Some(2000),
+        body: pollhttp::BodySettings {
+            size_limit: Some(2000),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     for path in ["/cl", "/chunked"] {
@@ -611,7 +623,10 @@ fn behind_a_proxy() -> (SimNet, Settings) {
     let mut net = SimNet::new();
     net.add_peer("proxy.test", Answer::Now);
     let settings = Settings {
-        http_proxy: Some(("proxy.test".into(), net.port("proxy.test"))),
+        proxy: pollhttp::ProxySettings {
+            http: Some(("proxy.test".into(), net.port("proxy.test"))),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     (net, settings)
@@ -688,7 +703,10 @@ fn requests_to_two_origins_through_one_proxy_share_its_kept_connection() {
 
     // Other proxy credentials: not the same connection.
     let other = Settings {
-        proxy_auth: Some(("u".into(), "p".into())),
+        proxy: pollhttp::ProxySettings {
+            auth: Some(("u".into(), "p".into())),
+            ..settings.proxy.clone()
+        },
         ..settings
     };
     let id = pool.get("http://b.test/2", &other).unwrap();
@@ -735,15 +753,18 @@ fn the_per_origin_limit_counts_the_connections_to_an_http_proxy() {
 fn a_streamed_body_with_a_download_file_is_refused_at_once() {
     let (net, mut pool) = two_origins();
     let settings = Settings {
-        stream_body: true,
-        download_file: Some(std::env::temp_dir().join("never-written.bin")),
+        body: pollhttp::BodySettings {
+            stream: true,
+            download_file: Some(std::env::temp_dir().join("never-written.bin")),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     assert!(matches!(
         pool.get(net.url("a.test", "/"), &settings),
         Err(RequestError::ConflictingSettings(
-            "stream_body",
-            "download_file"
+            "body.stream",
+            "body.download_file"
         ))
     ));
     assert_eq!(pool.in_flight(), 0);
@@ -877,7 +898,7 @@ fn http_request_times_out_on_its_clock() {
     net.add_peer("a.test", Answer::Now);
     net.route("a.test", "/stall", vec![Reply::Stall]);
     let mut req = net.http_request();
-    req.settings_mut().timeout = Some(Duration::from_secs(10));
+    req.settings_mut().timeouts.total = Some(Duration::from_secs(10));
     req.request(&net.url("a.test", "/stall"), &[], "GET", "")
         .unwrap();
     // The request goes out; nothing answers; nothing completes.
@@ -905,8 +926,8 @@ fn http_request_idle_timeout_fires_on_its_clock() {
     net.add_peer("a.test", Answer::Now);
     net.route("a.test", "/stall", vec![Reply::Stall]);
     let mut req = net.http_request();
-    req.settings_mut().timeout = None;
-    req.settings_mut().idle_timeout = Some(Duration::from_secs(5));
+    req.settings_mut().timeouts.total = None;
+    req.settings_mut().timeouts.idle = Some(Duration::from_secs(5));
     req.request(&net.url("a.test", "/stall"), &[], "GET", "")
         .unwrap();
     run_until(&mut net, &mut req, |n| n.received("a.test").len() == 1);
@@ -932,8 +953,8 @@ fn http_request_on_a_worker_times_out_on_its_clock() {
     net.add_peer("a.test", Answer::Now);
     net.route("a.test", "/stall", vec![Reply::Stall]);
     let mut req = net.http_request();
-    req.settings_mut().use_threads = true;
-    req.settings_mut().timeout = Some(Duration::from_millis(20));
+    req.set_use_threads(true);
+    req.settings_mut().timeouts.total = Some(Duration::from_millis(20));
     req.request(&net.url("a.test", "/stall"), &[], "GET", "")
         .unwrap();
     // The worker sends the request; the network settles (with real waits
@@ -1010,7 +1031,10 @@ fn wait_says_whether_poll_has_work() {
         .get(
             net.url("a.test", "/stall"),
             &Settings {
-                timeout: Some(Duration::from_secs(5)),
+                timeouts: pollhttp::Timeouts {
+                    total: Some(Duration::from_secs(5)),
+                    ..Default::default()
+                },
                 ..Settings::default()
             },
         )

@@ -169,7 +169,10 @@ fn run_seed(seed: u64) {
                 .with_budget(RetryBudget::unlimited())
         });
         let settings = Settings {
-            timeout,
+            timeouts: pollhttp::Timeouts {
+                total: timeout,
+                ..Default::default()
+            },
             retry,
             ..Settings::default()
         };

@@ -485,7 +485,7 @@ fn a_cookie_for_a_public_suffix_is_never_sent() {
     ] {
         let done = Request::get(u)
             .cookie_jar(Arc::clone(&jar))
-            .configure(|s| s.http_proxy = Some(("127.0.0.1".into(), srv.port())))
+            .configure(|s| s.proxy.http = Some(("127.0.0.1".into(), srv.port())))
             .timeout(TIMEOUT)
             .send_with(&mut pollhttp::HttpRequest::new())
             .unwrap();
@@ -984,8 +984,8 @@ fn proxy_basic_auth_goes_on_connect_and_never_to_the_origin() {
     let tls = pollhttp::TlsOptions::with_root_pem(ca.ca_pem.as_bytes()).unwrap();
     let done = send(
         Request::get(&format!("https://localhost:{}/x", origin.port())).configure(|s| {
-            s.https_proxy = Some(("127.0.0.1".into(), proxy.port()));
-            s.proxy_auth = Some(("u".into(), "p".into()));
+            s.proxy.https = Some(("127.0.0.1".into(), proxy.port()));
+            s.proxy.auth = Some(("u".into(), "p".into()));
             s.tls = Some(tls);
         }),
     );
@@ -1010,7 +1010,7 @@ fn proxy_basic_auth_goes_on_connect_and_never_to_the_origin() {
     // Without the credentials the proxy's 407 is CantConnect.
     let done = Request::get(&format!("https://localhost:{}/x", origin.port()))
         .configure(|s| {
-            s.https_proxy = Some(("127.0.0.1".into(), proxy.port()));
+            s.proxy.https = Some(("127.0.0.1".into(), proxy.port()));
             s.tls = Some(pollhttp::TlsOptions::with_root_pem(ca.ca_pem.as_bytes()).unwrap());
         })
         .timeout(TIMEOUT)
@@ -1035,8 +1035,8 @@ fn an_http_proxy_gets_proxy_authorization_with_each_request() {
     });
     let done = send(
         Request::get(&format!("{}/y", origin.base_url())).configure(|s| {
-            s.http_proxy = Some(("127.0.0.1".into(), proxy.port()));
-            s.proxy_auth = Some(("u".into(), "p".into()));
+            s.proxy.http = Some(("127.0.0.1".into(), proxy.port()));
+            s.proxy.auth = Some(("u".into(), "p".into()));
         }),
     );
     assert_eq!(&done.body[..], b"via proxy");
@@ -1054,7 +1054,7 @@ fn resume_get(srv: &ScriptServer, file: &std::path::Path) -> pollhttp::Completed
     send(
         Request::get(&format!("{}/f", srv.base_url()))
             .download_file(file)
-            .configure(|s| s.resume = true),
+            .configure(|s| s.body.resume = true),
     )
 }
 
@@ -1115,7 +1115,7 @@ fn resume_appends_a_206_rewrites_on_200_and_keeps_the_file_on_416() {
     ));
     let err = Request::get(&format!("{}/f", srv.base_url()))
         .download_file(&file)
-        .configure(|s| s.resume = true)
+        .configure(|s| s.body.resume = true)
         .timeout(TIMEOUT)
         .send()
         .unwrap_err();

@@ -23,7 +23,7 @@ fn connections_in(log: &str) -> HashSet<String> {
 fn fifty_sends_through_an_agent_share_one_connection() {
     let nginx = Nginx::start();
     let mut agent = Agent::new().unwrap();
-    agent.settings_mut().timeout = Some(Duration::from_secs(20));
+    agent.settings_mut().timeouts.total = Some(Duration::from_secs(20));
     agent.set_base_url(&nginx.url("/")).unwrap();
     for _ in 0..50 {
         let done = agent.send(agent.get("hello.txt")).unwrap();
@@ -54,7 +54,7 @@ fn an_agents_fields_go_with_every_request_unless_it_gives_its_own() {
         Step::Write(ok_response("two")),
     ]]);
     let mut agent = Agent::new().unwrap();
-    agent.settings_mut().timeout = Some(Duration::from_secs(20));
+    agent.settings_mut().timeouts.total = Some(Duration::from_secs(20));
     agent.set_header("X-Client", "agent");
     agent.set_header("X-Trace", "default");
     let url = server.base_url();

@@ -125,7 +125,10 @@ fn a_download_piped_into_an_upload_holds_a_few_mib() {
 
     let mut pool = RequestPool::new().unwrap();
     let settings = Settings {
-        timeout: Some(Duration::from_secs(300)),
+        timeouts: pollhttp::Timeouts {
+            total: Some(Duration::from_secs(300)),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let download = pool
@@ -222,7 +225,10 @@ fn pipe_refusals_and_an_upload_that_ends_first() {
         Step::Sleep(Duration::from_secs(5)),
     ]]);
     let settings = Settings {
-        timeout: Some(Duration::from_secs(60)),
+        timeouts: pollhttp::Timeouts {
+            total: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let download = pool
@@ -290,7 +296,10 @@ fn a_download_that_fails_fails_its_upload_with_a_broken_pipe() {
         Step::Sleep(Duration::from_secs(5)),
     ]]);
     let settings = Settings {
-        timeout: Some(Duration::from_secs(60)),
+        timeouts: pollhttp::Timeouts {
+            total: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let download = pool

@@ -71,8 +71,11 @@ fn one_get(addrs: Vec<SocketAddr>, delay: Duration) -> Result<f64, String> {
     let port = addrs[addrs.len() - 1].port();
     pool.set_lookup(Arc::new(move |_: &str, _: u16| Ok(addrs.clone())));
     let settings = Settings {
-        attempt_delay: delay,
-        connect_timeout: Duration::from_secs(20),
+        timeouts: pollhttp::Timeouts {
+            attempt_delay: delay,
+            connect: Duration::from_secs(20),
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let start = Instant::now();

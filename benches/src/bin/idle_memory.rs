@@ -73,8 +73,7 @@ fn run(nginx: &Nginx, n: usize, tls: bool) -> Result<(f64, f64), String> {
         max_connections_per_origin: n,
         max_idle: n,
         max_idle_per_origin: n,
-        time_budget: Duration::from_secs(1),
-        byte_budget: usize::MAX,
+        poll_budget: pollhttp::PollBudget::new(usize::MAX, Some(Duration::from_secs(1))),
         ..PoolSettings::default()
     })
     .map_err(|e| e.to_string())?;

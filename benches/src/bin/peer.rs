@@ -251,7 +251,7 @@ fn run_pollhttp(a: &Args) -> Res<Outcome> {
     // the default would add a wait() and a poll() per 256 KiB, which the
     // builds before that never paid; the clients compared here all read
     // as fast as the data comes.
-    c.set_poll_read_budget(8 << 20);
+    c.set_poll_budget(pollhttp::PollBudget::new(8 << 20, None));
     let mut timer = CallTimer {
         wall: Histogram::new(),
         cpu: a.call_cpu.then(Histogram::new),

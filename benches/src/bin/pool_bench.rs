@@ -78,13 +78,15 @@ fn child_ours(url: &str, count: usize, connections: usize, window: usize) -> Res
         max_idle_per_origin: connections,
         max_idle: connections,
         // A tool, not a game: no frame to share.
-        time_budget: Duration::from_secs(1),
-        byte_budget: usize::MAX,
+        poll_budget: pollhttp::PollBudget::new(usize::MAX, Some(Duration::from_secs(1))),
         ..PoolSettings::default()
     })
     .map_err(|e| e.to_string())?;
     let settings = Settings {
-        accept_gzip: false,
+        body: pollhttp::BodySettings {
+            accept_gzip: false,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     // Parsed once, as the hyper child splits its URL once: each request

@@ -24,8 +24,7 @@ fn pool(n: usize) -> RequestPool {
         max_connections_per_origin: n + 1,
         max_idle: n + 1,
         max_idle_per_origin: n + 1,
-        byte_budget: 256 * 1024,
-        time_budget: Duration::from_secs(1),
+        poll_budget: pollhttp::PollBudget::new(256 * 1024, Some(Duration::from_secs(1))),
         ..PoolSettings::default()
     })
     .expect("a poller")
@@ -42,7 +41,10 @@ fn run(nginx: &Nginx, idle: usize) -> Result<(f64, f64), String> {
     }
     pollhttp_benches::drain_pool(&mut p, idle)?;
     let big = Settings {
-        accept_gzip: false,
+        body: pollhttp::BodySettings {
+            accept_gzip: false,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     p.get(nginx.url("/big.bin"), &big)

@@ -57,10 +57,10 @@ pub(crate) fn resume_offset(
     settings: &Settings,
     headers: &mut Vec<(String, String)>,
 ) -> Option<u64> {
-    if !settings.resume || headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
+    if !settings.body.resume || headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range")) {
         return None;
     }
-    let meta = std::fs::metadata(settings.download_file.as_ref()?).ok()?;
+    let meta = std::fs::metadata(settings.body.download_file.as_ref()?).ok()?;
     let size = meta.len();
     if size == 0 || !meta.is_file() {
         return None;
@@ -68,7 +68,7 @@ pub(crate) fn resume_offset(
     headers.push(("Range".into(), format!("bytes={size}-")));
     // Only a validator the server gave for these bytes (RFC 9110 §13.1.5):
     // without one, the Range goes alone (as curl's `-C -`).
-    let note = std::fs::read_to_string(resume_note(settings.download_file.as_ref()?));
+    let note = std::fs::read_to_string(resume_note(settings.body.download_file.as_ref()?));
     if let Some(v) = note
         .ok()
         .map(|v| v.trim().to_string())

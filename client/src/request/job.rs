@@ -14,6 +14,7 @@ use mio::{Registry, Token, Waker};
 use pollhttp_proto::{Config, Error as ProtoError, Event, MessageBodyLength, ResponseHead};
 use url::Url;
 
+use super::cached::{CacheUse, Lookup};
 use super::download::{resume_offset, stamp};
 use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
@@ -22,6 +23,8 @@ use super::retry::random_u64;
 use super::sink::{Decoder, SinkError, SinkOptions};
 use super::{status_code, Call, Progress, Settings};
 use crate::body::RequestBody;
+use crate::cache::store::StoreError;
+use crate::cache::CacheStatus;
 use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
 use crate::error::Failure;
 use crate::resolve::Resolver;
@@ -42,9 +45,13 @@ const MAX_DECODED_PER_STEP: u64 = 1 << 20;
 /// Input fed to a decoder at once (its output is checked in between).
 const DECODE_PIECE: usize = 8 * 1024;
 
-/// Fewest and most bytes of streamed body pieces held before reading
-/// pauses ([`Connections::stream_high_water`]).
-pub(crate) const STREAM_HIGH_WATER: (usize, usize) = (1 << 20, 16 << 20);
+/// Most bytes of a stored body read from the cache at once (and never more
+/// than the turn's budget).
+const CACHE_PIECE: usize = 256 * 1024;
+
+/// Bytes of streamed body pieces held before reading pauses, unless the
+/// driver says otherwise ([`Connections::stream_high_water`]).
+const STREAM_HIGH_WATER: usize = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -56,6 +63,8 @@ enum Stage {
     Waiting,
     /// Waiting to try again (a retry's backoff), without a connection.
     Backoff,
+    /// Answering from the cache's store, without a connection.
+    FromCache,
 }
 
 /// Where a job gets its connections: the one-request driver of an
@@ -79,7 +88,7 @@ pub(crate) trait Connections {
     fn release(&mut self, conn: Box<Conn>, keep: bool);
     /// Most bytes of a streamed body's pieces held before reading pauses.
     fn stream_high_water(&self) -> usize {
-        STREAM_HIGH_WATER.0
+        STREAM_HIGH_WATER
     }
 }
 
@@ -130,6 +139,11 @@ pub(crate) struct Job {
     turn_output: u64,
     /// Most decoded bytes this step may produce.
     turn_cap: u64,
+    /// The request's use of the HTTP cache (`None` without one).
+    cache: Option<Box<CacheUse>>,
+    /// How the job ends at its next step, decided before it could step
+    /// (an only-if-cached miss; a stored answer's sink refused).
+    pending: Option<(RequestResult, RequestFailure)>,
     /// The caller's buffer for the body held in memory
     /// ([`RequestPool::collect_into`](crate::RequestPool::collect_into)):
     /// empty (no allocation) when none was given.
@@ -150,10 +164,12 @@ impl Job {
         let resume_from = resume_offset(&settings, &mut headers);
         // The idle timer starts when the request has a connection (begin).
         let mut timers = TimerTable::default();
-        timers.set_after(Timer::Total, start, settings.timeout);
+        timers.set_after(Timer::Total, start, settings.timeouts.total);
         let auth_origin = settings.auth.is_some().then(|| url.origin());
-        let call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
-        Job {
+        let mut call = Call::new(method, url, headers, body, settings.cookie_jar.is_some());
+        let mut cache = CacheUse::new(&settings.cache, &call, resume_from.is_some()).map(Box::new);
+        let lookup = cache.as_deref_mut().map(|c| c.lookup(&mut call));
+        let mut job = Job {
             resume_from,
             auth_origin,
             call,
@@ -173,11 +189,35 @@ impl Job {
             wire: 0,
             rate_start: None,
             stream_paused: false,
-            stream_high_water: STREAM_HIGH_WATER.0,
+            stream_high_water: STREAM_HIGH_WATER,
             stash: Bytes::new(),
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
+            cache,
+            pending: None,
             collect: Vec::new(),
+        };
+        match lookup {
+            Some(Lookup::Serve) => job.start_from_cache(),
+            Some(Lookup::NotCached) => {
+                job.pending = Some((RequestResult::RequestFailed, RequestFailure::NotCached));
+            }
+            _ => {}
+        }
+        job
+    }
+
+    /// Answer from the cache's store: the stored head, and a sink for the
+    /// stored body, which [`serve_stored`](Self::serve_stored) feeds.
+    fn start_from_cache(&mut self) {
+        let Some(head) = self.cache.as_deref().and_then(CacheUse::served_head) else {
+            return;
+        };
+        self.response = Some(head);
+        self.stage = Stage::FromCache;
+        self.timers.stop(Timer::Idle);
+        if let Err(failure) = self.make_sink() {
+            self.pending = Some(failure);
         }
     }
 
@@ -187,10 +227,10 @@ impl Job {
 
     fn conn_settings(&self) -> ConnSettings {
         ConnSettings {
-            connect_timeout: self.settings.connect_timeout,
-            attempt_delay: self.settings.attempt_delay,
+            connect_timeout: self.settings.timeouts.connect,
+            attempt_delay: self.settings.timeouts.attempt_delay,
             recv_buffer: self.settings.recv_buffer_size,
-            config: client_proto_config(Config::default(), self.settings.download_chunk_size),
+            config: client_proto_config(Config::default(), self.settings.body.download_chunk_size),
         }
     }
 
@@ -198,12 +238,15 @@ impl Job {
     /// target that is still alive, else a new one when the limits allow it
     /// (else the job waits: [`is_waiting`](Self::is_waiting)).
     pub(crate) fn begin(&mut self, drv: &mut dyn Connections, now: Instant) {
+        if self.stage == Stage::FromCache || self.pending.is_some() {
+            return;
+        }
         let target = self.target();
         self.close_conn(drv);
         self.reused = false;
         self.stage = Stage::Connect;
         self.timers
-            .set_after(Timer::Idle, now, self.settings.idle_timeout);
+            .set_after(Timer::Idle, now, self.settings.timeouts.idle);
         while let Some(mut kept) = drv.take_idle(&target) {
             // A server that closed the idle connection is noticed now,
             // before anything is sent.
@@ -282,10 +325,10 @@ impl Job {
     pub(crate) fn stream_from_now(&mut self) -> bool {
         // A body on its way to a file, or already arriving, stays where it
         // goes.
-        if self.decoder.is_some() || self.settings.download_file.is_some() {
+        if self.decoder.is_some() || self.settings.body.download_file.is_some() {
             return false;
         }
-        Arc::make_mut(&mut self.settings).stream_body = true;
+        Arc::make_mut(&mut self.settings).body.stream = true;
         true
     }
 
@@ -345,7 +388,7 @@ impl Job {
     /// Bytes the receive rate limit allows now (`usize::MAX`: no limit), or
     /// `None` with the throttle timer set when reading must pause.
     fn rate_allowance(&mut self, now: Instant) -> Option<usize> {
-        let Some(rate) = self.settings.max_recv_speed.filter(|r| *r > 0) else {
+        let Some(rate) = self.settings.body.max_recv_speed.filter(|r| *r > 0) else {
             return Some(usize::MAX);
         };
         let start = *self.rate_start.get_or_insert(now);
@@ -413,8 +456,11 @@ impl Job {
             // that now.
             return Some(self.complete(drv, RequestResult::Success, None));
         }
+        if let Some((result, failure)) = self.pending.take() {
+            return Some(self.complete(drv, result, Some(failure)));
+        }
         if self.timers.is_due(Timer::Total, now) {
-            let failure = RequestFailure::Timeout(self.settings.timeout.unwrap_or_default());
+            let failure = RequestFailure::Timeout(self.settings.timeouts.total.unwrap_or_default());
             return Some(self.complete(drv, RequestResult::Timeout, Some(failure)));
         }
         if self.timers.is_due(Timer::Idle, now) {
@@ -427,7 +473,7 @@ impl Job {
             self.timers.stop(Timer::Retry);
             self.stage = Stage::Connect;
         }
-        if self.conn.is_none() {
+        if self.conn.is_none() && self.stage != Stage::FromCache {
             self.begin(drv, now);
             if self.stage == Stage::Waiting {
                 return None;
@@ -466,8 +512,13 @@ impl Job {
                     }
                 }
                 Stage::Exchange => self.exchange(drv, now, budget),
+                Stage::FromCache => return self.serve_stored(drv, now, budget),
                 Stage::Waiting | Stage::Backoff => return None,
             };
+            if self.stage == Stage::FromCache {
+                // A 304 ended: the stored body answers, in this step.
+                continue;
+            }
             // A new hop (a redirect, a challenge's answer, the safe retry)
             // that began in this step goes on now: what it was handed may
             // be ready at once (an idle kept connection, a cached name), and
@@ -517,7 +568,7 @@ impl Job {
         // proto counts every response body of this request on the wire
         // against the limit (the sink counts the final one's decoded bytes).
         if let Some((x, _)) = conn.exchange_mut() {
-            x.proto.set_body_size_limit(self.settings.body_size_limit);
+            x.proto.set_body_size_limit(self.settings.body.size_limit);
         }
         if let Err(e) = conn.start_request(
             &self.call.method,
@@ -535,7 +586,65 @@ impl Job {
         self.response = None;
         self.next = None;
         self.drop_sink();
+        if let Some(c) = self.cache.as_deref_mut() {
+            c.sent();
+        }
         None
+    }
+
+    /// Feed the stored body into the sink within `budget` (disk bytes count
+    /// as read bytes), and complete at its end.
+    fn serve_stored(
+        &mut self,
+        drv: &mut dyn Connections,
+        now: Instant,
+        budget: &mut usize,
+    ) -> Option<Completed> {
+        loop {
+            if !self.stash.is_empty() {
+                let data = std::mem::take(&mut self.stash);
+                if let Some(done) = self.feed(drv, data) {
+                    return Some(done);
+                }
+                if !self.stash.is_empty() {
+                    return None;
+                }
+            }
+            if self.stream_backlog() > self.stream_high_water {
+                self.stream_paused = true;
+                return None;
+            }
+            if *budget == 0 {
+                return None;
+            }
+            let max = (*budget).min(CACHE_PIECE);
+            let piece = self.cache.as_deref_mut()?.read_piece(max);
+            match piece {
+                Ok(Some(piece)) => {
+                    *budget -= piece.len();
+                    let total =
+                        self.progress.downloaded.load(Ordering::Relaxed) + piece.len() as u64;
+                    self.progress.downloaded.store(total, Ordering::Relaxed);
+                    if let Some(done) = self.feed(drv, piece) {
+                        return Some(done);
+                    }
+                }
+                Ok(None) => return self.finish_body(drv, now),
+                Err(e) => {
+                    let error = match e {
+                        StoreError::Io(e) => e,
+                        StoreError::Corrupt(why) => {
+                            std::io::Error::new(std::io::ErrorKind::InvalidData, why)
+                        }
+                    };
+                    return Some(self.complete(
+                        drv,
+                        RequestResult::RequestFailed,
+                        Some(RequestFailure::CacheRead(error)),
+                    ));
+                }
+            }
+        }
     }
 
     fn exchange(
@@ -586,7 +695,7 @@ impl Job {
             if got > 0 {
                 self.wire += got;
                 self.timers
-                    .set_after(Timer::Idle, now, self.settings.idle_timeout);
+                    .set_after(Timer::Idle, now, self.settings.timeouts.idle);
             }
             if let Err(f) = pumped {
                 return self.on_trouble(drv, Trouble::Connection(f), now);
@@ -651,15 +760,32 @@ impl Job {
                 return None;
             }
         }
-        // The final response: its body goes to a sink built for it.
-        let head = self.response.as_ref()?;
+        // The final response: the cache may answer instead (a 304 that
+        // revalidated), or store it; its body goes to a sink built for it.
+        if let (Some(c), Some(head)) = (self.cache.as_deref_mut(), self.response.as_ref()) {
+            if c.on_final_head(&self.call, head) {
+                return None;
+            }
+        }
+        match self.make_sink() {
+            Ok(()) => None,
+            Err((result, failure)) => Some(self.complete(drv, result, Some(failure))),
+        }
+    }
+
+    /// Build the sink for the final response's body (its coding, declared
+    /// length, range check, download file).
+    fn make_sink(&mut self) -> Result<(), (RequestResult, RequestFailure)> {
+        let Some(head) = self.response.as_ref() else {
+            return Ok(());
+        };
         let options = SinkOptions {
-            accept_gzip: self.settings.accept_gzip,
-            body_size_limit: self.settings.body_size_limit,
-            download_file: self.settings.download_file.as_deref(),
-            resume: self.settings.resume,
+            accept_gzip: self.settings.body.accept_gzip,
+            body_size_limit: self.settings.body.size_limit,
+            download_file: self.settings.body.download_file.as_deref(),
+            resume: self.settings.body.resume,
             resume_from: self.resume_from,
-            stream_body: self.settings.stream_body,
+            stream_body: self.settings.body.stream,
         };
         let length = head.body_length();
         self.progress.body_size.store(
@@ -670,13 +796,8 @@ impl Job {
             },
             Ordering::Relaxed,
         );
-        match Decoder::for_response(head, &options, &mut self.collect) {
-            Ok(decoder) => {
-                self.decoder = Some(decoder);
-                None
-            }
-            Err((result, failure)) => Some(self.complete(drv, result, Some(failure))),
-        }
+        self.decoder = Some(Decoder::for_response(head, &options, &mut self.collect)?);
+        Ok(())
     }
 
     fn on_body(
@@ -694,6 +815,9 @@ impl Job {
                 return self.follow_next(drv, now);
             }
             return None;
+        }
+        if let Some(c) = self.cache.as_deref_mut() {
+            c.write(chunk);
         }
         self.feed(drv, chunk.clone())
     }
@@ -732,7 +856,7 @@ impl Job {
         finish_error: Option<std::io::Error>,
     ) -> Completed {
         let error = self.decoder.as_mut().and_then(|d| d.sink().error.take());
-        let path = self.settings.download_file.as_deref();
+        let path = self.settings.body.download_file.as_deref();
         let (result, failure) = SinkError::outcome(error, path, finish_error);
         self.complete(drv, result, Some(failure))
     }
@@ -749,6 +873,24 @@ impl Job {
         if self.next.is_some() {
             return self.follow_next(drv, now);
         }
+        if self
+            .cache
+            .as_deref_mut()
+            .is_some_and(CacheUse::take_serve_after_end)
+        {
+            if let Some(conn) = self.conn.take() {
+                let keep = conn.is_idle();
+                drv.release(conn, keep);
+            }
+            self.start_from_cache();
+            return None;
+        }
+        self.finish_body(drv, now)
+    }
+
+    /// The final body ended: finish decoding, then complete (or defer the
+    /// completion while streamed pieces wait).
+    fn finish_body(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         if let Some(decoder) = self.decoder.take() {
             let (sink, r) = decoder.finish();
             self.decoder = Some(Decoder::Identity(sink));
@@ -870,7 +1012,7 @@ impl Job {
         let at = now + delay;
         self.timers.set(Timer::Retry, at);
         self.timers
-            .set_after(Timer::Idle, at, self.settings.idle_timeout);
+            .set_after(Timer::Idle, at, self.settings.timeouts.idle);
         self.stage = Stage::Backoff;
     }
 
@@ -928,7 +1070,8 @@ impl Job {
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
                 let (mut sink, _) = d.finish();
-                if let (RequestResult::Success, Some(path)) = (result, &self.settings.download_file)
+                if let (RequestResult::Success, Some(path)) =
+                    (result, &self.settings.body.download_file)
                 {
                     if let Err(error) = sink.finish_download(path) {
                         let path = path.clone();
@@ -944,9 +1087,16 @@ impl Job {
             }
             None => (Bytes::new(), 0),
         };
+        let cache = match self.cache.as_deref_mut() {
+            Some(c) => {
+                c.finish(result == RequestResult::Success);
+                c.status
+            }
+            None => CacheStatus::NotUsed,
+        };
         let head = self.response.take();
-        if let (true, Some(head)) = (self.settings.resume, &head) {
-            if let Some(path) = &self.settings.download_file {
+        if let (true, Some(head)) = (self.settings.body.resume, &head) {
+            if let Some(path) = &self.settings.body.download_file {
                 stamp(path, head);
             }
         }
@@ -970,6 +1120,7 @@ impl Job {
             wire_bytes: self.wire,
             body_bytes,
             attempts: self.attempts,
+            cache,
         }
     }
 }
@@ -983,12 +1134,12 @@ pub(crate) use crate::conn::url_origin;
 pub(crate) fn target_for(url: &Url, settings: &Settings) -> Target {
     let (tls, host, port) = url_origin(url);
     let mut proxy = if tls {
-        settings.https_proxy.clone()
+        settings.proxy.https.clone()
     } else {
-        settings.http_proxy.clone()
+        settings.proxy.http.clone()
     };
-    let mut credentials = settings.proxy_auth.clone();
-    if proxy.is_none() && settings.proxy_from_env {
+    let mut credentials = settings.proxy.auth.clone();
+    if proxy.is_none() && settings.proxy.from_env {
         if let Some(p) = super::proxy::env_proxy(url) {
             proxy = Some((p.host, p.port));
             credentials = credentials.or(p.credentials);

@@ -105,12 +105,12 @@ pub(crate) fn after_head(
     if let Some(delay) = status_retry(head, a, settings, now, random) {
         return Next::Retry(delay);
     }
-    if !settings.follow_redirects {
+    if !settings.redirects.follow {
         return Next::Final;
     }
     let policy = Policy {
-        max_redirects: settings.max_redirects,
-        allow_https_to_http: settings.allow_https_to_http_redirect,
+        max_redirects: settings.redirects.max,
+        allow_https_to_http: settings.redirects.https_to_http,
     };
     let location = head.fields().get_str("location");
     match redirect::decide(
@@ -125,7 +125,7 @@ pub(crate) fn after_head(
         Decision::Follow(follow) => Next::Redirect(follow),
         Decision::LimitReached => Next::Fail(
             RequestResult::RedirectLimitReached,
-            RequestFailure::RedirectLimit(settings.max_redirects),
+            RequestFailure::RedirectLimit(settings.redirects.max),
         ),
         Decision::Refuse(r) => {
             Next::Fail(RequestResult::RequestFailed, RequestFailure::Redirect(r))
@@ -149,7 +149,7 @@ pub(crate) fn after_failure(
                 Some(delay) => Next::Retry(delay),
                 None => Next::Fail(
                     RequestResult::Timeout,
-                    RequestFailure::IdleTimeout(settings.idle_timeout.unwrap_or_default()),
+                    RequestFailure::IdleTimeout(settings.timeouts.idle.unwrap_or_default()),
                 ),
             };
         }
@@ -364,7 +364,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let at_limit = Attempt {
-            redirects: s.max_redirects,
+            redirects: s.redirects.max,
             ..attempt(&url)
         };
         assert!(matches!(
@@ -375,7 +375,10 @@ mod tests {
             )
         ));
         let off = Settings {
-            follow_redirects: false,
+            redirects: crate::Redirects {
+                follow: false,
+                ..Default::default()
+            },
             ..Settings::default()
         };
         assert!(matches!(

@@ -163,6 +163,15 @@ pub enum RequestFailure {
         /// The response's Content-Range, as received.
         content_range: String,
     },
+    /// [`CacheMode::OnlyIfCached`](crate::CacheMode::OnlyIfCached): nothing
+    /// usable is stored, and the network is not asked (RFC 9111
+    /// §5.2.1.7's `only-if-cached`, where a cache answers 504).
+    NotCached,
+    /// A stored body could not be read to its end: an I/O error, or its
+    /// bytes failed their hash (`InvalidData`; the entry was removed, and
+    /// the next request fetches it again). What was handed out of it is
+    /// not a complete body.
+    CacheRead(std::io::Error),
 }
 
 impl fmt::Display for RequestFailure {
@@ -192,6 +201,10 @@ impl fmt::Display for RequestFailure {
             RequestFailure::Redirect(r) => r.fmt(f),
             RequestFailure::Body(e) => write!(f, "cannot read the request body: {e}"),
             RequestFailure::WorkerGone => f.write_str("the worker thread ended without a result"),
+            RequestFailure::NotCached => f.write_str(
+                "only-if-cached: no usable stored response, and the network was not asked",
+            ),
+            RequestFailure::CacheRead(e) => write!(f, "cannot read the stored response: {e}"),
             RequestFailure::PipeClosed => {
                 f.write_str("the upload this download was piped into ended first")
             }
@@ -252,6 +265,9 @@ pub struct Completed {
     pub body_bytes: u64,
     /// Tries made (1 when no retry happened; see [`crate::Settings::retry`]).
     pub attempts: u32,
+    /// What the cache did ([`crate::CacheSettings`]): answered, revalidated,
+    /// stored, or nothing.
+    pub cache: crate::CacheStatus,
 }
 
 impl Completed {
@@ -268,6 +284,7 @@ impl Completed {
             wire_bytes: 0,
             body_bytes: 0,
             attempts: 1,
+            cache: crate::CacheStatus::NotUsed,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Proxies from the environment, by curl's rules (`http_proxy`,
 //! `https_proxy`, `all_proxy`, `no_proxy`), for
-//! [`crate::Settings::proxy_from_env`].
+//! [`ProxySettings::from_env`](crate::ProxySettings::from_env).
 
 use url::{Host, Url};
 

@@ -1,4 +1,4 @@
-//! The receive rate limit (`Settings::max_recv_speed`, curl's
+//! The receive rate limit (`BodySettings::max_recv_speed`, curl's
 //! `CURLOPT_MAX_RECV_SPEED_LARGE`): a token bucket of `rate` bytes per
 //! second since the first read, with a burst of a tenth of a second (at
 //! least 16 KiB). Pure: time and the bytes read come in as arguments.

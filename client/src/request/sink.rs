@@ -167,9 +167,9 @@ impl Write for Sink {
 /// settings).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SinkOptions<'a> {
-    /// Decode gzip and deflate (`Settings::accept_gzip`).
+    /// Decode gzip and deflate (`BodySettings::accept_gzip`).
     pub(crate) accept_gzip: bool,
-    /// Most decoded body bytes (`Settings::body_size_limit`).
+    /// Most decoded body bytes (`BodySettings::size_limit`).
     pub(crate) body_size_limit: Option<u64>,
     /// The body goes to this file (`Settings::download_file`).
     pub(crate) download_file: Option<&'a Path>,
@@ -177,7 +177,7 @@ pub(crate) struct SinkOptions<'a> {
     pub(crate) resume: bool,
     /// The size of the partial file a `Range` asked the rest of.
     pub(crate) resume_from: Option<u64>,
-    /// Hand the body out in pieces (`Settings::stream_body`).
+    /// Hand the body out in pieces (`BodySettings::stream`).
     pub(crate) stream_body: bool,
 }
 

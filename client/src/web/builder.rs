@@ -519,24 +519,24 @@ impl Request {
     }
 
     /// One deadline for the whole request, retries included
-    /// ([`Settings::timeout`]).
+    /// ([`Timeouts::total`](crate::Timeouts::total)).
     pub fn timeout(self, timeout: Duration) -> Request {
-        self.configure(|s| s.timeout = Some(timeout))
+        self.configure(|s| s.timeouts.total = Some(timeout))
     }
 
-    /// Fail when no byte arrives for this long ([`Settings::idle_timeout`]).
+    /// Fail when no byte arrives for this long ([`Timeouts::idle`](crate::Timeouts::idle)).
     pub fn idle_timeout(self, timeout: Duration) -> Request {
-        self.configure(|s| s.idle_timeout = Some(timeout))
+        self.configure(|s| s.timeouts.idle = Some(timeout))
     }
 
     /// Whether redirects are followed (Parse's `followRedirects`).
     pub fn follow_redirects(self, follow: bool) -> Request {
-        self.configure(|s| s.follow_redirects = follow)
+        self.configure(|s| s.redirects.follow = follow)
     }
 
     /// Most redirects followed.
     pub fn max_redirects(self, n: u32) -> Request {
-        self.configure(|s| s.max_redirects = n)
+        self.configure(|s| s.redirects.max = n)
     }
 
     /// Retries ([`Settings::retry`]).
@@ -568,7 +568,7 @@ impl Request {
 
     /// Whether gzip and deflate are asked for and decoded (default true).
     pub fn accept_gzip(self, on: bool) -> Request {
-        self.configure(|s| s.accept_gzip = on)
+        self.configure(|s| s.body.accept_gzip = on)
     }
 
     /// The `User-Agent` field (default `pollhttp/<version>`).
@@ -576,15 +576,15 @@ impl Request {
         self.header("User-Agent", agent)
     }
 
-    /// Save the body into this file ([`Settings::download_file`]).
+    /// Save the body into this file ([`BodySettings::download_file`](crate::BodySettings::download_file)).
     pub fn download_file(self, path: impl Into<PathBuf>) -> Request {
         let path = path.into();
-        self.configure(|s| s.download_file = Some(path))
+        self.configure(|s| s.body.download_file = Some(path))
     }
 
-    /// The largest body in bytes ([`Settings::body_size_limit`]).
+    /// The largest body in bytes ([`BodySettings::size_limit`](crate::BodySettings::size_limit)).
     pub fn body_size_limit(self, limit: u64) -> Request {
-        self.configure(|s| s.body_size_limit = Some(limit))
+        self.configure(|s| s.body.size_limit = Some(limit))
     }
 
     // ---- status ----

@@ -1,0 +1,541 @@
+//! The HTTP cache (RFC 9111, a private cache) under the real request
+//! layer, on the simulated network: what reaches the server, what the
+//! caller gets, and what `Completed::cache` says. Time is two fake clocks:
+//! the network's (deadlines) and the cache's wall clock (HTTP dates, ages).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pollhttp::{
+    Cache, CacheMode, CacheStatus, PollBudget, PoolSettings, RequestFailure, RequestId,
+    RequestPool, RequestResult, Settings, StoreLimits,
+};
+use pollhttp_tests::simnet::{ok, response, Answer, Reply, SimNet};
+
+/// A wall clock that moves only when told to.
+#[derive(Clone)]
+struct Wall(Arc<AtomicU64>);
+
+impl Wall {
+    fn new() -> Wall {
+        Wall(Arc::new(AtomicU64::new(1_700_000_000)))
+    }
+    fn clock(&self) -> pollhttp::WallClock {
+        let secs = Arc::clone(&self.0);
+        Arc::new(move || SystemTime::UNIX_EPOCH + Duration::from_secs(secs.load(Ordering::SeqCst)))
+    }
+    fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+    fn date(&self) -> String {
+        httpdate::fmt_http_date(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst)),
+        )
+    }
+}
+
+fn memory_cache(wall: &Wall) -> Cache {
+    Cache::memory(StoreLimits::default()).with_wall_clock(wall.clock())
+}
+
+fn cached(cache: &Cache, mode: CacheMode) -> Settings {
+    Settings {
+        cache: pollhttp::CacheSettings {
+            cache: Some(cache.clone()),
+            mode,
+        },
+        ..Settings::default()
+    }
+}
+
+fn finish(net: &mut SimNet, pool: &mut RequestPool, id: RequestId) -> pollhttp::Completed {
+    let done = net.settle(pool, 400);
+    match done.into_iter().find(|(i, _)| *i == id) {
+        Some((_, c)) => c,
+        None => panic!(
+            "request {id} did not complete ({} in flight)",
+            pool.in_flight()
+        ),
+    }
+}
+
+fn get(net: &mut SimNet, pool: &mut RequestPool, path: &str, s: &Settings) -> pollhttp::Completed {
+    let id = pool.get(net.url("a.test", path), s).unwrap();
+    finish(net, pool, id)
+}
+
+fn one_origin() -> (SimNet, RequestPool, Wall) {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let pool = net.pool(PoolSettings::default());
+    (net, pool, Wall::new())
+}
+
+#[test]
+fn a_fresh_stored_response_answers_without_a_request() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/asset",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[
+                ("Cache-Control", "max-age=60"),
+                ("Date", &wall.date()),
+                ("ETag", "\"v1\""),
+            ],
+            b"texture bytes",
+        ))],
+    );
+    let first = get(&mut net, &mut pool, "/asset", &s);
+    assert_eq!(first.result, RequestResult::Success, "{}", first.reason);
+    assert_eq!(first.cache, CacheStatus::Miss { stored: true });
+    wall.advance(30);
+    let second = get(&mut net, &mut pool, "/asset", &s);
+    assert_eq!(second.result, RequestResult::Success, "{}", second.reason);
+    assert_eq!(second.cache, CacheStatus::Hit);
+    assert_eq!(&second.body[..], b"texture bytes");
+    assert_eq!(second.response_code(), 200);
+    let head = second.head.as_ref().unwrap();
+    assert_eq!(head.fields().get_str("age"), Some("30"));
+    assert_eq!(head.fields().get_str("etag"), Some("\"v1\""));
+    assert_eq!(head.reason_str(), "OK");
+    assert_eq!((second.wire_bytes, second.body_bytes), (0, 13));
+    assert_eq!(net.received("a.test").len(), 1, "the hit made no request");
+}
+
+#[test]
+fn a_stale_response_is_revalidated_and_a_304_answers_with_the_stored_body() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/level",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[
+                    ("Cache-Control", "max-age=10"),
+                    ("ETag", "\"v1\""),
+                    ("X-Version", "1"),
+                ],
+                b"level data",
+            )),
+            Reply::Send(response(
+                "304 Not Modified",
+                &[
+                    ("Cache-Control", "max-age=100"),
+                    ("ETag", "\"v1\""),
+                    ("X-Version", "2"),
+                ],
+                b"",
+            )),
+        ],
+    );
+    assert_eq!(
+        get(&mut net, &mut pool, "/level", &s).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    wall.advance(11);
+    let second = get(&mut net, &mut pool, "/level", &s);
+    assert_eq!(second.result, RequestResult::Success, "{}", second.reason);
+    assert_eq!(second.cache, CacheStatus::Revalidated);
+    assert_eq!(
+        (second.response_code(), &second.body[..]),
+        (200, &b"level data"[..])
+    );
+    assert_eq!(
+        second.head.as_ref().unwrap().fields().get_str("x-version"),
+        Some("2")
+    );
+    let sent = net.received("a.test");
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].field("if-none-match").as_deref(), Some("\"v1\""));
+    // Freshened by the 304's max-age=100: the next one is a hit.
+    wall.advance(50);
+    let third = get(&mut net, &mut pool, "/level", &s);
+    assert_eq!(
+        (third.cache, &third.body[..]),
+        (CacheStatus::Hit, &b"level data"[..])
+    );
+    assert_eq!(net.received("a.test").len(), 2);
+}
+
+#[test]
+fn a_changed_resource_replaces_the_stored_one() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/x",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=1"), ("ETag", "\"a\"")],
+                b"old",
+            )),
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=60"), ("ETag", "\"b\"")],
+                b"new",
+            )),
+        ],
+    );
+    get(&mut net, &mut pool, "/x", &s);
+    wall.advance(5);
+    let second = get(&mut net, &mut pool, "/x", &s);
+    assert_eq!(
+        (second.cache, &second.body[..]),
+        (CacheStatus::Miss { stored: true }, &b"new"[..])
+    );
+    let third = get(&mut net, &mut pool, "/x", &s);
+    assert_eq!(
+        (third.cache, &third.body[..]),
+        (CacheStatus::Hit, &b"new"[..])
+    );
+}
+
+#[test]
+fn no_store_and_a_vary_mismatch_go_to_the_network() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/secret",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "no-store, max-age=60")],
+            b"s",
+        ))],
+    );
+    net.route(
+        "a.test",
+        "/lang",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+            b"hei",
+        ))],
+    );
+    for _ in 0..2 {
+        let c = get(&mut net, &mut pool, "/secret", &s);
+        assert_eq!(c.cache, CacheStatus::Miss { stored: false });
+    }
+    let fi = pool
+        .request(
+            net.url("a.test", "/lang"),
+            &[("Accept-Language", "fi")],
+            "GET",
+            "",
+            &s,
+        )
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, fi).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    let en = pool
+        .request(
+            net.url("a.test", "/lang"),
+            &[("Accept-Language", "en")],
+            "GET",
+            "",
+            &s,
+        )
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, en).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    let en_again = pool
+        .request(
+            net.url("a.test", "/lang"),
+            &[("Accept-Language", "en")],
+            "GET",
+            "",
+            &s,
+        )
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, en_again).cache,
+        CacheStatus::Hit
+    );
+    assert_eq!(net.received("a.test").len(), 4);
+}
+
+#[test]
+fn the_modes_only_if_cached_refresh_and_bypass() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    net.route(
+        "a.test",
+        "/m",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=60"), ("ETag", "\"m\"")],
+            b"m",
+        ))],
+    );
+    // Nothing stored: only-if-cached fails without asking the network.
+    let offline = get(
+        &mut net,
+        &mut pool,
+        "/m",
+        &cached(&cache, CacheMode::OnlyIfCached),
+    );
+    assert_eq!(offline.result, RequestResult::RequestFailed);
+    assert!(
+        matches!(offline.failure, Some(RequestFailure::NotCached)),
+        "{:?}",
+        offline.failure
+    );
+    assert_eq!(net.received("a.test").len(), 0);
+    // Bypass: neither read nor written.
+    let by = get(
+        &mut net,
+        &mut pool,
+        "/m",
+        &cached(&cache, CacheMode::Bypass),
+    );
+    assert_eq!(by.cache, CacheStatus::NotUsed);
+    let offline = get(
+        &mut net,
+        &mut pool,
+        "/m",
+        &cached(&cache, CacheMode::OnlyIfCached),
+    );
+    assert!(matches!(offline.failure, Some(RequestFailure::NotCached)));
+    // Stored, then refreshed though fresh: a conditional request.
+    get(
+        &mut net,
+        &mut pool,
+        "/m",
+        &cached(&cache, CacheMode::Default),
+    );
+    let refresh = get(
+        &mut net,
+        &mut pool,
+        "/m",
+        &cached(&cache, CacheMode::Refresh),
+    );
+    assert_eq!(refresh.cache, CacheStatus::Miss { stored: true });
+    let sent = net.received("a.test");
+    assert_eq!(
+        sent.last().unwrap().field("if-none-match").as_deref(),
+        Some("\"m\"")
+    );
+    // Offline play: a stale entry still answers.
+    wall.advance(3600);
+    let offline = get(
+        &mut net,
+        &mut pool,
+        "/m",
+        &cached(&cache, CacheMode::OnlyIfCached),
+    );
+    assert_eq!(
+        (offline.cache, &offline.body[..]),
+        (CacheStatus::Hit, &b"m"[..])
+    );
+    assert_eq!(net.received("a.test").len(), 3);
+}
+
+#[test]
+fn an_unsafe_method_invalidates_the_stored_response() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/save",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=60")],
+                b"v1",
+            )),
+            Reply::Send(ok(b"saved")),
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=60")],
+                b"v2",
+            )),
+        ],
+    );
+    get(&mut net, &mut pool, "/save", &s);
+    assert_eq!(
+        get(&mut net, &mut pool, "/save", &s).cache,
+        CacheStatus::Hit
+    );
+    let post = pool
+        .request(net.url("a.test", "/save"), &[], "POST", "data", &s)
+        .unwrap();
+    assert_eq!(
+        finish(&mut net, &mut pool, post).result,
+        RequestResult::Success
+    );
+    let after = get(&mut net, &mut pool, "/save", &s);
+    assert_eq!(
+        (after.cache, &after.body[..]),
+        (CacheStatus::Miss { stored: true }, &b"v2"[..])
+    );
+}
+
+#[test]
+fn a_gzip_body_is_stored_coded_and_decoded_on_a_hit_and_head_is_not_cached() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&[b'z'; 5000]).unwrap();
+    let coded = gz.finish().unwrap();
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/z",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[
+                ("Cache-Control", "max-age=60"),
+                ("Content-Encoding", "gzip"),
+            ],
+            &coded,
+        ))],
+    );
+    let first = get(&mut net, &mut pool, "/z", &s);
+    assert_eq!(
+        (first.result, first.body.len()),
+        (RequestResult::Success, 5000)
+    );
+    let hit = get(&mut net, &mut pool, "/z", &s);
+    assert_eq!(hit.cache, CacheStatus::Hit);
+    assert_eq!(hit.body.len(), 5000);
+    assert!(hit.body.iter().all(|&b| b == b'z'));
+    let len = coded.len().to_string();
+    assert_eq!(
+        hit.head
+            .as_ref()
+            .unwrap()
+            .fields()
+            .get_str("content-length"),
+        Some(len.as_str())
+    );
+    let head = pool
+        .request(net.url("a.test", "/z"), &[], "HEAD", "", &s)
+        .unwrap();
+    let head = finish(&mut net, &mut pool, head);
+    assert_eq!(head.cache, CacheStatus::NotUsed);
+    assert_eq!(
+        net.received("a.test").len(),
+        2,
+        "the HEAD went to the server"
+    );
+}
+
+#[test]
+fn a_disk_cache_answers_a_later_process_and_a_hit_respects_the_poll_budget() {
+    let dir = std::env::temp_dir().join(format!("pollhttp-cache-simnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let wall = Wall::new();
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    net.route(
+        "a.test",
+        "/big",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=600")],
+            &big,
+        ))],
+    );
+    {
+        let mut pool = net.pool(PoolSettings::default());
+        let cache = Cache::disk(&dir, StoreLimits::default())
+            .unwrap()
+            .with_wall_clock(wall.clock());
+        let first = get(
+            &mut net,
+            &mut pool,
+            "/big",
+            &cached(&cache, CacheMode::Default),
+        );
+        assert_eq!(first.cache, CacheStatus::Miss { stored: true });
+    }
+    // A new cache on the same directory (as a new launch would open), and
+    // a pool whose poll reads at most 64 KiB.
+    let mut pool = net.pool(PoolSettings {
+        poll_budget: PollBudget::new(64 << 10, None),
+        ..PoolSettings::default()
+    });
+    let cache = Cache::disk(&dir, StoreLimits::default())
+        .unwrap()
+        .with_wall_clock(wall.clock());
+    let id = pool
+        .get(
+            net.url("a.test", "/big"),
+            &cached(&cache, CacheMode::Default),
+        )
+        .unwrap();
+    let mut polls = 0;
+    let done = loop {
+        polls += 1;
+        assert!(polls < 1000, "{:?}", pool.progress(id));
+        let before = pool.progress(id).map_or(0, |p| p.downloaded);
+        pool.poll();
+        if let Some(done) = pool.take_completed(id) {
+            break done;
+        }
+        let after = pool.progress(id).map_or(0, |p| p.downloaded);
+        assert!(
+            after - before <= 64 << 10,
+            "a poll read {} bytes",
+            after - before
+        );
+    };
+    assert_eq!(done.cache, CacheStatus::Hit);
+    assert_eq!(done.body.len(), big.len());
+    assert!(done.body[..] == big[..]);
+    assert!(polls >= 1_000_000 / (64 << 10), "{polls} polls");
+    assert_eq!(
+        net.received("a.test").len(),
+        1,
+        "only the first launch asked"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn http_request_answers_from_the_cache_too() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let wall = Wall::new();
+    let cache = memory_cache(&wall);
+    net.route(
+        "a.test",
+        "/h",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=60")],
+            b"node",
+        ))],
+    );
+    let mut req = net.http_request();
+    *req.settings_mut() = cached(&cache, CacheMode::Default);
+    for expected in [CacheStatus::Miss { stored: true }, CacheStatus::Hit] {
+        req.request(&net.url("a.test", "/h"), &[], "GET", "")
+            .unwrap();
+        let done = net.finish_request(&mut req, 200).expect("completes");
+        assert_eq!(
+            (done.result, done.cache),
+            (RequestResult::Success, expected)
+        );
+        assert_eq!(&done.body[..], b"node");
+    }
+    assert_eq!(net.received("a.test").len(), 1);
+}
