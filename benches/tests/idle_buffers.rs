@@ -114,7 +114,7 @@ fn client_idle(nginx: &Nginx, tls: bool) -> (usize, isize) {
     if tls {
         c.set_tls_options(TlsOptions::with_root_pem(nginx.ca_pem.as_bytes()).unwrap());
     }
-    c.set_poll_read_budget(8 << 20);
+    c.set_poll_budget(pollhttp::PollBudget::new(8 << 20, None));
     let addr = if tls {
         nginx.https_addr()
     } else {
