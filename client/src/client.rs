@@ -785,7 +785,7 @@ impl HttpClient {
     /// Never blocks. Cost per call: no copy of the body; one reading of the
     /// client's clock when the budget has a time; when proto holds no
     /// event, socket reads of at most its receive buffer's size
-    /// (`read_chunk_size`, at least 16 KiB), within the budget left.
+    /// (up to 512 KiB, growing while reads fill it), within the budget left.
     pub fn read_response_body_chunk(&mut self) -> Option<Bytes> {
         if self.status() != Status::Body {
             return None;

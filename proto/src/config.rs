@@ -33,7 +33,9 @@ pub struct Config {
     /// Most bytes [`Connection::recv_buf`](crate::Connection::recv_buf)
     /// lends at once. Default 65 536. Each response starts with 8 KiB of
     /// room (or this, if smaller), doubled after each read that filled it up
-    /// to this size. Larger values mean fewer reads per megabyte.
+    /// to this size and halved after two short reads in a row
+    /// ([`ReadSize`](crate::ReadSize)). Larger values mean fewer reads per
+    /// megabyte.
     pub recv_buf_size: usize,
     /// Response-only relaxations of RFC 9112. All off by default.
     pub lenient: Leniency,

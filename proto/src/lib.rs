@@ -59,6 +59,7 @@ mod error;
 mod fields;
 mod head;
 mod locate;
+mod read_size;
 mod request;
 mod syntax;
 
@@ -68,5 +69,6 @@ pub use conn::{ChunkedDecoder, ChunkedNext, CloseReason, Connection, Event, Recv
 pub use error::Error;
 pub use fields::{Field, Fields, FieldsIter};
 pub use head::{MessageBodyLength, ResponseHead, Version};
+pub use read_size::ReadSize;
 pub use request::method;
 pub use syntax::{is_field_value, is_token};

@@ -69,10 +69,11 @@ fn http_client_stops_reading_when_the_polls_time_has_passed() {
         most
     };
     let timed = most_per_frame(Some(Duration::from_millis(1)));
-    // The poll's own pump: at most two receive buffers (64 KiB each by
-    // default), which proto holds until they are taken.
+    // The poll's own pump: at most proto's receive buffer (one gulp, 512
+    // KiB: reads grow to it while they fill it, issue 21), which proto holds
+    // until it is taken.
     assert!(
-        timed <= 128 << 10,
+        timed <= 512 << 10,
         "a frame read {timed} bytes past its time"
     );
     let untimed = most_per_frame(None);

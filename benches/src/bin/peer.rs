@@ -24,7 +24,8 @@
 //!   `--cacert`.
 //! - `hyper`: `hyper::client::conn::http1::handshake` over
 //!   `hyper_util::rt::TokioIo<tokio::net::TcpStream>` on tokio's
-//!   current-thread runtime, body drained frame by frame. Plain HTTP only.
+//!   current-thread runtime, body drained frame by frame; TLS through
+//!   `tokio_rustls` with pollhttp's rustls configuration (as `raw`).
 //! - `raw`: a blocking std `TcpStream` (TLS: rustls `StreamOwned` over it,
 //!   with pollhttp's rustls configuration), minimal GET, 64 KiB read buffer,
 //!   parses only the head's Content-Length. The floor for what any client on
@@ -352,53 +353,77 @@ fn run_ureq(a: &Args) -> Res<Outcome> {
 // ---------------------------------------------------------------- hyper
 
 fn run_hyper(a: &Args) -> Res<Outcome> {
-    use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::TokioIo;
-    if a.url.tls {
-        return Err("the hyper peer runs plain HTTP only".into());
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
     rt.block_on(async {
         let stream = tokio::net::TcpStream::connect((a.url.host.as_str(), a.url.port)).await?;
         stream.set_nodelay(true)?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let driver = tokio::spawn(conn);
-        let authority = a.url.authority();
-        let mut out = Outcome::default();
-        for _ in 0..a.count {
-            sender.ready().await?;
-            let req = hyper::Request::builder()
-                .uri(a.url.path.as_str())
-                .header(hyper::header::HOST, authority.as_str())
-                .body(Empty::<bytes::Bytes>::new())?;
-            let resp = sender.send_request(req).await?;
-            if resp.status() != 200 {
-                return Err(format!("status {}", resp.status()).into());
-            }
-            let len: Option<u64> = resp
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok());
-            let mut body = resp.into_body();
-            let mut got = 0u64;
-            while let Some(frame) = body.frame().await {
-                if let Some(d) = frame?.data_ref() {
-                    got += d.len() as u64;
-                }
-            }
-            if len.is_some_and(|l| l != got) {
-                return Err(format!("body {got} bytes, Content-Length {len:?}").into());
-            }
-            out.bytes += got;
-            out.requests += 1;
+        if !a.url.tls {
+            return hyper_session(a, TokioIo::new(stream)).await;
         }
-        drop(sender);
-        let _ = driver.await;
+        // Exactly pollhttp's rustls configuration, as the raw TLS client.
+        let options = match &a.cacert {
+            Some(pem) => TlsOptions::with_root_pem(pem)?,
+            None => TlsOptions::new(),
+        };
+        let name = options.server_name(&a.url.host)?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(options.client_config()))
+            .connect(name, stream)
+            .await?;
+        let suite = {
+            let (_, conn) = tls.get_ref();
+            conn.negotiated_cipher_suite()
+                .map(|c| format!("{:?} {:?}", conn.protocol_version(), c.suite()))
+        };
+        let mut out = hyper_session(a, TokioIo::new(tls)).await?;
+        out.tls_suite = suite;
         Ok(out)
     })
+}
+
+/// hyper's HTTP/1.1 client over `io` (plain or TLS): `--count` GETs, each
+/// body drained frame by frame.
+async fn hyper_session<IO>(a: &Args, io: IO) -> Res<Outcome>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    use http_body_util::{BodyExt, Empty};
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    let driver = tokio::spawn(conn);
+    let authority = a.url.authority();
+    let mut out = Outcome::default();
+    for _ in 0..a.count {
+        sender.ready().await?;
+        let req = hyper::Request::builder()
+            .uri(a.url.path.as_str())
+            .header(hyper::header::HOST, authority.as_str())
+            .body(Empty::<bytes::Bytes>::new())?;
+        let resp = sender.send_request(req).await?;
+        if resp.status() != 200 {
+            return Err(format!("status {}", resp.status()).into());
+        }
+        let len: Option<u64> = resp
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let mut body = resp.into_body();
+        let mut got = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(d) = frame?.data_ref() {
+                got += d.len() as u64;
+            }
+        }
+        if len.is_some_and(|l| l != got) {
+            return Err(format!("body {got} bytes, Content-Length {len:?}").into());
+        }
+        out.bytes += got;
+        out.requests += 1;
+    }
+    drop(sender);
+    let _ = driver.await;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- raw

@@ -14,7 +14,7 @@
 //! - `plain`: download the big file over HTTP (pollhttp, ureq, hyper, curl,
 //!   raw); client on core 0, nginx on core 1.
 //! - `tls`: download `--tls-mib` MiB (default: the big file's size) over
-//!   HTTPS (pollhttp, ureq, curl, raw-TLS); same placement.
+//!   HTTPS (pollhttp, ureq, hyper, curl, raw-TLS); same placement.
 //! - `seq`: `--count` (default 20 000; 2 000 with `--quick`) sequential GETs
 //!   of the 13-byte `/hello.txt` on one keep-alive connection (pollhttp, ureq,
 //!   hyper, curl, raw); client and nginx both on core 1.
@@ -93,7 +93,9 @@ impl Test {
             Test::Plain => &[
                 "pollhttp", BEFORE, "ureq", "hyper", "curl", "raw", CALL_CPU, RAW_CPU,
             ],
-            Test::Tls => &["pollhttp", BEFORE, "ureq", "curl", "raw", CALL_CPU, RAW_CPU],
+            Test::Tls => &[
+                "pollhttp", BEFORE, "ureq", "hyper", "curl", "raw", CALL_CPU, RAW_CPU,
+            ],
             Test::Seq => &["pollhttp", BEFORE, "ureq", "hyper", "curl", "raw"],
         }
     }

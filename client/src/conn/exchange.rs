@@ -242,7 +242,8 @@ impl Exchange {
             return self.probe_idle(ready);
         }
         while *budget > 0 {
-            let out = self.proto.recv_buf();
+            // The adaptive room (up to the gulp), within the budget left.
+            let out = self.proto.recv_buf_within(*budget);
             if out.is_empty() {
                 break;
             }
@@ -314,6 +315,11 @@ impl Exchange {
         let mut read = false;
         loop {
             match self.proto.poll_event() {
+                Ok(Some(Event::End)) => {
+                    // The response is read: a grown receive buffer goes back.
+                    self.transport.trim_buffers();
+                    return Ok(Some(Event::End));
+                }
                 Ok(Some(ev)) => return Ok(Some(ev)),
                 Ok(None) => {
                     if read || *budget == 0 || !self.proto.wants_receive() {

@@ -26,12 +26,14 @@ use crate::transport::{PlainStream, TlsStream, Transport};
 pub(crate) mod cache;
 mod exchange;
 
-/// proto's configuration for a client with this read chunk size: the client
-/// is a user agent, so obs-fold in a response is unfolded (RFC 9112 §5.2).
+/// proto's configuration for a client with this read chunk size: the
+/// receive room grows up to the gulp ([`GULP`](crate::transport::GULP), or
+/// the chunk size if larger) while reads fill it; the client is a user
+/// agent, so obs-fold in a response is unfolded (RFC 9112 §5.2).
 pub(crate) fn client_proto_config(base: Config, read_chunk_size: usize) -> Config {
     let mut config = Config {
         read_chunk_size,
-        recv_buf_size: read_chunk_size.max(16 * 1024),
+        recv_buf_size: read_chunk_size.max(crate::transport::GULP),
         ..base
     };
     config.lenient.obs_fold = true;

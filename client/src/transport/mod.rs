@@ -21,6 +21,15 @@ mod tls;
 pub(crate) use plain::PlainStream;
 pub(crate) use tls::TlsStream;
 
+/// The largest socket read, in bytes (a "gulp"): plain reads go straight
+/// into proto's receive room, which grows up to this size while reads fill
+/// it ([`client_proto_config`](crate::conn::client_proto_config)); TLS reads
+/// ciphertext in reads of the same adaptive size. On loopback and busy NICs a
+/// reader inside `recv` while segments arrive does their receive work
+/// itself, so small back-to-back reads cost several times the kernel CPU per
+/// byte of a few large ones. Each read is also at most the budget left.
+pub(crate) const GULP: usize = 512 * 1024;
+
 /// Result of a `read` call on a transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
@@ -322,6 +331,14 @@ impl Transport {
     pub(crate) fn release_buffers(&mut self) {
         if let Self::Tls(s) = self {
             s.release_buffers();
+        }
+    }
+
+    /// A response ended: reads start small again, a grown TLS receive
+    /// buffer goes back (a plain stream has none: it reads into proto's).
+    pub(crate) fn trim_buffers(&mut self) {
+        if let Self::Tls(s) = self {
+            s.trim_buffers();
         }
     }
 

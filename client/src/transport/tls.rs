@@ -3,10 +3,15 @@
 //! # Receive path
 //!
 //! rustls, left to itself, asks the socket for about 4 KiB per `read_tls`
-//! call. [`TlsStream`] instead reads the socket into one large ciphertext
-//! buffer ([`TLS_READ_BUFFER_SIZE`] bytes, allocated once per connection) and
-//! feeds rustls from memory, which saves most receive syscalls on fast
-//! transfers. Ciphertext stays in that buffer until rustls has accepted it,
+//! call. [`TlsStream`] instead reads the socket into one ciphertext buffer
+//! and feeds rustls from memory, which saves most receive syscalls on fast
+//! transfers. The read size adapts ([`ReadSize`]): it starts at
+//! [`TLS_FIRST_READ`] bytes, doubles while reads fill it, up to the gulp
+//! ([`GULP`]), halves after short reads, and never exceeds the budget left.
+//! The buffer is allocated when the socket is read and given back while the
+//! connection is idle ([`TlsStream::release_buffers`]; a grown one already
+//! at the end of each response, [`TlsStream::trim_buffers`]), so an idle
+//! connection holds none. Ciphertext stays in that buffer until rustls has accepted it,
 //! so nothing is lost when rustls applies back-pressure (its received
 //! plaintext buffer is bounded): the documented path, checking `wants_read`
 //! before `read_tls`, is what decides whether to feed it more.
@@ -22,14 +27,15 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
+use pollhttp_proto::ReadSize;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
-use super::{ReadOutcome, ReadState, TransportError};
+use super::{ReadOutcome, ReadState, TransportError, GULP};
 
-/// Size in bytes of [`TlsStream`]'s ciphertext receive buffer, allocated once
-/// per TLS connection. The socket is read in chunks of up to this size.
-pub(crate) const TLS_READ_BUFFER_SIZE: usize = 128 * 1024;
+/// The first socket read of a TLS connection (and of each response), in
+/// bytes: a whole TLS record (16 KiB of plaintext) and its overhead.
+pub(crate) const TLS_FIRST_READ: usize = 17 * 1024;
 
 /// Per-call cap in bytes on socket reads done by
 /// [`TlsStream::drive_handshake`], so a misbehaving server cannot make one
@@ -37,8 +43,8 @@ pub(crate) const TLS_READ_BUFFER_SIZE: usize = 128 * 1024;
 const HANDSHAKE_READ_BUDGET: usize = 256 * 1024;
 /// A TLS client connection (rustls) over a non-blocking TCP socket.
 ///
-/// Receive path: socket → one large ciphertext buffer
-/// ([`TLS_READ_BUFFER_SIZE`] bytes) → rustls (fed from memory) → caller.
+/// Receive path: socket → one ciphertext buffer (reads of an adaptive size,
+/// up to [`GULP`] bytes) → rustls (fed from memory) → caller.
 pub(crate) struct TlsStream {
     conn: ClientConnection,
     sock: TcpStream,
@@ -53,9 +59,14 @@ pub(crate) struct TlsStream {
     /// it is taken.
     read: ReadState<TransportError>,
     socket_reads: u64,
-    /// The receive buffer's size when allocated (it is given back while the
-    /// connection is idle: [`TlsStream::release_buffers`]).
-    buffer_size: usize,
+    /// How much the next socket read asks for (the receive buffer is
+    /// allocated at this size; it is given back while the connection is
+    /// idle: [`TlsStream::release_buffers`]).
+    read_size: ReadSize,
+    /// Every socket read's size asked for and the budget left then, for
+    /// tests.
+    #[cfg(test)]
+    asks: Vec<(usize, usize)>,
 }
 
 impl fmt::Debug for TlsStream {
@@ -89,7 +100,8 @@ impl TlsStream {
     /// [`drive_handshake`](Self::drive_handshake)), with `initial` ciphertext
     /// that was already read from the socket (bytes that arrived right after
     /// a proxy's `CONNECT` reply): it is handed to rustls before anything
-    /// read from the socket. Allocates the receive buffer. Does no I/O.
+    /// read from the socket. The receive buffer is allocated by the first
+    /// socket read. Does no I/O.
     ///
     /// # Errors
     /// [`TransportError::Tls`] if rustls cannot start a session with `config`.
@@ -99,19 +111,19 @@ impl TlsStream {
         sock: TcpStream,
         initial: &[u8],
     ) -> Result<Self, TransportError> {
-        Self::with_buffer_size(config, server_name, sock, initial, TLS_READ_BUFFER_SIZE)
+        Self::with_gulp(config, server_name, sock, initial, GULP)
     }
 
-    pub(crate) fn with_buffer_size(
+    /// [`new`](Self::new) with socket reads of at most `gulp` bytes.
+    pub(crate) fn with_gulp(
         config: Arc<ClientConfig>,
         server_name: ServerName<'static>,
         sock: TcpStream,
         initial: &[u8],
-        buffer_size: usize,
+        gulp: usize,
     ) -> Result<Self, TransportError> {
         let conn = ClientConnection::new(config, server_name)?;
-        let mut inbuf = vec![0u8; buffer_size.max(initial.len()).max(1)].into_boxed_slice();
-        inbuf[..initial.len()].copy_from_slice(initial);
+        let inbuf: Box<[u8]> = initial.into();
         Ok(Self {
             conn,
             sock,
@@ -120,7 +132,9 @@ impl TlsStream {
             in_end: initial.len(),
             read: ReadState::new(),
             socket_reads: 0,
-            buffer_size,
+            read_size: ReadSize::new(TLS_FIRST_READ.min(gulp), gulp),
+            #[cfg(test)]
+            asks: Vec::new(),
         })
     }
 
@@ -288,13 +302,33 @@ impl TlsStream {
     }
 
     /// Give the receive buffer back while nothing is buffered (an idle
-    /// kept-alive connection); the next socket read allocates it again.
+    /// kept-alive connection); the next socket read allocates it again, and
+    /// reads start small again.
     pub(crate) fn release_buffers(&mut self) {
         if self.in_start == self.in_end {
             self.in_start = 0;
             self.in_end = 0;
             self.inbuf = Box::new([]);
+            self.read_size.reset();
         }
+    }
+
+    /// At the end of a response: reads start small again, and a receive
+    /// buffer grown past the first read size goes back (while nothing is
+    /// buffered); a small one stays for the next response.
+    pub(crate) fn trim_buffers(&mut self) {
+        if self.inbuf.len() > TLS_FIRST_READ {
+            self.release_buffers();
+        } else if self.in_start == self.in_end {
+            self.read_size.reset();
+        }
+    }
+
+    /// Bytes of receive buffer held (allocated), for tests bounding idle
+    /// memory.
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.inbuf.len()
     }
 
     /// Whether TLS records are queued for the socket (rustls' `wants_write`).
@@ -325,6 +359,13 @@ impl TlsStream {
     /// The socket, e.g. to (re)register it with a [`mio::Registry`].
     pub(crate) fn socket(&mut self) -> &mut TcpStream {
         &mut self.sock
+    }
+
+    /// The sizes of the socket reads since the last call, each with the
+    /// budget left when it was made.
+    #[cfg(test)]
+    pub(crate) fn take_asks(&mut self) -> Vec<(usize, usize)> {
+        std::mem::take(&mut self.asks)
     }
 
     /// Whether the end of input seen was a clean `close_notify`.
@@ -411,11 +452,17 @@ impl TlsStream {
         if *budget == 0 {
             return Ok(Pump::Budget);
         }
-        if self.inbuf.is_empty() {
-            // Given back while idle: take it again now that bytes arrive.
-            self.inbuf = vec![0u8; self.buffer_size.max(1)].into_boxed_slice();
+        // Nothing is buffered: the buffer may be replaced. Allocated (given
+        // back while idle, or first use) at the read size, and again when
+        // that grew past it; kept when it shrinks (no churn while a response
+        // is read: the end of the response trims it).
+        let size = self.read_size.next();
+        if self.inbuf.len() < size {
+            self.inbuf = vec![0u8; size].into_boxed_slice();
         }
-        let cap = self.inbuf.len().min(*budget);
+        let cap = size.min(*budget);
+        #[cfg(test)]
+        self.asks.push((cap, *budget));
         loop {
             self.socket_reads += 1;
             match self.sock.read(&mut self.inbuf[..cap]) {
@@ -427,6 +474,7 @@ impl TlsStream {
                     return Ok(Pump::Progress);
                 }
                 Ok(k) => {
+                    self.read_size.record(cap, k);
                     self.in_start = 0;
                     self.in_end = k;
                     *budget -= k;
@@ -1141,7 +1189,7 @@ mod tests {
         let (addr, server) = bulk_server(total);
         let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
         let mut poll = mio::Poll::new().unwrap();
-        let mut tls = TlsStream::with_buffer_size(
+        let mut tls = TlsStream::with_gulp(
             Arc::clone(opts.client_config()),
             opts.server_name("localhost").unwrap(),
             tcp_connect(addr),
@@ -1183,16 +1231,75 @@ mod tests {
     }
 
     #[test]
+    fn socket_reads_grow_within_the_gulp_and_the_budget_and_the_buffer_goes_back() {
+        const TOTAL: usize = 16 << 20;
+        let (addr, server) = bulk_server(TOTAL);
+        let opts = TlsOptions::with_root_pem(pki().ca_pem.as_bytes()).unwrap();
+        let (mut poll, mut tls) = client(addr, &opts, "localhost");
+        handshake(&mut poll, &mut tls).unwrap();
+        assert!(tls.buffer_capacity() <= TLS_FIRST_READ);
+        let pat = pattern();
+        let (mut off, mut largest, mut calls) = (0usize, 0usize, 0usize);
+        let mut out = vec![0u8; 64 << 10];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline);
+            // A tool's budget for the first half, a frame's small one after.
+            let given = if off < TOTAL / 2 { 1 << 20 } else { 5000 };
+            let mut budget = given;
+            let outcome = tls.read(&mut out, &mut budget).unwrap();
+            calls += 1;
+            for (ask, left) in tls.take_asks() {
+                assert!(ask <= GULP && ask <= left, "read {ask}, budget left {left}");
+                largest = largest.max(ask);
+            }
+            assert!(tls.buffer_capacity() <= GULP);
+            match outcome {
+                ReadOutcome::Data(n) => {
+                    let mut chunk = &out[..n];
+                    while !chunk.is_empty() {
+                        let start = off % PATTERN_LEN;
+                        let len = chunk.len().min(PATTERN_LEN - start);
+                        assert!(chunk[..len] == pat[start..start + len], "at {off}");
+                        chunk = &chunk[len..];
+                        off += len;
+                    }
+                }
+                ReadOutcome::WouldBlock => {
+                    if !tls.has_pending_input() {
+                        wait(&mut poll, &mut tls, deadline);
+                    }
+                }
+                ReadOutcome::Eof { clean } => {
+                    assert!(clean);
+                    break;
+                }
+            }
+        }
+        assert_eq!(off, TOTAL);
+        // The reads grew past the first size (reads that filled it).
+        assert!(largest > TLS_FIRST_READ, "largest read {largest}");
+        eprintln!("largest socket read {largest} B over {calls} calls");
+        // At the end of a response a grown buffer goes back; an idle
+        // connection keeps none.
+        tls.trim_buffers();
+        assert!(tls.buffer_capacity() <= TLS_FIRST_READ);
+        tls.release_buffers();
+        assert_eq!(tls.buffer_capacity(), 0);
+        server.join().unwrap();
+    }
+
+    #[test]
     fn transfer_64_mib_intact() {
         const TOTAL: usize = 64 << 20;
         for realistic in [false, true] {
-            let (n, elapsed, reads) = receive_bulk(TOTAL, TLS_READ_BUFFER_SIZE, realistic);
+            let (n, elapsed, reads) = receive_bulk(TOTAL, GULP, realistic);
             assert_eq!(n, TOTAL);
             eprintln!(
                 "64 MiB over TLS in {elapsed:?} ({:.0} MiB/s), {reads} socket reads \
-                 (buffer {} KiB, {})",
+                 (gulp {} KiB, {})",
                 64.0 / elapsed.as_secs_f64(),
-                TLS_READ_BUFFER_SIZE / 1024,
+                GULP / 1024,
                 if realistic {
                     "64 KiB out, 1 MiB budget"
                 } else {
@@ -1208,11 +1315,19 @@ mod tests {
     #[ignore]
     fn read_buffer_sizes() {
         const TOTAL: usize = 64 << 20;
-        for size in [4 << 10, 16 << 10, 64 << 10, 128 << 10, 256 << 10] {
+        for size in [
+            4 << 10,
+            16 << 10,
+            64 << 10,
+            128 << 10,
+            256 << 10,
+            512 << 10,
+            1 << 20,
+        ] {
             let (n, elapsed, reads) = receive_bulk(TOTAL, size, true);
             assert_eq!(n, TOTAL);
             eprintln!(
-                "buffer {:>4} KiB: {elapsed:>10.2?} {:>6.0} MiB/s {reads:>7} socket reads",
+                "gulp {:>4} KiB: {elapsed:>10.2?} {:>6.0} MiB/s {reads:>7} socket reads",
                 size / 1024,
                 64.0 / elapsed.as_secs_f64()
             );

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fields::Fields;
 use crate::head::{MessageBodyLength, ResponseHead};
+use crate::read_size::ReadSize;
 use crate::request::{self, method, SendFraming};
 
 pub(crate) mod chunked;
@@ -35,12 +36,19 @@ use scan::SectionScan;
 
 /// The receive room a response starts with (hyper's first read buffer):
 /// [`Connection::recv_buf`] doubles it after each read that filled it, up
-/// to [`Config::recv_buf_size`].
+/// to [`Config::recv_buf_size`], and halves it after two short ones.
 const FIRST_RECV_ROOM: usize = 8 * 1024;
 
-/// The room a response starts with under `config`.
-fn first_recv_room(config: &Config) -> usize {
-    FIRST_RECV_ROOM.min(config.recv_buf_size).max(1)
+/// A receive buffer allocated larger than this is "grown" (a download's,
+/// allocated at exactly the size needed): [`Connection::reset`] gives it
+/// back, and a head or trailer section taken out of it is copied so that it
+/// does not keep it alive. Smaller buffers are kept and shared.
+const GROWN_RECV_ROOM: usize = 64 * 1024;
+
+/// The adaptive room of a connection under `config`.
+fn recv_room(config: &Config) -> ReadSize {
+    let most = config.recv_buf_size.max(1);
+    ReadSize::new(FIRST_RECV_ROOM.min(most), most)
 }
 
 /// What the connection hands out, in order, for each response.
@@ -417,11 +425,17 @@ pub struct Connection {
     rx: BytesMut,
     filled: usize,
     /// Room [`recv_buf`](Connection::recv_buf) lends now: it starts at
-    /// [`FIRST_RECV_ROOM`] and doubles after a read that filled it, up to
-    /// `config.recv_buf_size`; each response starts over.
-    recv_room: usize,
+    /// [`FIRST_RECV_ROOM`], doubles after a read that filled it, up to
+    /// `config.recv_buf_size`, halves after two short ones; each response
+    /// starts over.
+    recv_room: ReadSize,
     /// Room lent by the last `recv_buf` (a read that fills it grows the next).
     lent: usize,
+    /// The last room lent was cut by the caller's limit.
+    lent_cut: bool,
+    /// `rx` was allocated larger than [`GROWN_RECV_ROOM`]: `reset` gives it
+    /// back.
+    rx_grown: bool,
     /// Input offset of `rx[0]`.
     consumed: u64,
     /// How the input ended, once it has.
@@ -457,8 +471,10 @@ impl Connection {
             tx: Vec::new(),
             tx_pos: 0,
             send: Tx::Idle,
-            recv_room: first_recv_room(&config),
+            recv_room: recv_room(&config),
             lent: 0,
+            lent_cut: false,
+            rx_grown: false,
             config,
             rx: BytesMut::new(),
             filled: 0,
@@ -659,7 +675,13 @@ impl Connection {
         self.send = Tx::Idle;
         self.body_received = 0;
         self.scan.restart();
-        self.recv_room = first_recv_room(&self.config);
+        self.recv_room.reset();
+        if self.filled == 0 && self.rx_grown {
+            // A large room (a download's) goes back; the next response
+            // starts small.
+            self.rx = BytesMut::new();
+            self.rx_grown = false;
+        }
         Ok(())
     }
 
@@ -736,15 +758,27 @@ impl Connection {
     /// unprocessed input is buffered: call [`poll_event`](Self::poll_event)
     /// first (this bounds memory whatever the peer sends).
     ///
-    /// The room adapts to the response, as hyper's read buffer does: it
-    /// starts at 8 KiB (or `recv_buf_size` if smaller) and doubles after
-    /// each read that filled it, up to `recv_buf_size`; each response
-    /// ([`reset`](Self::reset)) starts over. A connection that carries small
-    /// responses touches 8 KiB, not 64; a download reaches the full size
-    /// after three full reads.
+    /// The room adapts to the response, as hyper's read buffer does
+    /// ([`ReadSize`]): it starts at 8 KiB (or `recv_buf_size` if smaller),
+    /// doubles after each read that filled it, up to `recv_buf_size`, and
+    /// halves after two reads in a row that returned less than half of it;
+    /// each response ([`reset`](Self::reset)) starts over, and `reset`
+    /// gives a grown buffer back. A connection that carries small responses
+    /// touches 8 KiB; a download reads into rooms of `recv_buf_size` after
+    /// a few full reads.
     #[must_use]
     pub fn recv_buf(&mut self) -> &mut [u8] {
-        let want = self.recv_room;
+        self.recv_buf_within(usize::MAX)
+    }
+
+    /// [`recv_buf`](Self::recv_buf), at most `limit` bytes (at least 1 while
+    /// any room is left): for a driver whose read budget has `limit` bytes
+    /// left. A read that fills a room cut by the limit does not grow the
+    /// room (it says nothing about larger reads); a fresh allocation follows
+    /// the limit too.
+    #[must_use]
+    pub fn recv_buf_within(&mut self, limit: usize) -> &mut [u8] {
+        let size = self.recv_room.next();
         // Room for a whole over-limit head or trailer section (so the limit,
         // not the buffer, decides), and at least a CR and its LF.
         let cap = self
@@ -755,23 +789,48 @@ impl Connection {
             .max(self.config.max_trailer_bytes.saturating_add(1))
             .max(2);
         if self.filled >= cap {
+            self.lent = 0;
             return &mut [];
         }
+        // Unprocessed input and room together stay within `cap`.
+        let want = size.min(limit).min(cap - self.filled).max(1);
         let spare = self.rx.len() - self.filled;
         if spare < want / 2 || spare == 0 {
             self.rx.truncate(self.filled);
-            self.rx.reserve(want);
+            if self.filled + want <= GROWN_RECV_ROOM {
+                self.rx.reserve(want);
+            } else {
+                self.rx_grown = true;
+                if !self.rx.try_reclaim(want) {
+                    // Exactly the room asked for (`reserve` would double
+                    // a large buffer).
+                    let mut fresh = BytesMut::with_capacity(self.filled + want);
+                    fresh.extend_from_slice(&self.rx);
+                    self.rx = fresh;
+                }
+            }
             self.rx.resize(self.filled + want, 0);
         }
         let end = self.rx.len().min(self.filled + want);
         self.lent = end - self.filled;
+        self.lent_cut = want < size;
         &mut self.rx[self.filled..end]
     }
 
-    /// A read of `n` bytes into room of `room`: a full one grows the room.
-    fn note_read(&mut self, n: usize, room: usize) {
-        if room > 0 && n >= room {
-            self.recv_room = (self.recv_room * 2).min(self.config.recv_buf_size.max(1));
+    /// A read of `n` bytes into `room` lent bytes: the adaptive room learns.
+    /// A room of the whole size (or the spare tail of one, at least half of
+    /// it) counts as the whole size: filling it grows it.
+    fn note_read(&mut self, room: usize, n: usize) {
+        if room == 0 {
+            return;
+        }
+        let size = self.recv_room.next();
+        if core::mem::take(&mut self.lent_cut) {
+            self.recv_room.record(room, n);
+        } else if n >= room {
+            self.recv_room.record(size, size);
+        } else {
+            self.recv_room.record(size, n);
         }
     }
 
@@ -779,7 +838,7 @@ impl Connection {
     /// [`recv_buf`](Self::recv_buf). `n` past the lent room is clamped.
     pub fn receive_filled(&mut self, n: usize) {
         let room = core::mem::take(&mut self.lent);
-        self.note_read(n, room);
+        self.note_read(room, n);
         self.filled = (self.filled + n).min(self.rx.len());
     }
 
@@ -788,12 +847,15 @@ impl Connection {
         if data.is_empty() {
             return;
         }
-        self.note_read(data.len(), self.recv_room);
+        let room = self.recv_room.next();
+        self.lent_cut = false;
+        self.note_read(room, data.len());
         self.rx.truncate(self.filled);
         if self.rx.capacity() - self.rx.len() < data.len() {
             // Room for a whole receive buffer, not just this slice: one
             // allocation per refill even when the consumer keeps body bytes.
-            self.rx.reserve(data.len().max(self.recv_room));
+            self.rx.reserve(data.len().max(room));
+            self.rx_grown |= self.rx.capacity() > GROWN_RECV_ROOM;
         }
         self.rx.extend_from_slice(data);
         self.filled = self.rx.len();
@@ -1041,6 +1103,19 @@ impl Connection {
         self.filled -= n;
         self.consumed += n as u64;
         self.rx.split_to(n).freeze()
+    }
+
+    /// A head or trailer section of `n` bytes. Out of a grown receive
+    /// buffer it is copied, so a kept head does not keep a download's
+    /// buffer alive (a few hundred bytes pinning hundreds of KiB); out of a
+    /// small one it is shared, without copying.
+    fn take_section(&mut self, n: usize) -> Bytes {
+        if !self.rx_grown {
+            return self.take(n);
+        }
+        let raw = Bytes::copy_from_slice(&self.rx[..n]);
+        self.skip(n);
+        raw
     }
 
     fn skip(&mut self, n: usize) {
@@ -1293,7 +1368,7 @@ impl Connection {
                 self.config.lenient.bare_lf,
             )?;
         }
-        let raw = self.take(parsed.len);
+        let raw = self.take_section(parsed.len);
         let head = ResponseHead {
             version: parsed.version,
             status: parsed.status,
@@ -1398,7 +1473,7 @@ impl Connection {
             self.skip(parsed.len);
             return Ok(None);
         }
-        let raw = self.take(parsed.len);
+        let raw = self.take_section(parsed.len);
         Ok(Some(Event::Trailers(Fields::new(
             raw,
             0,
@@ -1427,6 +1502,93 @@ mod tests {
             }
         }
         panic!("no head");
+    }
+
+    /// Reads a 2 MiB body through `recv_buf_within`: each read gets
+    /// `avail(i)` bytes at most (what the socket has) within `limit(i)`;
+    /// returns the rooms lent.
+    fn read_body(
+        conn: &mut Connection,
+        avail: impl Fn(usize) -> usize,
+        limit: impl Fn(usize) -> usize,
+    ) -> alloc::vec::Vec<usize> {
+        const BODY: usize = 2 << 20;
+        conn.send_request(method::GET, "/", [("Host", "h")])
+            .unwrap();
+        let n = conn.transmit_buf().len();
+        conn.advance_transmit(n);
+        conn.receive(format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").as_bytes());
+        let (mut rooms, mut body, mut i) = (alloc::vec::Vec::new(), 0, 0);
+        loop {
+            while let Some(ev) = conn.poll_event().unwrap() {
+                match ev {
+                    Event::Body(b) => body += b.len(),
+                    Event::End => return rooms,
+                    _ => {}
+                }
+            }
+            let buf = conn.recv_buf_within(limit(i));
+            assert!(buf.len() <= limit(i).max(1), "never above the limit");
+            rooms.push(buf.len());
+            let k = buf.len().min(avail(i)).min(BODY - body);
+            conn.receive_filled(k);
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn the_room_grows_to_the_gulp_shrinks_on_short_reads_and_goes_back_on_reset() {
+        const K: usize = 1024;
+        let config = Config {
+            recv_buf_size: 512 * K,
+            ..Config::default()
+        };
+        let mut conn = Connection::new(config);
+        // Plenty of data: 8 KiB doubling to 512 KiB, then 512 KiB reads.
+        let rooms = read_body(&mut conn, |_| usize::MAX, |_| usize::MAX);
+        let full = rooms.iter().filter(|&&r| r == 512 * K).count();
+        assert!(rooms.len() <= 12 && full >= 3, "{rooms:?}");
+        assert!(rooms.iter().all(|&r| r <= 512 * K));
+        assert!(conn.rx_grown);
+        conn.reset().unwrap();
+        assert!(
+            !conn.rx_grown && conn.rx.capacity() == 0,
+            "a grown buffer goes back"
+        );
+        // A slow socket (1 000 bytes per read): the room comes down to 8 KiB
+        // and stays; the buffer is reused, not grown.
+        let rooms = read_body(
+            &mut conn,
+            |i| if i < 6 { usize::MAX } else { 1000 },
+            |_| usize::MAX,
+        );
+        let peak = rooms.iter().copied().max().unwrap();
+        assert!(peak >= 256 * K, "{peak}");
+        let last = &rooms[rooms.len() - 100..];
+        assert!(last.iter().all(|&r| r <= 8 * K), "{last:?}");
+        conn.reset().unwrap();
+        // A budget of 20 000 bytes per read, data plentiful: every room is
+        // cut to it, and the room grows only until the limit cuts it (8, 16,
+        // then 32 KiB, cut to 20 000: filled cut rooms say nothing).
+        let rooms = read_body(&mut conn, |_| usize::MAX, |_| 20_000);
+        assert!(rooms.iter().all(|&r| r <= 20_000), "{rooms:?}");
+        assert_eq!(conn.recv_room.next(), 32 * K);
+        assert!(conn.rx.capacity() <= 64 * K);
+        conn.reset().unwrap();
+        // Small responses keep their small buffer across reset.
+        conn.send_request(method::GET, "/", [("Host", "h")])
+            .unwrap();
+        let n = conn.transmit_buf().len();
+        conn.advance_transmit(n);
+        let head = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let buf = conn.recv_buf();
+        assert!((4 * K..=8 * K).contains(&buf.len()), "{}", buf.len());
+        buf[..head.len()].copy_from_slice(head);
+        conn.receive_filled(head.len());
+        assert!(matches!(conn.poll_event(), Ok(Some(Event::Head(_)))));
+        assert_eq!(conn.poll_event(), Ok(Some(Event::End)));
+        conn.reset().unwrap();
+        assert!(conn.rx.capacity() > 0 && conn.rx.capacity() <= 16 * K);
     }
 
     #[test]
