@@ -190,8 +190,15 @@ pub(crate) struct OutputArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub(crate) output: Vec<PathBuf>,
     /// Save the body under its URL's file name; one per URL, in order
-    #[arg(short = 'O', long = "remote-name", action = ArgAction::Count)]
-    pub(crate) remote_name: u8,
+    #[arg(
+        short = 'O',
+        long = "remote-name",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "true",
+        value_parser = clap::value_parser!(bool)
+    )]
+    pub(crate) remote_name: Vec<bool>,
     /// -O for every URL
     #[arg(long = "remote-name-all", hide_short_help = true)]
     pub(crate) remote_name_all: bool,

@@ -4,7 +4,7 @@
 //! | code | curl's name | fetch's causes |
 //! |---:|---|---|
 //! | 0 | OK | the response arrived (any status without `-f`) |
-//! | 1 | UNSUPPORTED_PROTOCOL | a scheme other than http/https; a redirect that cannot be followed (https → http) |
+//! | 1 | UNSUPPORTED_PROTOCOL | a scheme other than http/https; a redirect that cannot be followed (https → http); a response that is not HTTP (its status line) |
 //! | 2 | FAILED_INIT | a usage error (unknown option, bad value, no URL) |
 //! | 3 | URL_MALFORMAT | the URL does not parse |
 //! | 5 | COULDNT_RESOLVE_PROXY | the proxy's name did not resolve |
@@ -21,7 +21,7 @@
 //! | 47 | TOO_MANY_REDIRECTS | more than `--max-redirs` |
 //! | 52 | GOT_NOTHING | the server closed without a response byte |
 //! | 55 | SEND_ERROR | the request could not be sent |
-//! | 56 | RECV_ERROR | a socket or TLS error while receiving; the proxy refused CONNECT |
+//! | 56 | RECV_ERROR | a socket or TLS error while receiving; a broken chunked body; the proxy refused CONNECT |
 //! | 60 | PEER_FAILED_VERIFICATION | the server certificate was rejected |
 //! | 61 | BAD_CONTENT_ENCODING | the body's content coding cannot be decoded |
 //! | 63 | FILESIZE_EXCEEDED | `--max-filesize` |
@@ -174,6 +174,17 @@ fn protocol(p: &ProtoError) -> u8 {
         | ProtoError::IncompleteChunkedBody { .. }
         | ProtoError::UncleanClose { .. } => 18,
         ProtoError::BodyTooLarge { .. } => 63,
+        // curl reads these as "not HTTP": an unsupported protocol.
+        ProtoError::InvalidStatusLine { .. }
+        | ProtoError::InvalidVersion { .. }
+        | ProtoError::InvalidStatusCode { .. } => 1,
+        // curl's chunked decoder fails as a receive error.
+        ProtoError::InvalidChunkSize { .. }
+        | ProtoError::ChunkSizeOverflow { .. }
+        | ProtoError::InvalidChunkExtension { .. }
+        | ProtoError::ChunkExtensionTooLarge { .. }
+        | ProtoError::InvalidChunkLineEnding { .. }
+        | ProtoError::MissingChunkDataCrlf { .. } => 56,
         _ => 8,
     }
 }

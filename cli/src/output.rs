@@ -74,7 +74,8 @@ pub(crate) fn finish(
             .map_err(|e| Error::read(format!("cannot hash {}: {e}", path.display())))?,
         _ => hex(&Sha256::digest(&done.body)),
     };
-    let keep_body = !http_error || plan.fail_with_body;
+    let unmet = plan.time_cond_unmet(done);
+    let keep_body = (!http_error || plan.fail_with_body) && !unmet;
     let mut file = t.file.clone();
     if !summary.body_written {
         settle_file(t, ok && keep_body)?;
@@ -131,6 +132,7 @@ pub(crate) fn finish(
             method: &plan.method,
             file: file.map(|f| f.display().to_string()),
             exit_code: code,
+            status: unmet.then_some(304),
             errormsg: if code == 0 { String::new() } else { errormsg },
             seconds: summary.seconds,
             size_download: summary.body_bytes,

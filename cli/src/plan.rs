@@ -54,6 +54,8 @@ pub(crate) struct Plan {
     pub(crate) noproxy: Vec<String>,
     /// `--anyauth`: a Basic challenge after Digest credentials is answered.
     pub(crate) anyauth: bool,
+    /// `-z`: "unmodified since" or "modified since", and the time.
+    pub(crate) time_cond: Option<(bool, std::time::SystemTime)>,
     /// A proxy is in the way (`-x`, or the environment's).
     pub(crate) via_proxy: bool,
     /// Print the response head (`-i`, `-I`).
@@ -132,6 +134,14 @@ impl Plan {
             }
         };
         let (query, payload) = match data {
+            Some(data) if get && data.iter().any(|b| *b <= b' ') => {
+                // curl pastes -G data into the URL as it is: a space makes
+                // it malformed (3); --data-urlencode encodes it.
+                return Err(Error::new(
+                    3,
+                    "-G: the data holds a space or a control character, which a URL cannot (use --data-urlencode)",
+                ));
+            }
             Some(data) if get => (
                 Some(String::from_utf8_lossy(&data).into_owned()),
                 Payload::None,
@@ -188,10 +198,19 @@ impl Plan {
         if let Some(referer) = &r.referer {
             add("Referer", referer.clone());
         }
-        if let Some(cond) = &r.time_cond {
-            let (name, value) = time_condition(cond)?;
-            add(name, value);
-        }
+        let time_cond = match &r.time_cond {
+            Some(cond) => {
+                let (unmodified, time) = time_condition(cond)?;
+                let name = if unmodified {
+                    "If-Unmodified-Since"
+                } else {
+                    "If-Modified-Since"
+                };
+                add(name, httpdate::fmt_http_date(time));
+                Some((unmodified, time))
+            }
+            None => None,
+        };
         if let Some(ContinueAt::Offset(n)) = o.continue_at {
             add("Range", format!("bytes={n}-"));
         }
@@ -262,6 +281,7 @@ impl Plan {
                 })
                 .unwrap_or_default(),
             anyauth: cli.auth.anyauth,
+            time_cond,
             via_proxy: cli.connection.proxy.is_some() || env_proxy(&settings),
             settings,
             show_head: o.include || r.head,
@@ -293,7 +313,21 @@ impl Plan {
         if let Some(q) = &self.query {
             r = r.query_raw(q);
         }
-        let lines: Vec<&str> = self.header_lines.iter().map(String::as_str).collect();
+        // A form's Content-Type comes from the form (with the caller's
+        // parameters, below).
+        let form = matches!(self.payload, Payload::Form(_));
+        let lines: Vec<&str> = self
+            .header_lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| {
+                !(form
+                    && l.split_once(':').is_some_and(|(n, v)| {
+                        n.trim().eq_ignore_ascii_case("content-type")
+                            && v.trim().to_ascii_lowercase().starts_with("multipart/")
+                    }))
+            })
+            .collect();
         r = r.header_lines(&lines);
         for (name, value) in &self.fields {
             r = r.header(name, value);
@@ -314,11 +348,15 @@ impl Plan {
                     .then(|| v.to_string())
                 });
                 match given {
-                    Some(v) if !v.to_ascii_lowercase().contains("boundary=") => {
-                        let value = format!("{v}; boundary={}", form.boundary());
+                    Some(v) => {
+                        let value = if v.to_ascii_lowercase().contains("boundary=") {
+                            v
+                        } else {
+                            format!("{v}; boundary={}", form.boundary())
+                        };
                         r.multipart(form).header("Content-Type", &value)
                     }
-                    _ => r.multipart(form),
+                    None => r.multipart(form),
                 }
             }
         };
@@ -438,10 +476,12 @@ impl Plan {
         }
         let mut lines = vec![format!("{} {target} HTTP/1.1", self.method)];
         lines.push(format!("Host: {host}"));
+        // The order on the wire: the -H lines, fetch's fields, then what
+        // the library adds.
+        lines.extend(self.header_lines.iter().cloned());
         for (k, v) in &self.fields {
             lines.push(format!("{k}: {v}"));
         }
-        lines.extend(self.header_lines.iter().cloned());
         let given = |lines: &[String], name: &str| {
             lines.iter().skip(1).any(|l| {
                 l.split_once(':')
@@ -465,6 +505,30 @@ impl Plan {
             eprintln!("> {l}");
         }
         eprintln!("> ");
+    }
+
+    /// `-z`, as curl checks it again on a 2xx: the response's
+    /// Last-Modified does not meet the condition (the server ignored it),
+    /// so its body is dropped and `%{http_code}` says 304.
+    pub(crate) fn time_cond_unmet(&self, done: &Completed) -> bool {
+        let Some((unmodified, time)) = self.time_cond else {
+            return false;
+        };
+        if !(200..300).contains(&done.response_code()) {
+            return false;
+        }
+        let Some(doc) = done
+            .headers()
+            .get_str("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+        else {
+            return false;
+        };
+        if unmodified {
+            doc > time
+        } else {
+            doc <= time
+        }
     }
 
     /// `%{size_upload}`: the request body's size when fetch knows it.
@@ -764,11 +828,8 @@ pub(crate) fn outputs(cli: &Cli, m: &ArgMatches) -> Vec<Output> {
         };
         given.push((files.get(i).copied().unwrap_or(usize::MAX), out));
     }
-    // (-O counts, so it has a default: only its occurrences count here.)
-    if m.value_source("remote_name") == Some(clap::parser::ValueSource::CommandLine) {
-        for i in m.indices_of("remote_name").into_iter().flatten() {
-            given.push((i, Output::Remote));
-        }
+    for i in m.indices_of("remote_name").into_iter().flatten() {
+        given.push((i, Output::Remote));
     }
     given.sort_by_key(|(i, _)| *i);
     let all_remote = o.remote_name_all || (o.output_dir.is_some() && given.is_empty());
@@ -897,14 +958,14 @@ pub(crate) fn lookup(resolve: &[Resolve], connect_to: &[ConnectTo]) -> Option<Lo
     }))
 }
 
-/// `-z TIME|FILE`: the field and its date: If-Modified-Since, or with a
-/// leading `-` If-Unmodified-Since; TIME is an HTTP date (RFC 9110 §5.6.7)
-/// or a file whose modification time is taken (curl's rule: a file that
-/// is not there is an error here, not silently ignored).
-pub(crate) fn time_condition(cond: &str) -> Result<(&'static str, String), Error> {
-    let (name, what) = match cond.strip_prefix('-') {
-        Some(rest) => ("If-Unmodified-Since", rest),
-        None => ("If-Modified-Since", cond),
+/// `-z TIME|FILE`: whether the condition is "unmodified since" (a leading
+/// `-`) and its time: TIME is an HTTP date (RFC 9110 §5.6.7) or a file
+/// whose modification time is taken (a file that is not there is an error
+/// here, where curl ignores the option).
+pub(crate) fn time_condition(cond: &str) -> Result<(bool, std::time::SystemTime), Error> {
+    let (unmodified, what) = match cond.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, cond),
     };
     let time = match httpdate::parse_http_date(what) {
         Ok(t) => t,
@@ -914,7 +975,7 @@ pub(crate) fn time_condition(cond: &str) -> Result<(&'static str, String), Error
                 Error::usage(format!("-z {what}: neither an HTTP date nor a file ({e})"))
             })?,
     };
-    Ok((name, httpdate::fmt_http_date(time)))
+    Ok((unmodified, time))
 }
 
 /// The file name `-O` saves `url` under: its last path segment, as curl

@@ -131,6 +131,8 @@ pub(crate) struct Vars<'a> {
     pub(crate) method: &'a str,
     pub(crate) file: Option<String>,
     pub(crate) exit_code: u8,
+    /// The status to say instead of the response's (`-z`'s 304).
+    pub(crate) status: Option<u16>,
     pub(crate) errormsg: String,
     pub(crate) seconds: f64,
     pub(crate) size_download: u64,
@@ -151,7 +153,9 @@ impl Vars<'_> {
             "errormsg" => Value::from(self.errormsg.clone()),
             "exitcode" => Value::from(self.exit_code),
             "filename_effective" => self.file.clone().map_or(Value::Null, Value::from),
-            "http_code" | "response_code" => Value::from(head.map_or(0, |h| h.status())),
+            "http_code" | "response_code" => {
+                Value::from(self.status.unwrap_or(head.map_or(0, |h| h.status())))
+            }
             "http_version" => Value::from(match head.map(|h| h.version()) {
                 Some(Version::Http10) => "1.0",
                 Some(Version::Http11) => "1.1",
@@ -270,6 +274,7 @@ mod tests {
             method: "GET",
             file: None,
             exit_code: 7,
+            status: None,
             errormsg: "refused".into(),
             seconds: 0.25,
             size_download: 0,
