@@ -659,12 +659,6 @@ pub(crate) fn form_part(s: &str) -> Result<FormPart, String> {
     } else {
         FormContent::Text(content)
     };
-    if matches!(content, FormContent::Text(_) | FormContent::FileText(_))
-        && content_type.is_some()
-        && filename.is_none()
-    {
-        return Err("';type=' on a text part needs ';filename=' too (pollhttp's text parts carry no Content-Type)".into());
-    }
     Ok(FormPart {
         name: name.to_string(),
         content,

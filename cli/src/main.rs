@@ -16,6 +16,7 @@
 
 mod args;
 mod exit;
+mod form;
 mod output;
 mod plan;
 mod progress;

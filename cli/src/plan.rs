@@ -5,19 +5,15 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use clap::ArgMatches;
-use pollhttp::web::{
-    Auth, CookieJar, Multipart, Request, RetryBudget, RetryPolicy, SharedCookieJar,
-};
+use pollhttp::web::{Auth, CookieJar, Request, RetryBudget, RetryPolicy, SharedCookieJar};
 use pollhttp::{Completed, LookupFn, RequestBody, RequestResult, Settings, TlsOptions};
 
-use crate::args::{
-    url_credentials, Cli, ConnectTo, ContinueAt, CookieSource, FormContent, FormPart, Resolve,
-};
+use crate::args::{url_credentials, Cli, ConnectTo, ContinueAt, CookieSource, FormPart, Resolve};
 use crate::exit::Error;
 
 /// Everything the transfers share, worked out (and checked) once.
@@ -172,7 +168,7 @@ impl Plan {
             }
         } else if !d.form.is_empty() {
             // Checked now (a bad part is a usage error), built per transfer.
-            build_form(&d.form)?;
+            crate::form::Form::build(&d.form)?;
             Payload::Form(d.form.clone())
         } else {
             payload
@@ -337,7 +333,7 @@ impl Plan {
             Payload::Bytes(data) => r.body(RequestBody::Bytes(data.clone())),
             Payload::File(path) => r.body(RequestBody::File(path.clone())),
             Payload::Form(parts) => {
-                let form = build_form(parts)?;
+                let mut form = crate::form::Form::build(parts)?;
                 // A caller's multipart Content-Type keeps its parameters and
                 // gets the boundary, as curl's.
                 let given = self.header_lines.iter().find_map(|l| {
@@ -347,17 +343,9 @@ impl Plan {
                         && v.to_ascii_lowercase().starts_with("multipart/"))
                     .then(|| v.to_string())
                 });
-                match given {
-                    Some(v) => {
-                        let value = if v.to_ascii_lowercase().contains("boundary=") {
-                            v
-                        } else {
-                            format!("{v}; boundary={}", form.boundary())
-                        };
-                        r.multipart(form).header("Content-Type", &value)
-                    }
-                    None => r.multipart(form),
-                }
+                let content_type = form.content_type(given.as_deref());
+                r.body(form.into_body())
+                    .header("Content-Type", &content_type)
             }
         };
         Ok(r)
@@ -615,64 +603,6 @@ pub(crate) fn url_encoded(v: &str) -> Result<Vec<u8>, Error> {
         encoded.into_bytes()
     } else {
         format!("{name}={encoded}").into_bytes()
-    })
-}
-
-/// The multipart body of the `-F` parts.
-pub(crate) fn build_form(parts: &[FormPart]) -> Result<Multipart, Error> {
-    let mut form = Multipart::new();
-    for p in parts {
-        let added = if let FormContent::File(path) = &p.content {
-            if !path.is_file() {
-                return Err(Error::read(format!(
-                    "-F {}: cannot read {}",
-                    p.name,
-                    path.display()
-                )));
-            }
-            if p.filename.is_none() && p.content_type.is_none() {
-                form.file(&p.name, path)
-            } else {
-                let filename = match &p.filename {
-                    Some(f) => f.clone(),
-                    None => path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                };
-                let media_type = match &p.content_type {
-                    Some(t) => t.clone(),
-                    None => pollhttp::web::guess_media_type(&filename).to_string(),
-                };
-                form.file_with(&p.name, path, &filename, &media_type)
-            }
-        } else {
-            let text = match &p.content {
-                FormContent::FileText(path) => file_text(path)?,
-                FormContent::Text(text) => text.clone(),
-                FormContent::File(_) => String::new(),
-            };
-            match &p.filename {
-                None => form.text(&p.name, text),
-                Some(filename) => {
-                    let media_type = p.content_type.as_deref().unwrap_or("text/plain");
-                    form.bytes(&p.name, filename, media_type, Bytes::from(text))
-                }
-            }
-        };
-        added.map_err(|e| format!("-F {}: {e}", p.name))?;
-    }
-    Ok(form)
-}
-
-pub(crate) fn file_text(path: &Path) -> Result<String, Error> {
-    let data = std::fs::read(path)
-        .map_err(|e| Error::read(format!("cannot read {}: {e}", path.display())))?;
-    String::from_utf8(data).map_err(|_| {
-        Error::read(format!(
-            "{} is not UTF-8 text: send it with name=@FILE",
-            path.display()
-        ))
     })
 }
 

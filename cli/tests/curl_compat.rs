@@ -466,6 +466,26 @@ fn same_as_curl_against_httpbin() {
             ],
         ),
         case("-O -J", Norm::Echo, &["-s", "-O", "-J", &cd]),
+        case(
+            "-F text with a type",
+            Norm::Echo,
+            &["-s", "-F", "a=b;type=text/x", "-F", "c=d", &anything],
+        ),
+        case(
+            "-F filename",
+            Norm::Echo,
+            &[
+                "-s",
+                "-F",
+                &format!("f=@{upload};filename=other.txt"),
+                &anything,
+            ],
+        ),
+        case(
+            "-F <file",
+            Norm::Echo,
+            &["-s", "-F", &format!("t=<{upload}"), &anything],
+        ),
         case("-X", Norm::Echo, &["-s", "-X", "DELETE", &anything]),
         case(
             "-H",
