@@ -672,7 +672,17 @@ pub(crate) fn form_part(s: &str) -> Result<FormPart, String> {
 pub(crate) fn parse(
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<(Cli, ArgMatches), ExitCode> {
-    let args: Vec<OsString> = args.into_iter().collect();
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    // curl's `--help all` (and `--help CATEGORY`, shown whole here).
+    if let Some(i) = args.iter().position(|a| a == "--help") {
+        if args
+            .get(i + 1)
+            .and_then(|a| a.to_str())
+            .is_some_and(|a| a.chars().all(|c| c.is_ascii_lowercase()) && !a.is_empty())
+        {
+            args.remove(i + 1);
+        }
+    }
     let long_help = args
         .iter()
         .skip(1)

@@ -218,9 +218,6 @@ impl Plan {
         let mut settings = settings(cli)?;
         settings.cookie_jar = jar.clone().map(|j| j as Arc<dyn pollhttp::CookieStore>);
 
-        if cli.transfer.paginate && cli.transfer.parallel {
-            return Err("--paginate runs one page after the other: not with -Z".into());
-        }
         let outputs = outputs(cli, matches);
         let resume = o.continue_at == Some(ContinueAt::FileSize);
         if resume && outputs.iter().all(|o| matches!(o, Output::Stdout)) {

@@ -59,9 +59,10 @@ pub(crate) fn run(plan: &Plan) -> u8 {
         keep_first: plan.parallel.is_some(),
         ..Tally::default()
     };
-    let ran = match plan.parallel {
-        Some(n) => run_parallel(plan, n, &mut tally),
-        None => run_sequential(plan, &mut tally),
+    let ran = match (plan.parallel, plan.paginate) {
+        (Some(_), Some(limit)) => run_pages_parallel(plan, limit, &mut tally),
+        (Some(n), None) => run_parallel(plan, n, &mut tally),
+        (None, _) => run_sequential(plan, &mut tally),
     };
     if let Err(e) = ran {
         tally.refused(plan, usize::MAX, e);
@@ -190,39 +191,103 @@ pub(crate) fn run_pages(
     limit: i64,
     tally: &mut Tally,
 ) -> Result<(), Error> {
-    plan.tell_request(t);
-    let start = Instant::now();
-    let mut pages = Paginator::new(plan.request(t)?, Pagination::LinkNext).page_limit(limit);
-    let mut out: Option<File> = None;
-    let mut hasher = Sha256::new();
-    let mut total = Summary::default();
-    let mut last: Option<Completed> = None;
-    loop {
-        let page = match pages.poll() {
-            Some(page) => page,
-            None if pages.is_done() => break,
-            None => {
-                pages.wait(Some(Duration::from_millis(100)));
-                continue;
+    let mut pages = Pages::new(plan, t, limit, false)?;
+    while !pages.step(plan)? {
+        pages.paginator.wait(Some(Duration::from_millis(100)));
+    }
+    pages.finish(plan, tally)
+}
+
+/// `--paginate -Z`: the page sequences of every URL at once, each with
+/// its own connection; a sequence's stdout output is held until it ends,
+/// so sequences do not interleave.
+pub(crate) fn run_pages_parallel(plan: &Plan, limit: i64, tally: &mut Tally) -> Result<(), Error> {
+    let mut running = Vec::new();
+    for t in &plan.transfers {
+        match Pages::new(plan, t, limit, true) {
+            Ok(p) => running.push(p),
+            Err(e) => tally.refused(plan, t.index, e),
+        }
+    }
+    while !running.is_empty() {
+        let mut i = 0;
+        while i < running.len() {
+            if running[i].step(plan)? {
+                running.remove(i).finish(plan, tally)?;
+            } else {
+                i += 1;
             }
+        }
+        // Sleep on one sequence's sockets, briefly: the others are polled
+        // again within 10 ms.
+        if let Some(p) = running.first_mut() {
+            p.paginator.wait(Some(Duration::from_millis(10)));
+        }
+    }
+    Ok(())
+}
+
+/// One URL's pages as they arrive.
+struct Pages<'a> {
+    t: &'a Transfer,
+    paginator: Paginator,
+    start: Instant,
+    out: Option<File>,
+    /// `-Z`: stdout output held until the sequence ends.
+    held: Option<Vec<u8>>,
+    hasher: Sha256,
+    total: Summary,
+    last: Option<Completed>,
+}
+
+impl<'a> Pages<'a> {
+    fn new(plan: &Plan, t: &'a Transfer, limit: i64, hold: bool) -> Result<Pages<'a>, Error> {
+        plan.tell_request(t);
+        Ok(Pages {
+            t,
+            paginator: Paginator::new(plan.request(t)?, Pagination::LinkNext).page_limit(limit),
+            start: Instant::now(),
+            out: None,
+            held: hold.then(Vec::new),
+            hasher: Sha256::new(),
+            total: Summary::default(),
+            last: None,
+        })
+    }
+
+    fn stdout(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        match &mut self.held {
+            Some(held) => {
+                held.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => write_stdout(bytes, None),
+        }
+    }
+
+    /// Takes what arrived (never waits); whether the sequence ended.
+    fn step(&mut self, plan: &Plan) -> Result<bool, Error> {
+        let t = self.t;
+        let page = match self.paginator.poll() {
+            Some(page) => page,
+            None => return Ok(self.paginator.is_done()),
         };
         let page = match page {
             Ok(page) => page,
-            Err(e @ WebError::Refused(_)) => return Err(Error::refused(&t.url, &e)),
             Err(WebError::Failed(c)) | Err(WebError::Status(c)) => {
-                total.add(&c);
-                last = Some(*c);
-                break;
+                self.total.add(&c);
+                self.last = Some(*c);
+                return Ok(true);
             }
             Err(e) => return Err(Error::refused(&t.url, &e)),
         };
-        total.add(&page);
+        self.total.add(&page);
         if plan.fail && page.response_code() >= 400 {
-            last = Some(page);
-            break;
+            self.last = Some(page);
+            return Ok(true);
         }
-        hasher.update(&page.body);
-        total.body_bytes += page.body.len() as u64;
+        self.hasher.update(&page.body);
+        self.total.body_bytes += page.body.len() as u64;
         if plan.verbose {
             eprint!("{}", head_text(&page, "< "));
         }
@@ -230,9 +295,9 @@ pub(crate) fn run_pages(
         // without --report.
         if let Some(path) = &t.file {
             let f =
-                match &mut out {
+                match &mut self.out {
                     Some(f) => f,
-                    None => out.insert(File::create(path).map_err(|e| {
+                    None => self.out.insert(File::create(path).map_err(|e| {
                         Error::write(format!("cannot create {}: {e}", path.display()))
                     })?),
                 };
@@ -241,22 +306,30 @@ pub(crate) fn run_pages(
         }
         if !plan.report {
             if plan.show_head {
-                write_stdout(head_text(&page, "").as_bytes(), None)?;
+                self.stdout(head_text(&page, "").as_bytes())?;
             }
             if t.file.is_none() {
-                write_stdout(&page.body, None)?;
+                self.stdout(&page.body)?;
             }
         }
-        last = Some(page);
+        self.last = Some(page);
+        Ok(self.paginator.is_done())
     }
-    let Some(done) = last else {
-        return Ok(());
-    };
-    total.seconds = start.elapsed().as_secs_f64();
-    total.pages = pages.pages();
-    total.body_sha256 = Some(hex(&hasher.finalize()));
-    total.body_written = true;
-    finish(plan, t, &done, total, None, tally)
+
+    /// The held output, then the report of the whole sequence.
+    fn finish(mut self, plan: &Plan, tally: &mut Tally) -> Result<(), Error> {
+        if let Some(held) = self.held.take() {
+            write_stdout(&held, None)?;
+        }
+        let Some(done) = self.last.take() else {
+            return Ok(());
+        };
+        self.total.seconds = self.start.elapsed().as_secs_f64();
+        self.total.pages = self.paginator.pages();
+        self.total.body_sha256 = Some(hex(&self.hasher.finalize()));
+        self.total.body_written = true;
+        finish(plan, self.t, &done, self.total, None, tally)
+    }
 }
 
 /// Every transfer at once through one `RequestPool`.

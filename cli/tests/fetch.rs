@@ -1270,9 +1270,7 @@ fn fetch_paginate_with_a_page_limit() {
         "{paths:?}"
     );
 
-    // Not with -Z; --page-limit needs --paginate.
-    let out = fetch(&["-Z", "--paginate", "http://127.0.0.1:9/"]);
-    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    // --page-limit needs --paginate.
     let out = fetch(&["--page-limit", "2", "http://127.0.0.1:9/"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
 }
@@ -1621,3 +1619,200 @@ fn fetch_curl_spellings_of_old_flags() {
 }
 
 // ------------------------------------------------------------ game_loop
+
+// ------------------------------------------------------------ new options
+
+#[test]
+fn fetch_paginate_with_parallel() {
+    // Two sequences at once, each on its own connection; each sequence's
+    // output stays whole.
+    let a = page_server(3, 3);
+    let b = page_server(2, 2);
+    let out = fetch(&[
+        "-Z",
+        "--paginate",
+        &format!("{}/p1", a.base_url()),
+        &format!("{}/p1", b.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let text = out.stdout_text();
+    assert!(
+        text == "page 1|page 2|page 3|page 1|page 2|"
+            || text == "page 1|page 2|page 1|page 2|page 3|",
+        "{text}"
+    );
+    assert_eq!(a.requests().len(), 3);
+    assert_eq!(b.requests().len(), 2);
+}
+
+#[test]
+fn fetch_write_out_json_and_variables() {
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&[
+        "-sL",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{json}",
+        &nginx.url("/redirect/chain/2"),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["http_code"], 200);
+    assert_eq!(v["num_redirects"], 2);
+    assert_eq!(v["size_download"], 13);
+    assert_eq!(v["exitcode"], 0);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["http_version"], "1.1");
+    assert_eq!(str_of(&v, "url_effective"), nginx.url("/hello.txt"));
+    assert_eq!(str_of(&v, "filename_effective"), "/dev/null");
+    // %{stderr} switches the rest to stderr; @FILE reads the format.
+    let dir = TempDir::new("fetch-w").unwrap();
+    let format = dir.path().join("format.txt");
+    std::fs::write(&format, "out %{http_code}%{stderr}err %{num_headers}").unwrap();
+    let at = format!("@{}", format.display());
+    let out = fetch(&["-s", "-o", "/dev/null", "-w", &at, &nginx.url("/hello.txt")]);
+    assert_eq!(out.stdout_text(), "out 200");
+    assert!(out.stderr.starts_with("err "), "{}", out.stderr);
+    // An unknown variable is a usage error.
+    let out = fetch(&["-w", "%{nope}", &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_retry_all_errors() {
+    // A 404, then a 200: retried only with --retry-all-errors (and -f).
+    let not_found = || {
+        vec![
+            Step::ReadRequest,
+            Step::write(response("404 Not Found", &[], "no")),
+        ]
+    };
+    let s = ScriptServer::start(vec![
+        not_found(),
+        vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "yes")),
+        ],
+    ]);
+    let url = format!("{}/x", s.base_url());
+    let args = ["--report", "-f", "--retry", "1", "--retry-delay", "0.05"];
+    let out = fetch(&[&args[..], &["--retry-all-errors", url.as_str()]].concat());
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.json()["attempts"], 2);
+    let s = ScriptServer::start(vec![not_found()]);
+    let url = format!("{}/x", s.base_url());
+    let out = fetch(&[&args[..], &[url.as_str()]].concat());
+    assert_eq!(out.code, Some(22), "stderr: {}", out.stderr);
+    assert_eq!(out.json()["attempts"], 1);
+}
+
+#[test]
+fn fetch_help_all_and_progress_bar() {
+    let out = fetch(&["--help", "all"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let help = out.stdout_text();
+    for opt in [
+        "--write-out",
+        "--dump-header",
+        "--upload-file",
+        "--resolve",
+        "--connect-to",
+        "--remote-header-name",
+        "--remote-name-all",
+        "--anyauth",
+        "--time-cond",
+        "--max-filesize",
+        "--fail-with-body",
+        "--retry-all-errors",
+        "--continue-at",
+        "--noproxy",
+        "--paginate",
+        "--json",
+        "--report",
+        "--compressed",
+        "--progress-bar",
+    ] {
+        assert!(help.contains(opt), "{opt} not in --help all");
+    }
+    // -# is accepted; the bar needs a terminal, so the body is all there is.
+    let Some(nginx) = nginx() else { return };
+    let out = fetch(&["-#", &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, b"Hello, world!");
+}
+
+#[test]
+fn fetch_dump_header_and_remote_header_name() {
+    let Some(nginx) = nginx() else { return };
+    let dir = TempDir::new("fetch-dj").unwrap();
+    let heads = dir.path().join("heads.txt");
+    // -D with -L: the final response's head (curl writes every hop's;
+    // the library hands out only the final head).
+    let out = fetch(&[
+        "-sL",
+        "-D",
+        heads.to_str().unwrap(),
+        &nginx.url("/redirect/chain/1"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, b"Hello, world!");
+    let text = std::fs::read_to_string(&heads).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+    assert!(text.contains("Content-Length: 13\r\n"), "{text}");
+    // -J without a Content-Disposition keeps the URL's name.
+    let out = fetch(&[
+        "-s",
+        "-O",
+        "-J",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+        &nginx.url("/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(dir.path().join("hello.txt")).unwrap(),
+        b"Hello, world!"
+    );
+}
+
+#[test]
+fn fetch_noproxy_list_and_connect_to_any() {
+    let Some(nginx) = nginx() else { return };
+    let refused = format!("http://127.0.0.1:{}", free_port().unwrap());
+    // A host not in the list goes through the (refusing) proxy: 7.
+    let out = fetch(&[
+        "-s",
+        "-x",
+        &refused,
+        "--noproxy",
+        "example.com,.other",
+        &nginx.url("/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(7), "{}", out.stderr);
+    // A listed host (and its subdomains) does not.
+    let out = fetch(&[
+        "-s",
+        "-x",
+        &refused,
+        "--noproxy",
+        "example.com,127.0.0.1",
+        &nginx.url("/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // --connect-to with empty HOST1 and PORT1: every connection.
+    let to = format!("::127.0.0.1:{}", nginx.http_addr().port());
+    let out = fetch(&["-s", "--connect-to", &to, "http://any.test:1/hello.txt"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, b"Hello, world!");
+    // Malformed --resolve and --connect-to are usage errors.
+    for args in [
+        &["--resolve", "host:80", "http://127.0.0.1:9/"][..],
+        &["--resolve", "host:80:not-an-ip", "http://127.0.0.1:9/"],
+        &["--connect-to", "a:1:b", "http://127.0.0.1:9/"],
+    ] {
+        let out = fetch(args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+    }
+}
