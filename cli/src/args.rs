@@ -33,7 +33,7 @@ errormsg, filename_effective, method, http_version, redirect_url, json,
 header_json, and %header{name}; \\n \\r \\t escapes, @FILE reads FORMAT.";
 
 /// The command line. The groups are flattened in; each field's id is its
-/// name (`data_urlencode`...), which [`data_pieces`] uses to put the data
+/// name (`data_urlencode`...), which [`crate::plan::data_pieces`] uses to put the data
 /// options back in the order they were given.
 #[derive(Parser, Debug)]
 #[command(
@@ -132,7 +132,7 @@ pub(crate) struct DataArgs {
     /// POST data, '@' not special
     #[arg(long = "data-raw", value_name = "DATA", hide_short_help = true)]
     pub(crate) data_raw: Vec<String>,
-    /// POST data URL-encoded: [name]=TEXT, [name]@FILE
+    /// POST data URL-encoded: TEXT, NAME=TEXT, @FILE or NAME@FILE
     #[arg(long = "data-urlencode", value_name = "DATA")]
     pub(crate) data_urlencode: Vec<String>,
     /// Stream this file from disk as the body
@@ -205,13 +205,13 @@ pub(crate) struct OutputArgs {
     /// With -O, the name the Content-Disposition header gives
     #[arg(short = 'J', long = "remote-header-name", hide_short_help = true)]
     pub(crate) remote_header_name: bool,
-    /// Write the response heads to FILE ('-': stdout)
+    /// Write the response head to FILE ('-': stdout)
     #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
     pub(crate) dump_header: Option<PathBuf>,
     /// After each transfer, print FORMAT with its %{variables} (@FILE reads it)
     #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
     pub(crate) write_out: Option<String>,
-    /// Save the -O files in DIR (implies -O)
+    /// Save the -o/-O files in DIR (no -o/-O: implies -O)
     #[arg(long = "output-dir", value_name = "DIR")]
     pub(crate) output_dir: Option<PathBuf>,
     /// Resume at OFFSET ('-': a partial -o/-O file's size)

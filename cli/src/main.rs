@@ -13,6 +13,9 @@
 //! - [`progress`]: the progress meters on stderr;
 //! - [`exit`]: curl's exit codes, from a transfer's outcome.
 #![forbid(unsafe_code)]
+// The argument fields' docs are clap's help lines, where brackets are the
+// usage notation (`[;type=T]`), not links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod args;
 mod exit;

@@ -112,6 +112,9 @@ pub(crate) fn finish(
         // (With progress lines, the transfer's line said it already.)
         if !ok && multi.is_none() && plan.errors {
             eprintln!("fetch: ({code}) {url}{}: {}", done.result, done.reason);
+            if let Some(hint) = leniency_hint(done) {
+                eprintln!("fetch: {hint}");
+            }
         }
         if http_error && plan.errors {
             eprintln!("fetch: ({code}) {url}{errormsg}");
@@ -146,6 +149,25 @@ pub(crate) fn finish(
         }
     }
     Ok(())
+}
+
+/// For a response that broke a rule curl lets pass: the rule, and the
+/// leniency of pollhttp's proto that would accept it.
+pub(crate) fn leniency_hint(done: &Completed) -> Option<String> {
+    use pollhttp::proto::Error as E;
+    let e = done.connection_failure()?.protocol_error()?;
+    let leniency = match e {
+        E::BareLineFeed { .. } => "bare_lf",
+        E::ObsFold { .. } => "obs_fold",
+        E::ContentLengthWithTransferEncoding { .. } => "content_length_with_transfer_encoding",
+        E::IncompleteChunkedBody { .. } => "last_chunk_then_eof",
+        _ => return None,
+    };
+    Some(format!(
+        "the server broke a rule of RFC 9112 that curl lets pass; pollhttp is strict by \
+         default, and its proto's leniency `{leniency}` would accept it (fetch has no switch \
+         for it yet: the library's Settings do not carry proto's leniencies)"
+    ))
 }
 
 /// `-D FILE`: the head appended (the file was emptied at the start); `-`

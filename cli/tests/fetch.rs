@@ -1816,3 +1816,15 @@ fn fetch_noproxy_list_and_connect_to_any() {
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn fetch_names_the_leniency_a_lax_response_needs() {
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\nContent-Length: 5\n\nhello"),
+        Step::Close,
+    ]]);
+    let out = fetch(&[&format!("{}/", srv.base_url())]);
+    assert_eq!(out.code, Some(8), "{}", out.stderr);
+    assert!(out.stderr.contains("`bare_lf`"), "{}", out.stderr);
+}
