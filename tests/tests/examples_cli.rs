@@ -1,5 +1,5 @@
-//! The `game_loop` example of the `pollhttp` crate, run as a real
-//! command against real servers (the `fetch` binary has its own tests in
+//! The `game_loop` and `frame_loop` examples of the `pollhttp` crate, run as
+//! real commands against real servers (the `fetch` binary has its own tests in
 //! `cli/tests/fetch.rs`).
 //!
 //! Which binaries: `cargo test --workspace` builds the examples into
@@ -60,7 +60,7 @@ fn examples_dir() -> &'static Path {
     })
 }
 
-/// Whether `dir` holds the example, each newer than every file it is built
+/// Whether `dir` holds the examples, each newer than every file it is built
 /// from (the `proto` and `client` crates, their manifests, `Cargo.lock`).
 fn fresh(dir: &Path) -> bool {
     fn newest(path: &Path, acc: &mut std::time::SystemTime) {
@@ -88,7 +88,7 @@ fn fresh(dir: &Path) -> bool {
     ] {
         newest(&root.join(p), &mut sources);
     }
-    ["game_loop"].iter().all(|name| {
+    ["game_loop", "frame_loop"].iter().all(|name| {
         std::fs::metadata(dir.join(name))
             .and_then(|m| m.modified())
             .is_ok_and(|built| built > sources)
@@ -313,4 +313,24 @@ fn game_loop_fetches_a_url() {
     let v = last_line_values(&out);
     assert_eq!(v["result"], "CantConnect");
     assert_eq!(v["failed"], "1");
+}
+
+#[test]
+fn frame_loop_downloads_its_urls() {
+    let Some(nginx) = nginx() else { return };
+    let out = example(
+        "frame_loop",
+        &[&nginx.url("/hello.txt"), &nginx.url("/1k.bin")],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut lines: Vec<String> = out.stdout_text().lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["200 1024 bytes", "200 13 bytes"]);
+    let out = example(
+        "frame_loop",
+        &[&nginx.url("/status/404"), "http://127.0.0.1:9/"],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stdout_text());
+    let out = example("frame_loop", &[]);
+    assert_eq!(out.code, Some(2));
 }
