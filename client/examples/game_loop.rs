@@ -683,10 +683,11 @@ impl Loader {
         let mut pool = RequestPool::with_settings(settings).map_err(|e| e.to_string())?;
         let mut ids = HashMap::new();
         for (i, (url, s)) in jobs.iter().enumerate() {
+            // (The job's own body settings, its download file, are kept.)
             let s = Settings {
                 body: pollhttp::BodySettings {
                     stream,
-                    ..Default::default()
+                    ..s.body.clone()
                 },
                 ..s.clone()
             };
