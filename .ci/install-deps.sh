@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent installer for what pollhttp's integration tests need on a fresh
 # Debian 12 machine (run as root):
-#   - nginx (Debian package), used by tests/src/nginx.rs
+#   - nginx (Debian package), used by tests/src/nginx.rs (the system service
+#     the package starts on port 80 is stopped and disabled)
 #   - a Python virtualenv at <workspace>/.ci-venv with httpbin + gunicorn,
 #     used by tests/src/httpbin.rs (override the location with POLLHTTP_VENV)
 #   - the Rust target thumbv7em-none-eabihf (rustup), for the no_std build of
@@ -30,6 +31,13 @@ else
     echo "install-deps: installing nginx (apt-get)"
     as_root apt-get update -q
     as_root apt-get install -y -q --no-install-recommends nginx
+    # The package starts a system nginx on port 80 and enables it at boot;
+    # the tests run their own nginx on free ports, so stop and disable it.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        as_root systemctl disable --now nginx >/dev/null 2>&1 || true
+    elif command -v service >/dev/null 2>&1; then
+        as_root service nginx stop >/dev/null 2>&1 || true
+    fi
 fi
 
 # --- httpbin + gunicorn virtualenv --------------------------------------------

@@ -17,7 +17,7 @@
 //! order rotating), and ratios are taken inside each round.
 //!
 //! 1. Download of the 1 GiB file into a file: `fetch -o FILE` (the release
-//!    build of the `fetch` example) vs `curl -s -o FILE` vs
+//!    build of the `pollhttp-cli` crate's `fetch` binary) vs `curl -s -o FILE` vs
 //!    `fetch_bench ureq-download`. Figure: client CPU seconds per GiB.
 //! 2. Sequential requests to httpbin `/get`: curl (one invocation, a `-K`
 //!    config with N `url`/`output = /dev/null` pairs; curl keeps the
@@ -31,10 +31,12 @@
 //!    process), once `--inline`, and once on nginx's 1 GiB pinned to core 0,
 //!    compared with fetch's MB/s on that same file.
 //!
-//! Build first: `cargo build --release -p pollhttp --examples` and
-//! `cargo build --release -p pollhttp-benches --bin fetch_bench`; the
-//! examples are looked up next to this binary (`<target>/release/examples`),
-//! or given with `--fetch PATH` and `--game-loop PATH`.
+//! Build first: `cargo build --release -p pollhttp --examples`,
+//! `cargo build --release -p pollhttp-cli` and
+//! `cargo build --release -p pollhttp-benches --bin fetch_bench`; `fetch` is
+//! looked up next to this binary (`<target>/release/fetch`) and `game_loop`
+//! in `<target>/release/examples`, or given with `--fetch PATH` and
+//! `--game-loop PATH`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -492,7 +494,7 @@ fn run(args: &[&str]) -> Result<(), String> {
         rounds: 3,
         requests: 1000,
         only: None,
-        fetch: bin_dir.join("examples/fetch"),
+        fetch: bin_dir.join("fetch"),
         game_loop: bin_dir.join("examples/game_loop"),
     };
     let mut it = args.iter();
@@ -514,8 +516,8 @@ fn run(args: &[&str]) -> Result<(), String> {
     for (name, p) in [("fetch", &o.fetch), ("game_loop", &o.game_loop)] {
         if !p.is_file() {
             return Err(format!(
-                "{name} example not found at {}: run `cargo build --release -p pollhttp --examples` \
-                 (with the same CARGO_TARGET_DIR) or pass --{}",
+                "{name} not found at {}: run `cargo build --release -p pollhttp-cli -p pollhttp \
+                 --bins --examples` (with the same CARGO_TARGET_DIR) or pass --{}",
                 p.display(),
                 name.replace('_', "-")
             ));
