@@ -297,6 +297,26 @@ pub(crate) struct TransferArgs {
     /// With --retry, retry every error (with -f, every status >= 400)
     #[arg(long = "retry-all-errors", hide_short_help = true)]
     pub(crate) retry_all_errors: bool,
+    /// An HTTP cache in DIR (RFC 9111, private; shared with other runs):
+    /// fresh answers come from it, stale ones are revalidated (fetch's own)
+    #[arg(long = "cache", value_name = "DIR")]
+    pub(crate) cache: Option<PathBuf>,
+    /// How the cache is used: default, refresh, only-if-cached, bypass
+    #[arg(long = "cache-mode", value_name = "MODE", value_parser = cache_mode, hide_short_help = true)]
+    pub(crate) cache_mode: Option<pollhttp::CacheMode>,
+}
+
+/// `--cache-mode`'s value, as `fetch()`'s `cache` option names them.
+fn cache_mode(s: &str) -> Result<pollhttp::CacheMode, String> {
+    match s {
+        "default" => Ok(pollhttp::CacheMode::Default),
+        "refresh" | "no-cache" => Ok(pollhttp::CacheMode::Refresh),
+        "only-if-cached" => Ok(pollhttp::CacheMode::OnlyIfCached),
+        "bypass" | "no-store" => Ok(pollhttp::CacheMode::Bypass),
+        _ => Err(format!(
+            "not a cache mode: {s:?} (default, refresh, only-if-cached, bypass)"
+        )),
+    }
 }
 
 #[derive(clap::Args, Debug)]

@@ -144,6 +144,8 @@ pub(crate) fn code(
         Some(RequestFailure::Body(_)) => 26,
         Some(RequestFailure::PipeClosed) => 55,
         Some(RequestFailure::RangeMismatch { .. }) => 33,
+        // A stored body that cannot be read: a local read error.
+        Some(RequestFailure::CacheRead(_)) => 26,
         _ => by_result(result),
     }
 }

@@ -650,6 +650,14 @@ pub(crate) fn settings(cli: &Cli) -> Result<Settings, Error> {
     // curl's default: the body as sent, unless --compressed.
     s.body.accept_gzip = t.compressed;
     s.body.size_limit = t.max_filesize;
+    if let Some(dir) = &t.cache {
+        let cache = pollhttp::Cache::disk(dir, pollhttp::StoreLimits::default())
+            .map_err(|e| Error::new(23, format!("cannot open the cache {}: {e}", dir.display())))?;
+        s.cache = pollhttp::CacheSettings {
+            cache: Some(cache),
+            mode: t.cache_mode.unwrap_or_default(),
+        };
+    }
     s.body.max_recv_speed = t.limit_rate.filter(|r| *r > 0);
     s.body.resume = cli.output.continue_at == Some(ContinueAt::FileSize);
     // A tool has no frame to protect: bigger reads mean fewer syscalls.

@@ -1828,3 +1828,41 @@ fn fetch_names_the_leniency_a_lax_response_needs() {
     assert_eq!(out.code, Some(8), "{}", out.stderr);
     assert!(out.stderr.contains("`bare_lf`"), "{}", out.stderr);
 }
+
+#[test]
+fn fetch_cache_answers_a_later_run_from_its_directory() {
+    let Some(nginx) = nginx() else { return };
+    let dir = TempDir::new("fetch-cache").unwrap();
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let url = nginx.url("/hello.txt");
+    let out = fetch(&["--cache", cache, &url]);
+    assert_eq!(
+        (out.code, &out.stdout[..]),
+        (Some(0), &b"Hello, world!"[..]),
+        "{}",
+        out.stderr
+    );
+    // Offline: the stored answer, no network.
+    let out = fetch(&["--cache", cache, "--cache-mode", "only-if-cached", &url]);
+    assert_eq!(
+        (out.code, &out.stdout[..]),
+        (Some(0), &b"Hello, world!"[..]),
+        "{}",
+        out.stderr
+    );
+    // Another (empty) cache has nothing: only-if-cached fails.
+    let empty = dir.path().join("empty");
+    let out = fetch(&[
+        "--cache",
+        empty.to_str().unwrap(),
+        "--cache-mode",
+        "only-if-cached",
+        &url,
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("only-if-cached"), "{}", out.stderr);
+    let out = fetch(&["--cache-mode", "sometimes", &url]);
+    assert_eq!(out.code, Some(2), "a usage error");
+}
