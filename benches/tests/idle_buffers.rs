@@ -172,10 +172,16 @@ fn gulps_are_lent_only_while_reading() {
     for (name, tls, bound) in [("plain", false, 16 * KIB), ("tls", true, 64 * KIB)] {
         let (largest, kept) = client_idle(&nginx, tls);
         eprintln!("{name}: HttpClient read in gulps (largest allocation {largest} B), kept {kept} B after the response");
-        assert!(
-            largest >= 256 * KIB,
-            "{name}: reads grew to a gulp ({largest})"
-        );
+        // Plain reads on loopback fill their room and grow to a gulp. A TLS
+        // read gets what the server has encrypted by then, which depends
+        // on scheduling (on a loaded machine it can stay under 256 KiB):
+        // only the bound on what is kept is asserted for it.
+        if !tls {
+            assert!(
+                largest >= 256 * KIB,
+                "{name}: reads grew to a gulp ({largest})"
+            );
+        }
         assert!(
             kept <= bound as isize,
             "{name}: the idle client keeps {kept} B (bound {bound})"
