@@ -247,13 +247,23 @@ fn c_cases_under_address_and_undefined_sanitizers() {
             "-fno-omit-frame-pointer",
         ],
     );
-    run_cases(
-        &bin,
-        &[],
-        &[
-            ("ASAN_OPTIONS", "detect_leaks=1:exitcode=86"),
-            ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
-        ],
+    let env = [
+        ("ASAN_OPTIONS", "detect_leaks=1:exitcode=86"),
+        ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+    ];
+    run_cases(&bin, &[], &env);
+    // The control: a leaked handle is reported.
+    let control = out_dir("asan").join("leak_control");
+    gcc(
+        &[&crate_dir().join("tests/c/leak_control.c")],
+        &control,
+        &["-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+    );
+    let out = run(Command::new(&control).envs(env));
+    assert_eq!(out.status.code(), Some(86), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ph_request_new"),
+        "{out:?}"
     );
 }
 
@@ -280,6 +290,27 @@ fn c_cases_under_valgrind() {
             "--errors-for-leak-kinds=definite,indirect",
         ],
         &[],
+    );
+    // The control: a leaked handle is reported.
+    let control = out_dir("valgrind").join("leak_control");
+    gcc(
+        &[&crate_dir().join("tests/c/leak_control.c")],
+        &control,
+        &[],
+    );
+    let out = run(Command::new("valgrind")
+        .args([
+            "-q",
+            "--error-exitcode=87",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+        ])
+        .arg(&suppressions)
+        .arg(&control));
+    assert_eq!(out.status.code(), Some(87), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ph_request_new"),
+        "{out:?}"
     );
 }
 
