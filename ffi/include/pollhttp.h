@@ -82,286 +82,414 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The major version of the header (`PH_VERSION_MAJOR`).
+/**
+ * The major version of the header (`PH_VERSION_MAJOR`).
+ */
 #define PH_VERSION_MAJOR 0
 
-// The minor version of the header (`PH_VERSION_MINOR`).
+/**
+ * The minor version of the header (`PH_VERSION_MINOR`).
+ */
 #define PH_VERSION_MINOR 1
 
-// The patch version of the header (`PH_VERSION_PATCH`).
+/**
+ * The patch version of the header (`PH_VERSION_PATCH`).
+ */
 #define PH_VERSION_PATCH 0
 
-// The header's version in one number, `major << 16 | minor << 8 | patch`
-// (compare with `ph_version()` at run time).
+/**
+ * The header's version in one number, `major << 16 | minor << 8 | patch`
+ * (compare with `ph_version()` at run time).
+ */
 #define PH_VERSION 256
 
-// The request completed: see its status code (a 404 is a success here).
+/**
+ * The request completed: see its status code (a 404 is a success here).
+ */
 #define PH_RESULT_SUCCESS 0
 
-// The body ended before its Content-Length or last chunk.
+/**
+ * The body ended before its Content-Length or last chunk.
+ */
 #define PH_RESULT_CHUNKED_BODY_SIZE_MISMATCH 1
 
-// No connection could be made (refused, connect timeout, proxy refused).
+/**
+ * No connection could be made (refused, connect timeout, proxy refused).
+ */
 #define PH_RESULT_CANT_CONNECT 2
 
-// The host name could not be resolved.
+/**
+ * The host name could not be resolved.
+ */
 #define PH_RESULT_CANT_RESOLVE 3
 
-// The connection failed (I/O error, malformed response).
+/**
+ * The connection failed (I/O error, malformed response).
+ */
 #define PH_RESULT_CONNECTION_ERROR 4
 
-// The TLS handshake or the certificate verification failed.
+/**
+ * The TLS handshake or the certificate verification failed.
+ */
 #define PH_RESULT_TLS_HANDSHAKE_ERROR 5
 
-// The server closed the connection without a response.
+/**
+ * The server closed the connection without a response.
+ */
 #define PH_RESULT_NO_RESPONSE 6
 
-// The body is over `ph_request_set_body_size_limit`.
+/**
+ * The body is over `ph_request_set_body_size_limit`.
+ */
 #define PH_RESULT_BODY_SIZE_LIMIT_EXCEEDED 7
 
-// The body could not be decoded (gzip, deflate).
+/**
+ * The body could not be decoded (gzip, deflate).
+ */
 #define PH_RESULT_BODY_DECOMPRESS_FAILED 8
 
-// The request failed for another reason (see `ph_completion_reason`).
+/**
+ * The request failed for another reason (see `ph_completion_reason`).
+ */
 #define PH_RESULT_REQUEST_FAILED 9
 
-// The download file could not be created.
+/**
+ * The download file could not be created.
+ */
 #define PH_RESULT_DOWNLOAD_FILE_CANT_OPEN 10
 
-// The download file could not be written.
+/**
+ * The download file could not be written.
+ */
 #define PH_RESULT_DOWNLOAD_FILE_WRITE_ERROR 11
 
-// More redirects than `ph_request_set_redirects` allows.
+/**
+ * More redirects than `ph_request_set_redirects` allows.
+ */
 #define PH_RESULT_REDIRECT_LIMIT_REACHED 12
 
-// The total or idle timeout passed.
+/**
+ * The total or idle timeout passed.
+ */
 #define PH_RESULT_TIMEOUT 13
 
-// No connection (queued, or finished).
+/**
+ * No connection (queued, or finished).
+ */
 #define PH_STAGE_DISCONNECTED 0
 
-// Resolving the host name.
+/**
+ * Resolving the host name.
+ */
 #define PH_STAGE_RESOLVING 1
 
-// The name could not be resolved.
+/**
+ * The name could not be resolved.
+ */
 #define PH_STAGE_CANT_RESOLVE 2
 
-// Connecting (TCP, proxy tunnel, TLS handshake).
+/**
+ * Connecting (TCP, proxy tunnel, TLS handshake).
+ */
 #define PH_STAGE_CONNECTING 3
 
-// No address could be connected to.
+/**
+ * No address could be connected to.
+ */
 #define PH_STAGE_CANT_CONNECT 4
 
-// Connected, about to send.
+/**
+ * Connected, about to send.
+ */
 #define PH_STAGE_CONNECTED 5
 
-// Sending the request or waiting for the response head.
+/**
+ * Sending the request or waiting for the response head.
+ */
 #define PH_STAGE_REQUESTING 6
 
-// Receiving the response body.
+/**
+ * Receiving the response body.
+ */
 #define PH_STAGE_BODY 7
 
-// The connection failed.
+/**
+ * The connection failed.
+ */
 #define PH_STAGE_CONNECTION_ERROR 8
 
-// The TLS handshake failed.
+/**
+ * The TLS handshake failed.
+ */
 #define PH_STAGE_TLS_HANDSHAKE_ERROR 9
 
-// A pool of requests (opaque): curl's multi handle. Made by
-// `ph_pool_new`, freed by `ph_pool_free`.
+/**
+ * A pool of requests (opaque): curl's multi handle. Made by
+ * `ph_pool_new`, freed by `ph_pool_free`.
+ */
 typedef struct PhPool PhPool;
 
-// A request being built (opaque): curl's easy handle, without callbacks.
-// Made by `ph_request_new`, freed by `ph_request_free`; submitting it
-// copies it, so it can be changed and submitted again.
+/**
+ * A request being built (opaque): curl's easy handle, without callbacks.
+ * Made by `ph_request_new`, freed by `ph_request_free`; submitting it
+ * copies it, so it can be changed and submitted again.
+ */
 typedef struct PhRequest PhRequest;
 
-// Wakes a pool's `ph_pool_wait` from any thread (opaque). Made by
-// `ph_pool_wake_handle`, freed by `ph_wake_free`.
+/**
+ * Wakes a pool's `ph_pool_wait` from any thread (opaque). Made by
+ * `ph_pool_wake_handle`, freed by `ph_wake_free`.
+ */
 typedef struct PhWake PhWake;
 
-// What every `ph_*` function returns: `PH_OK` (0), `PH_AGAIN` (nothing
-// ready yet, not a failure) or a `PH_ERR_*` code; `ph_strerror` names it.
+/**
+ * What every `ph_*` function returns: `PH_OK` (0), `PH_AGAIN` (nothing
+ * ready yet, not a failure) or a `PH_ERR_*` code; `ph_strerror` names it.
+ */
 typedef int32_t PhCode;
 
-// The id of a request in a pool: never 0, never reused by the same pool.
+/**
+ * The id of a request in a pool: never 0, never reused by the same pool.
+ */
 typedef uint64_t PhId;
 
-// Success.
+/**
+ * Success.
+ */
 #define PH_OK 0
 
-// Nothing is ready yet (no completion waiting, no body piece waiting, a
-// completion asked for while its request is still in flight): not a
-// failure; call `ph_pool_poll` (or wait) and ask again.
+/**
+ * Nothing is ready yet (no completion waiting, no body piece waiting, a
+ * completion asked for while its request is still in flight): not a
+ * failure; call `ph_pool_poll` (or wait) and ask again.
+ */
 #define PH_AGAIN 1
 
-// A required pointer argument was NULL (nothing was done).
+/**
+ * A required pointer argument was NULL (nothing was done).
+ */
 #define PH_ERR_NULL 2
 
-// A string argument is not valid UTF-8 (nothing was done).
+/**
+ * A string argument is not valid UTF-8 (nothing was done).
+ */
 #define PH_ERR_UTF8 3
 
-// An argument is out of its range (a zero limit, a zero-sized buffer, an
-// index past the end).
+/**
+ * An argument is out of its range (a zero limit, a zero-sized buffer, an
+ * index past the end).
+ */
 #define PH_ERR_INVALID_ARGUMENT 4
 
-// The URL does not parse, its scheme is neither `http` nor `https`, or its
-// host is invalid.
+/**
+ * The URL does not parse, its scheme is neither `http` nor `https`, or its
+ * host is invalid.
+ */
 #define PH_ERR_INVALID_URL 5
 
-// The method or a header line is invalid (not a token, a CR, LF or NUL in
-// a value, no `:` in a header line, a Content-Length that does not match
-// the body).
+/**
+ * The method or a header line is invalid (not a token, a CR, LF or NUL in
+ * a value, no `:` in a header line, a Content-Length that does not match
+ * the body).
+ */
 #define PH_ERR_INVALID_REQUEST 6
 
-// No request with this id is in flight (never made, cancelled, completed),
-// or no completion with this id is waiting (never made, already freed).
+/**
+ * No request with this id is in flight (never made, cancelled, completed),
+ * or no completion with this id is waiting (never made, already freed).
+ */
 #define PH_ERR_UNKNOWN_ID 7
 
-// The TLS settings cannot be used (a PEM without a certificate, a
-// malformed one, a server name that is not a name).
+/**
+ * The TLS settings cannot be used (a PEM without a certificate, a
+ * malformed one, a server name that is not a name).
+ */
 #define PH_ERR_TLS 8
 
-// The request body's file cannot be opened or sized.
+/**
+ * The request body's file cannot be opened or sized.
+ */
 #define PH_ERR_BODY_FILE 9
 
-// Two settings of the request cannot be used together (a streamed body
-// and a download file).
+/**
+ * Two settings of the request cannot be used together (a streamed body
+ * and a download file).
+ */
 #define PH_ERR_CONFLICTING_SETTINGS 10
 
-// The operating system refused a resource (file descriptors, an epoll
-// instance, a thread).
+/**
+ * The operating system refused a resource (file descriptors, an epoll
+ * instance, a thread).
+ */
 #define PH_ERR_SYSTEM 11
 
-// A bug inside the library was caught at the boundary (a Rust panic never
-// crosses into C). The handle it happened on answers `PH_ERR_PANIC` from
-// then on; free it.
+/**
+ * A bug inside the library was caught at the boundary (a Rust panic never
+ * crosses into C). The handle it happened on answers `PH_ERR_PANIC` from
+ * then on; free it.
+ */
 #define PH_ERR_PANIC 12
 
-// The header asked for is not in the completion.
+/**
+ * The header asked for is not in the completion.
+ */
 #define PH_ERR_NOT_FOUND 13
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// The library's version as `PH_VERSION` encodes it (`major << 16 | minor
-// << 8 | patch`): compare with `PH_VERSION` to check that the library
-// loaded is the one the program was compiled against.
+/**
+ * The library's version as `PH_VERSION` encodes it (`major << 16 | minor
+ * << 8 | patch`): compare with `PH_VERSION` to check that the library
+ * loaded is the one the program was compiled against.
+ */
 uint32_t ph_version(void);
 
-// The library's version as text ("0.1.0"): a static string (never freed).
+/**
+ * The library's version as text ("0.1.0"): a static string (never freed).
+ */
 const char *ph_version_string(void);
 
-// The text of a `PH_OK`, `PH_AGAIN` or `PH_ERR_*` code: a static string
-// (never freed, never NULL; "unknown error code" for other values).
+/**
+ * The text of a `PH_OK`, `PH_AGAIN` or `PH_ERR_*` code: a static string
+ * (never freed, never NULL; "unknown error code" for other values).
+ */
 const char *ph_strerror(PhCode code);
 
-// The name of a `PH_RESULT_*` value ("Success", "Timeout", ...): a static
-// string (never freed, never NULL; "Unknown" for other values).
+/**
+ * The name of a `PH_RESULT_*` value ("Success", "Timeout", ...): a static
+ * string (never freed, never NULL; "Unknown" for other values).
+ */
 const char *ph_result_name(int32_t result);
 
-// Make a pool with default limits and budgets (6 connections per origin,
-// 64 in all, a poll budget of 4 MiB and 1 ms) into `*out`. Change them
-// with the `ph_pool_set_*` functions. Free it with `ph_pool_free`.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_SYSTEM` (no epoll instance or eventfd).
+/**
+ * Make a pool with default limits and budgets (6 connections per origin,
+ * 64 in all, a poll budget of 4 MiB and 1 ms) into `*out`. Change them
+ * with the `ph_pool_set_*` functions. Free it with `ph_pool_free`.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_SYSTEM` (no epoll instance or eventfd).
+ */
 PhCode ph_pool_new(PhPool **out);
 
-// Free a pool: every request in flight is cancelled and every connection
-// closed at once (lookups still running end on their own threads, never
-// waited for); every completion not freed is freed, so the pointers it
-// gave out are invalid from now on. NULL is a no-op.
+/**
+ * Free a pool: every request in flight is cancelled and every connection
+ * closed at once (lookups still running end on their own threads, never
+ * waited for); every completion not freed is freed, so the pointers it
+ * gave out are invalid from now on. NULL is a no-op.
+ */
 void ph_pool_free(PhPool *pool);
 
-// The most connections open in all (`total`) and to one origin
-// (`per_origin`), active and idle together: curl's
-// `CURLMOPT_MAX_TOTAL_CONNECTIONS` and `CURLMOPT_MAX_HOST_CONNECTIONS`.
-// Requests over the limits wait in a FIFO queue. Applies from the next
-// call.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (a zero).
+/**
+ * The most connections open in all (`total`) and to one origin
+ * (`per_origin`), active and idle together: curl's
+ * `CURLMOPT_MAX_TOTAL_CONNECTIONS` and `CURLMOPT_MAX_HOST_CONNECTIONS`.
+ * Requests over the limits wait in a FIFO queue. Applies from the next
+ * call.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (a zero).
+ */
 PhCode ph_pool_set_max_connections(PhPool *pool, size_t total, size_t per_origin);
 
-// What one `ph_pool_poll` may do: read at most `bytes` socket bytes and
-// spend about `time_us` microseconds (a negative `time_us`: no time
-// limit). The default is 4 MiB and 1000 us. Applies from the next poll.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (`bytes` is 0).
+/**
+ * What one `ph_pool_poll` may do: read at most `bytes` socket bytes and
+ * spend about `time_us` microseconds (a negative `time_us`: no time
+ * limit). The default is 4 MiB and 1000 us. Applies from the next poll.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (`bytes` is 0).
+ */
 PhCode ph_pool_set_poll_budget(PhPool *pool, size_t bytes, int64_t time_us);
 
-// Most bytes of a streamed body (`ph_request_set_stream_body`) waiting
-// to be read before its request stops reading from the socket; it
-// resumes once half was read. Default 4 MiB; at least 65536.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (under 65536).
+/**
+ * Most bytes of a streamed body (`ph_request_set_stream_body`) waiting
+ * to be read before its request stops reading from the socket; it
+ * resumes once half was read. Default 4 MiB; at least 65536.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (under 65536).
+ */
 PhCode ph_pool_set_stream_high_water(PhPool *pool, size_t bytes);
 
-// Start the request `req` describes; its id goes to `*id`. Returns at
-// once: nothing is sent before the next `ph_pool_poll`. Never blocks.
-// `req` is copied: it stays the caller's, to change, submit again or free.
-//
-// Errors (nothing was started, `*id` is 0, `ph_pool_last_error` says
-// why): `PH_ERR_NULL`, `PH_ERR_INVALID_URL`, `PH_ERR_INVALID_REQUEST`,
-// `PH_ERR_TLS`, `PH_ERR_BODY_FILE`, `PH_ERR_CONFLICTING_SETTINGS`,
-// `PH_ERR_SYSTEM`.
+/**
+ * Start the request `req` describes; its id goes to `*id`. Returns at
+ * once: nothing is sent before the next `ph_pool_poll`. Never blocks.
+ * `req` is copied: it stays the caller's, to change, submit again or free.
+ *
+ * Errors (nothing was started, `*id` is 0, `ph_pool_last_error` says
+ * why): `PH_ERR_NULL`, `PH_ERR_INVALID_URL`, `PH_ERR_INVALID_REQUEST`,
+ * `PH_ERR_TLS`, `PH_ERR_BODY_FILE`, `PH_ERR_CONFLICTING_SETTINGS`,
+ * `PH_ERR_SYSTEM`.
+ */
 PhCode ph_pool_submit(PhPool *pool, const PhRequest *req, PhId *id);
 
-// Do what is ready, within the pool's poll budget: collect socket
-// readiness, finished name lookups and due deadlines, step each request
-// with work in turn, and file the completions. Never blocks. The number
-// of completions waiting to be taken goes to `*completions` (NULL: not
-// wanted).
-//
-// Errors: `PH_ERR_NULL` (pool).
+/**
+ * Do what is ready, within the pool's poll budget: collect socket
+ * readiness, finished name lookups and due deadlines, step each request
+ * with work in turn, and file the completions. Never blocks. The number
+ * of completions waiting to be taken goes to `*completions` (NULL: not
+ * wanted).
+ *
+ * Errors: `PH_ERR_NULL` (pool).
+ */
 PhCode ph_pool_poll(PhPool *pool, size_t *completions);
 
-// Sleep until the pool has work for `ph_pool_poll` (a socket is ready, a
-// lookup finished, a deadline is due, a `ph_wake`) or `timeout_ms`
-// passed (negative: no limit but the pool's own deadlines; with nothing
-// in flight and no wake, that is forever). Returns at once when work is
-// pending. Never spins. Whether something may be ready goes to `*ready`
-// (1 or 0; NULL: not wanted).
-//
-// Errors: `PH_ERR_NULL` (pool).
+/**
+ * Sleep until the pool has work for `ph_pool_poll` (a socket is ready, a
+ * lookup finished, a deadline is due, a `ph_wake`) or `timeout_ms`
+ * passed (negative: no limit but the pool's own deadlines; with nothing
+ * in flight and no wake, that is forever). Returns at once when work is
+ * pending. Never spins. Whether something may be ready goes to `*ready`
+ * (1 or 0; NULL: not wanted).
+ *
+ * Errors: `PH_ERR_NULL` (pool).
+ */
 PhCode ph_pool_wait(PhPool *pool, int64_t timeout_ms, int *ready);
 
-// The pool's file descriptor (an epoll instance) into `*fd`: readable
-// when `ph_pool_poll` has socket work. To nest the pool in a program's
-// own `poll`/`select`/`epoll` loop, wait for it to be readable with
-// `ph_pool_timeout` as the timeout, then call `ph_pool_poll`. Owned by
-// the pool: never close it; valid until `ph_pool_free`.
-//
-// Errors: `PH_ERR_NULL`.
+/**
+ * The pool's file descriptor (an epoll instance) into `*fd`: readable
+ * when `ph_pool_poll` has socket work. To nest the pool in a program's
+ * own `poll`/`select`/`epoll` loop, wait for it to be readable with
+ * `ph_pool_timeout` as the timeout, then call `ph_pool_poll`. Owned by
+ * the pool: never close it; valid until `ph_pool_free`.
+ *
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_pool_fd(PhPool *pool, int *fd);
 
-// How long the program may sleep (on `ph_pool_fd`) before `ph_pool_poll`
-// has work without a socket event, in milliseconds, rounded up, into
-// `*timeout_ms`: 0 when work is pending now, -1 when only socket events
-// can bring work (curl's `curl_multi_timeout`).
-//
-// Errors: `PH_ERR_NULL`.
+/**
+ * How long the program may sleep (on `ph_pool_fd`) before `ph_pool_poll`
+ * has work without a socket event, in milliseconds, rounded up, into
+ * `*timeout_ms`: 0 when work is pending now, -1 when only socket events
+ * can bring work (curl's `curl_multi_timeout`).
+ *
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_pool_timeout(PhPool *pool, int64_t *timeout_ms);
 
-// Requests in flight (submitted, not completed nor cancelled) into `*n`.
-//
-// Errors: `PH_ERR_NULL`.
+/**
+ * Requests in flight (submitted, not completed nor cancelled) into `*n`.
+ *
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_pool_in_flight(PhPool *pool, size_t *n);
 
-// Stop a request at once: no completion comes for `id`, its connection is
-// closed (a lookup or handshake in progress is abandoned, never waited
-// for). Never blocks.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_UNKNOWN_ID` (not in flight: unknown,
-// cancelled, or completed; free a completion with `ph_completion_free`).
+/**
+ * Stop a request at once: no completion comes for `id`, its connection is
+ * closed (a lookup or handshake in progress is abandoned, never waited
+ * for). Never blocks.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UNKNOWN_ID` (not in flight: unknown,
+ * cancelled, or completed; free a completion with `ph_completion_free`).
+ */
 PhCode ph_pool_cancel(PhPool *pool, PhId id);
 
-// Progress of a request in flight; each out-pointer may be NULL (not
-// wanted): `*stage` a `PH_STAGE_*` value, `*downloaded` body bytes of the
-// current response received so far (wire bytes), `*body_size` its
-// Content-Length or -1 when unknown, `*uploaded` request body bytes sent.
-//
-// Errors: `PH_ERR_NULL` (pool), `PH_ERR_UNKNOWN_ID` (not in flight).
+/**
+ * Progress of a request in flight; each out-pointer may be NULL (not
+ * wanted): `*stage` a `PH_STAGE_*` value, `*downloaded` body bytes of the
+ * current response received so far (wire bytes), `*body_size` its
+ * Content-Length or -1 when unknown, `*uploaded` request body bytes sent.
+ *
+ * Errors: `PH_ERR_NULL` (pool), `PH_ERR_UNKNOWN_ID` (not in flight).
+ */
 PhCode ph_pool_progress(PhPool *pool,
                         PhId id,
                         int *stage,
@@ -369,213 +497,289 @@ PhCode ph_pool_progress(PhPool *pool,
                         int64_t *body_size,
                         uint64_t *uploaded);
 
-// Copy the next bytes of a streamed body (`ph_request_set_stream_body`)
-// into `buf` (`cap` bytes); how many go to `*len`. Never blocks. Once the
-// request completed, the bytes not read yet are its completion's body.
-//
-// Returns `PH_OK` (`*len` > 0), `PH_AGAIN` (nothing waiting now: poll
-// and ask again; `*len` is 0). Errors: `PH_ERR_NULL`,
-// `PH_ERR_INVALID_ARGUMENT` (`cap` is 0), `PH_ERR_UNKNOWN_ID` (not in
-// flight).
+/**
+ * Copy the next bytes of a streamed body (`ph_request_set_stream_body`)
+ * into `buf` (`cap` bytes); how many go to `*len`. Never blocks. Once the
+ * request completed, the bytes not read yet are its completion's body.
+ *
+ * Returns `PH_OK` (`*len` > 0), `PH_AGAIN` (nothing waiting now: poll
+ * and ask again; `*len` is 0). Errors: `PH_ERR_NULL`,
+ * `PH_ERR_INVALID_ARGUMENT` (`cap` is 0), `PH_ERR_UNKNOWN_ID` (not in
+ * flight).
+ */
 PhCode ph_pool_read_body(PhPool *pool, PhId id, uint8_t *buf, size_t cap, size_t *len);
 
-// The next completion, in completion order: its id goes to `*id`. The
-// completion stays in the pool (read it with the `ph_completion_*`
-// functions) until `ph_completion_free(pool, id)`. Never blocks.
-//
-// Returns `PH_OK`, or `PH_AGAIN` when none is waiting (`*id` is 0).
-// Errors: `PH_ERR_NULL`.
+/**
+ * The next completion, in completion order: its id goes to `*id`. The
+ * completion stays in the pool (read it with the `ph_completion_*`
+ * functions) until `ph_completion_free(pool, id)`. Never blocks.
+ *
+ * Returns `PH_OK`, or `PH_AGAIN` when none is waiting (`*id` is 0).
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_pool_next_completion(PhPool *pool, PhId *id);
 
-// The text of the last failure of a call on this pool (more precise than
-// `ph_strerror`: "invalid URL: relative URL without a base"), "" when
-// none. Owned by the pool, valid until the next call on it. NULL for a
-// NULL pool.
+/**
+ * The text of the last failure of a call on this pool (more precise than
+ * `ph_strerror`: "invalid URL: relative URL without a base"), "" when
+ * none. Owned by the pool, valid until the next call on it. NULL for a
+ * NULL pool.
+ */
 const char *ph_pool_last_error(PhPool *pool);
 
-// A handle that wakes this pool's `ph_pool_wait` (or the program's own
-// wait on `ph_pool_fd`) from any thread, into `*out`. Free it with
-// `ph_wake_free`; it may outlive the pool (waking then does nothing).
-//
-// Errors: `PH_ERR_NULL`.
+/**
+ * A handle that wakes this pool's `ph_pool_wait` (or the program's own
+ * wait on `ph_pool_fd`) from any thread, into `*out`. Free it with
+ * `ph_wake_free`; it may outlive the pool (waking then does nothing).
+ *
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_pool_wake_handle(PhPool *pool, PhWake **out);
 
-// Make the pool's current or next `ph_pool_wait` return at once. May be
-// called from any thread, at the same time as any pool call. Never
-// blocks.
-//
-// Errors: `PH_ERR_NULL`.
+/**
+ * Make the pool's current or next `ph_pool_wait` return at once. May be
+ * called from any thread, at the same time as any pool call. Never
+ * blocks.
+ *
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_wake(const PhWake *wake);
 
-// Free a wake handle (from the thread that uses it, once no other thread
-// uses it). NULL is a no-op.
+/**
+ * Free a wake handle (from the thread that uses it, once no other thread
+ * uses it). NULL is a no-op.
+ */
 void ph_wake_free(PhWake *wake);
 
-// Make a request for `method` (a token: "GET", "POST", ...) on `url`
-// (`http://` or `https://`, checked at submit) into `*out`, with the
-// default settings: no timeout but a 30 s connect timeout, up to 8
-// redirects followed, gzip accepted and decoded, the body collected in
-// memory, TLS verified against the bundled Mozilla roots. Free it with
-// `ph_request_free`.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`, `PH_ERR_INVALID_REQUEST` (the
-// method is not a token).
+/**
+ * Make a request for `method` (a token: "GET", "POST", ...) on `url`
+ * (`http://` or `https://`, checked at submit) into `*out`, with the
+ * default settings: no timeout but a 30 s connect timeout, up to 8
+ * redirects followed, gzip accepted and decoded, the body collected in
+ * memory, TLS verified against the bundled Mozilla roots. Free it with
+ * `ph_request_free`.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`, `PH_ERR_INVALID_REQUEST` (the
+ * method is not a token).
+ */
 PhCode ph_request_new(const char *method, const char *url, PhRequest **out);
 
-// Free a request. Requests submitted from it are not affected. NULL is a
-// no-op.
+/**
+ * Free a request. Requests submitted from it are not affected. NULL is a
+ * no-op.
+ */
 void ph_request_free(PhRequest *req);
 
-// Change the method. Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`,
-// `PH_ERR_INVALID_REQUEST` (not a token).
+/**
+ * Change the method. Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`,
+ * `PH_ERR_INVALID_REQUEST` (not a token).
+ */
 PhCode ph_request_set_method(PhRequest *req, const char *method);
 
-// Change the URL (checked at submit). Errors: `PH_ERR_NULL`,
-// `PH_ERR_UTF8`.
+/**
+ * Change the URL (checked at submit). Errors: `PH_ERR_NULL`,
+ * `PH_ERR_UTF8`.
+ */
 PhCode ph_request_set_url(PhRequest *req, const char *url);
 
-// Add a header line, `"Name: value"` (no CR or LF; whitespace around the
-// value is trimmed). Host, Content-Length and Connection are the library's
-// unless given here.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`, `PH_ERR_INVALID_REQUEST` (no `:`,
-// a name that is not a token, a CR, LF or other control byte in the
-// value); nothing is added then.
+/**
+ * Add a header line, `"Name: value"` (no CR or LF; whitespace around the
+ * value is trimmed). Host, Content-Length and Connection are the library's
+ * unless given here.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`, `PH_ERR_INVALID_REQUEST` (no `:`,
+ * a name that is not a token, a CR, LF or other control byte in the
+ * value); nothing is added then.
+ */
 PhCode ph_request_add_header(PhRequest *req, const char *line);
 
-// Remove every header line added. Errors: `PH_ERR_NULL`.
+/**
+ * Remove every header line added. Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_clear_headers(PhRequest *req);
 
-// Send the `len` bytes at `data` as the body (copied now; `data` may be
-// NULL when `len` is 0, for an empty body with Content-Length: 0).
-// Replaces a body file. Errors: `PH_ERR_NULL`.
+/**
+ * Send the `len` bytes at `data` as the body (copied now; `data` may be
+ * NULL when `len` is 0, for an empty body with Content-Length: 0).
+ * Replaces a body file. Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_body(PhRequest *req, const uint8_t *data, size_t len);
 
-// Send the file at `path` as the body, streamed from disk (opened and
-// sized at submit; its size is the Content-Length). Replaces a body in
-// memory. Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`.
+/**
+ * Send the file at `path` as the body, streamed from disk (opened and
+ * sized at submit; its size is the Content-Length). Replaces a body in
+ * memory. Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`.
+ */
 PhCode ph_request_set_body_file(PhRequest *req, const char *path);
 
-// Write the response body to the file at `path` (created or truncated
-// when the response starts) instead of memory; "" goes back to memory.
-// Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`.
+/**
+ * Write the response body to the file at `path` (created or truncated
+ * when the response starts) instead of memory; "" goes back to memory.
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`.
+ */
 PhCode ph_request_set_download_file(PhRequest *req, const char *path);
 
-// The whole request's deadline, redirects and retries included (0: none,
-// the default). Errors: `PH_ERR_NULL`.
+/**
+ * The whole request's deadline, redirects and retries included (0: none,
+ * the default). Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_timeout_ms(PhRequest *req, uint64_t ms);
 
-// Fail when no byte arrives for this long (0: never, the default).
-// Errors: `PH_ERR_NULL`.
+/**
+ * Fail when no byte arrives for this long (0: never, the default).
+ * Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_idle_timeout_ms(PhRequest *req, uint64_t ms);
 
-// The connect timeout (TCP, proxy tunnel, TLS handshake); default 30000.
-// Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (0).
+/**
+ * The connect timeout (TCP, proxy tunnel, TLS handshake); default 30000.
+ * Errors: `PH_ERR_NULL`, `PH_ERR_INVALID_ARGUMENT` (0).
+ */
 PhCode ph_request_set_connect_timeout_ms(PhRequest *req, uint64_t ms);
 
-// Whether redirects are followed (`follow` non-zero, the default) and how
-// many at most (`max`, default 8; more fail with
-// `PH_RESULT_REDIRECT_LIMIT_REACHED`). Not followed, a redirect response
-// is the completion. Errors: `PH_ERR_NULL`.
+/**
+ * Whether redirects are followed (`follow` non-zero, the default) and how
+ * many at most (`max`, default 8; more fail with
+ * `PH_RESULT_REDIRECT_LIMIT_REACHED`). Not followed, a redirect response
+ * is the completion. Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_redirects(PhRequest *req, int follow, uint32_t max);
 
-// Whether to ask for gzip and deflate and decode them (non-zero: the
-// default). Errors: `PH_ERR_NULL`.
+/**
+ * Whether to ask for gzip and deflate and decode them (non-zero: the
+ * default). Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_accept_gzip(PhRequest *req, int on);
 
-// Fail with `PH_RESULT_BODY_SIZE_LIMIT_EXCEEDED` when the body (decoded)
-// is over `limit` bytes (0: no limit, the default). Errors: `PH_ERR_NULL`.
+/**
+ * Fail with `PH_RESULT_BODY_SIZE_LIMIT_EXCEEDED` when the body (decoded)
+ * is over `limit` bytes (0: no limit, the default). Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_body_size_limit(PhRequest *req, uint64_t limit);
 
-// Hand the body out in pieces (`ph_pool_read_body`) instead of
-// collecting it (non-zero: on). Cannot go with a download file
-// (`PH_ERR_CONFLICTING_SETTINGS` at submit). Errors: `PH_ERR_NULL`.
+/**
+ * Hand the body out in pieces (`ph_pool_read_body`) instead of
+ * collecting it (non-zero: on). Cannot go with a download file
+ * (`PH_ERR_CONFLICTING_SETTINGS` at submit). Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_stream_body(PhRequest *req, int on);
 
-// Read the body at most this fast, in bytes per second (0: no limit, the
-// default; curl's `CURLOPT_MAX_RECV_SPEED_LARGE`). Errors: `PH_ERR_NULL`.
+/**
+ * Read the body at most this fast, in bytes per second (0: no limit, the
+ * default; curl's `CURLOPT_MAX_RECV_SPEED_LARGE`). Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_max_recv_speed(PhRequest *req, uint64_t bytes_per_s);
 
-// Verify servers against the CA certificates in the PEM text at `pem`
-// (`len` bytes, copied now) instead of the bundled Mozilla roots.
-//
-// Errors: `PH_ERR_NULL`, `PH_ERR_TLS` (malformed, or no certificate);
-// the roots are unchanged then.
+/**
+ * Verify servers against the CA certificates in the PEM text at `pem`
+ * (`len` bytes, copied now) instead of the bundled Mozilla roots.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_TLS` (malformed, or no certificate);
+ * the roots are unchanged then.
+ */
 PhCode ph_request_set_tls_root_pem(PhRequest *req, const uint8_t *pem, size_t len);
 
-// Verify the server certificate against `name` (and send it as SNI)
-// instead of the URL's host; "" goes back to the URL's host.
-// Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`.
+/**
+ * Verify the server certificate against `name` (and send it as SNI)
+ * instead of the URL's host; "" goes back to the URL's host.
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`.
+ */
 PhCode ph_request_set_tls_server_name(PhRequest *req, const char *name);
 
-// **Dangerous** (non-zero `on`): accept any server certificate for any
-// name, so anyone on the path can read and change the traffic. For
-// development against self-signed servers only. Errors: `PH_ERR_NULL`.
+/**
+ * **Dangerous** (non-zero `on`): accept any server certificate for any
+ * name, so anyone on the path can read and change the traffic. For
+ * development against self-signed servers only. Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_tls_dangerous_disable_verification(PhRequest *req, int on);
 
-// Send `http://` requests through the HTTP proxy at `host`:`port`, and
-// tunnel `https://` ones through it with CONNECT; "" as `host`: no proxy
-// (the default). Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`,
-// `PH_ERR_INVALID_ARGUMENT` (port 0).
+/**
+ * Send `http://` requests through the HTTP proxy at `host`:`port`, and
+ * tunnel `https://` ones through it with CONNECT; "" as `host`: no proxy
+ * (the default). Errors: `PH_ERR_NULL`, `PH_ERR_UTF8`,
+ * `PH_ERR_INVALID_ARGUMENT` (port 0).
+ */
 PhCode ph_request_set_proxy(PhRequest *req, const char *host, uint16_t port);
 
-// Basic credentials for the proxy ("" as `user`: none). Errors:
-// `PH_ERR_NULL`, `PH_ERR_UTF8`.
+/**
+ * Basic credentials for the proxy ("" as `user`: none). Errors:
+ * `PH_ERR_NULL`, `PH_ERR_UTF8`.
+ */
 PhCode ph_request_set_proxy_auth(PhRequest *req, const char *user, const char *password);
 
-// Take the proxies from `http_proxy`, `https_proxy` and `no_proxy` when
-// none is set (non-zero: on; off by default). Errors: `PH_ERR_NULL`.
+/**
+ * Take the proxies from `http_proxy`, `https_proxy` and `no_proxy` when
+ * none is set (non-zero: on; off by default). Errors: `PH_ERR_NULL`.
+ */
 PhCode ph_request_set_proxy_from_env(PhRequest *req, int on);
 
-// The `PH_RESULT_*` of a completed request into `*result`
-// (`PH_RESULT_SUCCESS` when a response arrived, whatever its status).
-//
-// Every `ph_completion_*` getter answers `PH_AGAIN` while `id` is in
-// flight and `PH_ERR_UNKNOWN_ID` for an id that is not a completion
-// waiting to be freed (never made, cancelled, or freed: a double free is
-// this error, never a crash).
+/**
+ * The `PH_RESULT_*` of a completed request into `*result`
+ * (`PH_RESULT_SUCCESS` when a response arrived, whatever its status).
+ *
+ * Every `ph_completion_*` getter answers `PH_AGAIN` while `id` is in
+ * flight and `PH_ERR_UNKNOWN_ID` for an id that is not a completion
+ * waiting to be freed (never made, cancelled, or freed: a double free is
+ * this error, never a crash).
+ */
 PhCode ph_completion_result(PhPool *pool, PhId id, int *result);
 
-// The response's status code into `*status` (0 when no response came).
+/**
+ * The response's status code into `*status` (0 when no response came).
+ */
 PhCode ph_completion_status(PhPool *pool, PhId id, int *status);
 
-// The body: its first byte's address into `*data` and its length into
-// `*len` (decoded; empty when written to a download file; for a streamed
-// body, the bytes not read with `ph_pool_read_body`). Owned by the pool,
-// valid and unchanged until `ph_completion_free(pool, id)` or
-// `ph_pool_free`. Never NULL (an empty body has a valid address).
+/**
+ * The body: its first byte's address into `*data` and its length into
+ * `*len` (decoded; empty when written to a download file; for a streamed
+ * body, the bytes not read with `ph_pool_read_body`). Owned by the pool,
+ * valid and unchanged until `ph_completion_free(pool, id)` or
+ * `ph_pool_free`. Never NULL (an empty body has a valid address).
+ */
 PhCode ph_completion_body(PhPool *pool, PhId id, const uint8_t **data, size_t *len);
 
-// How many header lines the response has, into `*count` (0 without a
-// response).
+/**
+ * How many header lines the response has, into `*count` (0 without a
+ * response).
+ */
 PhCode ph_completion_header_count(PhPool *pool, PhId id, size_t *count);
 
-// The header line at `index` (0-based, in the order received) as a
-// NUL-terminated `"Name: value"` into `*line`. Owned by the pool, valid
-// until `ph_completion_free(pool, id)` or `ph_pool_free`. Errors also:
-// `PH_ERR_INVALID_ARGUMENT` (index past the end).
+/**
+ * The header line at `index` (0-based, in the order received) as a
+ * NUL-terminated `"Name: value"` into `*line`. Owned by the pool, valid
+ * until `ph_completion_free(pool, id)` or `ph_pool_free`. Errors also:
+ * `PH_ERR_INVALID_ARGUMENT` (index past the end).
+ */
 PhCode ph_completion_header(PhPool *pool, PhId id, size_t index, const char **line);
 
-// The value of the first header named `name` (ASCII case-insensitive) as
-// a NUL-terminated string into `*value`: a pointer into its line, valid
-// as the line. Errors also: `PH_ERR_UTF8`, `PH_ERR_NOT_FOUND`.
+/**
+ * The value of the first header named `name` (ASCII case-insensitive) as
+ * a NUL-terminated string into `*value`: a pointer into its line, valid
+ * as the line. Errors also: `PH_ERR_UTF8`, `PH_ERR_NOT_FOUND`.
+ */
 PhCode ph_completion_header_value(PhPool *pool, PhId id, const char *name, const char **value);
 
-// Why the request failed, as text ("" for `PH_RESULT_SUCCESS`), into
-// `*reason`; valid as the body.
+/**
+ * Why the request failed, as text ("" for `PH_RESULT_SUCCESS`), into
+ * `*reason`; valid as the body.
+ */
 PhCode ph_completion_reason(PhPool *pool, PhId id, const char **reason);
 
-// The URL of the final response (after redirects; "" without a
-// response) into `*url`, and how many redirects were followed into
-// `*redirects` (NULL: not wanted); valid as the body.
+/**
+ * The URL of the final response (after redirects; "" without a
+ * response) into `*url`, and how many redirects were followed into
+ * `*redirects` (NULL: not wanted); valid as the body.
+ */
 PhCode ph_completion_final_url(PhPool *pool, PhId id, const char **url, uint32_t *redirects);
 
-// Free a completion (whether or not `ph_pool_next_completion` returned
-// it): every pointer its getters gave out is invalid from now on.
-//
-// Errors: `PH_ERR_NULL` (pool), `PH_AGAIN` (still in flight: cancel it
-// instead), `PH_ERR_UNKNOWN_ID` (no such completion: a second free of the
-// same id is this error, harmless).
+/**
+ * Free a completion (whether or not `ph_pool_next_completion` returned
+ * it): every pointer its getters gave out is invalid from now on.
+ *
+ * Errors: `PH_ERR_NULL` (pool), `PH_AGAIN` (still in flight: cancel it
+ * instead), `PH_ERR_UNKNOWN_ID` (no such completion: a second free of the
+ * same id is this error, harmless).
+ */
 PhCode ph_completion_free(PhPool *pool, PhId id);
 
 #ifdef __cplusplus

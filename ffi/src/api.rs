@@ -914,20 +914,21 @@ impl PhRequest {
 impl PhPool {
     /// Move the pool's completions into `done`, under their C ids.
     fn file_completions(&mut self) {
-        while let Some((rid, completed)) = self.pool.poll_completed() {
+        while let Some((rid, mut completed)) = self.pool.poll_completed() {
             let Some(id) = self.ids.remove(&rid) else {
                 continue;
             };
             self.in_flight.remove(&id);
+            let tail = std::mem::take(&mut completed.body);
             let body = match self.partial.remove(&id) {
-                Some(rest) if !completed.body.is_empty() => {
-                    let mut all = Vec::with_capacity(rest.len() + completed.body.len());
+                Some(rest) if !tail.is_empty() => {
+                    let mut all = Vec::with_capacity(rest.len() + tail.len());
                     all.extend_from_slice(&rest);
-                    all.extend_from_slice(&completed.body);
+                    all.extend_from_slice(&tail);
                     Bytes::from(all)
                 }
                 Some(rest) => rest,
-                None => completed.body.clone(),
+                None => tail,
             };
             let headers = completed
                 .headers()
@@ -1125,4 +1126,72 @@ pub extern "C" fn ph_completion_free(pool: *mut PhPool, id: PhId) -> PhCode {
         }
         Ok(())
     })
+}
+
+// The header's thread rules, checked: a pool or a request may move
+// between threads (used by one at a time); a wake handle is shared.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync<T: Send + Sync>() {}
+    send::<PhPool>();
+    send::<PhRequest>();
+    send_sync::<PhWake>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_code_and_poisons_its_pool() {
+        assert_eq!(guard(|| panic!("a bug")), PH_ERR_PANIC);
+        assert_eq!(guard(|| Err(PH_ERR_UTF8)), PH_ERR_UTF8);
+        let mut pool: *mut PhPool = std::ptr::null_mut();
+        assert_eq!(ph_pool_new(&mut pool), PH_OK);
+        assert_eq!(
+            with_pool(pool, |_| panic!("a bug in a pool call")),
+            PH_ERR_PANIC
+        );
+        // From then on the pool refuses every call but the free.
+        let mut n = 0usize;
+        assert_eq!(ph_pool_poll(pool, &mut n), PH_ERR_PANIC);
+        assert_eq!(ph_pool_in_flight(pool, &mut n), PH_ERR_PANIC);
+        ph_pool_free(pool);
+        let mut req: *mut PhRequest = std::ptr::null_mut();
+        assert_eq!(
+            ph_request_new(c"GET".as_ptr(), c"http://h/".as_ptr(), &mut req),
+            PH_OK
+        );
+        assert_eq!(
+            with_request(req, |_| panic!("a bug in a request call")),
+            PH_ERR_PANIC
+        );
+        ph_request_free(req);
+    }
+
+    #[test]
+    fn a_failed_call_leaves_its_text_until_the_next_call() {
+        let mut pool: *mut PhPool = std::ptr::null_mut();
+        assert_eq!(ph_pool_new(&mut pool), PH_OK);
+        let text = |p| {
+            crate::raw::handle_mut::<PhPool>(p)
+                .unwrap()
+                .last_error
+                .clone()
+        };
+        assert_eq!(
+            ph_pool_set_max_connections(pool, 0, 1),
+            PH_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            text(pool).as_c_str(),
+            crate::error::text(PH_ERR_INVALID_ARGUMENT)
+        );
+        assert_eq!(ph_pool_poll(pool, std::ptr::null_mut()), PH_OK);
+        assert!(text(pool).is_empty());
+        let mut id = 0;
+        assert_eq!(ph_pool_next_completion(pool, &mut id), PH_AGAIN);
+        assert!(text(pool).is_empty(), "PH_AGAIN is not a failure");
+        ph_pool_free(pool);
+    }
 }

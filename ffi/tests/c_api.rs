@@ -382,8 +382,24 @@ fn readme_c_example_compiles_and_runs() {
     let out = run(Command::new(&bin).arg(nginx.url("/hello.txt")));
     check("README example", &out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("200"), "{stdout}");
-    assert!(stdout.contains("13 bytes"), "{stdout}");
+    assert!(stdout.contains("Success 200, 13 bytes"), "{stdout}");
+    // The staticlib, linked as ffi/README.md says.
+    let static_bin = dir.join("example-static");
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(&src)
+        .arg(lib_dir().join("libpollhttp_ffi.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&static_bin);
+    check("gcc (static)", &run(&mut cmd));
+    let out = run(Command::new(&static_bin).arg(nginx.url("/hello.txt")));
+    check("README example (static)", &out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Success 200, 13 bytes"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -73,3 +73,34 @@ fn unsafe_blocks_live_in_raw_rs_only() {
         assert_eq!(allows > 0, allowed, "{name}: allow(unsafe_code)");
     }
 }
+
+#[test]
+fn every_export_runs_under_the_panic_guard() {
+    let api = std::fs::read_to_string(crate_dir().join("src/api.rs")).expect("api.rs");
+    // Exports that cannot fail nor panic: they index static tables.
+    let infallible = [
+        "ph_version",
+        "ph_version_string",
+        "ph_strerror",
+        "ph_result_name",
+    ];
+    let mut exports = 0;
+    for part in api.split("\n#[unsafe(no_mangle)]\n").skip(1) {
+        let name = part
+            .split("pub extern \"C\" fn ")
+            .nth(1)
+            .and_then(|rest| rest.split('(').next())
+            .expect("an export after #[unsafe(no_mangle)]");
+        exports += 1;
+        // The body: up to the next item at column 0.
+        let body = part.split("\n}\n").next().unwrap_or_default();
+        let guarded = ["guard(", "with_pool(", "with_request(", "with_completion("]
+            .iter()
+            .any(|g| body.contains(g));
+        assert!(
+            guarded || infallible.contains(&name),
+            "{name} does not run under guard/with_*"
+        );
+    }
+    assert!(exports >= 50, "{exports} exports");
+}
