@@ -9,6 +9,11 @@
 #     pollhttp-proto (override with POLLHTTP_NO_STD_TARGET)
 #   - node and npm (Debian packages nodejs, npm), for the HTTP cache-tests
 #     suite of scripts/cache-conformance.sh (which installs the suite itself)
+#   - for the C API's tests (ffi/tests/c_api.rs): gcc and g++ (the C cases,
+#     the header as C and C++, ASan/UBSan runtimes come with gcc), valgrind,
+#     and Mono (mono-mcs, mono-runtime) for the C# P/Invoke smoke test; all
+#     Debian packages. The header's generator, cbindgen, is a dev-dependency
+#     pinned in Cargo.lock: nothing to install.
 # Re-running it is cheap: each step is skipped when already satisfied.
 set -euo pipefail
 
@@ -70,6 +75,21 @@ else
     echo "install-deps: installing nodejs and npm (apt-get)"
     as_root apt-get update -q
     as_root apt-get install -y -q --no-install-recommends nodejs npm
+fi
+
+# --- C, C++, valgrind and Mono, for the C API's tests -------------------------
+FFI_MISSING=()
+command -v gcc >/dev/null 2>&1 || FFI_MISSING+=(gcc libc6-dev)
+command -v g++ >/dev/null 2>&1 || FFI_MISSING+=(g++)
+command -v valgrind >/dev/null 2>&1 || FFI_MISSING+=(valgrind)
+command -v mcs >/dev/null 2>&1 || FFI_MISSING+=(mono-mcs)
+command -v mono >/dev/null 2>&1 || FFI_MISSING+=(mono-runtime)
+if [ "${#FFI_MISSING[@]}" -eq 0 ]; then
+    echo "install-deps: gcc, g++, valgrind, mcs and mono already present"
+else
+    echo "install-deps: installing ${FFI_MISSING[*]} (apt-get)"
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${FFI_MISSING[@]}"
 fi
 
 echo "install-deps: done"

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a fresh machine: installs what the tests
 # need (nginx, httpbin in a virtualenv, cargo-fuzz, a bare-metal Rust target
-# for the no_std build of pollhttp-proto, node and npm), then fmt, clippy,
-# docs, the whole workspace's tests, the HTTP cache conformance suite
-# (scripts/cache-conformance.sh, about 25 s), and a short smoke run of each
-# fuzz target.
+# for the no_std build of pollhttp-proto, node and npm, gcc/g++/valgrind/Mono
+# for the C API), then fmt, clippy, docs, the whole workspace's tests, the
+# HTTP cache conformance suite (scripts/cache-conformance.sh, about 25 s),
+# and a short smoke run of each fuzz target.
+#
+# The C API's checks are part of `cargo test --workspace` (crate
+# pollhttp-ffi): tests/header.rs fails when ffi/include/pollhttp.h differs
+# from a fresh cbindgen generation; tests/c_api.rs compiles the C cases
+# with gcc and runs them plain, under ASan+UBSan and under valgrind, checks
+# the header as C99 and C++11 (-Wall -Wextra -Werror), compiles and runs the
+# README's C example, and runs the C# smoke test under Mono.
 #
 #   scripts/test.sh                  everything (what CI runs)
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke runs
