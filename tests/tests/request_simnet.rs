@@ -705,7 +705,7 @@ fn requests_to_two_origins_through_one_proxy_share_its_kept_connection() {
     let other = Settings {
         proxy: pollhttp::ProxySettings {
             auth: Some(("u".into(), "p".into())),
-            ..Default::default()
+            ..settings.proxy.clone()
         },
         ..settings
     };

@@ -14,7 +14,7 @@ use mio::{Registry, Token, Waker};
 use pollhttp_proto::{Config, Error as ProtoError, Event, MessageBodyLength, ResponseHead};
 use url::Url;
 
-use super::download::{resume_offset, stamp};
+use super::download::{resume_offset, settle_failed, stamp};
 use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
 use super::rate;
@@ -655,6 +655,8 @@ impl Job {
         let head = self.response.as_ref()?;
         let options = SinkOptions {
             accept_gzip: self.settings.body.accept_gzip,
+            verify_digests: self.settings.body.verify_digests,
+            expected_sha256: self.settings.body.expected_sha256,
             body_size_limit: self.settings.body.size_limit,
             download_file: self.settings.body.download_file.as_deref(),
             resume: self.settings.body.resume,
@@ -750,13 +752,19 @@ impl Job {
             return self.follow_next(drv, now);
         }
         if let Some(decoder) = self.decoder.take() {
-            let (sink, r) = decoder.finish();
+            let (mut sink, r) = decoder.finish();
+            let verified = sink.verify_body();
             self.decoder = Some(Decoder::Identity(sink));
             // An empty body (chunked or close-delimited with no byte) has
             // nothing to decode: it is empty, not a corrupt stream.
             let empty = self.progress.downloaded.load(Ordering::Relaxed) == 0;
             if let (Err(e), false) = (r, empty) {
                 return Some(self.sink_failure(drv, Some(e)));
+            }
+            // Fail closed: a body that does not match its digests is never
+            // a success.
+            if let Err(failure) = verified {
+                return Some(self.complete(drv, RequestResult::IntegrityFailed, Some(failure)));
             }
         }
         let waiting_pieces = self
@@ -928,6 +936,18 @@ impl Job {
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
                 let (mut sink, _) = d.finish();
+                if let (false, Some(path)) = (
+                    result == RequestResult::Success,
+                    &self.settings.body.download_file,
+                ) {
+                    let integrity = result == RequestResult::IntegrityFailed;
+                    if sink.file_touched()
+                        && (integrity || self.settings.body.expected_sha256.is_some())
+                    {
+                        sink.file = None;
+                        settle_failed(path, self.settings.body.resume, integrity);
+                    }
+                }
                 if let (RequestResult::Success, Some(path)) =
                     (result, &self.settings.body.download_file)
                 {
