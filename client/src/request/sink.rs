@@ -330,7 +330,9 @@ impl Decoder {
             }
         }
         let mut verify = None;
-        if has_body {
+        // HEAD, 204, 304 have no content to check; an empty one (a
+        // Content-Length of 0) has, and its digest is the empty string's.
+        if !matches!(head.body_length(), MessageBodyLength::None) {
             let wanted = VerifyFor {
                 fields: options.verify_digests,
                 expected: options
