@@ -484,7 +484,7 @@ fn a_streamed_body_with_a_wrong_digest_completes_as_a_failure() {
         let mut pool = RequestPool::new().unwrap();
         let mut settings = Settings::default();
         settings.body.stream = true;
-        let id = pool.get(&server.base_url(), &settings).unwrap();
+        let id = pool.get(server.base_url(), &settings).unwrap();
         let start = Instant::now();
         let mut streamed = Vec::new();
         let done = loop {
