@@ -38,7 +38,13 @@ fn patterns() -> (Vec<u8>, Vec<u8>) {
     let text = binary
         .iter()
         .enumerate()
-        .map(|(i, b)| if i % 64 == 63 { b'\n' } else { b"etaoinshrdlucmfw"[(b & 15) as usize] })
+        .map(|(i, b)| {
+            if i % 64 == 63 {
+                b'\n'
+            } else {
+                b"etaoinshrdlucmfw"[(b & 15) as usize]
+            }
+        })
         .collect();
     (binary, text)
 }
@@ -181,7 +187,8 @@ fn bomb(coding: &str) {
     drop(zeros);
     // The request runs in a fresh process, so its peak RSS is its own (not
     // the encoder's that made the bomb).
-    let path = std::env::temp_dir().join(format!("decode-bench-bomb-{}.{coding}", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("decode-bench-bomb-{}.{coding}", std::process::id()));
     std::fs::write(&path, &coded).unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--bomb-child", coding, path.to_str().unwrap()])
@@ -230,7 +237,10 @@ fn main() {
             return bomb_child(&coding, &path);
         }
         if a == "--max-mib" {
-            max_mib = args.next().and_then(|v| v.parse().ok()).expect("--max-mib N");
+            max_mib = args
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("--max-mib N");
         }
     }
     let set = asset_set(max_mib);

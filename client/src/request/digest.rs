@@ -504,6 +504,32 @@ mod tests {
         }
     }
 
+    /// Generated field values (an alphabet of the grammar's characters,
+    /// valid members mixed in): the parser never panics, and accepts what
+    /// it should.
+    #[test]
+    fn generated_fields_never_panic() {
+        let alphabet = b"sha-256=:AAAA+/=:,; ()?\"*01.-@aZ\t";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let mut v: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if next() % 3 == 0 {
+                v.splice(0..0, b"sha-512=:AAAA:, ".iter().copied());
+            }
+            let _ = parse_dictionary(&v);
+        }
+        assert!(parse_dictionary(b"a, b=?0;x;y=\"s\\\"\", c=(1 2 \"x\");p, d=:AA==:").is_some());
+    }
+
     #[test]
     fn hex_sums() {
         let s = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
