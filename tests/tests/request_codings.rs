@@ -305,3 +305,40 @@ fn httpbin_brotli_is_decoded() {
     let json: serde_json::Value = serde_json::from_slice(&done.body).unwrap();
     assert_eq!(json["brotli"], true);
 }
+
+/// A bomb without a body size limit: `poll()` still decodes a bounded
+/// amount each call (pieces of coded input sized by the ratio they decode
+/// at), so a 2 KB br body of 256 MiB is taken in many polls, not one.
+#[test]
+fn a_bomb_without_a_limit_is_decoded_a_bounded_amount_per_poll() {
+    use pollhttp::{RequestPool, Settings};
+    let zeros = vec![0u8; 256 << 20];
+    for (field, bomb) in [("br", br(&zeros)), ("zstd", zstd(&zeros))] {
+        let server = serve(response("200 OK", &[("Content-Encoding", field)], &bomb));
+        let mut pool = RequestPool::new().unwrap();
+        let mut settings = Settings::default();
+        settings.body.stream = true;
+        let id = pool.get(server.base_url(), &settings).unwrap();
+        let (mut total, mut most, mut polls) = (0usize, 0usize, 0usize);
+        let done = loop {
+            polls += 1;
+            assert!(polls < 100_000, "{field}: bounded");
+            pool.poll();
+            let mut this_poll = 0;
+            while let Some(piece) = pool.read_body(id) {
+                this_poll += piece.len();
+            }
+            total += this_poll;
+            most = most.max(this_poll);
+            if let Some((_, done)) = pool.poll_completed() {
+                break done;
+            }
+            pool.wait(Some(Duration::from_millis(10)));
+        };
+        assert_eq!(done.result, Success, "{field}: {}", done.reason);
+        assert_eq!(total + done.body.len(), zeros.len(), "{field}");
+        println!("{field}: {polls} polls, at most {} KiB in one", most >> 10);
+        // Before the pieces followed the ratio: all 256 MiB in the first poll.
+        assert!(most <= 32 << 20, "{field}: {} MiB in one poll", most >> 20);
+    }
+}
