@@ -658,7 +658,7 @@ impl Loader {
             let s = Settings {
                 body: pollhttp::BodySettings {
                     stream,
-                    ..Default::default()
+                    ..s.body.clone()
                 },
                 ..s.clone()
             };
