@@ -297,6 +297,9 @@ pub(crate) struct TransferArgs {
     /// With --retry, retry every error (with -f, every status >= 400)
     #[arg(long = "retry-all-errors", hide_short_help = true)]
     pub(crate) retry_all_errors: bool,
+    /// Fail (exit 100) unless the body's SHA-256 is HEX (fetch's own)
+    #[arg(long = "expect-sha256", value_name = "HEX")]
+    pub(crate) expect_sha256: Option<String>,
     /// An HTTP cache in DIR (RFC 9111, private; shared with other runs):
     /// fresh answers come from it, stale ones are revalidated (fetch's own)
     #[arg(long = "cache", value_name = "DIR")]

@@ -207,6 +207,8 @@ fn by_result(result: RequestResult) -> u8 {
         RequestResult::DownloadFileCantOpen | RequestResult::DownloadFileWriteError => 23,
         RequestResult::RedirectLimitReached => 47,
         RequestResult::Timeout => 28,
+        // curl has no integrity check: a code of ours, outside curl's table.
+        RequestResult::IntegrityFailed => 100,
     }
 }
 

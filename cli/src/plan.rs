@@ -473,8 +473,13 @@ impl Plan {
                     .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
             })
         };
-        if self.settings.body.accept_gzip && !given(&lines, "Accept-Encoding") {
-            lines.push("Accept-Encoding: gzip, deflate".into());
+        let codings = &self.settings.body.codings;
+        if self.settings.body.accept_gzip
+            && !codings.is_empty()
+            && !given(&lines, "Accept-Encoding")
+        {
+            let tokens: Vec<&str> = codings.iter().map(|c| c.token()).collect();
+            lines.push(format!("Accept-Encoding: {}", tokens.join(", ")));
         }
         let given = given(&lines, "Content-Length") || given(&lines, "Transfer-Encoding");
         match &self.payload {
@@ -649,6 +654,15 @@ pub(crate) fn settings(cli: &Cli) -> Result<Settings, Error> {
     }
     // curl's default: the body as sent, unless --compressed.
     s.body.accept_gzip = t.compressed;
+    if t.compressed {
+        // curl asks for every coding it was built with.
+        s.body.codings = pollhttp::ContentCoding::ALL.to_vec();
+    }
+    if let Some(hex) = &t.expect_sha256 {
+        s.body.expected_sha256 = Some(pollhttp::sha256_from_hex(hex).ok_or_else(|| {
+            Error::usage(format!("--expect-sha256: not a SHA-256 in hex: {hex:?}"))
+        })?);
+    }
     s.body.size_limit = t.max_filesize;
     if let Some(dir) = &t.cache {
         let cache = pollhttp::Cache::disk(dir, pollhttp::StoreLimits::default())

@@ -1866,3 +1866,27 @@ fn fetch_cache_answers_a_later_run_from_its_directory() {
     let out = fetch(&["--cache-mode", "sometimes", &url]);
     assert_eq!(out.code, Some(2), "a usage error");
 }
+
+#[test]
+fn fetch_expect_sha256_fails_closed_and_compressed_asks_for_every_coding() {
+    let Some(nginx) = nginx() else { return };
+    let url = nginx.url("/1m.bin");
+    let good = sha256_hex(&pseudo_random_bytes(1 << 20));
+    let out = fetch(&["--expect-sha256", &good, &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.len(), 1 << 20);
+    let bad = "00".repeat(32);
+    let out = fetch(&["--expect-sha256", &bad, &url]);
+    assert_eq!(out.code, Some(100), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing handed out as good");
+    let out = fetch(&["--expect-sha256", "xyz", &url]);
+    assert_eq!(out.code, Some(2));
+    let out = fetch(&["-v", "--compressed", &nginx.url("/hello.txt")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Accept-Encoding: zstd, br, gzip, deflate"),
+        "{}",
+        out.stderr
+    );
+}

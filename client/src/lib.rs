@@ -63,8 +63,9 @@ pub use http_request::HttpRequest;
 pub use pollhttp_proto::method;
 pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
 pub use request::{
-    BodySettings, Completed, CookieStore, IntoUrl, ProxySettings, Redirects, Refusal,
-    RequestFailure, RequestResult, Settings, Timeouts,
+    sha256_from_hex, BodySettings, Completed, ContentCoding, CookieStore, DigestAlgorithm,
+    DigestCheck, IntoUrl, ProxySettings, Redirects, Refusal, RequestFailure, RequestResult,
+    Settings, Timeouts,
 };
 pub use resolve::LookupFn;
 pub use status::{Status, WakeHandle};

@@ -3,7 +3,7 @@
 //! ([`Job`]) runs here as under `HttpRequest`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -85,6 +85,14 @@ pub struct PoolSettings {
     pub dns_failure_ttl: Duration,
     /// Most names in the DNS cache (the oldest goes first). Default 256.
     pub dns_cache_entries: usize,
+    /// The no-starvation rule of the wait queue (see
+    /// [`RequestPool::request_with_priority`]): every `oldest_every`-th
+    /// request admitted from the queue is the oldest one waiting, whatever
+    /// its priority, so a request waits for at most about `oldest_every`
+    /// times as many admissions as there are requests older than it. 0:
+    /// strict priority (a low priority may wait as long as higher ones keep
+    /// coming). Default 8.
+    pub oldest_every: u32,
 }
 
 impl Default for PoolSettings {
@@ -101,6 +109,7 @@ impl Default for PoolSettings {
             dns_cache_ttl: Duration::from_secs(60),
             dns_failure_ttl: Duration::from_secs(5),
             dns_cache_entries: 256,
+            oldest_every: 8,
         }
     }
 }
@@ -273,60 +282,106 @@ impl Connections for Serving<'_> {
     }
 }
 
-/// Requests waiting for a connection: a FIFO queue per [`ConnKey`] (per
-/// origin; per proxy for plain http through one: the requests that wait for
-/// the same connections), served oldest first across keys. A key whose
-/// oldest request cannot get a connection is skipped for the rest of a
-/// pass, so a pass costs a few look-ups per key, not one per waiting
-/// request.
+/// Requests waiting for a connection, per [`ConnKey`] (per origin; per
+/// proxy for plain http through one: the requests that wait for the same
+/// connections), served highest priority first across keys, oldest first
+/// among equals; every `oldest_every`-th admission goes to the oldest
+/// request waiting whatever its priority (no starvation). A key whose best
+/// request cannot get a connection is skipped for the rest of a pass, so a
+/// pass costs a few look-ups per key, not one per waiting request.
 #[derive(Default)]
 struct WaitQueue {
-    /// (arrival, slot, the slot's generation: a cancelled request's entry
-    /// never admits the slot's next request).
-    by_key: HashMap<ConnKey, VecDeque<(u64, u32, u32)>>,
+    by_key: HashMap<ConnKey, KeyQueue>,
     next_seq: u64,
     len: usize,
+    /// Admissions since the last one that went to the oldest request.
+    since_oldest: u32,
+}
+
+/// One key's waiting requests, by rank and by age: (slot, the slot's
+/// generation: a cancelled request's entry never admits the slot's next
+/// request).
+#[derive(Default)]
+struct KeyQueue {
+    by_rank: BTreeMap<(Reverse<i32>, u64), (u32, u32)>,
+    by_age: BTreeMap<u64, i32>,
 }
 
 impl WaitQueue {
-    fn push(&mut self, key: ConnKey, index: u32, generation: u32) {
-        self.by_key
-            .entry(key)
-            .or_default()
-            .push_back((self.next_seq, index, generation));
+    /// Queue slot `index` under `key`; its arrival number (what
+    /// [`reprioritize`](Self::reprioritize) finds it by).
+    fn push(&mut self, key: ConnKey, index: u32, generation: u32, priority: i32) -> u64 {
+        let seq = self.next_seq;
+        let q = self.by_key.entry(key).or_default();
+        q.by_rank
+            .insert((Reverse(priority), seq), (index, generation));
+        q.by_age.insert(seq, priority);
         self.next_seq += 1;
         self.len += 1;
+        seq
     }
 
     fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Offer a connection to the oldest waiting request of each key in
-    /// turn, oldest first: `admit(slot, generation)` says `Some(true)` (admitted),
-    /// `Some(false)` (still waiting: its key is full for this pass) or
-    /// `None` (gone).
-    fn admit(&mut self, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
+    /// Move the entry `seq` of `key` from priority `old` to `new` (its
+    /// arrival, and so its place among equals, kept). Cost: O(log n).
+    fn reprioritize(&mut self, key: &ConnKey, seq: u64, old: i32, new: i32) {
+        let Some(q) = self.by_key.get_mut(key) else {
+            return;
+        };
+        if let Some(entry) = q.by_rank.remove(&(Reverse(old), seq)) {
+            q.by_rank.insert((Reverse(new), seq), entry);
+            q.by_age.insert(seq, new);
+        }
+    }
+
+    /// Offer a connection to the best waiting request of each key in turn
+    /// (highest priority, then oldest; the oldest whatever its priority on
+    /// every `oldest_every`-th admission): `admit(slot, generation)` says
+    /// `Some(true)` (admitted), `Some(false)` (still waiting: its key is
+    /// full for this pass) or `None` (gone).
+    fn admit(&mut self, oldest_every: u32, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
         let mut blocked: Vec<ConnKey> = Vec::new();
         loop {
-            let oldest = self
+            let oldest_turn = oldest_every > 0 && self.since_oldest + 1 >= oldest_every;
+            // Each key's candidate, as (rank across keys, arrival, priority).
+            let best = self
                 .by_key
                 .iter()
-                .filter(|(k, q)| !q.is_empty() && !blocked.contains(k))
-                .min_by_key(|(_, q)| q.front().map(|e| e.0))
-                .map(|(k, _)| k.clone());
-            let Some(key) = oldest else {
+                .filter(|(k, _)| !blocked.contains(k))
+                .filter_map(|(k, q)| {
+                    let (seq, priority) = if oldest_turn {
+                        q.by_age.first_key_value().map(|(s, p)| (*s, *p))?
+                    } else {
+                        q.by_rank.first_key_value().map(|((p, s), _)| (*s, p.0))?
+                    };
+                    let rank = if oldest_turn { 0 } else { priority };
+                    Some(((Reverse(rank), seq), priority, k))
+                })
+                .min_by_key(|(rank, _, _)| *rank)
+                .map(|((_, seq), priority, k)| (seq, priority, k.clone()));
+            let Some((seq, priority, key)) = best else {
                 break;
             };
             let queue = self.by_key.get_mut(&key).expect("found above");
-            let (_, i, generation) = *queue.front().expect("not empty");
+            let (i, generation) = queue.by_rank[&(Reverse(priority), seq)];
             match admit(i, generation) {
                 Some(false) => blocked.push(key),
-                Some(true) | None => {
-                    queue.pop_front();
+                found => {
+                    queue.by_rank.remove(&(Reverse(priority), seq));
+                    queue.by_age.remove(&seq);
                     self.len -= 1;
-                    if queue.is_empty() {
+                    if queue.by_rank.is_empty() {
                         self.by_key.remove(&key);
+                    }
+                    if found == Some(true) {
+                        self.since_oldest = if oldest_turn {
+                            0
+                        } else {
+                            self.since_oldest + 1
+                        };
                     }
                 }
             }
@@ -402,6 +457,10 @@ struct Slot {
     /// moving average; 0: not measured yet): a gzip body costs several
     /// times a plain one per socket byte.
     cost: u64,
+    /// Its priority in the wait queue (higher first).
+    priority: i32,
+    /// Its entry in the wait queue (arrival number) while it waits.
+    wait_seq: Option<u64>,
 }
 
 /// Many requests under one [`poll`](Self::poll), on one thread: per-origin
@@ -594,6 +653,39 @@ impl RequestPool {
         body: impl Into<RequestBody>,
         settings: &Settings,
     ) -> Result<RequestId, RequestError> {
+        self.request_with_priority(0, url, headers, method, body, settings)
+    }
+
+    /// [`request`](Self::request) with a priority for the wait queue
+    /// (default 0; higher goes first), changeable while the request waits
+    /// ([`set_priority`](Self::set_priority): a camera moved).
+    ///
+    /// The rule, applied whenever connections are scarce (a per-origin or
+    /// total limit reached, so requests wait for one): the waiting request
+    /// with the highest priority gets the next connection its origin can
+    /// have; among equal priorities the one that waited longest (FIFO). No
+    /// starvation: every [`PoolSettings::oldest_every`]-th admission (8 by
+    /// default) goes to the oldest waiting request whatever its priority,
+    /// so a low priority waits for at most about that many times the
+    /// admissions of the requests older than it. A request that has its
+    /// connection runs to its end: priorities order admission, they do not
+    /// pause running requests (cancel one, or read a streamed body later
+    /// to slow it, to make room).
+    ///
+    /// Cost: as [`request`](Self::request), plus O(log n) in the queue's
+    /// length; each admission compares one candidate per origin waiting.
+    ///
+    /// # Errors
+    /// As [`request`](Self::request).
+    pub fn request_with_priority(
+        &mut self,
+        priority: i32,
+        url: impl IntoUrl,
+        headers: &[(&str, &str)],
+        method: &str,
+        body: impl Into<RequestBody>,
+        settings: &Settings,
+    ) -> Result<RequestId, RequestError> {
         let body = body.into();
         let now = self.now();
         let (url, headers) = prepare(url, headers, method, &body, settings)?;
@@ -631,6 +723,8 @@ impl RequestPool {
                     queued: false,
                     armed: None,
                     cost: 0,
+                    priority: 0,
+                    wait_seq: None,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -646,8 +740,11 @@ impl RequestPool {
             self.deadlines.push(Reverse((d, index, generation)));
         }
         self.in_flight += 1;
-        // It asks for a connection in arrival order with those waiting.
-        self.waiting.push(key, index, generation);
+        // It asks for a connection by priority, in arrival order with
+        // those of its priority.
+        let slot = &mut self.slots[index as usize];
+        slot.priority = priority;
+        slot.wait_seq = Some(self.waiting.push(key, index, generation, priority));
         self.arrivals = true;
         Ok(RequestId {
             index,
@@ -887,6 +984,44 @@ impl RequestPool {
         self.conns.cache.idle()
     }
 
+    /// Change the priority of request `id` (see
+    /// [`request_with_priority`](Self::request_with_priority)). While it
+    /// waits for a connection it moves to its new place at once, keeping its
+    /// arrival among equals; once admitted the priority no longer matters
+    /// (unless it waits again, for a redirect's new origin). Returns whether
+    /// `id` is in flight. Never blocks.
+    ///
+    /// Cost: while it waits, its connection key is worked out again (a few
+    /// small allocations) and its entry moved (O(log n)); else nothing.
+    pub fn set_priority(&mut self, id: RequestId, priority: i32) -> bool {
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation && s.job.is_some())
+        else {
+            return false;
+        };
+        let old = std::mem::replace(&mut slot.priority, priority);
+        if let (Some(seq), true) = (slot.wait_seq, old != priority) {
+            let target = match &slot.job {
+                Some(Work::Queued(q)) => target_for(&q.url, &q.settings),
+                Some(Work::Running(job)) => job.target(),
+                None => return true,
+            };
+            self.waiting
+                .reprioritize(&ConnKey::of(&target), seq, old, priority);
+        }
+        true
+    }
+
+    /// The priority of request `id`, `None` when it is not in flight.
+    pub fn priority(&self, id: RequestId) -> Option<i32> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation && s.job.is_some())
+            .map(|s| s.priority)
+    }
+
     /// Stop a request at once: nothing completes for `id` afterwards, and its
     /// connection is closed (a lookup or a TLS handshake in progress is
     /// abandoned, never waited for). Returns whether `id` was in flight.
@@ -918,6 +1053,8 @@ impl RequestPool {
         slot.generation = slot.generation.wrapping_add(1);
         slot.queued = false;
         slot.cost = 0;
+        slot.priority = 0;
+        slot.wait_seq = None;
         self.free_slots.push(index);
         self.in_flight -= 1;
     }
@@ -1091,7 +1228,7 @@ impl RequestPool {
             return;
         }
         let mut waiting = std::mem::take(&mut self.waiting);
-        waiting.admit(|i, generation| {
+        waiting.admit(self.conns.settings.oldest_every, |i, generation| {
             let slot = &mut self.slots[i as usize];
             if slot.generation != generation {
                 return None; // cancelled while it waited
@@ -1101,6 +1238,7 @@ impl RequestPool {
             if job.is_waiting() {
                 return Some(false);
             }
+            slot.wait_seq = None;
             self.enqueue(i);
             Some(true)
         });
@@ -1159,7 +1297,8 @@ impl RequestPool {
         }
         slot.job = Some(Work::Running(job));
         if let Some(key) = wait_key {
-            self.waiting.push(key, i, generation);
+            let priority = slot.priority;
+            slot.wait_seq = Some(self.waiting.push(key, i, generation, priority));
         } else if more {
             self.enqueue(i);
         }

@@ -174,6 +174,12 @@
 #define PH_RESULT_TIMEOUT 13
 
 /**
+ * The body does not match its digest (`Content-Digest` / `Repr-Digest`,
+ * RFC 9530) or the expected SHA-256: nothing of it is handed out as good.
+ */
+#define PH_RESULT_INTEGRITY_FAILED 14
+
+/**
  * No connection (queued, or finished).
  */
 #define PH_STAGE_DISCONNECTED 0

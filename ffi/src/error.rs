@@ -127,6 +127,9 @@ pub const PH_RESULT_DOWNLOAD_FILE_WRITE_ERROR: i32 = 11;
 pub const PH_RESULT_REDIRECT_LIMIT_REACHED: i32 = 12;
 /// The total or idle timeout passed.
 pub const PH_RESULT_TIMEOUT: i32 = 13;
+/// The body does not match its digest (`Content-Digest` / `Repr-Digest`,
+/// RFC 9530) or the expected SHA-256: nothing of it is handed out as good.
+pub const PH_RESULT_INTEGRITY_FAILED: i32 = 14;
 
 /// No connection (queued, or finished).
 pub const PH_STAGE_DISCONNECTED: i32 = 0;
@@ -194,6 +197,7 @@ mod tests {
             ),
             (R::RedirectLimitReached, PH_RESULT_REDIRECT_LIMIT_REACHED),
             (R::Timeout, PH_RESULT_TIMEOUT),
+            (R::IntegrityFailed, PH_RESULT_INTEGRITY_FAILED),
         ];
         for (r, c) in pairs {
             assert_eq!(r as u8 as i32, c, "{r}");

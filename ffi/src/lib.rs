@@ -75,7 +75,7 @@ pub(crate) fn version_number() -> u32 {
 
 /// The name of a `PH_RESULT_*` value.
 pub(crate) fn result_name(result: i32) -> &'static CStr {
-    const NAMES: [&CStr; 14] = [
+    const NAMES: [&CStr; 15] = [
         c"Success",
         c"ChunkedBodySizeMismatch",
         c"CantConnect",
@@ -90,6 +90,7 @@ pub(crate) fn result_name(result: i32) -> &'static CStr {
         c"DownloadFileWriteError",
         c"RedirectLimitReached",
         c"Timeout",
+        c"IntegrityFailed",
     ];
     usize::try_from(result)
         .ok()

@@ -22,6 +22,7 @@
 //! to the skip log ([`skip_log_path`]), which `scripts/test.sh` checks.
 
 pub mod certs;
+pub mod coding;
 pub mod drive;
 pub mod httpbin;
 pub mod nginx;

@@ -51,6 +51,30 @@ impl Replace {
     }
 }
 
+/// Remove a download file whose bytes failed their integrity check, with
+/// its resume note (nothing may resume from bytes known to be wrong).
+/// Best effort: a file already gone is fine.
+pub(crate) fn remove_download(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(resume_note(path));
+}
+
+/// A request with an expected SHA-256 ended without `Success` after its
+/// body started going into the download file (`touched`): the file must not
+/// look complete. An integrity failure removes it; another failure keeps it
+/// only as a resumable partial when `resume` is on, marked by its note
+/// (written empty when the response had no validator), else removes it.
+pub(crate) fn settle_failed(path: &Path, resume: bool, integrity_failed: bool) {
+    if integrity_failed || !resume {
+        remove_download(path);
+        return;
+    }
+    let note = resume_note(path);
+    if !note.exists() {
+        let _ = std::fs::write(note, "");
+    }
+}
+
 /// `resume`: the size of a partial download file (> 0), with `Range` and
 /// `If-Range` added to `headers` (unless the caller gave a `Range`).
 pub(crate) fn resume_offset(

@@ -15,7 +15,7 @@ use pollhttp_proto::{Config, Error as ProtoError, Event, MessageBodyLength, Resp
 use url::Url;
 
 use super::cached::{CacheUse, Lookup};
-use super::download::{resume_offset, stamp};
+use super::download::{resume_offset, settle_failed, stamp};
 use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
 use super::rate;
@@ -42,12 +42,19 @@ const DECODED_PER_READ: u64 = 4;
 const MIN_DECODED_PER_STEP: u64 = 64 << 10;
 const MAX_DECODED_PER_STEP: u64 = 1 << 20;
 
-/// Input fed to a decoder at once (its output is checked in between).
+/// Most input fed to a decoder at once (its output is checked in between).
 const DECODE_PIECE: usize = 8 * 1024;
 
 /// Most bytes of a stored body read from the cache at once (and never more
 /// than the turn's budget).
 const CACHE_PIECE: usize = 256 * 1024;
+
+/// The first piece of a coded body, and the least: pieces then grow or
+/// shrink by the ratio the last one decoded at, aiming at the room left in
+/// the turn, so a body that expands ten-thousandfold (a br or zstd bomb:
+/// 1 GiB of zeros in 2 KB) is fed a few bytes at a time and stops near the
+/// turn's cap instead of decoding in one call what 8 KiB of it hold.
+const MIN_DECODE_PIECE: usize = 16;
 
 /// Bytes of streamed body pieces held before reading pauses, unless the
 /// driver says otherwise ([`Connections::stream_high_water`]).
@@ -137,6 +144,9 @@ pub(crate) struct Job {
     stash: Bytes,
     /// Decoded bytes this turn.
     turn_output: u64,
+    /// The next piece of coded input fed to the decoder (adapted to its
+    /// ratio: [`MIN_DECODE_PIECE`]).
+    decode_piece: usize,
     /// Most decoded bytes this step may produce.
     turn_cap: u64,
     /// The request's use of the HTTP cache (`None` without one).
@@ -190,6 +200,7 @@ impl Job {
             stream_paused: false,
             stream_high_water: STREAM_HIGH_WATER,
             stash: Bytes::new(),
+            decode_piece: MIN_DECODE_PIECE,
             turn_output: 0,
             turn_cap: MAX_DECODED_PER_STEP,
             cache,
@@ -832,6 +843,8 @@ impl Job {
         };
         let options = SinkOptions {
             accept_gzip: self.settings.body.accept_gzip,
+            verify_digests: self.settings.body.verify_digests,
+            expected_sha256: self.settings.body.expected_sha256,
             body_size_limit: self.settings.body.size_limit,
             download_file: self.settings.body.download_file.as_deref(),
             resume: self.settings.body.resume,
@@ -848,6 +861,7 @@ impl Job {
             Ordering::Relaxed,
         );
         self.decoder = Some(Decoder::for_response(head, &options, &mut self.collect)?);
+        self.decode_piece = MIN_DECODE_PIECE;
         Ok(())
     }
 
@@ -884,17 +898,22 @@ impl Job {
             let decoder = self.decoder.as_mut()?;
             // Without a content coding, output is input: one piece (a
             // streamed body then shares it instead of copying it).
-            let piece = if decoder.is_identity() {
-                let room = self.turn_cap.saturating_sub(self.turn_output);
+            let room = self.turn_cap.saturating_sub(self.turn_output);
+            let identity = decoder.is_identity();
+            let piece = if identity {
                 data.split_to(data.len().min(usize::try_from(room).unwrap_or(usize::MAX)))
             } else {
-                data.split_to(data.len().min(DECODE_PIECE))
+                data.split_to(data.len().min(self.decode_piece))
             };
             let before = decoder.sink().total;
             if decoder.write(&piece).is_err() {
                 return Some(self.sink_failure(drv, None));
             }
-            self.turn_output += decoder.sink().total - before;
+            let out = decoder.sink().total - before;
+            self.turn_output += out;
+            if !identity {
+                self.decode_piece = next_piece(piece.len(), out, room);
+            }
         }
         None
     }
@@ -943,13 +962,19 @@ impl Job {
     /// completion while streamed pieces wait).
     fn finish_body(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         if let Some(decoder) = self.decoder.take() {
-            let (sink, r) = decoder.finish();
+            let (mut sink, r) = decoder.finish();
+            let verified = sink.verify_body();
             self.decoder = Some(Decoder::Identity(sink));
             // An empty body (chunked or close-delimited with no byte) has
             // nothing to decode: it is empty, not a corrupt stream.
             let empty = self.progress.downloaded.load(Ordering::Relaxed) == 0;
             if let (Err(e), false) = (r, empty) {
                 return Some(self.sink_failure(drv, Some(e)));
+            }
+            // Fail closed: a body that does not match its digests is never
+            // a success.
+            if let Err(failure) = verified {
+                return Some(self.complete(drv, RequestResult::IntegrityFailed, Some(failure)));
             }
         }
         let waiting_pieces = self
@@ -1121,6 +1146,18 @@ impl Job {
         let (body, body_bytes) = match self.decoder.take() {
             Some(d) => {
                 let (mut sink, _) = d.finish();
+                if let (false, Some(path)) = (
+                    result == RequestResult::Success,
+                    &self.settings.body.download_file,
+                ) {
+                    let integrity = result == RequestResult::IntegrityFailed;
+                    if sink.file_touched()
+                        && (integrity || self.settings.body.expected_sha256.is_some())
+                    {
+                        sink.file = None;
+                        settle_failed(path, self.settings.body.resume, integrity);
+                    }
+                }
                 if let (RequestResult::Success, Some(path)) =
                     (result, &self.settings.body.download_file)
                 {
@@ -1176,6 +1213,21 @@ impl Job {
     }
 }
 
+/// The next piece of coded input: `len` bytes decoded to `out`; sized so
+/// that at the same ratio it fills the turn's `room` (at least a quarter of
+/// the turn's least cap, so a small room does not mean tiny pieces), between
+/// [`MIN_DECODE_PIECE`] and [`DECODE_PIECE`].
+fn next_piece(len: usize, out: u64, room: u64) -> usize {
+    if out == 0 {
+        return (len * 2).clamp(MIN_DECODE_PIECE, DECODE_PIECE);
+    }
+    let aim = room.max(MIN_DECODED_PER_STEP / 4);
+    let n = (len as u64).saturating_mul(aim) / out;
+    usize::try_from(n)
+        .unwrap_or(DECODE_PIECE)
+        .clamp(MIN_DECODE_PIECE, DECODE_PIECE)
+}
+
 pub(crate) use crate::conn::url_origin;
 
 /// Where a request for `url` under `settings` connects: its origin, the
@@ -1207,5 +1259,23 @@ pub(crate) fn target_for(url: &Url, settings: &Settings) -> Target {
         proxy,
         proxy_auth,
         tls_options: tls.then(|| settings.tls.clone().unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use super::*;
+
+    #[test]
+    fn coded_pieces_follow_the_ratio_towards_the_room_left() {
+        // gzip-like ratios reach full pieces at once.
+        assert_eq!(next_piece(16, 40, 1 << 20), DECODE_PIECE);
+        // A bomb's ratio (16 bytes to 16 MiB) keeps pieces at the floor.
+        assert_eq!(next_piece(16, 16 << 20, 1 << 20), MIN_DECODE_PIECE);
+        // Nothing out yet (a header): grow.
+        assert_eq!(next_piece(16, 0, 1 << 20), 32);
+        assert_eq!(next_piece(DECODE_PIECE, 0, 0), DECODE_PIECE);
+        // In between: in proportion.
+        assert_eq!(next_piece(1000, 1000 * 200, 1 << 20), 5242);
     }
 }

@@ -15,7 +15,9 @@ use crate::tls_options::check_server_name;
 
 pub(crate) mod auth;
 pub(crate) mod cached;
+pub(crate) mod coding;
 pub(crate) mod cookie_store;
+pub(crate) mod digest;
 pub(crate) mod download;
 pub(crate) mod job;
 pub(crate) mod next;
@@ -27,7 +29,9 @@ pub(crate) mod retry;
 pub(crate) mod settings;
 pub(crate) mod sink;
 
+pub use coding::ContentCoding;
 pub use cookie_store::CookieStore;
+pub use digest::{sha256_from_hex, DigestAlgorithm, DigestCheck};
 pub use outcome::{Completed, RequestFailure, RequestResult};
 pub use redirect::Refusal;
 pub use settings::{BodySettings, ProxySettings, Redirects, Settings, Timeouts};
@@ -139,8 +143,8 @@ pub(crate) fn status_from(code: u8) -> Status {
 
 /// Check a request before anything starts (URL, method, fields by proto's
 /// rules, a body file) and add what the URL and settings imply:
-/// `Authorization: Basic` from URL userinfo, `Accept-Encoding` when gzip is
-/// on. Shared by every front end.
+/// `Authorization: Basic` from URL userinfo, `Accept-Encoding` from
+/// `body.codings` when decoding is on. Shared by every front end.
 pub(crate) fn prepare(
     url: impl IntoUrl,
     headers: &[(&str, &str)],
@@ -194,7 +198,9 @@ pub(crate) fn prepare(
         }
     }
     if settings.body.accept_gzip && !has_header(&headers, "accept-encoding") {
-        headers.push(("Accept-Encoding".into(), "gzip, deflate".into()));
+        if let Some(value) = coding::accept_encoding(&settings.body.codings) {
+            headers.push(("Accept-Encoding".into(), value));
+        }
     }
     Ok((url, headers))
 }

@@ -55,7 +55,9 @@ request_results! {
     NoResponse = 6,
     /// The body (decoded, when gzip is on) is larger than the body size limit.
     BodySizeLimitExceeded = 7,
-    /// The gzip or deflate content coding could not be decoded.
+    /// The content coding (gzip, deflate, br, zstd, or a stack of them)
+    /// could not be decoded, or names a coding pollhttp does not decode
+    /// ([`RequestFailure::UnsupportedCoding`]).
     BodyDecompressFailed = 8,
     /// The request could not be sent (a redirect that cannot be followed, a
     /// request body that cannot be read or sent again).
@@ -68,6 +70,12 @@ request_results! {
     RedirectLimitReached = 12,
     /// The deadline (`timeout`) or the idle timeout passed.
     Timeout = 13,
+    /// Not one of Godot's codes: the body failed its integrity check (a
+    /// response's `Content-Digest` / `Repr-Digest`, or the request's
+    /// expected SHA-256; [`RequestFailure::DigestMismatch`]), or a digest
+    /// field was malformed ([`RequestFailure::MalformedDigest`]). The body
+    /// is not handed out and a download file is removed.
+    IntegrityFailed = 14,
 }
 
 impl fmt::Display for RequestResult {
@@ -126,6 +134,36 @@ pub enum RequestFailure {
     },
     /// The content coding could not be decoded.
     Decompress(std::io::Error),
+    /// The response's `Content-Encoding` names a coding pollhttp does not
+    /// decode, or stacks more than three (RFC 9110 §8.4: a recipient that
+    /// cannot decode the content must not pass it on as decoded; curl's
+    /// `CURLE_BAD_CONTENT_ENCODING`). Refused at the head, before any body
+    /// byte is read. [`RequestResult::BodyDecompressFailed`].
+    UnsupportedCoding {
+        /// The `Content-Encoding` field as received.
+        content_encoding: String,
+    },
+    /// The body does not match a digest (RFC 9530, or the expected
+    /// SHA-256). [`RequestResult::IntegrityFailed`].
+    DigestMismatch {
+        /// Which check failed.
+        check: crate::request::digest::DigestCheck,
+        /// Its algorithm.
+        algorithm: crate::request::digest::DigestAlgorithm,
+        /// The digest the check asked for.
+        expected: Vec<u8>,
+        /// The digest of the bytes received.
+        actual: Vec<u8>,
+    },
+    /// A `Content-Digest` or `Repr-Digest` field that is not a valid RFC
+    /// 9530 field (an RFC 8941 dictionary; sha-256 and sha-512 values byte
+    /// sequences of their length). [`RequestResult::IntegrityFailed`].
+    MalformedDigest {
+        /// The field.
+        check: crate::request::digest::DigestCheck,
+        /// Its value as received (field lines joined).
+        value: String,
+    },
     /// The download file could not be created.
     DownloadFileOpen {
         /// The file.
@@ -191,6 +229,26 @@ impl fmt::Display for RequestFailure {
                 "body is over the body size limit of {limit} bytes (counted after decoding)"
             ),
             RequestFailure::Decompress(e) => write!(f, "cannot decode the body: {e}"),
+            RequestFailure::UnsupportedCoding { content_encoding } => write!(
+                f,
+                "refused Content-Encoding {content_encoding:?}: only gzip, deflate, br and zstd, \
+                 at most three stacked, are decoded"
+            ),
+            RequestFailure::DigestMismatch {
+                check,
+                algorithm,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "the body does not match {check} ({}): expected {}, got {}",
+                algorithm.key(),
+                hex(expected),
+                hex(actual)
+            ),
+            RequestFailure::MalformedDigest { check, value } => {
+                write!(f, "malformed {check} field: {value:?}")
+            }
             RequestFailure::DownloadFileOpen { path, error } => {
                 write!(f, "cannot create {}: {error}", path.display())
             }
@@ -220,6 +278,10 @@ impl fmt::Display for RequestFailure {
             }
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::error::Error for RequestFailure {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::Auth;
+use super::coding::ContentCoding;
 use super::cookie_store::CookieStore;
 use super::retry::RetryPolicy;
 use crate::cache::CacheSettings;
@@ -159,9 +160,45 @@ pub struct BodySettings {
     /// body to it after decoding (a decompression bomb stops there:
     /// [`RequestFailure::BodySizeLimit`](crate::RequestFailure::BodySizeLimit)).
     pub size_limit: Option<u64>,
-    /// Send `Accept-Encoding: gzip, deflate` and decode gzip and zlib-wrapped
-    /// deflate bodies (Godot's `accept_gzip`). Default true.
+    /// Decode content codings (Godot's `accept_gzip`, kept as the switch
+    /// for all of them): send `Accept-Encoding` with [`codings`](Self::codings)
+    /// and decode a response's `Content-Encoding` (gzip, deflate, br, zstd,
+    /// stacked up to three, undone last applied first), whichever of those
+    /// the server chose. A coding pollhttp does not decode fails the request
+    /// at the head ([`RequestFailure::UnsupportedCoding`](crate::RequestFailure::UnsupportedCoding),
+    /// as curl's `CURLE_BAD_CONTENT_ENCODING`) rather than hand out bytes
+    /// still coded as if decoded. The body size limit counts decoded bytes
+    /// for each coding, so a bomb of any of them stops at it. `false`: no
+    /// `Accept-Encoding`, and a body comes as received, its
+    /// `Content-Encoding` in the head. Default true.
     pub accept_gzip: bool,
+    /// The codings `Accept-Encoding` asks for when
+    /// [`accept_gzip`](Self::accept_gzip) is on, in this order (servers
+    /// pick the first they have; each listed once). Default
+    /// [`ContentCoding::GZIP_DEFLATE`] (`gzip, deflate`, Godot's);
+    /// [`ContentCoding::ALL`] asks for `zstd, br, gzip, deflate` (curl's
+    /// `--compressed`). Empty: nothing asked (what arrives is still decoded).
+    pub codings: Vec<ContentCoding>,
+    /// Check the response's `Content-Digest` and `Repr-Digest` (RFC 9530:
+    /// sha-256, sha-512; other algorithms ignored) as the body arrives:
+    /// a mismatch or a malformed field fails the request with
+    /// [`RequestResult::IntegrityFailed`](crate::RequestResult::IntegrityFailed),
+    /// never `Success`. Costs one hash pass over the body when the server
+    /// sends one (sha-256 about 1 GB/s here; see the README). Default true.
+    pub verify_digests: bool,
+    /// The SHA-256 the body must have (an asset manifest's;
+    /// [`crate::sha256_from_hex`] reads `sha256sum`'s hex): the body as
+    /// decoded, with a resumed file's earlier bytes first. A mismatch fails
+    /// closed: [`RequestResult::IntegrityFailed`](crate::RequestResult::IntegrityFailed)
+    /// with [`RequestFailure::DigestMismatch`](crate::RequestFailure::DigestMismatch),
+    /// the body not handed out, the download file removed (with its
+    /// `.resume` note). A download that fails otherwise is removed too,
+    /// unless [`resume`](Self::resume) keeps it as a partial, marked by its
+    /// `.resume` note. A response without a body (HEAD, 204, 304) is not
+    /// checked. A streamed body's pieces are handed out as they arrive,
+    /// before the check: the completion says whether they were good.
+    /// Default `None`.
+    pub expected_sha256: Option<[u8; 32]>,
     /// Most bytes read per body chunk (Godot's `download_chunk_size`).
     /// Default 65 536.
     pub download_chunk_size: usize,
@@ -217,6 +254,9 @@ impl Default for BodySettings {
         BodySettings {
             size_limit: None,
             accept_gzip: true,
+            codings: ContentCoding::GZIP_DEFLATE.to_vec(),
+            verify_digests: true,
+            expected_sha256: None,
             download_chunk_size: 65_536,
             download_file: None,
             resume: false,

@@ -1,6 +1,8 @@
-//! Where a response body goes: the content decoders (gzip, deflate) and the
-//! sink (memory or the download file), with the body size limit counted
-//! after decoding (a decompression bomb stops at it).
+//! Where a response body goes: the content decoders ([`super::coding`]:
+//! gzip, deflate, br, zstd, stacked) and the sink (memory or the download
+//! file), with the body size limit counted after decoding (a decompression
+//! bomb stops at it) and the body's digests ([`super::digest`]) hashed as it
+//! arrives.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -10,7 +12,9 @@ use std::path::Path;
 use bytes::Bytes;
 use pollhttp_proto::{MessageBodyLength, ResponseHead};
 
-use super::download::{content_range_start, resume_note, validator_of, Replace};
+use super::coding::{chain, content_codings, Layer};
+use super::digest::{Verifier, VerifyFor};
+use super::download::{content_range_start, remove_download, resume_note, validator_of, Replace};
 use super::outcome::{RequestFailure, RequestResult};
 
 #[derive(Debug)]
@@ -69,6 +73,9 @@ pub(crate) struct Sink {
     /// a response that fails before its body leaves the old content as it
     /// was (a partial download stays resumable).
     pub(crate) replace: Option<Replace>,
+    /// The digests the body is checked against (RFC 9530 fields, the
+    /// expected SHA-256), hashed as bytes arrive.
+    pub(crate) verify: Option<Box<Verifier>>,
 }
 
 /// Pieces at least this long are handed out as they came from the receive
@@ -109,6 +116,23 @@ impl Sink {
         }
     }
 
+    /// Whether the download file's old content was replaced or appended
+    /// to: its bytes are now this response's.
+    pub(crate) fn file_touched(&self) -> bool {
+        self.file.is_some() && self.replace.is_none()
+    }
+
+    /// The body is complete: check its digests.
+    ///
+    /// # Errors
+    /// The first digest that does not match.
+    pub(crate) fn verify_body(&mut self) -> Result<(), RequestFailure> {
+        match self.verify.take() {
+            Some(v) => v.verify(),
+            None => Ok(()),
+        }
+    }
+
     fn check_limit(&mut self, n: usize) -> io::Result<()> {
         if let Some(limit) = self.limit {
             if self.total + n as u64 > limit {
@@ -126,6 +150,9 @@ impl Sink {
             return self.write_all(data);
         }
         self.check_limit(data.len())?;
+        if let Some(v) = &mut self.verify {
+            v.decoded(data);
+        }
         if let Some((pieces, pending)) = &mut self.stream {
             pieces.push_back(data.clone());
             *pending += data.len();
@@ -138,6 +165,9 @@ impl Sink {
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.check_limit(buf.len())?;
+        if let Some(v) = &mut self.verify {
+            v.decoded(buf);
+        }
         if let Some((pieces, pending)) = &mut self.stream {
             pieces.push_back(Bytes::copy_from_slice(buf));
             *pending += buf.len();
@@ -167,8 +197,12 @@ impl Write for Sink {
 /// settings).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SinkOptions<'a> {
-    /// Decode gzip and deflate (`BodySettings::accept_gzip`).
+    /// Decode content codings (`BodySettings::accept_gzip`).
     pub(crate) accept_gzip: bool,
+    /// Check `Content-Digest` / `Repr-Digest` (`BodySettings::verify_digests`).
+    pub(crate) verify_digests: bool,
+    /// `BodySettings::expected_sha256`.
+    pub(crate) expected_sha256: Option<[u8; 32]>,
     /// Most decoded body bytes (`BodySettings::size_limit`).
     pub(crate) body_size_limit: Option<u64>,
     /// The body goes to this file (`Settings::download_file`).
@@ -188,13 +222,13 @@ pub(crate) struct SinkOptions<'a> {
 /// 16 MiB copy into fresh pages is several milliseconds in one `poll`).
 const MAX_RESERVE: u64 = 64 << 20;
 
-/// The coded variants are boxed: a decoder's state is a few hundred bytes
-/// that a body without a content coding (and a queued request) need not
-/// carry.
+/// The coded variant is boxed: a decoder's state is a few hundred bytes (a
+/// window more once it runs) that a body without a content coding (and a
+/// queued request) need not carry.
 pub(crate) enum Decoder {
     Identity(Sink),
-    Gzip(Box<flate2::write::GzDecoder<Sink>>),
-    Deflate(Box<flate2::write::ZlibDecoder<Sink>>),
+    /// The decoding chain, outermost coding first, ending in the sink.
+    Coded(Box<dyn Layer>),
 }
 
 impl Decoder {
@@ -220,13 +254,18 @@ impl Decoder {
             MessageBodyLength::None => Some(0),
             _ => None,
         };
-        let coding = head
-            .fields()
-            .get_str("content-encoding")
-            .map(|v| v.trim().to_ascii_lowercase());
-        let decoding = length != Some(0)
-            && options.accept_gzip
-            && matches!(coding.as_deref(), Some("gzip" | "x-gzip" | "deflate"));
+        let has_body = length != Some(0);
+        let codings = if has_body && options.accept_gzip {
+            content_codings(head.fields()).map_err(|content_encoding| {
+                (
+                    RequestResult::BodyDecompressFailed,
+                    RequestFailure::UnsupportedCoding { content_encoding },
+                )
+            })?
+        } else {
+            Vec::new()
+        };
+        let decoding = !codings.is_empty();
         let mut append = false;
         let mut to_file = true;
         if let Some(from) = options.resume_from {
@@ -245,8 +284,16 @@ impl Decoder {
                     append = true;
                 }
                 // Nothing to resume: the file stays as it is, the 416 and
-                // its body are the result.
-                416 => to_file = false,
+                // its body are the result. With an expected SHA-256, the
+                // file is checked as it is (it should be complete).
+                416 => {
+                    to_file = false;
+                    if let (Some(sum), Some(path)) =
+                        (options.expected_sha256, options.download_file)
+                    {
+                        check_whole_file(path, sum)?;
+                    }
+                }
                 _ => {}
             }
         }
@@ -282,6 +329,34 @@ impl Decoder {
                 }
             }
         }
+        let mut verify = None;
+        // HEAD, 204, 304 have no content to check; an empty one (a
+        // Content-Length of 0) has, and its digest is the empty string's.
+        if !matches!(head.body_length(), MessageBodyLength::None) {
+            let wanted = VerifyFor {
+                fields: options.verify_digests,
+                expected: options
+                    .expected_sha256
+                    .filter(|_| to_file || options.download_file.is_none()),
+                appended: append,
+                identity: !decoding,
+            };
+            verify = Verifier::for_response(head.status(), head.fields(), &wanted)
+                .map_err(|f| (RequestResult::IntegrityFailed, f))?;
+            if let (Some(v), true, Some(path)) = (verify.as_mut(), append, options.download_file) {
+                if v.wants_prefix() {
+                    v.hash_prefix(path).map_err(|error| {
+                        (
+                            RequestResult::DownloadFileCantOpen,
+                            RequestFailure::DownloadFileOpen {
+                                path: path.to_path_buf(),
+                                error,
+                            },
+                        )
+                    })?;
+                }
+            }
+        }
         let mut memory = match file {
             None => std::mem::take(collect),
             Some(_) => Vec::new(),
@@ -297,49 +372,76 @@ impl Decoder {
             error: None,
             stream: options.stream_body.then(|| (VecDeque::new(), 0)),
             replace,
+            verify,
         };
-        Ok(match (decoding, coding.as_deref()) {
-            (true, Some("deflate")) => {
-                Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink)))
-            }
-            (true, _) => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(sink))),
-            _ => Decoder::Identity(sink),
+        if !decoding {
+            return Ok(Decoder::Identity(sink));
+        }
+        chain(&codings, sink).map(Decoder::Coded).map_err(|e| {
+            (
+                RequestResult::BodyDecompressFailed,
+                RequestFailure::Decompress(e),
+            )
         })
     }
 
     pub(crate) fn sink(&mut self) -> &mut Sink {
         match self {
             Decoder::Identity(s) => s,
-            Decoder::Gzip(d) => d.get_mut(),
-            Decoder::Deflate(d) => d.get_mut(),
+            Decoder::Coded(d) => d.sink(),
         }
     }
     /// Whether bytes go to the sink as they are (no content coding).
     pub(crate) fn is_identity(&self) -> bool {
         matches!(self, Decoder::Identity(_))
     }
+    /// Take `data`, body bytes as received: hashed for the digest fields,
+    /// then decoded into the sink.
     pub(crate) fn write(&mut self, data: &Bytes) -> io::Result<()> {
+        if let Some(v) = &mut self.sink().verify {
+            v.content(data);
+        }
         match self {
             Decoder::Identity(s) => s.write_bytes(data),
-            Decoder::Gzip(d) => d.write_all(data),
-            Decoder::Deflate(d) => d.write_all(data),
+            Decoder::Coded(d) => d.write_all(data),
         }
     }
+    /// The sink comes back whatever the decoders say, with what it holds
+    /// (and its own error: a limit reached by the last output).
     pub(crate) fn finish(self) -> (Sink, io::Result<()>) {
         match self {
             Decoder::Identity(s) => (s, Ok(())),
-            // The sink comes back whatever the decoder says, with what it
-            // holds (and its own error: a limit reached by the last output).
-            Decoder::Gzip(mut d) => {
-                let r = d.try_finish();
-                (std::mem::replace(d.get_mut(), empty_sink()), r)
-            }
-            Decoder::Deflate(mut d) => {
-                let r = d.try_finish();
-                (std::mem::replace(d.get_mut(), empty_sink()), r)
-            }
+            Decoder::Coded(d) => d.finish(),
         }
     }
+}
+
+/// `resume` with an expected SHA-256 and a 416 (the partial file is
+/// already whole): the file as it is must have the sum; else it is removed.
+fn check_whole_file(path: &Path, sum: [u8; 32]) -> Result<(), (RequestResult, RequestFailure)> {
+    let wanted = VerifyFor {
+        fields: false,
+        expected: Some(sum),
+        appended: true,
+        identity: true,
+    };
+    let Ok(Some(mut v)) = Verifier::for_response(416, &Default::default(), &wanted) else {
+        return Ok(());
+    };
+    let open_error = |error| {
+        (
+            RequestResult::DownloadFileCantOpen,
+            RequestFailure::DownloadFileOpen {
+                path: path.to_path_buf(),
+                error,
+            },
+        )
+    };
+    v.hash_prefix(path).map_err(open_error)?;
+    v.verify().map_err(|f| {
+        remove_download(path);
+        (RequestResult::IntegrityFailed, f)
+    })
 }
 
 pub(crate) fn empty_sink() -> Sink {
@@ -351,5 +453,6 @@ pub(crate) fn empty_sink() -> Sink {
         error: None,
         stream: None,
         replace: None,
+        verify: None,
     }
 }
