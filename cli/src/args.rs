@@ -118,6 +118,13 @@ pub(crate) struct RequestArgs {
         hide_short_help = true
     )]
     pub(crate) time_cond: Option<String>,
+    /// Send If-None-Match with the ETag saved in FILE (none if FILE is
+    /// missing or empty)
+    #[arg(long = "etag-compare", value_name = "FILE", hide_short_help = true)]
+    pub(crate) etag_compare: Option<PathBuf>,
+    /// Save the response's ETag in FILE (an empty FILE when it has none)
+    #[arg(long = "etag-save", value_name = "FILE", hide_short_help = true)]
+    pub(crate) etag_save: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -86,6 +86,17 @@ pub(crate) fn finish(
     if let Some(path) = &plan.dump_header {
         dump_header(path, done, multi)?;
     }
+    if let (Some(path), true) = (&plan.etag_save, done.head.is_some()) {
+        // curl writes the ETag and a newline, or an empty file.
+        let etag = done
+            .head
+            .as_ref()
+            .and_then(|h| h.fields().get_str("etag"))
+            .map(|e| format!("{}\n", e.trim()))
+            .unwrap_or_default();
+        std::fs::write(path, etag)
+            .map_err(|e| Error::new(23, format!("cannot write {}: {e}", path.display())))?;
+    }
     if plan.verbose && !summary.body_written {
         if done.response_code() != 0 {
             eprint!("{}", head_text(done, "< "));

@@ -44,6 +44,8 @@ pub(crate) struct Plan {
     pub(crate) write_out: Option<crate::writeout::WriteOut>,
     /// `-D FILE`: where the heads go.
     pub(crate) dump_header: Option<PathBuf>,
+    /// `--etag-save FILE`: where the response's ETag goes.
+    pub(crate) etag_save: Option<PathBuf>,
     /// `--resolve`, `--connect-to`: the lookup that applies them.
     pub(crate) lookup: Option<LookupFn>,
     /// `--noproxy`: the hosts (or `*`) no proxy is used for.
@@ -207,6 +209,14 @@ impl Plan {
             }
             None => None,
         };
+        // curl's --etag-compare: a missing or empty file sends nothing.
+        if let Some(path) = &r.etag_compare {
+            let etag = std::fs::read_to_string(path).unwrap_or_default();
+            let etag = etag.trim();
+            if !etag.is_empty() {
+                add("If-None-Match", etag.to_string());
+            }
+        }
         if let Some(ContinueAt::Offset(n)) = o.continue_at {
             add("Range", format!("bytes={n}-"));
         }
@@ -275,6 +285,7 @@ impl Plan {
                 .unwrap_or_default(),
             anyauth: cli.auth.anyauth,
             time_cond,
+            etag_save: r.etag_save.clone(),
             via_proxy: cli.connection.proxy.is_some() || env_proxy(&settings),
             settings,
             show_head: o.include || r.head,

@@ -1890,3 +1890,46 @@ fn fetch_expect_sha256_fails_closed_and_compressed_asks_for_every_coding() {
         out.stderr
     );
 }
+
+#[test]
+fn fetch_etag_save_and_compare_as_curl() {
+    let Some(nginx) = nginx() else { return };
+    let dir = TempDir::new("fetch-etag").unwrap();
+    let url = nginx.url("/hello.txt");
+    let saved = dir.path().join("etag");
+    let saved = saved.to_str().unwrap();
+    let out = fetch(&["--etag-save", saved, &url]);
+    assert_eq!(
+        (out.code, &out.stdout[..]),
+        (Some(0), &b"Hello, world!"[..]),
+        "{}",
+        out.stderr
+    );
+    let etag = std::fs::read_to_string(saved).unwrap();
+    assert!(etag.starts_with('"') && etag.ends_with("\"\n"), "{etag:?}");
+    // The saved ETag makes the next transfer conditional: a 304, no body.
+    let out = fetch(&["--etag-compare", saved, "-w", "%{http_code}", &url]);
+    assert_eq!(
+        (out.code, out.stdout_text()),
+        (Some(0), "304".to_string()),
+        "{}",
+        out.stderr
+    );
+    // A missing file sends no condition.
+    let missing = dir.path().join("missing");
+    let out = fetch(&[
+        "--etag-compare",
+        missing.to_str().unwrap(),
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
+    assert_eq!(out.stdout_text(), "Hello, world!200");
+    // curl, where installed, does the same.
+    if let Ok(curl) = Command::new("curl")
+        .args(["-s", "--etag-compare", saved, "-w", "%{http_code}", &url])
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&curl.stdout), "304");
+    }
+}

@@ -118,15 +118,16 @@ mod tests {
 
     #[test]
     fn result_names_are_request_result_names() {
-        for r in 0..14u8 {
+        for r in 0..15u8 {
             let name = result_name(i32::from(r)).to_str().unwrap();
-            let known = (0..14)
+            let known = (0..15)
                 .map(|i| result_name(i).to_str().unwrap())
                 .filter(|n| *n == name)
                 .count();
             assert_eq!(known, 1, "{name}");
         }
-        assert_eq!(result_name(14), c"Unknown");
+        assert_eq!(result_name(14), c"IntegrityFailed");
+        assert_eq!(result_name(15), c"Unknown");
         assert_eq!(result_name(-1), c"Unknown");
         let success = pollhttp::RequestResult::Success;
         assert_eq!(

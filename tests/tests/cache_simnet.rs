@@ -750,3 +750,60 @@ fn a_hit_collects_into_the_callers_buffer() {
     );
     assert_eq!(done.body.as_ptr(), at, "collected into the caller's buffer");
 }
+
+#[test]
+fn an_entry_deleted_by_hand_or_damaged_is_fetched_again() {
+    let dir = std::env::temp_dir().join(format!("pollhttp-cache-deleted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = Cache::disk(&dir, StoreLimits::default())
+        .unwrap()
+        .with_wall_clock(wall.clock());
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/d",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=600")],
+            b"asset",
+        ))],
+    );
+    get(&mut net, &mut pool, "/d", &s);
+    let entry = || {
+        std::fs::read_dir(dir.join("entries"))
+            .unwrap()
+            .next()
+            .expect("one entry")
+            .unwrap()
+            .path()
+    };
+    // Deleted by hand: a miss, fetched and stored again.
+    std::fs::remove_file(entry()).unwrap();
+    let c = get(&mut net, &mut pool, "/d", &s);
+    assert_eq!(
+        (c.cache, &c.body[..]),
+        (CacheStatus::Miss { stored: true }, &b"asset"[..])
+    );
+    // Damaged (its body bytes changed): never served as good (the request
+    // fails, typed), the entry is removed, and the next one fetches it.
+    let path = entry();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let c = get(&mut net, &mut pool, "/d", &s);
+    assert_eq!(c.result, RequestResult::RequestFailed);
+    assert!(
+        matches!(&c.failure, Some(RequestFailure::CacheRead(e)) if e.kind() == std::io::ErrorKind::InvalidData),
+        "{:?}",
+        c.failure
+    );
+    assert!(c.body.is_empty(), "nothing handed out");
+    let c = get(&mut net, &mut pool, "/d", &s);
+    assert_eq!(
+        (c.cache, &c.body[..]),
+        (CacheStatus::Miss { stored: true }, &b"asset"[..])
+    );
+    assert_eq!(net.received("a.test").len(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
