@@ -432,19 +432,23 @@ impl Stored {
     /// the 304 carries replaces the stored ones of that name, except
     /// `Content-Length` (§3.2) and the fields that describe the stored
     /// body (`Content-Encoding`, `Content-Range`, `Content-MD5`,
-    /// `Transfer-Encoding`); the times become the revalidation's.
+    /// `Transfer-Encoding`, and its `ETag`: the 304 answered a condition on
+    /// the stored entity tag, so that tag still names the stored body; the
+    /// cache-tests suite requires it kept); the times become the
+    /// revalidation's.
     pub(crate) fn freshen(
         &mut self,
         not_modified: &[FieldLine],
         request_time: SystemTime,
         response_time: SystemTime,
     ) {
-        const KEEP: [&str; 5] = [
+        const KEEP: [&str; 6] = [
             "content-length",
             "content-encoding",
             "content-range",
             "content-md5",
             "transfer-encoding",
+            "etag",
         ];
         let updates: Vec<&FieldLine> = not_modified
             .iter()
@@ -863,6 +867,9 @@ mod tests {
         assert_eq!(field(&s.fields, "content-encoding"), Some(&b"gzip"[..]));
         assert_eq!(field(&s.fields, "x-kept"), Some(&b"a"[..]));
         assert_eq!((s.request_time, s.response_time), (t(50), t(51)));
+        // A 304 with another ETag: the stored one still names the body.
+        s.freshen(&f(&[("ETag", "\"v2\"")]), t(50), t(51));
+        assert_eq!(field(&s.fields, "etag"), Some(&b"\"v1\""[..]));
         assert_eq!(s.freshness(&[], t(100)), Freshness::Fresh);
         assert_eq!(
             s.conditional_fields(),

@@ -177,8 +177,8 @@ impl CacheUse {
         if head.status() == 304 {
             // The 304 answers the condition this cache made from the stored
             // response's own validators (RFC 9110 §13.1.2: that
-            // representation is current), so it selects it, whatever new
-            // ETag it carries (which is stored with the rest, §4.3.4).
+            // representation is current), so it selects it, whatever other
+            // ETag it carries (the stored one is kept: it names the body).
             if let Some(mut entry) = self.revalidating.take() {
                 let fields = policy::stored_fields(fields);
                 entry.stored.freshen(&fields, self.request_time, now);
