@@ -8,7 +8,7 @@
 //! after ~3 s, and removes the server's temporary directory. Dropping the
 //! [`ServerProcess`] stops the watchdog first, then the server.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -226,4 +226,77 @@ fn log_tail(log: Option<&Path>) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(20)..].join("\n");
     format!("\n--- {} (tail) ---\n{tail}", path.display())
+}
+
+/// What a bounded run produced.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Everything written to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr, lossily as text.
+    pub stderr: String,
+}
+
+impl Output {
+    /// The stdout, lossily as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The stdout parsed as one JSON value (one line expected).
+    pub fn json(&self) -> serde_json::Value {
+        let text = self.stdout_text();
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "expected one JSON line, got:\n{text}\nstderr:\n{}",
+            self.stderr
+        );
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// Runs `cmd` to completion with piped output; kills it and panics when it
+/// is still running after `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().expect("try_wait") {
+            Some(status) => break status,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr =
+                    String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+                panic!("{what} still running after {limit:?}: killed\nstderr:\n{stderr}");
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    Output {
+        code: status.code(),
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
+    }
 }

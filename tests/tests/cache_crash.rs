@@ -98,10 +98,26 @@ fn serve(listener: TcpListener, kill_at: usize, told: mpsc::Sender<()>) {
     }
 }
 
+/// This test binary run again as the child that stores `url` into the
+/// cache in `dir`.
+fn child(url: &str, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "child_stores_one_response",
+        "--exact",
+        "--ignored",
+        "--quiet",
+    ])
+    .env("POLLHTTP_CRASH_URL", url)
+    .env("POLLHTTP_CRASH_DIR", dir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    cmd
+}
+
 #[test]
 fn cache_writes_survive_a_kill_at_any_point() {
     let expected = body();
-    let exe = std::env::current_exe().unwrap();
     // Kill points over the whole body, and one after all of it was sent
     // (the child may or may not have renamed the entry into place).
     let points: Vec<usize> = (0..=8).map(|k| k * LEN / 8).collect();
@@ -112,19 +128,7 @@ fn cache_writes_survive_a_kill_at_any_point() {
         let url = format!("http://{}/asset.bin", listener.local_addr().unwrap());
         let (tx, rx) = mpsc::channel();
         let server = std::thread::spawn(move || serve(listener, kill_at, tx));
-        let mut child = Command::new(&exe)
-            .args([
-                "child_stores_one_response",
-                "--exact",
-                "--ignored",
-                "--quiet",
-            ])
-            .env("POLLHTTP_CRASH_URL", &url)
-            .env("POLLHTTP_CRASH_DIR", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = child(&url, dir.path()).spawn().unwrap();
         let told = rx.recv_timeout(Duration::from_secs(60));
         assert!(
             told.is_ok(),
@@ -168,19 +172,7 @@ fn cache_writes_survive_a_kill_at_any_point() {
     let url = format!("http://{}/asset.bin", listener.local_addr().unwrap());
     let (tx, _rx) = mpsc::channel();
     let server = std::thread::spawn(move || serve(listener, usize::MAX, tx));
-    let status = Command::new(&exe)
-        .args([
-            "child_stores_one_response",
-            "--exact",
-            "--ignored",
-            "--quiet",
-        ])
-        .env("POLLHTTP_CRASH_URL", &url)
-        .env("POLLHTTP_CRASH_DIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let status = child(&url, dir.path()).status().unwrap();
     assert!(status.success(), "the child failed: {status}");
     server.join().unwrap();
     let cache = Cache::disk(dir.path(), StoreLimits::default()).unwrap();

@@ -12,14 +12,13 @@
 //! `POLLHTTP_EXAMPLES_DIR=<dir>` uses the binaries in `<dir>` as they are.
 //! Every run is bounded by a deadline and killed when it passes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pollhttp_tests::nginx::Nginx;
-use pollhttp_tests::process::{free_port, TempDir};
+use pollhttp_tests::process::{free_port, run_bounded, Output, TempDir};
 
 /// Where the example binaries are (built on first use).
 fn examples_dir() -> &'static Path {
@@ -93,63 +92,6 @@ fn fresh(dir: &Path) -> bool {
             .and_then(|m| m.modified())
             .is_ok_and(|built| built > sources)
     })
-}
-
-/// What a bounded run produced.
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Output {
-    fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
-/// Runs `cmd` to completion with piped output; kills it and panics when it
-/// is still running after `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait().expect("try_wait") {
-            Some(status) => break status,
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr =
-                    String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-                panic!("{what} still running after {limit:?}: killed\nstderr:\n{stderr}");
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    Output {
-        code: status.code(),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
-    }
 }
 
 /// Runs an example with `args`, bounded by 60 s.
