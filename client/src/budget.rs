@@ -162,23 +162,77 @@ impl FrameBudget {
     }
 }
 
+/// What turns cost, measured: nanoseconds of a turn per KiB it read, a
+/// moving average (weight 1/4 for a new sample; the first is taken as it
+/// is). One model for every front end: the pool keeps one per request and
+/// one over all of them, [`Allowance`] one per poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TurnCost(u64);
+
+/// Fewest bytes a turn reads when time is short (a turn smaller than this
+/// costs more in calls than it saves in overshoot).
+pub(crate) const MIN_TURN: usize = 4 * 1024;
+
+/// Most bytes a turn reads before its cost per byte is known (a gzip body
+/// may cost several times a plain one).
+pub(crate) const FIRST_TURN: usize = 16 * 1024;
+
+/// Most bytes one turn reads: one gulp, the largest read (a lone big
+/// download in a frame takes one or two large reads, not dozens of small
+/// ones: a reader inside `recv` while segments arrive does their TCP
+/// receive work itself, so small back-to-back reads cost the kernel more
+/// per byte).
+pub(crate) const MAX_TURN: usize = crate::transport::GULP;
+
+/// A turn that read at least this many bytes is a sample of the cost.
+const COST_SAMPLE: usize = 4 * 1024;
+
+impl TurnCost {
+    /// Whether no turn was measured yet.
+    pub(crate) fn is_unknown(self) -> bool {
+        self.0 == 0
+    }
+
+    /// A turn read `read` bytes in `took`. A turn under 4 KiB is no
+    /// sample. A sample counts as at most 8 times the average: a turn the
+    /// thread was preempted in (or the VM's host took the CPU) says little
+    /// about the request and must not shrink its turns for long.
+    pub(crate) fn sample(&mut self, read: usize, took: Duration) {
+        if read < COST_SAMPLE {
+            return;
+        }
+        let sample = u64::try_from(took.as_nanos().saturating_mul(1024) / read as u128)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.0 = if self.0 == 0 {
+            sample
+        } else {
+            (self.0 * 3 + sample.min(self.0.saturating_mul(8))) / 4
+        };
+    }
+
+    /// How many bytes a turn may read in `left`, so the last turn of a
+    /// poll ends about when its time does: [`FIRST_TURN`] while unknown,
+    /// else what fits, between [`MIN_TURN`] and [`MAX_TURN`].
+    pub(crate) fn turn(self, left: Duration) -> usize {
+        if self.0 == 0 {
+            return FIRST_TURN;
+        }
+        let fit = left.as_nanos().saturating_mul(1024) / u128::from(self.0);
+        usize::try_from(fit)
+            .unwrap_or(MAX_TURN)
+            .clamp(MIN_TURN, MAX_TURN)
+    }
+}
+
 /// One poll's allowance in progress: bytes left, the time it must stop
 /// starting turns, and the measured cost per byte that sizes each turn.
 #[derive(Debug)]
 pub(crate) struct Allowance {
     pub(crate) bytes: usize,
     pub(crate) deadline: Option<Instant>,
-    /// Nanoseconds per KiB of the last turn that read enough to measure; 0
-    /// before one did.
-    cost: u64,
+    cost: TurnCost,
 }
-
-/// Fewest bytes a turn reads when time is short (a smaller turn costs more
-/// in calls than it saves in overshoot).
-const MIN_TURN: usize = 16 * 1024;
-
-/// Most bytes a turn reads before the cost per byte is known.
-const FIRST_TURN: usize = 64 * 1024;
 
 impl Allowance {
     /// A poll starting at `now` under `budget`, within what `frame` (if
@@ -197,7 +251,7 @@ impl Allowance {
         Allowance {
             bytes,
             deadline,
-            cost: 0,
+            cost: TurnCost::default(),
         }
     }
 
@@ -210,30 +264,13 @@ impl Allowance {
         if now >= deadline || self.bytes == 0 {
             return 0;
         }
-        let fit = if self.cost == 0 {
-            FIRST_TURN
-        } else {
-            let left = deadline - now;
-            let fit = left.as_nanos().saturating_mul(1024) / u128::from(self.cost);
-            usize::try_from(fit).unwrap_or(usize::MAX).max(MIN_TURN)
-        };
-        fit.min(self.bytes)
+        self.cost.turn(deadline - now).min(self.bytes)
     }
 
     /// A turn read `read` bytes in `took`.
     pub(crate) fn spent(&mut self, read: usize, took: Duration) {
         self.bytes -= read.min(self.bytes);
-        if read >= 4096 {
-            let sample = u64::try_from(took.as_nanos().saturating_mul(1024) / read as u128)
-                .unwrap_or(u64::MAX)
-                .max(1);
-            // As the pool's average: weight 1/4, a sample at most 8 times it.
-            self.cost = if self.cost == 0 {
-                sample
-            } else {
-                (self.cost * 3 + sample.min(self.cost.saturating_mul(8))) / 4
-            };
-        }
+        self.cost.sample(read, took);
     }
 }
 
@@ -275,10 +312,11 @@ mod tests {
             None,
         );
         assert_eq!(a.next_turn(t0), FIRST_TURN, "unmeasured: a first turn");
-        // 64 KiB in 64 µs: 1 µs per KiB, so 900 µs left fits 900 KiB.
+        // 64 KiB in 64 µs: 1 µs per KiB, so 300 µs left fits 300 KiB...
         a.spent(64 * 1024, Duration::from_micros(64));
-        let now = t0 + Duration::from_micros(100);
-        assert_eq!(a.next_turn(now), 900 * 1024);
+        assert_eq!(a.next_turn(t0 + Duration::from_micros(700)), 300 * 1024);
+        // ...and 900 µs would fit 900 KiB, but a turn is at most a gulp.
+        assert_eq!(a.next_turn(t0 + Duration::from_micros(100)), MAX_TURN);
         // Little time left: never below the smallest turn.
         assert_eq!(a.next_turn(t0 + Duration::from_micros(999)), MIN_TURN);
         assert_eq!(a.next_turn(t0 + Duration::from_millis(1)), 0);
@@ -288,5 +326,39 @@ mod tests {
         // No time limit: one turn of everything.
         let c = Allowance::new(PollBudget::new(0, None), t0, None);
         assert_eq!(c.next_turn(t0), 1, "0 bytes is taken as 1");
+    }
+
+    #[test]
+    fn the_cost_is_a_moving_average_of_samples() {
+        let mut c = TurnCost::default();
+        assert!(c.is_unknown());
+        c.sample(4095, Duration::from_secs(1));
+        assert!(c.is_unknown(), "under 4 KiB is no sample");
+        c.sample(8 * 1024, Duration::from_micros(8));
+        assert_eq!(c, TurnCost(1000), "the first sample as it is");
+        c.sample(8 * 1024, Duration::from_micros(16));
+        assert_eq!(c, TurnCost(1250), "then weight 1/4");
+        c.sample(8 * 1024, Duration::from_secs(10));
+        assert_eq!(
+            c,
+            TurnCost((1250 * 3 + 10_000) / 4),
+            "at most 8 times the average"
+        );
+        let mut zero = TurnCost::default();
+        zero.sample(8 * 1024, Duration::ZERO);
+        assert!(!zero.is_unknown(), "a measured cost is never 'unknown'");
+    }
+
+    #[test]
+    fn a_turn_reads_what_fits_in_the_time_left() {
+        let unknown = TurnCost::default();
+        assert_eq!(unknown.turn(Duration::from_secs(1)), FIRST_TURN);
+        // 1 µs per KiB (1 GB/s) with 20 µs left: 20 KiB.
+        assert_eq!(TurnCost(1000).turn(Duration::from_micros(20)), 20 * 1024);
+        // Plenty of time: never past a gulp.
+        assert_eq!(TurnCost(1000).turn(Duration::from_millis(5)), MAX_TURN);
+        // Almost no time, or a very costly request (a gzip bomb): the floor.
+        assert_eq!(TurnCost(1000).turn(Duration::ZERO), MIN_TURN);
+        assert_eq!(TurnCost(u64::MAX).turn(Duration::from_millis(1)), MIN_TURN);
     }
 }

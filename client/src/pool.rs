@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token, Waker};
 
 use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
-use crate::budget::PollBudget;
+use crate::budget::{PollBudget, TurnCost, FIRST_TURN};
 use crate::conn::cache::{CacheLimits, ConnCache, Owner};
 use crate::conn::{Conn, ConnKey, Target};
 use crate::error::RequestError;
@@ -111,47 +111,6 @@ impl Default for PoolSettings {
             dns_cache_entries: 256,
             oldest_every: 8,
         }
-    }
-}
-
-/// Most socket bytes one request reads per turn, so the others get theirs
-/// within the same `poll`, and one turn (reads, decoding, copying into the
-/// sink) stays a small part of a frame's budget.
-const QUANTUM: usize = 64 * 1024;
-
-/// Fewest socket bytes a turn may read when the time left is short (a turn
-/// smaller than this costs more in calls than it saves in overshoot).
-const MIN_QUANTUM: usize = 4 * 1024;
-
-/// Most socket bytes a request reads in a turn before its cost was measured.
-const FIRST_QUANTUM: usize = 16 * 1024;
-
-/// A turn that read at least this many bytes is a sample of its request's
-/// cost per byte.
-const COST_SAMPLE: usize = 4 * 1024;
-
-/// How many bytes a turn may read in `left` at `cost` nanoseconds per KiB
-/// (0: unknown, a whole quantum), so the last turn of a `poll` ends about
-/// when its time budget does.
-fn quantum_for(left: Duration, cost: u64) -> usize {
-    if cost == 0 {
-        return QUANTUM;
-    }
-    let bytes = left.as_nanos().saturating_mul(1024) / u128::from(cost);
-    usize::try_from(bytes)
-        .unwrap_or(QUANTUM)
-        .clamp(MIN_QUANTUM, QUANTUM)
-}
-
-/// A moving average (weight 1/4 for the new sample; the first sample is
-/// taken as it is). A sample is counted as at most 8 times the average: a
-/// turn the thread was preempted in (or the VM's host took the CPU) says
-/// little about the request, and must not shrink its turns for long.
-fn average(old: u64, sample: u64) -> u64 {
-    if old == 0 {
-        sample.max(1)
-    } else {
-        (old * 3 + sample.min(old.saturating_mul(8))) / 4
     }
 }
 
@@ -453,10 +412,9 @@ struct Slot {
     queued: bool,
     /// The earliest deadline of this request in the deadline heap.
     armed: Option<Instant>,
-    /// What this request's turns cost, in nanoseconds per KiB read (a
-    /// moving average; 0: not measured yet): a gzip body costs several
-    /// times a plain one per socket byte.
-    cost: u64,
+    /// What this request's turns cost per byte read: a gzip body costs
+    /// several times a plain one per socket byte.
+    cost: TurnCost,
     /// Its priority in the wait queue (higher first).
     priority: i32,
     /// Its entry in the wait queue (arrival number) while it waits.
@@ -478,7 +436,7 @@ struct Slot {
 /// [`PoolSettings::poll_budget`]'s socket bytes, stops starting new work
 /// once its time has passed (checked between turns; each
 /// turn reads at most what its request's measured cost per byte fits in
-/// the time left, between 4 and 64 KiB, so the overshoot is about one
+/// the time left, between 4 and 512 KiB, so the overshoot is about one
 /// small turn), and steps
 /// only the requests that have something to do (an event on their socket, a
 /// deadline due, a lookup done): its cost follows ready events, not the
@@ -522,10 +480,9 @@ pub struct RequestPool {
     in_flight: usize,
     /// Socket bytes read over the pool's life.
     bytes_read: u64,
-    /// What turns cost over all requests, in nanoseconds per KiB read (a
-    /// moving average; 0: not measured yet): the first guess for a request
-    /// not measured yet.
-    turn_cost: u64,
+    /// What turns cost over all requests per byte read: the first guess
+    /// for a request not measured yet.
+    turn_cost: TurnCost,
     /// The settings of the last request started, shared with the next one
     /// made with equal settings.
     last_settings: Option<Arc<Settings>>,
@@ -591,7 +548,7 @@ impl RequestPool {
             arrivals: false,
             in_flight: 0,
             bytes_read: 0,
-            turn_cost: 0,
+            turn_cost: TurnCost::default(),
             last_settings: None,
             pipes: Vec::new(),
             hidden: Vec::new(),
@@ -722,7 +679,7 @@ impl RequestPool {
                     progress: Arc::clone(&progress),
                     queued: false,
                     armed: None,
-                    cost: 0,
+                    cost: TurnCost::default(),
                     priority: 0,
                     wait_seq: None,
                 });
@@ -1052,7 +1009,7 @@ impl RequestPool {
         slot.job = None;
         slot.generation = slot.generation.wrapping_add(1);
         slot.queued = false;
-        slot.cost = 0;
+        slot.cost = TurnCost::default();
         slot.priority = 0;
         slot.wait_seq = None;
         self.free_slots.push(index);
@@ -1102,9 +1059,9 @@ impl RequestPool {
     /// are waiting to be taken.
     ///
     /// Never blocks. Cost per call: one `epoll_wait`, then per request with
-    /// work turns in rotation (at most 64 KiB of reads each, fewer when the
-    /// time left is short: a turn reads what its request's measured cost
-    /// per byte fits in it, at least 4 KiB) until the byte
+    /// work turns in rotation (at most 512 KiB of reads each, fewer when
+    /// the time left is short: a turn reads what its request's measured
+    /// cost per byte fits in it, at least 4 KiB) until the byte
     /// budget is used, the time budget has passed, or a whole round made no
     /// progress.
     pub fn poll(&mut self) -> usize {
@@ -1178,12 +1135,13 @@ impl RequestPool {
                 let before = bytes;
                 let completions = self.completed.len();
                 let slot_cost = self.slots[i as usize].cost;
-                let quantum = if slot_cost == 0 {
+                let left = time_budget - elapsed;
+                let quantum = if slot_cost.is_unknown() {
                     // Not measured yet (a gzip body may cost several times
                     // the others): a short turn, to measure it.
-                    quantum_for(time_budget - elapsed, self.turn_cost).min(FIRST_QUANTUM)
+                    self.turn_cost.turn(left).min(FIRST_TURN)
                 } else {
-                    quantum_for(time_budget - elapsed, slot_cost)
+                    slot_cost.turn(left)
                 };
                 self.turn(i, start, &mut bytes, quantum);
                 // A connection this turn gave back (kept or closed) goes to
@@ -1193,16 +1151,13 @@ impl RequestPool {
                 }
                 let after = self.now();
                 let read = before - bytes;
-                if read >= COST_SAMPLE {
-                    let took = after.saturating_duration_since(now).as_nanos();
-                    let sample = u64::try_from(took * 1024 / read as u128).unwrap_or(u64::MAX);
-                    let slot = &mut self.slots[i as usize];
-                    // A request that just completed has its slot reset.
-                    if slot.job.is_some() {
-                        slot.cost = average(slot.cost, sample);
-                    }
-                    self.turn_cost = average(self.turn_cost, sample);
+                let took = after.saturating_duration_since(now);
+                let slot = &mut self.slots[i as usize];
+                // A request that just completed has its slot reset.
+                if slot.job.is_some() {
+                    slot.cost.sample(read, took);
                 }
+                self.turn_cost.sample(read, took);
                 now = after;
                 if bytes == before && self.completed.len() == completions {
                     fruitless += 1;
@@ -1446,28 +1401,5 @@ mod tests {
             crate::PollBudget::default(),
             "one default for every front end"
         );
-    }
-
-    #[test]
-    fn a_turn_reads_what_fits_in_the_time_left() {
-        // Unknown cost: a whole quantum.
-        assert_eq!(quantum_for(Duration::from_micros(10), 0), QUANTUM);
-        // 1 µs per KiB (1 GB/s) with 20 µs left: 20 KiB.
-        assert_eq!(quantum_for(Duration::from_micros(20), 1000), 20 * 1024);
-        // Plenty of time: never past a quantum.
-        assert_eq!(quantum_for(Duration::from_millis(5), 1000), QUANTUM);
-        // Almost no time, or a very costly request (a gzip bomb): the floor.
-        assert_eq!(quantum_for(Duration::ZERO, 1000), MIN_QUANTUM);
-        assert_eq!(quantum_for(Duration::from_millis(1), u64::MAX), MIN_QUANTUM);
-    }
-
-    #[test]
-    fn the_cost_is_a_moving_average() {
-        assert_eq!(average(0, 800), 800);
-        assert_eq!(average(0, 0), 1, "a measured cost is never 'unknown'");
-        assert_eq!(average(800, 1600), 1000);
-        assert_eq!(average(1000, 1000), 1000);
-        // A preempted turn counts as 8 times the average, not 1000 times.
-        assert_eq!(average(1000, 1_000_000), 2750);
     }
 }

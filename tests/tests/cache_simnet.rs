@@ -770,16 +770,18 @@ fn an_entry_deleted_by_hand_or_damaged_is_fetched_again() {
         ))],
     );
     get(&mut net, &mut pool, "/d", &s);
-    let entry = || {
-        std::fs::read_dir(dir.join("entries"))
+    // An entry is its metadata (`entries/`) and its body (`bodies/`).
+    let file_in = |sub: &str| {
+        std::fs::read_dir(dir.join(sub))
             .unwrap()
             .next()
             .expect("one entry")
             .unwrap()
             .path()
     };
-    // Deleted by hand: a miss, fetched and stored again.
-    std::fs::remove_file(entry()).unwrap();
+    // Deleted by hand (its two files): a miss, fetched and stored again.
+    std::fs::remove_file(file_in("entries")).unwrap();
+    std::fs::remove_file(file_in("bodies")).unwrap();
     let c = get(&mut net, &mut pool, "/d", &s);
     assert_eq!(
         (c.cache, &c.body[..]),
@@ -787,7 +789,7 @@ fn an_entry_deleted_by_hand_or_damaged_is_fetched_again() {
     );
     // Damaged (its body bytes changed): never served as good (the request
     // fails, typed), the entry is removed, and the next one fetches it.
-    let path = entry();
+    let path = file_in("bodies");
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[0] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();

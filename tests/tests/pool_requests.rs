@@ -352,9 +352,10 @@ fn the_time_budget_stops_a_poll_after_one_turn_past_it() {
         let before = pool.bytes_read();
         pool.poll();
         polls += 1;
-        // One turn reads at most 64 KiB, and the budget check before the
-        // second turn stops the poll.
-        assert!(pool.bytes_read() - before <= 64 * 1024);
+        // A turn not measured yet reads at most 16 KiB, a measured one what
+        // its cost fits in the time left (here the 4 KiB floor), and the
+        // budget check before the third turn stops the poll.
+        assert!(pool.bytes_read() - before <= 2 * 16 * 1024);
         done += pool.drain_completed().count();
     }
 }

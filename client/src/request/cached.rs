@@ -299,6 +299,19 @@ impl CacheUse {
             None => Ok(None),
         }
     }
+
+    /// Append at most `max` more bytes of the stored body to `out`, read
+    /// straight into its spare room; how many, `None` at its end.
+    pub(crate) fn read_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<Option<usize>, StoreError> {
+        match &mut self.serving {
+            Some((_, reader)) => reader.read_into(out, max),
+            None => Ok(None),
+        }
+    }
 }
 
 /// A stored entry's head as an HTTP/1.1 response head, parsed by proto (so

@@ -680,6 +680,32 @@ impl Job {
                 return None;
             }
             let max = (*budget).min(CACHE_PIECE);
+            // A body kept in memory as it is: read straight into it.
+            if let Some(sink) = self.decoder.as_mut().and_then(Decoder::in_place) {
+                let room = self.turn_cap.saturating_sub(self.turn_output);
+                if room == 0 {
+                    return None;
+                }
+                let max = max.min(usize::try_from(room).unwrap_or(usize::MAX));
+                let memory = sink.in_place()?;
+                let start = memory.len();
+                let read = self.cache.as_deref_mut()?.read_into(memory, max);
+                match read {
+                    Ok(Some(n)) => {
+                        *budget -= n;
+                        self.turn_output += n as u64;
+                        self.progress
+                            .downloaded
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                        if sink.accept_appended(start).is_err() {
+                            return Some(self.sink_failure(drv, None));
+                        }
+                        continue;
+                    }
+                    Ok(None) => return self.finish_body(drv, now),
+                    Err(e) => return Some(self.cache_read_failure(drv, e)),
+                }
+            }
             let piece = self.cache.as_deref_mut()?.read_piece(max);
             match piece {
                 Ok(Some(piece)) => {
@@ -692,21 +718,23 @@ impl Job {
                     }
                 }
                 Ok(None) => return self.finish_body(drv, now),
-                Err(e) => {
-                    let error = match e {
-                        StoreError::Io(e) => e,
-                        StoreError::Corrupt(why) => {
-                            std::io::Error::new(std::io::ErrorKind::InvalidData, why)
-                        }
-                    };
-                    return Some(self.complete(
-                        drv,
-                        RequestResult::RequestFailed,
-                        Some(RequestFailure::CacheRead(error)),
-                    ));
-                }
+                Err(e) => return Some(self.cache_read_failure(drv, e)),
             }
         }
+    }
+
+    /// End the job: the stored body could not be read (or failed its
+    /// checks and was removed).
+    fn cache_read_failure(&mut self, drv: &mut dyn Connections, e: StoreError) -> Completed {
+        let error = match e {
+            StoreError::Io(e) => e,
+            StoreError::Corrupt(why) => std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+        };
+        self.complete(
+            drv,
+            RequestResult::RequestFailed,
+            Some(RequestFailure::CacheRead(error)),
+        )
     }
 
     fn exchange(

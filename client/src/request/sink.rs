@@ -133,6 +133,35 @@ impl Sink {
         }
     }
 
+    /// The sink for bytes read straight into its memory (no content
+    /// coding, not streamed, not a file): see
+    /// [`accept_appended`](Self::accept_appended).
+    pub(crate) fn in_place(&mut self) -> Option<&mut Vec<u8>> {
+        self.takes_in_place().then_some(&mut self.memory)
+    }
+
+    fn takes_in_place(&self) -> bool {
+        self.stream.is_none() && self.file.is_none()
+    }
+
+    /// Bytes from `start` on were appended to the memory by the caller
+    /// (through [`in_place`](Self::in_place)): count them against the
+    /// limit (past it they are dropped and the sink stops, as a write
+    /// would) and hash them for the digests.
+    pub(crate) fn accept_appended(&mut self, start: usize) -> io::Result<()> {
+        let n = self.memory.len() - start;
+        if let Err(e) = self.check_limit(n) {
+            self.memory.truncate(start);
+            return Err(e);
+        }
+        if let Some(v) = &mut self.verify {
+            v.content(&self.memory[start..]);
+            v.decoded(&self.memory[start..]);
+        }
+        self.total += n as u64;
+        Ok(())
+    }
+
     fn check_limit(&mut self, n: usize) -> io::Result<()> {
         if let Some(limit) = self.limit {
             if self.total + n as u64 > limit {
@@ -389,6 +418,14 @@ impl Decoder {
         match self {
             Decoder::Identity(s) => s,
             Decoder::Coded(d) => d.sink(),
+        }
+    }
+    /// The memory to read body bytes straight into, when they go there as
+    /// they are ([`Sink::in_place`]).
+    pub(crate) fn in_place(&mut self) -> Option<&mut Sink> {
+        match self {
+            Decoder::Identity(s) if s.takes_in_place() => Some(s),
+            _ => None,
         }
     }
     /// Whether bytes go to the sink as they are (no content coding).
