@@ -600,6 +600,15 @@ impl RequestPool {
     /// settings; requests made one after another with equal settings share
     /// one copy of them). It becomes a running job when admitted.
     ///
+    /// With a cache ([`Settings::cache`]), the request is looked up in it
+    /// here (a disk store: the entry's metadata file opened and read, a few
+    /// hundred bytes; the body is read later, within the polls' budgets):
+    /// one the cache answers (a fresh hit, or `OnlyIfCached`) needs no
+    /// connection, so it runs from the next [`poll`](Self::poll) on,
+    /// without waiting behind requests that need one (and outside the
+    /// priority order, which orders connections). One that goes to the
+    /// network waits as a running job (about 1.3 KiB).
+    ///
     /// # Errors
     /// As `HttpRequest::request_body`, at once: nothing was started.
     pub fn request(
@@ -686,8 +695,20 @@ impl RequestPool {
                 (self.slots.len() - 1) as u32
             }
         };
+        // With a cache, it is looked up now: a request the cache answers
+        // needs no connection and runs at once instead of waiting behind
+        // requests that do (a hit costs no socket). One that goes to the
+        // network waits as a running job (its lookup done).
+        let uses_cache = queued.settings.cache.cache.is_some()
+            && queued.settings.cache.mode != crate::CacheMode::Bypass;
+        let work = if uses_cache {
+            Work::Running(Box::new(into_job(queued)))
+        } else {
+            Work::Queued(Box::new(queued))
+        };
+        let answered = matches!(&work, Work::Running(job) if job.needs_no_connection());
         let slot = &mut self.slots[index as usize];
-        slot.job = Some(Work::Queued(Box::new(queued)));
+        slot.job = Some(work);
         slot.progress = progress;
         slot.queued = false;
         // Its timeout counts from now, queued or not.
@@ -697,12 +718,16 @@ impl RequestPool {
             self.deadlines.push(Reverse((d, index, generation)));
         }
         self.in_flight += 1;
-        // It asks for a connection by priority, in arrival order with
-        // those of its priority.
         let slot = &mut self.slots[index as usize];
         slot.priority = priority;
-        slot.wait_seq = Some(self.waiting.push(key, index, generation, priority));
-        self.arrivals = true;
+        if answered {
+            self.enqueue(index);
+        } else {
+            // It asks for a connection by priority, in arrival order with
+            // those of its priority.
+            slot.wait_seq = Some(self.waiting.push(key, index, generation, priority));
+            self.arrivals = true;
+        }
         Ok(RequestId {
             index,
             generation: self.slots[index as usize].generation,

@@ -809,3 +809,68 @@ fn an_entry_deleted_by_hand_or_damaged_is_fetched_again() {
     assert_eq!(net.received("a.test").len(), 3);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A request the cache answers needs no connection: with the origin's only
+/// connection held by a request that never ends and another request
+/// waiting for it, a fresh hit (and an only-if-cached miss) queued behind
+/// that one still completes, and nothing more is sent.
+#[test]
+fn a_hit_does_not_wait_for_a_connection() {
+    let mut net = SimNet::new();
+    net.add_peer("a.test", Answer::Now);
+    let mut pool = net.pool(PoolSettings {
+        max_connections_per_origin: 1,
+        ..PoolSettings::default()
+    });
+    let wall = Wall::new();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    net.route(
+        "a.test",
+        "/asset",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=600")],
+            b"stored",
+        ))],
+    );
+    net.route("a.test", "/stall", vec![Reply::Stall]);
+    assert_eq!(
+        get(&mut net, &mut pool, "/asset", &s).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    let stalled = pool.get(net.url("a.test", "/stall"), &s).unwrap();
+    net.settle(&mut pool, 50);
+    assert_eq!(
+        pool.in_flight(),
+        1,
+        "the stalled request holds the connection"
+    );
+    // Waits for the connection, ahead of the hit in the queue.
+    let queued = pool.get(net.url("a.test", "/other"), &s).unwrap();
+    let hit = pool.get(net.url("a.test", "/asset"), &s).unwrap();
+    let offline = pool
+        .get(
+            net.url("a.test", "/never-stored"),
+            &cached(&cache, CacheMode::OnlyIfCached),
+        )
+        .unwrap();
+    let done = net.settle(&mut pool, 50);
+    let of = |id| done.iter().find(|(i, _)| *i == id).map(|(_, c)| c);
+    let hit = of(hit).expect("the hit completed");
+    assert_eq!(
+        (hit.cache, &hit.body[..]),
+        (CacheStatus::Hit, &b"stored"[..])
+    );
+    let offline = of(offline).expect("the only-if-cached miss completed");
+    assert!(matches!(offline.failure, Some(RequestFailure::NotCached)));
+    assert!(of(stalled).is_none(), "the stalled request still runs");
+    assert!(of(queued).is_none(), "the request ahead still waits");
+    assert_eq!(
+        net.received("a.test").len(),
+        2,
+        "the miss and the stalled request"
+    );
+    pool.cancel(stalled);
+    pool.cancel(queued);
+}

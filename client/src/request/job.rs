@@ -311,6 +311,12 @@ impl Job {
         )));
     }
 
+    /// Whether the cache answers (or refuses, only-if-cached) this request,
+    /// so it needs no connection.
+    pub(crate) fn needs_no_connection(&self) -> bool {
+        self.stage == Stage::FromCache || self.pending.is_some()
+    }
+
     /// Whether the job waits for a connection (the limits are reached).
     pub(crate) fn is_waiting(&self) -> bool {
         self.stage == Stage::Waiting
