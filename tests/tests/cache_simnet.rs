@@ -874,3 +874,97 @@ fn a_hit_does_not_wait_for_a_connection() {
     pool.cancel(stalled);
     pool.cancel(queued);
 }
+
+/// A redirect to a name the cache holds: the target is looked up as a
+/// request for it would be (a fresh answer serves it, no request for it),
+/// a target fetched through a redirect is stored under its own URL, and
+/// the conditional fields made for the first URL's stored response never
+/// go to the target.
+#[test]
+fn a_redirect_to_a_cached_name_is_answered_and_stored_under_the_target() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    let redirect = |to: &str| {
+        Reply::Send(response(
+            "302 Found",
+            &[("Location", to), ("Cache-Control", "no-store")],
+            b"",
+        ))
+    };
+    let fresh = |body: &[u8]| {
+        Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=600")],
+            body,
+        ))
+    };
+    net.route("a.test", "/b", vec![fresh(b"B")]);
+    net.route("a.test", "/to-b", vec![redirect("/b"), redirect("/b")]);
+    assert_eq!(
+        get(&mut net, &mut pool, "/b", &s).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    let c = get(&mut net, &mut pool, "/to-b", &s);
+    assert_eq!(
+        (c.result, c.cache, &c.body[..], c.redirects),
+        (RequestResult::Success, CacheStatus::Hit, &b"B"[..], 1)
+    );
+    assert!(c.final_url.ends_with("/b"), "{}", c.final_url);
+    let lines: Vec<String> = net
+        .received("a.test")
+        .iter()
+        .map(|r| r.request_line())
+        .collect();
+    assert_eq!(
+        lines,
+        ["GET /b HTTP/1.1", "GET /to-b HTTP/1.1"],
+        "no request for /b"
+    );
+
+    // Fetched through a redirect: stored under the target's URL.
+    net.route("a.test", "/to-c", vec![redirect("/c")]);
+    net.route("a.test", "/c", vec![fresh(b"C")]);
+    let c = get(&mut net, &mut pool, "/to-c", &s);
+    assert_eq!(
+        (c.cache, &c.body[..]),
+        (CacheStatus::Miss { stored: true }, &b"C"[..])
+    );
+    let c = get(&mut net, &mut pool, "/c", &s);
+    assert_eq!((c.cache, &c.body[..]), (CacheStatus::Hit, &b"C"[..]));
+    assert_eq!(net.received("a.test").len(), 4);
+
+    // A stale entry under the first URL, which now redirects: its
+    // If-None-Match goes to the first URL only.
+    net.route(
+        "a.test",
+        "/moved",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=1"), ("ETag", "\"old\"")],
+                b"old",
+            )),
+            redirect("/new"),
+        ],
+    );
+    net.route("a.test", "/new", vec![fresh(b"new")]);
+    get(&mut net, &mut pool, "/moved", &s);
+    wall.advance(10);
+    let c = get(&mut net, &mut pool, "/moved", &s);
+    assert_eq!(
+        (c.result, &c.body[..]),
+        (RequestResult::Success, &b"new"[..])
+    );
+    let received = net.received("a.test");
+    let head =
+        |r: &pollhttp_tests::simnet::Received| String::from_utf8_lossy(&r.raw).to_lowercase();
+    let n = received.len();
+    assert!(head(&received[n - 2]).contains("if-none-match: \"old\""));
+    assert!(received[n - 1].request_line().starts_with("GET /new "));
+    assert!(
+        !head(&received[n - 1]).contains("if-none-match"),
+        "{}",
+        head(&received[n - 1])
+    );
+}

@@ -49,6 +49,14 @@ pub(crate) struct CacheUse {
     revalidate_later: bool,
     /// The final response being stored: its entry and its body so far.
     writing: Option<(Entry, BodyWriter)>,
+    /// The request continues a download file (a Range request).
+    resume: bool,
+    /// The lookup's `background` (see [`lookup`](Self::lookup)), for the
+    /// lookups of later hops.
+    background: bool,
+    /// The lookup added `If-None-Match` / `If-Modified-Since` (the caller
+    /// sent no conditional of their own).
+    added_conditionals: bool,
     pub(crate) status: CacheStatus,
 }
 
@@ -77,8 +85,38 @@ impl CacheUse {
             serve_after_end: false,
             revalidate_later: false,
             writing: None,
+            resume,
+            background: false,
+            added_conditionals: false,
             status: CacheStatus::NotUsed,
         })
+    }
+
+    /// The request follows a redirect; `call` is the next hop's (its URL,
+    /// its method after a 303). What the cache did for the previous hop
+    /// ends: the conditional fields it added go (they name another URL's
+    /// stored response), the entry it revalidated or could fall back to is
+    /// dropped. Then the new URL is looked up under its own key, as a
+    /// request for it would be: a fresh stored answer serves the rest of
+    /// the request (RFC 9111 §4: a cache answers a request whatever led
+    /// to it), a stale one is revalidated, and what the hop brings is
+    /// stored under the new URL.
+    pub(crate) fn redirected(&mut self, call: &mut Call) -> Lookup {
+        if std::mem::take(&mut self.added_conditionals) {
+            call.headers.retain(|(k, _)| {
+                !k.eq_ignore_ascii_case("if-none-match")
+                    && !k.eq_ignore_ascii_case("if-modified-since")
+            });
+        }
+        self.revalidating = None;
+        self.fallback = None;
+        self.writing = None;
+        self.key = key_of(&call.url);
+        self.reads = call.method == "GET"
+            && self.mode != CacheMode::Bypass
+            && !self.resume
+            && !has(&call.headers, "range");
+        self.lookup(call, self.background)
     }
 
     /// Before the request starts: answer from the store, or go to the
@@ -90,6 +128,7 @@ impl CacheUse {
     /// so a response within its `stale-while-revalidate` answers at once
     /// (RFC 5861 §3); without it, such a response is revalidated first.
     pub(crate) fn lookup(&mut self, call: &mut Call, background: bool) -> Lookup {
+        self.background = background;
         if !self.reads {
             return Lookup::Network;
         }
@@ -138,6 +177,7 @@ impl CacheUse {
             if !conditional.is_empty() {
                 call.headers.extend(conditional);
                 self.revalidating = Some(entry);
+                self.added_conditionals = true;
             }
         }
         Lookup::Network
@@ -191,11 +231,6 @@ impl CacheUse {
                     return true;
                 }
             }
-            return false;
-        }
-        if key_of(&call.url) != self.key {
-            // A redirect's target: stored under its own URL only by a
-            // request for it.
             return false;
         }
         if policy::storable(&call.method, &call.headers, head.status(), &fields).is_err() {

@@ -1039,6 +1039,31 @@ impl Job {
                 self.redirects += 1;
                 self.progress.downloaded.store(0, Ordering::Relaxed);
                 self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
+                // The new URL is looked up in the cache as a request for
+                // it would be.
+                let lookup = self
+                    .cache
+                    .as_deref_mut()
+                    .map(|c| c.redirected(&mut self.call));
+                match lookup {
+                    Some(Lookup::Serve) => {
+                        if let Some(conn) = self.conn.take() {
+                            let keep = conn.is_idle();
+                            drv.release(conn, keep);
+                        }
+                        self.response = None;
+                        self.start_from_cache();
+                        return None;
+                    }
+                    Some(Lookup::NotCached) => {
+                        return Some(self.complete(
+                            drv,
+                            RequestResult::RequestFailed,
+                            Some(RequestFailure::NotCached),
+                        ));
+                    }
+                    Some(Lookup::Network) | None => {}
+                }
             }
             Some(Next::Challenge(value)) => {
                 self.challenges += 1;
