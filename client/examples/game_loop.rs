@@ -58,6 +58,10 @@
 //!   `cache:` line gives hits, revalidations, bytes on the wire and the
 //!   load's seconds.
 //! - `--port N`: the asset server's port (default: any free one).
+//! - `--link-mbps N`: the asset server's connections share one link of N
+//!   Mbit/s (each 64 KiB piece takes its time on it), as a real network
+//!   would: on loopback a download is as fast as the cache's disk, so a
+//!   second launch's gain shows only against a network's pace.
 //! - `--plot FILE.svg`: draw frame time, `poll()` cost and bytes read per
 //!   frame (three panels, plotters).
 //!
@@ -99,7 +103,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
@@ -155,6 +159,9 @@ usage: game_loop [options]
       --connections N      the pool's connections per origin (and nodes), default 6
       --timeout SECS       deadline of each request, default 300
       --recv-buffer-kib N  each socket's receive buffer (SO_RCVBUF), default 4096; 0: the kernel's
+      --cache DIR          an HTTP cache in DIR (a second launch answers from it)
+      --port N             the asset server's port, default any free one (the cache's keys name it)
+      --link-mbps N        the asset server's connections share one link of N Mbit/s (a real network)
       --plot FILE.svg      plot frame time, poll() cost and bytes per frame";
 
 #[derive(Debug)]
@@ -176,6 +183,9 @@ struct Args {
     cache: Option<PathBuf>,
     /// The asset server's port (`--port N`; 0: any free one).
     port: u16,
+    /// `--link-mbps N`: the asset server sends through one shared link of
+    /// N Mbit/s.
+    link_mbps: Option<f64>,
 }
 
 /// What one frame cost.
@@ -235,6 +245,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         plot: None,
         cache: None,
         port: 0,
+        link_mbps: None,
     };
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -260,6 +271,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--plot" => a.plot = Some(PathBuf::from(value(&arg)?)),
             "--cache" => a.cache = Some(PathBuf::from(value(&arg)?)),
             "--port" => a.port = number::<u16>(&arg, &value(&arg)?)?,
+            "--link-mbps" => {
+                let m = number::<f64>(&arg, &value(&arg)?)?;
+                if !(m.is_finite() && m > 0.0) {
+                    return Err(format!("bad --link-mbps {m}"));
+                }
+                a.link_mbps = Some(m);
+            }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             // A bare URL, as before `--url` existed.
             _ if a.url.is_none() => a.url = Some(arg),
@@ -467,12 +485,57 @@ struct Content {
     assets: HashMap<String, Asset>,
     /// The gzip assets, compressed once at start-up.
     gzipped: HashMap<String, Vec<u8>>,
+    /// `--link-mbps`: one link every connection's bytes share.
+    link: Option<Link>,
+}
+
+/// A network link of a fixed rate that all the server's connections share
+/// (`--link-mbps`): each piece written takes its time on the link, in the
+/// order the connections write, as on a home connection.
+struct Link {
+    /// Off after the frame loop (the recv-loop yardstick runs unpaced).
+    on: std::sync::atomic::AtomicBool,
+    bytes_per_s: f64,
+    /// When the link is free again.
+    free_at: Mutex<Instant>,
+}
+
+/// A writer whose bytes go through the [`Link`] (if any), in pieces of at
+/// most 64 KiB, each sent when the link has carried it.
+struct Paced<'a, W: Write> {
+    inner: W,
+    link: Option<&'a Link>,
+}
+
+impl<W: Write> Write for Paced<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(link) = self.link.filter(|l| l.on.load(Ordering::Relaxed)) else {
+            return self.inner.write(buf);
+        };
+        let n = buf.len().min(64 * 1024);
+        let due = {
+            let mut free = link.free_at.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*free).max(Instant::now());
+            *free = start + Duration::from_secs_f64(n as f64 / link.bytes_per_s);
+            *free
+        };
+        if let Some(d) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        self.inner.write_all(&buf[..n])?;
+        self.inner.flush()?;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 struct Server {
     addr: SocketAddr,
     /// Connections accepted so far.
     accepted: Arc<AtomicU64>,
+    content: Arc<Content>,
 }
 
 /// The CPUs of the asset server's threads (all but the game's), when the
@@ -506,7 +569,7 @@ fn pin_server() {
 
 /// Serves the asset set on 127.0.0.1, a thread per connection, until the
 /// process exits. The gzip assets are compressed before it returns.
-fn start_asset_server(set: &[Asset], port: u16) -> io::Result<Server> {
+fn start_asset_server(set: &[Asset], port: u16, link_mbps: Option<f64>) -> io::Result<Server> {
     let patterns = Patterns::new();
     let mut gzipped = HashMap::new();
     for a in set.iter().filter(|a| a.is_text()) {
@@ -518,7 +581,13 @@ fn start_asset_server(set: &[Asset], port: u16) -> io::Result<Server> {
         patterns,
         assets: set.iter().map(|a| (a.path.clone(), a.clone())).collect(),
         gzipped,
+        link: link_mbps.map(|m| Link {
+            on: std::sync::atomic::AtomicBool::new(true),
+            bytes_per_s: m * 1e6 / 8.0,
+            free_at: Mutex::new(Instant::now()),
+        }),
     });
+    let server_content = Arc::clone(&content);
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
     let addr = listener.local_addr()?;
     let accepted = Arc::new(AtomicU64::new(0));
@@ -539,7 +608,11 @@ fn start_asset_server(set: &[Asset], port: u16) -> io::Result<Server> {
                     });
             }
         })?;
-    Ok(Server { addr, accepted })
+    Ok(Server {
+        addr,
+        accepted,
+        content: server_content,
+    })
 }
 
 /// One connection: requests until the client closes it (HTTP/1.1
@@ -549,7 +622,13 @@ fn serve(conn: TcpStream, content: &Content) -> io::Result<()> {
     conn.set_write_timeout(Some(Duration::from_secs(60)))?;
     conn.set_nodelay(true)?;
     let mut reader = BufReader::new(conn.try_clone()?);
-    let mut out = BufWriter::with_capacity(256 * 1024, conn);
+    let mut out = BufWriter::with_capacity(
+        256 * 1024,
+        Paced {
+            inner: conn,
+            link: content.link.as_ref(),
+        },
+    );
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line)? == 0 {
@@ -922,7 +1001,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let server = match &args.url {
         Some(_) => None,
         None => Some(
-            start_asset_server(&set, args.port)
+            start_asset_server(&set, args.port, args.link_mbps)
                 .map_err(|e| format!("cannot start the asset server: {e}"))?,
         ),
     };
@@ -1138,6 +1217,9 @@ fn run(args: &Args) -> Result<bool, String> {
     };
     let accepted = server.as_ref().map(|s| s.accepted.load(Ordering::Relaxed));
     drop(loader);
+    if let Some(link) = server.as_ref().and_then(|s| s.content.link.as_ref()) {
+        link.on.store(false, Ordering::Relaxed);
+    }
 
     // After the loop, outside the frames: what this machine can do. A plain
     // blocking recv loop on the same server, in this thread (on the same
