@@ -968,3 +968,66 @@ fn a_redirect_to_a_cached_name_is_answered_and_stored_under_the_target() {
         head(&received[n - 1])
     );
 }
+
+/// A resumed download (a `Range` request for the rest of a partial file)
+/// with a cache: it goes to the network as it is (the stored whole
+/// response does not answer it, the 206 is not stored), the file is
+/// completed, and the stored response still answers a plain request.
+#[test]
+fn a_resumed_download_bypasses_the_cache() {
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = memory_cache(&wall);
+    let s = cached(&cache, CacheMode::Default);
+    let body: Vec<u8> = (0..100u8).collect();
+    net.route(
+        "a.test",
+        "/asset",
+        vec![
+            Reply::Send(response(
+                "200 OK",
+                &[("Cache-Control", "max-age=600")],
+                &body,
+            )),
+            Reply::Send(response(
+                "206 Partial Content",
+                &[
+                    ("Cache-Control", "max-age=600"),
+                    ("Content-Range", "bytes 7-99/100"),
+                ],
+                &body[7..],
+            )),
+        ],
+    );
+    assert_eq!(
+        get(&mut net, &mut pool, "/asset", &s).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    let dir = pollhttp_tests::process::TempDir::new("cache-resume").unwrap();
+    let file = dir.path().join("asset.bin");
+    std::fs::write(&file, &body[..7]).unwrap();
+    let resume = Settings {
+        body: pollhttp::BodySettings {
+            download_file: Some(file.clone()),
+            resume: true,
+            ..Default::default()
+        },
+        ..s.clone()
+    };
+    let c = get(&mut net, &mut pool, "/asset", &resume);
+    assert_eq!(
+        (c.result, c.response_code(), c.cache),
+        (RequestResult::Success, 206, CacheStatus::NotUsed),
+        "{}",
+        c.reason
+    );
+    let sent = &net.received("a.test")[1];
+    assert_eq!(sent.field("range").as_deref(), Some("bytes=7-"));
+    assert_eq!(std::fs::read(&file).unwrap(), body, "the file is whole");
+    let c = get(&mut net, &mut pool, "/asset", &s);
+    assert_eq!(
+        (c.cache, &c.body[..]),
+        (CacheStatus::Hit, &body[..]),
+        "the 200 is still stored"
+    );
+    assert_eq!(net.received("a.test").len(), 2);
+}
