@@ -154,7 +154,10 @@ for c in "${CACHES[@]}"; do
   chmod 777 "$dir"
   echo "== $c"
   n=${#pids[@]}
-  port="$("start_$c" "$dir")"
+  # Not in a command substitution: its subshell would keep the servers'
+  # pids from `pids` (and so from the cleanup).
+  "start_$c" "$dir" >"$dir/port"
+  port="$(cat "$dir/port")"
   timeout 240 node --no-warnings scripts/cache-conformance.mjs run \
     "http://127.0.0.1:$port" "$dir/results.json" | sed -n '1,12p'
   for p in "${pids[@]:$n}"; do kill "$p" 2>/dev/null || true; done
