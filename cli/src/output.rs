@@ -183,14 +183,20 @@ pub(crate) fn finish(
     Ok(())
 }
 
-/// For a response that broke a rule curl lets pass: the rule (the
-/// error's message names its RFC 9112 section), and the `--lenient` that
-/// would accept it.
+/// For a response that broke a rule a leniency relaxes: the `--lenient`
+/// that would accept it, and whether curl does (it accepts all but a
+/// chunked body cut after its last-chunk, which it fails with 18 too).
 pub(crate) fn leniency_hint(done: &Completed) -> Option<String> {
     let e = done.connection_failure()?.protocol_error()?;
-    let name = pollhttp::Leniency::accepting(e)?.replace('_', "-");
+    let name = pollhttp::Leniency::accepting(e)?;
+    let curl = if name == "last_chunk_then_eof" {
+        "curl fails here too"
+    } else {
+        "curl lets it pass"
+    };
     Some(format!(
-        "that rule is one curl lets pass: --lenient={name} accepts the response"
+        "--lenient={} accepts the response ({curl})",
+        name.replace('_', "-")
     ))
 }
 

@@ -2108,12 +2108,14 @@ fn fetch_is_strict_and_lenient_names_the_rule_that_accepts() {
             c.name,
             lines[0]
         );
+        let curl = if c.code == 18 {
+            "curl fails here too"
+        } else {
+            "curl lets it pass"
+        };
         assert_eq!(
             lines[1],
-            format!(
-                "fetch: that rule is one curl lets pass: --lenient={} accepts the response",
-                c.name
-            )
+            format!("fetch: --lenient={} accepts the response ({curl})", c.name)
         );
         let by_name = format!("--lenient={}", c.name);
         for arg in [by_name.as_str(), "--lenient"] {
@@ -2332,4 +2334,85 @@ fn fetch_draws_curls_meter_when_the_body_goes_to_a_file() {
         .next()
         .unwrap();
     assert_eq!(last, format!("{} 100.0%", "#".repeat(72)));
+}
+
+#[test]
+fn fetch_connect_timeout_ends_a_connect_that_hangs() {
+    // A listener whose accept queue is full drops further SYNs: the connect
+    // hangs as one to an unroutable address would.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    sock.bind(&any.into()).unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let _fill: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let out = fetch(&[
+        "-sS",
+        "--connect-timeout",
+        "0.5",
+        &format!("http://{addr}/"),
+    ]);
+    assert_eq!(out.code, Some(28), "{}", out.stderr);
+    assert!(out.stderr.starts_with("fetch: (28) "), "{}", out.stderr);
+    // A value that is not seconds is a usage error.
+    let out = fetch(&["--connect-timeout", "soon", &format!("http://{addr}/")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_expect100_timeout_sets_the_wait_for_100() {
+    let dir = TempDir::new("fetch-expect-wait").unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, pseudo_random_bytes((1 << 20) + 7)).unwrap();
+    let srv = ScriptServer::start(vec![
+        // No 100 ever: a short wait sends the body anyway.
+        vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "late")),
+            Step::Close,
+        ],
+        // A long wait and a 417 at once: the body is never sent.
+        vec![
+            Step::ReadRequestHead,
+            Step::write("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"),
+            Step::ReadToEof,
+        ],
+    ]);
+    let url = format!("http://127.0.0.1:{}/up", srv.port());
+    let up = big.to_str().unwrap();
+    let out = fetch(&["-s", "--expect100-timeout", "0.05", "-T", up, &url]);
+    assert_eq!(
+        (out.code, &out.stdout[..]),
+        (Some(0), &b"late"[..]),
+        "{}",
+        out.stderr
+    );
+    let out = fetch(&[
+        "-s",
+        "-w",
+        "%{http_code}",
+        "--expect100-timeout",
+        "600",
+        "-T",
+        up,
+        &url,
+    ]);
+    assert_eq!(
+        (out.code, out.stdout_text()),
+        (Some(0), "417".to_string()),
+        "{}",
+        out.stderr
+    );
+    let received = srv.received();
+    assert_eq!(received.len(), 2);
+    let (_, body) = pollhttp_tests::script::split_request(&received[0]);
+    assert_eq!(body.len(), (1 << 20) + 7);
+    assert!(
+        received[1].ends_with(b"\r\n\r\n"),
+        "no body byte after the head"
+    );
 }
