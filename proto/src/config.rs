@@ -84,7 +84,8 @@ pub struct Leniency {
 }
 
 impl Leniency {
-    /// Every leniency on: what curl lets pass.
+    /// Every leniency on: what curl lets pass, and a chunked body cut after
+    /// its last-chunk (which curl fails).
     pub fn all() -> Leniency {
         Leniency {
             bare_lf: true,

@@ -97,7 +97,8 @@ pub struct Settings {
     /// request's own). Default: strict, except `obs_fold`, which is on (the
     /// client is a user agent, which RFC 9112 §5.2 lets unfold obs-fold by
     /// replacing it with SP; curl does too). [`Leniency::all`] turns every
-    /// one on (curl's behaviour). Costs nothing per call.
+    /// one on (what curl accepts, and a chunked body cut after its
+    /// last-chunk, which curl does not). Costs nothing per call.
     pub leniency: Leniency,
 }
 
