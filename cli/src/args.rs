@@ -245,7 +245,7 @@ pub(crate) struct OutputArgs {
     /// Print fetch's JSON report line per transfer instead of the body
     #[arg(long = "report", hide_short_help = true)]
     pub(crate) report: bool,
-    /// curl's progress bar (on stderr, also when stderr is not a terminal)
+    /// curl's progress bar of #s instead of its meter (on stderr)
     #[arg(short = '#', long = "progress-bar", hide_short_help = true)]
     pub(crate) progress_bar: bool,
 }
@@ -344,6 +344,10 @@ pub(crate) struct ConnectionArgs {
     /// Longest time connecting may take (default 30)
     #[arg(long = "connect-timeout", value_name = "SECS", value_parser = seconds, hide_short_help = true)]
     pub(crate) connect_timeout: Option<Duration>,
+    /// Longest wait for 100 Continue before a body over 1 MiB is sent
+    /// anyway (default 1)
+    #[arg(long = "expect100-timeout", value_name = "SECS", value_parser = seconds, hide_short_help = true)]
+    pub(crate) expect100_timeout: Option<Duration>,
     /// An http://[user:password@]host:port proxy for http and https URLs
     #[arg(short = 'x', long = "proxy", value_name = "URL", value_parser = proxy)]
     pub(crate) proxy: Option<ProxyArg>,
@@ -362,6 +366,42 @@ pub(crate) struct ConnectionArgs {
     /// Do not verify the server certificate
     #[arg(short = 'k', long = "insecure")]
     pub(crate) insecure: bool,
+    /// Read responses that break RFC 9112 as curl does: alone, every rule
+    /// below; =RULES, those (comma-separated: bare-lf, obs-fold,
+    /// whitespace-before-colon, content-length-with-transfer-encoding,
+    /// last-chunk-then-eof). fetch's own; without it fetch is strict
+    #[arg(
+        long = "lenient",
+        value_name = "RULES",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all",
+        value_parser = leniency,
+        hide_short_help = true
+    )]
+    pub(crate) lenient: Option<pollhttp::Leniency>,
+}
+
+/// `--lenient[=RULES]`: `all`, or leniencies by name (`-` or `_`), added to
+/// the library's default (obs-fold on).
+pub(crate) fn leniency(s: &str) -> Result<pollhttp::Leniency, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(pollhttp::Leniency::all());
+    }
+    let mut l = pollhttp::Settings::default().leniency;
+    for name in s.split(',').map(str::trim) {
+        if !l.enable(name) {
+            let names: Vec<String> = pollhttp::Leniency::NAMES
+                .iter()
+                .map(|n| n.replace('_', "-"))
+                .collect();
+            return Err(format!(
+                "not a leniency: {name:?} (all, or some of {})",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(l)
 }
 
 #[derive(clap::Args, Debug)]

@@ -174,6 +174,7 @@ fn protocol(p: &ProtoError) -> u8 {
         ProtoError::IncompleteHead { received: 0, .. } => 52,
         ProtoError::IncompleteBody { .. }
         | ProtoError::IncompleteChunkedBody { .. }
+        | ProtoError::LastChunkThenEof { .. }
         | ProtoError::UncleanClose { .. } => 18,
         ProtoError::BodyTooLarge { .. } => 63,
         // curl reads these as "not HTTP": an unsupported protocol.

@@ -65,7 +65,12 @@ pub(crate) fn finish(
 ) -> Result<(), Error> {
     let ok = done.result == RequestResult::Success;
     let http_error = plan.fail_status(done);
-    let code = exit::of(done, plan.fail, plan.via_proxy);
+    let range_ignored = plan.range_ignored(done);
+    let code = if range_ignored {
+        33
+    } else {
+        exit::of(done, plan.fail, plan.via_proxy)
+    };
     tally.record(t.index, code);
     let sha = match (&summary.body_sha256, &t.download, ok) {
         _ if !plan.report => String::new(),
@@ -75,10 +80,15 @@ pub(crate) fn finish(
         _ => hex(&Sha256::digest(&done.body)),
     };
     let unmet = plan.time_cond_unmet(done);
-    let keep_body = (!http_error || plan.fail_with_body) && !unmet;
+    // -C OFFSET and a 416 (nothing past OFFSET): curl goes on without
+    // its body, as no error.
+    let unsatisfiable = plan.continue_from.is_some() && done.response_code() == 416;
+    let keep_body =
+        (!http_error || plan.fail_with_body) && !unmet && !range_ignored && !unsatisfiable;
     let mut file = t.file.clone();
     if !summary.body_written {
-        settle_file(t, ok && keep_body)?;
+        // -C OFFSET appends what arrived, as curl, also before a failure.
+        settle_file(t, (ok || t.append) && keep_body)?;
         if t.remote_header_name && ok && keep_body {
             file = remote_header_name(t, done)?.or(file);
         }
@@ -113,6 +123,8 @@ pub(crate) fn finish(
     };
     let errormsg = if http_error {
         format!("The requested URL returned error: {}", done.response_code())
+    } else if range_ignored {
+        "HTTP server doesn't seem to support byte ranges. Cannot resume.".to_string()
     } else {
         done.reason.clone()
     };
@@ -127,7 +139,7 @@ pub(crate) fn finish(
                 eprintln!("fetch: {hint}");
             }
         }
-        if http_error && plan.errors {
+        if (http_error || range_ignored) && plan.errors {
             eprintln!("fetch: ({code}) {url}{errormsg}");
         }
         if ok && keep_body && !summary.body_written {
@@ -136,6 +148,15 @@ pub(crate) fn finish(
             }
             if t.file.is_none() && !done.body.is_empty() {
                 write_stdout(&done.body, multi)?;
+            }
+        } else if !ok && !summary.body_written {
+            // As curl: what arrived before the failure is written (the
+            // heads with -i, the body bytes; a -o file keeps its own).
+            if plan.show_head {
+                write_stdout(head_text(done, "").as_bytes(), multi)?;
+            }
+            if t.file.is_none() && !done.partial_body.is_empty() {
+                write_stdout(&done.partial_body, multi)?;
             }
         }
     }
@@ -162,22 +183,20 @@ pub(crate) fn finish(
     Ok(())
 }
 
-/// For a response that broke a rule curl lets pass: the rule, and the
-/// leniency of pollhttp's proto that would accept it.
+/// For a response that broke a rule a leniency relaxes: the `--lenient`
+/// that would accept it, and whether curl does (it accepts all but a
+/// chunked body cut after its last-chunk, which it fails with 18 too).
 pub(crate) fn leniency_hint(done: &Completed) -> Option<String> {
-    use pollhttp::proto::Error as E;
     let e = done.connection_failure()?.protocol_error()?;
-    let leniency = match e {
-        E::BareLineFeed { .. } => "bare_lf",
-        E::ObsFold { .. } => "obs_fold",
-        E::ContentLengthWithTransferEncoding { .. } => "content_length_with_transfer_encoding",
-        E::IncompleteChunkedBody { .. } => "last_chunk_then_eof",
-        _ => return None,
+    let name = pollhttp::Leniency::accepting(e)?;
+    let curl = if name == "last_chunk_then_eof" {
+        "curl fails here too"
+    } else {
+        "curl lets it pass"
     };
     Some(format!(
-        "the server broke a rule of RFC 9112 that curl lets pass; pollhttp is strict by \
-         default, and its proto's leniency `{leniency}` would accept it (fetch has no switch \
-         for it yet: the library's Settings do not carry proto's leniencies)"
+        "--lenient={} accepts the response ({curl})",
+        name.replace('_', "-")
     ))
 }
 
@@ -249,6 +268,9 @@ pub(crate) fn settle_file(t: &Transfer, keep: bool) -> Result<(), Error> {
             .map(drop)
             .map_err(|e| Error::write(format!("cannot create {}: {e}", path.display())))
     };
+    if t.append {
+        return append_download(file, download, keep);
+    }
     if file == download {
         if keep && !file.exists() {
             create(file)?;
@@ -272,6 +294,27 @@ pub(crate) fn settle_file(t: &Transfer, keep: bool) -> Result<(), Error> {
     }
 }
 
+/// `-C OFFSET -o FILE`: the bytes that arrived (all of a completed body;
+/// as curl, also those before a failure) appended to FILE, created when
+/// missing; the temporary download removed. With `-f` and a status >= 400
+/// (`keep` false and a complete body), nothing is appended.
+fn append_download(file: &Path, download: &Path, keep: bool) -> Result<(), Error> {
+    let result = (|| -> io::Result<()> {
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(file)?;
+        if keep {
+            if let Ok(mut got) = File::open(download) {
+                io::copy(&mut got, &mut out)?;
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(download);
+    result.map_err(|e| Error::write(format!("cannot append to {}: {e}", file.display())))
+}
+
 /// Output goes around the progress lines, not through them; a closed pipe
 /// (`fetch ... | head`) is not an error.
 pub(crate) fn write_stdout(bytes: &[u8], multi: Option<&MultiProgress>) -> Result<(), Error> {
@@ -293,18 +336,27 @@ pub(crate) fn write_stdout(bytes: &[u8], multi: Option<&MultiProgress>) -> Resul
     }
 }
 
-/// The response head as `-i`/`-I` print it (`prefix` before each line, for
-/// `-v`): the status line and the fields as received.
+/// Every response head of the transfer as `-i`/`-I`/`-D` print them,
+/// curl's way: the interim 1xx heads, each redirect's and each auth
+/// round's, then the final one, each ended by its empty line (`prefix`
+/// before each line, for `-v`): the status line and the fields as received.
 pub(crate) fn head_text(done: &Completed, prefix: &str) -> String {
-    let Some(head) = &done.head else {
-        return String::new();
-    };
-    let version = match head.version() {
-        pollhttp::proto::Version::Http10 => "HTTP/1.0",
-        pollhttp::proto::Version::Http11 => "HTTP/1.1",
-    };
-    let reason = String::from_utf8_lossy(head.reason());
-    let mut s = format!("{prefix}{version} {} {reason}\r\n", head.status());
+    let mut s = String::new();
+    for head in done.earlier_heads.iter().chain(&done.head) {
+        one_head(&mut s, head, prefix);
+    }
+    s
+}
+
+fn one_head(s: &mut String, head: &pollhttp::proto::ResponseHead, prefix: &str) {
+    // The status line as received (curl prints it so: a missing reason
+    // phrase with or without its space), without its line end.
+    let raw = head.raw();
+    let end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let line = raw[..end].strip_suffix(b"\r").unwrap_or(&raw[..end]);
+    s.push_str(prefix);
+    s.push_str(&String::from_utf8_lossy(line));
+    s.push_str("\r\n");
     for f in head.fields().iter() {
         s.push_str(&format!(
             "{prefix}{}: {}\r\n",
@@ -314,7 +366,6 @@ pub(crate) fn head_text(done: &Completed, prefix: &str) -> String {
     }
     s.push_str(prefix);
     s.push_str("\r\n");
-    s
 }
 
 pub(crate) fn json_line(t: &Transfer, done: &Completed, sha: &str, summary: &Summary) -> String {

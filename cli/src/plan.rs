@@ -16,6 +16,10 @@ use pollhttp::{Completed, LookupFn, RequestBody, RequestResult, Settings, TlsOpt
 use crate::args::{url_credentials, Cli, ConnectTo, ContinueAt, CookieSource, FormPart, Resolve};
 use crate::exit::Error;
 
+/// Request bodies larger than this (bytes) are sent with
+/// `Expect: 100-continue`, as curl's (`EXPECT_100_THRESHOLD`, 1 MiB).
+const EXPECT_100_THRESHOLD: u64 = 1 << 20;
+
 /// Everything the transfers share, worked out (and checked) once.
 pub(crate) struct Plan {
     pub(crate) method: String,
@@ -61,9 +65,16 @@ pub(crate) struct Plan {
     pub(crate) verbose: bool,
     /// Error messages on stderr (not with `-s` alone).
     pub(crate) errors: bool,
-    /// Progress bars on a terminal (not with `-s`).
+    /// `-Z`: a line per transfer on a terminal stderr (not with `-s`).
     pub(crate) progress: bool,
+    /// curl's meter on stderr (not with `-s`): `-#`'s bar, else the
+    /// classic meter; hidden for a transfer whose body goes to a terminal.
+    pub(crate) meter: Option<crate::progress::MeterKind>,
+    /// stdout is a terminal.
+    pub(crate) stdout_tty: bool,
     pub(crate) several: bool,
+    /// `-C OFFSET`: the offset asked for.
+    pub(crate) continue_from: Option<u64>,
 }
 
 /// The body every transfer sends.
@@ -223,6 +234,16 @@ impl Plan {
         // As curl: a User-Agent naming the tool, and Accept */*.
         add("User-Agent", format!("fetch/{}", env!("CARGO_PKG_VERSION")));
         add("Accept", "*/*".into());
+        // As curl: a body over 1 MiB asks for 100 Continue first (the
+        // library waits for it at most 1 s, then sends the body anyway).
+        let body_len = match &payload {
+            Payload::Bytes(b) => Some(b.len() as u64),
+            Payload::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            _ => None,
+        };
+        if body_len.is_some_and(|n| n > EXPECT_100_THRESHOLD) {
+            add("Expect", "100-continue".into());
+        }
 
         let jar = cookie_jar(cli)?;
         let mut settings = settings(cli)?;
@@ -252,7 +273,14 @@ impl Plan {
         let plan = Plan {
             method,
             query,
-            header_lines: r.headers.clone(),
+            // curl's `-H 'Name:'` removes the field fetch would give; it
+            // is not sent empty.
+            header_lines: r
+                .headers
+                .iter()
+                .filter(|l| l.split_once(':').is_none_or(|(_, v)| !v.trim().is_empty()))
+                .cloned()
+                .collect(),
             fields,
             payload,
             jar,
@@ -291,8 +319,18 @@ impl Plan {
             show_head: o.include || r.head,
             verbose: o.verbose,
             errors: !o.silent || o.show_error,
-            progress: !o.silent && (o.progress_bar || io::stderr().is_terminal()),
+            progress: !o.silent && io::stderr().is_terminal(),
+            meter: match (o.silent, o.progress_bar) {
+                (true, _) => None,
+                (false, true) => Some(crate::progress::MeterKind::Bar),
+                (false, false) => Some(crate::progress::MeterKind::Classic),
+            },
+            stdout_tty: io::stdout().is_terminal(),
             several: cli.urls.len() > 1,
+            continue_from: match o.continue_at {
+                Some(ContinueAt::Offset(n)) => Some(n),
+                _ => None,
+            },
         };
         if plan.verbose {
             plan.tell_settings();
@@ -532,6 +570,44 @@ impl Plan {
         }
     }
 
+    /// `-C OFFSET` and a GET whose response has a body that is not the
+    /// range (no Content-Range, and not the whole of a document exactly
+    /// OFFSET bytes long): curl's "HTTP server doesn't seem to support byte
+    /// ranges. Cannot resume." (33), the body not written.
+    pub(crate) fn range_ignored(&self, done: &Completed) -> bool {
+        let Some(from) = self.continue_from.filter(|n| *n > 0) else {
+            return false;
+        };
+        let length = done
+            .headers()
+            .get_str("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        done.result == RequestResult::Success
+            && self.method == "GET"
+            && done.headers().get("content-range").is_none()
+            && done.body_bytes > 0
+            && length != Some(from)
+    }
+
+    /// The meter a sequential transfer draws: none when its body goes to
+    /// stdout and stdout is a terminal (as curl, whose meter would mix with
+    /// the body there), nor with `--paginate`.
+    pub(crate) fn meter_for(&self, t: &Transfer) -> Option<crate::progress::MeterKind> {
+        if (t.file.is_none() && self.stdout_tty) || self.paginate.is_some() {
+            return None;
+        }
+        self.meter
+    }
+
+    /// The request body's length, when known (the meter's upload total).
+    pub(crate) fn upload_len(&self) -> Option<u64> {
+        match &self.payload {
+            Payload::Bytes(b) => Some(b.len() as u64),
+            Payload::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            _ => None,
+        }
+    }
+
     /// `%{size_upload}`: the request body's size when fetch knows it.
     pub(crate) fn upload_size(&self) -> u64 {
         match &self.payload {
@@ -663,6 +739,9 @@ pub(crate) fn settings(cli: &Cli) -> Result<Settings, Error> {
     if let Some(d) = c.connect_timeout {
         s.timeouts.connect = d;
     }
+    if let Some(d) = c.expect100_timeout {
+        s.timeouts.expect_continue = d;
+    }
     // curl's default: the body as sent, unless --compressed.
     s.body.accept_gzip = t.compressed;
     if t.compressed {
@@ -735,6 +814,9 @@ pub(crate) fn settings(cli: &Cli) -> Result<Settings, Error> {
         tls = Some(tls.unwrap_or_default().dangerous_disable_verification());
     }
     s.tls = tls;
+    if let Some(l) = &c.lenient {
+        s.leniency = l.clone();
+    }
     Ok(s)
 }
 
@@ -757,6 +839,10 @@ pub(crate) struct Transfer {
     pub(crate) auth: Option<Auth>,
     /// `-J`: the file takes the name of the response's Content-Disposition.
     pub(crate) remote_header_name: bool,
+    /// `-C OFFSET` with a file: the body (the bytes from OFFSET on) is
+    /// appended to `file`, as curl does; the library writes it to
+    /// `download`, a temporary file beside it.
+    pub(crate) append: bool,
     /// Its place among the URLs.
     pub(crate) index: usize,
 }
@@ -839,9 +925,11 @@ pub(crate) fn transfers(
                 Output::File(f) => Some(in_dir(f.clone())),
                 Output::Stdout => None,
             };
+            let append =
+                matches!(cli.output.continue_at, Some(ContinueAt::Offset(_))) && file.is_some();
             let download = match &file {
                 _ if cli.transfer.paginate => None,
-                Some(f) if temporary => {
+                Some(f) if temporary || append => {
                     let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
                     Some(f.with_file_name(format!(
                         ".{}.fetch-{}",
@@ -875,6 +963,7 @@ pub(crate) fn transfers(
                 auth,
                 remote_header_name: cli.output.remote_header_name
                     && matches!(output, Output::Remote),
+                append,
                 index,
             })
         })

@@ -9,7 +9,6 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use pollhttp::web::{Auth, Pagination, Paginator, SharedCookieJar, WebError};
 use pollhttp::{Completed, HttpRequest, PoolSettings, RequestId, RequestPool};
 use sha2::{Digest, Sha256};
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::exit::Error;
 use crate::output::{finish, head_text, hex, write_stdout, Summary};
 use crate::plan::{Plan, Transfer};
-use crate::progress::{update_progress, Bars};
+use crate::progress::{Bars, Meter, Sizes};
 
 /// What the exit status is made of: sequential transfers exit with the
 /// last one's code, as curl; parallel ones with the code of the first
@@ -102,7 +101,7 @@ pub(crate) fn run_sequential(plan: &Plan, tally: &mut Tally) -> Result<(), Error
             continue;
         }
         let start = Instant::now();
-        let Some(mut done) = run_one(plan, t, &mut req, start, tally) else {
+        let Some(mut done) = run_one(plan, t, &mut req, tally) else {
             continue;
         };
         // --anyauth: the credentials went as Digest; a server that asks
@@ -115,8 +114,15 @@ pub(crate) fn run_sequential(plan: &Plan, tally: &mut Tally) -> Result<(), Error
             if plan.verbose {
                 eprintln!("* the server asks for Basic: sending the credentials as Basic");
             }
-            match run_one(plan, &basic, &mut req, start, tally) {
-                Some(again) => done = again,
+            match run_one(plan, &basic, &mut req, tally) {
+                Some(mut again) => {
+                    // The 401 round's heads come first, as curl prints them.
+                    let mut heads = std::mem::take(&mut done.earlier_heads);
+                    heads.extend(done.head.take());
+                    heads.append(&mut again.earlier_heads);
+                    again.earlier_heads = heads;
+                    done = again;
+                }
                 None => continue,
             }
         }
@@ -132,7 +138,6 @@ fn run_one(
     plan: &Plan,
     t: &Transfer,
     req: &mut HttpRequest,
-    start: Instant,
     tally: &mut Tally,
 ) -> Option<Completed> {
     plan.tell_request(t);
@@ -143,18 +148,33 @@ fn run_one(
         tally.refused(plan, t.index, e);
         return None;
     }
-    let mut bar: Option<ProgressBar> = None;
+    let upload = plan.upload_len();
+    let mut meter = plan.meter_for(t).map(Meter::start);
     let done = loop {
         if let Some(done) = req.poll() {
             break done;
         }
-        if plan.progress {
-            update_progress(&mut bar, req.body_size(), req.downloaded_bytes(), start);
+        if let Some(m) = &mut meter {
+            m.update(Sizes {
+                dl_total: req.body_size(),
+                dl: req.downloaded_bytes(),
+                ul_total: upload,
+                ul: req.uploaded_bytes(),
+            });
         }
         req.wait(Some(Duration::from_millis(100)));
     };
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if let Some(m) = meter {
+        m.finish(Sizes {
+            dl_total: done
+                .head
+                .as_ref()
+                .and_then(|_| done.headers().get_str("content-length"))
+                .and_then(|v| v.trim().parse().ok()),
+            dl: done.body_bytes,
+            ul_total: upload,
+            ul: req.uploaded_bytes(),
+        });
     }
     Some(done)
 }

@@ -101,8 +101,8 @@ fn normalize(norm: Norm, bytes: &[u8]) -> String {
             };
             if let Some(h) = v.get_mut("headers").and_then(Value::as_object_mut) {
                 h.remove("User-Agent");
-                // curl asks for 100-continue before an upload; the library
-                // sends the body at once.
+                // Both ask for 100-continue before a body over 1 MiB (and
+                // curl before one of unknown length, as `-T -`'s).
                 h.remove("Expect");
                 if let Some(ct) = h.get("Content-Type").and_then(Value::as_str) {
                     if let Some((before, _)) = ct.split_once("boundary=") {
@@ -357,6 +357,42 @@ fn same_as_curl_against_nginx() {
             Norm::Text,
             &["-sZ", "-o", "a", "-o", "b", &hello, &hello],
         ),
+        // Every head of a transfer, as curl prints them: each redirect's,
+        // then the final one.
+        case(
+            "-iL: every hop's head",
+            Norm::Text,
+            &["-siL", &nginx.url("/redirect/chain/2")],
+        ),
+        case(
+            "-D - -L: every hop's head",
+            Norm::Text,
+            &[
+                "-sL",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &nginx.url("/redirect/chain/3"),
+            ],
+        ),
+        case(
+            "-D file -L",
+            Norm::Text,
+            &["-sL", "-D", "heads.txt", &nginx.url("/redirect/chain/1")],
+        ),
+        case(
+            "-w size_header after -L",
+            Norm::Text,
+            &[
+                "-sL",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_header}",
+                &nginx.url("/redirect/chain/2"),
+            ],
+        ),
     ];
     compare(&cases);
 }
@@ -551,8 +587,70 @@ fn same_as_curl_against_scripted_servers() {
         ];
         2
     ]);
+    // Answered the same way to each of `conns` connections.
+    let serve = |conns: usize, answer: &str| {
+        ScriptServer::start(vec![
+            vec![
+                Step::ReadRequest,
+                Step::write(answer),
+                Step::Close
+            ];
+            conns
+        ])
+    };
+    let early_hints = serve(
+        2,
+        "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let continues = serve(
+        4,
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n\
+         HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nnew",
+    );
+    let cut_stdout = serve(
+        4,
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf of it",
+    );
+    let cut_chunked = serve(
+        2,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nab",
+    );
+    let cut_file = serve(
+        2,
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsaved before the cut",
+    );
+    let no_reason = serve(2, "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok");
     let url = |s: &ScriptServer| format!("http://127.0.0.1:{}/", s.port());
     let cases = vec![
+        case("-i 103 then 200", Norm::Text, &["-si", &url(&early_hints)]),
+        case("-i 100 and 102", Norm::Text, &["-si", &url(&continues)]),
+        case(
+            "-D - 100 and 102",
+            Norm::Text,
+            &["-s", "-D", "-", &url(&continues)],
+        ),
+        case(
+            "cut body to stdout: 18",
+            Norm::Text,
+            &["-s", &url(&cut_stdout)],
+        ),
+        case("-i cut body: 18", Norm::Text, &["-si", &url(&cut_stdout)]),
+        case(
+            "cut body to a file: 18",
+            Norm::Text,
+            &["-s", "-o", "part.bin", &url(&cut_file)],
+        ),
+        case(
+            "cut chunked body to stdout: 18",
+            Norm::Text,
+            &["-s", &url(&cut_chunked)],
+        ),
+        case(
+            "-i no reason phrase",
+            Norm::Text,
+            &["-si", &url(&no_reason)],
+        ),
         case("empty reply: 52", Norm::Text, &["-s", &url(&empty)]),
         case(
             "cut body: 18",

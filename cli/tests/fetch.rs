@@ -1732,14 +1732,17 @@ fn fetch_help_all_and_progress_bar() {
         "--report",
         "--compressed",
         "--progress-bar",
+        "--lenient",
+        "--expect100-timeout",
     ] {
         assert!(help.contains(opt), "{opt} not in --help all");
     }
-    // -# is accepted; the bar needs a terminal, so the body is all there is.
+    // -# draws the bar on stderr; stdout has the body alone.
     let Some(nginx) = nginx() else { return };
     let out = fetch(&["-#", &nginx.url("/hello.txt")]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, b"Hello, world!");
+    assert!(out.stderr.ends_with(" 100.0%\n"), "{:?}", out.stderr);
 }
 
 #[test]
@@ -1747,8 +1750,7 @@ fn fetch_dump_header_and_remote_header_name() {
     let Some(nginx) = nginx() else { return };
     let dir = TempDir::new("fetch-dj").unwrap();
     let heads = dir.path().join("heads.txt");
-    // -D with -L: the final response's head (curl writes every hop's;
-    // the library hands out only the final head).
+    // -D with -L: every hop's head, as curl writes them.
     let out = fetch(&[
         "-sL",
         "-D",
@@ -1758,7 +1760,9 @@ fn fetch_dump_header_and_remote_header_name() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, b"Hello, world!");
     let text = std::fs::read_to_string(&heads).unwrap();
-    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 30"), "{text}");
+    assert_eq!(status_lines(&text).len(), 2, "{text}");
+    assert!(text.contains("\r\n\r\nHTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\n"), "{text}");
     assert!(text.contains("Content-Length: 13\r\n"), "{text}");
     // -J without a Content-Disposition keeps the URL's name.
@@ -1815,18 +1819,6 @@ fn fetch_noproxy_list_and_connect_to_any() {
         let out = fetch(args);
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
     }
-}
-
-#[test]
-fn fetch_names_the_leniency_a_lax_response_needs() {
-    let srv = ScriptServer::start(vec![vec![
-        Step::ReadRequest,
-        Step::write("HTTP/1.1 200 OK\nContent-Length: 5\n\nhello"),
-        Step::Close,
-    ]]);
-    let out = fetch(&[&format!("{}/", srv.base_url())]);
-    assert_eq!(out.code, Some(8), "{}", out.stderr);
-    assert!(out.stderr.contains("`bare_lf`"), "{}", out.stderr);
 }
 
 #[test]
@@ -1932,4 +1924,495 @@ fn fetch_etag_save_and_compare_as_curl() {
     {
         assert_eq!(String::from_utf8_lossy(&curl.stdout), "304");
     }
+}
+
+// ------------------------------------------------------------ issue 20, the rest
+
+/// A server answering each of `conns` connections with `answer`, then
+/// closing.
+fn answering(conns: usize, answer: &[u8]) -> ScriptServer {
+    ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write(answer),
+            Step::Close
+        ];
+        conns
+    ])
+}
+
+/// The status lines of `text`'s heads (`-i`/`-D` output), in order.
+fn status_lines(text: &str) -> Vec<String> {
+    text.split("\r\n")
+        .filter(|l| l.starts_with("HTTP/1."))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn fetch_include_and_verbose_show_the_heads_of_a_digest_round() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let url = httpbin.url("/digest-auth/auth/u/p");
+    let out = fetch(&["-si", "--digest", "-u", "u:p", &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = out.stdout_text();
+    assert_eq!(
+        status_lines(&text),
+        ["HTTP/1.1 401 UNAUTHORIZED", "HTTP/1.1 200 OK"],
+        "{text}"
+    );
+    // The challenge's head holds the challenge; the body is the final one.
+    let (first, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        first
+            .to_ascii_lowercase()
+            .contains("www-authenticate: digest"),
+        "{first}"
+    );
+    assert!(rest.ends_with("}\n"), "{rest}");
+    // -v: both heads as `< ` lines, in order.
+    let out = fetch(&["-sv", "--digest", "-u", "u:p", "-o", "/dev/null", &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let heads: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("< HTTP/"))
+        .collect();
+    assert_eq!(
+        heads,
+        ["< HTTP/1.1 401 UNAUTHORIZED", "< HTTP/1.1 200 OK"],
+        "{}",
+        out.stderr
+    );
+    // --anyauth falling back to Basic: the 401 (a Digest try) first.
+    let out = fetch(&[
+        "-si",
+        "--anyauth",
+        "-u",
+        "u:p",
+        &httpbin.url("/basic-auth/u/p"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        status_lines(&out.stdout_text()),
+        ["HTTP/1.1 401 UNAUTHORIZED", "HTTP/1.1 200 OK"],
+        "{}",
+        out.stdout_text()
+    );
+}
+
+#[test]
+fn fetch_dump_header_writes_every_redirect_hop_of_httpbin() {
+    let Some(httpbin) = Httpbin::try_shared() else {
+        return;
+    };
+    let dir = TempDir::new("fetch-hops").unwrap();
+    let heads = dir.path().join("heads.txt");
+    let out = fetch(&[
+        "-sL",
+        "-D",
+        heads.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        &httpbin.url("/redirect/3"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = std::fs::read_to_string(&heads).unwrap();
+    assert_eq!(
+        status_lines(&text),
+        [
+            "HTTP/1.1 302 FOUND",
+            "HTTP/1.1 302 FOUND",
+            "HTTP/1.1 302 FOUND",
+            "HTTP/1.1 200 OK"
+        ],
+        "{text}"
+    );
+    assert_eq!(text.matches("\r\n\r\n").count(), 4, "{text}");
+    // --max-redirs 1: the heads up to the refusal (two 302s), exit 47.
+    let out = fetch(&[
+        "-sL",
+        "--max-redirs",
+        "1",
+        "-D",
+        "-",
+        &httpbin.url("/redirect/3"),
+    ]);
+    assert_eq!(out.code, Some(47), "{}", out.stderr);
+    assert_eq!(
+        status_lines(&out.stdout_text()),
+        ["HTTP/1.1 302 FOUND", "HTTP/1.1 302 FOUND"],
+        "{}",
+        out.stdout_text()
+    );
+}
+
+/// One rule curl lets pass: the response that breaks it, the body it
+/// carries, the rule's words in fetch's error, the `--lenient` name, and
+/// the exit code when strict.
+struct Lenient {
+    response: &'static [u8],
+    body: &'static [u8],
+    rule: &'static str,
+    name: &'static str,
+    code: i32,
+}
+
+#[test]
+fn fetch_is_strict_and_lenient_names_the_rule_that_accepts() {
+    let cases = [
+        Lenient {
+            response: b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+            body: b"ok",
+            rule: "line ended by a bare LF, not CRLF (RFC 9112 §2.2)",
+            name: "bare-lf",
+            code: 8,
+        },
+        Lenient {
+            response: b"HTTP/1.1 200 OK\r\nX-A : 1\r\nContent-Length: 2\r\n\r\nok",
+            body: b"ok",
+            rule: "whitespace between field name and colon (RFC 9112 §5.1)",
+            name: "whitespace-before-colon",
+            code: 8,
+        },
+        Lenient {
+            response: b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            body: b"ok",
+            rule: "both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3)",
+            name: "content-length-with-transfer-encoding",
+            code: 8,
+        },
+        Lenient {
+            response: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n",
+            body: b"ok",
+            rule: "connection closed after the last-chunk (2 body bytes), before the final \
+                   CRLF of the chunked body (RFC 9112 §7.1)",
+            name: "last-chunk-then-eof",
+            code: 18,
+        },
+    ];
+    for c in &cases {
+        // Strict, by name, and all at once.
+        let srv = answering(3, c.response);
+        let url = format!("http://127.0.0.1:{}/", srv.port());
+        let out = fetch(&["-sS", &url]);
+        assert_eq!(out.code, Some(c.code), "{}: {}", c.name, out.stderr);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", out.stderr);
+        assert!(
+            lines[0].starts_with(&format!("fetch: ({}) ", c.code)) && lines[0].contains(c.rule),
+            "{}: {}",
+            c.name,
+            lines[0]
+        );
+        let curl = if c.code == 18 {
+            "curl fails here too"
+        } else {
+            "curl lets it pass"
+        };
+        assert_eq!(
+            lines[1],
+            format!("fetch: --lenient={} accepts the response ({curl})", c.name)
+        );
+        let by_name = format!("--lenient={}", c.name);
+        for arg in [by_name.as_str(), "--lenient"] {
+            let out = fetch(&[arg, &url]);
+            assert_eq!(out.code, Some(0), "{arg}: {}", out.stderr);
+            assert_eq!(out.stdout, c.body, "{arg}");
+        }
+    }
+    // Another rule's leniency does not accept it.
+    let srv = answering(1, cases[0].response);
+    let out = fetch(&[
+        "--lenient=obs-fold,last-chunk-then-eof",
+        &format!("http://127.0.0.1:{}/", srv.port()),
+    ]);
+    assert_eq!(out.code, Some(8), "{}", out.stderr);
+    // obs-fold is unfolded by default, as curl (RFC 9112 §5.2 lets a user
+    // agent); a missing reason phrase is no error.
+    let srv = answering(
+        1,
+        b"HTTP/1.1 200\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let out = fetch(&["-i", &format!("http://127.0.0.1:{}/", srv.port())]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout_text(),
+        "HTTP/1.1 200\r\nX-Folded: a   b\r\nContent-Length: 2\r\n\r\nok"
+    );
+    // An unknown rule is a usage error naming the rules.
+    let out = fetch(&["--lenient=bare", "http://127.0.0.1:9/"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("bare-lf, obs-fold, whitespace-before-colon"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn fetch_writes_what_arrived_before_a_failure() {
+    // Half a Content-Length body, then the close: the half on stdout, 18.
+    let srv = answering(
+        2,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789",
+    );
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    let out = fetch(&[&url]);
+    assert_eq!(out.code, Some(18), "{}", out.stderr);
+    assert_eq!(out.stdout, b"0123456789");
+    // -o: the file holds the half.
+    let dir = TempDir::new("fetch-partial").unwrap();
+    let file = dir.path().join("part.bin");
+    let out = fetch(&["-s", "-o", file.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(18), "{}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"0123456789");
+    // The deadline passes inside the body: what arrived, then 28.
+    let srv = ScriptServer::start_with_timeout(
+        vec![vec![
+            Step::ReadRequest,
+            Step::write("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nearly"),
+            Step::Wait(Gate::new()),
+        ]],
+        Duration::from_secs(3),
+    );
+    srv.tolerate_step_errors();
+    let out = fetch(&["-m", "0.5", &format!("http://127.0.0.1:{}/", srv.port())]);
+    assert_eq!(out.code, Some(28), "{}", out.stderr);
+    assert_eq!(out.stdout, b"early");
+    // A reset inside a chunked body: the chunks that arrived, then 56.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"),
+        Step::Reset,
+    ]]);
+    let out = fetch(&[&format!("http://127.0.0.1:{}/", srv.port())]);
+    assert_eq!(out.code, Some(56), "{}", out.stderr);
+    assert_eq!(out.stdout, b"abc");
+}
+
+#[test]
+fn fetch_continue_at_offset_appends_to_the_file() {
+    let Some(nginx) = nginx() else { return };
+    let dir = TempDir::new("fetch-append").unwrap();
+    let file = dir.path().join("hello.txt");
+    // The first 7 bytes are there; -C 7 appends the rest, as curl.
+    std::fs::write(&file, "Hello, ").unwrap();
+    let out = fetch(&[
+        "-s",
+        "-C",
+        "7",
+        "-o",
+        file.to_str().unwrap(),
+        &nginx.url("/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"Hello, world!");
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "the temporary file is gone");
+    // -C - after that: nothing left to get (416), the file stays.
+    let out = fetch(&[
+        "-s",
+        "-C",
+        "-",
+        "-o",
+        file.to_str().unwrap(),
+        &nginx.url("/hello.txt"),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"Hello, world!");
+    // A server that ignores the range (a 200): curl's 33, nothing
+    // appended.
+    let srv = answering(1, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwhole");
+    let out = fetch(&[
+        "-C",
+        "7",
+        "-o",
+        file.to_str().unwrap(),
+        &format!("http://127.0.0.1:{}/", srv.port()),
+    ]);
+    assert_eq!(out.code, Some(33), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("HTTP server doesn't seem to support byte ranges. Cannot resume."),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"Hello, world!");
+}
+
+#[test]
+fn fetch_upload_over_a_mib_asks_for_100_continue() {
+    let dir = TempDir::new("fetch-expect").unwrap();
+    let big = dir.path().join("big.bin");
+    let data = pseudo_random_bytes((1 << 20) + 1);
+    std::fs::write(&big, &data).unwrap();
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "small").unwrap();
+    let srv = ScriptServer::start(vec![
+        // Over 1 MiB: the head alone, the 100, then the body.
+        vec![
+            Step::ReadRequestHead,
+            Step::write("HTTP/1.1 100 Continue\r\n\r\n"),
+            Step::ReadBody,
+            Step::write(response("201 Created", &[], "stored")),
+            Step::Close,
+        ],
+        // -H 'Expect:' and a small file: no Expect, the body at once.
+        vec![
+            Step::ReadRequest,
+            Step::write(response("201 Created", &[], "stored")),
+            Step::Close,
+        ],
+        vec![
+            Step::ReadRequest,
+            Step::write(response("201 Created", &[], "stored")),
+            Step::Close,
+        ],
+    ]);
+    let url = format!("http://127.0.0.1:{}/up", srv.port());
+    let out = fetch(&["-si", "-T", big.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = out.stdout_text();
+    assert!(
+        text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n"),
+        "{text}"
+    );
+    let out = fetch(&["-s", "-H", "Expect:", "-T", big.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = fetch(&["-s", "-T", small.to_str().unwrap(), &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let requests = srv.requests();
+    assert_eq!(requests.len(), 3);
+    let (head, body) = pollhttp_tests::script::split_request(&requests[0]);
+    assert!(head.contains("\r\nExpect: 100-continue\r\n"), "{head}");
+    assert_eq!(body, data);
+    for r in &requests[1..] {
+        let (head, _) = pollhttp_tests::script::split_request(r);
+        assert!(!head.to_ascii_lowercase().contains("expect"), "{head}");
+    }
+    let (_, body) = pollhttp_tests::script::split_request(&requests[1]);
+    assert_eq!(body.len(), data.len());
+}
+
+#[test]
+fn fetch_draws_curls_meter_when_the_body_goes_to_a_file() {
+    let Some(nginx) = nginx() else { return };
+    let url = nginx.url("/hello.txt");
+    // -o FILE (stdout a pipe here, too): the header lines, then lines
+    // redrawn with \r, the last one for the whole body, then a newline.
+    let out = fetch(&["-o", "/dev/null", &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let header = "  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current\n\
+                  \x20                                Dload  Upload   Total   Spent    Left  Speed\n";
+    assert!(out.stderr.starts_with(header), "{:?}", out.stderr);
+    let last = out
+        .stderr
+        .trim_end_matches('\n')
+        .rsplit('\r')
+        .next()
+        .unwrap();
+    assert!(
+        last.starts_with("100    13  100    13    0     0 "),
+        "{last:?}"
+    );
+    assert_eq!(last.len(), 78, "{last:?}");
+    assert!(out.stderr.ends_with('\n'));
+    // -s: none; -# the bar: 72 columns of '#' and 100.0%.
+    let out = fetch(&["-s", "-o", "/dev/null", &url]);
+    assert!(out.stderr.is_empty(), "{:?}", out.stderr);
+    let out = fetch(&["-#", "-o", "/dev/null", &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let last = out
+        .stderr
+        .trim_end_matches('\n')
+        .rsplit('\r')
+        .next()
+        .unwrap();
+    assert_eq!(last, format!("{} 100.0%", "#".repeat(72)));
+}
+
+#[test]
+fn fetch_connect_timeout_ends_a_connect_that_hangs() {
+    // A listener whose accept queue is full drops further SYNs: the connect
+    // hangs as one to an unroutable address would.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    sock.bind(&any.into()).unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let _fill: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let out = fetch(&[
+        "-sS",
+        "--connect-timeout",
+        "0.5",
+        &format!("http://{addr}/"),
+    ]);
+    assert_eq!(out.code, Some(28), "{}", out.stderr);
+    assert!(out.stderr.starts_with("fetch: (28) "), "{}", out.stderr);
+    // A value that is not seconds is a usage error.
+    let out = fetch(&["--connect-timeout", "soon", &format!("http://{addr}/")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}
+
+#[test]
+fn fetch_expect100_timeout_sets_the_wait_for_100() {
+    let dir = TempDir::new("fetch-expect-wait").unwrap();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, pseudo_random_bytes((1 << 20) + 7)).unwrap();
+    let srv = ScriptServer::start(vec![
+        // No 100 ever: a short wait sends the body anyway.
+        vec![
+            Step::ReadRequest,
+            Step::write(response("200 OK", &[], "late")),
+            Step::Close,
+        ],
+        // A long wait and a 417 at once: the body is never sent.
+        vec![
+            Step::ReadRequestHead,
+            Step::write("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"),
+            Step::ReadToEof,
+        ],
+    ]);
+    let url = format!("http://127.0.0.1:{}/up", srv.port());
+    let up = big.to_str().unwrap();
+    let out = fetch(&["-s", "--expect100-timeout", "0.05", "-T", up, &url]);
+    assert_eq!(
+        (out.code, &out.stdout[..]),
+        (Some(0), &b"late"[..]),
+        "{}",
+        out.stderr
+    );
+    let out = fetch(&[
+        "-s",
+        "-w",
+        "%{http_code}",
+        "--expect100-timeout",
+        "600",
+        "-T",
+        up,
+        &url,
+    ]);
+    assert_eq!(
+        (out.code, out.stdout_text()),
+        (Some(0), "417".to_string()),
+        "{}",
+        out.stderr
+    );
+    let received = srv.received();
+    assert_eq!(received.len(), 2);
+    let (_, body) = pollhttp_tests::script::split_request(&received[0]);
+    assert_eq!(body.len(), (1 << 20) + 7);
+    assert!(
+        received[1].ends_with(b"\r\n\r\n"),
+        "no body byte after the head"
+    );
 }

@@ -60,7 +60,7 @@ pub use cache::{Cache, CacheMode, CacheSettings, CacheStatus, StoreLimits, WallC
 pub use client::HttpClient;
 pub use error::{Failure, RequestError};
 pub use http_request::HttpRequest;
-pub use pollhttp_proto::method;
+pub use pollhttp_proto::{method, Leniency};
 pub use pool::{Clock, PoolSettings, RequestId, RequestPool, RequestProgress};
 pub use request::{
     sha256_from_hex, BodySettings, Completed, ContentCoding, CookieStore, DigestAlgorithm,

@@ -27,9 +27,12 @@ pub(crate) enum Timer {
     /// A streamed body that ended is reported complete (a poll later, so
     /// its waiting pieces can be taken first).
     DeferredEnd,
+    /// A request sent with `Expect: 100-continue` stops waiting for the
+    /// 100 and sends its body (`Timeouts::expect_continue`).
+    ExpectContinue,
 }
 
-const TIMERS: usize = 5;
+const TIMERS: usize = 6;
 
 /// When each [`Timer`] fires (`None`: off).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -134,12 +134,16 @@ fuzz_target!(|data: &[u8]| {
                             | Error::BareLineFeed { .. }
                             | Error::InvalidChunkLineEnding { .. }
                             | Error::IncompleteChunkedBody { .. }
+                            | Error::LastChunkThenEof { .. }
                     ),
                     "{e:?} vs {reference:?}"
                 );
             } else {
                 let kind_ok = match kind {
-                    RefErr::Incomplete => matches!(e, Error::IncompleteChunkedBody { .. }),
+                    RefErr::Incomplete => matches!(
+                        e,
+                        Error::IncompleteChunkedBody { .. } | Error::LastChunkThenEof { .. }
+                    ),
                     RefErr::Syntax => matches!(
                         e,
                         Error::InvalidChunkSize { .. }

@@ -13,7 +13,7 @@
 //!   capture without `close_notify`, a reset): a close-delimited body then
 //!   ends in `UncleanClose`.
 //! * `--lenient NAME,…`: turn on leniencies of `pollhttp_proto::Leniency`
-//!   by field name (`bare_lf`, `obs_fold`,
+//!   by field name (`bare_lf`, `obs_fold`, `whitespace_before_colon`,
 //!   `content_length_with_transfer_encoding`, `last_chunk_then_eof`; `all`
 //!   for every one), to check a capture under the leniencies a user enables.
 //!
@@ -49,16 +49,18 @@ struct Message {
 
 /// Every leniency by its field name. The destructuring has no `..`: a new
 /// `Leniency` field does not compile until it is named here.
-fn leniencies(l: &mut Leniency) -> [(&'static str, &mut bool); 4] {
+fn leniencies(l: &mut Leniency) -> [(&'static str, &mut bool); 5] {
     let Leniency {
         bare_lf,
         obs_fold,
         content_length_with_transfer_encoding,
         last_chunk_then_eof,
+        whitespace_before_colon,
     } = l;
     [
         ("bare_lf", bare_lf),
         ("obs_fold", obs_fold),
+        ("whitespace_before_colon", whitespace_before_colon),
         (
             "content_length_with_transfer_encoding",
             content_length_with_transfer_encoding,

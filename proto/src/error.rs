@@ -298,6 +298,16 @@ pub enum Error {
         /// Body bytes received (all of them were handed out).
         received: u64,
     },
+    /// The connection closed right after the last-chunk (`0\r\n`), before
+    /// the trailer section's final CRLF (RFC 9112 §7.1); accepted with
+    /// [`Leniency::last_chunk_then_eof`](crate::Leniency::last_chunk_then_eof).
+    /// Every body byte arrived, but the message is not complete.
+    peer LastChunkThenEof {
+        /// Offset at which the input ended.
+        offset: u64,
+        /// Body bytes received (all of them were handed out).
+        received: u64,
+    },
     /// The input ended without proof that it was complete
     /// ([`Connection::receive_unclean_eof`](crate::Connection::receive_unclean_eof):
     /// a TLS connection closed without `close_notify`, a connection reset)
@@ -495,6 +505,11 @@ impl fmt::Display for Error {
             IncompleteBody { expected, received, .. } => write!(
                 f,
                 "connection closed after {received} of {expected} Content-Length body bytes"
+            ),
+            LastChunkThenEof { received, .. } => write!(
+                f,
+                "connection closed after the last-chunk ({received} body bytes), before the \
+                 final CRLF of the chunked body (RFC 9112 §7.1)"
             ),
             IncompleteChunkedBody { received, .. } => write!(
                 f,

@@ -539,7 +539,13 @@ fn eof_errors_say_what_was_missing() {
     );
     // A chunked body ended by "0\r\n" and EOF: an error unless lenient.
     let input = chunked(b"1\r\na\r\n0\r\n");
-    assert!(matches!(err(&input), Error::IncompleteChunkedBody { .. }));
+    assert_eq!(
+        err(&input),
+        Error::LastChunkThenEof {
+            offset: input.len() as u64,
+            received: 1
+        }
+    );
     let o = Script::new(&input)
         .config(lenient(|l| l.last_chunk_then_eof = true))
         .check();
@@ -632,6 +638,21 @@ fn bare_lf_leniency() {
     assert_eq!(
         o.first_head(),
         Some((200, fields(&[("Content-Length", "2"), ("X", "y")])))
+    );
+}
+
+#[test]
+fn whitespace_before_colon_leniency_takes_the_name_without_it() {
+    let input = b"HTTP/1.1 200 OK\r\nX-Pad \t: y\r\nContent-Length: 2\r\n\r\nok";
+    assert_eq!(err(input), Error::WhitespaceBeforeColon { offset: 22 });
+    let o = Script::new(input)
+        .config(lenient(|l| l.whitespace_before_colon = true))
+        .no_eof()
+        .check();
+    assert_eq!(o.body(), b"ok");
+    assert_eq!(
+        o.first_head(),
+        Some((200, fields(&[("X-Pad", "y"), ("Content-Length", "2")])))
     );
 }
 

@@ -1206,3 +1206,211 @@ fn use_threads_reports_progress() {
     seen.dedup();
     assert!(seen.len() > 3, "progress moved: {seen:?}");
 }
+
+// ------------------------------------------------- earlier heads, partial bodies
+
+/// The status codes of a completion's heads, earlier ones first.
+fn statuses(done: &Completed) -> Vec<u16> {
+    done.earlier_heads
+        .iter()
+        .chain(&done.head)
+        .map(|h| h.status())
+        .collect()
+}
+
+#[test]
+fn earlier_heads_keep_each_interim_redirect_and_challenge_head_in_order() {
+    // 103 and 100 before a 302, then the 200 on the same connection.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+             HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n",
+        ),
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 100 Continue\r\n\r\n"),
+        Step::write(response("200 OK", &[], "done")),
+    ]]);
+    let done = get(&format!("{}/first", srv.base_url()));
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(statuses(&done), [103, 302, 100, 200]);
+    assert_eq!(
+        done.earlier_heads[0].fields().get_str("link"),
+        Some("</a.css>; rel=preload")
+    );
+    assert_eq!(done.earlier_heads[1].reason_str(), "Found");
+    assert_eq!(&done.body[..], b"done");
+    // Without redirects followed, the 3xx is the head and none came before.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n"),
+    ]]);
+    let done = get_with(&srv.base_url(), |r| {
+        r.settings_mut().redirects.follow = false
+    });
+    assert_eq!(statuses(&done), [301]);
+    assert!(done.earlier_heads.is_empty());
+}
+
+#[test]
+fn earlier_heads_hold_at_most_the_cap_of_interim_heads() {
+    let n = Completed::MAX_INFORMATIONAL_HEADS + 5;
+    let mut answer = "HTTP/1.1 102 Processing\r\n\r\n".repeat(n);
+    answer.push_str(&String::from_utf8(response("200 OK", &[], "ok")).unwrap());
+    let srv = ScriptServer::start(vec![vec![Step::ReadRequest, Step::write(answer)]]);
+    let done = get(&srv.base_url());
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(done.earlier_heads.len(), Completed::MAX_INFORMATIONAL_HEADS);
+    assert_eq!(done.response_code(), 200);
+}
+
+#[test]
+fn a_digest_round_keeps_the_401_head() {
+    let hb = Httpbin::shared();
+    let done = get_with(&hb.url("/digest-auth/auth/u/p"), |r| {
+        r.settings_mut().auth = Some(pollhttp::web::Auth::digest("u", "p"));
+    });
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(statuses(&done), [401, 200]);
+    assert!(done.earlier_heads[0]
+        .fields()
+        .get_str("www-authenticate")
+        .is_some_and(|v| v.starts_with("Digest ")));
+}
+
+#[test]
+fn a_failure_hands_out_the_body_bytes_that_arrived() {
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"),
+        Step::Close,
+    ]]);
+    let done = get(&srv.base_url());
+    assert_eq!(done.result, ChunkedBodySizeMismatch, "{}", done.reason);
+    assert!(done.body.is_empty(), "a failure's body stays empty");
+    assert_eq!(&done.partial_body[..], b"half");
+    assert_eq!(done.response_code(), 200);
+    // A success has its body in `body` only.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response("200 OK", &[], "whole")),
+    ]]);
+    let done = get(&srv.base_url());
+    assert_eq!(
+        (&done.body[..], done.partial_body.len()),
+        (&b"whole"[..], 0)
+    );
+}
+
+#[test]
+fn leniency_is_per_request_and_strict_but_for_obs_fold_by_default() {
+    let bare_lf = "HTTP/1.1 200 OK\nContent-Length: 2\n\nok";
+    let srv = ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write(bare_lf),
+            Step::Close
+        ];
+        2
+    ]);
+    let done = get(&srv.base_url());
+    assert_eq!(done.result, ConnectionError, "{}", done.reason);
+    assert!(matches!(
+        done.connection_failure(),
+        Some(Failure::Protocol(ProtoError::BareLineFeed { .. }))
+    ));
+    let done = get_with(&srv.base_url(), |r| {
+        r.settings_mut().leniency.bare_lf = true
+    });
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(&done.body[..], b"ok");
+    assert!(pollhttp::Settings::default().leniency.obs_fold);
+    let folded = "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok";
+    let srv = ScriptServer::start(vec![
+        vec![
+            Step::ReadRequest,
+            Step::write(folded),
+            Step::Close
+        ];
+        2
+    ]);
+    let done = get(&srv.base_url());
+    assert_eq!(done.headers().get_str("x"), Some("a   b"));
+    let done = get_with(&srv.base_url(), |r| {
+        r.settings_mut().leniency = pollhttp::Leniency::default();
+    });
+    assert!(matches!(
+        done.connection_failure(),
+        Some(Failure::Protocol(ProtoError::ObsFold { .. }))
+    ));
+}
+
+/// A PUT of `body` with `Expect: 100-continue`, the wait `wait`.
+fn put_expecting(url: &str, body: &str, wait: Duration) -> Completed {
+    let mut req = HttpRequest::new();
+    req.settings_mut().timeouts.expect_continue = wait;
+    req.request(url, &[("Expect", "100-continue")], "PUT", body)
+        .unwrap();
+    run(&mut req)
+}
+
+#[test]
+fn expect_continue_holds_the_body_until_the_100() {
+    let gate = Gate::new();
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequestHead,
+        // Nothing of the body came with the head (else ReadBody would
+        // find it queued): the 100 releases it.
+        Step::Wait(gate.clone()),
+        Step::write("HTTP/1.1 100 Continue\r\n\r\n"),
+        Step::ReadBody,
+        Step::write(response("201 Created", &[], "")),
+    ]]);
+    let url = srv.base_url();
+    let t = std::thread::spawn(move || put_expecting(&url, "the body", Duration::from_secs(600)));
+    assert!(srv.wait_for_requests(1, Duration::from_secs(30)));
+    let so_far = srv.received()[0].clone();
+    assert!(so_far.ends_with(b"\r\n\r\n"), "the body was held");
+    gate.open();
+    let done = t.join().unwrap();
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(statuses(&done), [100, 201]);
+    let (head, body) = pollhttp_tests::script::split_request(&srv.requests()[0]);
+    assert!(head.contains("Expect: 100-continue"), "{head}");
+    assert_eq!(body, b"the body");
+}
+
+#[test]
+fn expect_continue_sends_the_body_when_no_100_comes_in_time() {
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response("200 OK", &[], "got it")),
+    ]]);
+    let done = put_expecting(&srv.base_url(), "late body", Duration::from_millis(20));
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(statuses(&done), [200]);
+    let (_, body) = pollhttp_tests::script::split_request(&srv.requests()[0]);
+    assert_eq!(body, b"late body");
+}
+
+#[test]
+fn expect_continue_answered_by_a_final_response_sends_no_body() {
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequestHead,
+        Step::write("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"),
+        Step::ReadToEof,
+    ]]);
+    let done = put_expecting(&srv.base_url(), "never sent", Duration::from_secs(600));
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert_eq!(done.response_code(), 417);
+    // The client closed the connection (proto cannot reuse it) with no
+    // body byte sent after the head.
+    let received = srv.received();
+    let all: Vec<u8> = received.concat();
+    assert!(
+        all.ends_with(b"\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(!all.windows(10).any(|w| w == b"never sent"));
+}

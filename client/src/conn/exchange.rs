@@ -25,6 +25,9 @@ pub(crate) struct Exchange {
     transport: Transport,
     /// The rest of the current request's body.
     body: Option<BodySource>,
+    /// The body waits (an `Expect: 100-continue` request before its 100):
+    /// nothing of it is sent until [`release_body`](Self::release_body).
+    body_held: bool,
     /// Writing failed: nothing more is sent, but what the server sent is
     /// still read (an early response, RFC 9112 §9.5).
     write_error: Option<TransportError>,
@@ -61,6 +64,7 @@ impl Exchange {
             proto: Connection::new(config),
             transport,
             body: None,
+            body_held: false,
             write_error: None,
             read_error: None,
             input_ended: false,
@@ -96,10 +100,24 @@ impl Exchange {
     ) -> Result<(), ProtoError> {
         self.proto.send_request(method, target, fields)?;
         self.body = body.filter(|_| self.proto.is_sending_body());
+        self.body_held = false;
         self.request_bytes_sent = 0;
         self.body_bytes_sent = 0;
         self.response_start = self.proto.input_offset();
         Ok(())
+    }
+
+    /// Hold the current request's body back (an `Expect: 100-continue`
+    /// request, RFC 9110 §10.1.1): its head goes out alone. Returns whether
+    /// there is a body to hold.
+    pub(crate) fn hold_body(&mut self) -> bool {
+        self.body_held = self.body.is_some();
+        self.body_held
+    }
+
+    /// Send the held body from the next [`pump`](Self::pump) on.
+    pub(crate) fn release_body(&mut self) {
+        self.body_held = false;
     }
 
     /// Whether no byte of the current request reached the transport.
@@ -116,7 +134,8 @@ impl Exchange {
     pub(crate) fn wants_write(&self) -> bool {
         self.write_error.is_none()
             && (self.proto.wants_transmit()
-                || (self.body.as_ref().is_some_and(BodySource::is_ready)
+                || (!self.body_held
+                    && self.body.as_ref().is_some_and(BodySource::is_ready)
                     && self.proto.transmit_buf().len() < TX_HIGH_WATER))
     }
 
@@ -168,6 +187,9 @@ impl Exchange {
         // 9112 §9.5); proto closes the connection after it (EarlyResponse).
         if !matches!(self.proto.recv_state(), RecvState::Idle | RecvState::Head) {
             self.body = None;
+            return Ok(());
+        }
+        if self.body_held {
             return Ok(());
         }
         while self.proto.is_sending_body() && self.proto.transmit_buf().len() < TX_HIGH_WATER {

@@ -129,6 +129,10 @@ pub(crate) struct Job {
     retried: bool,
     decoder: Option<Decoder>,
     response: Option<ResponseHead>,
+    /// The heads before `response` ([`Completed::earlier_heads`]).
+    earlier_heads: Vec<ResponseHead>,
+    /// Interim (1xx) heads kept in `earlier_heads` so far.
+    informational: usize,
     progress: Arc<Progress>,
     /// HTTP bytes read for this request, over every connection.
     wire: u64,
@@ -194,6 +198,8 @@ impl Job {
             retried: false,
             decoder: None,
             response: None,
+            earlier_heads: Vec::new(),
+            informational: 0,
             progress,
             wire: 0,
             rate_start: None,
@@ -529,6 +535,10 @@ impl Job {
         if self.timers.is_due(Timer::Idle, now) {
             return self.on_trouble(drv, Trouble::IdleTimeout, now);
         }
+        if self.timers.is_due(Timer::ExpectContinue, now) {
+            // No 100 in time: the body goes anyway.
+            self.release_body();
+        }
         if self.stage == Stage::Backoff {
             if !self.timers.is_due(Timer::Retry, now) {
                 return None;
@@ -567,7 +577,7 @@ impl Job {
                         Err(f) => self.on_trouble(drv, Trouble::Connection(f), now),
                         Ok(()) if conn.phase() != Phase::Ready => return None,
                         Ok(()) => {
-                            if let Some(done) = self.send(drv) {
+                            if let Some(done) = self.send(drv, now) {
                                 return Some(done);
                             }
                             continue;
@@ -599,7 +609,7 @@ impl Job {
         self.redirects + u32::from(self.challenges) + self.attempts + u32::from(self.retried)
     }
 
-    fn send(&mut self, drv: &mut dyn Connections) -> Option<Completed> {
+    fn send(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
         let body = match self.call.body.as_ref().and_then(RequestBody::replay) {
             Some(b) => b,
             None => match self.call.body.take() {
@@ -632,6 +642,7 @@ impl Job {
         // against the limit (the sink counts the final one's decoded bytes).
         if let Some((x, _)) = conn.exchange_mut() {
             x.proto.set_body_size_limit(self.settings.body.size_limit);
+            x.proto.set_leniency(self.settings.leniency.clone());
         }
         if let Err(e) = conn.start_request(
             &self.call.method,
@@ -644,6 +655,16 @@ impl Job {
                 RequestResult::RequestFailed,
                 Some(RequestFailure::Connection(Failure::Protocol(e))),
             ));
+        }
+        self.timers.stop(Timer::ExpectContinue);
+        if self.call.expects_continue() {
+            let held = conn.exchange_mut().is_some_and(|(x, _)| x.hold_body());
+            if held {
+                self.timers.set(
+                    Timer::ExpectContinue,
+                    now + self.settings.timeouts.expect_continue,
+                );
+            }
         }
         self.stage = Stage::Exchange;
         self.response = None;
@@ -826,6 +847,15 @@ impl Job {
                         }
                     }
                     Ok(Some(Event::End)) => return self.on_end(drv, now),
+                    Ok(Some(Event::Informational(h))) => {
+                        if h.status() == 100 {
+                            self.release_body();
+                        }
+                        if self.informational < Completed::MAX_INFORMATIONAL_HEADS {
+                            self.informational += 1;
+                            self.earlier_heads.push(h);
+                        }
+                    }
                     Ok(Some(_)) => {}
                     Err(f) => return self.on_trouble(drv, Trouble::Connection(f), now),
                 }
@@ -1077,8 +1107,25 @@ impl Job {
             }
             _ => return None,
         }
-        self.response = None;
+        self.keep_earlier_head();
         self.send_again(drv, now)
+    }
+
+    /// An `Expect: 100-continue` request's body goes out (its 100 came,
+    /// or the wait ended).
+    fn release_body(&mut self) {
+        self.timers.stop(Timer::ExpectContinue);
+        if let Some((x, _)) = self.conn.as_deref_mut().and_then(Conn::exchange_mut) {
+            x.release_body();
+        }
+    }
+
+    /// The response that led to another hop (a redirect, a challenge, a
+    /// retry) is not the result: its head joins the earlier ones.
+    fn keep_earlier_head(&mut self) {
+        if let Some(head) = self.response.take() {
+            self.earlier_heads.push(head);
+        }
     }
 
     /// Send the request (as it now is) on the same connection when it is
@@ -1091,7 +1138,7 @@ impl Job {
             .is_some_and(|c| c.is_idle() && c.reuse_for(&target));
         if same {
             self.reused = true;
-            return self.send(drv);
+            return self.send(drv, now);
         }
         self.begin(drv, now);
         None
@@ -1139,7 +1186,7 @@ impl Job {
         }
         self.attempts += 1;
         self.next = None;
-        self.response = None;
+        self.keep_earlier_head();
         self.drop_sink();
         self.stash = Bytes::new();
         self.progress.downloaded.store(0, Ordering::Relaxed);
@@ -1257,6 +1304,11 @@ impl Job {
                 .map_or_else(String::new, ToString::to_string),
             failure,
             head,
+            earlier_heads: std::mem::take(&mut self.earlier_heads),
+            partial_body: match result {
+                RequestResult::Success | RequestResult::IntegrityFailed => Bytes::new(),
+                _ => body.clone(),
+            },
             body: if result == RequestResult::Success {
                 body
             } else {

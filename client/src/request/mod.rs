@@ -95,6 +95,14 @@ impl Call {
 
     /// The `Cookie` field of this hop: the caller's own, then the jar's
     /// cookies for the URL (RFC 6265 §5.4).
+    /// Whether the request asks for `100 Continue` before its body
+    /// (`Expect: 100-continue`, any case; RFC 9110 §10.1.1).
+    pub(crate) fn expects_continue(&self) -> bool {
+        self.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("expect") && v.trim().eq_ignore_ascii_case("100-continue")
+        })
+    }
+
     pub(crate) fn set_cookie_field(&mut self, jar: &dyn CookieStore) {
         let from_jar = jar.cookie_header(&self.url);
         self.headers

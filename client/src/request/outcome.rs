@@ -101,6 +101,7 @@ impl RequestResult {
             Failure::Protocol(
                 ProtoError::IncompleteBody { .. }
                 | ProtoError::IncompleteChunkedBody { .. }
+                | ProtoError::LastChunkThenEof { .. }
                 | ProtoError::UncleanClose { .. },
             ) => RequestResult::ChunkedBodySizeMismatch,
             Failure::Protocol(ProtoError::BodyTooLarge { .. }) => {
@@ -314,9 +315,31 @@ pub struct Completed {
     /// [`response_code`](Self::response_code) and
     /// [`headers`](Self::headers) read it.
     pub head: Option<ResponseHead>,
+    /// Every response head that arrived before [`head`](Self::head), in
+    /// the order received: interim 1xx heads (100 Continue, 103 Early
+    /// Hints; RFC 9110 §15.2), each redirect's 3xx (§15.4), each 401 a
+    /// Digest challenge was answered from (§11.6.1), and the heads of tries
+    /// the retry policy gave up on (a 503 before the retry). Each as
+    /// received (version, status, reason phrase, field lines; at most
+    /// proto's `max_head_bytes`, 64 KiB, each). How many is bounded: the
+    /// redirects followed ([`Redirects::max`](crate::Redirects::max)), the
+    /// challenges (two at most), the tries, and
+    /// [`MAX_INFORMATIONAL_HEADS`](Self::MAX_INFORMATIONAL_HEADS) 1xx heads
+    /// (further ones are not kept). Empty when the final head was the
+    /// first. What curl's `-i`, `-v` and `-D` print before the final head.
+    pub earlier_heads: Vec<ResponseHead>,
     /// The body (decoded when gzip was on); empty when it went to the
     /// download file, and for results other than `Success`.
     pub body: Bytes,
+    /// For a result other than `Success`: the final response's body bytes
+    /// that arrived before the failure (decoded as far as they went, at
+    /// most the body size limit), which curl writes out before it exits 18
+    /// or 28 or 56. Not a complete body. Empty for `Success` (see
+    /// [`body`](Self::body)), for [`RequestResult::IntegrityFailed`] (a body
+    /// that failed its check is never handed out), and when the body went
+    /// to the download file (whose bytes stay there); for a streamed body,
+    /// the pieces not taken.
+    pub partial_body: Bytes,
     /// The URL of the last request made (after redirects).
     pub final_url: String,
     /// Redirects followed.
@@ -333,6 +356,11 @@ pub struct Completed {
 }
 
 impl Completed {
+    /// Most interim (1xx) heads kept in
+    /// [`earlier_heads`](Self::earlier_heads) for one request; the ones
+    /// after are read and dropped.
+    pub const MAX_INFORMATIONAL_HEADS: usize = 16;
+
     /// A completion without a response.
     pub(crate) fn failed(result: RequestResult, failure: RequestFailure) -> Completed {
         Completed {
@@ -340,7 +368,9 @@ impl Completed {
             reason: failure.to_string(),
             failure: Some(failure),
             head: None,
+            earlier_heads: Vec::new(),
             body: Bytes::new(),
+            partial_body: Bytes::new(),
             final_url: String::new(),
             redirects: 0,
             wire_bytes: 0,

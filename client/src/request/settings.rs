@@ -15,6 +15,7 @@ use super::cookie_store::CookieStore;
 use super::retry::RetryPolicy;
 use crate::cache::CacheSettings;
 use crate::tls_options::TlsOptions;
+use pollhttp_proto::Leniency;
 
 #[allow(unused_imports)] // named in docs
 use crate::budget::PollBudget;
@@ -34,7 +35,7 @@ use crate::budget::PollBudget;
 /// s.redirects.max = 3;
 /// s.body.size_limit = Some(64 << 20);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// How long each part of a request may take.
     pub timeouts: Timeouts,
@@ -85,6 +86,41 @@ pub struct Settings {
     /// fresh stored answer costs no connection, a stale one is revalidated,
     /// a storable response is stored as it arrives. Default: none.
     pub cache: CacheSettings,
+    /// Which rules of RFC 9112 a response may break and still be read
+    /// (proto's [`Leniency`], one switch per rule: a bare LF ending a
+    /// line, §2.2; obs-fold, §5.2; whitespace before a field's colon, §5.1;
+    /// Content-Length beside Transfer-Encoding, §6.3 rule 3; a chunked
+    /// body ended by its last-chunk then the connection's end, §7.1). A
+    /// response that breaks a rule not turned on fails with
+    /// [`Failure::Protocol`](crate::Failure::Protocol) naming the rule.
+    /// Applied to each response of the request (a kept connection takes the
+    /// request's own). Default: strict, except `obs_fold`, which is on (the
+    /// client is a user agent, which RFC 9112 §5.2 lets unfold obs-fold by
+    /// replacing it with SP; curl does too). [`Leniency::all`] turns every
+    /// one on (what curl accepts, and a chunked body cut after its
+    /// last-chunk, which curl does not). Costs nothing per call.
+    pub leniency: Leniency,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeouts: Timeouts::default(),
+            redirects: Redirects::default(),
+            body: BodySettings::default(),
+            proxy: ProxySettings::default(),
+            tls: None,
+            recv_buffer_size: None,
+            retry: None,
+            auth: None,
+            cookie_jar: None,
+            cache: CacheSettings::default(),
+            leniency: Leniency {
+                obs_fold: true,
+                ..Leniency::default()
+            },
+        }
+    }
 }
 
 /// How long each part of a request may take (ureq's `Timeouts`, curl's
@@ -108,6 +144,16 @@ pub struct Timeouts {
     /// Happy Eyeballs' delay before the next address is tried beside a
     /// pending one (RFC 8305 §5). Default 250 ms.
     pub attempt_delay: Duration,
+    /// A request with a body that carries `Expect: 100-continue` (a field
+    /// the caller gives; RFC 9110 §10.1.1) sends its head alone and holds
+    /// the body until a `100 Continue` arrives, or until this much time
+    /// has passed since the head was queued (then it sends the body
+    /// anyway, as RFC 9110 §10.1.1 lets a client that has waited "for some
+    /// time"). A final response that arrives first is the answer (a 417,
+    /// a 401 challenge, a redirect): the body is not sent, and the
+    /// connection is closed after it. Default 1 s (curl's
+    /// `--expect100-timeout`). Without that field, the body goes at once.
+    pub expect_continue: Duration,
 }
 
 impl Default for Timeouts {
@@ -117,6 +163,7 @@ impl Default for Timeouts {
             idle: None,
             connect: Duration::from_secs(30),
             attempt_delay: Duration::from_millis(250),
+            expect_continue: Duration::from_secs(1),
         }
     }
 }
@@ -305,6 +352,7 @@ impl Settings {
             auth,
             cookie_jar,
             cache,
+            leniency,
         } = self;
         let same_jar = match (cookie_jar, &other.cookie_jar) {
             (None, None) => true,
@@ -340,6 +388,7 @@ impl Settings {
             && *recv_buffer_size == other.recv_buffer_size
             && *auth == other.auth
             && *cache == other.cache
+            && *leniency == other.leniency
     }
 }
 
@@ -351,13 +400,14 @@ mod tests {
     fn settings_are_shared_only_when_every_field_and_shared_object_match() {
         let base = Settings::default();
         assert!(base.same_as(&Settings::default()));
-        let mut differ = vec![Settings::default(); 6];
+        let mut differ = vec![Settings::default(); 7];
         differ[0].timeouts.total = Some(Duration::from_secs(1));
         differ[1].body.size_limit = Some(10);
         differ[2].body.stream = true;
         differ[3].tls = Some(TlsOptions::new());
         differ[4].retry = Some(RetryPolicy::new(2));
         differ[5].proxy.from_env = true;
+        differ[6].leniency.bare_lf = true;
         for d in &differ {
             assert!(!base.same_as(d) && !d.same_as(&base), "{d:?}");
             assert!(d.same_as(&d.clone()), "a clone shares: {d:?}");

@@ -41,6 +41,7 @@ pub(crate) fn parse_head(
 ) -> Result<Option<ParsedHead>, Error> {
     let mut parser = httparse::ParserConfig::default();
     parser.allow_obsolete_multiline_headers_in_responses(config.lenient.obs_fold);
+    parser.allow_spaces_after_header_name_in_responses(config.lenient.whitespace_before_colon);
     let max_fields = config.max_fields;
     with_uninit_headers(max_fields, |headers| {
         let mut resp = httparse::Response::new(&mut []);

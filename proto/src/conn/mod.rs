@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::config::Config;
+use crate::config::{Config, Leniency};
 use crate::error::Error;
 use crate::fields::Fields;
 use crate::head::{MessageBodyLength, ResponseHead};
@@ -504,6 +504,13 @@ impl Connection {
     /// new one for the bytes still to come.
     pub fn set_body_size_limit(&mut self, limit: Option<u64>) {
         self.config.body_size_limit = limit;
+    }
+
+    /// Change [`Config::lenient`] from the next response head on (a client
+    /// whose requests on one connection have their own leniencies sets each
+    /// before sending it). Costs a copy of four booleans.
+    pub fn set_leniency(&mut self, lenient: Leniency) {
+        self.config.lenient = lenient;
     }
 
     // ------------------------------------------------------------ commands
@@ -1416,10 +1423,15 @@ impl Connection {
         if self.eof.is_none() {
             return Ok(());
         }
-        if self.recv == Rx::Trailers && self.filled == 0 && self.config.lenient.last_chunk_then_eof
-        {
-            self.recv = Rx::PendingEnd;
-            return Ok(());
+        if self.recv == Rx::Trailers && self.filled == 0 {
+            if self.config.lenient.last_chunk_then_eof {
+                self.recv = Rx::PendingEnd;
+                return Ok(());
+            }
+            return Err(Error::LastChunkThenEof {
+                offset: self.consumed,
+                received: self.body_received,
+            });
         }
         Err(Error::IncompleteChunkedBody {
             offset: self.consumed + self.filled as u64,
