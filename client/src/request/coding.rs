@@ -167,7 +167,10 @@ macro_rules! layer {
             fn finish(mut self: Box<Self>) -> (Sink, io::Result<()>) {
                 let $d = &mut self.0;
                 let r: io::Result<()> = $finish;
-                let inner = std::mem::replace(self.0.get_mut(), Box::new(empty_sink()));
+                // The decoder is dropped holding a closed sink: flate2's
+                // decoders finish again on drop, and must not decode what
+                // they still hold into a sink without a limit.
+                let inner = std::mem::replace(self.0.get_mut(), Box::new(closed_sink()));
                 let (sink, inner_r) = inner.finish();
                 (sink, r.and(inner_r))
             }
@@ -183,15 +186,18 @@ layer!(
     |d| d.try_finish()
 );
 layer!(
-    BrLayer,
-    brotli_decompressor::DecompressorWriter<Box<dyn Layer>>,
-    |d| d.close()
-);
-layer!(
     ZstdLayer,
     zstd::stream::write::Decoder<'static, Box<dyn Layer>>,
     |d| d.do_finish()
 );
+
+/// A sink that takes no byte (a limit of 0): what a decoder holds once its
+/// real sink was taken back.
+fn closed_sink() -> Sink {
+    let mut sink = empty_sink();
+    sink.limit = Some(0);
+    sink
+}
 
 /// zstd's window limit for HTTP (RFC 9659 §3: 8 MiB): a frame asking for
 /// more is refused rather than allocated.
@@ -200,6 +206,128 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// Output buffer of the brotli decoder (what it writes to the next stage at
 /// once).
 const BR_BUFFER: usize = 16 * 1024;
+
+type BrState = brotli_decompressor::BrotliState<
+    brotli_decompressor::StandardAlloc,
+    brotli_decompressor::StandardAlloc,
+    brotli_decompressor::StandardAlloc,
+>;
+
+/// The br stage: `brotli-decompressor`'s stream decoder driven directly,
+/// in its strict mode. (Its `DecompressorWriter` also accepts "Large
+/// Window Brotli", an extension outside RFC 7932 whose window, up to
+/// 1 GiB, the decoder allocates as the stream says: refused here, so a
+/// br body holds at most RFC 7932's 16 MiB window, and the window the
+/// stream declares at most.)
+struct BrLayer {
+    state: Box<BrState>,
+    out: Box<[u8]>,
+    total_out: usize,
+    /// The stream ended (its last meta-block was decoded).
+    done: bool,
+    next: Box<dyn Layer>,
+}
+
+impl BrLayer {
+    fn new(next: Box<dyn Layer>) -> BrLayer {
+        use brotli_decompressor::StandardAlloc;
+        BrLayer {
+            state: Box::new(BrState::new_strict(
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+            )),
+            out: vec![0u8; BR_BUFFER].into_boxed_slice(),
+            total_out: 0,
+            done: false,
+            next,
+        }
+    }
+
+    /// Decode `input` (empty: the end of the body), writing every output
+    /// to the next stage; whether the stream is complete.
+    fn decode(&mut self, input: &[u8]) -> io::Result<bool> {
+        use brotli_decompressor::{BrotliDecompressStream, BrotliResult};
+        let mut avail_in = input.len();
+        let mut in_offset = 0;
+        loop {
+            let mut avail_out = self.out.len();
+            let mut out_offset = 0;
+            let result = BrotliDecompressStream(
+                &mut avail_in,
+                &mut in_offset,
+                input,
+                &mut avail_out,
+                &mut out_offset,
+                &mut self.out,
+                &mut self.total_out,
+                &mut self.state,
+            );
+            self.next.write_all(&self.out[..out_offset])?;
+            match result {
+                BrotliResult::NeedsMoreOutput => continue,
+                BrotliResult::NeedsMoreInput if avail_in == 0 => return Ok(false),
+                // (The decoder takes all input before asking for more: not
+                // looped on, should it ever not.)
+                BrotliResult::NeedsMoreInput => {
+                    return Err(io::Error::other("the br decoder left input unread"))
+                }
+                BrotliResult::ResultSuccess => {
+                    self.done = true;
+                    if avail_in > 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "bytes after the end of the br stream",
+                        ));
+                    }
+                    return Ok(true);
+                }
+                BrotliResult::ResultFailure => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("corrupt br stream ({:?})", self.state.error_code),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Write for BrLayer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.done && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bytes after the end of the br stream",
+            ));
+        }
+        self.decode(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.next.flush()
+    }
+}
+
+impl Layer for BrLayer {
+    fn sink(&mut self) -> &mut Sink {
+        self.next.sink()
+    }
+    fn finish(mut self: Box<Self>) -> (Sink, io::Result<()>) {
+        let r = match self.done {
+            true => Ok(()),
+            false => self.decode(&[]).and_then(|complete| match complete {
+                true => Ok(()),
+                false => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the br stream is truncated",
+                )),
+            }),
+        };
+        let (sink, inner_r) = self.next.finish();
+        (sink, r.and(inner_r))
+    }
+}
 
 /// The decoding chain for `codings` (in the order they were applied) over
 /// `sink`: the last coding applied is decoded first.
@@ -211,9 +339,7 @@ pub(crate) fn chain(codings: &[ContentCoding], sink: Sink) -> io::Result<Box<dyn
             ContentCoding::Deflate => {
                 Box::new(DeflateLayer(flate2::write::ZlibDecoder::new(layer)))
             }
-            ContentCoding::Br => Box::new(BrLayer(brotli_decompressor::DecompressorWriter::new(
-                layer, BR_BUFFER,
-            ))),
+            ContentCoding::Br => Box::new(BrLayer::new(layer)),
             ContentCoding::Zstd => {
                 let mut d = zstd::stream::write::Decoder::new(layer)?;
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
