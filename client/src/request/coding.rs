@@ -147,13 +147,27 @@ impl Layer for Sink {
     }
 }
 
+/// The error of a stage that failed before: every later call gets it.
+fn failed_before() -> io::Error {
+    io::Error::other("the body's decoding stopped")
+}
+
 macro_rules! layer {
     ($name:ident, $inner:ty, |$d:ident| $finish:expr) => {
-        struct $name($inner);
+        /// A decoder, and whether it failed: a failure is sticky. (A
+        /// writer whose output failed keeps its input for another try,
+        /// which a stage after a failure must not take: it may have
+        /// decoded part of it already.)
+        struct $name($inner, bool);
 
         impl Write for $name {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.write(buf)
+                if self.1 {
+                    return Err(failed_before());
+                }
+                let r = self.0.write(buf);
+                self.1 = r.is_err();
+                r
             }
             fn flush(&mut self) -> io::Result<()> {
                 self.0.flush()
@@ -166,7 +180,10 @@ macro_rules! layer {
             }
             fn finish(mut self: Box<Self>) -> (Sink, io::Result<()>) {
                 let $d = &mut self.0;
-                let r: io::Result<()> = $finish;
+                let r: io::Result<()> = match self.1 {
+                    true => Err(failed_before()),
+                    false => $finish,
+                };
                 // The decoder is dropped holding a closed sink: flate2's
                 // decoders finish again on drop, and must not decode what
                 // they still hold into a sink without a limit.
@@ -225,6 +242,8 @@ struct BrLayer {
     total_out: usize,
     /// The stream ended (its last meta-block was decoded).
     done: bool,
+    /// A call failed: every later one fails (sticky).
+    failed: bool,
     next: Box<dyn Layer>,
 }
 
@@ -240,6 +259,7 @@ impl BrLayer {
             out: vec![0u8; BR_BUFFER].into_boxed_slice(),
             total_out: 0,
             done: false,
+            failed: false,
             next,
         }
     }
@@ -295,14 +315,19 @@ impl BrLayer {
 
 impl Write for BrLayer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(failed_before());
+        }
         if self.done && !buf.is_empty() {
+            self.failed = true;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "bytes after the end of the br stream",
             ));
         }
-        self.decode(buf)?;
-        Ok(buf.len())
+        let r = self.decode(buf);
+        self.failed = r.is_err();
+        r.map(|_| buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.next.flush()
@@ -314,9 +339,10 @@ impl Layer for BrLayer {
         self.next.sink()
     }
     fn finish(mut self: Box<Self>) -> (Sink, io::Result<()>) {
-        let r = match self.done {
-            true => Ok(()),
-            false => self.decode(&[]).and_then(|complete| match complete {
+        let r = match (self.failed, self.done) {
+            (true, _) => Err(failed_before()),
+            (false, true) => Ok(()),
+            (false, false) => self.decode(&[]).and_then(|complete| match complete {
                 true => Ok(()),
                 false => Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -335,15 +361,15 @@ pub(crate) fn chain(codings: &[ContentCoding], sink: Sink) -> io::Result<Box<dyn
     let mut layer: Box<dyn Layer> = Box::new(sink);
     for c in codings {
         layer = match c {
-            ContentCoding::Gzip => Box::new(GzipLayer(flate2::write::GzDecoder::new(layer))),
+            ContentCoding::Gzip => Box::new(GzipLayer(flate2::write::GzDecoder::new(layer), false)),
             ContentCoding::Deflate => {
-                Box::new(DeflateLayer(flate2::write::ZlibDecoder::new(layer)))
+                Box::new(DeflateLayer(flate2::write::ZlibDecoder::new(layer), false))
             }
             ContentCoding::Br => Box::new(BrLayer::new(layer)),
             ContentCoding::Zstd => {
                 let mut d = zstd::stream::write::Decoder::new(layer)?;
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-                Box::new(ZstdLayer(d))
+                Box::new(ZstdLayer(d, false))
             }
         };
     }
@@ -415,6 +441,83 @@ mod tests {
             }
             let (sink, _) = chain.finish();
             assert!(sink.total <= 1 << 16);
+        }
+    }
+
+    /// `data` as a br stream of stored (uncompressed) meta-blocks (RFC 7932
+    /// §9.2) of the sizes `sizes` cycles through, with a 1 KiB window (so
+    /// the decoder's output comes in pieces of at most 1 KiB, some small).
+    fn br_stored(data: &[u8], sizes: &[usize]) -> Vec<u8> {
+        // LSB first: WBITS 10 (1, 000, 010).
+        let (mut bits, mut n) = (0x21u64, 7usize);
+        let mut out = Vec::new();
+        let mut rest = data;
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (block, after) = rest.split_at((*size).clamp(1, 1 << 16).min(rest.len()));
+            rest = after;
+            // ISLAST 0, MNIBBLES 00 (4), MLEN-1 (16 bits), ISUNCOMPRESSED 1,
+            // then zeros to the byte.
+            n += 3;
+            bits |= ((block.len() as u64) - 1) << n;
+            n += 16;
+            bits |= 1 << n;
+            n += 1;
+            out.extend_from_slice(&bits.to_le_bytes()[..n.div_ceil(8)]);
+            out.extend_from_slice(block);
+            (bits, n) = (0, 0);
+        }
+        // ISLAST 1, ISLASTEMPTY 1.
+        bits |= 0b11 << n;
+        n += 2;
+        out.extend_from_slice(&bits.to_le_bytes()[..n.div_ceil(8)]);
+        out
+    }
+
+    /// Found by the content_decoders fuzz target: the br stage, whose
+    /// output failed at the limit after it had taken its input, reported
+    /// nothing taken; zstd before it gave the same input again when
+    /// finished, and a smaller later piece got past the limit: bytes that
+    /// are not the body's. A failure is now sticky, in every stage and in
+    /// the sink.
+    #[test]
+    fn after_the_limit_nothing_more_reaches_the_sink() {
+        use ContentCoding::*;
+        let data: Vec<u8> = (0..12_000u32)
+            .flat_map(|i| format!("line {i}: {}\n", i * 7919 % 10007).into_bytes())
+            .collect();
+        assert!(data.len() > 150_000);
+        let br = br_stored(&data, &[1000, 37, 300, 5, 4000]);
+        let mut whole = empty_sink();
+        let mut whole_chain = chain(&[Br], std::mem::replace(&mut whole, empty_sink())).unwrap();
+        whole_chain.write_all(&br).unwrap();
+        let (whole, r) = whole_chain.finish();
+        assert!(
+            r.is_ok() && whole.memory == data,
+            "the stored stream decodes"
+        );
+        let coded = zstd::encode_all(&br[..], 1).unwrap();
+        for limit in [0, 1, 50, 100, 128, 1500, 70_000] {
+            for piece in [1, 7, 100, 4096, coded.len()] {
+                let mut sink = empty_sink();
+                sink.limit = Some(limit);
+                let mut chain = chain(&[Br, Zstd], sink).unwrap();
+                for c in coded.chunks(piece) {
+                    if chain.write_all(c).is_err() {
+                        break;
+                    }
+                }
+                let (sink, r) = chain.finish();
+                assert!(r.is_err(), "{limit}/{piece}: over the limit");
+                assert!(sink.total <= limit, "{limit}/{piece}: {}", sink.total);
+                assert!(
+                    data.starts_with(&sink.memory),
+                    "{limit}/{piece}: {} bytes that are not the body's start",
+                    sink.memory.len()
+                );
+            }
         }
     }
 
