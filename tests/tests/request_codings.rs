@@ -379,7 +379,7 @@ fn a_large_window_br_stream_is_refused_and_the_largest_rfc_window_decodes() {
     let server = serve(response(
         "200 OK",
         &[("Content-Encoding", "br")],
-        &coded(false, 24),
+        coded(false, 24),
     ));
     let done = get_with(&server.base_url(), "GET", |_| {});
     assert_eq!(done.result, Success, "{}", done.reason);
