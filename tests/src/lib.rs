@@ -18,9 +18,10 @@
 //! - [`simnet`]: a simulated network for the request layer (scripted peers
 //!   stepped from the test's thread, name lookups, a fake clock).
 //!
-//! External servers (and nginx's brotli module) missing from the machine make `start()` panic with an
-//! install hint (run `.ci/install-deps.sh`), unless `POLLHTTP_SKIP_REAL_SERVERS=1`
-//! is set, in which case `try_start()` returns `None` so a test can skip.
+//! External servers (and nginx's brotli module) missing from the machine
+//! make `start()` panic with an install hint (run `.ci/install-deps.sh`),
+//! unless `POLLHTTP_SKIP_REAL_SERVERS=1` is set, in which case `try_start()`
+//! returns `None` so a test can skip.
 //! A skip is never silent: every `None` goes through [`record_skip`], which
 //! prints `SKIPPED <binary>::<test>: <why>` to stderr and appends that line
 //! to the skip log ([`skip_log_path`]), which `scripts/test.sh` checks.
