@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz smoke test for pollhttp-proto: builds every cargo-fuzz target in fuzz/
+# Fuzz smoke test for pollhttp-proto and the client's content decoders
+# (content_decoders): builds every cargo-fuzz target in fuzz/ (`cargo fuzz list`)
 # and runs each for FUZZ_SECONDS (default 15) on a fresh corpus seeded from
 # fuzz/seeds/<target>. Fails on any crash, invariant failure, timeout or OOM.
 #

@@ -3,6 +3,12 @@
 # Debian 12 machine (run as root):
 #   - nginx (Debian package), used by tests/src/nginx.rs (the system service
 #     the package starts on port 80 is stopped and disabled)
+#   - for the content-coding checks against real servers
+#     (tests/tests/coding_servers.rs): nginx's brotli filter module
+#     (libnginx-mod-http-brotli-filter), Apache (apache2: mod_brotli and
+#     mod_deflate) and Caddy (caddy), all Debian packages, installed with
+#     their services kept from starting (a policy-rc.d for the install,
+#     then disabled): the tests run their own instances on 127.0.0.1
 #   - a Python virtualenv at <workspace>/.ci-venv with httpbin + gunicorn,
 #     used by tests/src/httpbin.rs (override the location with POLLHTTP_VENV)
 #   - the Rust target thumbv7em-none-eabihf (rustup), for the no_std build of
@@ -43,6 +49,39 @@ else
     elif command -v service >/dev/null 2>&1; then
         as_root service nginx stop >/dev/null 2>&1 || true
     fi
+fi
+
+# --- nginx's brotli filter, Apache and Caddy (content-coding checks) ---------
+# Their packages would start system services on port 80 (apache2, caddy):
+# a policy-rc.d that refuses every start holds them back during the
+# install (kept if the machine has its own), and they are disabled after.
+CODING_MISSING=()
+[ -e /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so ] ||
+    CODING_MISSING+=(libnginx-mod-http-brotli-filter)
+[ -x /usr/sbin/apache2 ] || CODING_MISSING+=(apache2)
+command -v caddy >/dev/null 2>&1 || CODING_MISSING+=(caddy)
+if [ "${#CODING_MISSING[@]}" -eq 0 ]; then
+    echo "install-deps: nginx brotli filter, apache2 and caddy already present"
+else
+    echo "install-deps: installing ${CODING_MISSING[*]} (apt-get, services not started)"
+    OWN_POLICY=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod 755 /usr/sbin/policy-rc.d
+        OWN_POLICY=1
+    fi
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${CODING_MISSING[@]}"
+    if [ "$OWN_POLICY" -eq 1 ]; then
+        as_root rm -f /usr/sbin/policy-rc.d
+    fi
+    for svc in apache2 caddy; do
+        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+            as_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+        elif command -v service >/dev/null 2>&1; then
+            as_root service "$svc" stop >/dev/null 2>&1 || true
+        fi
+    done
 fi
 
 # --- httpbin + gunicorn virtualenv --------------------------------------------

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a fresh machine: installs what the tests
-# need (nginx, httpbin in a virtualenv, cargo-fuzz, a bare-metal Rust target
-# for the no_std build of pollhttp-proto, node and npm, gcc/g++/valgrind/Mono
-# for the C API), then fmt, clippy, docs, the whole workspace's tests, the
-# HTTP cache conformance suite (scripts/cache-conformance.sh, about 25 s),
-# and a short smoke run of each fuzz target.
+# need (nginx and its brotli module, Apache, Caddy, httpbin in a virtualenv,
+# cargo-fuzz, a bare-metal Rust target for the no_std build of
+# pollhttp-proto, node and npm, gcc/g++/valgrind/Mono for the C API), then
+# fmt, clippy, docs, the whole workspace's tests, the HTTP cache conformance
+# suite (scripts/cache-conformance.sh, about 25 s), and a short smoke run of
+# each fuzz target.
 #
 # The C API's checks are part of `cargo test --workspace` (crate
 # pollhttp-ffi): tests/header.rs fails when ffi/include/pollhttp.h differs
@@ -16,12 +17,12 @@
 #   scripts/test.sh                  everything (what CI runs)
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke runs
 #
-# A test that skips its checks (POLLHTTP_SKIP_REAL_SERVERS=1 with nginx or
-# httpbin missing) still reports "ok" to cargo, so every skip is written to a
-# log (tests/src/lib.rs record_skip) and this script fails when the log is not
-# empty: a skipped test proves nothing. POLLHTTP_ALLOW_SKIPS=1 lists the
-# skips and passes anyway (a local run on a machine without the servers;
-# never in CI).
+# A test that skips its checks (POLLHTTP_SKIP_REAL_SERVERS=1 with nginx, its
+# brotli module, httpbin, Apache or Caddy missing) still reports "ok" to
+# cargo, so every skip is written to a log (tests/src/lib.rs record_skip)
+# and this script fails when the log is not empty: a skipped test proves
+# nothing. POLLHTTP_ALLOW_SKIPS=1 lists the skips and passes anyway (a local
+# run on a machine without the servers; never in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -43,6 +43,9 @@ mod client;
 mod conn;
 mod connect;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_request;
 mod pool;
 mod reactor;

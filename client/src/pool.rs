@@ -635,8 +635,8 @@ impl RequestPool {
     /// so a low priority waits for at most about that many times the
     /// admissions of the requests older than it. A request that has its
     /// connection runs to its end: priorities order admission, they do not
-    /// pause running requests (cancel one, or read a streamed body later
-    /// to slow it, to make room).
+    /// pause running requests by themselves ([`pause`](Self::pause) one,
+    /// or cancel it, to make room).
     ///
     /// Cost: as [`request`](Self::request), plus O(log n) in the queue's
     /// length; each admission compares one candidate per origin waiting.
@@ -1002,6 +1002,84 @@ impl RequestPool {
             .get(id.index as usize)
             .filter(|s| s.generation == id.generation && s.job.is_some())
             .map(|s| s.priority)
+    }
+
+    /// Pause request `id` (curl's `curl_easy_pause` with `CURLPAUSE_ALL`):
+    /// from its exchange on it reads nothing and sends nothing until
+    /// [`resume`](Self::resume), and keeps its connection. A streamed
+    /// download of lower priority can so make way for a more urgent one
+    /// on a slow link.
+    ///
+    /// - Nothing is lost: what the server sends waits in the socket (TCP
+    ///   flow control slows the server once the buffers are full), and
+    ///   pieces already decoded can still be taken with
+    ///   [`read_body`](Self::read_body) (taking them does not restart
+    ///   reading).
+    /// - Its socket leaves the reactor: no event wakes the pool for it and
+    ///   no turn is spent on it.
+    /// - A request not yet admitted keeps its place in the wait queue; one
+    ///   looking up a name or connecting goes on with that, then stops
+    ///   before its request is sent.
+    /// - Timeouts: the idle timeout does not count while paused (as curl's
+    ///   low-speed check) and starts again, whole, at `resume`; the total
+    ///   timeout (`Settings::timeouts`' `total`) runs on and ends a paused
+    ///   request with [`RequestResult::Timeout`](crate::RequestResult).
+    ///   A body that has already arrived completes as usual.
+    /// - [`cancel`](Self::cancel) works as on any request.
+    ///
+    /// Returns whether `id` is in flight (pausing twice is pausing once).
+    /// Never blocks. Cost: a queued request's job is built now (as when it
+    /// is admitted); one `epoll_ctl` to take a connected socket out of the
+    /// reactor.
+    pub fn pause(&mut self, id: RequestId) -> bool {
+        let registry = self.conns.reactor.registry();
+        let Some(job) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| job_of(&mut s.job))
+        else {
+            return false;
+        };
+        job.pause(registry);
+        true
+    }
+
+    /// Let a request paused with [`pause`](Self::pause) go on: it takes a
+    /// turn in the next [`poll`](Self::poll) (its socket registered again,
+    /// taken as readable), and its idle timeout starts again from now.
+    /// Returns whether `id` is in flight (resuming one not paused does
+    /// nothing). Never blocks. Cost: O(1); the socket goes back into the
+    /// reactor (one `epoll_ctl`) in its next turn.
+    pub fn resume(&mut self, id: RequestId) -> bool {
+        let now = self.now();
+        let Some(slot) = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+        else {
+            return false;
+        };
+        let waiting = slot.wait_seq.is_some();
+        let resumed = match &mut slot.job {
+            Some(Work::Running(job)) => job.unpause(now),
+            Some(Work::Queued(_)) => false,
+            None => return false,
+        };
+        // One waiting for a connection gets it from the wait queue.
+        if resumed && !waiting {
+            self.enqueue(id.index);
+        }
+        true
+    }
+
+    /// Whether request `id` is paused ([`pause`](Self::pause)), `None` when
+    /// it is not in flight.
+    pub fn is_paused(&self, id: RequestId) -> Option<bool> {
+        match &self.slot(id)?.job {
+            Some(Work::Running(job)) => Some(job.is_paused()),
+            _ => Some(false),
+        }
     }
 
     /// Stop a request at once: nothing completes for `id` afterwards, and its

@@ -1,5 +1,6 @@
 //! Content codings and digests made in the tests, by the same crates'
-//! encoders (nginx here has no brotli filter): bodies for scripted servers.
+//! encoders: bodies for scripted servers; and the assets real servers code
+//! for `coding_servers.rs` ([`assets`]).
 
 use std::io::Write;
 
@@ -94,4 +95,36 @@ pub fn chunked_response(
     }
     out.extend_from_slice(b"0\r\n\r\n");
     out
+}
+
+/// Text lines like a game's JSON manifests (compressible, not trivially).
+pub fn manifest_text(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    let mut i = 0u64;
+    while out.len() < len {
+        let line = format!(
+            "{{\"asset\": \"tex/{i:06}.png\", \"size\": {}, \"lod\": {}, \"tag\": \"{}\"}}\n",
+            (i * 7919) % 1_000_003,
+            i % 5,
+            ["rock", "tree", "water", "npc", "ui"][(i % 5) as usize]
+        );
+        out.extend_from_slice(line.as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// The assets served by the real servers in the content-coding checks:
+/// (file name, bytes). Text of several sizes (a few hundred bytes to
+/// 3 MiB: several of the servers' output buffers and windows), and
+/// incompressible bytes (a server may send them uncoded).
+pub fn assets() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("small.txt", manifest_text(700)),
+        ("page.txt", manifest_text(40_000)),
+        ("manifest.json", manifest_text(300_000)),
+        ("big.txt", manifest_text(3 << 20)),
+        ("noise.bin", crate::pseudo_random_bytes(200_000)),
+    ]
 }

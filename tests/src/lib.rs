@@ -8,19 +8,26 @@
 //! - [`nginx`]: a real nginx (Debian package) in a temporary prefix, plain and
 //!   TLS ports, a generated docroot and fixed locations (gzip, redirects, ...).
 //! - [`httpbin`]: httpbin under gunicorn from a virtualenv.
+//! - [`apache`], [`caddy`]: Apache httpd (mod_brotli, mod_deflate) and Caddy
+//!   (`encode zstd gzip`) from their Debian packages, each a user-level
+//!   instance with its own configuration in a temp dir, for the
+//!   content-coding checks against real servers.
 //! - [`script`]: scripted, misbehaving servers (plain and TLS) on std sockets.
 //! - [`proxy`]: an HTTP proxy (CONNECT tunnels and absolute-form forwarding).
 //! - [`process`]: external server processes with a watchdog, and temp dirs.
 //! - [`simnet`]: a simulated network for the request layer (scripted peers
 //!   stepped from the test's thread, name lookups, a fake clock).
 //!
-//! External servers missing from the machine make `start()` panic with an
-//! install hint (run `.ci/install-deps.sh`), unless `POLLHTTP_SKIP_REAL_SERVERS=1`
-//! is set, in which case `try_start()` returns `None` so a test can skip.
+//! External servers (and nginx's brotli module) missing from the machine
+//! make `start()` panic with an install hint (run `.ci/install-deps.sh`),
+//! unless `POLLHTTP_SKIP_REAL_SERVERS=1` is set, in which case `try_start()`
+//! returns `None` so a test can skip.
 //! A skip is never silent: every `None` goes through [`record_skip`], which
 //! prints `SKIPPED <binary>::<test>: <why>` to stderr and appends that line
 //! to the skip log ([`skip_log_path`]), which `scripts/test.sh` checks.
 
+pub mod apache;
+pub mod caddy;
 pub mod certs;
 pub mod coding;
 pub mod drive;

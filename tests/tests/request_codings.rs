@@ -342,3 +342,46 @@ fn a_bomb_without_a_limit_is_decoded_a_bounded_amount_per_poll() {
         assert!(most <= 32 << 20, "{field}: {} MiB in one poll", most >> 20);
     }
 }
+
+/// "Large Window Brotli" (windows up to 1 GiB, allocated as the stream
+/// says) is an extension outside RFC 7932: refused, as browsers do, while
+/// RFC 7932's largest window (16 MiB) decodes.
+#[test]
+fn a_large_window_br_stream_is_refused_and_the_largest_rfc_window_decodes() {
+    let data = sample();
+    let coded = |large: bool, lgwin: i32| {
+        let params = brotli::enc::BrotliEncoderParams {
+            large_window: large,
+            lgwin,
+            quality: 5,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        brotli::BrotliCompress(&mut &data[..], &mut out, &params).unwrap();
+        out
+    };
+    let large = coded(true, 27);
+    // The stream's first byte: WBITS' escape to a large window (0x11).
+    assert_eq!(large[0] & 0x7f, 0x11, "{:#x}", large[0]);
+    let server = serve(response("200 OK", &[("Content-Encoding", "br")], &large));
+    let done = get_with(&server.base_url(), "GET", |_| {});
+    assert_eq!(
+        (done.result, done.body.len()),
+        (BodyDecompressFailed, 0),
+        "{}",
+        done.reason
+    );
+    assert!(
+        matches!(&done.failure, Some(RequestFailure::Decompress(_))),
+        "{:?}",
+        done.failure
+    );
+    let server = serve(response(
+        "200 OK",
+        &[("Content-Encoding", "br")],
+        coded(false, 24),
+    ));
+    let done = get_with(&server.base_url(), "GET", |_| {});
+    assert_eq!(done.result, Success, "{}", done.reason);
+    assert!(done.body[..] == data[..]);
+}

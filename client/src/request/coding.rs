@@ -147,13 +147,27 @@ impl Layer for Sink {
     }
 }
 
+/// The error of a stage that failed before: every later call gets it.
+fn failed_before() -> io::Error {
+    io::Error::other("the body's decoding stopped")
+}
+
 macro_rules! layer {
     ($name:ident, $inner:ty, |$d:ident| $finish:expr) => {
-        struct $name($inner);
+        /// A decoder, and whether it failed: a failure is sticky. (A
+        /// writer whose output failed keeps its input for another try,
+        /// which a stage after a failure must not take: it may have
+        /// decoded part of it already.)
+        struct $name($inner, bool);
 
         impl Write for $name {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.write(buf)
+                if self.1 {
+                    return Err(failed_before());
+                }
+                let r = self.0.write(buf);
+                self.1 = r.is_err();
+                r
             }
             fn flush(&mut self) -> io::Result<()> {
                 self.0.flush()
@@ -166,8 +180,14 @@ macro_rules! layer {
             }
             fn finish(mut self: Box<Self>) -> (Sink, io::Result<()>) {
                 let $d = &mut self.0;
-                let r: io::Result<()> = $finish;
-                let inner = std::mem::replace(self.0.get_mut(), Box::new(empty_sink()));
+                let r: io::Result<()> = match self.1 {
+                    true => Err(failed_before()),
+                    false => $finish,
+                };
+                // The decoder is dropped holding a closed sink: flate2's
+                // decoders finish again on drop, and must not decode what
+                // they still hold into a sink without a limit.
+                let inner = std::mem::replace(self.0.get_mut(), Box::new(closed_sink()));
                 let (sink, inner_r) = inner.finish();
                 (sink, r.and(inner_r))
             }
@@ -183,15 +203,18 @@ layer!(
     |d| d.try_finish()
 );
 layer!(
-    BrLayer,
-    brotli_decompressor::DecompressorWriter<Box<dyn Layer>>,
-    |d| d.close()
-);
-layer!(
     ZstdLayer,
     zstd::stream::write::Decoder<'static, Box<dyn Layer>>,
     |d| d.do_finish()
 );
+
+/// A sink that takes no byte (a limit of 0): what a decoder holds once its
+/// real sink was taken back.
+fn closed_sink() -> Sink {
+    let mut sink = empty_sink();
+    sink.limit = Some(0);
+    sink
+}
 
 /// zstd's window limit for HTTP (RFC 9659 §3: 8 MiB): a frame asking for
 /// more is refused rather than allocated.
@@ -201,23 +224,152 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// once).
 const BR_BUFFER: usize = 16 * 1024;
 
+type BrState = brotli_decompressor::BrotliState<
+    brotli_decompressor::StandardAlloc,
+    brotli_decompressor::StandardAlloc,
+    brotli_decompressor::StandardAlloc,
+>;
+
+/// The br stage: `brotli-decompressor`'s stream decoder driven directly,
+/// in its strict mode. (Its `DecompressorWriter` also accepts "Large
+/// Window Brotli", an extension outside RFC 7932 whose window, up to
+/// 1 GiB, the decoder allocates as the stream says: refused here, so a
+/// br body holds at most RFC 7932's 16 MiB window, and the window the
+/// stream declares at most.)
+struct BrLayer {
+    state: Box<BrState>,
+    out: Box<[u8]>,
+    total_out: usize,
+    /// The stream ended (its last meta-block was decoded).
+    done: bool,
+    /// A call failed: every later one fails (sticky).
+    failed: bool,
+    next: Box<dyn Layer>,
+}
+
+impl BrLayer {
+    fn new(next: Box<dyn Layer>) -> BrLayer {
+        use brotli_decompressor::StandardAlloc;
+        BrLayer {
+            state: Box::new(BrState::new_strict(
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+                StandardAlloc::default(),
+            )),
+            out: vec![0u8; BR_BUFFER].into_boxed_slice(),
+            total_out: 0,
+            done: false,
+            failed: false,
+            next,
+        }
+    }
+
+    /// Decode `input` (empty: the end of the body), writing every output
+    /// to the next stage; whether the stream is complete.
+    fn decode(&mut self, input: &[u8]) -> io::Result<bool> {
+        use brotli_decompressor::{BrotliDecompressStream, BrotliResult};
+        let mut avail_in = input.len();
+        let mut in_offset = 0;
+        loop {
+            let mut avail_out = self.out.len();
+            let mut out_offset = 0;
+            let result = BrotliDecompressStream(
+                &mut avail_in,
+                &mut in_offset,
+                input,
+                &mut avail_out,
+                &mut out_offset,
+                &mut self.out,
+                &mut self.total_out,
+                &mut self.state,
+            );
+            self.next.write_all(&self.out[..out_offset])?;
+            match result {
+                BrotliResult::NeedsMoreOutput => continue,
+                BrotliResult::NeedsMoreInput if avail_in == 0 => return Ok(false),
+                // (The decoder takes all input before asking for more: not
+                // looped on, should it ever not.)
+                BrotliResult::NeedsMoreInput => {
+                    return Err(io::Error::other("the br decoder left input unread"))
+                }
+                BrotliResult::ResultSuccess => {
+                    self.done = true;
+                    if avail_in > 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "bytes after the end of the br stream",
+                        ));
+                    }
+                    return Ok(true);
+                }
+                BrotliResult::ResultFailure => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("corrupt br stream ({:?})", self.state.error_code),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Write for BrLayer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(failed_before());
+        }
+        if self.done && !buf.is_empty() {
+            self.failed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bytes after the end of the br stream",
+            ));
+        }
+        let r = self.decode(buf);
+        self.failed = r.is_err();
+        r.map(|_| buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.next.flush()
+    }
+}
+
+impl Layer for BrLayer {
+    fn sink(&mut self) -> &mut Sink {
+        self.next.sink()
+    }
+    fn finish(mut self: Box<Self>) -> (Sink, io::Result<()>) {
+        let r = match (self.failed, self.done) {
+            (true, _) => Err(failed_before()),
+            (false, true) => Ok(()),
+            (false, false) => self.decode(&[]).and_then(|complete| match complete {
+                true => Ok(()),
+                false => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the br stream is truncated",
+                )),
+            }),
+        };
+        let (sink, inner_r) = self.next.finish();
+        (sink, r.and(inner_r))
+    }
+}
+
 /// The decoding chain for `codings` (in the order they were applied) over
 /// `sink`: the last coding applied is decoded first.
 pub(crate) fn chain(codings: &[ContentCoding], sink: Sink) -> io::Result<Box<dyn Layer>> {
     let mut layer: Box<dyn Layer> = Box::new(sink);
     for c in codings {
         layer = match c {
-            ContentCoding::Gzip => Box::new(GzipLayer(flate2::write::GzDecoder::new(layer))),
+            ContentCoding::Gzip => Box::new(GzipLayer(flate2::write::GzDecoder::new(layer), false)),
             ContentCoding::Deflate => {
-                Box::new(DeflateLayer(flate2::write::ZlibDecoder::new(layer)))
+                Box::new(DeflateLayer(flate2::write::ZlibDecoder::new(layer), false))
             }
-            ContentCoding::Br => Box::new(BrLayer(brotli_decompressor::DecompressorWriter::new(
-                layer, BR_BUFFER,
-            ))),
+            ContentCoding::Br => Box::new(BrLayer::new(layer)),
             ContentCoding::Zstd => {
                 let mut d = zstd::stream::write::Decoder::new(layer)?;
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-                Box::new(ZstdLayer(d))
+                Box::new(ZstdLayer(d, false))
             }
         };
     }
@@ -289,6 +441,83 @@ mod tests {
             }
             let (sink, _) = chain.finish();
             assert!(sink.total <= 1 << 16);
+        }
+    }
+
+    /// `data` as a br stream of stored (uncompressed) meta-blocks (RFC 7932
+    /// §9.2) of the sizes `sizes` cycles through, with a 1 KiB window (so
+    /// the decoder's output comes in pieces of at most 1 KiB, some small).
+    fn br_stored(data: &[u8], sizes: &[usize]) -> Vec<u8> {
+        // LSB first: WBITS 10 (1, 000, 010).
+        let (mut bits, mut n) = (0x21u64, 7usize);
+        let mut out = Vec::new();
+        let mut rest = data;
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (block, after) = rest.split_at((*size).clamp(1, 1 << 16).min(rest.len()));
+            rest = after;
+            // ISLAST 0, MNIBBLES 00 (4), MLEN-1 (16 bits), ISUNCOMPRESSED 1,
+            // then zeros to the byte.
+            n += 3;
+            bits |= ((block.len() as u64) - 1) << n;
+            n += 16;
+            bits |= 1 << n;
+            n += 1;
+            out.extend_from_slice(&bits.to_le_bytes()[..n.div_ceil(8)]);
+            out.extend_from_slice(block);
+            (bits, n) = (0, 0);
+        }
+        // ISLAST 1, ISLASTEMPTY 1.
+        bits |= 0b11 << n;
+        n += 2;
+        out.extend_from_slice(&bits.to_le_bytes()[..n.div_ceil(8)]);
+        out
+    }
+
+    /// Found by the content_decoders fuzz target: the br stage, whose
+    /// output failed at the limit after it had taken its input, reported
+    /// nothing taken; zstd before it gave the same input again when
+    /// finished, and a smaller later piece got past the limit: bytes that
+    /// are not the body's. A failure is now sticky, in every stage and in
+    /// the sink.
+    #[test]
+    fn after_the_limit_nothing_more_reaches_the_sink() {
+        use ContentCoding::*;
+        let data: Vec<u8> = (0..12_000u32)
+            .flat_map(|i| format!("line {i}: {}\n", i * 7919 % 10007).into_bytes())
+            .collect();
+        assert!(data.len() > 150_000);
+        let br = br_stored(&data, &[1000, 37, 300, 5, 4000]);
+        let mut whole = empty_sink();
+        let mut whole_chain = chain(&[Br], std::mem::replace(&mut whole, empty_sink())).unwrap();
+        whole_chain.write_all(&br).unwrap();
+        let (whole, r) = whole_chain.finish();
+        assert!(
+            r.is_ok() && whole.memory == data,
+            "the stored stream decodes"
+        );
+        let coded = zstd::encode_all(&br[..], 1).unwrap();
+        for limit in [0, 1, 50, 100, 128, 1500, 70_000] {
+            for piece in [1, 7, 100, 4096, coded.len()] {
+                let mut sink = empty_sink();
+                sink.limit = Some(limit);
+                let mut chain = chain(&[Br, Zstd], sink).unwrap();
+                for c in coded.chunks(piece) {
+                    if chain.write_all(c).is_err() {
+                        break;
+                    }
+                }
+                let (sink, r) = chain.finish();
+                assert!(r.is_err(), "{limit}/{piece}: over the limit");
+                assert!(sink.total <= limit, "{limit}/{piece}: {}", sink.total);
+                assert!(
+                    data.starts_with(&sink.memory),
+                    "{limit}/{piece}: {} bytes that are not the body's start",
+                    sink.memory.len()
+                );
+            }
         }
     }
 

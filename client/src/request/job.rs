@@ -140,6 +140,10 @@ pub(crate) struct Job {
     rate_start: Option<Instant>,
     /// Reading is paused until the caller takes streamed body pieces.
     stream_paused: bool,
+    /// The caller paused the request ([`RequestPool::pause`](crate::RequestPool::pause)):
+    /// once its exchange has started it neither reads nor sends until
+    /// resumed, and its idle timer is off.
+    user_paused: bool,
     /// The backlog of streamed pieces past which reading pauses (the
     /// driver's [`Connections::stream_high_water`] at the last step).
     stream_high_water: usize,
@@ -204,6 +208,7 @@ impl Job {
             wire: 0,
             rate_start: None,
             stream_paused: false,
+            user_paused: false,
             stream_high_water: STREAM_HIGH_WATER,
             stash: Bytes::new(),
             decode_piece: MIN_DECODE_PIECE,
@@ -360,7 +365,54 @@ impl Job {
         if resume {
             self.stream_paused = false;
         }
-        (piece, resume)
+        // A request the caller paused reads again only when resumed.
+        (piece, resume && !self.user_paused)
+    }
+
+    /// The caller pauses the request: from its exchange on (a connection
+    /// being set up goes on; a queued request keeps its place) it neither
+    /// reads nor sends, its socket leaves the reactor (no event wakes it),
+    /// and its idle timer is off; its total timeout runs on. Bytes already
+    /// received stay where they are (in proto, the stash, the streamed
+    /// backlog). Returns whether it was not paused already.
+    pub(crate) fn pause(&mut self, registry: &Registry) -> bool {
+        if self.user_paused {
+            return false;
+        }
+        self.user_paused = true;
+        self.timers.stop(Timer::Idle);
+        if self.stage == Stage::Exchange {
+            if let Some(conn) = self.conn.as_deref_mut() {
+                conn.pause(registry);
+            }
+        }
+        true
+    }
+
+    /// Undo [`pause`](Self::pause): the idle timer starts again from `now`
+    /// (a whole idle timeout), and the next step reads (the socket is
+    /// registered again there, its readiness taken as readable). Returns
+    /// whether it was paused.
+    pub(crate) fn unpause(&mut self, now: Instant) -> bool {
+        if !self.user_paused {
+            return false;
+        }
+        self.user_paused = false;
+        if self.conn.is_some() {
+            self.timers
+                .set_after(Timer::Idle, now, self.settings.timeouts.idle);
+        }
+        true
+    }
+
+    /// Whether the caller paused the request.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.user_paused
+    }
+
+    /// Paused by the caller at a stage that reads: nothing to do.
+    fn held(&self) -> bool {
+        self.user_paused && matches!(self.stage, Stage::Exchange | Stage::FromCache)
     }
 
     /// Stream the final response's body (`stream_body`) from now on, for a
@@ -455,7 +507,7 @@ impl Job {
             // Not in this poll: its timer (now) brings it back next time.
             return false;
         }
-        if self.stream_paused {
+        if self.stream_paused || self.held() {
             return false;
         }
         if !self.stash.is_empty() {
@@ -684,6 +736,9 @@ impl Job {
         now: Instant,
         budget: &mut usize,
     ) -> Option<Completed> {
+        if self.held() {
+            return None;
+        }
         if self.decoder.is_none() {
             if let Err((result, failure)) = self.make_sink() {
                 return Some(self.complete(drv, result, Some(failure)));
@@ -770,6 +825,15 @@ impl Job {
         now: Instant,
         budget: &mut usize,
     ) -> Option<Completed> {
+        if self.held() {
+            // Paused by the caller: nothing read, decoded or sent, and no
+            // idle timeout (it may have started again with a new hop).
+            self.timers.stop(Timer::Idle);
+            if let Some(conn) = self.conn.as_deref_mut() {
+                conn.pause(drv.registry());
+            }
+            return None;
+        }
         loop {
             if !self.stash.is_empty() {
                 let data = std::mem::take(&mut self.stash);

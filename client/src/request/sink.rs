@@ -162,7 +162,13 @@ impl Sink {
         Ok(())
     }
 
+    /// Whether `n` more bytes may come; a refusal (the limit, a write
+    /// error) is sticky: a decoder that retries its output later never gets
+    /// a smaller piece past a limit already reached.
     fn check_limit(&mut self, n: usize) -> io::Result<()> {
+        if self.error.is_some() {
+            return Err(io::Error::other("the body was stopped"));
+        }
         if let Some(limit) = self.limit {
             if self.total + n as u64 > limit {
                 self.error = Some(SinkError::Limit(limit));
