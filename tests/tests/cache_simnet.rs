@@ -1031,3 +1031,53 @@ fn a_resumed_download_bypasses_the_cache() {
     );
     assert_eq!(net.received("a.test").len(), 2);
 }
+
+/// A stored body larger than the asking request's body size limit (read
+/// from a disk store straight into the body's memory): the request fails
+/// with the limit, exactly, hands out no body, and the entry stays for a
+/// request without that limit.
+#[test]
+fn a_stored_body_over_the_requests_size_limit_fails_with_the_limit() {
+    let dir = pollhttp_tests::process::TempDir::new("cache-limit").unwrap();
+    let (mut net, mut pool, wall) = one_origin();
+    let cache = Cache::disk(dir.path(), StoreLimits::default())
+        .unwrap()
+        .with_wall_clock(wall.clock());
+    let s = cached(&cache, CacheMode::Default);
+    let body = vec![b'x'; 100_000];
+    net.route(
+        "a.test",
+        "/big",
+        vec![Reply::Send(response(
+            "200 OK",
+            &[("Cache-Control", "max-age=600")],
+            &body,
+        ))],
+    );
+    assert_eq!(
+        get(&mut net, &mut pool, "/big", &s).cache,
+        CacheStatus::Miss { stored: true }
+    );
+    let mut limited = s.clone();
+    limited.body.size_limit = Some(10_000);
+    let c = get(&mut net, &mut pool, "/big", &limited);
+    assert_eq!(
+        (c.result, c.cache),
+        (RequestResult::BodySizeLimitExceeded, CacheStatus::Hit)
+    );
+    assert!(
+        matches!(
+            c.failure,
+            Some(RequestFailure::BodySizeLimit { limit: 10_000 })
+        ),
+        "{:?}",
+        c.failure
+    );
+    assert!(c.body.is_empty());
+    let c = get(&mut net, &mut pool, "/big", &s);
+    assert_eq!(
+        (c.result, c.cache, c.body.len()),
+        (RequestResult::Success, CacheStatus::Hit, 100_000)
+    );
+    assert_eq!(net.received("a.test").len(), 1);
+}

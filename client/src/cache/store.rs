@@ -521,9 +521,8 @@ impl DiskStore {
     }
 
     /// Write `entry`'s metadata naming the body `trailer` describes, and
-    /// rename it over the key's metadata: what the key had before (its
-    /// trailer), if anything.
-    fn put_meta(&self, entry: &Entry, trailer: Trailer) -> io::Result<Option<Trailer>> {
+    /// rename it over the key's metadata.
+    fn put_meta(&self, entry: &Entry, trailer: Trailer) -> io::Result<()> {
         let name = Self::name_of(&entry.key);
         let meta = encode_meta(entry);
         let trailer = Trailer {
@@ -545,13 +544,11 @@ impl DiskStore {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let path = self.meta_path(&name);
-        let before = read_trailer(&path).ok().flatten();
-        if let Err(e) = fs::rename(&tmp, &path) {
+        if let Err(e) = fs::rename(&tmp, self.meta_path(&name)) {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        Ok(before)
+        Ok(())
     }
 
     fn commit(&self, mut entry: Entry, mut w: DiskWriter) -> io::Result<()> {
@@ -566,13 +563,12 @@ impl DiskStore {
             body_sum: w.hasher.finish_128(),
             body_id: w.id,
         };
-        let before = match self.put_meta(&entry, trailer) {
-            Ok(before) => before,
-            Err(e) => {
-                let _ = fs::remove_file(&body_path);
-                return Err(e);
-            }
-        };
+        // What the key had before: its body goes once the new one is in.
+        let before = read_trailer(&self.meta_path(&name)).ok().flatten();
+        if let Err(e) = self.put_meta(&entry, trailer) {
+            let _ = fs::remove_file(&body_path);
+            return Err(e);
+        }
         // The body the old metadata named is no one's now.
         if let Some(old) = before.filter(|old| old.body_id != w.id) {
             let _ = fs::remove_file(self.body_path(&name, &old.body_id));
@@ -655,8 +651,10 @@ impl DiskStore {
         }
         // Bodies no metadata names: old ones go (a young one may be a
         // writer's between its two renames).
+        let with_meta: std::collections::HashSet<&str> =
+            metas.iter().map(|(n, ..)| n.as_str()).collect();
         for (name, list) in &mut bodies {
-            let named = if metas.iter().any(|(n, ..)| n == name) {
+            let named = if with_meta.contains(name.as_str()) {
                 if list.len() == 1 {
                     continue;
                 }
