@@ -14,7 +14,7 @@ use pollhttp_proto::{Config, Event, Fields, MessageBodyLength, ResponseHead};
 
 use crate::body::BodySource;
 use crate::budget::PollBudget;
-use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
+use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Route, Target};
 use crate::error::{Failure, RequestError};
 use crate::reactor::Reactor;
 use crate::resolve::{parse_ip_literal, system_lookup, LookupFn, Resolver, ResolverConfig};
@@ -365,7 +365,7 @@ impl HttpClient {
             config: self.proto_config.clone(),
         };
         self.conn = Some(Conn::start(
-            target,
+            Route::new(target),
             CONN,
             &settings,
             &self.resolver,

@@ -18,10 +18,10 @@ use mio::{Registry, Token, Waker};
 
 use crate::body::RequestBody;
 use crate::budget::{Allowance, FrameBudget, PollBudget};
-use crate::conn::{Conn, Target};
+use crate::conn::{Conn, ConnKey, Route, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
-use crate::request::job::{Connections, Job};
+use crate::request::job::{target_for, Connections, Job};
 use crate::request::{
     prepare, status_code, status_from, Completed, IntoUrl, Progress, RequestFailure, RequestResult,
     Settings,
@@ -157,7 +157,7 @@ impl Connections for Driver {
         Some(kept)
     }
 
-    fn new_token(&mut self, _target: &Target) -> Option<Token> {
+    fn new_token(&mut self, _key: &ConnKey) -> Option<Token> {
         Some(CONN)
     }
 
@@ -443,8 +443,10 @@ impl HttpRequest {
         self.progress = Arc::new(Progress::default());
         self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
         let use_threads = self.use_threads;
+        let route = Route::new(target_for(&url, &settings));
         let mut job = Job::new(
             Arc::new(settings),
+            route,
             url,
             method.to_string(),
             headers,

@@ -14,7 +14,7 @@ use mio::{Registry, Token, Waker};
 use crate::body::{lock, PipeEnd, PipeState, Piped, RequestBody};
 use crate::budget::{PollBudget, TurnCost, FIRST_TURN};
 use crate::conn::cache::{CacheLimits, ConnCache, Owner};
-use crate::conn::{Conn, ConnKey, Target};
+use crate::conn::{Conn, ConnKey, Route, Target};
 use crate::error::RequestError;
 use crate::reactor::Reactor;
 use crate::request::job::{target_for, Connections, Job};
@@ -229,9 +229,9 @@ impl Connections for Serving<'_> {
         self.conns.cache.take_idle(target, self.owner)
     }
 
-    fn new_token(&mut self, target: &Target) -> Option<Token> {
+    fn new_token(&mut self, key: &ConnKey) -> Option<Token> {
         let Conns { reactor, cache, .. } = &mut *self.conns;
-        cache.new_token(target, self.owner, reactor.registry())
+        cache.new_token(key, self.owner, reactor.registry())
     }
 
     fn release(&mut self, conn: Box<Conn>, keep: bool) {
@@ -247,7 +247,8 @@ impl Connections for Serving<'_> {
 /// among equals; every `oldest_every`-th admission goes to the oldest
 /// request waiting whatever its priority (no starvation). A key whose best
 /// request cannot get a connection is skipped for the rest of a pass, so a
-/// pass costs a few look-ups per key, not one per waiting request.
+/// pass costs a few look-ups per key, not one per waiting request, and no
+/// allocation.
 #[derive(Default)]
 struct WaitQueue {
     by_key: HashMap<ConnKey, KeyQueue>,
@@ -255,6 +256,9 @@ struct WaitQueue {
     len: usize,
     /// Admissions since the last one that went to the oldest request.
     since_oldest: u32,
+    /// Admission passes so far (what [`KeyQueue::blocked_in`] compares
+    /// with).
+    passes: u64,
 }
 
 /// One key's waiting requests, by rank and by age: (slot, the slot's
@@ -264,14 +268,22 @@ struct WaitQueue {
 struct KeyQueue {
     by_rank: BTreeMap<(Reverse<i32>, u64), (u32, u32)>,
     by_age: BTreeMap<u64, i32>,
+    /// The pass in which its best request could not get a connection
+    /// (skipped for the rest of that pass).
+    blocked_in: u64,
 }
 
 impl WaitQueue {
     /// Queue slot `index` under `key`; its arrival number (what
     /// [`reprioritize`](Self::reprioritize) finds it by).
-    fn push(&mut self, key: ConnKey, index: u32, generation: u32, priority: i32) -> u64 {
+    /// Cost: O(log n); the key is copied only when no request waits under
+    /// it.
+    fn push(&mut self, key: &ConnKey, index: u32, generation: u32, priority: i32) -> u64 {
         let seq = self.next_seq;
-        let q = self.by_key.entry(key).or_default();
+        if !self.by_key.contains_key(key) {
+            self.by_key.insert(key.clone(), KeyQueue::default());
+        }
+        let q = self.by_key.get_mut(key).expect("inserted above");
         q.by_rank
             .insert((Reverse(priority), seq), (index, generation));
         q.by_age.insert(seq, priority);
@@ -302,39 +314,37 @@ impl WaitQueue {
     /// `Some(true)` (admitted), `Some(false)` (still waiting: its key is
     /// full for this pass) or `None` (gone).
     fn admit(&mut self, oldest_every: u32, mut admit: impl FnMut(u32, u32) -> Option<bool>) {
-        let mut blocked: Vec<ConnKey> = Vec::new();
+        self.passes += 1;
+        let pass = self.passes;
+        let mut emptied = false;
         loop {
             let oldest_turn = oldest_every > 0 && self.since_oldest + 1 >= oldest_every;
             // Each key's candidate, as (rank across keys, arrival, priority).
             let best = self
                 .by_key
-                .iter()
-                .filter(|(k, _)| !blocked.contains(k))
-                .filter_map(|(k, q)| {
+                .values_mut()
+                .filter(|q| q.blocked_in != pass)
+                .filter_map(|q| {
                     let (seq, priority) = if oldest_turn {
                         q.by_age.first_key_value().map(|(s, p)| (*s, *p))?
                     } else {
                         q.by_rank.first_key_value().map(|((p, s), _)| (*s, p.0))?
                     };
                     let rank = if oldest_turn { 0 } else { priority };
-                    Some(((Reverse(rank), seq), priority, k))
+                    Some(((Reverse(rank), seq), priority, q))
                 })
-                .min_by_key(|(rank, _, _)| *rank)
-                .map(|((_, seq), priority, k)| (seq, priority, k.clone()));
-            let Some((seq, priority, key)) = best else {
+                .min_by_key(|(rank, _, _)| *rank);
+            let Some(((_, seq), priority, queue)) = best else {
                 break;
             };
-            let queue = self.by_key.get_mut(&key).expect("found above");
             let (i, generation) = queue.by_rank[&(Reverse(priority), seq)];
             match admit(i, generation) {
-                Some(false) => blocked.push(key),
+                Some(false) => queue.blocked_in = pass,
                 found => {
                     queue.by_rank.remove(&(Reverse(priority), seq));
                     queue.by_age.remove(&seq);
                     self.len -= 1;
-                    if queue.by_rank.is_empty() {
-                        self.by_key.remove(&key);
-                    }
+                    emptied |= queue.by_rank.is_empty();
                     if found == Some(true) {
                         self.since_oldest = if oldest_turn {
                             0
@@ -345,12 +355,16 @@ impl WaitQueue {
                 }
             }
         }
+        if emptied {
+            self.by_key.retain(|_, q| !q.by_rank.is_empty());
+        }
     }
 }
 
 /// A request in its slot: as it was given, while it waits for its first
-/// connection (about 200 bytes and its URL: 10 000 requests queued at once
-/// take a few MiB, not the 1.3 KiB of a running job each), or running.
+/// connection (about 420 bytes with its route, and its URL: 10 000
+/// requests queued at once take a few MiB, not the 1.2 KiB of a running
+/// job each), or running.
 enum Work {
     Queued(Box<Queued>),
     Running(Box<Job>),
@@ -360,6 +374,8 @@ enum Work {
 /// (or looked at closely: `collect_into`, `pipe`).
 struct Queued {
     settings: Arc<Settings>,
+    /// Where `url` connects, and the key it waits under.
+    route: Route,
     url: url::Url,
     method: String,
     headers: Vec<(String, String)>,
@@ -384,6 +400,7 @@ fn job_of(work: &mut Option<Work>) -> Option<&mut Job> {
 fn into_job(q: Queued) -> Job {
     let Queued {
         settings,
+        route,
         url,
         method,
         headers,
@@ -391,9 +408,17 @@ fn into_job(q: Queued) -> Job {
         start,
         progress,
     } = q;
-    let mut job = Job::new(settings, url, method, headers, body, start, progress);
+    let mut job = Job::new(settings, route, url, method, headers, body, start, progress);
     job.consult_cache(true);
     job
+}
+
+/// The key a request waits under for a connection.
+fn wait_key(work: &Work) -> &ConnKey {
+    match work {
+        Work::Queued(q) => &q.route.key,
+        Work::Running(job) => job.conn_key(),
+    }
 }
 
 /// The running job of `work`, `None` while it is queued.
@@ -668,10 +693,11 @@ impl RequestPool {
                 copy
             }
         };
-        let key = ConnKey::of(&target_for(&url, &settings));
+        let route = Route::new(target_for(&url, &settings));
         let timeout = settings.timeouts.total;
         let queued = Queued {
             settings,
+            route,
             url,
             method: method.to_string(),
             headers,
@@ -708,30 +734,29 @@ impl RequestPool {
         };
         let answered = matches!(&work, Work::Running(job) if job.needs_no_connection());
         let slot = &mut self.slots[index as usize];
+        let generation = slot.generation;
+        // It asks for a connection by priority, in arrival order with those
+        // of its priority.
+        slot.wait_seq = (!answered).then(|| {
+            self.waiting
+                .push(wait_key(&work), index, generation, priority)
+        });
         slot.job = Some(work);
         slot.progress = progress;
         slot.queued = false;
+        slot.priority = priority;
         // Its timeout counts from now, queued or not.
         slot.armed = timeout.map(|t| now + t);
-        let generation = slot.generation;
         if let Some(d) = slot.armed {
             self.deadlines.push(Reverse((d, index, generation)));
         }
         self.in_flight += 1;
-        let slot = &mut self.slots[index as usize];
-        slot.priority = priority;
         if answered {
             self.enqueue(index);
         } else {
-            // It asks for a connection by priority, in arrival order with
-            // those of its priority.
-            slot.wait_seq = Some(self.waiting.push(key, index, generation, priority));
             self.arrivals = true;
         }
-        Ok(RequestId {
-            index,
-            generation: self.slots[index as usize].generation,
-        })
+        Ok(RequestId { index, generation })
     }
 
     /// Start an upload whose body is the body of the request `from` as it
@@ -984,14 +1009,11 @@ impl RequestPool {
             return false;
         };
         let old = std::mem::replace(&mut slot.priority, priority);
-        if let (Some(seq), true) = (slot.wait_seq, old != priority) {
-            let target = match &slot.job {
-                Some(Work::Queued(q)) => target_for(&q.url, &q.settings),
-                Some(Work::Running(job)) => job.target(),
-                None => return true,
-            };
-            self.waiting
-                .reprioritize(&ConnKey::of(&target), seq, old, priority);
+        if let (Some(seq), Some(work)) = (slot.wait_seq, &slot.job) {
+            if old != priority {
+                self.waiting
+                    .reprioritize(wait_key(work), seq, old, priority);
+            }
         }
         true
     }
@@ -1342,8 +1364,11 @@ impl RequestPool {
         }
         let waiting = job.is_waiting();
         let more = !waiting && job.has_pending_work(false, now);
-        // Only a request that waits needs its key (a few allocations).
-        let wait_key = waiting.then(|| ConnKey::of(&job.target()));
+        if waiting {
+            let priority = self.slots[i as usize].priority;
+            let seq = self.waiting.push(job.conn_key(), i, generation, priority);
+            self.slots[i as usize].wait_seq = Some(seq);
+        }
         // One live heap entry per request: a later deadline (an idle
         // timeout pushed back by new bytes) is armed when the earlier fires.
         let slot = &mut self.slots[i as usize];
@@ -1354,10 +1379,7 @@ impl RequestPool {
             }
         }
         slot.job = Some(Work::Running(job));
-        if let Some(key) = wait_key {
-            let priority = slot.priority;
-            slot.wait_seq = Some(self.waiting.push(key, i, generation, priority));
-        } else if more {
+        if more {
             self.enqueue(i);
         }
     }

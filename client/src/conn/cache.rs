@@ -152,17 +152,16 @@ impl ConnCache {
         Some(conn)
     }
 
-    /// A token for `owner`'s new connection to `target`, or `None` when the
+    /// A token for `owner`'s new connection with key `key`, or `None` when the
     /// limits say wait. At the total limit the oldest idle connection is
     /// closed to make room.
     pub(crate) fn new_token(
         &mut self,
-        target: &Target,
+        key: &ConnKey,
         owner: u32,
         registry: &Registry,
     ) -> Option<Token> {
-        let key = ConnKey::of(target);
-        let per_origin = self.open.get(&key).copied().unwrap_or(0);
+        let per_origin = self.open.get(key).copied().unwrap_or(0);
         if per_origin >= self.limits.per_origin.max(1) {
             return None;
         }
@@ -181,7 +180,13 @@ impl ConnCache {
             }
         };
         self.owners[token] = Owner::Job(owner);
-        *self.open.entry(key).or_insert(0) += 1;
+        // (The key is copied once per key, not per connection.)
+        match self.open.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                self.open.insert(key.clone(), 1);
+            }
+        }
         self.total += 1;
         self.opened += 1;
         Some(Token(token))

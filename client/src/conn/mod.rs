@@ -156,7 +156,9 @@ pub(crate) enum ConnKey {
         tls: bool,
         host: String,
         port: u16,
-        proxy: Option<ProxyKey>,
+        /// A CONNECT tunnel's proxy (boxed: rare, and a key is kept per
+        /// waiting request).
+        proxy: Option<Box<ProxyKey>>,
         tls_options: Option<TlsOptions>,
     },
 }
@@ -171,7 +173,7 @@ impl ConnKey {
             tls: t.tls,
             host: t.host.to_ascii_lowercase(),
             port: t.port,
-            proxy: ProxyKey::of(t),
+            proxy: ProxyKey::of(t).map(Box::new),
             tls_options: t.tls_options.clone(),
         }
     }
@@ -199,6 +201,23 @@ impl ConnKey {
                     && same_tls(tls_options.as_ref(), t.tls_options.as_ref())
             }
         }
+    }
+}
+
+/// A request's [`Target`] with its [`ConnKey`], made once per URL (a job
+/// keeps it until a redirect changes the URL): the pool queues the request
+/// by the key and the connection cache counts connections by it, so the
+/// key is built once per request rather than at each look-up.
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    pub(crate) target: Target,
+    pub(crate) key: ConnKey,
+}
+
+impl Route {
+    pub(crate) fn new(target: Target) -> Route {
+        let key = ConnKey::of(&target);
+        Route { target, key }
     }
 }
 
@@ -337,7 +356,7 @@ impl Conn {
     /// (IP literals are answered at once, and connecting starts now). Never
     /// blocks.
     pub(crate) fn start(
-        target: Target,
+        route: Route,
         token: Token,
         settings: &ConnSettings,
         resolver: &Resolver,
@@ -345,6 +364,7 @@ impl Conn {
         waker: &Arc<Waker>,
         now: Instant,
     ) -> Conn {
+        let Route { target, key } = route;
         let (host, port) = match &target.proxy {
             Some((h, p)) => (h.clone(), *p),
             None => (target.host.clone(), target.port),
@@ -354,7 +374,7 @@ impl Conn {
         let mut conn = Conn {
             token,
             host_header: target.host_header(),
-            key: ConnKey::of(&target),
+            key,
             target,
             stage: Stage::Resolving(lookup),
             ready: Readiness::default(),

@@ -25,7 +25,9 @@ use super::{status_code, Call, Progress, Settings};
 use crate::body::RequestBody;
 use crate::cache::store::StoreError;
 use crate::cache::CacheStatus;
-use crate::conn::{client_proto_config, BodyPlan, Conn, ConnSettings, Phase, Target};
+use crate::conn::{
+    client_proto_config, BodyPlan, Conn, ConnKey, ConnSettings, Phase, Route, Target,
+};
 use crate::error::Failure;
 use crate::resolve::Resolver;
 use crate::status::Status;
@@ -86,9 +88,9 @@ pub(crate) trait Connections {
     /// A kept connection made for `target`, if one is idle (its readiness
     /// is up to date; the job probes it before use).
     fn take_idle(&mut self, target: &Target) -> Option<Box<Conn>>;
-    /// A token for a new connection to `target`, or `None` when the limits
-    /// say wait.
-    fn new_token(&mut self, target: &Target) -> Option<Token>;
+    /// A token for a new connection with key `key`, or `None` when the
+    /// limits say wait.
+    fn new_token(&mut self, key: &ConnKey) -> Option<Token>;
     /// The job is done with `conn`: keep it for reuse (`keep`: it is idle and
     /// reusable) or close it. A cache that ages idle connections reads its
     /// own clock.
@@ -104,6 +106,9 @@ pub(crate) struct Job {
     pub(crate) settings: Arc<Settings>,
     /// The request as it goes out at this hop.
     call: Call,
+    /// Where `call`'s URL connects and its connection key, made once per
+    /// hop ([`target_for`]).
+    route: Route,
     /// Every timer of the request but its connection's own.
     timers: TimerTable,
     conn: Option<Box<Conn>>,
@@ -169,8 +174,13 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// `route` is `target_for(&url, &settings)`'s route (a pool has made
+    /// it to queue the request by its key).
+    // The parts of a request as given, each moved in: two callers.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         settings: Arc<Settings>,
+        route: Route,
         url: Url,
         method: String,
         headers: Vec<(String, String)>,
@@ -190,6 +200,7 @@ impl Job {
             resume_from,
             auth_origin,
             call,
+            route,
             attempts: 1,
             challenges: 0,
             timers,
@@ -264,8 +275,9 @@ impl Job {
         self.decoder = None;
     }
 
-    pub(crate) fn target(&self) -> Target {
-        target_for(&self.call.url, &self.settings)
+    /// Which connections may carry this hop (what a pool queues it by).
+    pub(crate) fn conn_key(&self) -> &ConnKey {
+        &self.route.key
     }
 
     fn conn_settings(&self) -> ConnSettings {
@@ -284,13 +296,12 @@ impl Job {
         if self.stage == Stage::FromCache || self.pending.is_some() {
             return;
         }
-        let target = self.target();
         self.close_conn(drv);
         self.reused = false;
         self.stage = Stage::Connect;
         self.timers
             .set_after(Timer::Idle, now, self.settings.timeouts.idle);
-        while let Some(mut kept) = drv.take_idle(&target) {
+        while let Some(mut kept) = drv.take_idle(&self.route.target) {
             // A server that closed the idle connection is noticed now,
             // before anything is sent.
             let alive = kept.is_idle()
@@ -304,7 +315,7 @@ impl Job {
             }
             drv.release(kept, false);
         }
-        let Some(token) = drv.new_token(&target) else {
+        let Some(token) = drv.new_token(&self.route.key) else {
             // No byte can arrive while it waits for a connection: the idle
             // timeout starts when it gets one (its total timeout runs on).
             self.stage = Stage::Waiting;
@@ -312,7 +323,7 @@ impl Job {
             return;
         };
         self.conn = Some(Box::new(Conn::start(
-            target,
+            self.route.clone(),
             token,
             &self.conn_settings(),
             drv.resolver(),
@@ -1130,6 +1141,7 @@ impl Job {
         match self.next.take() {
             Some(Next::Redirect(follow)) => {
                 follow.apply(&mut self.call);
+                self.route = Route::new(target_for(&self.call.url, &self.settings));
                 self.redirects += 1;
                 self.progress.downloaded.store(0, Ordering::Relaxed);
                 self.progress.body_size.store(u64::MAX, Ordering::Relaxed);
@@ -1195,11 +1207,11 @@ impl Job {
     /// Send the request (as it now is) on the same connection when it is
     /// idle and fits the URL, else on another one.
     fn send_again(&mut self, drv: &mut dyn Connections, now: Instant) -> Option<Completed> {
-        let target = self.target();
+        let target = &self.route.target;
         let same = self
             .conn
             .as_deref_mut()
-            .is_some_and(|c| c.is_idle() && c.reuse_for(&target));
+            .is_some_and(|c| c.is_idle() && c.reuse_for(target));
         if same {
             self.reused = true;
             return self.send(drv, now);

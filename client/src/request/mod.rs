@@ -4,6 +4,7 @@
 //! function), [`retry`], [`auth`] and [`proxy`] (pure policies), [`sink`]
 //! (the decoders and the body sink) and [`outcome`] (the result types).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicU8};
 
 use url::Url;
@@ -89,7 +90,7 @@ impl Call {
 
     /// The origin-form request-target of this hop (RFC 9112 §3.2.1): the
     /// path (`/` when empty) and the query.
-    pub(crate) fn target(&self) -> String {
+    pub(crate) fn target(&self) -> Cow<'_, str> {
         request_target(&self.url)
     }
 
@@ -118,13 +119,14 @@ impl Call {
 }
 
 /// The origin-form request-target of `url` (RFC 9112 §3.2.1): its path
-/// (`/` when empty) and query.
-pub(crate) fn request_target(url: &Url) -> String {
+/// (`/` when empty) and query; borrowed from `url` when it has no query
+/// (no allocation per request for the common case).
+pub(crate) fn request_target(url: &Url) -> Cow<'_, str> {
     let path = url.path();
     let path = if path.is_empty() { "/" } else { path };
     match url.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
+        Some(q) => Cow::Owned(format!("{path}?{q}")),
+        None => Cow::Borrowed(path),
     }
 }
 
