@@ -19,7 +19,7 @@ use super::download::{resume_offset, settle_failed, stamp};
 use super::next::{self, Attempt, Next, Trouble};
 use super::outcome::{Completed, RequestFailure, RequestResult};
 use super::rate;
-use super::retry::random_u64;
+use super::retry::jitter_u64;
 use super::sink::{Decoder, SinkError, SinkOptions};
 use super::{status_code, Call, Progress, Settings};
 use crate::body::RequestBody;
@@ -950,7 +950,7 @@ impl Job {
         if let Some(jar) = &self.settings.cookie_jar {
             jar.store_response(&self.call.url, head.fields());
         }
-        let next = next::after_head(&head, &self.attempt(), &self.settings, now, random_u64());
+        let next = next::after_head(&head, &self.attempt(), &self.settings, now, jitter_u64());
         self.response = Some(head);
         match next {
             Next::Final => {}
@@ -1294,7 +1294,7 @@ impl Job {
             self.close_conn(drv);
             return self.follow_next(drv, now);
         }
-        let next = next::after_failure(trouble, &self.attempt(), &self.settings, now, random_u64());
+        let next = next::after_failure(trouble, &self.attempt(), &self.settings, now, jitter_u64());
         match next {
             Next::RetryNow => {
                 self.retried = true;

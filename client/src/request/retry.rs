@@ -196,7 +196,7 @@ impl RetryBudget {
 /// Backoff And Jitter"): the result is uniform in [d/2, d], picked by
 /// `random` (0 gives d/2 rounded down to the nanosecond, `u64::MAX` gives
 /// d exactly), so clients that failed together do not come back together.
-/// Pure: the caller passes [`random_u64`].
+/// Pure: the caller passes [`jitter_u64`].
 pub(crate) fn backoff(policy: &RetryPolicy, retry: u32, random: u64) -> Duration {
     let exp = retry.max(1) - 1;
     let base = policy.base_delay.as_nanos();
@@ -254,6 +254,32 @@ pub(crate) fn random_u64() -> u64 {
     fallback_u64()
 }
 
+/// 64 bits for a backoff's jitter, which needs to vary, not to be secret:
+/// SplitMix64 over a per-thread state seeded once from [`random_u64`], so
+/// one system call per thread rather than one per response (`getrandom`
+/// was 3 % of a pool's CPU on many small requests). Never panics.
+pub(crate) fn jitter_u64() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(random_u64());
+    }
+    STATE.with(|state| {
+        let z = state.get().wrapping_add(GOLDEN_GAMMA);
+        state.set(z);
+        splitmix_finalize(z)
+    })
+}
+
+/// SplitMix64's step.
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's finalizer.
+fn splitmix_finalize(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// The non-panicking fallback of [`random_u64`].
 fn fallback_u64() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,12 +288,8 @@ fn fallback_u64() -> u64 {
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    // SplitMix64's finalizer over the clock and the counter's golden-ratio
-    // steps.
-    let mut z = t ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    // The finalizer over the clock and the counter's golden-ratio steps.
+    splitmix_finalize(t ^ n.wrapping_mul(GOLDEN_GAMMA))
 }
 
 #[cfg(test)]
@@ -467,6 +489,19 @@ mod tests {
         assert!(b.try_take("x", t0));
         assert!(!b.try_take("x", t0));
         assert!(format!("{b:?}").contains("origins: 1"));
+    }
+
+    #[test]
+    fn jitter_bits_vary_and_spread() {
+        let a: Vec<u64> = (0..1000).map(|_| jitter_u64()).collect();
+        let distinct: std::collections::HashSet<u64> = a.iter().copied().collect();
+        assert_eq!(distinct.len(), 1000);
+        // The top bits (what `backoff` uses) land in both halves.
+        let high = a.iter().filter(|v| **v >> 63 == 1).count();
+        assert!((350..=650).contains(&high), "{high}");
+        // Another thread has its own sequence.
+        let other = std::thread::spawn(jitter_u64).join().unwrap();
+        assert!(!distinct.contains(&other));
     }
 
     #[test]
