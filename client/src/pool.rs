@@ -813,6 +813,7 @@ impl RequestPool {
     /// pipes whose ends are gone. Cost: per pipe, a lock and the pieces
     /// moved (shared, not copied).
     fn move_pipes(&mut self) {
+        let now = (self.conns.clock)();
         let mut i = 0;
         while i < self.pipes.len() {
             let PipeLink { from, to, .. } = self.pipes[i];
@@ -855,7 +856,7 @@ impl RequestPool {
             {
                 let mut state = lock(&shared);
                 while state.len < PIPE_HIGH_WATER {
-                    let (piece, r) = job.take_chunk();
+                    let (piece, r) = job.take_chunk(now);
                     resume |= r;
                     let Some(piece) = piece else { break };
                     state.len += piece.len();
@@ -926,11 +927,12 @@ impl RequestPool {
     /// budget, see [`BodySettings::stream`](crate::BodySettings::stream)) resumes reading once half of
     /// it was taken. Never blocks.
     pub fn read_body(&mut self, id: RequestId) -> Option<bytes::Bytes> {
+        let now = (self.conns.clock)();
         let slot = self
             .slots
             .get_mut(id.index as usize)
             .filter(|s| s.generation == id.generation)?;
-        let (piece, resume) = running(&mut slot.job)?.take_chunk();
+        let (piece, resume) = running(&mut slot.job)?.take_chunk(now);
         if resume {
             if let Some(job) = running(&mut slot.job) {
                 if let Some(conn) = job.conn_mut() {

@@ -2,7 +2,8 @@
 //! simulated network (fake clock, scripted peers): a paused download reads
 //! no byte however long the peer has more, loses none and keeps its
 //! connection; taking its streamed pieces does not restart it; cancel while
-//! paused; the idle timeout held while paused, the total timeout not; a
+//! paused; the idle timeout held while paused (and while a stream waits for
+//! its caller to take pieces), the total timeout not; a
 //! request paused while it waits for a connection keeps its place and sends
 //! nothing until resumed.
 
@@ -249,6 +250,44 @@ fn the_idle_timeout_is_held_while_paused_and_restarts_whole_at_resume() {
         "{:?}",
         done.failure
     );
+}
+
+#[test]
+fn a_stream_waiting_for_its_caller_to_take_pieces_does_not_time_out_idle() {
+    let (mut net, mut pool) = net_with(PoolSettings {
+        stream_high_water: 64 << 10,
+        ..PoolSettings::default()
+    });
+    let mut settings = streamed();
+    settings.timeouts.idle = Some(Duration::from_secs(5));
+    settings.timeouts.total = Some(Duration::from_secs(600));
+    let id = pool.get(net.url("a.test", "/big"), &settings).unwrap();
+    until_started(&mut net, &mut pool, id);
+    // Nothing taken: the backlog passes its high water and reading stops...
+    let read = rounds(&mut net, &mut pool, id, 5, Duration::ZERO, None);
+    assert!(read < LEN as u64 / 4, "{read}");
+    // ...for ten idle timeouts while the peer has more to send: the wait
+    // is the caller's, not the server's, so nothing times out.
+    let read = rounds(&mut net, &mut pool, id, 50, Duration::from_secs(1), None);
+    assert_eq!(read, 0);
+    // Taking the pieces resumes it with a whole idle timeout, and the body
+    // arrives whole.
+    let mut out = Vec::new();
+    while let Some(p) = pool.read_body(id) {
+        out.extend_from_slice(&p);
+    }
+    let read = rounds(
+        &mut net,
+        &mut pool,
+        id,
+        4,
+        Duration::from_secs(1),
+        Some(&mut out),
+    );
+    assert!(read > 0);
+    let done = finish(&mut net, &mut pool, id, &mut out);
+    assert_eq!(done.result, RequestResult::Success, "{:?}", done.failure);
+    assert!(out == body(), "the body arrives whole, in order");
 }
 
 #[test]

@@ -359,10 +359,11 @@ impl Job {
             .map_or(0, |(_, n)| *n)
     }
 
-    /// The next streamed body piece (`stream_body`), if one arrived. Taking
-    /// pieces lets a job paused by its backlog read again: returns whether
-    /// it should get a turn.
-    pub(crate) fn take_chunk(&mut self) -> (Option<Bytes>, bool) {
+    /// The next streamed body piece (`stream_body`), if one arrived, taken
+    /// at `now`. Taking pieces lets a job paused by its backlog read again
+    /// (its idle timeout starts again whole from `now`): returns whether it
+    /// should get a turn.
+    pub(crate) fn take_chunk(&mut self, now: Instant) -> (Option<Bytes>, bool) {
         let piece = self
             .decoder
             .as_mut()
@@ -375,6 +376,10 @@ impl Job {
         let resume = self.stream_paused && self.stream_backlog() <= self.stream_high_water / 2;
         if resume {
             self.stream_paused = false;
+            if self.conn.is_some() && !self.user_paused {
+                self.timers
+                    .set_after(Timer::Idle, now, self.settings.timeouts.idle);
+            }
         }
         // A request the caller paused reads again only when resumed.
         (piece, resume && !self.user_paused)
@@ -856,8 +861,11 @@ impl Job {
                 }
             }
             if self.stream_backlog() > self.stream_high_water {
-                // The caller has not taken the streamed pieces: stop reading.
+                // The caller has not taken the streamed pieces: stop reading,
+                // and hold the idle timeout (as a pause does): the wait is the
+                // caller's, not the server's.
                 self.stream_paused = true;
+                self.timers.stop(Timer::Idle);
                 if let Some(conn) = self.conn.as_deref_mut() {
                     conn.pause(drv.registry());
                 }

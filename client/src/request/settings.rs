@@ -272,11 +272,13 @@ pub struct BodySettings {
     pub resume: bool,
     /// [`RequestPool`](crate::RequestPool) only: hand the body out in
     /// pieces as they arrive ([`crate::RequestPool::read_body`]) instead of
-    /// collecting it; reading pauses while more than one poll's byte budget
-    /// ([`PollBudget::bytes`] of [`crate::PoolSettings::poll_budget`],
-    /// 4 MiB by default; at least 1 MiB, at most 16 MiB) is waiting to be
+    /// collecting it; reading pauses while more than
+    /// [`PoolSettings::stream_high_water`](crate::PoolSettings::stream_high_water)
+    /// (4 MiB by default, a default poll's byte budget) is waiting to be
     /// taken, so a caller that takes the pieces after each poll never slows
-    /// a download. Pieces of 16 KiB or more of a body without a content
+    /// a download. While reading is paused so, the idle timeout is held (the
+    /// wait is the caller's, not the server's); it starts again whole when
+    /// taking pieces resumes reading. Pieces of 16 KiB or more of a body without a content
     /// coding are the receive buffer's own bytes, shared rather than
     /// copied; a waiting piece keeps its buffer, so the backlog holds at
     /// most about four times that much memory. A body that ends while
