@@ -3,7 +3,8 @@
 //! no byte however long the peer has more, loses none and keeps its
 //! connection; taking its streamed pieces does not restart it; cancel while
 //! paused; the idle timeout held while paused (and while a stream waits for
-//! its caller to take pieces), the total timeout not; a
+//! its caller to take pieces), the total timeout not; a rate-limited
+//! request resumed after a long pause reads at its rate, not the backlog; a
 //! request paused while it waits for a connection keeps its place and sends
 //! nothing until resumed.
 
@@ -288,6 +289,36 @@ fn a_stream_waiting_for_its_caller_to_take_pieces_does_not_time_out_idle() {
     let done = finish(&mut net, &mut pool, id, &mut out);
     assert_eq!(done.result, RequestResult::Success, "{:?}", done.failure);
     assert!(out == body(), "the body arrives whole, in order");
+}
+
+#[test]
+fn a_rate_limited_download_resumed_after_a_long_pause_gets_one_burst_not_the_backlog() {
+    let (mut net, mut pool) = net_with(PoolSettings::default());
+    let mut settings = Settings::default();
+    // 100 kB/s: a burst of 16 KiB (the floor), 4 MiB in about 40 s.
+    settings.body.max_recv_speed = Some(100_000);
+    settings.timeouts.total = Some(Duration::from_secs(600));
+    let id = pool.get(net.url("a.test", "/big"), &settings).unwrap();
+    until_started(&mut net, &mut pool, id);
+    let tick = Duration::from_millis(100);
+    let read = rounds(&mut net, &mut pool, id, 20, tick, None);
+    assert!(
+        (150_000..=260_000).contains(&read),
+        "2 s at the rate: {read}"
+    );
+    assert!(pool.pause(id));
+    assert_eq!(
+        rounds(&mut net, &mut pool, id, 60, Duration::from_secs(1), None),
+        0
+    );
+    assert!(pool.resume(id));
+    // The second after the resume reads a second's worth and one burst,
+    // not the minute it was paused (6 MB, the rest of the body at once).
+    let read = rounds(&mut net, &mut pool, id, 10, tick, None);
+    assert!(
+        (60_000..=150_000).contains(&read),
+        "1 s after the resume: {read}"
+    );
 }
 
 #[test]

@@ -141,8 +141,9 @@ pub(crate) struct Job {
     progress: Arc<Progress>,
     /// HTTP bytes read for this request, over every connection.
     wire: u64,
-    /// The receive rate limit's start and bytes since (`max_recv_speed`).
-    rate_start: Option<Instant>,
+    /// The receive rate limit's token bucket (`max_recv_speed`), from the
+    /// first read on.
+    rate_bucket: Option<rate::Bucket>,
     /// Reading is paused until the caller takes streamed body pieces.
     stream_paused: bool,
     /// The caller paused the request ([`RequestPool::pause`](crate::RequestPool::pause)):
@@ -217,7 +218,7 @@ impl Job {
             informational: 0,
             progress,
             wire: 0,
-            rate_start: None,
+            rate_bucket: None,
             stream_paused: false,
             user_paused: false,
             stream_high_water: STREAM_HIGH_WATER,
@@ -503,8 +504,11 @@ impl Job {
         let Some(rate) = self.settings.body.max_recv_speed.filter(|r| *r > 0) else {
             return Some(usize::MAX);
         };
-        let start = *self.rate_start.get_or_insert(now);
-        match rate::allowance(rate, start, self.wire, now) {
+        let wire = self.wire;
+        let bucket = self
+            .rate_bucket
+            .get_or_insert_with(|| rate::Bucket::new(rate, wire, now));
+        match bucket.allowance(rate, wire, now) {
             Ok(n) => {
                 self.timers.stop(Timer::Throttle);
                 Some(n)

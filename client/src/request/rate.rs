@@ -1,7 +1,11 @@
 //! The receive rate limit (`BodySettings::max_recv_speed`, curl's
-//! `CURLOPT_MAX_RECV_SPEED_LARGE`): a token bucket of `rate` bytes per
-//! second since the first read, with a burst of a tenth of a second (at
-//! least 16 KiB). Pure: time and the bytes read come in as arguments.
+//! `CURLOPT_MAX_RECV_SPEED_LARGE`): a token bucket filled at `rate` bytes
+//! per second that holds at most a tenth of a second's worth (at least
+//! 16 KiB), so a request that read nothing for a while (paused, waiting for
+//! its caller to take streamed pieces, or a slow server) gets one burst
+//! back, not everything it could have read meanwhile. curl averages over
+//! windows of up to three seconds; the bucket is stricter. Pure: time and
+//! the bytes read come in as arguments.
 
 use std::time::{Duration, Instant};
 
@@ -9,27 +13,58 @@ use std::time::{Duration, Instant};
 /// much (or the whole burst, if smaller), not a few bytes per poll.
 const PIECE: f64 = 16.0 * 1024.0;
 
-/// How many bytes a request limited to `rate` bytes per second (> 0) may
-/// read at `now`, having read `read` bytes since `start`; or, when it must
-/// pause, the time it may read again.
-///
-/// # Errors
-/// `Err(until)`: reading pauses until then.
-pub(crate) fn allowance(
-    rate: u64,
-    start: Instant,
-    read: u64,
-    now: Instant,
-) -> Result<usize, Instant> {
-    let elapsed = now.saturating_duration_since(start).as_secs_f64();
-    let burst = (rate / 10).max(16 * 1024) as f64;
-    let allowed = rate as f64 * elapsed + burst - read as f64;
-    let piece = burst.min(PIECE);
-    if allowed >= piece {
-        return Ok(allowed as usize);
+/// The most a bucket of `rate` bytes per second holds.
+fn burst(rate: u64) -> f64 {
+    (rate / 10).max(16 * 1024) as f64
+}
+
+/// A request's bucket: its level at `at`, after the first `counted` bytes
+/// read were taken out of it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bucket {
+    level: f64,
+    at: Instant,
+    counted: u64,
+}
+
+impl Bucket {
+    /// A full bucket at `now`, for a request that has read `read` bytes.
+    pub(crate) fn new(rate: u64, read: u64, now: Instant) -> Bucket {
+        Bucket {
+            level: burst(rate),
+            at: now,
+            counted: read,
+        }
     }
-    let wait = (read as f64 + piece - burst) / rate as f64;
-    Err(start + Duration::from_secs_f64(wait.max(0.0)))
+
+    /// How many bytes a request limited to `rate` bytes per second (> 0)
+    /// may read at `now`, having read `read` bytes in all (those past the
+    /// last call are taken out of the bucket, then it fills up to `now`,
+    /// capped at the burst); or, when it must pause, the time it may read
+    /// again.
+    ///
+    /// # Errors
+    /// `Err(until)`: reading pauses until then.
+    pub(crate) fn allowance(
+        &mut self,
+        rate: u64,
+        read: u64,
+        now: Instant,
+    ) -> Result<usize, Instant> {
+        let burst = burst(rate);
+        let rate = rate as f64;
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        let spent = read.saturating_sub(self.counted) as f64;
+        self.level = (self.level - spent + rate * elapsed).min(burst);
+        self.at = self.at.max(now);
+        self.counted = self.counted.max(read);
+        let piece = burst.min(PIECE);
+        if self.level >= piece {
+            return Ok(self.level as usize);
+        }
+        let wait = (piece - self.level) / rate;
+        Err(self.at + Duration::from_secs_f64(wait))
+    }
 }
 
 #[cfg(test)]
@@ -39,21 +74,69 @@ mod tests {
     #[test]
     fn a_burst_then_the_rate() {
         let t0 = Instant::now();
-        let s = Duration::from_secs(1);
+        let ms = Duration::from_millis(1);
         // 1 MB/s: a burst of 100 000 bytes at once.
-        assert_eq!(allowance(1_000_000, t0, 0, t0), Ok(100_000));
+        let mut b = Bucket::new(1_000_000, 0, t0);
+        assert_eq!(b.allowance(1_000_000, 0, t0), Ok(100_000));
         // The burst read: wait until 16 KiB more are due.
         assert_eq!(
-            allowance(1_000_000, t0, 100_000, t0),
+            b.allowance(1_000_000, 100_000, t0),
             Err(t0 + Duration::from_secs_f64(16_384.0 / 1e6))
         );
-        // A second later the bucket holds a second's worth.
-        assert_eq!(allowance(1_000_000, t0, 100_000, t0 + s), Ok(1_000_000));
+        // 50 ms later the bucket holds 50 ms' worth.
+        assert_eq!(b.allowance(1_000_000, 100_000, t0 + 50 * ms), Ok(50_000));
         // A slow rate still reads 16 KiB pieces, spaced out.
-        assert_eq!(allowance(1_000, t0, 0, t0), Ok(16_384));
+        let mut slow = Bucket::new(1_000, 0, t0);
+        assert_eq!(slow.allowance(1_000, 0, t0), Ok(16_384));
         assert_eq!(
-            allowance(1_000, t0, 16_384, t0),
+            slow.allowance(1_000, 16_384, t0),
             Err(t0 + Duration::from_secs_f64(16.384))
         );
+    }
+
+    #[test]
+    fn a_long_pause_gives_back_one_burst_not_what_it_missed() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(1_000_000, 0, t0);
+        assert_eq!(b.allowance(1_000_000, 0, t0), Ok(100_000));
+        // A minute with nothing read: still one burst (was 60 MB when the
+        // rate was averaged since the start).
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(b.allowance(1_000_000, 100_000, later), Ok(100_000));
+        // And then the rate again.
+        assert!(b.allowance(1_000_000, 200_000, later).is_err());
+    }
+
+    #[test]
+    fn reading_at_the_rate_for_a_second_reads_a_seconds_worth_and_a_burst() {
+        let t0 = Instant::now();
+        let rate = 1_000_000;
+        let mut b = Bucket::new(rate, 0, t0);
+        let (mut read, mut now) = (0u64, t0);
+        let end = t0 + Duration::from_secs(1);
+        // Read whatever is allowed, whenever allowed, for a second.
+        for _ in 0..10_000 {
+            match b.allowance(rate, read, now) {
+                Ok(n) => read += n as u64,
+                Err(until) => now = until,
+            }
+            if now >= end {
+                break;
+            }
+        }
+        // 1 s × 1 MB/s + the 100 kB burst, give or take the last piece.
+        assert!((1_080_000..=1_100_000).contains(&read), "{read}");
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_never_adds_bytes() {
+        let t0 = Instant::now() + Duration::from_secs(10);
+        let mut b = Bucket::new(1_000_000, 0, t0);
+        assert_eq!(
+            b.allowance(1_000_000, 100_000, t0),
+            Err(t0 + Duration::from_secs_f64(16_384.0 / 1e6))
+        );
+        let earlier = t0 - Duration::from_secs(5);
+        assert!(b.allowance(1_000_000, 100_000, earlier).is_err());
     }
 }

@@ -294,7 +294,10 @@ pub struct BodySettings {
     /// Most bytes per second this request reads (a background download
     /// that must not crowd out the ones a player waits for; curl's
     /// `CURLOPT_MAX_RECV_SPEED_LARGE`). `None` (default): no limit. Reading
-    /// pauses (no polling, a timer) while the request is over its rate.
+    /// pauses (no polling, a timer) while the request is over its rate: a
+    /// token bucket holding a tenth of a second's worth (at least 16 KiB),
+    /// so a request that read nothing for a while (paused, or a slow
+    /// server) gets one burst back, not the bytes it missed.
     pub max_recv_speed: Option<u64>,
 }
 
