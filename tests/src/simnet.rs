@@ -539,6 +539,21 @@ impl SimNet {
         }
         done
     }
+    /// [`settle`](Self::settle) (at most 400 rounds), then `id`'s
+    /// completion (the others are dropped).
+    ///
+    /// # Panics
+    /// When `id` did not complete: it waits for a wake-up no one will send.
+    pub fn finish(&mut self, pool: &mut RequestPool, id: RequestId) -> Completed {
+        let done = self.settle(pool, 400);
+        match done.into_iter().find(|(i, _)| *i == id) {
+            Some((_, c)) => c,
+            None => panic!(
+                "request {id} waits for a wake-up no one will send ({} in flight)",
+                pool.in_flight()
+            ),
+        }
+    }
 
     /// [`settle`](Self::settle) for an [`HttpRequest`]: alternate peer steps
     /// and `req.poll()` until the request completes (its [`Completed`]) or

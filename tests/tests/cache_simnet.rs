@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pollhttp::{
-    Cache, CacheMode, CacheStatus, PollBudget, PoolSettings, RequestFailure, RequestId,
-    RequestPool, RequestResult, Settings, StoreLimits,
+    Cache, CacheMode, CacheStatus, PollBudget, PoolSettings, RequestFailure, RequestPool,
+    RequestResult, Settings, StoreLimits,
 };
 use pollhttp_tests::simnet::{ok, response, Answer, Reply, SimNet};
 
@@ -49,20 +49,9 @@ fn cached(cache: &Cache, mode: CacheMode) -> Settings {
     }
 }
 
-fn finish(net: &mut SimNet, pool: &mut RequestPool, id: RequestId) -> pollhttp::Completed {
-    let done = net.settle(pool, 400);
-    match done.into_iter().find(|(i, _)| *i == id) {
-        Some((_, c)) => c,
-        None => panic!(
-            "request {id} did not complete ({} in flight)",
-            pool.in_flight()
-        ),
-    }
-}
-
 fn get(net: &mut SimNet, pool: &mut RequestPool, path: &str, s: &Settings) -> pollhttp::Completed {
     let id = pool.get(net.url("a.test", path), s).unwrap();
-    finish(net, pool, id)
+    net.finish(pool, id)
 }
 
 fn one_origin() -> (SimNet, RequestPool, Wall) {
@@ -237,7 +226,7 @@ fn no_store_and_a_vary_mismatch_go_to_the_network() {
         )
         .unwrap();
     assert_eq!(
-        finish(&mut net, &mut pool, fi).cache,
+        net.finish(&mut pool, fi).cache,
         CacheStatus::Miss { stored: true }
     );
     let en = pool
@@ -250,7 +239,7 @@ fn no_store_and_a_vary_mismatch_go_to_the_network() {
         )
         .unwrap();
     assert_eq!(
-        finish(&mut net, &mut pool, en).cache,
+        net.finish(&mut pool, en).cache,
         CacheStatus::Miss { stored: true }
     );
     let en_again = pool
@@ -262,10 +251,7 @@ fn no_store_and_a_vary_mismatch_go_to_the_network() {
             &s,
         )
         .unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, en_again).cache,
-        CacheStatus::Hit
-    );
+    assert_eq!(net.finish(&mut pool, en_again).cache, CacheStatus::Hit);
     assert_eq!(net.received("a.test").len(), 4);
 }
 
@@ -376,10 +362,7 @@ fn an_unsafe_method_invalidates_the_stored_response() {
     let post = pool
         .request(net.url("a.test", "/save"), &[], "POST", "data", &s)
         .unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, post).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, post).result, RequestResult::Success);
     let after = get(&mut net, &mut pool, "/save", &s);
     assert_eq!(
         (after.cache, &after.body[..]),
@@ -429,7 +412,7 @@ fn a_gzip_body_is_stored_coded_and_decoded_on_a_hit_and_head_is_not_cached() {
     let head = pool
         .request(net.url("a.test", "/z"), &[], "HEAD", "", &s)
         .unwrap();
-    let head = finish(&mut net, &mut pool, head);
+    let head = net.finish(&mut pool, head);
     assert_eq!(head.cache, CacheStatus::NotUsed);
     assert_eq!(
         net.received("a.test").len(),
@@ -743,7 +726,7 @@ fn a_hit_collects_into_the_callers_buffer() {
     let at = buffer.as_ptr();
     pool.collect_into(id, buffer)
         .expect("a hit takes the buffer too");
-    let done = finish(&mut net, &mut pool, id);
+    let done = net.finish(&mut pool, id);
     assert_eq!(
         (done.cache, &done.body[..]),
         (CacheStatus::Hit, &b"arena bytes"[..])

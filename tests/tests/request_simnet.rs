@@ -13,19 +13,6 @@ use pollhttp::{HttpRequest, RequestFailure};
 use pollhttp_tests::simnet::{ok, redirect, response, Answer, Reply, SimNet};
 use std::time::Duration;
 
-/// Run until `id` completes; fails (with what the peers saw) when the
-/// network settles with it still in flight: nothing would ever step it.
-fn finish(net: &mut SimNet, pool: &mut RequestPool, id: RequestId) -> Completed {
-    let done = net.settle(pool, 400);
-    match done.into_iter().find(|(i, _)| *i == id) {
-        Some((_, c)) => c,
-        None => panic!(
-            "request {id} waits for a wake-up no one will send ({} in flight)",
-            pool.in_flight()
-        ),
-    }
-}
-
 fn two_origins() -> (SimNet, RequestPool) {
     let mut net = SimNet::new();
     net.add_peer("a.test", Answer::Now);
@@ -50,14 +37,14 @@ fn a_redirect_to_an_origin_with_an_idle_connection_goes_on_in_the_same_run() {
     let first = pool
         .get(net.url("b.test", "/x"), &Settings::default())
         .unwrap();
-    let c = finish(&mut net, &mut pool, first);
+    let c = net.finish(&mut pool, first);
     assert_eq!((c.result, &c.body[..]), (RequestResult::Success, &b"x"[..]));
     assert_eq!(pool.idle_connections(), 1);
 
     let id = pool
         .get(net.url("a.test", "/r"), &Settings::default())
         .unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     assert_eq!(&c.body[..], b"why");
     assert_eq!(c.redirects, 1);
@@ -93,17 +80,14 @@ fn a_redirect_to_a_cached_name_without_a_connection_goes_on_in_the_same_run() {
     let first = pool
         .get(net.url("b.test", "/x"), &Settings::default())
         .unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, first).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, first).result, RequestResult::Success);
     assert_eq!(pool.idle_connections(), 0);
     assert_eq!(net.lookups("b.test"), 1);
 
     let id = pool
         .get(net.url("a.test", "/r"), &Settings::default())
         .unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     assert_eq!(&c.body[..], b"why");
     assert_eq!(
@@ -125,15 +109,12 @@ fn the_safe_retry_onto_a_cached_name_goes_on_in_the_same_run() {
     let first = pool
         .get(net.url("a.test", "/one"), &Settings::default())
         .unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, first).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, first).result, RequestResult::Success);
 
     let id = pool
         .get(net.url("a.test", "/two"), &Settings::default())
         .unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     assert_eq!(&c.body[..], b"2");
     assert_eq!(net.accepted("a.test"), 2, "the retry took a new connection");
@@ -168,7 +149,7 @@ fn a_late_lookup_is_waited_for_and_then_stepped() {
     );
     assert_eq!(pool.in_flight(), 1);
     net.release("late.test");
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(
         (c.result, &c.body[..]),
         (RequestResult::Success, &b"late"[..])
@@ -228,7 +209,7 @@ fn bodiless_responses_with_a_content_coding_succeed_empty() {
                 &Settings::default(),
             )
             .unwrap();
-        let c = finish(&mut net, &mut pool, id);
+        let c = net.finish(&mut pool, id);
         assert_eq!(
             (
                 c.result,
@@ -257,7 +238,7 @@ fn credentials_in_a_redirects_location_are_the_next_hops() {
     net.route("a.test", "/next", vec![Reply::Send(ok(b"ok"))]);
     let url = format!("http://alice:pw@a.test:{}/start", net.port("a.test"));
     let id = pool.get(url, &Settings::default()).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     let auth: Vec<Option<String>> = net
         .received("a.test")
@@ -280,10 +261,7 @@ fn url_credentials_with_an_empty_user_name_are_sent() {
     net.route("a.test", "/", vec![Reply::Send(ok(b""))]);
     let url = format!("http://:secret@a.test:{}/", net.port("a.test"));
     let id = pool.get(url, &Settings::default()).unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, id).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, id).result, RequestResult::Success);
     // base64(":secret")
     assert_eq!(
         net.received("a.test")[0].field("authorization").as_deref(),
@@ -301,10 +279,7 @@ fn digest_settings_keep_url_credentials_from_going_out_as_basic() {
         ..Settings::default()
     };
     let id = pool.get(url, &settings).unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, id).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, id).result, RequestResult::Success);
     assert_eq!(net.received("a.test")[0].field("authorization"), None);
 }
 
@@ -327,10 +302,7 @@ fn a_callers_host_field_is_not_sent_to_another_origin() {
             &Settings::default(),
         )
         .unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, id).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, id).result, RequestResult::Success);
     assert_eq!(
         net.received("a.test")[0].field("host").as_deref(),
         Some("virtual.example")
@@ -401,7 +373,7 @@ fn resume_sends_the_validator_of_the_bytes_it_has() {
         ..Settings::default()
     };
     let id = pool.get(net.url("a.test", "/asset"), &settings).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(
         c.result,
         RequestResult::ChunkedBodySizeMismatch,
@@ -412,7 +384,7 @@ fn resume_sends_the_validator_of_the_bytes_it_has() {
     assert_eq!(std::fs::read_to_string(&note).unwrap(), "\"v1\"");
 
     let id = pool.get(net.url("a.test", "/asset"), &settings).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(
         (c.result, c.response_code()),
         (RequestResult::Success, 206),
@@ -453,7 +425,7 @@ fn a_download_file_is_replaced_only_when_the_new_body_starts() {
     };
     std::fs::write(&file, b"partial").unwrap();
     let id = pool.get(net.url("a.test", "/cut"), &settings).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(
         c.result,
         RequestResult::ChunkedBodySizeMismatch,
@@ -473,7 +445,7 @@ fn a_download_file_is_replaced_only_when_the_new_body_starts() {
         ..Settings::default()
     };
     let id = pool.get(net.url("a.test", "/empty"), &plain).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!((c.result, c.response_code()), (RequestResult::Success, 204));
     assert_eq!(std::fs::read(&file).unwrap(), b"");
 }
@@ -497,7 +469,7 @@ fn bytes_after_a_response_never_answer_the_next_request() {
         let id = pool
             .get(net.url("a.test", path), &Settings::default())
             .unwrap();
-        let c = finish(&mut net, &mut pool, id);
+        let c = net.finish(&mut pool, id);
         assert_eq!(c.result, RequestResult::Success, "{path}: {}", c.reason);
         bodies.push(String::from_utf8(c.body.to_vec()).unwrap());
     }
@@ -556,7 +528,7 @@ fn the_body_limit_holds_on_the_wire_and_after_decoding() {
     };
     for path in ["/cl", "/chunked"] {
         let id = pool.get(net.url("a.test", path), &limited).unwrap();
-        let c = finish(&mut net, &mut pool, id);
+        let c = net.finish(&mut pool, id);
         assert_eq!(c.result, RequestResult::BodySizeLimitExceeded, "{path}");
         assert!(
             matches!(
@@ -580,13 +552,13 @@ fn the_body_limit_holds_on_the_wire_and_after_decoding() {
     big_redirect.extend_from_slice(&big);
     net.route("a.test", "/moved", vec![Reply::Send(big_redirect)]);
     let id = pool.get(net.url("a.test", "/moved"), &limited).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(
         (c.result, &c.body[..]),
         (RequestResult::Success, &b"fits"[..])
     );
     let id = pool.get(net.url("a.test", "/bomb"), &limited).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::BodySizeLimitExceeded);
     assert!(
         matches!(
@@ -598,14 +570,11 @@ fn the_body_limit_holds_on_the_wire_and_after_decoding() {
     );
     // A request with a limit, then one without on the same kept connection.
     let id = pool.get(net.url("a.test", "/small"), &limited).unwrap();
-    assert_eq!(
-        finish(&mut net, &mut pool, id).result,
-        RequestResult::Success
-    );
+    assert_eq!(net.finish(&mut pool, id).result, RequestResult::Success);
     let id = pool
         .get(net.url("a.test", "/cl"), &Settings::default())
         .unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!((c.result, c.body.len()), (RequestResult::Success, 5000));
     let conns: Vec<usize> = net.received("a.test").iter().map(|r| r.conn).collect();
     assert_eq!(
@@ -650,7 +619,7 @@ fn a_cross_origin_redirect_through_an_http_proxy_keeps_its_one_connection() {
     let mut pool = net.pool(PoolSettings::default());
 
     let id = pool.get(a, &settings).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     assert_eq!((&c.body[..], c.redirects), (&b"from b"[..], 1));
     assert_eq!(c.final_url, b);
@@ -684,7 +653,7 @@ fn requests_to_two_origins_through_one_proxy_share_its_kept_connection() {
     let mut bodies = Vec::new();
     for url in ["http://a.test/1", "http://b.test/2", "http://a.test/1"] {
         let id = pool.get(url, &settings).unwrap();
-        let c = finish(&mut net, &mut pool, id);
+        let c = net.finish(&mut pool, id);
         assert_eq!(c.result, RequestResult::Success, "{url}: {}", c.reason);
         bodies.push(String::from_utf8(c.body.to_vec()).unwrap());
         assert_eq!(pool.idle_connections(), 1, "{url}");
@@ -710,7 +679,7 @@ fn requests_to_two_origins_through_one_proxy_share_its_kept_connection() {
         ..settings
     };
     let id = pool.get("http://b.test/2", &other).unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!(c.result, RequestResult::Success, "{}", c.reason);
     assert_eq!(net.accepted("proxy.test"), 2);
     let last = net.received("proxy.test").last().unwrap();
@@ -1080,7 +1049,7 @@ fn a_completion_keeps_the_status_line_as_received() {
     let id = pool
         .get(net.url("a.test", "/"), &Settings::default())
         .unwrap();
-    let c = finish(&mut net, &mut pool, id);
+    let c = net.finish(&mut pool, id);
     assert_eq!((c.result, c.response_code()), (RequestResult::Success, 299));
     let head = c.head.as_ref().expect("a head");
     assert_eq!(head.version(), pollhttp::proto::Version::Http10);
