@@ -64,9 +64,10 @@ pub struct PoolSettings {
     /// What one [`RequestPool::poll`] may do over all requests: socket
     /// bytes and wall-clock time ([`PollBudget`], the same type and default
     /// as every front end's: 4 MiB, 1 ms, a sixteenth of a 60 fps frame).
-    /// Time is checked between turns, each sized to fit the time left by
-    /// its request's measured cost per byte: the overshoot is a fraction of
-    /// one small turn (game_loop: p99 2.09–2.23 ms with 2 ms).
+    /// Time is checked between turns, each sized by its request's measured
+    /// cost per byte to fit half the time left: the last turns shrink by
+    /// halves, and the overshoot is a fraction of one small turn (game_loop,
+    /// 2 ms: `poll()` CPU p99 2.15–2.35 ms).
     pub poll_budget: PollBudget,
     /// Most bytes of a streamed body ([`BodySettings::stream`](crate::BodySettings::stream))
     /// waiting to be taken before its request stops reading (it resumes
@@ -461,8 +462,8 @@ struct Slot {
 /// [`PoolSettings::poll_budget`]'s socket bytes, stops starting new work
 /// once its time has passed (checked between turns; each
 /// turn reads at most what its request's measured cost per byte fits in
-/// the time left, between 4 and 512 KiB, so the overshoot is about one
-/// small turn), and steps
+/// half the time left, between 4 and 512 KiB, so the overshoot is about
+/// one small turn), and steps
 /// only the requests that have something to do (an event on their socket, a
 /// deadline due, a lookup done): its cost follows ready events, not the
 /// number of connections. What is left is picked up by the next call, and
@@ -1188,7 +1189,7 @@ impl RequestPool {
     /// Never blocks. Cost per call: one `epoll_wait`, then per request with
     /// work turns in rotation (at most 512 KiB of reads each, fewer when
     /// the time left is short: a turn reads what its request's measured
-    /// cost per byte fits in it, at least 4 KiB) until the byte
+    /// cost per byte fits in half of it, at least 4 KiB) until the byte
     /// budget is used, the time budget has passed, or a whole round made no
     /// progress.
     pub fn poll(&mut self) -> usize {
@@ -1245,8 +1246,9 @@ impl RequestPool {
         // Turns round the run queue until a budget runs out or nobody makes
         // progress (a whole round of turns that read nothing).
         // Each turn reads what its request's measured cost per byte lets it
-        // do in the time left (at most a quantum), so the last turn ends
-        // about when the budget does instead of a whole quantum past it.
+        // do in half the time left (at most a quantum), so the last turns
+        // shrink by halves and end about when the budget does, even when
+        // one costs twice its estimate.
         let mut fruitless = 0;
         let mut now = self.now();
         while fruitless <= self.run.len() {
