@@ -824,6 +824,54 @@ impl Connection {
         &mut self.rx[self.filled..end]
     }
 
+    /// Instead of [`recv_buf_within`](Self::recv_buf_within), while a body
+    /// with a Content-Length is arriving and nothing is buffered: how many
+    /// of its bytes the caller may read from the socket straight into its
+    /// own memory (at most `limit`, within the adaptive room, at most the
+    /// rest of the body), skipping the receive buffer and the copy out of
+    /// it. 0 in any other state (use the receive buffer). After the read,
+    /// call [`receive_body_direct`](Self::receive_body_direct).
+    ///
+    /// Cost: a few comparisons; nothing is allocated or zeroed.
+    #[must_use]
+    pub fn direct_body_room(&mut self, limit: usize) -> usize {
+        let Rx::Length(remaining) = self.recv else {
+            return 0;
+        };
+        if self.filled != 0 || self.error.is_some() || self.eof.is_some() {
+            return 0;
+        }
+        let size = self.recv_room.next();
+        let want = usize::try_from(remaining).map_or(size.min(limit), |r| size.min(limit).min(r));
+        self.lent = want;
+        // A read that fills a room cut by the limit or the body's end says
+        // nothing about larger reads.
+        self.lent_cut = want < size;
+        want
+    }
+
+    /// `n` body bytes were read into the caller's memory after
+    /// [`direct_body_room`](Self::direct_body_room) (more than it allowed is
+    /// clamped): they count as received body bytes, as an [`Event::Body`]
+    /// of them would have (no event is made: the caller has them), and the
+    /// adaptive room learns from the read. A body so completed ends at the
+    /// next [`poll_event`](Self::poll_event) ([`Event::End`]). Ignored in
+    /// any other state.
+    pub fn receive_body_direct(&mut self, n: usize) {
+        let room = core::mem::take(&mut self.lent);
+        let Rx::Length(remaining) = self.recv else {
+            return;
+        };
+        if self.filled != 0 {
+            return;
+        }
+        let n = (n.min(room) as u64).min(remaining);
+        self.note_read(room, n as usize);
+        self.recv = Rx::Length(remaining - n);
+        self.body_received += n;
+        self.consumed += n;
+    }
+
     /// A read of `n` bytes into `room` lent bytes: the adaptive room learns.
     /// A room of the whole size (or the spare tail of one, at least half of
     /// it) counts as the whole size: filling it grows it.

@@ -404,6 +404,19 @@ impl Drive<'_, '_> {
     fn feed_lent(&mut self, piece: &[u8]) {
         let mut rest = piece;
         while !rest.is_empty() {
+            // A Content-Length body with nothing buffered is read straight
+            // into the driver's memory (no event): the bytes must come out
+            // as the same body.
+            let direct = self.conn.direct_body_room(rest.len());
+            if direct > 0 {
+                assert!(direct <= rest.len(), "direct room past the limit");
+                self.conn.receive_body_direct(direct);
+                self.fed += direct;
+                self.check_offsets();
+                self.body_bytes(direct);
+                rest = &rest[direct..];
+                continue;
+            }
             let buf = self.conn.recv_buf();
             assert!(buf.len() <= self.run.config.recv_buf_size.max(1));
             if buf.is_empty() && self.last_ended {
@@ -439,6 +452,29 @@ impl Drive<'_, '_> {
             rest = &rest[n..];
             self.fed += n;
             self.check_offsets();
+        }
+    }
+
+    /// The last `n` bytes proto consumed were body bytes (an
+    /// [`Event::Body`], or read straight into the driver's memory): record
+    /// them, checking the framing's counts.
+    fn body_bytes(&mut self, n: usize) {
+        assert_eq!(self.heads, self.ends + 1, "Body outside a response");
+        assert_ne!(
+            self.framing,
+            MessageBodyLength::None,
+            "Body for a response without one"
+        );
+        let b = self.taken(n).to_vec();
+        self.body_this_msg += n as u64;
+        assert_eq!(self.conn.body_received(), self.body_this_msg);
+        if let Some(l) = self.run.config.body_size_limit {
+            assert!(self.body_this_msg <= l, "body past body_size_limit");
+        }
+        self.handed_out += n;
+        match self.out.events.last_mut() {
+            Some(Out::Body(prev)) => prev.extend_from_slice(&b),
+            _ => self.out.events.push(Out::Body(b)),
         }
     }
 
@@ -597,13 +633,7 @@ impl Drive<'_, '_> {
                 self.out.events.push(Out::Head(HeadOut::new(&h)));
             }
             Event::Body(b) => {
-                assert_eq!(self.heads, self.ends + 1, "Body outside a response");
                 assert!(!b.is_empty(), "empty Body event");
-                assert_ne!(
-                    self.framing,
-                    MessageBodyLength::None,
-                    "Body for a response without one"
-                );
                 assert!(
                     b.len() <= cfg.read_chunk_size.max(1),
                     "Body over read_chunk_size"
@@ -613,16 +643,7 @@ impl Drive<'_, '_> {
                     self.taken(b.len()),
                     "body bytes differ from the input"
                 );
-                self.body_this_msg += b.len() as u64;
-                assert_eq!(self.conn.body_received(), self.body_this_msg);
-                if let Some(l) = cfg.body_size_limit {
-                    assert!(self.body_this_msg <= l, "body past body_size_limit");
-                }
-                self.handed_out += b.len();
-                match self.out.events.last_mut() {
-                    Some(Out::Body(prev)) => prev.extend_from_slice(&b),
-                    _ => self.out.events.push(Out::Body(b.to_vec())),
-                }
+                self.body_bytes(b.len());
             }
             Event::Trailers(t) => {
                 assert_eq!(self.heads, self.ends + 1, "Trailers outside a response");
