@@ -948,15 +948,19 @@ impl RequestPool {
     /// Collect the body of `id` into `buffer` (cleared first; its capacity
     /// kept) instead of a new allocation: the [`Completed::body`] is then
     /// `buffer`'s allocation (`Vec::from(body)` gives it back whole, to use
-    /// again). A game that allocates and touches its asset memory at
-    /// loading time keeps `poll()` from paying the page faults of fresh
-    /// memory: on Linux a first write to a page costs about as much as
-    /// receiving it, and a body that outgrows `buffer` is moved to a larger
-    /// allocation as usual. A body streamed to a
+    /// again). A game that allocates its asset memory at loading time keeps
+    /// `poll()` from paying the page faults of fresh memory: on Linux a
+    /// first write to a page costs about as much as receiving it, and a
+    /// body that outgrows `buffer` is moved to a larger allocation as usual.
+    /// The capacity is zeroed here (a memset, which also touches the
+    /// pages), so that a body without a content coding whose length is
+    /// known is read from the socket straight into it inside `poll()`: no
+    /// receive buffer, no copy (proto's `direct_body_room`). A body streamed to a
     /// [`BodySettings::download_file`](crate::BodySettings::download_file) does not use it; a streamed one
     /// ([`BodySettings::stream`](crate::BodySettings::stream)) uses it only for the pieces still waiting
     /// at its end. A retry starts over in the same buffer; a redirect's or
-    /// challenge's body never touches it. Never blocks.
+    /// challenge's body never touches it. Never blocks; cost: the memset of
+    /// `buffer`'s capacity.
     ///
     /// # Errors
     /// `buffer` comes back when `id` is not in flight or its body has

@@ -308,6 +308,68 @@ impl Exchange {
         Ok(())
     }
 
+    /// One read of body bytes from the socket straight into `dest` (the
+    /// body's memory; at most what proto's
+    /// [`direct_body_room`](pollhttp_proto::Connection::direct_body_room)
+    /// lent, and `*budget`), skipping the receive buffer; pending writes go
+    /// first, as in [`pump`](Self::pump). Returns the bytes read, counted
+    /// by proto as body (0: none now; an end of input or a read error is
+    /// noted for proto, which reports what it cut at the next event).
+    ///
+    /// # Errors
+    /// A write error that ends the exchange, as [`pump`](Self::pump).
+    pub(crate) fn read_body_into(
+        &mut self,
+        ready: &mut Readiness,
+        budget: &mut usize,
+        dest: &mut [u8],
+    ) -> Result<usize, Failure> {
+        self.write_side(ready)?;
+        if self.input_ended || dest.is_empty() || *budget == 0 {
+            return Ok(0);
+        }
+        if ready.read_closed {
+            self.transport.note_read_closed();
+        }
+        if !ready.readable && !self.transport.has_pending_input() {
+            return Ok(0);
+        }
+        let room = dest.len().min(*budget);
+        match self.transport.read(&mut dest[..room], budget) {
+            Ok(ReadOutcome::Data(n)) => {
+                self.proto.receive_body_direct(n);
+                self.bytes_read += n as u64;
+                if n < room && *budget > 0 && !self.transport.has_pending_input() {
+                    // Drained: the next edge says when more arrives.
+                    ready.readable = false;
+                }
+                Ok(n)
+            }
+            Ok(ReadOutcome::WouldBlock) => {
+                ready.readable = self.transport.has_pending_input();
+                Ok(0)
+            }
+            Ok(ReadOutcome::Eof { clean }) => {
+                if clean {
+                    self.proto.receive_eof();
+                } else {
+                    self.proto.receive_unclean_eof();
+                }
+                self.input_ended = true;
+                ready.readable = false;
+                Ok(0)
+            }
+            Err(e) => {
+                // What arrived before stays; proto judges what was cut.
+                self.proto.receive_unclean_eof();
+                self.read_error = Some(e);
+                self.input_ended = true;
+                ready.readable = false;
+                Ok(0)
+            }
+        }
+    }
+
     /// Idle and readable: the server closed the connection, or sent bytes no
     /// request asked for.
     fn probe_idle(&mut self, ready: &mut Readiness) -> Result<(), Failure> {

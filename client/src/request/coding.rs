@@ -495,7 +495,7 @@ mod tests {
         whole_chain.write_all(&br).unwrap();
         let (whole, r) = whole_chain.finish();
         assert!(
-            r.is_ok() && whole.memory == data,
+            r.is_ok() && whole.memory.as_slice() == data,
             "the stored stream decodes"
         );
         let coded = zstd::encode_all(&br[..], 1).unwrap();
@@ -513,7 +513,7 @@ mod tests {
                 assert!(r.is_err(), "{limit}/{piece}: over the limit");
                 assert!(sink.total <= limit, "{limit}/{piece}: {}", sink.total);
                 assert!(
-                    data.starts_with(&sink.memory),
+                    data.starts_with(sink.memory.as_slice()),
                     "{limit}/{piece}: {} bytes that are not the body's start",
                     sink.memory.len()
                 );

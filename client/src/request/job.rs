@@ -170,7 +170,9 @@ pub(crate) struct Job {
     pending: Option<(RequestResult, RequestFailure)>,
     /// The caller's buffer for the body held in memory
     /// ([`RequestPool::collect_into`](crate::RequestPool::collect_into)):
-    /// empty (no allocation) when none was given.
+    /// empty (no allocation) when none was given. Its length is
+    /// initialised room the body is read into (see
+    /// [`BodyMemory`](super::sink::BodyMemory)), not body.
     collect: Vec<u8>,
 }
 
@@ -446,12 +448,16 @@ impl Job {
     }
 
     /// Collect the final response's body into `buffer` (cleared; its
-    /// capacity kept): possible while no body has started arriving.
+    /// capacity kept, and zeroed now, so that body bytes can be read into
+    /// it inside `poll()` without zeroing or copying them there): possible
+    /// while no body has started arriving. Cost: a memset of the buffer's
+    /// capacity.
     pub(crate) fn collect_into(&mut self, mut buffer: Vec<u8>) -> Result<(), Vec<u8>> {
         if self.decoder.is_some() {
             return Err(buffer);
         }
         buffer.clear();
+        buffer.resize(buffer.capacity(), 0);
         self.collect = buffer;
         Ok(())
     }
@@ -460,10 +466,9 @@ impl Job {
     /// buffer for the next try.
     fn drop_sink(&mut self) {
         if let Some(mut d) = self.decoder.take() {
-            let memory = &mut d.sink().memory;
+            let memory = std::mem::take(&mut d.sink().memory);
             if memory.capacity() > self.collect.capacity() {
-                memory.clear();
-                self.collect = std::mem::take(memory);
+                self.collect = memory.into_room();
             }
         }
     }
@@ -791,7 +796,8 @@ impl Job {
                 let max = max.min(usize::try_from(room).unwrap_or(usize::MAX));
                 let memory = sink.in_place()?;
                 let start = memory.len();
-                let read = self.cache.as_deref_mut()?.read_into(memory, max);
+                let cache = self.cache.as_deref_mut()?;
+                let read = memory.append_with(|v| cache.read_into(v, max));
                 match read {
                     Ok(Some(n)) => {
                         *budget -= n;
@@ -889,7 +895,39 @@ impl Job {
             let before = x.bytes_read;
             let mut quantum = (*budget).min(allowance);
             let given = quantum;
-            let pumped = x.pump(ready, &mut quantum);
+            // The final body, kept in memory as it is, with a Content-Length
+            // and nothing buffered: read from the socket straight into the
+            // body's memory (no receive buffer to zero, no copy out of it).
+            let room = usize::try_from(self.turn_cap.saturating_sub(self.turn_output))
+                .unwrap_or(usize::MAX);
+            let in_memory = match (&self.next, self.stash.is_empty(), room > 0) {
+                (None, true, true) => self.decoder.as_mut().and_then(Decoder::in_place),
+                _ => None,
+            };
+            let direct = in_memory.and_then(|sink| {
+                let want = x.proto.direct_body_room(quantum.min(room));
+                (want > 0).then_some((sink, want))
+            });
+            let mut sink_failed = false;
+            let pumped = match direct {
+                Some((sink, want)) => {
+                    let start = sink.memory.len();
+                    let read = x.read_body_into(ready, &mut quantum, sink.memory.room(want));
+                    if let Ok(n @ 1..) = read {
+                        sink.memory.commit(n);
+                        self.turn_output += n as u64;
+                        self.progress
+                            .downloaded
+                            .store(x.proto.body_received(), Ordering::Relaxed);
+                        if let Some(c) = self.cache.as_deref_mut() {
+                            c.write(&sink.memory.as_slice()[start..]);
+                        }
+                        sink_failed = sink.accept_appended(start).is_err();
+                    }
+                    read.map(drop)
+                }
+                None => x.pump(ready, &mut quantum),
+            };
             *budget -= given - quantum;
             let got = x.bytes_read - before;
             self.progress
@@ -903,6 +941,9 @@ impl Job {
             }
             if let Err(f) = pumped {
                 return self.on_trouble(drv, Trouble::Connection(f), now);
+            }
+            if sink_failed {
+                return Some(self.sink_failure(drv, None));
             }
             loop {
                 let (x, ready) = self.conn.as_deref_mut()?.exchange_mut()?;

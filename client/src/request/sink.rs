@@ -57,10 +57,108 @@ impl SinkError {
     }
 }
 
+/// A body held in memory: its bytes, then initialised room past them that
+/// reads may go into directly (without zeroing it again: under
+/// `forbid(unsafe_code)` a read needs initialised memory). The room is the
+/// caller's buffer given with `collect_into`, zeroed there (outside
+/// `poll()`), or zeroes added as reads need them.
+#[derive(Default)]
+pub(crate) struct BodyMemory {
+    /// `buf[..len]` is the body; `buf[len..]` initialised room.
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl BodyMemory {
+    /// An empty body whose room is `buf` as it is (its bytes are
+    /// overwritten, never handed out).
+    pub(crate) fn with_room(buf: Vec<u8>) -> BodyMemory {
+        BodyMemory { buf, len: 0 }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Room for `n` more bytes without moving the body (address space:
+    /// pages are touched as bytes are written).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        let more = (self.len + n).saturating_sub(self.buf.len());
+        self.buf.reserve(more);
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
+        let end = self.len + data.len();
+        if end <= self.buf.len() {
+            self.buf[self.len..end].copy_from_slice(data);
+        } else {
+            self.buf.truncate(self.len);
+            self.buf.extend_from_slice(data);
+        }
+        self.len = end;
+    }
+
+    /// `want` bytes of room right after the body, zeroed first only where
+    /// there was none. Cost: at most a `want`-byte memset (none in a
+    /// `collect_into` buffer), and a move of the body when it outgrows its
+    /// allocation.
+    pub(crate) fn room(&mut self, want: usize) -> &mut [u8] {
+        let end = self.len + want;
+        if self.buf.len() < end {
+            self.buf.resize(end, 0);
+        }
+        &mut self.buf[self.len..end]
+    }
+
+    /// `n` bytes were written at the start of [`room`](Self::room): they are
+    /// body now.
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len());
+    }
+
+    /// Keep the first `n` bytes of the body (the rest becomes room).
+    pub(crate) fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
+    /// Append through `f` on the body as a `Vec` (for `read_to_end`, which
+    /// reads into uninitialised capacity): the room is given up first.
+    pub(crate) fn append_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        self.buf.truncate(self.len);
+        let r = f(&mut self.buf);
+        self.len = self.buf.len();
+        r
+    }
+
+    /// The body, as a `Vec` (its room given up).
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        self.buf.truncate(self.len);
+        self.buf
+    }
+
+    /// The whole buffer, body and room, as room for another try (a retry
+    /// starts over in it).
+    pub(crate) fn into_room(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 /// Where decoded body bytes go: memory or the download file, with the body
 /// size limit counted here (after decoding: a decompression bomb stops at it).
 pub(crate) struct Sink {
-    pub(crate) memory: Vec<u8>,
+    pub(crate) memory: BodyMemory,
     pub(crate) file: Option<File>,
     pub(crate) limit: Option<u64>,
     pub(crate) total: u64,
@@ -106,13 +204,13 @@ impl Sink {
                 pieces.pop_front().unwrap_or_default()
             }
             Some((pieces, pending)) => {
-                self.memory.reserve_exact(pending);
+                self.memory.reserve(pending);
                 for p in pieces {
                     self.memory.extend_from_slice(&p);
                 }
-                Bytes::from(self.memory)
+                Bytes::from(self.memory.into_vec())
             }
-            None => Bytes::from(self.memory),
+            None => Bytes::from(self.memory.into_vec()),
         }
     }
 
@@ -136,7 +234,7 @@ impl Sink {
     /// The sink for bytes read straight into its memory (no content
     /// coding, not streamed, not a file): see
     /// [`accept_appended`](Self::accept_appended).
-    pub(crate) fn in_place(&mut self) -> Option<&mut Vec<u8>> {
+    pub(crate) fn in_place(&mut self) -> Option<&mut BodyMemory> {
         self.takes_in_place().then_some(&mut self.memory)
     }
 
@@ -155,8 +253,8 @@ impl Sink {
             return Err(e);
         }
         if let Some(v) = &mut self.verify {
-            v.content(&self.memory[start..]);
-            v.decoded(&self.memory[start..]);
+            v.content(&self.memory.as_slice()[start..]);
+            v.decoded(&self.memory.as_slice()[start..]);
         }
         self.total += n as u64;
         Ok(())
@@ -273,7 +371,8 @@ impl Decoder {
     /// do not send, RFC 9110 §6.4.1, RFC 9112 §6.3), a resumed range checked (RFC 9110 §14.4),
     /// the download file opened (appended to, or replaced when the body
     /// starts), memory reserved for a known length; `collect` is the
-    /// caller's buffer for a body in memory (taken). (A declared length over
+    /// caller's buffer for a body in memory (taken; its length is
+    /// initialised room, [`BodyMemory`]). (A declared length over
     /// the limit never gets here: proto refused it at the head, wire bytes
     /// being its limit.)
     ///
@@ -393,8 +492,8 @@ impl Decoder {
             }
         }
         let mut memory = match file {
-            None => std::mem::take(collect),
-            Some(_) => Vec::new(),
+            None => BodyMemory::with_room(std::mem::take(collect)),
+            Some(_) => BodyMemory::default(),
         };
         if let (None, false, Some(n)) = (&file, decoding, length) {
             memory.reserve(n.min(MAX_RESERVE) as usize);
@@ -489,7 +588,7 @@ fn check_whole_file(path: &Path, sum: [u8; 32]) -> Result<(), (RequestResult, Re
 
 pub(crate) fn empty_sink() -> Sink {
     Sink {
-        memory: Vec::new(),
+        memory: BodyMemory::default(),
         file: None,
         limit: None,
         total: 0,
