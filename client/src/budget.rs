@@ -217,8 +217,9 @@ impl TurnCost {
     /// left makes a poll's last turns shrink by halves, so a turn that
     /// costs twice its estimate still ends in time: one request's cost per
     /// byte varies that much from turn to turn (a gzip body's, 6–13 µs per
-    /// KiB in `game_loop`). Measured: `poll()` CPU p99 2.15–2.35 ms against
-    /// 2.38–2.66 when turns planned for all of it, at the same MB/s.
+    /// KiB in `game_loop`). Measured: `poll()` CPU p99 2.15–2.47 ms (median
+    /// 2.32) against 2.38–2.66 (median 2.42) when turns planned for all of
+    /// it, at the same MB/s.
     pub(crate) fn turn(self, left: Duration) -> usize {
         if self.0 == 0 {
             return FIRST_TURN;

@@ -67,7 +67,7 @@ pub struct PoolSettings {
     /// Time is checked between turns, each sized by its request's measured
     /// cost per byte to fit half the time left: the last turns shrink by
     /// halves, and the overshoot is a fraction of one small turn (game_loop,
-    /// 2 ms: `poll()` CPU p99 2.15–2.35 ms).
+    /// 2 ms: `poll()` CPU p99 about 2.3 ms).
     pub poll_budget: PollBudget,
     /// Most bytes of a streamed body ([`BodySettings::stream`](crate::BodySettings::stream))
     /// waiting to be taken before its request stops reading (it resumes
