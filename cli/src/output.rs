@@ -142,9 +142,19 @@ pub(crate) fn finish(
         if (http_error || range_ignored) && plan.errors {
             eprintln!("fetch: ({code}) {url}{errormsg}");
         }
+        // With -i the heads go where the body goes, before it (curl: the
+        // -o file holds them).
+        let heads_to = |file: Option<&Path>| -> Result<(), Error> {
+            let head = head_text(done, "");
+            match file {
+                Some(path) if path.exists() => prepend(path, head.as_bytes()),
+                Some(_) => Ok(()),
+                None => write_stdout(head.as_bytes(), multi),
+            }
+        };
         if ok && keep_body && !summary.body_written {
             if plan.show_head {
-                write_stdout(head_text(done, "").as_bytes(), multi)?;
+                heads_to(file.as_deref())?;
             }
             if t.file.is_none() && !done.body.is_empty() {
                 write_stdout(&done.body, multi)?;
@@ -153,7 +163,7 @@ pub(crate) fn finish(
             // As curl: what arrived before the failure is written (the
             // heads with -i, the body bytes; a -o file keeps its own).
             if plan.show_head {
-                write_stdout(head_text(done, "").as_bytes(), multi)?;
+                heads_to(file.as_deref())?;
             }
             if t.file.is_none() && !done.partial_body.is_empty() {
                 write_stdout(&done.partial_body, multi)?;
@@ -259,6 +269,38 @@ pub(crate) fn content_disposition_filename(value: &str) -> Option<String> {
 /// renamed into place when `keep`, else removed; the empty file curl leaves
 /// for a response whose file the library did not open (a resumed 416). The
 /// library itself empties the download file when the final body is empty.
+/// Put `head` before the bytes of the file at `path`: a regular file is
+/// rewritten beside it and renamed into place (a copy of its bytes: only
+/// for `-i -o FILE`); anything else (`/dev/null`, a pipe) is written to as
+/// it is, after what it got.
+fn prepend(path: &Path, head: &[u8]) -> Result<(), Error> {
+    let fail = |e: io::Error| Error::write(format!("cannot write {}: {e}", path.display()));
+    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    if !regular {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(fail)?;
+        return f.write_all(head).map_err(fail);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.fetch-heads"));
+    let written = (|| {
+        let mut out = File::create(&tmp)?;
+        out.write_all(head)?;
+        io::copy(&mut File::open(path)?, &mut out)?;
+        out.flush()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(fail)
+}
+
 pub(crate) fn settle_file(t: &Transfer, keep: bool) -> Result<(), Error> {
     let (Some(file), Some(download)) = (&t.file, &t.download) else {
         return Ok(());

@@ -321,11 +321,18 @@ impl<'a> Pages<'a> {
                         Error::write(format!("cannot create {}: {e}", path.display()))
                     })?),
                 };
-            f.write_all(&page.body)
+            // With -i each page's heads go before its body, where it goes.
+            let head = if plan.show_head {
+                head_text(&page, "")
+            } else {
+                String::new()
+            };
+            f.write_all(head.as_bytes())
+                .and_then(|()| f.write_all(&page.body))
                 .map_err(|e| Error::write(format!("cannot write {}: {e}", path.display())))?;
         }
         if !plan.report {
-            if plan.show_head {
+            if plan.show_head && t.file.is_none() {
                 self.stdout(head_text(&page, "").as_bytes())?;
             }
             if t.file.is_none() {

@@ -264,6 +264,17 @@ fn same_as_curl_against_nginx() {
         case("-D file", Norm::Text, &["-s", "-D", "heads.txt", &hello]),
         case("-I", Norm::Text, &["-sI", &hello]),
         case("-i", Norm::Text, &["-si", &hello]),
+        case("-i -o FILE", Norm::Text, &["-si", "-o", "a.txt", &hello]),
+        case(
+            "-iL -o FILE",
+            Norm::Text,
+            &["-siL", "-o", "a.txt", &nginx.url("/redirect/chain/2")],
+        ),
+        case(
+            "-i -o /dev/null",
+            Norm::Text,
+            &["-si", "-o", "/dev/null", &hello],
+        ),
         case(
             "-o -o paired",
             Norm::Text,

@@ -1270,6 +1270,26 @@ fn fetch_paginate_with_a_page_limit() {
         "{paths:?}"
     );
 
+    // -i: each page's heads before its body, in the -o file (as curl puts
+    // -i's heads where the body goes); nothing on stdout.
+    let srv = page_server(2, 2);
+    let file = dir.path().join("with-heads.txt");
+    let out = fetch(&[
+        "-i",
+        "--paginate",
+        "-o",
+        file.to_str().unwrap(),
+        &format!("{}/p1", srv.base_url()),
+    ]);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout_text(), "");
+    let text = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
+    let pages: Vec<&str> = text.split("HTTP/1.1 200 OK\r\n").collect();
+    assert_eq!(pages.len(), 3, "{text:?}");
+    assert!(pages[0].is_empty(), "{text:?}");
+    assert!(pages[1].ends_with("\r\n\r\npage 1|"), "{text:?}");
+    assert!(pages[2].ends_with("\r\n\r\npage 2|"), "{text:?}");
+
     // --page-limit needs --paginate.
     let out = fetch(&["--page-limit", "2", "http://127.0.0.1:9/"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
