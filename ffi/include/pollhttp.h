@@ -489,6 +489,27 @@ PhCode ph_pool_in_flight(PhPool *pool, size_t *n);
 PhCode ph_pool_cancel(PhPool *pool, PhId id);
 
 /**
+ * Pause a request in flight (curl's `curl_easy_pause`): from its
+ * exchange on it neither reads nor sends (a connection being set up goes
+ * on; a request waiting for a connection keeps its place), it keeps its
+ * connection and the bytes already received, and its idle timeout is
+ * held; its total timeout runs on. Pausing a paused request changes
+ * nothing. Never blocks; cost: one `epoll_ctl`.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UNKNOWN_ID` (not in flight).
+ */
+PhCode ph_pool_pause(PhPool *pool, PhId id);
+
+/**
+ * Undo `ph_pool_pause`: the request reads and sends again from the next
+ * `ph_pool_poll`, its idle timeout starting whole. Resuming a request
+ * that is not paused changes nothing. Never blocks.
+ *
+ * Errors: `PH_ERR_NULL`, `PH_ERR_UNKNOWN_ID` (not in flight).
+ */
+PhCode ph_pool_resume(PhPool *pool, PhId id);
+
+/**
  * Progress of a request in flight; each out-pointer may be NULL (not
  * wanted): `*stage` a `PH_STAGE_*` value, `*downloaded` body bytes of the
  * current response received so far (wire bytes), `*body_size` its
@@ -743,6 +764,20 @@ PhCode ph_completion_status(PhPool *pool, PhId id, int *status);
  * `ph_pool_free`. Never NULL (an empty body has a valid address).
  */
 PhCode ph_completion_body(PhPool *pool, PhId id, const uint8_t **data, size_t *len);
+
+/**
+ * The body bytes that arrived before a request failed (a connection cut
+ * mid-body, a timeout: what `curl` writes before it exits with 18, 28 or
+ * 56), decoded as far as they went: address into `*data`, length into
+ * `*len`. Not a complete body. Empty for a success (its body is
+ * `ph_completion_body`'s), for a body that failed its integrity check
+ * (never handed out), and for a body written to a download file. Owned by the pool, valid and unchanged until
+ * `ph_completion_free(pool, id)` or `ph_pool_free`. Never NULL.
+ */
+PhCode ph_completion_partial_body(PhPool *pool,
+                                  PhId id,
+                                  const uint8_t **data,
+                                  size_t *len);
 
 /**
  * How many header lines the response has, into `*count` (0 without a

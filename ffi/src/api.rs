@@ -416,6 +416,37 @@ pub extern "C" fn ph_pool_cancel(pool: *mut PhPool, id: PhId) -> PhCode {
     })
 }
 
+/// Pause a request in flight (curl's `curl_easy_pause`): from its
+/// exchange on it neither reads nor sends (a connection being set up goes
+/// on; a request waiting for a connection keeps its place), it keeps its
+/// connection and the bytes already received, and its idle timeout is
+/// held; its total timeout runs on. Pausing a paused request changes
+/// nothing. Never blocks; cost: one `epoll_ctl`.
+///
+/// Errors: `PH_ERR_NULL`, `PH_ERR_UNKNOWN_ID` (not in flight).
+#[unsafe(no_mangle)]
+pub extern "C" fn ph_pool_pause(pool: *mut PhPool, id: PhId) -> PhCode {
+    with_pool(pool, |p| {
+        let rid = *p.in_flight.get(&id).ok_or(PH_ERR_UNKNOWN_ID)?;
+        p.pool.pause(rid);
+        Ok(())
+    })
+}
+
+/// Undo `ph_pool_pause`: the request reads and sends again from the next
+/// `ph_pool_poll`, its idle timeout starting whole. Resuming a request
+/// that is not paused changes nothing. Never blocks.
+///
+/// Errors: `PH_ERR_NULL`, `PH_ERR_UNKNOWN_ID` (not in flight).
+#[unsafe(no_mangle)]
+pub extern "C" fn ph_pool_resume(pool: *mut PhPool, id: PhId) -> PhCode {
+    with_pool(pool, |p| {
+        let rid = *p.in_flight.get(&id).ok_or(PH_ERR_UNKNOWN_ID)?;
+        p.pool.resume(rid);
+        Ok(())
+    })
+}
+
 /// Progress of a request in flight; each out-pointer may be NULL (not
 /// wanted): `*stage` a `PH_STAGE_*` value, `*downloaded` body bytes of the
 /// current response received so far (wire bytes), `*body_size` its
@@ -1019,6 +1050,27 @@ pub extern "C" fn ph_completion_body(
     with_completion(pool, id, !data.is_null() && !len.is_null(), |d| {
         raw::write_out(data, d.body.as_ptr())?;
         raw::write_out(len, d.body.len())
+    })
+}
+
+/// The body bytes that arrived before a request failed (a connection cut
+/// mid-body, a timeout: what `curl` writes before it exits with 18, 28 or
+/// 56), decoded as far as they went: address into `*data`, length into
+/// `*len`. Not a complete body. Empty for a success (its body is
+/// `ph_completion_body`'s), for a body that failed its integrity check
+/// (never handed out), and for a body written to a download file. Owned by the pool, valid and unchanged until
+/// `ph_completion_free(pool, id)` or `ph_pool_free`. Never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn ph_completion_partial_body(
+    pool: *mut PhPool,
+    id: PhId,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> PhCode {
+    with_completion(pool, id, !data.is_null() && !len.is_null(), |d| {
+        let partial = &d.completed.partial_body;
+        raw::write_out(data, partial.as_ptr())?;
+        raw::write_out(len, partial.len())
     })
 }
 

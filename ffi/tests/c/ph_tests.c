@@ -730,6 +730,13 @@ static int t_truncated_body(void) {
     /* Content-Length 100, 5 bytes, close. */
     TRY(get(pool, url("PH_TRUNCATED", "/"), &id));
     TRY(expect(pool, id, PH_RESULT_CHUNKED_BODY_SIZE_MISMATCH, 200));
+    /* The body stays empty; what arrived is the partial body. */
+    TRY(body_is(pool, id, "", 0));
+    const uint8_t *data = NULL;
+    size_t len = 99;
+    OK(ph_completion_partial_body(pool, id, &data, &len));
+    CHECK(data != NULL && len == 5 && memcmp(data, "short", 5) == 0);
+    CHECK_CODE(ph_completion_partial_body(pool, id, NULL, &len), PH_ERR_NULL);
     OK(ph_completion_free(pool, id));
     ph_pool_free(pool);
     return 0;
@@ -916,6 +923,56 @@ static int t_progress_and_cancel_mid_body(void) {
     }
     CHECK_CODE(ph_pool_next_completion(pool, &next), PH_AGAIN);
     CHECK_CODE(ph_completion_result(pool, id, &r), PH_ERR_UNKNOWN_ID);
+    ph_pool_free(pool);
+    return 0;
+}
+
+static int t_pause_and_resume(void) {
+    PhPool *pool;
+    PhRequest *req;
+    PhId id;
+    uint64_t downloaded = 0, paused_at = 0, later = 0;
+    uint8_t *want = malloc(ONE_M);
+    CHECK(want != NULL);
+    pseudo_random(want, ONE_M);
+    OK(ph_pool_new(&pool));
+    CHECK_CODE(ph_pool_pause(NULL, 1), PH_ERR_NULL);
+    CHECK_CODE(ph_pool_pause(pool, 12345), PH_ERR_UNKNOWN_ID);
+    CHECK_CODE(ph_pool_resume(pool, 12345), PH_ERR_UNKNOWN_ID);
+    /* At most 16 KiB per poll: a poll that reads moves the progress. */
+    OK(ph_pool_set_poll_budget(pool, 16384, -1));
+    OK(ph_request_new("GET", url("PH_NGINX", "/1m.bin"), &req));
+    OK(ph_pool_submit(pool, req, &id));
+    ph_request_free(req);
+    double start = now_ms();
+    for (int i = 0; i < MAX_ROUNDS && downloaded == 0; i++) {
+        CHECK(now_ms() - start < MAX_MS);
+        OK(ph_pool_poll(pool, NULL));
+        OK(ph_pool_progress(pool, id, NULL, &downloaded, NULL, NULL));
+        if (downloaded == 0) {
+            OK(ph_pool_wait(pool, 50, NULL));
+        }
+    }
+    CHECK(downloaded > 0 && downloaded < ONE_M);
+    OK(ph_pool_pause(pool, id));
+    OK(ph_pool_pause(pool, id)); /* again: nothing changes */
+    OK(ph_pool_progress(pool, id, NULL, &paused_at, NULL, NULL));
+    /* Paused: however many polls, nothing is read (unpaused, each poll
+       would read 16 KiB the server has sent). */
+    for (int i = 0; i < 10; i++) {
+        OK(ph_pool_poll(pool, NULL));
+        OK(ph_pool_wait(pool, 10, NULL));
+    }
+    OK(ph_pool_progress(pool, id, NULL, &later, NULL, NULL));
+    CHECK(later == paused_at);
+    /* Resumed: the rest arrives, nothing lost. */
+    OK(ph_pool_resume(pool, id));
+    TRY(drive(pool, id));
+    TRY(expect(pool, id, PH_RESULT_SUCCESS, 200));
+    TRY(body_is(pool, id, want, ONE_M));
+    CHECK_CODE(ph_pool_pause(pool, id), PH_ERR_UNKNOWN_ID);
+    free(want);
+    OK(ph_completion_free(pool, id));
     ph_pool_free(pool);
     return 0;
 }
@@ -1227,6 +1284,7 @@ static const struct test_case CASES[] = {
     {"reuse_request", t_reuse_request},
     {"many_requests", t_many_requests},
     {"progress_and_cancel_mid_body", t_progress_and_cancel_mid_body},
+    {"pause_and_resume", t_pause_and_resume},
     {"cancel_during_dns", t_cancel_during_dns},
     {"stream_body", t_stream_body},
     {"poll_budget", t_poll_budget},
