@@ -270,42 +270,65 @@ impl Exchange {
                 break;
             }
             let room = out.len();
-            match self.transport.read(out, budget) {
-                Ok(ReadOutcome::Data(n)) => {
-                    self.proto.receive_filled(n);
-                    self.bytes_read += n as u64;
-                    if n < room && *budget > 0 && !self.transport.has_pending_input() {
-                        // A short read (not cut by the budget) drained the
-                        // socket: the next edge says when more arrives.
-                        ready.readable = false;
-                        break;
-                    }
-                }
-                Ok(ReadOutcome::WouldBlock) => {
-                    ready.readable = self.transport.has_pending_input();
-                    break;
-                }
-                Ok(ReadOutcome::Eof { clean }) => {
-                    if clean {
-                        self.proto.receive_eof();
-                    } else {
-                        self.proto.receive_unclean_eof();
-                    }
-                    self.input_ended = true;
-                    ready.readable = false;
-                    break;
-                }
-                Err(e) => {
-                    // What arrived before stays; proto judges what was cut.
-                    self.proto.receive_unclean_eof();
-                    self.read_error = Some(e);
-                    self.input_ended = true;
-                    ready.readable = false;
-                    break;
-                }
+            let read = self.transport.read(out, budget);
+            if !self.take_read(read, room, *budget, ready, false).1 {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// What a read into `room` bytes came to: bytes counted (in proto's
+    /// receive buffer, or, `direct`, as body bytes read straight into the
+    /// caller's memory), or the end of the input or a read error noted for
+    /// proto (what arrived before stays; proto judges what was cut).
+    /// Returns the bytes read and whether the socket may have more now (a
+    /// short read not cut by the budget, `budget_left` > 0, drained it: the
+    /// next edge says when more arrives).
+    fn take_read(
+        &mut self,
+        read: Result<ReadOutcome, TransportError>,
+        room: usize,
+        budget_left: usize,
+        ready: &mut Readiness,
+        direct: bool,
+    ) -> (usize, bool) {
+        match read {
+            Ok(ReadOutcome::Data(n)) => {
+                if direct {
+                    self.proto.receive_body_direct(n);
+                } else {
+                    self.proto.receive_filled(n);
+                }
+                self.bytes_read += n as u64;
+                let drained = n < room && budget_left > 0 && !self.transport.has_pending_input();
+                if drained {
+                    ready.readable = false;
+                }
+                (n, !drained)
+            }
+            Ok(ReadOutcome::WouldBlock) => {
+                ready.readable = self.transport.has_pending_input();
+                (0, false)
+            }
+            Ok(ReadOutcome::Eof { clean }) => {
+                if clean {
+                    self.proto.receive_eof();
+                } else {
+                    self.proto.receive_unclean_eof();
+                }
+                self.input_ended = true;
+                ready.readable = false;
+                (0, false)
+            }
+            Err(e) => {
+                self.proto.receive_unclean_eof();
+                self.read_error = Some(e);
+                self.input_ended = true;
+                ready.readable = false;
+                (0, false)
+            }
+        }
     }
 
     /// One read of body bytes from the socket straight into `dest` (the
@@ -335,39 +358,8 @@ impl Exchange {
             return Ok(0);
         }
         let room = dest.len().min(*budget);
-        match self.transport.read(&mut dest[..room], budget) {
-            Ok(ReadOutcome::Data(n)) => {
-                self.proto.receive_body_direct(n);
-                self.bytes_read += n as u64;
-                if n < room && *budget > 0 && !self.transport.has_pending_input() {
-                    // Drained: the next edge says when more arrives.
-                    ready.readable = false;
-                }
-                Ok(n)
-            }
-            Ok(ReadOutcome::WouldBlock) => {
-                ready.readable = self.transport.has_pending_input();
-                Ok(0)
-            }
-            Ok(ReadOutcome::Eof { clean }) => {
-                if clean {
-                    self.proto.receive_eof();
-                } else {
-                    self.proto.receive_unclean_eof();
-                }
-                self.input_ended = true;
-                ready.readable = false;
-                Ok(0)
-            }
-            Err(e) => {
-                // What arrived before stays; proto judges what was cut.
-                self.proto.receive_unclean_eof();
-                self.read_error = Some(e);
-                self.input_ended = true;
-                ready.readable = false;
-                Ok(0)
-            }
-        }
+        let read = self.transport.read(&mut dest[..room], budget);
+        Ok(self.take_read(read, room, *budget, ready, true).0)
     }
 
     /// Idle and readable: the server closed the connection, or sent bytes no

@@ -888,6 +888,23 @@ static int t_many_requests(void) {
     return 0;
 }
 
+/* Poll `id` until some of its body arrived (bounded); its progress then. */
+static int until_downloading(PhPool *pool, PhId id, int *stage, uint64_t *downloaded,
+                             int64_t *size, uint64_t *uploaded) {
+    double start = now_ms();
+    *downloaded = 0;
+    for (int i = 0; i < MAX_ROUNDS && *downloaded == 0; i++) {
+        CHECK(now_ms() - start < MAX_MS);
+        OK(ph_pool_poll(pool, NULL));
+        OK(ph_pool_progress(pool, id, stage, downloaded, size, uploaded));
+        if (*downloaded == 0) {
+            OK(ph_pool_wait(pool, 50, NULL));
+        }
+    }
+    CHECK(*downloaded > 0);
+    return 0;
+}
+
 static int t_progress_and_cancel_mid_body(void) {
     PhPool *pool;
     PhRequest *req;
@@ -900,15 +917,7 @@ static int t_progress_and_cancel_mid_body(void) {
     OK(ph_request_new("GET", url("PH_NGINX", "/slow/1m.bin"), &req));
     OK(ph_pool_submit(pool, req, &id));
     ph_request_free(req);
-    double start = now_ms();
-    for (int i = 0; i < MAX_ROUNDS && downloaded == 0; i++) {
-        CHECK(now_ms() - start < MAX_MS);
-        OK(ph_pool_poll(pool, NULL));
-        OK(ph_pool_progress(pool, id, &stage, &downloaded, &size, &uploaded));
-        if (downloaded == 0) {
-            OK(ph_pool_wait(pool, 50, NULL));
-        }
-    }
+    TRY(until_downloading(pool, id, &stage, &downloaded, &size, &uploaded));
     CHECK(downloaded > 0 && downloaded < ONE_M);
     CHECK(stage == PH_STAGE_BODY);
     CHECK(size == ONE_M);
@@ -944,15 +953,7 @@ static int t_pause_and_resume(void) {
     OK(ph_request_new("GET", url("PH_NGINX", "/1m.bin"), &req));
     OK(ph_pool_submit(pool, req, &id));
     ph_request_free(req);
-    double start = now_ms();
-    for (int i = 0; i < MAX_ROUNDS && downloaded == 0; i++) {
-        CHECK(now_ms() - start < MAX_MS);
-        OK(ph_pool_poll(pool, NULL));
-        OK(ph_pool_progress(pool, id, NULL, &downloaded, NULL, NULL));
-        if (downloaded == 0) {
-            OK(ph_pool_wait(pool, 50, NULL));
-        }
-    }
+    TRY(until_downloading(pool, id, NULL, &downloaded, NULL, NULL));
     CHECK(downloaded > 0 && downloaded < ONE_M);
     OK(ph_pool_pause(pool, id));
     OK(ph_pool_pause(pool, id)); /* again: nothing changes */
