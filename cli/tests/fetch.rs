@@ -2436,3 +2436,26 @@ fn fetch_expect100_timeout_sets_the_wait_for_100() {
         "no body byte after the head"
     );
 }
+
+#[test]
+fn fetch_include_into_a_file_that_cannot_be_rewritten_exits_23_and_keeps_the_body() {
+    // -i -o FILE rewrites the file with the heads first, through a sibling
+    // `.FILE.fetch-heads`: a directory in its place makes that fail.
+    let srv = ScriptServer::start(vec![vec![
+        Step::ReadRequest,
+        Step::write(response("200 OK", &[], "the body")),
+    ]]);
+    let dir = TempDir::new("fetch-heads-fail").unwrap();
+    let file = dir.path().join("out.txt");
+    std::fs::create_dir(dir.path().join(".out.txt.fetch-heads")).unwrap();
+    let out = fetch(&["-sSi", "-o", file.to_str().unwrap(), &srv.base_url()]);
+    assert_eq!(out.code, Some(23), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot write {}", file.display())),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout_text(), "");
+    assert_eq!(std::fs::read(&file).unwrap(), b"the body", "the body stays");
+}

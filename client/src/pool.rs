@@ -414,6 +414,14 @@ fn into_job(q: Queued) -> Job {
     job
 }
 
+/// The slot of request `id` while it is in flight (its generation, and
+/// work in it).
+fn slot_of(slots: &mut [Slot], id: RequestId) -> Option<&mut Slot> {
+    slots
+        .get_mut(id.index as usize)
+        .filter(|s| s.generation == id.generation && s.job.is_some())
+}
+
 /// The key a request waits under for a connection.
 fn wait_key(work: &Work) -> &ConnKey {
     match work {
@@ -784,10 +792,7 @@ impl RequestPool {
         method: &str,
         settings: &Settings,
     ) -> Result<RequestId, RequestError> {
-        let streaming = self
-            .slots
-            .get_mut(from.index as usize)
-            .filter(|s| s.generation == from.generation)
+        let streaming = slot_of(&mut self.slots, from)
             .and_then(|s| job_of(&mut s.job))
             .is_some_and(|job| job.stream_from_now());
         if !streaming {
@@ -803,10 +808,7 @@ impl RequestPool {
     }
 
     fn in_flight_job(&mut self, id: RequestId) -> Option<&mut Job> {
-        self.slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| job_of(&mut s.job))
+        slot_of(&mut self.slots, id).and_then(|s| job_of(&mut s.job))
     }
 
     /// Move what the piped downloads received into their pipes (up to the
@@ -822,11 +824,7 @@ impl RequestPool {
             let upload_alive = self.in_flight_job(to).is_some();
             let registry = self.conns.reactor.registry();
             let slots = &mut self.slots;
-            let Some(job) = slots
-                .get_mut(from.index as usize)
-                .filter(|s| s.generation == from.generation)
-                .and_then(|s| job_of(&mut s.job))
-            else {
+            let Some(job) = slot_of(slots, from).and_then(|s| job_of(&mut s.job)) else {
                 // The download is gone (completed or cancelled) without
                 // closing the pipe: the upload fails.
                 let mut state = lock(&shared);
@@ -929,10 +927,7 @@ impl RequestPool {
     /// it was taken. Never blocks.
     pub fn read_body(&mut self, id: RequestId) -> Option<bytes::Bytes> {
         let now = (self.conns.clock)();
-        let slot = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)?;
+        let slot = slot_of(&mut self.slots, id)?;
         let (piece, resume) = running(&mut slot.job)?.take_chunk(now);
         if resume {
             if let Some(job) = running(&mut slot.job) {
@@ -1008,11 +1003,7 @@ impl RequestPool {
     /// Cost: while it waits, its connection key is worked out again (a few
     /// small allocations) and its entry moved (O(log n)); else nothing.
     pub fn set_priority(&mut self, id: RequestId, priority: i32) -> bool {
-        let Some(slot) = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation && s.job.is_some())
-        else {
+        let Some(slot) = slot_of(&mut self.slots, id) else {
             return false;
         };
         let old = std::mem::replace(&mut slot.priority, priority);
@@ -1027,10 +1018,7 @@ impl RequestPool {
 
     /// The priority of request `id`, `None` when it is not in flight.
     pub fn priority(&self, id: RequestId) -> Option<i32> {
-        self.slots
-            .get(id.index as usize)
-            .filter(|s| s.generation == id.generation && s.job.is_some())
-            .map(|s| s.priority)
+        self.slot(id).map(|s| s.priority)
     }
 
     /// Pause request `id` (curl's `curl_easy_pause` with `CURLPAUSE_ALL`):
@@ -1062,12 +1050,7 @@ impl RequestPool {
     /// reactor.
     pub fn pause(&mut self, id: RequestId) -> bool {
         let registry = self.conns.reactor.registry();
-        let Some(job) = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| job_of(&mut s.job))
-        else {
+        let Some(job) = slot_of(&mut self.slots, id).and_then(|s| job_of(&mut s.job)) else {
             return false;
         };
         job.pause(registry);
@@ -1082,11 +1065,7 @@ impl RequestPool {
     /// reactor (one `epoll_ctl`) in its next turn.
     pub fn resume(&mut self, id: RequestId) -> bool {
         let now = self.now();
-        let Some(slot) = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-        else {
+        let Some(slot) = slot_of(&mut self.slots, id) else {
             return false;
         };
         let waiting = slot.wait_seq.is_some();
@@ -1116,11 +1095,7 @@ impl RequestPool {
     /// abandoned, never waited for). Returns whether `id` was in flight.
     /// Never blocks.
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        let Some(slot) = self
-            .slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-        else {
+        let Some(slot) = slot_of(&mut self.slots, id) else {
             return false;
         };
         let Some(work) = slot.job.take() else {

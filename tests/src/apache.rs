@@ -79,24 +79,16 @@ impl Apache {
     /// Starts Apache with an empty docroot. Panics if it is not installed
     /// (with install instructions) or fails to start.
     pub fn start() -> Apache {
-        match apache_binary() {
-            Some(bin) => Self::launch(&bin),
-            None => panic!("{}", missing_message()),
-        }
+        let bin = apache_binary().unwrap_or_else(|| panic!("{}", missing_message()));
+        Self::launch(&bin)
     }
 
     /// Like [`Apache::start`], but if Apache is not installed and
     /// `POLLHTTP_SKIP_REAL_SERVERS=1` is set, records the running test as
     /// skipped ([`crate::record_skip`]) and returns `None`.
     pub fn try_start() -> Option<Apache> {
-        match apache_binary() {
-            Some(bin) => Some(Self::launch(&bin)),
-            None if crate::skip_real_servers() => {
-                crate::record_skip("apache2 not installed");
-                None
-            }
-            None => panic!("{}", missing_message()),
-        }
+        let bin = crate::installed_or_skip(apache_binary(), "apache2", missing_message)?;
+        Some(Self::launch(&bin))
     }
 
     /// `http://127.0.0.1:<port>` + `path` (`path` starts with `/`).

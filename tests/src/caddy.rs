@@ -59,24 +59,16 @@ impl Caddy {
     /// Starts Caddy with an empty docroot. Panics if it is not installed
     /// (with install instructions) or fails to start.
     pub fn start() -> Caddy {
-        match caddy_binary() {
-            Some(bin) => Self::launch(&bin),
-            None => panic!("{}", missing_message()),
-        }
+        let bin = caddy_binary().unwrap_or_else(|| panic!("{}", missing_message()));
+        Self::launch(&bin)
     }
 
     /// Like [`Caddy::start`], but if Caddy is not installed and
     /// `POLLHTTP_SKIP_REAL_SERVERS=1` is set, records the running test as
     /// skipped ([`crate::record_skip`]) and returns `None`.
     pub fn try_start() -> Option<Caddy> {
-        match caddy_binary() {
-            Some(bin) => Some(Self::launch(&bin)),
-            None if crate::skip_real_servers() => {
-                crate::record_skip("caddy not installed");
-                None
-            }
-            None => panic!("{}", missing_message()),
-        }
+        let bin = crate::installed_or_skip(caddy_binary(), "caddy", missing_message)?;
+        Some(Self::launch(&bin))
     }
 
     /// `http://127.0.0.1:<port>` + `path` (`path` starts with `/`).

@@ -128,3 +128,36 @@ pub fn assets() -> Vec<(&'static str, Vec<u8>)> {
         ("noise.bin", crate::pseudo_random_bytes(200_000)),
     ]
 }
+
+/// A decompression bomb: 1 GiB of zeros coded as `coding` (`br`: quality 5,
+/// a `lgwin`-bit window; `zstd`: level 3; `gzip`: level 6), made 16 MiB at a
+/// time (`request_bombs`, `decode_bench`).
+pub fn bomb(coding: &str, lgwin: u32) -> Vec<u8> {
+    let zeros = vec![0u8; 16 << 20];
+    match coding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            for _ in 0..(1 << 30) / zeros.len() {
+                e.write_all(&zeros).unwrap();
+            }
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, lgwin);
+                for _ in 0..(1 << 30) / zeros.len() {
+                    w.write_all(&zeros).unwrap();
+                }
+            }
+            out
+        }
+        _ => {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            for _ in 0..(1 << 30) / zeros.len() {
+                e.write_all(&zeros).unwrap();
+            }
+            e.finish().unwrap()
+        }
+    }
+}

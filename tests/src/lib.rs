@@ -86,6 +86,28 @@ pub fn skip_log_path() -> PathBuf {
     profile_dir.join("pollhttp-skipped.log")
 }
 
+/// A server's binary for `try_start`: `found` when installed; else, under
+/// `POLLHTTP_SKIP_REAL_SERVERS=1`, the running test recorded as skipped
+/// (`<name> not installed`) and `None`.
+///
+/// # Panics
+/// Not installed and skipping not allowed: with `missing()`, the install
+/// instructions.
+pub fn installed_or_skip(
+    found: Option<PathBuf>,
+    name: &str,
+    missing: impl FnOnce() -> String,
+) -> Option<PathBuf> {
+    match found {
+        Some(bin) => Some(bin),
+        None if skip_real_servers() => {
+            record_skip(&format!("{name} not installed"));
+            None
+        }
+        None => panic!("{}", missing()),
+    }
+}
+
 /// Records that the running test skips its checks (`why`, e.g. `nginx not
 /// installed`): prints `SKIPPED <binary>::<test>: <why>` to stderr and
 /// appends the line to [`skip_log_path`]. The test name is the thread's

@@ -300,3 +300,14 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
         stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
     }
 }
+
+/// A `kB` field of this process's `/proc/self/status` (`VmHWM`, `VmRSS`),
+/// in KiB; 0 when it cannot be read (not Linux).
+pub fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -410,6 +410,14 @@ impl SimNet {
         &self.peer_ref(host).received
     }
 
+    /// The request lines `host`'s peer received, in order.
+    pub fn request_lines(&self, host: &str) -> Vec<String> {
+        self.received(host)
+            .iter()
+            .map(Received::request_line)
+            .collect()
+    }
+
     /// Connections `host`'s peer accepted.
     pub fn accepted(&self, host: &str) -> usize {
         self.peer_ref(host).accepted

@@ -894,11 +894,7 @@ fn a_redirect_to_a_cached_name_is_answered_and_stored_under_the_target() {
         (RequestResult::Success, CacheStatus::Hit, &b"B"[..], 1)
     );
     assert!(c.final_url.ends_with("/b"), "{}", c.final_url);
-    let lines: Vec<String> = net
-        .received("a.test")
-        .iter()
-        .map(|r| r.request_line())
-        .collect();
+    let lines = net.request_lines("a.test");
     assert_eq!(
         lines,
         ["GET /b HTTP/1.1", "GET /to-b HTTP/1.1"],

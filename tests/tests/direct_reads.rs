@@ -4,7 +4,8 @@
 //! Each test sends the head first and the body later, in pieces with pauses,
 //! so the body arrives while nothing is buffered; each checks that what the
 //! features meeting there do is what they do through the receive buffer:
-//! the body whole and in order, the caller's allocation (`collect_into`),
+//! the body whole and in order, the next response on the kept connection,
+//! the caller's allocation (`collect_into`),
 //! the expected SHA-256, the cache's copy, a cut body's partial bytes (not
 //! retried), a retried 503's drained body, and `HttpRequest`.
 
@@ -67,6 +68,28 @@ fn a_body_arriving_after_its_head_is_whole_and_in_order() {
     assert_eq!(done.result, RequestResult::Success, "{}", done.reason);
     assert!(done.body == body, "the body whole and in order");
     assert_eq!(pool.progress(id), None);
+}
+
+#[test]
+fn a_kept_connection_carries_the_next_response_after_a_body_read_directly() {
+    // Two exchanges on one connection: the direct reads stop at the first
+    // body's end, so the second head is parsed from the next bytes.
+    let first = pseudo_random_bytes(300_000);
+    let second = pseudo_random_bytes(200_000)
+        .into_iter()
+        .rev()
+        .collect::<Vec<u8>>();
+    let mut steps = staged(&head_for(first.len(), ""), &first, 3);
+    steps.extend(staged(&head_for(second.len(), ""), &second, 3));
+    let srv = ScriptServer::start(vec![steps]);
+    let mut pool = RequestPool::new().unwrap();
+    for body in [&first, &second] {
+        let id = pool.get(srv.base_url(), &Settings::default()).unwrap();
+        let done = finish(&mut pool, id);
+        assert_eq!(done.result, RequestResult::Success, "{}", done.reason);
+        assert!(done.body == *body);
+    }
+    assert_eq!(srv.connections_accepted(), 1, "the connection was kept");
 }
 
 #[test]

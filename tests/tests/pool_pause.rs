@@ -368,11 +368,7 @@ fn a_request_paused_while_waiting_keeps_its_place_and_sends_nothing_until_resume
     // `paused` was admitted before `after` (its place kept), connected on
     // the kept connection and stopped there: `after` waits behind it.
     assert_eq!(order, [big], "only the first completed");
-    let asked: Vec<String> = net
-        .received("a.test")
-        .iter()
-        .map(|r| r.request_line())
-        .collect();
+    let asked = net.request_lines("a.test");
     assert_eq!(asked, ["GET /big HTTP/1.1"], "nothing sent while paused");
     assert!(pool.resume(paused));
     let done = net.settle(&mut pool, 5000);

@@ -122,11 +122,7 @@ fn a_cancelled_waiting_high_priority_request_never_runs() {
     assert!(!pool.set_priority(high, 1));
     assert_eq!(pool.priority(high), None);
     assert_eq!(settle(&mut net, &mut pool), ["first", "mid", "low"]);
-    let asked: Vec<String> = net
-        .received("a.test")
-        .iter()
-        .map(|r| r.request_line())
-        .collect();
+    let asked = net.request_lines("a.test");
     assert!(!asked.iter().any(|l| l.contains("/high")), "{asked:?}");
 }
 

@@ -18,51 +18,7 @@ use std::time::Duration;
 use pollhttp::{HttpRequest, RequestResult};
 use pollhttp_tests::script::{response, ScriptServer, Step};
 
-const GIB: usize = 1 << 30;
 const LIMIT: u64 = 256 << 20;
-
-/// 1 GiB of zeros coded as `coding` (br: quality 5, a `lgwin`-bit window;
-/// zstd: level 3; gzip: level 6), made 16 MiB at a time.
-fn bomb(coding: &str, lgwin: u32) -> Vec<u8> {
-    use std::io::Write;
-    let zeros = vec![0u8; 16 << 20];
-    match coding {
-        "gzip" => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-            for _ in 0..GIB / zeros.len() {
-                e.write_all(&zeros).unwrap();
-            }
-            e.finish().unwrap()
-        }
-        "br" => {
-            let mut out = Vec::new();
-            {
-                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, lgwin);
-                for _ in 0..GIB / zeros.len() {
-                    w.write_all(&zeros).unwrap();
-                }
-            }
-            out
-        }
-        _ => {
-            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-            for _ in 0..GIB / zeros.len() {
-                e.write_all(&zeros).unwrap();
-            }
-            e.finish().unwrap()
-        }
-    }
-}
-
-/// A `kB` field of `/proc/self/status`.
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// The child: fetch `POLLHTTP_BOMB_URL` into `/dev/null` with the limit,
 /// print `BOMB <result> <decoded bytes> <RSS before KiB> <peak KiB>`
@@ -79,14 +35,14 @@ fn child_fetches_one_bomb() {
     req.settings_mut().body.codings = pollhttp::ContentCoding::ALL.to_vec();
     // The peak from here on: what the request takes.
     std::fs::write("/proc/self/clear_refs", "5").expect("reset the peak RSS");
-    let before = status_kib("VmRSS");
+    let before = pollhttp_tests::process::status_kib("VmRSS");
     req.request(&url, &[], "GET", "").unwrap();
     let done = pollhttp_tests::drive::run_request(&mut req, Duration::from_secs(300));
     println!(
         "BOMB {:?} {} {before} {}",
         done.result,
         done.body_bytes,
-        status_kib("VmHWM")
+        pollhttp_tests::process::status_kib("VmHWM")
     );
 }
 
@@ -129,7 +85,7 @@ fn fetch_in_child(coding: &str, bomb: Vec<u8>) -> (String, u64, u64) {
 /// The `coding` bomb (br with a `lgwin`-bit window) stops at the limit,
 /// the request growing the RSS by less than `max_mib`.
 fn assert_stopped_small(coding: &str, lgwin: u32, max_mib: u64) {
-    let coded = bomb(coding, lgwin);
+    let coded = pollhttp_tests::coding::bomb(coding, lgwin);
     assert!(
         coded.len() < 2 << 20,
         "{coding}: a bomb ({} bytes)",

@@ -119,11 +119,7 @@ fn the_safe_retry_onto_a_cached_name_goes_on_in_the_same_run() {
     assert_eq!(&c.body[..], b"2");
     assert_eq!(net.accepted("a.test"), 2, "the retry took a new connection");
     assert_eq!(net.lookups("a.test"), 1, "its name came from the cache");
-    let lines: Vec<String> = net
-        .received("a.test")
-        .iter()
-        .map(|r| r.request_line())
-        .collect();
+    let lines = net.request_lines("a.test");
     assert_eq!(
         lines,
         [
@@ -601,13 +597,6 @@ fn behind_a_proxy() -> (SimNet, Settings) {
     (net, settings)
 }
 
-fn request_lines(net: &SimNet, host: &str) -> Vec<String> {
-    net.received(host)
-        .iter()
-        .map(|r| r.request_line())
-        .collect()
-}
-
 #[test]
 fn a_cross_origin_redirect_through_an_http_proxy_keeps_its_one_connection() {
     // D11: curl reuses the proxy connection for the next origin (the
@@ -625,7 +614,7 @@ fn a_cross_origin_redirect_through_an_http_proxy_keeps_its_one_connection() {
     assert_eq!(c.final_url, b);
     assert_eq!(net.accepted("proxy.test"), 1, "one connection to the proxy");
     assert_eq!(
-        request_lines(&net, "proxy.test"),
+        net.request_lines("proxy.test"),
         [format!("GET {a} HTTP/1.1"), format!("GET {b} HTTP/1.1")]
     );
     let hosts: Vec<Option<String>> = net
@@ -662,7 +651,7 @@ fn requests_to_two_origins_through_one_proxy_share_its_kept_connection() {
     assert_eq!(net.accepted("proxy.test"), 1);
     assert_eq!(pool.connections_opened(), 1);
     assert_eq!(
-        request_lines(&net, "proxy.test"),
+        net.request_lines("proxy.test"),
         [
             "GET http://a.test/1 HTTP/1.1",
             "GET http://b.test/2 HTTP/1.1",

@@ -155,39 +155,9 @@ fn decode(decoder: &str, coded: &[u8]) -> usize {
     }
 }
 
-/// A `kB` field of `/proc/self/status` (`VmHWM`, `VmRSS`).
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn bomb(coding: &str) {
-    const GIB: usize = 1 << 30;
-    let zeros = vec![0u8; 16 << 20];
-    let coded = match coding {
-        "br" => {
-            let mut out = Vec::new();
-            {
-                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-                for _ in 0..GIB / zeros.len() {
-                    w.write_all(&zeros).unwrap();
-                }
-            }
-            out
-        }
-        _ => {
-            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-            for _ in 0..GIB / zeros.len() {
-                e.write_all(&zeros).unwrap();
-            }
-            e.finish().unwrap()
-        }
-    };
-    drop(zeros);
+    // br with a 4 MiB window (22 bits), as the encoders usually make it.
+    let coded = pollhttp_tests::coding::bomb(coding, 22);
     // The request runs in a fresh process, so its peak RSS is its own (not
     // the encoder's that made the bomb).
     let path =
@@ -215,7 +185,7 @@ fn bomb_child(coding: &str, path: &str) {
     ]]);
     // The peak from here on is the request's (Linux: "5" resets VmHWM).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let before = status_kib("VmRSS");
+    let before = pollhttp_tests::process::status_kib("VmRSS");
     let mut req = pollhttp::HttpRequest::new();
     req.settings_mut().body.size_limit = Some(256 << 20);
     req.settings_mut().body.download_file = Some("/dev/null".into());
@@ -228,9 +198,9 @@ fn bomb_child(coding: &str, path: &str) {
         done.result,
         done.body_bytes >> 20,
         start.elapsed().as_secs_f64(),
-        status_kib("VmHWM").saturating_sub(before),
+        pollhttp_tests::process::status_kib("VmHWM").saturating_sub(before),
         before,
-        status_kib("VmHWM")
+        pollhttp_tests::process::status_kib("VmHWM")
     );
 }
 

@@ -398,6 +398,11 @@ static int t_get(void) {
     const char *reason = NULL;
     OK(ph_completion_reason(pool, id, &reason));
     CHECK(strcmp(reason, "") == 0);
+    /* A success has no partial body. */
+    const uint8_t *partial = NULL;
+    size_t partial_len = 99;
+    OK(ph_completion_partial_body(pool, id, &partial, &partial_len));
+    CHECK(partial != NULL && partial_len == 0);
     OK(ph_completion_free(pool, id));
     ph_pool_free(pool);
     return 0;
